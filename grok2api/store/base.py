@@ -1,0 +1,231 @@
+"""The storage contract shared by the SQL (SQLite, MySQL) and Redis backends.
+
+Every backend passes the same test suite (tests/test_store.py). Times are epoch seconds (float).
+Quota columns use ``None`` for "unknown" (never learned from grok.com): an unknown quota may be
+reserved, and is later learned from the rate-limits endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any, Protocol
+
+import msgspec
+
+
+class AccountState(StrEnum):
+    ACTIVE = "active"
+    COOLING = "cooling"  # until ``cooldown_until``
+    INVALID = "invalid"  # credentials rejected
+    BLOCKED = "blocked"  # banned by grok.com
+    DISABLED = "disabled"  # switched off by an operator
+
+
+class Tier(StrEnum):
+    BASIC = "basic"
+    SUPER = "super"
+
+
+class Account(msgspec.Struct, kw_only=True):
+    id: int
+    token: str
+    tier: str = Tier.BASIC
+    state: str = AccountState.ACTIVE
+    state_reason: str = ""
+    state_changed_at: float | None = None
+    remaining: int | None = None
+    heavy_remaining: int | None = None
+    window_reset_at: float | None = None
+    cooldown_until: float | None = None
+    failure_count: int = 0  # consecutive failures that count towards ``invalid``
+    last_failure: str = ""
+    last_failure_at: float | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    note: str = ""
+    created_at: float = 0.0
+    last_used_at: float | None = None
+    requests_ok: int = 0
+    requests_failed: int = 0
+
+
+class NewAccount(msgspec.Struct, kw_only=True):
+    """An account to add. Adding a token that exists keeps its history and only updates the
+    fields given here (``tier`` always; ``tags``/``note``/``state`` when not None)."""
+
+    token: str
+    tier: str = Tier.BASIC
+    tags: list[str] | None = None
+    note: str | None = None
+    state: str | None = None
+    state_reason: str | None = None
+    created_at: float | None = None
+    remaining: int | None = None
+    heavy_remaining: int | None = None
+
+
+class AddResult(msgspec.Struct):
+    added: int = 0
+    updated: int = 0
+
+
+class AccountPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Fields an operator or the pool may overwrite. UNSET fields are left alone."""
+
+    tier: str | msgspec.UnsetType = msgspec.UNSET
+    state: str | msgspec.UnsetType = msgspec.UNSET
+    state_reason: str | msgspec.UnsetType = msgspec.UNSET
+    remaining: int | None | msgspec.UnsetType = msgspec.UNSET
+    heavy_remaining: int | None | msgspec.UnsetType = msgspec.UNSET
+    window_reset_at: float | None | msgspec.UnsetType = msgspec.UNSET
+    cooldown_until: float | None | msgspec.UnsetType = msgspec.UNSET
+    failure_count: int | msgspec.UnsetType = msgspec.UNSET
+    tags: list[str] | msgspec.UnsetType = msgspec.UNSET
+    note: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class Settlement(msgspec.Struct, kw_only=True):
+    """What one finished (or failed) upstream call means for its account, written in one round trip.
+
+    - ``refund``: quota units given back (the upstream did not charge), to ``heavy_remaining`` if
+      ``heavy`` else ``remaining`` (unknown quota stays unknown).
+    - ``ok``: a success: consecutive failures reset, ``requests_ok`` += 1.
+    - ``failure``: a human reason: ``requests_failed`` += 1, ``last_failure``/``last_failure_at`` set;
+      if ``counts_towards_invalid`` the consecutive ``failure_count`` += 1, and when it reaches
+      ``invalid_after`` the state becomes ``invalid`` with ``failure`` as reason.
+    - ``state``/``state_reason``/``cooldown_until``: an explicit state change (cooling, blocked...).
+    - ``remaining``/``heavy_remaining``/``window_reset_at``: quota learned from grok.com (absolute),
+      applied after the refund.
+    """
+
+    heavy: bool = False
+    refund: int = 0
+    ok: bool = False
+    failure: str | None = None
+    counts_towards_invalid: bool = False
+    invalid_after: int = 3
+    state: str | None = None
+    state_reason: str = ""
+    cooldown_until: float | None = None
+    remaining: int | None | msgspec.UnsetType = msgspec.UNSET
+    heavy_remaining: int | None | msgspec.UnsetType = msgspec.UNSET
+    window_reset_at: float | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class Versions(msgspec.Struct):
+    """Cheap change counters polled by every worker to invalidate in-memory snapshots.
+    ``accounts`` is bumped by adds, removals, patches and state changes (not by plain quota moves)."""
+
+    accounts: int = 0
+    settings: int = 0
+
+
+class ClientKey(msgspec.Struct, kw_only=True):
+    """A client API key. Only the SHA-256 hex digest of the secret is stored."""
+
+    id: str
+    name: str
+    key_hash: str
+    prefix: str  # first characters of the key, for display
+    models: list[str] = msgspec.field(default_factory=list)  # empty = every model
+    rpm: int = 0  # requests per minute, 0 = unlimited
+    expires_at: float | None = None
+    revoked: bool = False
+    created_at: float = 0.0
+    last_used_at: float | None = None
+    requests: int = 0
+
+
+class AdminSession(msgspec.Struct, kw_only=True):
+    """An admin login. ``id_hash`` is the SHA-256 of the cookie/bearer value."""
+
+    id_hash: str
+    username: str
+    csrf: str
+    created_at: float
+    expires_at: float
+
+
+class MediaEntry(msgspec.Struct, kw_only=True):
+    """Maps a public media name (``/images/{name}``) to its upstream asset and owning account."""
+
+    name: str
+    kind: str  # "image" | "video"
+    upstream_path: str
+    account_token: str
+    created_at: float = 0.0
+
+
+class UsageRow(msgspec.Struct, kw_only=True):
+    """Requests aggregated per hour (``hour`` = epoch seconds // 3600 * 3600)."""
+
+    hour: int
+    model: str
+    outcome: str  # "ok" | "error"
+    key_id: str = ""
+    count: int = 0
+
+
+class Store(Protocol):
+    """The persistence contract. Implementations: store.sql.SqlStore, store.redis.RedisStore."""
+
+    kind: str  # "sqlite" | "mysql" | "redis"
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (SQL: Alembic upgrade head)."""
+
+    async def close(self) -> None: ...
+
+    async def versions(self) -> Versions: ...
+
+    # accounts
+    async def list_accounts(self) -> list[Account]: ...
+    async def get_account(self, token: str) -> Account | None: ...
+    async def add_accounts(self, items: Sequence[NewAccount]) -> AddResult: ...
+    async def remove_accounts(self, tokens: Sequence[str]) -> int: ...
+    async def update_account(self, token: str, patch: AccountPatch) -> bool: ...
+
+    async def reserve(self, account_id: int, cost: int, heavy: bool = False) -> bool:
+        """Atomically take ``cost`` units from an *active* account: True when taken (or when the
+        quota is unknown), False when the account is not active or has fewer than ``cost`` left.
+        Also stamps ``last_used_at``."""
+
+    async def settle(self, account_id: int, settlement: Settlement) -> None: ...
+
+    # runtime settings (a flat mapping of name -> JSON value)
+    async def load_settings(self) -> dict[str, Any]: ...
+    async def save_settings(self, values: dict[str, Any]) -> None:
+        """Merge ``values`` into the stored settings and bump ``Versions.settings``."""
+
+    # admin sessions
+    async def put_session(self, session: AdminSession) -> None: ...
+    async def get_session(self, id_hash: str) -> AdminSession | None: ...
+    async def delete_session(self, id_hash: str) -> None: ...
+    async def delete_sessions(self, except_id_hash: str | None = None) -> int: ...
+
+    # client API keys
+    async def put_client_key(self, key: ClientKey) -> None: ...
+    async def list_client_keys(self) -> list[ClientKey]: ...
+    async def revoke_client_key(self, key_id: str) -> bool: ...
+    async def touch_client_keys(self, uses: dict[str, int], at: float) -> None:
+        """Add request counts per key id and stamp ``last_used_at`` (flushed periodically)."""
+
+    # media index
+    async def put_media(self, entry: MediaEntry) -> None: ...
+    async def get_media(self, name: str) -> MediaEntry | None: ...
+
+    # usage counters
+    async def add_usage(self, rows: Sequence[UsageRow]) -> None:
+        """Add ``count`` to each (hour, model, outcome, key_id) bucket."""
+
+    async def usage_since(self, hour: int) -> list[UsageRow]: ...
+
+
+def now() -> float:
+    import time
+
+    return time.time()
+
+
+def hour_of(ts: float) -> int:
+    return int(ts // 3600 * 3600)
