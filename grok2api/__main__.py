@@ -1,0 +1,131 @@
+"""The ``grok2api`` command line: serve, migrate, accounts, fake-upstream, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from .config import BootConfig
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    boot = BootConfig.from_env()
+    config = Config()
+    bind = args.bind or f"{boot.host}:{boot.port}"
+    config.bind = [bind]
+    config.graceful_timeout = 30
+    config.accesslog = None
+    workers = args.workers or boot.workers
+    if workers > 1:
+        # hypercorn's own runner forks the workers; each builds its app through the factory.
+        from hypercorn.run import run
+
+        config.workers = workers
+        config.application_path = "grok2api.app:create_app()"
+        run(config)
+        return
+    from .app import create_app
+
+    logging_setup()
+    asyncio.run(serve(create_app(boot), config))  # type: ignore[arg-type]
+
+
+def logging_setup() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def _with_store(fn):  # type: ignore[no-untyped-def]
+    from .store import make_store
+
+    boot = BootConfig.from_env()
+    boot.data_dir.mkdir(parents=True, exist_ok=True)
+    store = make_store(boot.storage_mode, boot.database_url, boot.data_dir)
+    await store.open()
+    try:
+        return await fn(store)
+    finally:
+        await store.close()
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    async def run(store):  # type: ignore[no-untyped-def]
+        print(f"schema is up to date ({store.kind})")
+
+    asyncio.run(_with_store(run))
+
+
+def _accounts(args: argparse.Namespace) -> None:
+    from . import accounts_cli
+
+    asyncio.run(_with_store(lambda store: accounts_cli.run(args, store)))
+
+
+def _fake(args: argparse.Namespace) -> None:
+    from .testing import fake_grok
+
+    logging_setup()
+    asyncio.run(fake_grok.serve_forever(args.host, args.port, token_delay=args.token_delay))
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from . import bench
+
+    asyncio.run(bench.main(streams=args.streams))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="grok2api", description="OpenAI-compatible gateway for Grok web accounts")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the gateway (hypercorn)")
+    p.add_argument("--bind", help="HOST:PORT (default GROK2API_HOST:GROK2API_PORT)")
+    p.add_argument("--workers", type=int, help="worker processes (default GROK2API_WORKERS)")
+    p.set_defaults(func=_serve)
+    p = sub.add_parser("migrate", help="bring the database schema up to date")
+    p.set_defaults(func=_migrate)
+    p = sub.add_parser("accounts", help="manage Grok accounts in the store")
+    acc = p.add_subparsers(dest="action", required=True)
+    a = acc.add_parser("add", help="add SSO tokens (bare value or sso=...)")
+    a.add_argument("--super", action="store_true", help="the tokens are super-tier accounts")
+    a.add_argument("tokens", nargs="+")
+    a = acc.add_parser("remove", help="remove accounts")
+    a.add_argument("tokens", nargs="+")
+    a = acc.add_parser("list", help="list accounts")
+    a.add_argument("--json", action="store_true")
+    a = acc.add_parser("import", help="import a token file (one per line) or the reference's token.json")
+    a.add_argument("file", type=Path)
+    a.add_argument("--settings", type=Path, help="the reference's setting.toml to import too")
+    a.add_argument("--super", action="store_true", help="plain-text tokens are super-tier")
+    a = acc.add_parser("refresh", help="check accounts' quota live (all when no token is given)")
+    a.add_argument("tokens", nargs="*")
+    p.set_defaults(func=_accounts)
+    p = sub.add_parser("fake-upstream", help="run the fake grok.com for demos and tests")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9000)
+    p.add_argument("--token-delay", type=float, default=0.0)
+    p.set_defaults(func=_fake)
+    p = sub.add_parser("bench", help="benchmark the gateway against the fake grok.com on loopback")
+    p.add_argument("--streams", type=int, default=500)
+    p.set_defaults(func=_bench)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        pass
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["main", "json"]

@@ -1,0 +1,85 @@
+"""``create_app``: the Starlette application with one lifespan that builds every service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from . import __version__
+from .config import BootConfig
+from .errors import GatewayError, NotFound
+from .images_route import serve_media
+from .openai.chat import chat_completions, error_response, get_model, list_models
+from .services import Services
+
+log = logging.getLogger("grok2api")
+
+
+async def healthz(request: Request) -> Response:
+    svc: Services = request.app.state.services
+    return JSONResponse({"status": "ok", "service": "grok2api", "version": __version__, "storage": svc.store.kind})
+
+
+async def root(request: Request) -> Response:
+    return RedirectResponse("/manage", status_code=307)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"No route for {request.method} {request.url.path}."))
+    err = GatewayError(str(exc.detail), status=exc.status_code)
+    err.type = "invalid_request_error"
+    return error_response(err)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(GatewayError("The gateway hit an internal error; it has been logged."))
+
+
+def api_routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz),
+        Route("/health", healthz),
+        Route("/", root),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", list_models),
+        Route("/v1/models/{model_id:path}", get_model),
+        Route("/images/{name:path}", serve_media, methods=["GET", "HEAD"]),
+    ]
+
+
+def create_app(boot: BootConfig | None = None, services: Services | None = None) -> Starlette:
+    boot = boot or BootConfig.from_env()
+    svc = services or Services(boot)
+    routes = api_routes()
+    try:
+        from .admin.routes import admin_routes
+
+        routes += admin_routes(svc)
+    except ImportError:  # the admin is optional while it is being assembled
+        pass
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await svc.start()
+        try:
+            yield
+        finally:
+            await svc.stop()
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
+    app.state.services = svc
+    return app

@@ -1,0 +1,272 @@
+"""The aiohttp calls to grok.com: chat (streamed NDJSON → events), rate limits, upload, media post
+and asset download. One ClientSession per process (one more per SOCKS proxy)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from ..settings import RuntimeSettings
+from .catalog import ModelSpec
+from .events import Event, StreamParser
+from .headers import api_headers, asset_headers
+
+MAX_LINE = 16 * 1024 * 1024
+_ERROR_BODY_LIMIT = 4096
+_SHORT_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
+
+
+class UpstreamHTTPError(Exception):
+    """grok.com answered with a non-200 status."""
+
+    def __init__(self, status: int, body: str, content_type: str = "", retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status}: {body[:200]}")
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.retry_after = retry_after
+
+
+class UpstreamConnectionError(Exception):
+    """grok.com could not be reached or dropped the connection."""
+
+
+class QuotaInfo(msgspec.Struct):
+    remaining: int | None
+    total: int | None
+    window_seconds: int | None
+    wait_seconds: float | None
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+class HttpPool:
+    """The process's HTTP sessions: one plain session, plus one per SOCKS proxy (aiohttp needs a
+    connector per SOCKS proxy; HTTP proxies work per request)."""
+
+    def __init__(self) -> None:
+        self._plain: aiohttp.ClientSession | None = None
+        self._socks: dict[str, aiohttp.ClientSession] = {}
+
+    def _new(self, connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=connector or aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=15),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            read_bufsize=2**20,
+            auto_decompress=True,
+        )
+
+    def session(self, proxy: str) -> tuple[aiohttp.ClientSession, str | None]:
+        if proxy.startswith("socks"):
+            sess = self._socks.get(proxy)
+            if sess is None:
+                try:
+                    from aiohttp_socks import ProxyConnector
+                except ImportError as exc:  # pragma: no cover - optional extra
+                    raise UpstreamConnectionError("SOCKS proxies need the 'socks' extra: pip install grok2api[socks]") from exc
+                sess = self._socks[proxy] = self._new(ProxyConnector.from_url(proxy))
+            return sess, None
+        if self._plain is None:
+            self._plain = self._new()
+        return self._plain, proxy or None
+
+    async def close(self) -> None:
+        sessions = [s for s in [self._plain, *self._socks.values()] if s is not None]
+        for s in sessions:
+            await s.close()
+        self._plain, self._socks = None, {}
+
+
+async def _error_from(resp: aiohttp.ClientResponse) -> UpstreamHTTPError:
+    try:
+        raw = await resp.content.read(_ERROR_BODY_LIMIT)
+    except (aiohttp.ClientError, TimeoutError):
+        raw = b""
+    return UpstreamHTTPError(
+        resp.status, raw.decode("utf-8", "replace"), resp.headers.get("Content-Type", ""), _retry_after(resp.headers)
+    )
+
+
+def chat_payload(spec: ModelSpec, message: str, file_ids: list[str], settings: RuntimeSettings) -> dict[str, Any]:
+    return {
+        "temporary": settings.temporary,
+        "modelName": spec.model_name,
+        "message": message,
+        "fileAttachments": file_ids,
+        "imageAttachments": [],
+        "disableSearch": False,
+        "enableImageGeneration": True,
+        "returnImageBytes": False,
+        "returnRawGrokInXaiRequest": False,
+        "enableImageStreaming": True,
+        "imageGenerationCount": 2,
+        "forceConcise": False,
+        "toolOverrides": {},
+        "enableSideBySide": True,
+        "sendFinalMetadata": True,
+        "isReasoning": False,
+        "webpageUrls": [],
+        "disableTextFollowUps": True,
+        "responseMetadata": {"requestModelDetails": {"modelId": spec.model_name}},
+        "disableMemory": False,
+        "forceSideBySide": False,
+        "modelMode": spec.model_mode,
+        "isAsyncChat": False,
+    }
+
+
+def video_payload(post_ref: str, prompt: str, file_ids: list[str]) -> dict[str, Any]:
+    return {
+        "temporary": True,
+        "modelName": "grok-3",
+        "message": f"{post_ref}  {prompt} --mode=custom",
+        "fileAttachments": file_ids,
+        "toolOverrides": {"videoGen": True},
+    }
+
+
+class GrokClient:
+    def __init__(self, http: HttpPool) -> None:
+        self.http = http
+
+    async def stream_chat(
+        self, token: str, payload: dict[str, Any], settings: RuntimeSettings, *, referer: str | None = None
+    ) -> AsyncIterator[Event]:
+        """POST conversations/new and yield events as lines arrive. Raises UpstreamHTTPError for a
+        non-200 answer and UpstreamConnectionError when the connection fails or drops."""
+        session, proxy = self.http.session(settings.proxy_url)
+        url = f"{settings.upstream_url}/rest/app-chat/conversations/new"
+        headers = api_headers(token, settings, referer=referer)
+        parser = StreamParser()
+        try:
+            async with session.post(url, data=_ENCODER.encode(payload), headers=headers, proxy=proxy) as resp:
+                if resp.status != 200:
+                    raise await _error_from(resp)
+                buf = bytearray()
+                async for chunk in resp.content.iter_any():
+                    buf += chunk
+                    start = 0
+                    while (nl := buf.find(b"\n", start)) >= 0:
+                        for event in parser.feed_line(bytes(buf[start:nl])):
+                            yield event
+                        start = nl + 1
+                    if start:
+                        del buf[:start]
+                    if len(buf) > MAX_LINE:
+                        buf.clear()  # an absurd line: drop it rather than grow without bound
+                if buf:
+                    for event in parser.feed_line(bytes(buf)):
+                        yield event
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UpstreamConnectionError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _post_json(self, token: str, path: str, body: dict[str, Any], settings: RuntimeSettings, *,
+                         upload: bool = False) -> Any:
+        session, proxy = self.http.session(settings.proxy_url)
+        headers = api_headers(token, settings, upload=upload)
+        try:
+            async with session.post(
+                f"{settings.upstream_url}{path}", data=_ENCODER.encode(body), headers=headers, proxy=proxy,
+                timeout=_SHORT_TIMEOUT,
+            ) as resp:
+                if resp.status != 200:
+                    raise await _error_from(resp)
+                raw = await resp.read()
+        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+            raise UpstreamConnectionError(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            return _DECODER.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise UpstreamHTTPError(200, raw[:200].decode("utf-8", "replace"), "invalid JSON") from exc
+
+    async def rate_limits(self, token: str, spec: ModelSpec, settings: RuntimeSettings) -> QuotaInfo:
+        data = await self._post_json(
+            token, "/rest/rate-limits", {"requestKind": "DEFAULT", "modelName": spec.rate_limit_name}, settings
+        )
+        return parse_rate_limits(data, heavy=spec.heavy)
+
+    async def upload(self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings) -> tuple[str, str]:
+        data = await self._post_json(
+            token, "/rest/app-chat/upload-file", {"fileName": name, "fileMimeType": mime, "content": b64}, settings,
+            upload=True,
+        )
+        file_id = data.get("fileMetadataId") if isinstance(data, dict) else None
+        if not isinstance(file_id, str) or not file_id:
+            raise UpstreamHTTPError(200, "upload-file answered without fileMetadataId")
+        return file_id, str(data.get("fileUri") or "")
+
+    async def create_post(self, token: str, media_url: str, settings: RuntimeSettings) -> str:
+        data = await self._post_json(
+            token, "/rest/media/post/create", {"media_url": media_url, "media_type": "MEDIA_POST_TYPE_IMAGE"}, settings
+        )
+        post = data.get("post") if isinstance(data, dict) else None
+        post_id = post.get("id") if isinstance(post, dict) else None
+        if not isinstance(post_id, str) or not post_id:
+            raise UpstreamHTTPError(200, "media post answered without an id")
+        return post_id
+
+    async def download(self, token: str, path: str, settings: RuntimeSettings, *, timeout: float = 60,
+                       max_bytes: int = 512 * 1024 * 1024) -> tuple[bytes, str]:
+        """Fetch one asset with the owning account's cookie; returns (bytes, content type)."""
+        proxy_url = settings.cache_proxy_url or settings.proxy_url
+        session, proxy = self.http.session(proxy_url)
+        url = path if path.startswith(("http://", "https://")) else f"{settings.assets_url}/{path.lstrip('/')}"
+        try:
+            async with session.get(
+                url, headers=asset_headers(token, settings), proxy=proxy,
+                timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10),
+            ) as resp:
+                if resp.status != 200:
+                    raise await _error_from(resp)
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise UpstreamHTTPError(413, "asset larger than the cache limit")
+                expected = resp.content_length
+                if expected is not None and expected != len(body):
+                    raise UpstreamConnectionError("asset download was truncated")
+                return bytes(body), resp.headers.get("Content-Type", "")
+        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+            raise UpstreamConnectionError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def parse_rate_limits(data: Any, *, heavy: bool) -> QuotaInfo:
+    """Read both response shapes: token budget (``remainingTokens``) and flat (``remainingQueries``)."""
+    if not isinstance(data, dict):
+        return QuotaInfo(None, None, None, None)
+
+    def num(key: str) -> int | None:
+        value = data.get(key)
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    if not heavy and num("remainingTokens") is not None:
+        remaining, total = num("remainingTokens"), num("totalTokens")
+    else:
+        remaining, total = num("remainingQueries"), num("totalQueries")
+    wait = data.get("waitTimeSeconds")
+    if not isinstance(wait, int | float):
+        wait = None
+        for effort in ("lowEffortRateLimits", "highEffortRateLimits"):
+            sub = data.get(effort)
+            if isinstance(sub, dict) and isinstance(sub.get("waitTimeSeconds"), int | float):
+                wait = float(sub["waitTimeSeconds"])
+                break
+    return QuotaInfo(remaining, total, num("windowSizeSeconds"), float(wait) if wait is not None else None)
+
+
+def monotonic() -> float:
+    return time.monotonic()

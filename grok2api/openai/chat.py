@@ -1,0 +1,144 @@
+"""``POST /v1/chat/completions`` and ``GET /v1/models[/{id}]``."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..errors import BodyTooLarge, GatewayError, InvalidRequest, ModelNotFound
+from ..gateway import ChatJob, StreamTimeout, timeout_error
+from ..grok.catalog import MODELS, find_model
+from ..grok.prompt import flatten
+from ..image_input import prepare_images
+from ..services import Services
+from .render import collect_answer, stream_answer, timeout_stream
+from .schemas import REQUEST_DECODER, ModelCard, ModelList, encode
+
+log = logging.getLogger("grok2api.chat")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def json_response(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(encode(obj), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(err: GatewayError) -> Response:
+    return Response(err.to_json(), status_code=err.status, media_type="application/json", headers=err.headers)
+
+
+def _param_of(message: str) -> str | None:
+    if "`$." in message:
+        return message.rsplit("`$.", 1)[1].rstrip("`").strip()
+    return None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"The request body is larger than {limit // (1024 * 1024)} MB.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(f"The request body is larger than {limit // (1024 * 1024)} MB.")
+    return bytes(body)
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+async def chat_completions(request: Request) -> Response:
+    svc = services(request)
+    settings = svc.settings
+    model_id = "unknown"
+    key_id = ""
+    try:
+        key = svc.keys.authenticate(request.headers.get("authorization"), settings.api_key)
+        key_id = key.id if key else ""
+        raw = await read_body(request, svc.boot.max_body_bytes)
+        try:
+            req = REQUEST_DECODER.decode(raw)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            raise InvalidRequest(text.replace("`", ""), param=_param_of(text)) from None
+        except msgspec.DecodeError:
+            raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+        spec = find_model(req.model)
+        if spec is None:
+            raise ModelNotFound(
+                f"The model {req.model!r} does not exist. GET /v1/models lists the available models.",
+                param="model",
+            )
+        model_id = spec.id
+        svc.keys.check(key, spec.id)
+        prompt = flatten(req.messages)
+        if not prompt.message.strip() and not prompt.image_urls:
+            raise InvalidRequest("The messages contain no text.", param="messages")
+        images = await prepare_images(prompt.image_urls, settings, svc.http)
+        job = ChatJob(spec, req.model, prompt, images, settings, stream=bool(req.stream))
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        try:
+            answer = await svc.gateway.open(job)
+        except StreamTimeout:
+            svc.metrics.record(model_id, False, key_id)
+            if job.stream:
+                return StreamingResponse(timeout_stream(req.model), media_type="text/event-stream", headers=SSE_HEADERS)
+            raise timeout_error() from None
+        if job.stream:
+            svc.metrics.record(model_id, True, key_id)
+            body = stream_answer(answer, req.model, prompt.message, svc.media, include_usage)
+            return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
+        try:
+            completion = await collect_answer(answer, req.model, prompt.message, svc.media)
+        except StreamTimeout:
+            raise timeout_error() from None
+        svc.metrics.record(model_id, True, key_id)
+        return json_response(completion)
+    except GatewayError as err:
+        if err.status >= 500 or err.status == 429:
+            svc.metrics.record(model_id, False, key_id)
+        log.info("chat request failed: %s %s", err.status, err.message)
+        return error_response(err)
+
+
+def _card(spec_id: str) -> ModelCard:
+    spec = MODELS[spec_id]
+    return ModelCard(
+        id=spec.id,
+        created=1_735_689_600,  # fixed, so clients can cache the list
+        display_name=spec.display_name,
+        description=spec.description,
+        raw_model_path=f"{spec.model_name}/{spec.model_mode}",
+        default_max_output_tokens=spec.max_output_tokens,
+    )
+
+
+async def list_models(request: Request) -> Response:
+    svc = services(request)
+    try:
+        svc.keys.authenticate(request.headers.get("authorization"), svc.settings.api_key)
+    except GatewayError as err:
+        return error_response(err)
+    return json_response(ModelList(data=[_card(m) for m in MODELS]))
+
+
+async def get_model(request: Request) -> Response:
+    svc = services(request)
+    try:
+        svc.keys.authenticate(request.headers.get("authorization"), svc.settings.api_key)
+        model_id = request.path_params["model_id"]
+        if model_id not in MODELS:
+            raise ModelNotFound(f"The model {model_id!r} does not exist.", param="model")
+    except GatewayError as err:
+        return error_response(err)
+    return json_response(_card(model_id))
+
+
+def now() -> int:
+    return int(time.time())

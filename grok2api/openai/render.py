@@ -1,0 +1,272 @@
+"""Turn Grok events into OpenAI output: SSE chunks for streams, one ChatCompletion otherwise.
+
+Both paths share one ``Translator`` so filtering, reasoning and media render identically.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from ..errors import GatewayError, UpstreamError
+from ..gateway import Answer, StreamTimeout
+from ..grok.client import UpstreamConnectionError, UpstreamHTTPError
+from ..grok.events import (
+    End,
+    Event,
+    ImageProgress,
+    Images,
+    Reasoning,
+    SearchResults,
+    Text,
+    Video,
+    VideoProgress,
+)
+from ..grok.events import UpstreamError as UpstreamErrorEvent
+from ..settings import RuntimeSettings
+from ..tagfilter import TagFilter
+from .schemas import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChunkChoice,
+    Delta,
+    ResponseMessage,
+    Usage,
+    encode,
+)
+
+log = logging.getLogger("grok2api.render")
+DONE = b"data: [DONE]\n\n"
+
+
+class MediaLinks(Protocol):
+    async def image_markdown(self, paths: list[str], token: str, settings: RuntimeSettings) -> str: ...
+    async def video_markdown(self, path: str, token: str, settings: RuntimeSettings) -> str: ...
+
+
+class ContentModerated(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    code = "content_policy_violation"
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap token estimate: ~4 bytes of UTF-8 per token, at least 1 for non-empty text."""
+    return (len(text.encode("utf-8")) + 3) // 4 if text else 0
+
+
+class Piece:
+    """What one event adds to the answer: visible content and/or reasoning."""
+
+    __slots__ = ("content", "reasoning")
+
+    def __init__(self, content: str = "", reasoning: str = "") -> None:
+        self.content = content
+        self.reasoning = reasoning
+
+
+class Translator:
+    def __init__(self, settings: RuntimeSettings, media: MediaLinks, token: str) -> None:
+        self.settings = settings
+        self.media = media
+        self.token = token
+        tags = settings.filtered_tag_list()
+        self.text_filter = TagFilter(tags)
+        self.reason_filter = TagFilter(tags)
+        self.think_tags = settings.think_format == "think_tags"
+        self.show = settings.show_thinking
+        self.answer_started = False
+        self.think_open = False
+        self.saw_text = False
+        self.content_parts: list[str] = []
+        self.reasoning_parts: list[str] = []
+
+    def _reason(self, text: str) -> Piece:
+        if not self.show or self.answer_started or not text:
+            return Piece()
+        text = self.reason_filter.feed(text)
+        if not text:
+            return Piece()
+        self.reasoning_parts.append(text)
+        if self.think_tags:
+            if not self.think_open:
+                self.think_open = True
+                text = "<think>\n" + text
+            return Piece(content=text)
+        return Piece(reasoning=text)
+
+    def _content(self, text: str) -> Piece:
+        prefix = ""
+        if not self.answer_started:
+            self.answer_started = True
+            if self.think_open:
+                prefix = self.reason_filter.flush() + "\n</think>\n"
+                self.think_open = False
+        out = prefix + text
+        if text:
+            self.content_parts.append(text)
+        return Piece(content=out)
+
+    async def translate(self, event: Event) -> Piece:
+        if isinstance(event, Text):
+            self.saw_text = True
+            return self._content(self.text_filter.feed(event.text))
+        if isinstance(event, Reasoning):
+            return self._reason(event.text)
+        if isinstance(event, SearchResults):
+            lines = [f'\n- [{r.title}]({r.url} "{r.preview.replace(chr(10), " ").replace(chr(34), chr(39))}")'
+                     for r in event.results]
+            return self._reason("".join(lines) + "\n")
+        if isinstance(event, ImageProgress):
+            if event.moderated:
+                return self._reason(f"Image {event.index + 1} was moderated by grok.com\n")
+            return self._reason(f"Generating image {event.index + 1}: {event.progress}%\n")
+        if isinstance(event, VideoProgress):
+            return self._reason(f"Generating video: {event.progress}%\n")
+        if isinstance(event, Images):
+            markdown = await self.media.image_markdown(event.urls, self.token, self.settings)
+            return self._content(self.text_filter.flush() + ("\n" if self.saw_text else "") + markdown)
+        if isinstance(event, Video):
+            if event.url is None:
+                raise ContentModerated("grok.com moderated the video; nothing was generated. Try another prompt or image.")
+            html = await self.media.video_markdown(event.url, self.token, self.settings)
+            return self._content(html)
+        if isinstance(event, End):
+            if not self.saw_text and event.message:
+                self.saw_text = True
+                return self._content(self.text_filter.feed(event.message))
+            return Piece()
+        if isinstance(event, UpstreamErrorEvent):
+            raise UpstreamError(f"grok.com reported an error mid-answer: {event.message}",
+                                status=429 if event.rate_limited else 502)
+        return Piece()
+
+    def finish(self) -> Piece:
+        tail = self.text_filter.flush()
+        if self.think_open:
+            self.think_open = False
+            return Piece(content=self.reason_filter.flush() + "\n</think>\n" + tail)
+        return Piece(content=tail) if tail else Piece()
+
+    @property
+    def content(self) -> str:
+        return "".join(self.content_parts)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_parts)
+
+
+def _usage(prompt_text: str, tr: Translator) -> Usage:
+    p = estimate_tokens(prompt_text)
+    c = estimate_tokens(tr.content) + estimate_tokens(tr.reasoning)
+    return Usage(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+class ChunkWriter:
+    """Builds SSE frames that share one id, creation time and model."""
+
+    def __init__(self, model: str) -> None:
+        self.id = completion_id()
+        self.created = int(time.time())
+        self.model = model
+
+    def frame(self, delta: Delta, finish: str | None = None, usage: Usage | None = None) -> bytes:
+        chunk = ChatCompletionChunk(
+            id=self.id, created=self.created, model=self.model,
+            choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+        )
+        if usage is not None:
+            chunk.usage = usage
+        return b"data: " + encode(chunk) + b"\n\n"
+
+    def usage_frame(self, usage: Usage) -> bytes:
+        chunk = ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=[], usage=usage)
+        return b"data: " + encode(chunk) + b"\n\n"
+
+    def piece(self, piece: Piece) -> bytes | None:
+        if piece.content and piece.reasoning:
+            return self.frame(Delta(content=piece.content, reasoning_content=piece.reasoning))
+        if piece.content:
+            return self.frame(Delta(content=piece.content))
+        if piece.reasoning:
+            return self.frame(Delta(reasoning_content=piece.reasoning))
+        return None
+
+
+def error_frame(err: GatewayError) -> bytes:
+    return b"data: " + err.to_json() + b"\n\n"
+
+
+async def stream_answer(
+    answer: Answer, model: str, prompt_text: str, media: MediaLinks, include_usage: bool
+) -> AsyncIterator[bytes]:
+    """The SSE body: role delta, content/reasoning deltas, a finish chunk, optional usage, [DONE]."""
+    writer = ChunkWriter(model)
+    tr = Translator(answer.settings, media, answer.lease.token)
+    try:
+        yield writer.frame(Delta(role="assistant", content=""))
+        try:
+            async for event in answer.events():
+                frame = writer.piece(await tr.translate(event))
+                if frame is not None:
+                    yield frame
+            frame = writer.piece(tr.finish())
+            if frame is not None:
+                yield frame
+            yield writer.frame(Delta(), finish="stop")
+        except StreamTimeout:
+            log.warning("upstream stalled mid-stream on account %s; ending the stream", answer.lease.account.id)
+            frame = writer.piece(tr.finish())
+            if frame is not None:
+                yield frame
+            yield writer.frame(Delta(), finish="stop")
+        except GatewayError as err:
+            yield error_frame(err)
+        except (UpstreamHTTPError, UpstreamConnectionError) as exc:
+            yield error_frame(UpstreamError(f"the connection to grok.com failed mid-answer: {exc}"))
+        if include_usage:
+            yield writer.usage_frame(_usage(prompt_text, tr))
+        yield DONE
+    finally:
+        await answer.finish()
+
+
+async def timeout_stream(model: str) -> AsyncIterator[bytes]:
+    """A stream whose upstream never answered: a clean, empty ending."""
+    writer = ChunkWriter(model)
+    yield writer.frame(Delta(role="assistant", content=""))
+    yield writer.frame(Delta(), finish="stop")
+    yield DONE
+
+
+async def collect_answer(answer: Answer, model: str, prompt_text: str, media: MediaLinks) -> ChatCompletion:
+    """The non-stream answer. Raises GatewayError (the caller maps it to a JSON error)."""
+    tr = Translator(answer.settings, media, answer.lease.token)
+    # think_tags puts reasoning into content; otherwise it goes to reasoning_content.
+    content: list[str] = []
+    reasoning: list[str] = []
+    try:
+        async for event in answer.events():
+            piece = await tr.translate(event)
+            content.append(piece.content)
+            reasoning.append(piece.reasoning)
+        piece = tr.finish()
+        content.append(piece.content)
+    finally:
+        await answer.finish()
+    message = ResponseMessage(content="".join(content).strip())
+    if "".join(reasoning):
+        message.reasoning_content = "".join(reasoning)
+    return ChatCompletion(
+        id=completion_id(), created=int(time.time()), model=model,
+        choices=[Choice(message=message, finish_reason="stop")], usage=_usage(prompt_text, tr),
+    )

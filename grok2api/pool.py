@@ -1,0 +1,342 @@
+"""The account pool: which account serves a request, and what an upstream answer means for it.
+
+Selection reads an in-memory snapshot (refreshed when the store's version counter moves, and
+periodically); the store's atomic ``reserve`` is the authority, so several workers and replicas
+can share one pool without double-spending quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from enum import StrEnum
+
+import msgspec
+
+from .errors import NoAccount, RateLimited
+from .grok.catalog import ModelSpec
+from .grok.client import QuotaInfo, UpstreamConnectionError, UpstreamHTTPError
+from .settings import RuntimeSettings
+from .store.base import Account, AccountState, Settlement, Store, Tier
+
+log = logging.getLogger("grok2api.pool")
+
+SNAPSHOT_MAX_AGE = 15.0
+_CREDENTIAL_MARKERS = (
+    "invalid-credentials",
+    "bad-credentials",
+    "failed to look up session id",
+    "session not found",
+    "token expired",
+    "token revoked",
+    "account suspended",
+    "email-domain-rejected",
+    "unauthenticated",
+)
+_CLOUDFLARE_MARKERS = ("just a moment", "challenge-platform", "__cf_chl", "cf-chl-", "cloudflare")
+
+
+class FailureKind(StrEnum):
+    INVALID = "invalid"  # credentials rejected: counts towards invalid
+    BLOCKED = "blocked"  # the account is banned
+    EGRESS = "egress"  # Cloudflare / anti-bot: the gateway's problem, not the account's
+    RATE_LIMITED = "rate_limited"  # cool the account until its window resets
+    SERVER = "server"  # 5xx or connection trouble: try elsewhere
+    REJECTED = "rejected"  # grok.com refused this request itself (4xx): retrying will not help
+
+
+class Failure(msgspec.Struct):
+    kind: FailureKind
+    reason: str
+    retry_after: float | None = None
+    charged: bool = False  # True when the upstream had already accepted (and charged) the request
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in (FailureKind.INVALID, FailureKind.BLOCKED, FailureKind.RATE_LIMITED, FailureKind.SERVER)
+
+
+def classify_http(exc: UpstreamHTTPError) -> Failure:
+    body = exc.body.lower()
+    status = exc.status
+    is_html = "html" in exc.content_type.lower() or body.lstrip().startswith("<")
+    if status in (403, 503) and is_html and any(m in body for m in _CLOUDFLARE_MARKERS):
+        return Failure(
+            FailureKind.EGRESS,
+            "grok.com answered with a Cloudflare challenge: set a fresh cf_clearance, or route through proxy_url",
+        )
+    if status == 401 or (status in (400, 403) and any(m in body for m in _CREDENTIAL_MARKERS)):
+        return Failure(FailureKind.INVALID, f"session rejected by grok.com (HTTP {status}): invalid credentials")
+    if status == 403 and "blocked-user" in body:
+        return Failure(FailureKind.BLOCKED, "grok.com reports this account as blocked (403 blocked-user)")
+    if status == 403:
+        return Failure(
+            FailureKind.EGRESS,
+            "grok.com rejected the request as a bot (403 anti-bot): enable dynamic_statsig or set a valid "
+            "x_statsig_id, refresh cf_clearance, or use proxy_url",
+        )
+    if status == 429:
+        wait = f", retry after {int(exc.retry_after)} s" if exc.retry_after else ""
+        return Failure(FailureKind.RATE_LIMITED, f"429 from grok.com{wait}", exc.retry_after)
+    if status >= 500 or status == 200:
+        return Failure(FailureKind.SERVER, f"grok.com error (HTTP {status})")
+    snippet = exc.body.strip().replace("\n", " ")[:160]
+    return Failure(FailureKind.REJECTED, f"grok.com rejected the request (HTTP {status}): {snippet}")
+
+
+def classify(exc: BaseException) -> Failure:
+    if isinstance(exc, UpstreamHTTPError):
+        return classify_http(exc)
+    if isinstance(exc, UpstreamConnectionError):
+        return Failure(FailureKind.SERVER, f"connection to grok.com failed: {exc}")
+    if isinstance(exc, TimeoutError):
+        return Failure(FailureKind.SERVER, "grok.com did not answer in time")
+    return Failure(FailureKind.SERVER, f"unexpected upstream failure: {type(exc).__name__}")
+
+
+def _human_wait(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+class Lease:
+    """One account reserved for one upstream attempt. Settle exactly once."""
+
+    def __init__(self, pool: Pool, account: Account, spec: ModelSpec, cost: int) -> None:
+        self.pool = pool
+        self.account = account
+        self.spec = spec
+        self.cost = cost
+        self.settled = False
+
+    @property
+    def token(self) -> str:
+        return self.account.token
+
+    async def succeed(self, extra_cost: int = 0) -> None:
+        """The upstream served the request. ``extra_cost`` charges more (e.g. image generation)."""
+        if self.settled:
+            return
+        self.settled = True
+        self.pool._release(self.account.id)
+        local = self.pool._snapshot.get(self.account.id)
+        remaining = local.heavy_remaining if (local and self.spec.heavy) else (local.remaining if local else None)
+        if remaining is not None:
+            extra_cost = min(extra_cost, max(remaining, 0))  # never charge an account below zero
+        settlement = Settlement(heavy=self.spec.heavy, refund=-extra_cost, ok=True)
+        if remaining is not None and remaining - extra_cost <= 0:
+            # Spent locally: cool until the window should reset; the reviver re-checks then.
+            until = (local.window_reset_at if local else None) or time.time() + self.pool.settings().default_cooldown_seconds
+            settlement.state = AccountState.COOLING
+            settlement.state_reason = "quota used up; waiting for the window to reset"
+            settlement.cooldown_until = until
+        self.pool._apply_local(self.account.id, settlement)
+        await self.pool.store.settle(self.account.id, settlement)
+        self.pool.maybe_reconcile(self.account, self.spec)
+
+    async def fail(self, failure: Failure) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        self.pool._release(self.account.id)
+        settings = self.pool.settings()
+        refund = 0 if failure.charged else self.cost
+        s = Settlement(heavy=self.spec.heavy, refund=refund)
+        if failure.kind == FailureKind.EGRESS:
+            pass  # not the account's fault: only give the quota back
+        elif failure.kind == FailureKind.INVALID:
+            s.failure = failure.reason
+            s.counts_towards_invalid = True
+            s.invalid_after = settings.invalid_after_failures
+        elif failure.kind == FailureKind.BLOCKED:
+            s.failure = failure.reason
+            s.state = AccountState.BLOCKED
+            s.state_reason = failure.reason
+        elif failure.kind == FailureKind.RATE_LIMITED:
+            wait = failure.retry_after or settings.default_cooldown_seconds
+            s.failure = failure.reason
+            s.state = AccountState.COOLING
+            s.state_reason = f"{failure.reason}; cooling for {_human_wait(wait)}"
+            s.cooldown_until = time.time() + wait
+            if self.spec.heavy:
+                s.heavy_remaining = 0
+            else:
+                s.remaining = 0
+        else:
+            s.failure = failure.reason
+        self.pool._apply_local(self.account.id, s)
+        await self.pool.store.settle(self.account.id, s)
+
+
+class Pool:
+    def __init__(self, store: Store, settings: Callable[[], RuntimeSettings]) -> None:
+        self.store = store
+        self.settings = settings
+        self._snapshot: dict[int, Account] = {}
+        self._in_flight: dict[int, int] = {}
+        self._accounts_version = -1
+        self._loaded_at = 0.0
+        self._refresh_lock = asyncio.Lock()
+        self._reconciling: set[int] = set()
+        self._last_reconciled: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.quota_checker: Callable[[Account, ModelSpec], asyncio.Future[QuotaInfo] | object] | None = None
+
+    # -- snapshot ------------------------------------------------------------------------------
+
+    async def refresh(self, accounts_version: int | None = None, force: bool = False) -> None:
+        """Reload the snapshot when the store's version moved, or when it is old."""
+        stale = time.monotonic() - self._loaded_at > SNAPSHOT_MAX_AGE
+        if not force and not stale and (accounts_version is None or accounts_version == self._accounts_version):
+            return
+        async with self._refresh_lock:
+            accounts = await self.store.list_accounts()
+            self._snapshot = {a.id: a for a in accounts}
+            if accounts_version is not None:
+                self._accounts_version = accounts_version
+            self._loaded_at = time.monotonic()
+
+    def accounts(self) -> list[Account]:
+        return list(self._snapshot.values())
+
+    def in_flight(self, account_id: int) -> int:
+        return self._in_flight.get(account_id, 0)
+
+    def _release(self, account_id: int) -> None:
+        n = self._in_flight.get(account_id, 0) - 1
+        if n > 0:
+            self._in_flight[account_id] = n
+        else:
+            self._in_flight.pop(account_id, None)
+
+    def _apply_local(self, account_id: int, s: Settlement) -> None:
+        acc = self._snapshot.get(account_id)
+        if acc is None:
+            return
+        if s.refund:
+            if s.heavy and acc.heavy_remaining is not None:
+                acc.heavy_remaining += s.refund
+            elif not s.heavy and acc.remaining is not None:
+                acc.remaining += s.refund
+        if s.ok:
+            acc.failure_count = 0
+        if s.failure and s.counts_towards_invalid:
+            acc.failure_count += 1
+            if acc.failure_count >= s.invalid_after and acc.state != AccountState.DISABLED:
+                acc.state, acc.state_reason = AccountState.INVALID, s.failure
+        if s.failure:
+            acc.last_failure, acc.last_failure_at = s.failure, time.time()
+        if s.state and acc.state != AccountState.DISABLED:
+            acc.state, acc.state_reason, acc.cooldown_until = s.state, s.state_reason, s.cooldown_until
+        if not isinstance(s.remaining, msgspec.UnsetType):
+            acc.remaining = s.remaining
+        if not isinstance(s.heavy_remaining, msgspec.UnsetType):
+            acc.heavy_remaining = s.heavy_remaining
+        if not isinstance(s.window_reset_at, msgspec.UnsetType):
+            acc.window_reset_at = s.window_reset_at
+
+    # -- selection -----------------------------------------------------------------------------
+
+    def candidates(self, spec: ModelSpec, cost: int, exclude: set[int]) -> list[Account]:
+        cap = self.settings().account_max_concurrency
+        ranked: list[tuple[int, int, float, Account]] = []
+        for acc in self._snapshot.values():
+            if acc.id in exclude or acc.state != AccountState.ACTIVE:
+                continue
+            if spec.super_only and acc.tier != Tier.SUPER:
+                continue
+            left = acc.heavy_remaining if spec.heavy else acc.remaining
+            if left is not None and left < cost:
+                continue
+            busy = self._in_flight.get(acc.id, 0)
+            if cap and busy >= cap:
+                continue
+            tier_rank = 0 if (acc.tier == Tier.BASIC or spec.super_only) else 1
+            ranked.append((tier_rank, busy, random.random(), acc))
+        ranked.sort(key=lambda r: r[:3])
+        return [r[3] for r in ranked]
+
+    async def acquire(self, spec: ModelSpec, cost: int, exclude: set[int] | None = None) -> Lease:
+        exclude = exclude or set()
+        if not self._snapshot or time.monotonic() - self._loaded_at > SNAPSHOT_MAX_AGE:
+            await self.refresh(force=True)
+        for acc in self.candidates(spec, cost, exclude)[:8]:
+            self._in_flight[acc.id] = self._in_flight.get(acc.id, 0) + 1
+            try:
+                taken = await self.store.reserve(acc.id, cost, spec.heavy)
+            except BaseException:
+                self._release(acc.id)
+                raise
+            if taken:
+                if spec.heavy and acc.heavy_remaining is not None:
+                    acc.heavy_remaining -= cost
+                elif not spec.heavy and acc.remaining is not None:
+                    acc.remaining -= cost
+                return Lease(self, acc, spec, cost)
+            self._release(acc.id)
+            # Another worker spent it, or its state changed: learn the truth for next time.
+            fresh = await self.store.get_account(acc.token)
+            if fresh is not None:
+                self._snapshot[acc.id] = fresh
+        raise self.exhausted_error(spec, exclude)
+
+    def exhausted_error(self, spec: ModelSpec, exclude: set[int]) -> Exception:
+        accounts = list(self._snapshot.values())
+        eligible = [a for a in accounts if not spec.super_only or a.tier == Tier.SUPER]
+        if not accounts:
+            return NoAccount(
+                "No Grok accounts are configured. Add SSO tokens with `grok2api accounts add TOKEN` or in the admin."
+            )
+        if not eligible:
+            return NoAccount(f"{spec.id} needs a super account and the pool has none. Add a super account.")
+        cooling = [a.cooldown_until for a in eligible if a.state == AccountState.COOLING and a.cooldown_until]
+        usable = [a for a in eligible if a.state in (AccountState.ACTIVE, AccountState.COOLING)]
+        if usable:
+            retry = max(1, int(min(cooling) - time.time())) if cooling else 60
+            return RateLimited(
+                f"Every account that can serve {spec.id} is busy, cooling or out of quota; retry in about {retry} s.",
+                headers={"Retry-After": str(retry)},
+            )
+        return NoAccount(
+            "No usable Grok account: every account is invalid, blocked or disabled. Add fresh SSO tokens."
+        )
+
+    # -- quota learning ------------------------------------------------------------------------
+
+    def spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def maybe_reconcile(self, account: Account, spec: ModelSpec) -> None:
+        """Ask grok.com for the true quota when ours is unknown or old; never on every request."""
+        if self.quota_checker is None or account.id in self._reconciling:
+            return
+        current = account.heavy_remaining if spec.heavy else account.remaining
+        last = self._last_reconciled.get(account.id, 0.0)
+        if current is not None and time.monotonic() - last < 600:
+            return
+        self._reconciling.add(account.id)
+        self.spawn(self._reconcile(account, spec))
+
+    async def _reconcile(self, account: Account, spec: ModelSpec) -> None:
+        try:
+            assert self.quota_checker is not None
+            await self.quota_checker(account, spec)  # type: ignore[misc]
+        except Exception as exc:  # reconciliation is best effort
+            log.info("quota check for account %s failed: %s", account.id, exc)
+        finally:
+            self._last_reconciled[account.id] = time.monotonic()
+            self._reconciling.discard(account.id)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,105 @@
+"""Quota learning: reconcile an account with grok.com's rate-limits endpoint, bring cooling
+accounts back when their window resets, and refresh on demand (CLI and admin)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import msgspec
+
+from .grok.catalog import MODELS, ModelSpec
+from .grok.client import GrokClient, QuotaInfo, UpstreamConnectionError, UpstreamHTTPError
+from .pool import FailureKind, Pool, classify
+from .settings import RuntimeSettings
+from .store.base import Account, AccountPatch, AccountState, Settlement, Tier
+
+log = logging.getLogger("grok2api.quota")
+PROBE_MODEL = MODELS["grok-3-fast"]
+
+
+class QuotaResult(msgspec.Struct):
+    ok: bool
+    message: str
+    remaining: int | None = None
+    heavy_remaining: int | None = None
+    state: str = ""
+
+
+class QuotaService:
+    def __init__(self, pool: Pool, client: GrokClient) -> None:
+        self.pool = pool
+        self.client = client
+
+    def _settings(self) -> RuntimeSettings:
+        return self.pool.settings()
+
+    async def check(self, account: Account, spec: ModelSpec) -> QuotaInfo:
+        """Learn one counter (normal or heavy) and store it; wired as the pool's reconciler."""
+        info = await self.client.rate_limits(account.token, spec, self._settings())
+        s = Settlement(heavy=spec.heavy)
+        if spec.heavy:
+            s.heavy_remaining = info.remaining
+        else:
+            s.remaining = info.remaining
+        if info.wait_seconds:
+            s.window_reset_at = time.time() + info.wait_seconds
+        elif info.window_seconds and account.window_reset_at is None:
+            s.window_reset_at = time.time() + info.window_seconds
+        self.pool._apply_local(account.id, s)
+        await self.pool.store.settle(account.id, s)
+        return info
+
+    async def refresh(self, account: Account) -> QuotaResult:
+        """A live check of one account (the admin's "test" and "refresh quota"), with its state updated."""
+        settings = self._settings()
+        try:
+            info = await self.client.rate_limits(account.token, PROBE_MODEL, settings)
+            heavy = None
+            if account.tier == Tier.SUPER:
+                heavy = (await self.client.rate_limits(account.token, MODELS["grok-4-heavy"], settings)).remaining
+        except (UpstreamHTTPError, UpstreamConnectionError) as exc:
+            failure = classify(exc)
+            s = Settlement(failure=failure.reason)
+            if failure.kind == FailureKind.INVALID:
+                s.state, s.state_reason = AccountState.INVALID, failure.reason
+            elif failure.kind == FailureKind.BLOCKED:
+                s.state, s.state_reason = AccountState.BLOCKED, failure.reason
+            elif failure.kind == FailureKind.RATE_LIMITED:
+                wait = failure.retry_after or settings.default_cooldown_seconds
+                s.state, s.state_reason, s.cooldown_until = AccountState.COOLING, failure.reason, time.time() + wait
+            elif account.state == AccountState.COOLING:
+                # grok.com could not answer: look again in a minute instead of on every pass.
+                s.state, s.state_reason, s.cooldown_until = AccountState.COOLING, account.state_reason, time.time() + 60
+            await self.pool.store.settle(account.id, s)
+            return QuotaResult(False, failure.reason, state=s.state or account.state)
+        s = Settlement(remaining=info.remaining)
+        if heavy is not None:
+            s.heavy_remaining = heavy
+        if info.wait_seconds:
+            s.window_reset_at = time.time() + info.wait_seconds
+        exhausted = info.remaining is not None and info.remaining <= 0
+        if exhausted:
+            wait = info.wait_seconds or settings.default_cooldown_seconds
+            s.state, s.state_reason = AccountState.COOLING, f"quota used up; window resets in {int(wait)} s"
+            s.cooldown_until = time.time() + wait
+        elif account.state in (AccountState.COOLING, AccountState.INVALID, AccountState.BLOCKED):
+            s.state, s.state_reason, s.cooldown_until = AccountState.ACTIVE, "live check passed", None
+            if account.failure_count:
+                await self.pool.store.update_account(account.token, AccountPatch(failure_count=0))
+        await self.pool.store.settle(account.id, s)
+        left = "unknown" if info.remaining is None else str(info.remaining)
+        return QuotaResult(True, f"valid; {left} units left", info.remaining, heavy, s.state or account.state)
+
+    async def revive_due(self) -> int:
+        """Re-check cooling accounts whose cooldown has passed; returns how many were checked."""
+        now = time.time()
+        due = [a for a in self.pool.accounts()
+               if a.state == AccountState.COOLING and a.cooldown_until is not None and a.cooldown_until <= now]
+        for account in due[:20]:
+            try:
+                result = await self.refresh(account)
+                log.info("cooling account %s re-checked: %s", account.id, result.message)
+            except Exception as exc:  # a revive failure must not stop the loop
+                log.warning("re-check of account %s failed: %s", account.id, exc)
+        return len(due)

@@ -1,0 +1,112 @@
+"""Everything one process needs, built in order and torn down in reverse: store → settings →
+HTTP sessions → pool → gateway → background watchers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+from typing import Any
+
+from .auth import ClientKeys
+from .config import BootConfig
+from .gateway import Gateway
+from .grok.client import GrokClient, HttpPool
+from .media import MediaService
+from .metrics import Metrics
+from .pool import Pool
+from .quota import QuotaService
+from .settings import RuntimeSettings, build, env_overrides, validate_update
+from .store import make_store
+from .store.base import Store
+
+log = logging.getLogger("grok2api")
+
+WATCH_INTERVAL = 1.0
+FLUSH_INTERVAL = 10.0
+REVIVE_INTERVAL = 5.0
+KEYS_INTERVAL = 5.0
+
+
+class Services:
+    def __init__(self, boot: BootConfig, store: Store | None = None) -> None:
+        self.boot = boot
+        self.store: Store = store or make_store(boot.storage_mode, boot.database_url, boot.data_dir)
+        self.overrides = env_overrides(boot.environ)
+        self.settings: RuntimeSettings = build({}, self.overrides)
+        self.http = HttpPool()
+        self.client = GrokClient(self.http)
+        self.pool = Pool(self.store, lambda: self.settings)
+        self.gateway = Gateway(self.pool, self.client)
+        self.quota = QuotaService(self.pool, self.client)
+        self.pool.quota_checker = self.quota.check
+        self.media = MediaService(boot.data_dir, self.store, self.client)
+        self.metrics = Metrics()
+        self.keys = ClientKeys()
+        self.started = time.time()
+        self._settings_version = -1
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.boot.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.store.open()
+        await self.reload(force=True)
+        self._tasks = [
+            asyncio.create_task(self._every(WATCH_INTERVAL, self.reload), name="watch-store"),
+            asyncio.create_task(self._every(FLUSH_INTERVAL, self._flush), name="flush-metrics"),
+            asyncio.create_task(self._every(REVIVE_INTERVAL, self.quota.revive_due), name="revive-accounts"),
+            asyncio.create_task(self._every(KEYS_INTERVAL, self._load_keys), name="load-keys"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        with suppress(Exception):
+            await self.metrics.flush(self.store)
+        await self.pool.close()
+        await self.http.close()
+        await self.store.close()
+
+    async def reload(self, force: bool = False) -> None:
+        """Pick up changes made by other workers, replicas or the CLI (one cheap query)."""
+        versions = await self.store.versions()
+        if force or versions.settings != self._settings_version:
+            stored = await self.store.load_settings()
+            self.settings = build(stored, self.overrides)
+            logging.getLogger("grok2api").setLevel(self.settings.log_level)
+            self._settings_version = versions.settings
+        await self.pool.refresh(versions.accounts, force=force)
+        if force:
+            await self._load_keys()
+
+    async def update_settings(self, changes: dict[str, Any]) -> RuntimeSettings:
+        """Validate and store a partial update (raises SettingsError); locked env values are refused."""
+        locked = sorted(set(changes) & set(self.overrides))
+        if locked:
+            from .settings import SettingsError
+
+            raise SettingsError({k: "set by the environment (GROK2API_" + k.upper() + ")" for k in locked})
+        values = validate_update(self.settings, changes)
+        await self.store.save_settings(values)
+        await self.reload(force=True)
+        return self.settings
+
+    async def _load_keys(self) -> None:
+        self.keys.load(await self.store.list_client_keys())
+
+    async def _flush(self) -> None:
+        await self.metrics.flush(self.store)
+
+    async def _every(self, seconds: float, job: Any) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a background job must keep running after a store hiccup
+                log.warning("background job %s failed: %s", getattr(job, "__name__", job), exc)

@@ -1,0 +1,151 @@
+"""Runtime settings: stored in the store, validated by a msgspec struct, overridable from the
+environment as ``GROK2API_<NAME>`` (an environment value wins over the stored one)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+DEFAULT_STATSIG = "ZTpUeXBlRXJyb3I6IENhbm5vdCByZWFkIHByb3BlcnRpZXMgb2YgdW5kZWZpbmVkIChyZWFkaW5nICdjaGlsZE5vZGVzJyk="
+DEFAULT_FILTERED_TAGS = "xaiartifact,xai:tool_usage_card,grok:render"
+
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=86400)]
+Megabytes = Annotated[int, msgspec.Meta(ge=1, le=1024 * 1024)]
+
+
+class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # global
+    api_key: str = ""
+    base_url: str = ""
+    image_mode: Literal["url", "base64"] = "url"
+    image_cache_max_size_mb: Megabytes = 512
+    video_cache_max_size_mb: Megabytes = 1024
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # grok
+    upstream_url: str = "https://grok.com"
+    assets_url: str = "https://assets.grok.com"
+    filtered_tags: str = DEFAULT_FILTERED_TAGS
+    show_thinking: bool = True
+    think_format: Literal["reasoning_content", "think_tags"] = "reasoning_content"
+    temporary: bool = True
+    x_statsig_id: str = DEFAULT_STATSIG
+    dynamic_statsig: bool = False
+    # proxy
+    proxy_url: str = ""
+    cache_proxy_url: str = ""
+    cf_clearance: str = ""
+    # timeouts
+    stream_first_response_timeout: Seconds = 30.0
+    stream_chunk_timeout: Seconds = 120.0
+    stream_total_timeout: Seconds = 600.0
+    # pool
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+    retry_budget_seconds: Seconds = 60.0
+    invalid_after_failures: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+    account_max_concurrency: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
+    default_cooldown_seconds: Seconds = 300.0
+    # media
+    allow_private_image_urls: bool = False
+    image_fetch_max_mb: Megabytes = 20
+
+    def __post_init__(self) -> None:
+        # Normalise the values the reference also normalised, so every reader sees one form.
+        if self.proxy_url.startswith("socks5://"):
+            self.proxy_url = "socks5h://" + self.proxy_url[len("socks5://") :]
+        if self.cf_clearance.startswith("cf_clearance="):
+            self.cf_clearance = self.cf_clearance[len("cf_clearance=") :]
+        self.upstream_url = self.upstream_url.rstrip("/")
+        self.assets_url = self.assets_url.rstrip("/")
+        self.base_url = self.base_url.rstrip("/")
+        if not self.dynamic_statsig and not self.x_statsig_id:
+            raise ValueError("x_statsig_id cannot be empty unless dynamic_statsig is on")
+
+    def filtered_tag_list(self) -> list[str]:
+        return [t.strip().lower() for t in self.filtered_tags.split(",") if t.strip()]
+
+
+SETTING_NAMES: tuple[str, ...] = RuntimeSettings.__struct_fields__
+SECRET_SETTINGS = frozenset({"api_key", "cf_clearance", "proxy_url", "cache_proxy_url"})
+_FIELD_TYPES = {f.name: f.type for f in msgspec.structs.fields(RuntimeSettings)}
+
+
+class SettingsError(ValueError):
+    """Invalid settings; ``errors`` maps a field name to a readable message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings given as ``GROK2API_<NAME>``; values are parsed for the field's type."""
+    out: dict[str, Any] = {}
+    for name in SETTING_NAMES:
+        raw = environ.get(f"GROK2API_{name.upper()}")
+        if raw is not None:
+            out[name] = _coerce(name, raw)
+    return out
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Turn a string (from the environment or a form) into the field's type; other values pass."""
+    if not isinstance(raw, str):
+        return raw
+    typ = _FIELD_TYPES[name]
+    text = raw.strip()
+    try:
+        return msgspec.convert(text, typ, strict=False)
+    except msgspec.ValidationError:
+        return text
+
+
+def build(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> RuntimeSettings:
+    """Merge stored values under environment overrides; unknown stored keys are ignored."""
+    merged = {k: v for k, v in stored.items() if k in _FIELD_TYPES}
+    merged.update(overrides)
+    try:
+        return msgspec.convert(merged, RuntimeSettings, strict=False)
+    except (msgspec.ValidationError, ValueError):
+        # A bad stored value must not keep the gateway from starting: fall back field by field.
+        good: dict[str, Any] = {}
+        for key, value in merged.items():
+            try:
+                msgspec.convert({**good, key: value}, RuntimeSettings, strict=False)
+            except (msgspec.ValidationError, ValueError):
+                continue
+            good[key] = value
+        return msgspec.convert(good, RuntimeSettings, strict=False)
+
+
+def validate_update(current: RuntimeSettings, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a partial update; return the coerced values or raise SettingsError per field."""
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for key, raw in changes.items():
+        if key not in _FIELD_TYPES:
+            errors[key] = "unknown setting"
+            continue
+        value = _coerce(key, raw)
+        try:
+            msgspec.convert({key: value}, RuntimeSettings)
+        except msgspec.ValidationError as exc:
+            errors[key] = str(exc).split(" - at ")[0]
+            continue
+        except ValueError as exc:
+            errors[key] = str(exc)
+            continue
+        values[key] = value
+    if not errors:
+        try:
+            msgspec.convert({**msgspec.structs.asdict(current), **values}, RuntimeSettings)
+        except (msgspec.ValidationError, ValueError) as exc:
+            errors["settings"] = str(exc)
+    if errors:
+        raise SettingsError(errors)
+    return values
+
+
+def as_dict(settings: RuntimeSettings) -> dict[str, Any]:
+    return msgspec.structs.asdict(settings)

@@ -1,0 +1,59 @@
+"""Alembic upgrades run from inside the application (startup and ``grok2api migrate``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+MIGRATE_LOCK = "grok2api_migrate"
+LOCK_TIMEOUT = 60  # seconds another instance may spend migrating before we give up
+
+
+def migrations_dir() -> Path:
+    """The top-level ``migrations/`` directory: it ships beside the package, not inside it."""
+    override = os.environ.get("GROK2API_MIGRATIONS_DIR")
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "migrations"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic ``Config`` built in code, so running the app needs no ``alembic.ini``.
+
+    With ``connection``, env.py migrates on it instead of opening its own engine (and skips logging setup).
+    """
+    cfg = Config()
+    # ConfigParser interpolates '%' in option values.
+    cfg.set_main_option("script_location", str(migrations_dir()).replace("%", "%%"))
+    cfg.set_main_option("path_separator", "os")
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")
+
+
+async def upgrade_to_head(engine: AsyncEngine) -> None:
+    """Bring the schema to the latest revision. Idempotent; safe when several instances start together."""
+    mysql = engine.dialect.name in ("mysql", "mariadb")
+    async with engine.connect() as conn:
+        if mysql:
+            # MySQL DDL is not transactional: two instances migrating at once would collide on CREATE TABLE.
+            # A named lock serializes them; the second then finds the schema at head and does nothing.
+            got = await conn.scalar(text("SELECT GET_LOCK(:name, :timeout)"), {"name": MIGRATE_LOCK, "timeout": LOCK_TIMEOUT})
+            await conn.commit()
+            if got != 1:
+                raise RuntimeError(f"could not get the {MIGRATE_LOCK!r} lock within {LOCK_TIMEOUT}s")
+        try:
+            async with conn.begin():
+                await conn.run_sync(_upgrade)
+        finally:
+            if mysql:
+                await conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MIGRATE_LOCK})
+                await conn.commit()

@@ -1,0 +1,559 @@
+"""Redis backend for the store (``STORAGE_MODE=redis``).
+
+Layout (``p`` = prefix, ``g2a`` by default)::
+
+    p:acct:{id}        hash, one field per Account field ("" = None, tags as JSON)
+    p:acct:ids         sorted set id -> id (listing order)
+    p:acct:by_token    hash sha256(token) -> id
+    p:acct:next_id     counter
+    p:meta             hash accounts_version, settings_version
+    p:settings         hash name -> JSON value
+    p:session:{hash}   JSON AdminSession, expiring with the session
+    p:keys             hash id -> JSON ClientKey
+    p:media:{name}     JSON MediaEntry
+    p:usage:{hour}     hash "model|outcome|key_id" -> count
+    p:usage:hours      sorted set of the hours above (for usage_since and pruning)
+    p:once:{nonce}     result of a reserve/settle call, kept briefly (see _ONCE_TTL)
+
+Every multi-key change to accounts runs as a Lua script, so it is atomic and one round trip.
+Scripts address keys they compute from the prefix, so this targets a single Redis (not Cluster).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+import msgspec
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff
+from redis.exceptions import RedisError
+
+from .base import (
+    Account,
+    AccountPatch,
+    AccountState,
+    AddResult,
+    AdminSession,
+    ClientKey,
+    MediaEntry,
+    NewAccount,
+    Settlement,
+    UsageRow,
+    Versions,
+    hour_of,
+    now,
+)
+
+log = logging.getLogger(__name__)
+
+# The client retries a command after a connection error, and the first attempt may already have run. reserve and
+# settle are not idempotent, so each call carries a nonce and the script records its result under it.
+_ONCE_TTL = 120
+_CHUNK = 500  # accounts per script call: bounds how long one call blocks the server
+_USAGE_KEEP = 8 * 86400
+_SCHEMA = 1
+
+_OPTIONAL_NUMBERS = frozenset(
+    ("state_changed_at", "remaining", "heavy_remaining", "window_reset_at", "cooldown_until", "last_failure_at",
+     "last_used_at")
+)  # fmt: skip
+
+# KEYS: account, once.  ARGV: cost, quota field, now.
+_RESERVE = """
+local done = redis.call('GET', KEYS[2])
+if done then return tonumber(done) end
+local cur = redis.call('HMGET', KEYS[1], 'state', ARGV[2])
+local ok = 0
+if cur[1] == 'active' then
+  local left = cur[2]
+  if not left or left == '' then
+    ok = 1
+  elseif tonumber(left) >= tonumber(ARGV[1]) then
+    redis.call('HINCRBY', KEYS[1], ARGV[2], -tonumber(ARGV[1]))
+    ok = 1
+  end
+  if ok == 1 then redis.call('HSET', KEYS[1], 'last_used_at', ARGV[3]) end
+end
+redis.call('SET', KEYS[2], ok, 'EX', tonumber(ARGV[4]))
+return ok
+"""
+
+# KEYS: account, meta, once.  ARGV: JSON settlement (values already encoded as stored), once TTL.
+_SETTLE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2]))
+local k = KEYS[1]
+local cur = redis.call('HMGET', k, 'state', 'remaining', 'heavy_remaining')
+local state = cur[1]
+if not state then return 0 end
+local a = cjson.decode(ARGV[1])
+if a.refund > 0 then
+  local field, left = 'remaining', cur[2]
+  if a.heavy then field, left = 'heavy_remaining', cur[3] end
+  if left and left ~= '' then redis.call('HINCRBY', k, field, a.refund) end
+end
+if a.ok then
+  redis.call('HINCRBY', k, 'requests_ok', 1)
+  if not (a.failure and a.counts) then redis.call('HSET', k, 'failure_count', '0') end
+end
+local new_state, reason = nil, nil
+if a.failure then
+  redis.call('HINCRBY', k, 'requests_failed', 1)
+  redis.call('HSET', k, 'last_failure', a.failure, 'last_failure_at', a.now)
+  if a.counts then
+    local n = redis.call('HINCRBY', k, 'failure_count', 1)
+    if n >= a.invalid_after and state ~= 'disabled' then
+      if state == 'invalid' then
+        redis.call('HSET', k, 'state_reason', a.failure)  -- already invalid: not a state change
+      else
+        new_state, reason = 'invalid', a.failure
+      end
+    end
+  end
+end
+if a.state and state ~= 'disabled' then  -- an explicit state wins over the invalid transition
+  new_state, reason = a.state, a.state_reason
+  redis.call('HSET', k, 'cooldown_until', a.cooldown_until)
+end
+if new_state then
+  redis.call('HSET', k, 'state', new_state, 'state_reason', reason, 'state_changed_at', a.now)
+  redis.call('HINCRBY', KEYS[2], 'accounts_version', 1)
+end
+if #a.learned > 0 then redis.call('HSET', k, unpack(a.learned)) end
+return 1
+"""
+
+# KEYS: by_token, ids, next_id.  ARGV: account key prefix, JSON [{h, new, upd}].
+_ADD = """
+local items = cjson.decode(ARGV[2])
+local added, updated = 0, 0
+for _, it in ipairs(items) do
+  local id = redis.call('HGET', KEYS[1], it.h)
+  if id then
+    local key = ARGV[1] .. id
+    redis.call('HSET', key, unpack(it.upd))
+    updated = updated + 1
+  else
+    id = redis.call('INCR', KEYS[3])
+    redis.call('HSET', ARGV[1] .. id, 'id', id, unpack(it.new))
+    redis.call('ZADD', KEYS[2], id, id)
+    redis.call('HSET', KEYS[1], it.h, id)
+    added = added + 1
+  end
+end
+return {added, updated}
+"""
+
+# KEYS: by_token, ids.  ARGV: account key prefix, token hashes...
+_REMOVE = """
+local n = 0
+for i = 2, #ARGV do
+  local id = redis.call('HGET', KEYS[1], ARGV[i])
+  if id then
+    redis.call('DEL', ARGV[1] .. id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
+
+# ARGV: account key prefix, ids...  Returns one JSON string: redis-py parses a reply of 10 000 hashes slowly.
+_DUMP = """
+local out = {}
+for i = 2, #ARGV do
+  local row = redis.call('HGETALL', ARGV[1] .. ARGV[i])
+  if #row > 0 then out[#out + 1] = row end
+end
+if #out == 0 then return '[]' end
+return cjson.encode(out)
+"""
+
+# KEYS: account, meta.  ARGV: JSON [field, value, ...], new state or "", now.
+_PATCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local kv = cjson.decode(ARGV[1])
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'state') ~= ARGV[2] then
+  kv[#kv + 1] = 'state_changed_at'
+  kv[#kv + 1] = ARGV[3]
+end
+if #kv > 0 then
+  redis.call('HSET', KEYS[1], unpack(kv))
+  redis.call('HINCRBY', KEYS[2], 'accounts_version', 1)
+end
+return 1
+"""
+
+
+def _enc(value: Any) -> str:
+    """A value as stored in an account hash field."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return msgspec.json.encode(value).decode()
+    if isinstance(value, float):
+        return repr(value)  # round-trips exactly, unlike Lua's tostring
+    return str(value)
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _decode_account(raw: dict[Any, Any]) -> Account:
+    data: dict[str, Any] = {}
+    for field, value in raw.items():
+        name, text = _str(field), _str(value)
+        if name == "tags":
+            data[name] = msgspec.json.decode(text) if text else []
+        elif name in _OPTIONAL_NUMBERS and text == "":
+            data[name] = None
+        else:
+            data[name] = text
+    return msgspec.convert(data, Account, strict=False)  # strict=False parses the numeric strings
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class RedisStore:
+    """The Store protocol on Redis (redis://, rediss:// for TLS, unix://)."""
+
+    kind = "redis"
+
+    def __init__(self, url: str, *, prefix: str = "g2a") -> None:
+        # Building the client does no I/O; connections are opened on first use. A blocking pool makes a burst
+        # of concurrent calls wait for a connection instead of failing (raise the cap with ?max_connections=N).
+        pool = BlockingConnectionPool.from_url(
+            url,
+            decode_responses=True,
+            health_check_interval=30,
+            max_connections=50,
+            timeout=20,
+            # Ride out a restart or failover; safe because reserve/settle are guarded by a nonce.
+            retry=Retry(EqualJitterBackoff(cap=1.0, base=0.05), 3),
+        )
+        self.redis: Redis = Redis.from_pool(pool)
+        self.prefix = prefix
+        p = prefix
+        self._acct = f"{p}:acct:"
+        self._ids = f"{p}:acct:ids"
+        self._by_token = f"{p}:acct:by_token"
+        self._next_id = f"{p}:acct:next_id"
+        self._meta = f"{p}:meta"
+        self._settings = f"{p}:settings"
+        self._keys = f"{p}:keys"
+        self._usage_hours = f"{p}:usage:hours"
+        self.settings_channel = f"{p}:settings:changed"
+        self._reserve = self.redis.register_script(_RESERVE)
+        self._settle = self.redis.register_script(_SETTLE)
+        self._add = self.redis.register_script(_ADD)
+        self._remove = self.redis.register_script(_REMOVE)
+        self._patch = self.redis.register_script(_PATCH)
+        self._dump = self.redis.register_script(_DUMP)
+
+    def _session_key(self, id_hash: str) -> str:
+        return f"{self.prefix}:session:{id_hash}"
+
+    def _media_key(self, name: str) -> str:
+        return f"{self.prefix}:media:{name}"
+
+    def _usage_key(self, hour: int) -> str:
+        return f"{self.prefix}:usage:{hour}"
+
+    def _once_key(self) -> str:
+        return f"{self.prefix}:once:{uuid.uuid4().hex}"
+
+    async def open(self) -> None:
+        await self.redis.ping()
+        await self.redis.set(f"{self.prefix}:schema", _SCHEMA, nx=True)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def versions(self) -> Versions:
+        accounts, settings = await self.redis.hmget(self._meta, ["accounts_version", "settings_version"])
+        return Versions(accounts=int(accounts or 0), settings=int(settings or 0))
+
+    # accounts
+
+    async def list_accounts(self) -> list[Account]:
+        ids = cast(list[str], await self.redis.zrange(self._ids, 0, -1))  # decode_responses
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for chunk in _chunks(ids, _CHUNK):
+                await self._dump(args=[self._acct, *chunk], client=pipe)
+            blobs = await pipe.execute()
+        accounts: list[Account] = []
+        for blob in blobs:
+            for row in msgspec.json.decode(blob, type=list[list[str]]):
+                accounts.append(_decode_account(dict(zip(row[::2], row[1::2], strict=True))))
+        return accounts
+
+    async def get_account(self, token: str) -> Account | None:
+        id_ = await self.redis.hget(self._by_token, _token_hash(token))
+        if id_ is None:
+            return None
+        row = await self.redis.hgetall(self._acct + _str(id_))
+        return _decode_account(row) if row else None
+
+    async def add_accounts(self, items: Sequence[NewAccount]) -> AddResult:
+        unique: dict[str, NewAccount] = {}
+        for item in items:  # the last occurrence of a token wins, first-seen order kept
+            unique[item.token] = item
+        if not unique:
+            return AddResult()
+        at = now()
+        payload = [self._add_item(item, at) for item in unique.values()]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for chunk in _chunks(payload, _CHUNK):
+                await self._add(
+                    keys=[self._by_token, self._ids, self._next_id],
+                    args=[self._acct, msgspec.json.encode(chunk)],
+                    client=pipe,
+                )
+            pipe.hincrby(self._meta, "accounts_version", 1)
+            results = await pipe.execute()
+        added = sum(int(r[0]) for r in results[:-1])
+        updated = sum(int(r[1]) for r in results[:-1])
+        return AddResult(added=added, updated=updated)
+
+    @staticmethod
+    def _add_item(item: NewAccount, at: float) -> dict[str, Any]:
+        created = Account(
+            id=0,
+            token=item.token,
+            tier=item.tier,
+            state=item.state or AccountState.ACTIVE,
+            state_reason=item.state_reason or "",
+            state_changed_at=at if item.state else None,
+            remaining=item.remaining,
+            heavy_remaining=item.heavy_remaining,
+            tags=item.tags or [],
+            note=item.note or "",
+            created_at=item.created_at if item.created_at is not None else at,
+        )
+        new: list[str] = []
+        for field in Account.__struct_fields__:
+            if field != "id":
+                new += [field, _enc(getattr(created, field))]
+        # An existing token keeps its history: only the given fields change.
+        upd = ["tier", _enc(item.tier)]
+        for field in ("tags", "note", "state", "state_reason"):
+            value = getattr(item, field)
+            if value is not None:
+                upd += [field, _enc(value)]
+        if item.state is not None:
+            upd += ["state_changed_at", _enc(at)]
+        return {"h": _token_hash(item.token), "new": new, "upd": upd}
+
+    async def remove_accounts(self, tokens: Sequence[str]) -> int:
+        hashes = list(dict.fromkeys(_token_hash(t) for t in tokens))
+        if not hashes:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for chunk in _chunks(hashes, _CHUNK):
+                await self._remove(keys=[self._by_token, self._ids], args=[self._acct, *chunk], client=pipe)
+            results = await pipe.execute()
+        removed = sum(int(r) for r in results)
+        if removed:
+            await self.redis.hincrby(self._meta, "accounts_version", 1)
+        return removed
+
+    async def update_account(self, token: str, patch: AccountPatch) -> bool:
+        id_ = await self.redis.hget(self._by_token, _token_hash(token))
+        if id_ is None:
+            return False
+        kv: list[str] = []
+        for field in AccountPatch.__struct_fields__:
+            value = getattr(patch, field)
+            if value is not msgspec.UNSET:
+                kv += [field, _enc(value)]
+        state = "" if patch.state is msgspec.UNSET else patch.state
+        done = await self._patch(
+            keys=[self._acct + _str(id_), self._meta], args=[msgspec.json.encode(kv), state, _enc(now())]
+        )
+        return bool(done)
+
+    async def reserve(self, account_id: int, cost: int, heavy: bool = False) -> bool:
+        field = "heavy_remaining" if heavy else "remaining"
+        done = await self._reserve(
+            keys=[f"{self._acct}{account_id}", self._once_key()], args=[cost, field, _enc(now()), _ONCE_TTL]
+        )
+        return bool(done)
+
+    async def settle(self, account_id: int, settlement: Settlement) -> None:
+        s = settlement
+        args: dict[str, Any] = {"heavy": s.heavy, "refund": s.refund, "ok": s.ok, "now": _enc(now())}
+        if s.failure is not None:
+            args.update(failure=s.failure, counts=s.counts_towards_invalid, invalid_after=s.invalid_after)
+        if s.state is not None:
+            args.update(state=s.state, state_reason=s.state_reason, cooldown_until=_enc(s.cooldown_until))
+        learned: list[str] = []
+        for field in ("remaining", "heavy_remaining", "window_reset_at"):
+            value = getattr(s, field)
+            if value is not msgspec.UNSET:
+                learned += [field, _enc(value)]
+        args["learned"] = learned
+        await self._settle(
+            keys=[f"{self._acct}{account_id}", self._meta, self._once_key()],
+            args=[msgspec.json.encode(args), _ONCE_TTL],
+        )
+
+    # runtime settings
+
+    async def load_settings(self) -> dict[str, Any]:
+        raw = await self.redis.hgetall(self._settings)
+        return {_str(k): msgspec.json.decode(_str(v)) for k, v in raw.items()}
+
+    async def save_settings(self, values: dict[str, Any]) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if values:
+                pipe.hset(self._settings, mapping={k: msgspec.json.encode(v).decode() for k, v in values.items()})
+            pipe.hincrby(self._meta, "settings_version", 1)
+            results = await pipe.execute()
+        version = int(results[-1])
+        try:  # other instances also poll versions(), so a lost message only delays them
+            await self.redis.publish(self.settings_channel, version)
+        except RedisError as exc:
+            log.warning("could not publish the settings change: %s", exc)
+
+    # admin sessions
+
+    async def put_session(self, session: AdminSession) -> None:
+        key = self._session_key(session.id_hash)
+        ttl_ms = int((session.expires_at - now()) * 1000)
+        if ttl_ms <= 0:
+            await self.redis.delete(key)
+            return
+        await self.redis.set(key, msgspec.json.encode(session).decode(), px=ttl_ms)
+
+    async def get_session(self, id_hash: str) -> AdminSession | None:
+        raw = await self.redis.get(self._session_key(id_hash))
+        if raw is None:
+            return None
+        session = msgspec.json.decode(raw, type=AdminSession)
+        return session if session.expires_at > now() else None
+
+    async def delete_session(self, id_hash: str) -> None:
+        await self.redis.delete(self._session_key(id_hash))
+
+    async def delete_sessions(self, except_id_hash: str | None = None) -> int:
+        keep = self._session_key(except_id_hash) if except_id_hash is not None else None
+        pattern = _glob_escape(self._session_key("")) + "*"
+        keys = [_str(k) async for k in self.redis.scan_iter(match=pattern, count=500)]
+        keys = [k for k in dict.fromkeys(keys) if k != keep]  # SCAN may return a key twice
+        deleted = 0
+        for chunk in _chunks(keys, _CHUNK):
+            deleted += int(await self.redis.delete(*chunk))
+        return deleted
+
+    # client API keys
+
+    async def put_client_key(self, key: ClientKey) -> None:
+        await self.redis.hset(self._keys, key.id, msgspec.json.encode(key).decode())
+
+    async def list_client_keys(self) -> list[ClientKey]:
+        raw = await self.redis.hgetall(self._keys)
+        keys = [msgspec.json.decode(_str(v), type=ClientKey) for v in raw.values()]
+        return sorted(keys, key=lambda k: (k.created_at, k.id))
+
+    async def revoke_client_key(self, key_id: str) -> bool:
+        async def revoke(pipe: Pipeline) -> bool:
+            raw = await pipe.hget(self._keys, key_id)
+            if raw is None:
+                return False
+            key = msgspec.json.decode(_str(raw), type=ClientKey)
+            key.revoked = True
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.hset(self._keys, key_id, msgspec.json.encode(key).decode())
+            return True
+
+        # Stored keys are JSON; WATCH keeps a concurrent touch from being overwritten (rare admin edit).
+        return bool(await self.redis.transaction(revoke, self._keys, value_from_callable=True))
+
+    async def touch_client_keys(self, uses: dict[str, int], at: float) -> None:
+        ids = [key_id for key_id, n in uses.items() if n]
+        if not ids:
+            return
+
+        async def touch(pipe: Pipeline) -> None:
+            raw = await pipe.hmget(self._keys, ids)
+            updates: dict[Any, str] = {}
+            for key_id, blob in zip(ids, raw, strict=True):
+                if blob is None:  # unknown or deleted key: nothing to count
+                    continue
+                key = msgspec.json.decode(_str(blob), type=ClientKey)
+                key.requests += uses[key_id]
+                key.last_used_at = at
+                updates[key_id] = msgspec.json.encode(key).decode()
+            pipe.multi()  # type: ignore[no-untyped-call]
+            if updates:
+                pipe.hset(self._keys, mapping=updates)
+
+        await self.redis.transaction(touch, self._keys)
+
+    # media index
+
+    async def put_media(self, entry: MediaEntry) -> None:
+        await self.redis.set(self._media_key(entry.name), msgspec.json.encode(entry).decode())
+
+    async def get_media(self, name: str) -> MediaEntry | None:
+        raw = await self.redis.get(self._media_key(name))
+        return None if raw is None else msgspec.json.decode(raw, type=MediaEntry)
+
+    # usage counters
+
+    async def add_usage(self, rows: Sequence[UsageRow]) -> None:
+        if not rows:
+            return
+        # Prune relative to the newest hour written (capped at the current one), so old rows stay queryable.
+        cutoff = min(max(r.hour for r in rows), hour_of(now())) - _USAGE_KEEP
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for r in rows:
+                pipe.hincrby(self._usage_key(r.hour), f"{r.model}|{r.outcome}|{r.key_id}", r.count)
+            pipe.zadd(self._usage_hours, {str(r.hour): r.hour for r in rows})
+            pipe.zrangebyscore(self._usage_hours, "-inf", f"({cutoff}")
+            results = await pipe.execute()
+        old = [int(_str(h)) for h in results[-1]]
+        if old:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(*(self._usage_key(h) for h in old))
+                pipe.zrem(self._usage_hours, *(str(h) for h in old))
+                await pipe.execute()
+
+    async def usage_since(self, hour: int) -> list[UsageRow]:
+        found = cast(list[str], await self.redis.zrangebyscore(self._usage_hours, hour, "+inf"))
+        hours = [int(h) for h in found]
+        if not hours:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for h in hours:
+                pipe.hgetall(self._usage_key(h))
+            buckets = await pipe.execute()
+        rows: list[UsageRow] = []
+        for h, bucket in zip(hours, buckets, strict=True):
+            for field, count in bucket.items():
+                # rsplit: a model name may contain "|", an outcome and a key id do not
+                model, outcome, key_id = _str(field).rsplit("|", 2)
+                rows.append(UsageRow(hour=h, model=model, outcome=outcome, key_id=key_id, count=int(count)))
+        rows.sort(key=lambda r: (r.hour, r.model, r.outcome, r.key_id))
+        return rows

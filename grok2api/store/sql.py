@@ -1,0 +1,652 @@
+"""SQL storage: SQLite (the default, one file in the data dir) and MySQL/MariaDB.
+
+Statements are SQLAlchemy Core on an async engine: every method is one short transaction, and quota moves
+are single guarded UPDATEs so concurrent workers (and processes) never over-spend an account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Double,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    delete,
+    event,
+    exists,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.dml import Insert
+
+from .base import (
+    Account,
+    AccountPatch,
+    AccountState,
+    AddResult,
+    AdminSession,
+    ClientKey,
+    MediaEntry,
+    NewAccount,
+    Settlement,
+    UsageRow,
+    Versions,
+    now,
+)
+
+# Deterministic constraint names, so later migrations can drop or alter them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+REASON_LEN = 1024  # state_reason / last_failure: upstream messages can be long; strict MySQL rejects overflow
+IN_CHUNK = 500  # bound IN (...) lists: SQLite caps bound parameters, MySQL caps packet size
+
+# Explicit table options: the server's default charset may be latin1, and a case-insensitive collation
+# would merge keys (media names, model names) that SQLite and Redis keep apart.
+MYSQL_TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
+ACCOUNTS_VERSION = "accounts_version"
+SETTINGS_VERSION = "settings_version"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+    # AUTOINCREMENT: never hand a removed account's id to a new token (workers cache ids between polls).
+    __table_args__ = {"sqlite_autoincrement": True, **MYSQL_TABLE_OPTIONS}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Tokens are long; a unique index on them would exceed InnoDB's key size under utf8mb4, so the
+    # lookup key is their SHA-256.
+    token_hash: Mapped[str] = mapped_column(CHAR(64), unique=True)
+    token: Mapped[str] = mapped_column(String(2048))
+    tier: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    state_reason: Mapped[str] = mapped_column(String(REASON_LEN))
+    state_changed_at: Mapped[float | None] = mapped_column(Double)
+    remaining: Mapped[int | None] = mapped_column(Integer)
+    heavy_remaining: Mapped[int | None] = mapped_column(Integer)
+    window_reset_at: Mapped[float | None] = mapped_column(Double)
+    cooldown_until: Mapped[float | None] = mapped_column(Double)
+    failure_count: Mapped[int] = mapped_column(Integer)
+    last_failure: Mapped[str] = mapped_column(String(REASON_LEN))
+    last_failure_at: Mapped[float | None] = mapped_column(Double)
+    tags: Mapped[str] = mapped_column(Text)  # JSON list
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)
+    last_used_at: Mapped[float | None] = mapped_column(Double)
+    requests_ok: Mapped[int] = mapped_column(BigInteger)
+    requests_failed: Mapped[int] = mapped_column(BigInteger)
+
+
+class SettingRow(Base):
+    __tablename__ = "settings"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)  # JSON
+
+
+class MetaRow(Base):
+    __tablename__ = "meta"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class AdminSessionRow(Base):
+    __tablename__ = "admin_sessions"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    id_hash: Mapped[str] = mapped_column(CHAR(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(255))
+    csrf: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[float] = mapped_column(Double)
+    expires_at: Mapped[float] = mapped_column(Double)
+
+
+class ClientKeyRow(Base):
+    __tablename__ = "client_keys"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    key_hash: Mapped[str] = mapped_column(CHAR(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(32))
+    models: Mapped[str] = mapped_column(Text)  # JSON list
+    rpm: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[float | None] = mapped_column(Double)
+    revoked: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[float] = mapped_column(Double)
+    last_used_at: Mapped[float | None] = mapped_column(Double)
+    requests: Mapped[int] = mapped_column(BigInteger)
+
+
+class MediaRow(Base):
+    __tablename__ = "media"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    upstream_path: Mapped[str] = mapped_column(String(2048))
+    account_token: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class UsageRowModel(Base):
+    __tablename__ = "usage"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+def _table(model: type[Base]) -> Table:
+    return Base.metadata.tables[model.__tablename__]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Map user-facing URLs to async drivers: ``mysql://`` → asyncmy (utf8mb4), ``sqlite://`` → aiosqlite."""
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        return u.set(drivername="sqlite+aiosqlite") if u.drivername == "sqlite" else u
+    if backend in ("mysql", "mariadb"):
+        if u.drivername == backend:
+            u = u.set(drivername=f"{backend}+asyncmy")
+            if "charset" not in u.query:
+                u = u.update_query_dict({"charset": "utf8mb4"})
+        return u
+    raise ValueError(f"unsupported database URL {u.render_as_string()!r}: use sqlite:/// or mysql://")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the single writer; busy_timeout makes writers queue instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str | URL) -> AsyncEngine:
+    u = normalize_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(u)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    # The server closes idle connections after wait_timeout: recycle early and ping before use.
+    return create_async_engine(u, pool_pre_ping=True, pool_recycle=1800)
+
+
+def _chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+_decode_strs = msgspec.json.Decoder(list[str]).decode
+
+A = AccountRow
+_ACCOUNT_COLUMNS = (
+    A.id,
+    A.token,
+    A.tier,
+    A.state,
+    A.state_reason,
+    A.state_changed_at,
+    A.remaining,
+    A.heavy_remaining,
+    A.window_reset_at,
+    A.cooldown_until,
+    A.failure_count,
+    A.last_failure,
+    A.last_failure_at,
+    A.tags,
+    A.note,
+    A.created_at,
+    A.last_used_at,
+    A.requests_ok,
+    A.requests_failed,
+)
+_CLIENT_KEY_COLUMNS = tuple(_table(ClientKeyRow).c)
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        id=row.id,
+        token=row.token,
+        tier=row.tier,
+        state=row.state,
+        state_reason=row.state_reason,
+        state_changed_at=row.state_changed_at,
+        remaining=row.remaining,
+        heavy_remaining=row.heavy_remaining,
+        window_reset_at=row.window_reset_at,
+        cooldown_until=row.cooldown_until,
+        failure_count=row.failure_count,
+        last_failure=row.last_failure,
+        last_failure_at=row.last_failure_at,
+        tags=_decode_strs(row.tags),
+        note=row.note,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        requests_ok=row.requests_ok,
+        requests_failed=row.requests_failed,
+    )
+
+
+def _client_key(row: Any) -> ClientKey:
+    return ClientKey(
+        id=row.id,
+        name=row.name,
+        key_hash=row.key_hash,
+        prefix=row.prefix,
+        models=_decode_strs(row.models),
+        rpm=row.rpm,
+        expires_at=row.expires_at,
+        revoked=bool(row.revoked),
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        requests=row.requests,
+    )
+
+
+_PATCH_FIELDS = (
+    "tier",
+    "state",
+    "state_reason",
+    "remaining",
+    "heavy_remaining",
+    "window_reset_at",
+    "cooldown_until",
+    "failure_count",
+    "tags",
+    "note",
+)
+
+
+class SqlStore:
+    """``Store`` on SQLAlchemy: ``sqlite+aiosqlite:///path`` or ``mysql+asyncmy://user:pass@host/db``."""
+
+    def __init__(self, url: str | URL) -> None:
+        self.url = normalize_url(url)
+        self.kind = "sqlite" if self.url.get_backend_name() == "sqlite" else "mysql"
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("SqlStore.open() has not been called")
+        return self._engine
+
+    async def open(self) -> None:
+        from .migrate import upgrade_to_head
+
+        if self._engine is None:
+            self._engine = make_engine(self.url)
+        await upgrade_to_head(self._engine)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    # helpers
+
+    async def _bump(self, conn: AsyncConnection, name: str, *where: ColumnElement[bool]) -> None:
+        await conn.execute(
+            update(MetaRow).where(MetaRow.name == name, *where).values(value=MetaRow.value + 1)
+        )
+
+    def _upsert(self, model: type[Base], keys: Sequence[str], columns: Sequence[str], add: Sequence[str] = ()) -> Insert:
+        """INSERT that overwrites ``columns`` (or adds to ``add``) when the primary key exists."""
+        table = _table(model)
+        if self.kind == "mysql":
+            my = mysql_insert(table)
+            return my.on_duplicate_key_update(
+                {c: table.c[c] + my.inserted[c] if c in add else my.inserted[c] for c in columns if c not in keys}
+            )
+        lite = sqlite_insert(table)
+        return lite.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={c: table.c[c] + lite.excluded[c] if c in add else lite.excluded[c] for c in columns if c not in keys},
+        )
+
+    # versions
+
+    async def versions(self) -> Versions:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(MetaRow.name, MetaRow.value))).all()
+        found = {name: int(value) for name, value in rows}
+        return Versions(accounts=found.get(ACCOUNTS_VERSION, 0), settings=found.get(SETTINGS_VERSION, 0))
+
+    # accounts
+
+    async def list_accounts(self) -> list[Account]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(*_ACCOUNT_COLUMNS).order_by(A.id))
+            return [_account(r) for r in result]
+
+    async def get_account(self, token: str) -> Account | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(*_ACCOUNT_COLUMNS).where(A.token_hash == token_hash(token)))).first()
+        return None if row is None else _account(row)
+
+    async def add_accounts(self, items: Sequence[NewAccount]) -> AddResult:
+        wanted: dict[str, NewAccount] = {}
+        for item in items:
+            wanted[token_hash(item.token)] = item  # a repeated token: its last entry wins
+        if not wanted:
+            return AddResult()
+        ts = now()
+        async with self.engine.begin() as conn:
+            # Write first: this takes SQLite's write lock before the read below (a read-then-write
+            # transaction fails with SQLITE_BUSY when another writer got in between) and, on MySQL, locks
+            # the meta row so concurrent imports of the same token serialize instead of hitting the
+            # unique key.
+            await self._bump(conn, ACCOUNTS_VERSION)
+            hashes = list(wanted)
+            existing: set[str] = set()
+            for chunk in _chunks(hashes):
+                existing.update((await conn.scalars(select(A.token_hash).where(A.token_hash.in_(chunk)))).all())
+            new_rows: list[dict[str, Any]] = []
+            # Existing tokens get different field sets; group them so each shape is one executemany.
+            updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for h in hashes:
+                item = wanted[h]
+                if h not in existing:
+                    new_rows.append(self._new_account_row(h, item, ts))
+                    continue
+                values: dict[str, Any] = {"tier": item.tier}
+                if item.tags is not None:
+                    values["tags"] = _json(item.tags)
+                if item.note is not None:
+                    values["note"] = item.note
+                if item.state is not None:
+                    values["state"] = item.state
+                    values["state_changed_at"] = ts
+                if item.state_reason is not None:
+                    values["state_reason"] = item.state_reason[:REASON_LEN]
+                updates.setdefault(tuple(values), []).append({"b_hash": h, **{f"b_{k}": v for k, v in values.items()}})
+            if new_rows:
+                await conn.execute(insert(A), new_rows)
+            for shape, params in updates.items():
+                stmt = (
+                    update(A)
+                    .where(A.token_hash == bindparam("b_hash"))
+                    .values({k: bindparam(f"b_{k}") for k in shape})
+                )
+                await conn.execute(stmt, params)
+        return AddResult(added=len(new_rows), updated=sum(len(p) for p in updates.values()))
+
+    @staticmethod
+    def _new_account_row(h: str, item: NewAccount, ts: float) -> dict[str, Any]:
+        return {
+            "token_hash": h,
+            "token": item.token,
+            "tier": item.tier,
+            "state": item.state or AccountState.ACTIVE,
+            "state_reason": (item.state_reason or "")[:REASON_LEN],
+            "state_changed_at": ts if item.state else None,
+            "remaining": item.remaining,
+            "heavy_remaining": item.heavy_remaining,
+            "window_reset_at": None,
+            "cooldown_until": None,
+            "failure_count": 0,
+            "last_failure": "",
+            "last_failure_at": None,
+            "tags": _json(item.tags or []),
+            "note": item.note or "",
+            "created_at": item.created_at if item.created_at is not None else ts,
+            "last_used_at": None,
+            "requests_ok": 0,
+            "requests_failed": 0,
+        }
+
+    async def remove_accounts(self, tokens: Sequence[str]) -> int:
+        hashes = list({token_hash(t) for t in tokens})
+        removed = 0
+        async with self.engine.begin() as conn:
+            for chunk in _chunks(hashes):
+                removed += (await conn.execute(delete(A).where(A.token_hash.in_(chunk)))).rowcount
+            if removed:
+                await self._bump(conn, ACCOUNTS_VERSION)
+        return removed
+
+    async def update_account(self, token: str, patch: AccountPatch) -> bool:
+        given = {f: getattr(patch, f) for f in _PATCH_FIELDS if getattr(patch, f) is not msgspec.UNSET}
+        where = A.token_hash == token_hash(token)
+        async with self.engine.begin() as conn:
+            if not given:
+                return (await conn.scalar(select(exists().where(where)))) is True
+            sets: list[tuple[Any, Any]] = []
+            if "state" in given:
+                # Listed before ``state``: MySQL evaluates SET left to right on already-updated values.
+                sets.append((A.state_changed_at, case((A.state != given["state"], now()), else_=A.state_changed_at)))
+            for name, value in given.items():
+                if name == "tags":
+                    value = _json(value)
+                elif name == "state_reason":
+                    value = value[:REASON_LEN]
+                sets.append((getattr(A, name), value))
+            found = (await conn.execute(update(A).where(where).ordered_values(*sets))).rowcount == 1
+            if found:
+                await self._bump(conn, ACCOUNTS_VERSION)
+        return found
+
+    async def reserve(self, account_id: int, cost: int, heavy: bool = False) -> bool:
+        col = A.heavy_remaining if heavy else A.remaining
+        # One guarded statement: the row lock (MySQL) or write lock (SQLite) makes check and take atomic.
+        # NULL - cost stays NULL, so an unknown quota stays unknown.
+        stmt = (
+            update(A)
+            .where(A.id == account_id, A.state == AccountState.ACTIVE, (col.is_(None)) | (col >= cost))
+            .values({col: col - cost, A.last_used_at: now()})
+        )
+        async with self.engine.begin() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
+
+    async def settle(self, account_id: int, settlement: Settlement) -> None:
+        """Apply a settlement in one UPDATE. An explicit ``state`` wins over the ``invalid`` transition;
+        neither overrides an operator's ``disabled``."""
+        s = settlement
+        ts = now()
+        # MySQL evaluates SET assignments left to right and later ones see earlier results, so each
+        # column is assigned only after every expression that reads it (state-related CASEs first).
+        sets: list[tuple[Any, Any]] = []
+        counted = s.failure is not None and s.counts_towards_invalid
+        if s.state is not None:
+            apply = A.state != AccountState.DISABLED
+            sets += [
+                (A.state_changed_at, case((apply, ts), else_=A.state_changed_at)),
+                (A.state_reason, case((apply, s.state_reason[:REASON_LEN]), else_=A.state_reason)),
+                (A.cooldown_until, case((apply, s.cooldown_until), else_=A.cooldown_until)),
+                (A.state, case((apply, s.state), else_=A.state)),
+            ]
+        elif counted and s.failure is not None:
+            trip = and_(A.state != AccountState.DISABLED, A.failure_count + 1 >= s.invalid_after)
+            sets += [
+                (A.state_changed_at, case((and_(trip, A.state != AccountState.INVALID), ts), else_=A.state_changed_at)),
+                (A.state_reason, case((trip, s.failure[:REASON_LEN]), else_=A.state_reason)),
+                (A.state, case((trip, AccountState.INVALID), else_=A.state)),
+            ]
+        if counted:
+            sets.append((A.failure_count, A.failure_count + 1))
+        elif s.ok:
+            sets.append((A.failure_count, 0))
+        if s.ok:
+            sets.append((A.requests_ok, A.requests_ok + 1))
+        if s.failure is not None:
+            sets += [
+                (A.requests_failed, A.requests_failed + 1),
+                (A.last_failure, s.failure[:REASON_LEN]),
+                (A.last_failure_at, ts),
+            ]
+        for col, refunded, learned in (
+            (A.remaining, not s.heavy, s.remaining),
+            (A.heavy_remaining, s.heavy, s.heavy_remaining),
+        ):
+            if learned is not msgspec.UNSET:
+                sets.append((col, learned))  # absolute: supersedes the refund
+            elif refunded and s.refund:
+                sets.append((col, col + s.refund))  # NULL + n stays NULL
+        if s.window_reset_at is not msgspec.UNSET:
+            sets.append((A.window_reset_at, s.window_reset_at))
+        if not sets:
+            return
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(A).where(A.id == account_id).ordered_values(*sets))
+            if result.rowcount == 1 and (s.state is not None or counted):
+                # Bump only if the state really moved: this settle stamped state_changed_at with ``ts``.
+                changed = exists().where(A.id == account_id, A.state_changed_at == ts)
+                await self._bump(conn, ACCOUNTS_VERSION, changed)
+
+    # settings
+
+    async def load_settings(self) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(SettingRow.name, SettingRow.value))).all()
+        return {name: msgspec.json.decode(value) for name, value in rows}
+
+    async def save_settings(self, values: dict[str, Any]) -> None:
+        rows = [{"name": k, "value": _json(v)} for k, v in values.items()]
+        async with self.engine.begin() as conn:
+            if rows:
+                await conn.execute(self._upsert(SettingRow, ["name"], ["name", "value"]), rows)
+            await self._bump(conn, SETTINGS_VERSION)
+
+    # admin sessions
+
+    async def put_session(self, session: AdminSession) -> None:
+        row = msgspec.structs.asdict(session)
+        async with self.engine.begin() as conn:
+            # Housekeeping on login: expired sessions are never read again.
+            await conn.execute(delete(AdminSessionRow).where(AdminSessionRow.expires_at <= now()))
+            await conn.execute(self._upsert(AdminSessionRow, ["id_hash"], list(row)), [row])
+
+    async def get_session(self, id_hash: str) -> AdminSession | None:
+        t = _table(AdminSessionRow)
+        stmt = select(t).where(t.c.id_hash == id_hash, t.c.expires_at > now())
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else AdminSession(**row._asdict())
+
+    async def delete_session(self, id_hash: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(AdminSessionRow).where(AdminSessionRow.id_hash == id_hash))
+
+    async def delete_sessions(self, except_id_hash: str | None = None) -> int:
+        stmt = delete(AdminSessionRow)
+        if except_id_hash is not None:
+            stmt = stmt.where(AdminSessionRow.id_hash != except_id_hash)
+        async with self.engine.begin() as conn:
+            return (await conn.execute(stmt)).rowcount
+
+    # client API keys
+
+    async def put_client_key(self, key: ClientKey) -> None:
+        row = msgspec.structs.asdict(key)
+        row["models"] = _json(key.models)
+        async with self.engine.begin() as conn:
+            await conn.execute(self._upsert(ClientKeyRow, ["id"], list(row)), [row])
+
+    async def list_client_keys(self) -> list[ClientKey]:
+        stmt = select(*_CLIENT_KEY_COLUMNS).order_by(ClientKeyRow.created_at, ClientKeyRow.id)
+        async with self.engine.connect() as conn:
+            return [_client_key(r) for r in await conn.execute(stmt)]
+
+    async def revoke_client_key(self, key_id: str) -> bool:
+        stmt = update(ClientKeyRow).where(ClientKeyRow.id == key_id).values(revoked=True)
+        async with self.engine.begin() as conn:
+            # Matched rows on both backends (asyncmy sets FOUND_ROWS), so an already revoked key counts.
+            return (await conn.execute(stmt)).rowcount == 1
+
+    async def touch_client_keys(self, uses: dict[str, int], at: float) -> None:
+        params = [{"b_id": k, "b_n": n, "b_at": at} for k, n in uses.items() if n]
+        if not params:
+            return
+        stmt = (
+            update(ClientKeyRow)
+            .where(ClientKeyRow.id == bindparam("b_id"))
+            .values(requests=ClientKeyRow.requests + bindparam("b_n"), last_used_at=bindparam("b_at"))
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, params)
+
+    # media index
+
+    async def put_media(self, entry: MediaEntry) -> None:
+        row = msgspec.structs.asdict(entry)
+        async with self.engine.begin() as conn:
+            await conn.execute(self._upsert(MediaRow, ["name"], list(row)), [row])
+
+    async def get_media(self, name: str) -> MediaEntry | None:
+        t = _table(MediaRow)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t).where(t.c.name == name))).first()
+        return None if row is None else MediaEntry(**row._asdict())
+
+    # usage counters
+
+    async def add_usage(self, rows: Sequence[UsageRow]) -> None:
+        buckets: dict[tuple[int, str, str, str], int] = {}
+        for r in rows:
+            key = (r.hour, r.model, r.outcome, r.key_id)
+            buckets[key] = buckets.get(key, 0) + r.count
+        params = [
+            {"hour": h, "model": m, "outcome": o, "key_id": k, "count": n} for (h, m, o, k), n in buckets.items()
+        ]
+        if not params:
+            return
+        keys = ["hour", "model", "outcome", "key_id"]
+        async with self.engine.begin() as conn:
+            await conn.execute(self._upsert(UsageRowModel, keys, [*keys, "count"], add=["count"]), params)
+
+    async def usage_since(self, hour: int) -> list[UsageRow]:
+        t = _table(UsageRowModel)
+        stmt = select(t).where(t.c.hour >= hour).order_by(t.c.hour, t.c.model, t.c.outcome, t.c.key_id)
+        async with self.engine.connect() as conn:
+            return [UsageRow(**r._asdict()) for r in await conn.execute(stmt)]

@@ -1,0 +1,565 @@
+"""The storage contract, run against every backend (see the ``store`` fixture in conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+
+from grok2api.store.base import (
+    Account,
+    AccountPatch,
+    AccountState,
+    AddResult,
+    AdminSession,
+    ClientKey,
+    MediaEntry,
+    NewAccount,
+    Settlement,
+    Store,
+    Tier,
+    UsageRow,
+)
+
+
+async def _add(store: Store, *items: NewAccount) -> list[Account]:
+    await store.add_accounts(items)
+    return await store.list_accounts()
+
+
+async def _get(store: Store, token: str) -> Account:
+    account = await store.get_account(token)
+    assert account is not None, token
+    return account
+
+
+# accounts
+
+
+async def test_add_and_list(store: Store) -> None:
+    before = time.time()
+    result = await store.add_accounts(
+        [
+            NewAccount(token="tok-a", remaining=10, heavy_remaining=2, tags=["eu", "x"], note="first"),
+            NewAccount(token="tok-b", tier=Tier.SUPER, created_at=1234.5),
+            NewAccount(token="tok-c", state=AccountState.DISABLED, state_reason="manual"),
+        ]
+    )
+    assert result == AddResult(added=3, updated=0)
+    accounts = await store.list_accounts()
+    assert [a.token for a in accounts] == ["tok-a", "tok-b", "tok-c"]
+    assert accounts[0].id < accounts[1].id < accounts[2].id
+    a, b, c = accounts
+    assert (a.tier, a.state, a.remaining, a.heavy_remaining, a.tags, a.note) == (
+        "basic",
+        "active",
+        10,
+        2,
+        ["eu", "x"],
+        "first",
+    )
+    assert before - 1 <= a.created_at <= time.time() + 1
+    assert (a.failure_count, a.requests_ok, a.requests_failed, a.last_used_at) == (0, 0, 0, None)
+    assert (b.tier, b.created_at, b.remaining, b.heavy_remaining, b.tags, b.note) == ("super", 1234.5, None, None, [], "")
+    assert (c.state, c.state_reason) == ("disabled", "manual")
+    assert await store.get_account("tok-b") == b
+    assert await store.get_account("missing") is None
+
+
+async def test_add_existing_keeps_history(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a", remaining=5, tags=["old"], note="n", created_at=100.0))
+    assert await store.reserve(a.id, 1)
+    await store.settle(a.id, Settlement(ok=True))
+    await store.settle(a.id, Settlement(failure="boom"))
+
+    result = await store.add_accounts([NewAccount(token="tok-a", tier=Tier.SUPER, remaining=99, created_at=999.0)])
+    assert result == AddResult(added=0, updated=1)
+    again = await _get(store, "tok-a")
+    assert again.id == a.id
+    assert again.tier == "super"
+    # quota, counters, created_at and the fields given as None are kept
+    assert (again.remaining, again.requests_ok, again.requests_failed, again.created_at) == (4, 1, 1, 100.0)
+    assert (again.tags, again.note, again.state, again.last_failure) == (["old"], "n", "active", "boom")
+
+    result = await store.add_accounts(
+        [NewAccount(token="tok-a", tags=["new"], note="m", state=AccountState.DISABLED, state_reason="off")]
+    )
+    assert result == AddResult(added=0, updated=1)
+    again = await _get(store, "tok-a")
+    assert (again.tier, again.tags, again.note, again.state, again.state_reason) == (
+        "basic",
+        ["new"],
+        "m",
+        "disabled",
+        "off",
+    )
+    assert again.remaining == 4
+
+
+async def test_add_dedupes_within_one_call(store: Store) -> None:
+    result = await store.add_accounts(
+        [NewAccount(token="tok-a"), NewAccount(token="tok-b"), NewAccount(token="tok-a", tier=Tier.SUPER)]
+    )
+    assert result == AddResult(added=2, updated=0)
+    accounts = await store.list_accounts()
+    assert [(x.token, x.tier) for x in accounts] == [("tok-a", "super"), ("tok-b", "basic")]
+
+    result = await store.add_accounts([NewAccount(token="tok-b"), NewAccount(token="tok-b"), NewAccount(token="tok-c")])
+    assert result == AddResult(added=1, updated=1)
+    assert len(await store.list_accounts()) == 3
+
+
+async def test_add_nothing(store: Store) -> None:
+    assert await store.add_accounts([]) == AddResult(added=0, updated=0)
+    assert await store.list_accounts() == []
+
+
+async def test_remove_accounts(store: Store) -> None:
+    await _add(store, NewAccount(token="tok-a"), NewAccount(token="tok-b"), NewAccount(token="tok-c"))
+    assert await store.remove_accounts(["tok-a", "missing", "tok-c", "tok-a"]) == 2
+    assert [a.token for a in await store.list_accounts()] == ["tok-b"]
+    assert await store.get_account("tok-a") is None
+    assert await store.remove_accounts(["tok-a"]) == 0
+
+
+async def test_removed_id_is_not_reused(store: Store) -> None:
+    a, b = await _add(store, NewAccount(token="tok-a"), NewAccount(token="tok-b"))
+    await store.remove_accounts(["tok-b"])
+    (_, c) = await _add(store, NewAccount(token="tok-c"))
+    assert c.id > b.id > a.id
+
+
+async def test_update_account(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a", remaining=7, heavy_remaining=3, tags=["x"], note="n"))
+    await store.settle(a.id, Settlement(failure="f", counts_towards_invalid=True))
+    assert (await _get(store, "tok-a")).failure_count == 1
+
+    assert await store.update_account("tok-a", AccountPatch(tier=Tier.SUPER, tags=["y", "z"], remaining=None))
+    got = await _get(store, "tok-a")
+    assert (got.tier, got.tags, got.remaining) == ("super", ["y", "z"], None)
+    # fields left UNSET are untouched
+    assert (got.heavy_remaining, got.note, got.failure_count, got.state) == (3, "n", 1, "active")
+    assert got.state_changed_at is None
+
+    before = time.time()
+    patch = AccountPatch(
+        state=AccountState.COOLING,
+        state_reason="manual",
+        cooldown_until=before + 60,
+        failure_count=0,
+        window_reset_at=before + 3600,
+        heavy_remaining=9,
+        note="",
+    )
+    assert await store.update_account("tok-a", patch)
+    got = await _get(store, "tok-a")
+    assert (got.state, got.state_reason, got.cooldown_until, got.failure_count) == (
+        "cooling",
+        "manual",
+        before + 60,
+        0,
+    )
+    assert (got.window_reset_at, got.heavy_remaining, got.note) == (before + 3600, 9, "")
+    assert got.state_changed_at is not None and got.state_changed_at >= before - 1
+
+    assert await store.update_account("missing", AccountPatch(note="x")) is False
+    assert await store.update_account("tok-a", AccountPatch()) is True
+    assert await store.update_account("missing", AccountPatch()) is False
+
+
+async def test_versions_bump(store: Store) -> None:
+    v0 = await store.versions()
+    assert (v0.accounts, v0.settings) == (0, 0)
+
+    (a,) = await _add(store, NewAccount(token="tok-a", remaining=5))
+    v1 = await store.versions()
+    assert v1.accounts > v0.accounts and v1.settings == v0.settings
+
+    # plain quota moves and counters do not invalidate snapshots
+    assert await store.reserve(a.id, 1)
+    await store.settle(a.id, Settlement(refund=1, ok=True, remaining=4))
+    await store.settle(a.id, Settlement(failure="transient"))
+    assert await store.versions() == v1
+
+    assert await store.update_account("tok-a", AccountPatch(note="n"))
+    v2 = await store.versions()
+    assert v2.accounts > v1.accounts
+
+    await store.settle(a.id, Settlement(state=AccountState.COOLING, cooldown_until=time.time() + 60))
+    v3 = await store.versions()
+    assert v3.accounts > v2.accounts
+
+    await store.save_settings({"x": 1})
+    v4 = await store.versions()
+    assert v4.settings > v3.settings and v4.accounts == v3.accounts
+
+    await store.remove_accounts(["tok-a"])
+    v5 = await store.versions()
+    assert v5.accounts > v4.accounts
+
+
+# quota
+
+
+async def test_reserve(store: Store) -> None:
+    a, unknown = await _add(store, NewAccount(token="tok-a", remaining=3), NewAccount(token="tok-u"))
+    before = time.time()
+    assert await store.reserve(a.id, 2)
+    got = await _get(store, "tok-a")
+    assert got.remaining == 1
+    assert got.last_used_at is not None and got.last_used_at >= before - 1
+    assert not await store.reserve(a.id, 2)  # fewer than cost left: nothing taken
+    assert (await _get(store, "tok-a")).remaining == 1
+    assert await store.reserve(a.id, 1)  # exactly the remainder
+    assert (await _get(store, "tok-a")).remaining == 0
+    assert not await store.reserve(a.id, 1)
+
+    # unknown quota may be reserved and stays unknown
+    assert await store.reserve(unknown.id, 5)
+    got = await _get(store, "tok-u")
+    assert got.remaining is None and got.last_used_at is not None
+
+    assert not await store.reserve(987654, 1)
+
+
+async def test_reserve_heavy_uses_its_own_column(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a", remaining=10, heavy_remaining=1))
+    assert await store.reserve(a.id, 1, heavy=True)
+    got = await _get(store, "tok-a")
+    assert (got.remaining, got.heavy_remaining) == (10, 0)
+    assert not await store.reserve(a.id, 1, heavy=True)
+    assert await store.reserve(a.id, 1)
+    got = await _get(store, "tok-a")
+    assert (got.remaining, got.heavy_remaining) == (9, 0)
+
+
+@pytest.mark.parametrize("state", [AccountState.COOLING, AccountState.INVALID, AccountState.BLOCKED, AccountState.DISABLED])
+async def test_reserve_needs_an_active_account(store: Store, state: str) -> None:
+    a, b = await _add(store, NewAccount(token="tok-a", remaining=5), NewAccount(token="tok-b"))
+    assert await store.update_account("tok-a", AccountPatch(state=state))
+    assert await store.update_account("tok-b", AccountPatch(state=state))
+    assert not await store.reserve(a.id, 1)
+    assert not await store.reserve(b.id, 1)  # even with unknown quota
+    got = await _get(store, "tok-a")
+    assert (got.remaining, got.last_used_at) == (5, None)
+
+
+async def test_concurrent_reserve_is_exact(store: Store) -> None:
+    accounts = await _add(store, *(NewAccount(token=f"tok-{i}", remaining=10) for i in range(3)))
+    ids = [a.id for a in accounts for _ in range(40)]
+    random.Random(7).shuffle(ids)
+    results = await asyncio.gather(*(store.reserve(i, 1) for i in ids))
+    for account in accounts:
+        taken = sum(ok for i, ok in zip(ids, results, strict=True) if i == account.id)
+        assert taken == 10
+    assert [a.remaining for a in await store.list_accounts()] == [0, 0, 0]
+
+
+async def test_concurrent_reserve_never_overdraws(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a", remaining=10, heavy_remaining=7))
+    results = await asyncio.gather(
+        *(store.reserve(a.id, 3) for _ in range(20)), *(store.reserve(a.id, 2, heavy=True) for _ in range(20))
+    )
+    assert sum(results[:20]) == 3 and sum(results[20:]) == 3
+    got = await _get(store, "tok-a")
+    assert (got.remaining, got.heavy_remaining) == (1, 1)
+
+
+async def test_concurrent_imports_of_one_token(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.add_accounts([NewAccount(token="shared"), NewAccount(token=f"own-{i}")]) for i in range(8))
+    )
+    assert sum(r.added for r in results) == 9  # "shared" is created once, then updated
+    assert sum(r.updated for r in results) == 7
+    tokens = [a.token for a in await store.list_accounts()]
+    assert sorted(tokens) == sorted(["shared", *(f"own-{i}" for i in range(8))])
+
+
+async def test_concurrent_settles_lose_no_update(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a", remaining=0))
+    settle = Settlement(refund=1, failure="x", counts_towards_invalid=True, invalid_after=100)
+    results = await asyncio.gather(
+        *(store.settle(a.id, settle) for _ in range(25)), *(store.reserve(a.id, 1) for _ in range(10))
+    )
+    taken = sum(1 for r in results[25:] if r)
+    got = await _get(store, "tok-a")
+    assert (got.requests_failed, got.failure_count, got.state) == (25, 25, "active")
+    assert got.remaining == 25 - taken
+
+
+# settle
+
+
+async def test_settle_refund(store: Store) -> None:
+    a, u = await _add(store, NewAccount(token="tok-a", remaining=5, heavy_remaining=4), NewAccount(token="tok-u"))
+    assert await store.reserve(a.id, 2)
+    await store.settle(a.id, Settlement(refund=2))
+    got = await _get(store, "tok-a")
+    assert (got.remaining, got.heavy_remaining) == (5, 4)
+
+    assert await store.reserve(a.id, 3, heavy=True)
+    await store.settle(a.id, Settlement(heavy=True, refund=1))
+    got = await _get(store, "tok-a")
+    assert (got.remaining, got.heavy_remaining) == (5, 2)
+
+    await store.settle(u.id, Settlement(refund=3))
+    got = await _get(store, "tok-u")
+    assert (got.remaining, got.heavy_remaining) == (None, None)
+
+
+async def test_settle_ok_and_failures(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a"))
+    before = time.time()
+    await store.settle(a.id, Settlement(failure="timeout"))  # does not count towards invalid
+    got = await _get(store, "tok-a")
+    assert (got.requests_failed, got.failure_count, got.last_failure, got.state) == (1, 0, "timeout", "active")
+    assert got.last_failure_at is not None and got.last_failure_at >= before - 1
+
+    await store.settle(a.id, Settlement(failure="401", counts_towards_invalid=True))
+    await store.settle(a.id, Settlement(failure="401", counts_towards_invalid=True))
+    got = await _get(store, "tok-a")
+    assert (got.requests_failed, got.failure_count, got.state) == (3, 2, "active")
+
+    await store.settle(a.id, Settlement(ok=True))
+    got = await _get(store, "tok-a")
+    assert (got.requests_ok, got.requests_failed, got.failure_count, got.last_failure) == (1, 3, 0, "401")
+
+
+async def test_settle_invalid_after_n(store: Store) -> None:
+    a, b = await _add(store, NewAccount(token="tok-a"), NewAccount(token="tok-b"))
+    s = Settlement(failure="unauthorized", counts_towards_invalid=True, invalid_after=3)
+    await store.settle(a.id, s)
+    await store.settle(a.id, s)
+    got = await _get(store, "tok-a")
+    assert (got.state, got.failure_count) == ("active", 2)
+    v = await store.versions()
+
+    before = time.time()
+    await store.settle(a.id, s)
+    got = await _get(store, "tok-a")
+    assert (got.state, got.state_reason, got.failure_count) == ("invalid", "unauthorized", 3)
+    assert got.state_changed_at is not None and got.state_changed_at >= before - 1
+    assert (await store.versions()).accounts > v.accounts
+    assert not await store.reserve(a.id, 1)
+    assert (await _get(store, "tok-b")).state == "active"  # only the settled account moves
+
+    await store.settle(b.id, Settlement(failure="bad", counts_towards_invalid=True, invalid_after=1))
+    assert (await _get(store, "tok-b")).state == "invalid"
+
+
+async def test_settle_does_not_override_disabled(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a", state=AccountState.DISABLED, state_reason="operator"))
+    for _ in range(3):
+        await store.settle(a.id, Settlement(failure="401", counts_towards_invalid=True, invalid_after=2))
+    await store.settle(a.id, Settlement(state=AccountState.COOLING, state_reason="429", cooldown_until=1.0))
+    got = await _get(store, "tok-a")
+    assert (got.state, got.state_reason, got.cooldown_until) == ("disabled", "operator", None)
+    assert (got.requests_failed, got.failure_count, got.last_failure) == (3, 3, "401")
+
+
+async def test_settle_explicit_state(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a", remaining=5))
+    until = time.time() + 120
+    assert await store.reserve(a.id, 1)
+    await store.settle(
+        a.id,
+        Settlement(refund=1, failure="rate limited", state=AccountState.COOLING, state_reason="429", cooldown_until=until),
+    )
+    got = await _get(store, "tok-a")
+    assert (got.state, got.state_reason, got.cooldown_until, got.remaining) == ("cooling", "429", until, 5)
+    assert (got.requests_failed, got.last_failure, got.failure_count) == (1, "rate limited", 0)
+    assert got.state_changed_at is not None
+    assert not await store.reserve(a.id, 1)
+
+    await store.settle(a.id, Settlement(state=AccountState.ACTIVE))
+    got = await _get(store, "tok-a")
+    assert (got.state, got.state_reason, got.cooldown_until) == ("active", "", None)
+    assert await store.reserve(a.id, 1)
+
+    await store.settle(a.id, Settlement(state=AccountState.BLOCKED, state_reason="banned"))
+    got = await _get(store, "tok-a")
+    assert (got.state, got.state_reason) == ("blocked", "banned")
+
+
+async def test_settle_learned_quota(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a", remaining=5, heavy_remaining=2))
+    assert await store.reserve(a.id, 2)
+    reset = time.time() + 7200
+    await store.settle(a.id, Settlement(refund=2, ok=True, remaining=40, heavy_remaining=None, window_reset_at=reset))
+    got = await _get(store, "tok-a")
+    # learned values are absolute and win over the refund
+    assert (got.remaining, got.heavy_remaining, got.window_reset_at, got.requests_ok) == (40, None, reset, 1)
+
+    await store.settle(a.id, Settlement(heavy=True, heavy_remaining=3))
+    got = await _get(store, "tok-a")
+    assert (got.remaining, got.heavy_remaining, got.window_reset_at) == (40, 3, reset)
+
+    await store.settle(a.id, Settlement(refund=1, heavy=True))  # UNSET quota fields are left alone
+    got = await _get(store, "tok-a")
+    assert (got.remaining, got.heavy_remaining, got.window_reset_at) == (40, 4, reset)
+
+
+async def test_settle_unknown_account_is_a_no_op(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a", remaining=1))
+    v = await store.versions()
+    await store.settle(987654, Settlement(refund=1, ok=True, state=AccountState.BLOCKED))
+    assert await store.versions() == v
+    got = await _get(store, "tok-a")
+    assert (got.remaining, got.requests_ok, got.state) == (1, 0, "active")
+
+
+# settings
+
+
+async def test_settings_merge(store: Store) -> None:
+    assert await store.load_settings() == {}
+    v0 = (await store.versions()).settings
+    await store.save_settings({"a": 1, "b": {"x": [1, 2]}, "c": "keep"})
+    v1 = (await store.versions()).settings
+    await store.save_settings({"b": "new", "d": None, "e": True, "f": 1.5})
+    v2 = (await store.versions()).settings
+    assert v0 < v1 < v2
+    assert await store.load_settings() == {"a": 1, "b": "new", "c": "keep", "d": None, "e": True, "f": 1.5}
+
+
+# admin sessions
+
+
+def _session(id_hash: str, expires_in: float = 3600) -> AdminSession:
+    t = time.time()
+    return AdminSession(id_hash=id_hash, username="admin", csrf=f"csrf-{id_hash}", created_at=t, expires_at=t + expires_in)
+
+
+async def test_sessions(store: Store) -> None:
+    s1, s2, s3 = _session("a" * 64), _session("b" * 64), _session("c" * 64)
+    for s in (s1, s2, s3):
+        await store.put_session(s)
+    assert await store.get_session(s1.id_hash) == s1
+    assert await store.get_session("d" * 64) is None
+
+    await store.delete_session(s2.id_hash)
+    assert await store.get_session(s2.id_hash) is None
+    assert await store.get_session(s3.id_hash) == s3
+
+    assert await store.delete_sessions(except_id_hash=s1.id_hash) == 1
+    assert await store.get_session(s3.id_hash) is None
+    assert await store.get_session(s1.id_hash) == s1
+
+    await store.put_session(s3)
+    assert await store.delete_sessions() == 2
+    assert await store.get_session(s1.id_hash) is None
+
+
+async def test_expired_session_is_not_returned(store: Store) -> None:
+    expired = _session("e" * 64, expires_in=-1)
+    await store.put_session(expired)
+    assert await store.get_session(expired.id_hash) is None
+    short = _session("f" * 64, expires_in=1.0)
+    await store.put_session(short)
+    assert await store.get_session(short.id_hash) == short
+    await asyncio.sleep(1.2)
+    assert await store.get_session(short.id_hash) is None
+
+
+# client keys
+
+
+def _key(key_id: str, created_at: float, **kw: object) -> ClientKey:
+    return ClientKey(
+        id=key_id, name=f"key {key_id}", key_hash=key_id * 8, prefix=f"sk-{key_id}", created_at=created_at, **kw
+    )  # type: ignore[arg-type]
+
+
+async def test_client_keys(store: Store) -> None:
+    k2 = _key("k2222222", 20.0, models=["grok-4", "grok-3"], rpm=60, expires_at=5000.0)
+    k1 = _key("k1111111", 10.0)
+    await store.put_client_key(k2)
+    await store.put_client_key(k1)
+    assert await store.list_client_keys() == [k1, k2]
+
+    renamed = _key("k2222222", 20.0, models=[], rpm=0)
+    renamed.name = "renamed"
+    await store.put_client_key(renamed)
+    assert await store.list_client_keys() == [k1, renamed]
+
+    assert await store.revoke_client_key("k1111111") is True
+    assert await store.revoke_client_key("k1111111") is True  # found, already revoked
+    assert await store.revoke_client_key("missing") is False
+    keys = await store.list_client_keys()
+    assert [k.revoked for k in keys] == [True, False]
+
+    await store.touch_client_keys({"k1111111": 3, "k2222222": 1, "missing": 4}, at=100.0)
+    await store.touch_client_keys({"k1111111": 2}, at=200.0)
+    await store.touch_client_keys({}, at=300.0)
+    keys = await store.list_client_keys()
+    assert [(k.id, k.requests, k.last_used_at) for k in keys] == [("k1111111", 5, 200.0), ("k2222222", 1, 100.0)]
+
+
+# media
+
+
+async def test_media(store: Store) -> None:
+    assert await store.get_media("a.png") is None
+    entry = MediaEntry(name="a.png", kind="image", upstream_path="/users/u/generated/a.png", account_token="tok-a", created_at=5.0)
+    await store.put_media(entry)
+    await store.put_media(MediaEntry(name="A.png", kind="image", upstream_path="/other", account_token="tok-b"))
+    assert await store.get_media("a.png") == entry
+    replaced = MediaEntry(name="a.png", kind="video", upstream_path="/v.mp4", account_token="tok-c", created_at=6.0)
+    await store.put_media(replaced)
+    assert await store.get_media("a.png") == replaced
+    got = await store.get_media("A.png")
+    assert got is not None and got.upstream_path == "/other"
+
+
+# usage
+
+
+async def test_usage(store: Store) -> None:
+    h0, h1, h2 = 3600 * 100, 3600 * 101, 3600 * 102
+    await store.add_usage(
+        [
+            UsageRow(hour=h0, model="grok-3", outcome="ok", count=5),
+            UsageRow(hour=h1, model="grok-3", outcome="ok", key_id="k1", count=2),
+            UsageRow(hour=h1, model="grok-3", outcome="ok", key_id="k1", count=1),
+            UsageRow(hour=h1, model="grok-3", outcome="error", key_id="k1", count=1),
+        ]
+    )
+    await store.add_usage(
+        [
+            UsageRow(hour=h1, model="grok-3", outcome="ok", key_id="k1", count=4),
+            UsageRow(hour=h2, model="grok-4", outcome="ok", count=1),
+        ]
+    )
+    await store.add_usage([])
+
+    def key(r: UsageRow) -> tuple[int, str, str, str]:
+        return (r.hour, r.model, r.outcome, r.key_id)
+
+    assert sorted(await store.usage_since(h1), key=key) == [
+        UsageRow(hour=h1, model="grok-3", outcome="error", key_id="k1", count=1),
+        UsageRow(hour=h1, model="grok-3", outcome="ok", key_id="k1", count=7),
+        UsageRow(hour=h2, model="grok-4", outcome="ok", key_id="", count=1),
+    ]
+    assert len(await store.usage_since(h0)) == 4
+    assert await store.usage_since(h2 + 3600) == []
+
+
+# scale
+
+
+async def test_bulk_add(store: Store) -> None:
+    tokens = [f"bulk-token-{i:05d}-" + "x" * 200 for i in range(2000)]
+    assert await store.add_accounts([NewAccount(token=t, remaining=80) for t in tokens]) == AddResult(added=2000)
+    accounts = await store.list_accounts()
+    assert [a.token for a in accounts] == tokens
+    assert len({a.id for a in accounts}) == 2000
+
+    more = [*tokens, "extra-1", "extra-2"]
+    result = await store.add_accounts([NewAccount(token=t, tier=Tier.SUPER) for t in more])
+    assert result == AddResult(added=2, updated=2000)
+    accounts = await store.list_accounts()
+    assert len(accounts) == 2002
+    assert all(a.tier == "super" for a in accounts)
+    assert accounts[0].remaining == 80 and accounts[-1].remaining is None
