@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from .config import BootConfig
+
+if TYPE_CHECKING:
+    from .store.base import Store
+
+T = TypeVar("T")
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -42,7 +48,7 @@ def logging_setup() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-async def _with_store(fn):  # type: ignore[no-untyped-def]
+async def _with_store(fn: Callable[[Store], Awaitable[T]]) -> T:
     from .store import make_store
 
     boot = BootConfig.from_env()
@@ -56,7 +62,7 @@ async def _with_store(fn):  # type: ignore[no-untyped-def]
 
 
 def _migrate(args: argparse.Namespace) -> None:
-    async def run(store):  # type: ignore[no-untyped-def]
+    async def run(store: Store) -> None:
         print(f"schema is up to date ({store.kind})")
 
     asyncio.run(_with_store(run))
@@ -126,6 +132,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-
-
-__all__ = ["main", "json"]

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from .errors import EgressBlocked, GatewayError, UpstreamError, UpstreamTimeout
 from .grok.catalog import IMAGE_GENERATION_COST, ModelSpec
 from .grok.client import GrokClient, UpstreamConnectionError, UpstreamHTTPError, chat_payload, video_payload
-from .grok.events import Event, Images, UpstreamError as UpstreamErrorEvent
+from .grok.events import Event, Images
+from .grok.events import UpstreamError as UpstreamErrorEvent
 from .grok.prompt import Prompt
 from .image_input import PreparedImage
 from .pool import Failure, FailureKind, Lease, Pool, classify
@@ -44,8 +45,11 @@ def error_for(failure: Failure) -> GatewayError:
     if failure.kind == FailureKind.EGRESS:
         return EgressBlocked(failure.reason)
     if failure.kind == FailureKind.RATE_LIMITED:
-        return UpstreamError(f"Every tried account was rate limited by grok.com ({failure.reason}).", status=429,
-                             code="rate_limit_exceeded")
+        return UpstreamError(
+            f"Every tried account was rate limited by grok.com ({failure.reason}).",
+            status=429,
+            code="rate_limit_exceeded",
+        )
     return UpstreamError(f"grok.com failed: {failure.reason}")
 
 
@@ -103,8 +107,11 @@ class Answer:
         with suppress(Exception):
             await self.source.aclose()  # type: ignore[attr-defined]
         extra = IMAGE_GENERATION_COST if self.image_cost_charged else 0
-        if self.failure is not None and self.failure.kind in (FailureKind.RATE_LIMITED, FailureKind.INVALID,
-                                                               FailureKind.BLOCKED):
+        if self.failure is not None and self.failure.kind in (
+            FailureKind.RATE_LIMITED,
+            FailureKind.INVALID,
+            FailureKind.BLOCKED,
+        ):
             await self.lease.fail(self.failure)
         else:
             await self.lease.succeed(extra)
@@ -121,7 +128,9 @@ class Gateway:
         self.pool = pool
         self.client = client
 
-    async def _upload(self, lease: Lease, images: list[PreparedImage], settings: RuntimeSettings) -> list[tuple[str, str]]:
+    async def _upload(
+        self, lease: Lease, images: list[PreparedImage], settings: RuntimeSettings
+    ) -> list[tuple[str, str]]:
         sem = asyncio.Semaphore(4)
 
         async def one(img: PreparedImage) -> tuple[str, str]:
@@ -132,14 +141,21 @@ class Gateway:
 
     async def _payload(self, job: ChatJob, lease: Lease) -> tuple[dict[str, object], str | None]:
         settings = job.settings
-        uploaded = await self._upload(lease, job.images, settings)
+        images = job.images
+        if job.spec.video and len(images) > 1:
+            log.info("video uses only the first image; %d more were not uploaded", len(images) - 1)
+            images = images[:1]
+        uploaded = await self._upload(lease, images, settings)
         file_ids = [u[0] for u in uploaded]
         if job.spec.video and uploaded:
             file_id, file_uri = uploaded[0]
             media_url = f"{settings.assets_url}/{file_uri}"
             try:
                 post_id = await self.client.create_post(lease.token, media_url, settings)
-                ref, referer = f"{settings.upstream_url}/imagine/{post_id}", f"{settings.upstream_url}/imagine/{post_id}"
+                ref, referer = (
+                    f"{settings.upstream_url}/imagine/{post_id}",
+                    f"{settings.upstream_url}/imagine/{post_id}",
+                )
             except (UpstreamHTTPError, UpstreamConnectionError) as exc:
                 log.info("media post failed (%s); using the asset link", exc)
                 ref, referer = f"{settings.assets_url}/post/{file_uri}", f"{settings.upstream_url}/imagine/{file_id}"

@@ -1,6 +1,8 @@
 """Client images (``image_url`` parts) turned into bytes ready to upload: data URLs, bare base64 and
-http(s) URLs. Remote fetches refuse private, loopback and link-local addresses unless allowed,
-are capped in size and time, and must really be images."""
+http(s) URLs. Every image is size-capped and must really be an image. Remote fetches refuse
+private, loopback and link-local addresses unless the operator allows them; the checked address is
+the one connected to (no second DNS lookup to rebind), and every redirect is checked again.
+A bad image is a clear 400, never silently dropped."""
 
 from __future__ import annotations
 
@@ -8,17 +10,24 @@ import asyncio
 import base64
 import binascii
 import ipaddress
+import re
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from .errors import InvalidRequest
 from .grok.client import HttpPool
 from .settings import RuntimeSettings
 
 FETCH_TIMEOUT = 15.0
+MAX_REDIRECTS = 3
+FETCH_CONCURRENCY = 4
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -26,6 +35,8 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"GIF89a", "image/gif"),
     (b"BM", "image/bmp"),
 )
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class PreparedImage(msgspec.Struct):
@@ -35,7 +46,7 @@ class PreparedImage(msgspec.Struct):
 
 
 def sniff_image(data: bytes) -> str | None:
-    """The MIME type by content, or None when the bytes are not an image we know."""
+    """The MIME type by content, or None when the bytes are not an image we accept."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     for magic, mime in _SIGNATURES:
@@ -44,79 +55,169 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
-def _prepared(data: bytes, index: int) -> PreparedImage:
+def forbidden_address(addr: IPAddress) -> bool:
+    """True for anything but a public unicast address, including IPv4 hidden inside IPv6."""
+    candidates: list[IPAddress] = [addr]
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            candidates.append(addr.ipv4_mapped)
+        if addr.sixtofour is not None:
+            candidates.append(addr.sixtofour)
+        if addr.teredo is not None:
+            candidates.append(addr.teredo[1])
+        if addr in _NAT64:
+            candidates.append(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+    return any(not a.is_global or a.is_multicast for a in candidates)
+
+
+class _Source:
+    """One image's position in the request, for error messages."""
+
+    def __init__(self, label: str, param: str) -> None:
+        self.label = label
+        self.param = param
+
+    def error(self, text: str) -> InvalidRequest:
+        return InvalidRequest(f"{self.label}: {text}", param=self.param, code="invalid_image")
+
+
+def prepare_bytes(data: bytes, settings: RuntimeSettings, label: str = "image", param: str = "image") -> PreparedImage:
+    """Check raw image bytes (size and type) and make them ready to upload."""
+    src = _Source(label, param)
+    _check_size(len(data), settings, src)
+    return _prepared(data, src)
+
+
+def _check_size(size: int, settings: RuntimeSettings, src: _Source) -> None:
+    if size > settings.image_fetch_max_mb * 1024 * 1024:
+        raise src.error(f"the image is larger than {settings.image_fetch_max_mb} MB")
+
+
+def _prepared(data: bytes, src: _Source) -> PreparedImage:
+    if not data:
+        raise src.error("the image is empty")
     mime = sniff_image(data)
     if mime is None:
-        raise InvalidRequest(
-            f"image {index + 1} is not a JPEG, PNG, GIF, WebP or BMP image", param=f"messages.image_url[{index}]"
-        )
-    ext = mime.split("/")[1]
-    return PreparedImage(f"image.{ext}", mime, base64.b64encode(data).decode())
+        raise src.error("this is not a JPEG, PNG, GIF, WebP or BMP image")
+    return PreparedImage(f"image.{mime.split('/')[1]}", mime, base64.b64encode(data).decode())
 
 
-def _decode_b64(text: str, index: int) -> bytes:
+def _decode_b64(text: str, settings: RuntimeSettings, src: _Source) -> bytes:
+    compact = "".join(text.split())
+    # Check the size before decoding, so a huge string costs no more memory than it already does.
+    _check_size(len(compact) * 3 // 4, settings, src)
+    padded = compact + "=" * (-len(compact) % 4)
     try:
-        return base64.b64decode(text.strip(), validate=False)
+        return base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidRequest(f"image {index + 1} is not valid base64", param=f"messages.image_url[{index}]") from None
-
-
-async def _check_host(host: str, port: int, index: int) -> None:
-    loop = asyncio.get_running_loop()
+        pass
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        raise InvalidRequest(f"image {index + 1}: cannot resolve host {host!r}", param=f"messages.image_url[{index}]") from None
-    for info in infos:
-        addr = ipaddress.ip_address(info[4][0])
-        if addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_reserved or addr.is_multicast \
-                or addr.is_unspecified:
-            raise InvalidRequest(
-                f"image {index + 1}: fetching from a private, loopback or link-local address ({addr}) is not allowed "
-                "(an operator can enable allow_private_image_urls)",
-                param=f"messages.image_url[{index}]",
+        return base64.urlsafe_b64decode(padded)
+    except (binascii.Error, ValueError):
+        raise src.error("the image is neither an http(s) URL, a data: URL nor valid base64") from None
+
+
+def _data_url(url: str, settings: RuntimeSettings, src: _Source) -> bytes:
+    header, sep, payload = url.partition(",")
+    if not sep or not header.lower().endswith(";base64"):
+        raise src.error("data: URLs must be base64-encoded (data:image/png;base64,...)")
+    return _decode_b64(payload, settings, src)
+
+
+async def _resolve(host: str, port: int, src: _Source) -> IPAddress:
+    """The address to connect to, refusing the host if any of its addresses is not public."""
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses: list[IPAddress] = [literal]
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            raise src.error(f"cannot resolve the host {host!r}") from None
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+        if not addresses:
+            raise src.error(f"cannot resolve the host {host!r}")
+    for addr in addresses:
+        if forbidden_address(addr):
+            raise src.error(
+                f"fetching from a private, loopback or link-local address ({addr}) is not allowed "
+                "(an operator can turn on allow_private_image_urls)"
             )
+    return addresses[0]
 
 
-async def _fetch(url: str, index: int, settings: RuntimeSettings, http: HttpPool) -> bytes:
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise InvalidRequest(f"image {index + 1}: the URL has no host", param=f"messages.image_url[{index}]")
-    if not settings.allow_private_image_urls:
-        await _check_host(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), index)
+async def _request_target(url: str, settings: RuntimeSettings, src: _Source) -> tuple[URL, dict[str, str], str | None]:
+    """The URL to request, extra headers and the TLS server name: pinned to the checked address
+    unless private addresses are allowed."""
+    target = URL(url)
+    host = target.host
+    if not host or target.scheme not in ("http", "https"):
+        raise src.error("only http(s) image URLs can be fetched")
+    if settings.allow_private_image_urls:
+        return target, {}, None
+    port = target.port or (443 if target.scheme == "https" else 80)
+    addr = await _resolve(host, port, src)
+    pinned = target.with_host(str(addr))
+    host_header = host if target.is_default_port() else f"{host}:{port}"
+    return pinned, {"Host": host_header}, host if target.scheme == "https" else None
+
+
+async def _fetch(url: str, settings: RuntimeSettings, http: HttpPool, src: _Source) -> bytes:
     limit = settings.image_fetch_max_mb * 1024 * 1024
-    session, _ = http.session("")
+    session, _ = http.session("")  # user URLs go out directly, never through grok.com's proxy
     try:
-        async with session.get(
-            url, timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT), allow_redirects=False
-        ) as resp:
-            if resp.status != 200:
-                raise InvalidRequest(
-                    f"image {index + 1}: fetching it answered HTTP {resp.status}", param=f"messages.image_url[{index}]"
-                )
-            body = bytearray()
-            async for chunk in resp.content.iter_chunked(1 << 16):
-                body += chunk
-                if len(body) > limit:
-                    raise InvalidRequest(
-                        f"image {index + 1} is larger than {settings.image_fetch_max_mb} MB",
-                        param=f"messages.image_url[{index}]",
-                    )
-            return bytes(body)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise InvalidRequest(
-            f"image {index + 1}: could not fetch it ({type(exc).__name__})", param=f"messages.image_url[{index}]"
-        ) from None
+        async with asyncio.timeout(FETCH_TIMEOUT):
+            for _ in range(MAX_REDIRECTS + 1):
+                target, headers, server_name = await _request_target(url, settings, src)
+                async with session.get(
+                    target, headers=headers, server_hostname=server_name, allow_redirects=False
+                ) as resp:
+                    location = resp.headers.get("Location")
+                    if resp.status in _REDIRECTS and location:
+                        url = urljoin(url, location)
+                        continue
+                    if resp.status != 200:
+                        raise src.error(f"fetching it answered HTTP {resp.status}")
+                    if resp.content_length is not None and resp.content_length > limit:
+                        raise src.error(f"the image is larger than {settings.image_fetch_max_mb} MB")
+                    body = bytearray()
+                    async for chunk in resp.content.iter_chunked(1 << 16):
+                        body += chunk
+                        if len(body) > limit:
+                            raise src.error(f"the image is larger than {settings.image_fetch_max_mb} MB")
+                    return bytes(body)
+            raise src.error(f"more than {MAX_REDIRECTS} redirects")
+    except TimeoutError:
+        raise src.error(f"fetching it took longer than {FETCH_TIMEOUT:.0f} seconds") from None
+    except aiohttp.ClientError as exc:
+        raise src.error(f"could not fetch it ({type(exc).__name__})") from None
 
 
 async def prepare_images(urls: list[str], settings: RuntimeSettings, http: HttpPool) -> list[PreparedImage]:
-    async def one(index: int, url: str) -> PreparedImage:
-        url = url.strip()
-        if url.startswith("data:"):
-            _, _, payload = url.partition(",")
-            return _prepared(_decode_b64(payload, index), index)
-        if url.startswith(("http://", "https://")):
-            return _prepared(await _fetch(url, index, settings, http), index)
-        return _prepared(_decode_b64(url, index), index)
+    """Every ``image_url`` of a chat request as an upload-ready image (raises InvalidRequest)."""
+    sem = asyncio.Semaphore(FETCH_CONCURRENCY)
 
-    return list(await asyncio.gather(*(one(i, u) for i, u in enumerate(urls))))
+    async def one(index: int, url: str) -> PreparedImage:
+        src = _Source(f"image {index + 1}", "messages")
+        url = url.strip()
+        scheme = _SCHEME.match(url)
+        if scheme is None:
+            return _prepared(_decode_b64(url, settings, src), src)
+        name = scheme.group(0)[:-1].lower()
+        if name == "data":
+            return _prepared(_data_url(url, settings, src), src)
+        if name not in ("http", "https") or not urlsplit(url).netloc:
+            raise src.error(f"unsupported image URL scheme {name!r} (use http(s), data: or base64)")
+        async with sem:
+            return _prepared(await _fetch(url, settings, http, src), src)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(i, u)) for i, u in enumerate(urls)]
+    except BaseExceptionGroup as failed:
+        # The first bad image is the answer; the group has already stopped the other fetches.
+        raise failed.exceptions[0] from None
+    return [t.result() for t in tasks]

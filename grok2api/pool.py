@@ -11,8 +11,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import StrEnum
+from typing import Any
 
 import msgspec
 
@@ -132,7 +133,8 @@ class Lease:
         settlement = Settlement(heavy=self.spec.heavy, refund=-extra_cost, ok=True)
         if remaining is not None and remaining - extra_cost <= 0:
             # Spent locally: cool until the window should reset; the reviver re-checks then.
-            until = (local.window_reset_at if local else None) or time.time() + self.pool.settings().default_cooldown_seconds
+            fallback = time.time() + self.pool.settings().default_cooldown_seconds
+            until = (local.window_reset_at if local else None) or fallback
             settlement.state = AccountState.COOLING
             settlement.state_reason = "quota used up; waiting for the window to reset"
             settlement.cooldown_until = until
@@ -186,7 +188,7 @@ class Pool:
         self._reconciling: set[int] = set()
         self._last_reconciled: dict[int, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.quota_checker: Callable[[Account, ModelSpec], asyncio.Future[QuotaInfo] | object] | None = None
+        self.quota_checker: Callable[[Account, ModelSpec], Awaitable[QuotaInfo]] | None = None
 
     # -- snapshot ------------------------------------------------------------------------------
 
@@ -204,6 +206,9 @@ class Pool:
 
     def accounts(self) -> list[Account]:
         return list(self._snapshot.values())
+
+    def account(self, account_id: int) -> Account | None:
+        return self._snapshot.get(account_id)
 
     def in_flight(self, account_id: int) -> int:
         return self._in_flight.get(account_id, 0)
@@ -303,14 +308,12 @@ class Pool:
                 f"Every account that can serve {spec.id} is busy, cooling or out of quota; retry in about {retry} s.",
                 headers={"Retry-After": str(retry)},
             )
-        return NoAccount(
-            "No usable Grok account: every account is invalid, blocked or disabled. Add fresh SSO tokens."
-        )
+        return NoAccount("No usable Grok account: every account is invalid, blocked or disabled. Add fresh SSO tokens.")
 
     # -- quota learning ------------------------------------------------------------------------
 
-    def spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -328,7 +331,7 @@ class Pool:
     async def _reconcile(self, account: Account, spec: ModelSpec) -> None:
         try:
             assert self.quota_checker is not None
-            await self.quota_checker(account, spec)  # type: ignore[misc]
+            await self.quota_checker(account, spec)
         except Exception as exc:  # reconciliation is best effort
             log.info("quota check for account %s failed: %s", account.id, exc)
         finally:

@@ -16,6 +16,7 @@ from .store.base import Account, AccountPatch, AccountState, Settlement, Tier
 
 log = logging.getLogger("grok2api.quota")
 PROBE_MODEL = MODELS["grok-3-fast"]
+EXHAUSTED = "quota used up"
 
 
 class QuotaResult(msgspec.Struct):
@@ -46,6 +47,14 @@ class QuotaService:
             s.window_reset_at = time.time() + info.wait_seconds
         elif info.window_seconds and account.window_reset_at is None:
             s.window_reset_at = time.time() + info.window_seconds
+        local = self.pool.account(account.id) or account
+        if info.remaining is not None and info.remaining <= 0 and local.state == AccountState.ACTIVE:
+            wait = info.wait_seconds or self._settings().default_cooldown_seconds
+            s.state, s.cooldown_until = AccountState.COOLING, time.time() + wait
+            s.state_reason = f"grok.com reports the quota used up; window resets in {int(wait)} s"
+        elif info.remaining and local.state == AccountState.COOLING and local.state_reason.startswith(EXHAUSTED):
+            # Our local count ran out but grok.com says there is quota left: trust grok.com.
+            s.state, s.state_reason, s.cooldown_until = AccountState.ACTIVE, "quota confirmed by grok.com", None
         self.pool._apply_local(account.id, s)
         await self.pool.store.settle(account.id, s)
         return info
@@ -94,8 +103,11 @@ class QuotaService:
     async def revive_due(self) -> int:
         """Re-check cooling accounts whose cooldown has passed; returns how many were checked."""
         now = time.time()
-        due = [a for a in self.pool.accounts()
-               if a.state == AccountState.COOLING and a.cooldown_until is not None and a.cooldown_until <= now]
+        due = [
+            a
+            for a in self.pool.accounts()
+            if a.state == AccountState.COOLING and a.cooldown_until is not None and a.cooldown_until <= now
+        ]
         for account in due[:20]:
             try:
                 result = await self.refresh(account)

@@ -3,10 +3,13 @@ environment as ``GROK2API_<NAME>`` (an environment value wins over the stored on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
+
+log = logging.getLogger("grok2api.settings")
 
 DEFAULT_STATSIG = "ZTpUeXBlRXJyb3I6IENhbm5vdCByZWFkIHByb3BlcnRpZXMgb2YgdW5kZWZpbmVkIChyZWFkaW5nICdjaGlsZE5vZGVzJyk="
 DEFAULT_FILTERED_TAGS = "xaiartifact,xai:tool_usage_card,grok:render"
@@ -113,7 +116,10 @@ def build(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> RuntimeSet
         for key, value in merged.items():
             try:
                 msgspec.convert({**good, key: value}, RuntimeSettings, strict=False)
-            except (msgspec.ValidationError, ValueError):
+            except (msgspec.ValidationError, ValueError) as exc:
+                source = f"GROK2API_{key.upper()}" if key in overrides else "the stored value"
+                # Name the setting, never the value: it may be a secret.
+                log.warning("ignoring invalid setting %s from %s: %s", key, source, str(exc).split(" - at ")[0])
                 continue
             good[key] = value
         return msgspec.convert(good, RuntimeSettings, strict=False)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from grok2api.store import Store, make_store
+from grok2api.store import make_store
+from grok2api.store.base import Store
 
 # Store backends. SQLite always runs; MySQL and Redis need a server (TEST_MYSQL_URL, TEST_REDIS_URL).
 STORE_BACKENDS = [
@@ -41,14 +42,14 @@ async def _drop_redis_prefix(url: str, prefix: str) -> None:
     """Delete this test's keys only: the Redis test database may be shared with concurrent runs."""
     import redis.asyncio as aioredis
 
-    client = aioredis.Redis.from_url(url)
+    redis_client = aioredis.Redis.from_url(url)
     try:
         pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + ":*"
-        keys = [k async for k in client.scan_iter(match=pattern, count=1000)]
+        keys = [k async for k in redis_client.scan_iter(match=pattern, count=1000)]
         if keys:
-            await client.delete(*keys)
+            await redis_client.delete(*keys)
     finally:
-        await client.aclose()
+        await redis_client.aclose()
 
 
 @pytest.fixture

@@ -17,11 +17,23 @@ from grok2api.services import Services
 
 
 class LiveGateway:
-    def __init__(self, data_dir: Path, upstream: str, assets: str, env: dict[str, str] | None = None,
-                 storage_mode: str = "file", database_url: str = "") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        upstream: str,
+        assets: str,
+        env: dict[str, str] | None = None,
+        storage_mode: str = "file",
+        database_url: str = "",
+    ) -> None:
         environ = {"GROK2API_UPSTREAM_URL": upstream, "GROK2API_ASSETS_URL": assets, **(env or {})}
-        self.boot = BootConfig(data_dir=data_dir, storage_mode=storage_mode, database_url=database_url,
-                               environ=environ, admin_password=environ.get("GROK2API_ADMIN_PASSWORD", ""))
+        self.boot = BootConfig(
+            data_dir=data_dir,
+            storage_mode=storage_mode,
+            database_url=database_url,
+            environ=environ,
+            admin_password=environ.get("GROK2API_ADMIN_PASSWORD", ""),
+        )
         self.services = Services(self.boot)
         self.app = create_app(self.boot, self.services)
         self._shutdown = asyncio.Event()

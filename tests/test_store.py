@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,14 @@ async def test_add_and_list(store: Store) -> None:
     )
     assert before - 1 <= a.created_at <= time.time() + 1
     assert (a.failure_count, a.requests_ok, a.requests_failed, a.last_used_at) == (0, 0, 0, None)
-    assert (b.tier, b.created_at, b.remaining, b.heavy_remaining, b.tags, b.note) == ("super", 1234.5, None, None, [], "")
+    assert (b.tier, b.created_at, b.remaining, b.heavy_remaining, b.tags, b.note) == (
+        "super",
+        1234.5,
+        None,
+        None,
+        [],
+        "",
+    )
     assert (c.state, c.state_reason) == ("disabled", "manual")
     assert await store.get_account("tok-b") == b
     assert await store.get_account("missing") is None
@@ -96,6 +104,12 @@ async def test_add_existing_keeps_history(store: Store) -> None:
         "off",
     )
     assert again.remaining == 4
+    changed_at = again.state_changed_at
+    assert changed_at is not None
+
+    # the same state again is not a state change
+    await store.add_accounts([NewAccount(token="tok-a", state=AccountState.DISABLED)])
+    assert (await _get(store, "tok-a")).state_changed_at == changed_at
 
 
 async def test_add_dedupes_within_one_call(store: Store) -> None:
@@ -163,6 +177,11 @@ async def test_update_account(store: Store) -> None:
     )
     assert (got.window_reset_at, got.heavy_remaining, got.note) == (before + 3600, 9, "")
     assert got.state_changed_at is not None and got.state_changed_at >= before - 1
+
+    changed_at = got.state_changed_at
+    assert await store.update_account("tok-a", AccountPatch(state=AccountState.COOLING, state_reason="again"))
+    got = await _get(store, "tok-a")
+    assert (got.state_reason, got.state_changed_at) == ("again", changed_at)
 
     assert await store.update_account("missing", AccountPatch(note="x")) is False
     assert await store.update_account("tok-a", AccountPatch()) is True
@@ -235,7 +254,9 @@ async def test_reserve_heavy_uses_its_own_column(store: Store) -> None:
     assert (got.remaining, got.heavy_remaining) == (9, 0)
 
 
-@pytest.mark.parametrize("state", [AccountState.COOLING, AccountState.INVALID, AccountState.BLOCKED, AccountState.DISABLED])
+@pytest.mark.parametrize(
+    "state", [AccountState.COOLING, AccountState.INVALID, AccountState.BLOCKED, AccountState.DISABLED]
+)
 async def test_reserve_needs_an_active_account(store: Store, state: str) -> None:
     a, b = await _add(store, NewAccount(token="tok-a", remaining=5), NewAccount(token="tok-b"))
     assert await store.update_account("tok-a", AccountPatch(state=state))
@@ -365,7 +386,9 @@ async def test_settle_explicit_state(store: Store) -> None:
     assert await store.reserve(a.id, 1)
     await store.settle(
         a.id,
-        Settlement(refund=1, failure="rate limited", state=AccountState.COOLING, state_reason="429", cooldown_until=until),
+        Settlement(
+            refund=1, failure="rate limited", state=AccountState.COOLING, state_reason="429", cooldown_until=until
+        ),
     )
     got = await _get(store, "tok-a")
     assert (got.state, got.state_reason, got.cooldown_until, got.remaining) == ("cooling", "429", until, 5)
@@ -429,7 +452,9 @@ async def test_settings_merge(store: Store) -> None:
 
 def _session(id_hash: str, expires_in: float = 3600) -> AdminSession:
     t = time.time()
-    return AdminSession(id_hash=id_hash, username="admin", csrf=f"csrf-{id_hash}", created_at=t, expires_at=t + expires_in)
+    return AdminSession(
+        id_hash=id_hash, username="admin", csrf=f"csrf-{id_hash}", created_at=t, expires_at=t + expires_in
+    )
 
 
 async def test_sessions(store: Store) -> None:
@@ -466,10 +491,10 @@ async def test_expired_session_is_not_returned(store: Store) -> None:
 # client keys
 
 
-def _key(key_id: str, created_at: float, **kw: object) -> ClientKey:
+def _key(key_id: str, created_at: float, **kw: Any) -> ClientKey:
     return ClientKey(
         id=key_id, name=f"key {key_id}", key_hash=key_id * 8, prefix=f"sk-{key_id}", created_at=created_at, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_client_keys(store: Store) -> None:
@@ -502,7 +527,9 @@ async def test_client_keys(store: Store) -> None:
 
 async def test_media(store: Store) -> None:
     assert await store.get_media("a.png") is None
-    entry = MediaEntry(name="a.png", kind="image", upstream_path="/users/u/generated/a.png", account_token="tok-a", created_at=5.0)
+    entry = MediaEntry(
+        name="a.png", kind="image", upstream_path="/users/u/generated/a.png", account_token="tok-a", created_at=5.0
+    )
     await store.put_media(entry)
     await store.put_media(MediaEntry(name="A.png", kind="image", upstream_path="/other", account_token="tok-b"))
     assert await store.get_media("a.png") == entry

@@ -76,7 +76,9 @@ class HttpPool:
                 try:
                     from aiohttp_socks import ProxyConnector
                 except ImportError as exc:  # pragma: no cover - optional extra
-                    raise UpstreamConnectionError("SOCKS proxies need the 'socks' extra: pip install grok2api[socks]") from exc
+                    raise UpstreamConnectionError(
+                        "SOCKS proxies need the 'socks' extra: pip install grok2api[socks]"
+                    ) from exc
                 sess = self._socks[proxy] = self._new(ProxyConnector.from_url(proxy))
             return sess, None
         if self._plain is None:
@@ -173,13 +175,17 @@ class GrokClient:
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamConnectionError(f"{type(exc).__name__}: {exc}") from exc
 
-    async def _post_json(self, token: str, path: str, body: dict[str, Any], settings: RuntimeSettings, *,
-                         upload: bool = False) -> Any:
+    async def _post_json(
+        self, token: str, path: str, body: dict[str, Any], settings: RuntimeSettings, *, upload: bool = False
+    ) -> Any:
         session, proxy = self.http.session(settings.proxy_url)
         headers = api_headers(token, settings, upload=upload)
         try:
             async with session.post(
-                f"{settings.upstream_url}{path}", data=_ENCODER.encode(body), headers=headers, proxy=proxy,
+                f"{settings.upstream_url}{path}",
+                data=_ENCODER.encode(body),
+                headers=headers,
+                proxy=proxy,
                 timeout=_SHORT_TIMEOUT,
             ) as resp:
                 if resp.status != 200:
@@ -200,7 +206,10 @@ class GrokClient:
 
     async def upload(self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings) -> tuple[str, str]:
         data = await self._post_json(
-            token, "/rest/app-chat/upload-file", {"fileName": name, "fileMimeType": mime, "content": b64}, settings,
+            token,
+            "/rest/app-chat/upload-file",
+            {"fileName": name, "fileMimeType": mime, "content": b64},
+            settings,
             upload=True,
         )
         file_id = data.get("fileMetadataId") if isinstance(data, dict) else None
@@ -218,15 +227,24 @@ class GrokClient:
             raise UpstreamHTTPError(200, "media post answered without an id")
         return post_id
 
-    async def download(self, token: str, path: str, settings: RuntimeSettings, *, timeout: float = 60,
-                       max_bytes: int = 512 * 1024 * 1024) -> tuple[bytes, str]:
+    async def download(
+        self,
+        token: str,
+        path: str,
+        settings: RuntimeSettings,
+        *,
+        timeout: float = 60,
+        max_bytes: int = 512 * 1024 * 1024,
+    ) -> tuple[bytes, str]:
         """Fetch one asset with the owning account's cookie; returns (bytes, content type)."""
         proxy_url = settings.cache_proxy_url or settings.proxy_url
         session, proxy = self.http.session(proxy_url)
         url = path if path.startswith(("http://", "https://")) else f"{settings.assets_url}/{path.lstrip('/')}"
         try:
             async with session.get(
-                url, headers=asset_headers(token, settings), proxy=proxy,
+                url,
+                headers=asset_headers(token, settings),
+                proxy=proxy,
                 timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10),
             ) as resp:
                 if resp.status != 200:

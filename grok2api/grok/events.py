@@ -125,7 +125,7 @@ class StreamParser:
         self.image_mode = False
         self._video_done = False
         self._video_progress = -1
-        self._image_progress: dict[int, int] = {}
+        self._image_seen: dict[int, int] = {}
         self.model: str | None = None
 
     def feed_line(self, raw: bytes | str) -> Iterator[Event]:
@@ -177,7 +177,9 @@ class StreamParser:
         search = resp.get("webSearchResults")
         if isinstance(search, dict) and isinstance(search.get("results"), list):
             results = [
-                SearchResult(str(r.get("title") or r.get("url") or ""), str(r.get("url") or ""), str(r.get("preview") or ""))
+                SearchResult(
+                    str(r.get("title") or r.get("url") or ""), str(r.get("url") or ""), str(r.get("preview") or "")
+                )
                 for r in search["results"]
                 if isinstance(r, dict) and r.get("url")
             ]
@@ -200,8 +202,8 @@ class StreamParser:
         index = image.get("imageIndex")
         progress = image.get("progress")
         if isinstance(index, int) and isinstance(progress, int):
-            if progress > self._image_progress.get(index, -1):
-                self._image_progress[index] = progress
+            if progress > self._image_seen.get(index, -1):
+                self._image_seen[index] = progress
                 yield ImageProgress(index, progress, bool(image.get("moderated")))
 
     def _video(self, video: dict[str, Any]) -> Iterator[Event]:

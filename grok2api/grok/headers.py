@@ -68,7 +68,9 @@ def cookie(token: str, settings: RuntimeSettings) -> str:
     return value
 
 
-def api_headers(token: str, settings: RuntimeSettings, *, referer: str | None = None, upload: bool = False) -> dict[str, str]:
+def api_headers(
+    token: str, settings: RuntimeSettings, *, referer: str | None = None, upload: bool = False
+) -> dict[str, str]:
     headers = dict(_BASE)
     headers["Origin"] = settings.upstream_url
     headers["Referer"] = referer or f"{settings.upstream_url}/"

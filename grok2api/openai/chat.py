@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import msgspec
@@ -31,9 +32,12 @@ def error_response(err: GatewayError) -> Response:
 
 
 def _param_of(message: str) -> str | None:
-    if "`$." in message:
-        return message.rsplit("`$.", 1)[1].rstrip("`").strip()
-    return None
+    """The offending field from a msgspec message, e.g. ``temperature`` or ``messages[0].role``."""
+    path = message.rsplit("`$", 1)[1].rstrip("`").strip().lstrip(".") if "`$" in message else ""
+    missing = re.search(r"missing required field `([^`]+)`", message)
+    if missing is not None:
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+    return path or None
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -88,7 +92,8 @@ async def chat_completions(request: Request) -> Response:
         except StreamTimeout:
             svc.metrics.record(model_id, False, key_id)
             if job.stream:
-                return StreamingResponse(timeout_stream(req.model), media_type="text/event-stream", headers=SSE_HEADERS)
+                body = timeout_stream(req.model, prompt.message, include_usage)
+                return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
             raise timeout_error() from None
         if job.stream:
             svc.metrics.record(model_id, True, key_id)

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from ..errors import GatewayError, UpstreamError
+from ..errors import GatewayError, RateLimited, UpstreamError
 from ..gateway import Answer, StreamTimeout
 from ..grok.client import UpstreamConnectionError, UpstreamHTTPError
 from ..grok.events import (
@@ -82,6 +82,7 @@ class Translator:
         self.answer_started = False
         self.think_open = False
         self.saw_text = False
+        self.video_pending = False  # progress seen, no video yet
         self.content_parts: list[str] = []
         self.reasoning_parts: list[str] = []
 
@@ -99,17 +100,39 @@ class Translator:
             return Piece(content=text)
         return Piece(reasoning=text)
 
+    def _progress(self, text: str) -> Piece:
+        """Media progress is reasoning even once the answer began (Grok announces images in text
+        first); a <think> block cannot reopen, so with think tags it only shows before the answer."""
+        if not self.answer_started or not self.show:
+            return self._reason(text)
+        if self.think_tags:
+            return Piece()
+        self.reasoning_parts.append(text)
+        return Piece(reasoning=text)
+
+    def _close_reasoning(self) -> Piece:
+        """The reasoning phase is over: release what the reasoning filter held back (and close <think>)."""
+        held = self.reason_filter.flush() if self.show else ""
+        if held:
+            self.reasoning_parts.append(held)
+        if not self.think_tags:
+            return Piece(reasoning=held)
+        if held and not self.think_open:
+            held = "<think>\n" + held
+            self.think_open = True
+        if not self.think_open:
+            return Piece()
+        self.think_open = False
+        return Piece(content=held + "\n</think>\n")
+
     def _content(self, text: str) -> Piece:
-        prefix = ""
+        closing = Piece()
         if not self.answer_started:
             self.answer_started = True
-            if self.think_open:
-                prefix = self.reason_filter.flush() + "\n</think>\n"
-                self.think_open = False
-        out = prefix + text
+            closing = self._close_reasoning()
         if text:
             self.content_parts.append(text)
-        return Piece(content=out)
+        return Piece(content=closing.content + text, reasoning=closing.reasoning)
 
     async def translate(self, event: Event) -> Piece:
         if isinstance(event, Text):
@@ -123,16 +146,20 @@ class Translator:
             return self._reason("".join(lines) + "\n")
         if isinstance(event, ImageProgress):
             if event.moderated:
-                return self._reason(f"Image {event.index + 1} was moderated by grok.com\n")
-            return self._reason(f"Generating image {event.index + 1}: {event.progress}%\n")
+                return self._progress(f"Image {event.index + 1} was moderated by grok.com\n")
+            return self._progress(f"Generating image {event.index + 1}: {event.progress}%\n")
         if isinstance(event, VideoProgress):
-            return self._reason(f"Generating video: {event.progress}%\n")
+            self.video_pending = True
+            return self._progress(f"Generating video: {event.progress}%\n")
         if isinstance(event, Images):
             markdown = await self.media.image_markdown(event.urls, self.token, self.settings)
             return self._content(self.text_filter.flush() + ("\n" if self.saw_text else "") + markdown)
         if isinstance(event, Video):
+            self.video_pending = False
             if event.url is None:
-                raise ContentModerated("grok.com moderated the video; nothing was generated. Try another prompt or image.")
+                raise ContentModerated(
+                    "grok.com moderated the video; nothing was generated. Try another prompt or image."
+                )
             html = await self.media.video_markdown(event.url, self.token, self.settings)
             return self._content(html)
         if isinstance(event, End):
@@ -141,16 +168,21 @@ class Translator:
                 return self._content(self.text_filter.feed(event.message))
             return Piece()
         if isinstance(event, UpstreamErrorEvent):
-            raise UpstreamError(f"grok.com reported an error mid-answer: {event.message}",
-                                status=429 if event.rate_limited else 502)
+            message = f"grok.com reported an error mid-answer: {event.message}"
+            if event.rate_limited:
+                raise RateLimited(message + " The account hit its usage limit; retry the request.")
+            raise UpstreamError(message)
         return Piece()
 
     def finish(self) -> Piece:
+        if self.video_pending:
+            self.video_pending = False
+            raise UpstreamError("grok.com stopped before the video was ready; nothing was generated. Try again.")
+        closing = Piece() if self.answer_started else self._close_reasoning()
         tail = self.text_filter.flush()
-        if self.think_open:
-            self.think_open = False
-            return Piece(content=self.reason_filter.flush() + "\n</think>\n" + tail)
-        return Piece(content=tail) if tail else Piece()
+        if tail:
+            self.content_parts.append(tail)
+        return Piece(content=closing.content + tail, reasoning=closing.reasoning)
 
     @property
     def content(self) -> str:
@@ -225,10 +257,14 @@ async def stream_answer(
             yield writer.frame(Delta(), finish="stop")
         except StreamTimeout:
             log.warning("upstream stalled mid-stream on account %s; ending the stream", answer.lease.account.id)
-            frame = writer.piece(tr.finish())
-            if frame is not None:
-                yield frame
-            yield writer.frame(Delta(), finish="stop")
+            try:
+                frame = writer.piece(tr.finish())
+            except GatewayError as err:  # e.g. a video that never arrived
+                yield error_frame(err)
+            else:
+                if frame is not None:
+                    yield frame
+                yield writer.frame(Delta(), finish="stop")
         except GatewayError as err:
             yield error_frame(err)
         except (UpstreamHTTPError, UpstreamConnectionError) as exc:
@@ -240,11 +276,14 @@ async def stream_answer(
         await answer.finish()
 
 
-async def timeout_stream(model: str) -> AsyncIterator[bytes]:
-    """A stream whose upstream never answered: a clean, empty ending."""
+async def timeout_stream(model: str, prompt_text: str = "", include_usage: bool = False) -> AsyncIterator[bytes]:
+    """A stream whose upstream never answered: a clean, empty ending (with usage when asked for)."""
     writer = ChunkWriter(model)
     yield writer.frame(Delta(role="assistant", content=""))
     yield writer.frame(Delta(), finish="stop")
+    if include_usage:
+        prompt_tokens = estimate_tokens(prompt_text)
+        yield writer.usage_frame(Usage(prompt_tokens=prompt_tokens, completion_tokens=0, total_tokens=prompt_tokens))
     yield DONE
 
 
@@ -261,6 +300,9 @@ async def collect_answer(answer: Answer, model: str, prompt_text: str, media: Me
             reasoning.append(piece.reasoning)
         piece = tr.finish()
         content.append(piece.content)
+        reasoning.append(piece.reasoning)
+    except (UpstreamHTTPError, UpstreamConnectionError) as exc:
+        raise UpstreamError(f"the connection to grok.com failed mid-answer: {exc}") from None
     finally:
         await answer.finish()
     message = ResponseMessage(content="".join(content).strip())

@@ -46,7 +46,9 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
         if mysql:
             # MySQL DDL is not transactional: two instances migrating at once would collide on CREATE TABLE.
             # A named lock serializes them; the second then finds the schema at head and does nothing.
-            got = await conn.scalar(text("SELECT GET_LOCK(:name, :timeout)"), {"name": MIGRATE_LOCK, "timeout": LOCK_TIMEOUT})
+            got = await conn.scalar(
+                text("SELECT GET_LOCK(:name, :timeout)"), {"name": MIGRATE_LOCK, "timeout": LOCK_TIMEOUT}
+            )
             await conn.commit()
             if got != 1:
                 raise RuntimeError(f"could not get the {MIGRATE_LOCK!r} lock within {LOCK_TIMEOUT}s")

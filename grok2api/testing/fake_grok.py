@@ -18,8 +18,12 @@ Scenarios are chosen by magic markers in the chat ``message``:
 Faults queued with ``FakeGrok.push_fault`` win over a marker. A fault name's prefix picks its endpoint:
 ``upload-`` E2, ``post-`` E3, ``limits-`` E4, ``asset-`` E5, anything else E1.
 
-``trickle[:S]`` writes the first 10 bytes of one line a byte at a time, S seconds apart (default 1 s, like a
-1 byte/s link), then carries on at full speed, so that a test need not wait for the whole stream.
+Timing faults take seconds as their parameter: ``stall-first:S`` (before the first line, after the headers),
+``stall-mid:S`` (after two answer tokens), ``slow-tokens:S`` (between tokens); S defaults to 1 s (0.1 s for
+``slow-tokens``), so pass e.g. ``stall-first:35`` to trip a 30 s first-response timeout. ``trickle[:S]`` writes
+the first 10 bytes of one line a byte at a time, S seconds apart (default 1 s, like a 1 byte/s link), then carries
+on at full speed, so that a test need not wait for the whole stream. ``*-slow:S`` on the other endpoints
+defaults to 35 s.
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ method="POST"></form></body></html>
 """
 BAD_GATEWAY_PAGE = (
     "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
-    "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
+    "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>server</center>\r\n</body>\r\n</html>\r\n"
 )
 
 # A 16x16 greyscale baseline JPEG (four flat 8x8 blocks); decodes with any JPEG decoder.
@@ -164,7 +168,7 @@ TINY_MP4 = _tiny_mp4()
 _MARKER_RE = re.compile(r"\[\[([^\[\]\n]{1,80})\]\]")
 _DRAW_RE = re.compile(r"\bdraw|画", re.IGNORECASE)
 _POST_ID_RE = re.compile(r"grok\.com/imagine/([0-9A-Za-z-]{6,})")
-_TOKEN_RE = re.compile(r"\S{1,4}\s*|\s+")
+_WORD_RE = re.compile(r"\S+\s*|\s+")
 _ENCODE = msgspec.json.Encoder().encode
 _DECODE = msgspec.json.Decoder().decode
 
@@ -317,7 +321,12 @@ class FakeAccount:
 
     @property
     def quota(self) -> int:
+        """Remaining units in the current window (alias of ``remaining``)."""
         return self.remaining
+
+    @quota.setter
+    def quota(self, value: int) -> None:
+        self.remaining = value
 
     def refresh(self, now: float | None = None) -> None:
         """Windows reset lazily: whoever looks at the quota first after the window ends refills it."""
@@ -528,7 +537,18 @@ def _attachments(body: JsonDict, account: FakeAccount) -> list[str]:
 def _answer_tokens(chat: _Chat) -> list[str]:
     if chat.markers.token_count is not None:
         return [f"tok{i} " for i in range(chat.markers.token_count)]
-    return _TOKEN_RE.findall(f"Hello! You said: {chat.prompt[-40:]}")
+    return _wordish(f"Hello! You said: {chat.prompt[-40:]}")
+
+
+def _wordish(text: str) -> list[str]:
+    """Tokens of about four characters that follow word boundaries: whole short words, long words in pieces."""
+    tokens: list[str] = []
+    for word in _WORD_RE.findall(text):
+        if len(word.rstrip()) <= 6:
+            tokens.append(word)
+        else:
+            tokens.extend(word[i : i + 4] for i in range(0, len(word), 4))
+    return tokens
 
 
 # --------------------------------------------------------------------------------------------------- scripts
@@ -575,7 +595,6 @@ class _Script:
         self.conversation_id = ids()
         self.user_response_id = ids()
         self.response_id = ids()
-        self._ids = ids
         self._final_count = 0
         self._mid_done = False
 
@@ -593,10 +612,8 @@ class _Script:
     def frame(self, response: JsonDict, *, token: bool = False) -> None:
         self.line({"result": {"response": response}}, token=token)
 
-    def token(self, value: Any, *, thinking: bool = False, tag: str = "final", **extra: Any) -> None:
-        if self.ended:
-            return
-        response = {
+    def token_response(self, value: Any, thinking: bool = False, tag: str = "final", **extra: Any) -> JsonDict:
+        return {
             "token": value,
             "isThinking": thinking,
             "isSoftStop": False,
@@ -604,7 +621,11 @@ class _Script:
             "messageTag": tag,
             **extra,
         }
-        self.frame(response, token=True)
+
+    def token(self, value: Any, *, thinking: bool = False, tag: str = "final", **extra: Any) -> None:
+        if self.ended:
+            return
+        self.frame(self.token_response(value, thinking, tag, **extra), token=True)
         if tag == "final" and not thinking and isinstance(value, str):
             self.final.append(value)
             self._final_count += 1
@@ -654,21 +675,7 @@ def _inject_mid_fault(script: _Script, fault: _Fault) -> None:
 
 def _two_tokens_one_line(script: _Script) -> None:
     parts = [" two", " on one line"]
-    frames = [
-        _ENCODE(
-            {
-                "result": {
-                    "response": {
-                        "token": p,
-                        "isThinking": False,
-                        "responseId": script.response_id,
-                        "messageTag": "final",
-                    }
-                }
-            }
-        )
-        for p in parts
-    ]
+    frames = [_ENCODE({"result": {"response": script.token_response(part)}}) for part in parts]
     script.add(_Step("line", raw=b"".join(frames), token=True))
     script.final.extend(parts)
 
@@ -842,6 +849,18 @@ def _after_first_token(script: _Script, fields: JsonDict) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- server
+
+# Attributes that ``POST /__fake/config`` may change.
+_CONFIG_KEYS = (
+    "token_delay",
+    "first_line_delay",
+    "accept_unknown",
+    "framing",
+    "require_cf_clearance",
+    "strict_statsig",
+    "statsig_prefixes",
+    "max_concurrency_per_account",
+)
 
 
 class FakeGrok:
@@ -1087,7 +1106,7 @@ class FakeGrok:
         self._admit_chat(account, chat)
         script = self._build_script(account, chat, fault)
         framing = "sse" if chat.markers.has("sse") else self.framing
-        delay = fault.seconds(0.0) if fault is not None and fault.name == "slow-tokens" else self.token_delay
+        delay = fault.seconds(0.1) if fault is not None and fault.name == "slow-tokens" else self.token_delay
         first = self.first_line_delay + (fault.seconds(1.0) if fault is not None and fault.name == "stall-first" else 0)
         account.in_flight += 1
         try:
@@ -1416,18 +1435,12 @@ class FakeGrok:
     async def _control_config(self, request: web.Request) -> web.StreamResponse:
         """Change the knobs a test would otherwise set as attributes on an in-process fake."""
         body = await _control_body(request)
-        for key in (
-            "token_delay",
-            "first_line_delay",
-            "accept_unknown",
-            "require_cf_clearance",
-            "strict_statsig",
-            "max_concurrency_per_account",
-            "framing",
-        ):
-            if key in body:
-                setattr(self, key, body[key])
-        return _json_response(200, {"ok": True})
+        unknown = set(body) - set(_CONFIG_KEYS)
+        if unknown or body.get("framing", "ndjson") not in ("ndjson", "sse"):
+            return _error(400, 3, f"bad config keys or framing: {sorted(unknown)}")
+        for key, value in body.items():
+            setattr(self, key, tuple(value) if key == "statsig_prefixes" else value)
+        return _json_response(200, {key: getattr(self, key) for key in _CONFIG_KEYS})
 
 
 def rate_limits(account: FakeAccount, model: str) -> JsonDict:

@@ -1,0 +1,49 @@
+"""What an admin handler works with: the services, the auth, the views and the signed-in session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from ..services import Services
+from ..store.base import AdminSession
+from .auth import AdminAuth
+from .views import Views
+
+
+@dataclass
+class Admin:
+    svc: Services
+    auth: AdminAuth
+    views: Views
+
+
+@dataclass
+class Ctx:
+    request: Request
+    admin: Admin
+    session: AdminSession
+
+    @property
+    def svc(self) -> Services:
+        return self.admin.svc
+
+    @property
+    def htmx(self) -> bool:
+        return self.request.headers.get("HX-Request") == "true"
+
+    def html(self, template: str, status: int = 200, headers: dict[str, str] | None = None,
+             **context: Any) -> HTMLResponse:
+        """Render with what every template may use: the CSRF token, the user and the storage mode."""
+        body = self.admin.views.page(
+            template,
+            csrf=self.session.csrf,
+            username=self.session.username,
+            storage_mode=self.svc.boot.storage_mode.upper(),
+            path=self.request.url.path,
+            **context,
+        )
+        return HTMLResponse(body, status_code=status, headers=headers)

@@ -1,0 +1,123 @@
+"""Wrappers that put every admin endpoint behind its session check, CSRF check and security headers.
+
+HTML pages use an HttpOnly SameSite=Strict cookie; every unsafe request must also carry the
+session's CSRF token (``X-CSRF-Token``, set on ``<body hx-headers>`` for htmx, or a ``csrf_token``
+form field) and must not come from another origin. The JSON API takes the bearer token from
+``/api/login`` instead: no ambient credential, so no CSRF surface.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from ..store.base import AdminSession
+from .context import Admin, Ctx
+
+COOKIE_NAME = "g2a_admin"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+PageHandler = Callable[[Ctx], Awaitable[Response]]
+ApiHandler = Callable[[Request, Admin, AdminSession], Awaitable[Response]]
+
+
+def secure_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers.setdefault("Cache-Control", "no-store")
+    # The same URL renders a whole page or an htmx fragment: caches must keep them apart.
+    response.headers["Vary"] = "HX-Request, Cookie"
+    return response
+
+
+def is_https(request: Request) -> bool:
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/", httponly=True, samesite="strict",
+                        secure=is_https(request))
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def same_origin(request: Request) -> bool:
+    """Refuse unsafe requests a browser marks as coming from another site or origin."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if not origin or origin == "null":
+        return origin is None
+    return urlsplit(origin).netloc == request.headers.get("Host", "")
+
+
+async def csrf_ok(request: Request, session: AdminSession) -> bool:
+    given = request.headers.get(CSRF_HEADER, "")
+    if not given and request.headers.get("Content-Type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        field = form.get("csrf_token")
+        given = field if isinstance(field, str) else ""
+    return bool(given) and hmac.compare_digest(given.encode(), session.csrf.encode())
+
+
+def forbidden(message: str) -> Response:
+    return secure_headers(HTMLResponse(f'<p class="error">{html.escape(message)}</p>', status_code=403))
+
+
+def page(admin: Admin, handler: PageHandler) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        await admin.auth.ensure_credentials()
+        session = await admin.auth.session(request.cookies.get(COOKIE_NAME))
+        if session is None:
+            if request.headers.get("HX-Request") == "true":
+                # htmx follows HX-Redirect whatever the status; a plain 401 would just fail silently.
+                return secure_headers(Response(status_code=401, headers={"HX-Redirect": "/login"}))
+            if request.method in SAFE_METHODS:
+                return secure_headers(RedirectResponse("/login", status_code=303))
+            return forbidden("Not signed in.")
+        if request.method not in SAFE_METHODS:
+            if not same_origin(request):
+                return forbidden("Cross-origin request refused.")
+            if not await csrf_ok(request, session):
+                return forbidden("Missing or wrong CSRF token: reload the page and try again.")
+        return secure_headers(await handler(Ctx(request, admin, session)))
+
+    return endpoint
+
+
+def api_error(status: int, message: str, code: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"success": False, "message": message, "code": code, **extra}, status_code=status)
+
+
+def api(admin: Admin, handler: ApiHandler) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        header = request.headers.get("Authorization", "")
+        if not header.lower().startswith("bearer ") or not header[7:].strip():
+            return api_error(401, "Sign in with POST /api/login and send 'Authorization: Bearer <token>'.",
+                             "UNAUTHORIZED")
+        session = await admin.auth.session(header[7:].strip())
+        if session is None:
+            return api_error(401, "The session is invalid or has expired; sign in again.", "SESSION_INVALID")
+        response = await handler(request, admin, session)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return endpoint
