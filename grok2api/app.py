@@ -17,6 +17,7 @@ from .config import BootConfig
 from .errors import GatewayError, NotFound
 from .images_route import serve_media
 from .openai.chat import chat_completions, error_response, get_model, list_models
+from .openai.images import image_edits, image_generations
 from .services import Services
 
 log = logging.getLogger("grok2api")
@@ -51,6 +52,8 @@ def api_routes() -> list[BaseRoute]:
         Route("/health", healthz),
         Route("/", root),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/images/generations", image_generations, methods=["POST"]),
+        Route("/v1/images/edits", image_edits, methods=["POST"]),
         Route("/v1/models", list_models),
         Route("/v1/models/{model_id:path}", get_model),
         Route("/images/{name:path}", serve_media, methods=["GET", "HEAD"]),

@@ -12,6 +12,7 @@ import binascii
 import ipaddress
 import re
 import socket
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -124,20 +125,19 @@ def _data_url(url: str, settings: RuntimeSettings, src: _Source) -> bytes:
     return _decode_b64(payload, settings, src)
 
 
-async def _resolve(host: str, port: int, src: _Source) -> IPAddress:
-    """The address to connect to, refusing the host if any of its addresses is not public."""
+async def _resolve(host: str, port: int, src: _Source) -> list[IPAddress]:
+    """The addresses to connect to, refusing the host if any of them is not public."""
+    addresses: list[IPAddress]
     try:
-        literal = ipaddress.ip_address(host)
+        addresses = [ipaddress.ip_address(host)]
     except ValueError:
-        literal = None
-    if literal is not None:
-        addresses: list[IPAddress] = [literal]
-    else:
+        addresses = []
+    if not addresses:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError:
             raise src.error(f"cannot resolve the host {host!r}") from None
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
         if not addresses:
             raise src.error(f"cannot resolve the host {host!r}")
     for addr in addresses:
@@ -146,23 +146,46 @@ async def _resolve(host: str, port: int, src: _Source) -> IPAddress:
                 f"fetching from a private, loopback or link-local address ({addr}) is not allowed "
                 "(an operator can turn on allow_private_image_urls)"
             )
-    return addresses[0]
+    return addresses
 
 
-async def _request_target(url: str, settings: RuntimeSettings, src: _Source) -> tuple[URL, dict[str, str], str | None]:
-    """The URL to request, extra headers and the TLS server name: pinned to the checked address
-    unless private addresses are allowed."""
+@dataclass
+class _Target:
+    """Where one request goes: candidate URLs (pinned to checked addresses), headers, TLS name."""
+
+    urls: list[URL]
+    headers: dict[str, str]
+    server_hostname: str | None
+
+
+async def _request_target(url: str, settings: RuntimeSettings, src: _Source) -> _Target:
     target = URL(url)
     host = target.host
     if not host or target.scheme not in ("http", "https"):
         raise src.error("only http(s) image URLs can be fetched")
     if settings.allow_private_image_urls:
-        return target, {}, None
+        return _Target([target], {}, None)
     port = target.port or (443 if target.scheme == "https" else 80)
-    addr = await _resolve(host, port, src)
-    pinned = target.with_host(str(addr))
+    addresses = await _resolve(host, port, src)
+    # Connect to the addresses just checked, so a second DNS answer cannot point elsewhere.
+    pinned = [target.with_host(str(addr)) for addr in addresses]
     host_header = host if target.is_default_port() else f"{host}:{port}"
-    return pinned, {"Host": host_header}, host if target.scheme == "https" else None
+    return _Target(pinned, {"Host": host_header}, host if target.scheme == "https" else None)
+
+
+async def _get(session: aiohttp.ClientSession, target: _Target) -> aiohttp.ClientResponse:
+    """The response from the first address that accepts a connection (like a browser falling back
+    from IPv6 to IPv4)."""
+    failure: aiohttp.ClientConnectorError | None = None
+    for url in target.urls:
+        try:
+            return await session.get(
+                url, headers=target.headers, server_hostname=target.server_hostname, allow_redirects=False
+            )
+        except aiohttp.ClientConnectorError as exc:
+            failure = exc
+    assert failure is not None  # there is always at least one address
+    raise failure
 
 
 async def _fetch(url: str, settings: RuntimeSettings, http: HttpPool, src: _Source) -> bytes:
@@ -171,10 +194,8 @@ async def _fetch(url: str, settings: RuntimeSettings, http: HttpPool, src: _Sour
     try:
         async with asyncio.timeout(FETCH_TIMEOUT):
             for _ in range(MAX_REDIRECTS + 1):
-                target, headers, server_name = await _request_target(url, settings, src)
-                async with session.get(
-                    target, headers=headers, server_hostname=server_name, allow_redirects=False
-                ) as resp:
+                target = await _request_target(url, settings, src)
+                async with await _get(session, target) as resp:
                     location = resp.headers.get("Location")
                     if resp.status in _REDIRECTS and location:
                         url = urljoin(url, location)

@@ -98,6 +98,17 @@ def classify(exc: BaseException) -> Failure:
     return Failure(FailureKind.SERVER, f"unexpected upstream failure: {type(exc).__name__}")
 
 
+def _learned(current: int | None, learned: int | None | msgspec.UnsetType, cap: bool) -> int | None:
+    """The local mirror of the store's rule for learned quota (see Settlement.learned_cap)."""
+    if isinstance(learned, msgspec.UnsetType):
+        return current
+    if not cap:
+        return learned
+    if learned is None:
+        return current
+    return learned if current is None or current > learned else current
+
+
 def _human_wait(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
@@ -239,10 +250,8 @@ class Pool:
             acc.last_failure, acc.last_failure_at = s.failure, time.time()
         if s.state and acc.state != AccountState.DISABLED:
             acc.state, acc.state_reason, acc.cooldown_until = s.state, s.state_reason, s.cooldown_until
-        if not isinstance(s.remaining, msgspec.UnsetType):
-            acc.remaining = s.remaining
-        if not isinstance(s.heavy_remaining, msgspec.UnsetType):
-            acc.heavy_remaining = s.heavy_remaining
+        acc.remaining = _learned(acc.remaining, s.remaining, s.learned_cap)
+        acc.heavy_remaining = _learned(acc.heavy_remaining, s.heavy_remaining, s.learned_cap)
         if not isinstance(s.window_reset_at, msgspec.UnsetType):
             acc.window_reset_at = s.window_reset_at
 

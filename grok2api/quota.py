@@ -38,7 +38,7 @@ class QuotaService:
     async def check(self, account: Account, spec: ModelSpec) -> QuotaInfo:
         """Learn one counter (normal or heavy) and store it; wired as the pool's reconciler."""
         info = await self.client.rate_limits(account.token, spec, self._settings())
-        s = Settlement(heavy=spec.heavy)
+        s = Settlement(heavy=spec.heavy, learned_cap=True)
         if spec.heavy:
             s.heavy_remaining = info.remaining
         else:

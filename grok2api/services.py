@@ -51,6 +51,7 @@ class Services:
     async def start(self) -> None:
         self.boot.data_dir.mkdir(parents=True, exist_ok=True)
         await self.store.open()
+        await self.import_reference_files()
         await self.reload(force=True)
         self._tasks = [
             asyncio.create_task(self._every(WATCH_INTERVAL, self.reload), name="watch-store"),
@@ -58,6 +59,20 @@ class Services:
             asyncio.create_task(self._every(REVIVE_INTERVAL, self.quota.revive_due), name="revive-accounts"),
             asyncio.create_task(self._every(KEYS_INTERVAL, self._load_keys), name="load-keys"),
         ]
+
+    async def import_reference_files(self) -> None:
+        """On first start with an empty store, take over the reference gateway's token.json/setting.toml."""
+        from .reference_import import read_reference_dir
+
+        if await self.store.list_accounts():
+            return
+        accounts, values = read_reference_dir(self.boot.data_dir)
+        if accounts:
+            result = await self.store.add_accounts(accounts)
+            log.info("imported %d account(s) from the reference token.json", result.added)
+        if values and not await self.store.load_settings():
+            await self.store.save_settings(values)
+            log.info("imported %d setting(s) from the reference setting.toml", len(values))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -133,21 +133,17 @@ def validate_update(current: RuntimeSettings, changes: Mapping[str, Any]) -> dic
         if key not in _FIELD_TYPES:
             errors[key] = "unknown setting"
             continue
-        value = _coerce(key, raw)
         try:
-            msgspec.convert({key: value}, RuntimeSettings)
+            # The field's own type and bounds; rules between fields are checked below on the merged result.
+            values[key] = msgspec.convert(_coerce(key, raw), _FIELD_TYPES[key])
         except msgspec.ValidationError as exc:
             errors[key] = str(exc).split(" - at ")[0]
-            continue
-        except ValueError as exc:
-            errors[key] = str(exc)
-            continue
-        values[key] = value
     if not errors:
         try:
             msgspec.convert({**msgspec.structs.asdict(current), **values}, RuntimeSettings)
         except (msgspec.ValidationError, ValueError) as exc:
-            errors["settings"] = str(exc)
+            message = str(exc).split(" - at ")[0]
+            errors[next((k for k in values if k in message), "settings")] = message
     if errors:
         raise SettingsError(errors)
     return values

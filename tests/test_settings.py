@@ -57,7 +57,7 @@ def test_environment_wins_over_the_stored_value() -> None:
 
 def test_an_invalid_value_falls_back_to_the_default_and_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="grok2api.settings")
-    overrides = env_overrides({"GROK2API_STREAM_CHUNK_TIMEOUT": "soon", "GROK2API_SHOW_THINKING": "off"})
+    overrides = env_overrides({"GROK2API_STREAM_CHUNK_TIMEOUT": "soon", "GROK2API_SHOW_THINKING": "0"})
     s = build({"max_attempts": 99, "api_key": "sk-secret", "proxy_url": 12345}, overrides)
     assert s.stream_chunk_timeout == RuntimeSettings().stream_chunk_timeout
     assert s.max_attempts == RuntimeSettings().max_attempts
@@ -138,3 +138,7 @@ def test_empty_statsig_is_fine_with_dynamic_statsig() -> None:
         "dynamic_statsig": True,
         "x_statsig_id": "",
     }
+    # switching dynamic_statsig off while the stored id is empty breaks a rule between fields
+    with pytest.raises(SettingsError) as info:
+        validate_update(RuntimeSettings(dynamic_statsig=True, x_statsig_id=""), {"dynamic_statsig": False})
+    assert set(info.value.errors) == {"dynamic_statsig"}

@@ -51,7 +51,7 @@ def nice_max(value: int) -> int:
     """Round up to 1, 2 or 5 times a power of ten, so the axis reads well."""
     if value <= 0:
         return 1
-    power = 10 ** math.floor(math.log10(value))
+    power = int(10 ** math.floor(math.log10(value)))
     for step in (1, 2, 5, 10):
         if value <= step * power:
             return step * power
@@ -87,5 +87,5 @@ def build(rows: Iterable[UsageRow], last_hour: int) -> Chart:
                         round(baseline - ok_h - err_h, 1), round(err_h, 1)))
         if i % 3 == 0:
             labels.append((round(LEFT + i * slot + slot / 2, 1), label))
-    ticks = [(round(baseline - plot_h * f, 1), str(int(top * f))) for f in (0, 0.5, 1) if (top * f).is_integer()]
+    ticks = [(round(baseline - plot_h * f, 1), str(int(top * f))) for f in (0, 0.5, 1) if float(top * f).is_integer()]
     return Chart(bars, ticks, top, labels=labels)

@@ -35,6 +35,12 @@ class Ctx:
     def htmx(self) -> bool:
         return self.request.headers.get("HX-Request") == "true"
 
+    def fragment(self) -> str:
+        """The id htmx wants to swap ("" for a whole page, also when htmx restores history)."""
+        if not self.htmx or self.request.headers.get("HX-History-Restore-Request") == "true":
+            return ""
+        return self.request.headers.get("HX-Target", "")
+
     def html(self, template: str, status: int = 200, headers: dict[str, str] | None = None,
              **context: Any) -> HTMLResponse:
         """Render with what every template may use: the CSRF token, the user and the storage mode."""

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from ..store.base import AdminSession
+from .api_common import BadRequest
 from .context import Admin, Ctx
 
 COOKIE_NAME = "g2a_admin"
@@ -116,7 +117,10 @@ def api(admin: Admin, handler: ApiHandler) -> Endpoint:
         session = await admin.auth.session(header[7:].strip())
         if session is None:
             return api_error(401, "The session is invalid or has expired; sign in again.", "SESSION_INVALID")
-        response = await handler(request, admin, session)
+        try:
+            response = await handler(request, admin, session)
+        except BadRequest as exc:
+            response = exc.response()
         response.headers["Cache-Control"] = "no-store"
         return response
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 
 import msgspec
 
@@ -51,29 +52,36 @@ def _admit(out: ParsedTokens, seen: set[str], acc: NewAccount, raw: str) -> None
     out.accounts.append(acc)
 
 
-def parse_input(text: str, tier: str) -> ParsedTokens:
+def parse_input(texts: Iterable[str], tier: str) -> ParsedTokens:
+    """Several sources (a paste, a file) into one result; a token given twice is added once."""
     out = ParsedTokens()
     seen: set[str] = set()
-    stripped = text.strip().lstrip("\ufeff")
+    for text in texts:
+        if text.strip():
+            _parse_one(out, seen, text, tier)
+    return out
+
+
+def _parse_one(out: ParsedTokens, seen: set[str], text: str, tier: str) -> None:
+    stripped = text.lstrip("\ufeff").strip()
     if stripped.startswith(("{", "[")):
         try:
             data = json.loads(stripped)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             out.rejected.append(Rejected("(file)", f"not valid JSON: {exc.msg} at line {exc.lineno}"))
-            return out
+            return
         if isinstance(data, list):
             for item in data:
                 raw = item if isinstance(item, str) else ""
                 _admit(out, seen, NewAccount(token=normalize_token(raw), tier=tier), raw or "(not a string)")
-            return out
+            return
         if not any(k in data for k in ("ssoNormal", "sso", "ssoSuper")):
             out.rejected.append(Rejected("(file)", "a JSON object must be a token.json with ssoNormal/ssoSuper"))
-            return out
+            return
         for acc in parse_tokens_text(stripped):
             _admit(out, seen, acc, acc.token)
-        return out
+        return
     for line in stripped.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         _admit(out, seen, NewAccount(token=normalize_token(line), tier=tier), line)
-    return out

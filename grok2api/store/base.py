@@ -95,7 +95,8 @@ class Settlement(msgspec.Struct, kw_only=True):
       ``invalid_after`` the state becomes ``invalid`` with ``failure`` as reason.
     - ``state``/``state_reason``/``cooldown_until``: an explicit state change (cooling, blocked...).
     - ``remaining``/``heavy_remaining``/``window_reset_at``: quota learned from grok.com (absolute),
-      applied after the refund.
+      applied after the refund. With ``learned_cap`` they only lower a known count (or fill an unknown
+      one): a background reconciliation must not hand back quota that requests in flight already took.
     """
 
     heavy: bool = False
@@ -110,6 +111,7 @@ class Settlement(msgspec.Struct, kw_only=True):
     remaining: int | None | msgspec.UnsetType = msgspec.UNSET
     heavy_remaining: int | None | msgspec.UnsetType = msgspec.UNSET
     window_reset_at: float | None | msgspec.UnsetType = msgspec.UNSET
+    learned_cap: bool = False
 
 
 class Versions(msgspec.Struct):

@@ -93,7 +93,7 @@ local cur = redis.call('HMGET', k, 'state', 'remaining', 'heavy_remaining')
 local state = cur[1]
 if not state then return 0 end
 local a = cjson.decode(ARGV[1])
-if a.refund > 0 then
+if a.refund ~= 0 then
   local field, left = 'remaining', cur[2]
   if a.heavy then field, left = 'heavy_remaining', cur[3] end
   if left and left ~= '' then redis.call('HINCRBY', k, field, a.refund) end
@@ -126,6 +126,12 @@ if new_state then
   redis.call('HINCRBY', KEYS[2], 'accounts_version', 1)
 end
 if #a.learned > 0 then redis.call('HSET', k, unpack(a.learned)) end
+for i = 1, #a.capped, 2 do  -- lower a known count only, or fill an unknown one
+  local have = redis.call('HGET', k, a.capped[i])
+  if not have or have == '' or tonumber(have) > tonumber(a.capped[i + 1]) then
+    redis.call('HSET', k, a.capped[i], a.capped[i + 1])
+  end
+end
 return 1
 """
 
@@ -408,11 +414,18 @@ class RedisStore:
         if s.state is not None:
             args.update(state=s.state, state_reason=s.state_reason, cooldown_until=_enc(s.cooldown_until))
         learned: list[str] = []
+        capped: list[str] = []
         for field in ("remaining", "heavy_remaining", "window_reset_at"):
             value = getattr(s, field)
-            if value is not msgspec.UNSET:
+            if value is msgspec.UNSET:
+                continue
+            if s.learned_cap and field != "window_reset_at":
+                if value is not None:
+                    capped += [field, _enc(value)]
+            else:
                 learned += [field, _enc(value)]
         args["learned"] = learned
+        args["capped"] = capped
         await self._settle(
             keys=[f"{self._acct}{account_id}", self._meta, self._once_key()],
             args=[msgspec.json.encode(args), _ONCE_TTL],

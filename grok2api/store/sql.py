@@ -231,7 +231,7 @@ def _json(value: Any) -> str:
 
 _decode_strs = msgspec.json.Decoder(list[str]).decode
 
-A = AccountRow
+A = AccountRow  # short alias: the account statements below are long
 _ACCOUNT_COLUMNS = (
     A.id,
     A.token,
@@ -534,7 +534,10 @@ class SqlStore:
             (A.remaining, not s.heavy, s.remaining),
             (A.heavy_remaining, s.heavy, s.heavy_remaining),
         ):
-            if learned is not msgspec.UNSET:
+            if learned is not msgspec.UNSET and s.learned_cap:
+                if learned is not None:  # only ever lower a known count; fill an unknown one
+                    sets.append((col, case((col.is_(None), learned), (col > learned, learned), else_=col)))
+            elif learned is not msgspec.UNSET:
                 sets.append((col, learned))  # absolute: supersedes the refund
             elif refunded and s.refund:
                 sets.append((col, col + s.refund))  # NULL + n stays NULL

@@ -1,0 +1,94 @@
+"""The admin's routes: the HTMX pages (cookie session + CSRF), the JSON API (bearer session) and
+the vendored static files. ``create_app`` mounts whatever ``admin_routes`` returns."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..services import Services
+from . import (
+    accounts_pages,
+    api_auth,
+    api_cache,
+    api_settings,
+    api_system,
+    api_tokens,
+    cache_pages,
+    dashboard_pages,
+    keys_pages,
+    login,
+    settings_pages,
+)
+from .auth import AdminAuth
+from .context import Admin
+from .guard import ApiHandler, PageHandler, api, page
+from .views import Views
+
+GET, POST = ["GET"], ["POST"]
+
+
+def build_admin(svc: Services) -> Admin:
+    return Admin(svc, AdminAuth(svc), Views(svc.boot.web_dir / "templates"))
+
+
+async def admin_startup(svc: Services) -> None:
+    """Run once at start-up: creates (and logs) the first admin password when none is configured."""
+    await AdminAuth(svc).ensure_credentials()
+
+
+def admin_routes(svc: Services) -> list[BaseRoute]:
+    admin = build_admin(svc)
+
+    def html(path: str, handler: PageHandler, methods: list[str] = GET) -> Route:
+        return Route(path, page(admin, handler), methods=methods)
+
+    def json(path: str, handler: ApiHandler, methods: list[str] = GET) -> Route:
+        return Route(path, api(admin, handler), methods=methods)
+
+    acc = accounts_pages
+    return [
+        Route("/login", login.login_page(admin), methods=GET),
+        Route("/login", login.login_submit(admin), methods=POST),
+        html("/logout", login.logout, POST),
+        html("/manage", dashboard_pages.dashboard_page),
+        html("/manage/accounts", acc.accounts_page),
+        html("/manage/accounts/add", acc.add_accounts, POST),
+        html("/manage/accounts/bulk", acc.bulk, POST),
+        html("/manage/accounts/export.csv", acc.export_csv),
+        html("/manage/accounts/export.json", acc.export_json),
+        html("/manage/accounts/{account_id:int}/row", acc.row),
+        html("/manage/accounts/{account_id:int}/edit", acc.edit_form),
+        html("/manage/accounts/{account_id:int}/edit", acc.edit, POST),
+        html("/manage/accounts/{account_id:int}/test", acc.test, POST),
+        html("/manage/accounts/{account_id:int}/refresh", acc.refresh, POST),
+        html("/manage/accounts/{account_id:int}/toggle", acc.toggle, POST),
+        html("/manage/accounts/{account_id:int}/delete", acc.delete, POST),
+        html("/manage/accounts/{account_id:int}/token", acc.token),
+        html("/manage/settings", settings_pages.settings_page),
+        html("/manage/settings/password", settings_pages.change_password, POST),
+        html("/manage/settings/{group}", settings_pages.save_group, POST),
+        html("/manage/keys", keys_pages.keys_page),
+        html("/manage/keys", keys_pages.create_key, POST),
+        html("/manage/keys/{key_id}/revoke", keys_pages.revoke_key, POST),
+        html("/manage/cache", cache_pages.cache_page),
+        html("/manage/cache/clear/{kind}", cache_pages.clear, POST),
+        Route("/api/login", api_auth.login(admin), methods=POST),
+        json("/api/logout", api_auth.logout, POST),
+        json("/api/tokens", api_tokens.list_tokens),
+        json("/api/tokens/add", api_tokens.add_tokens, POST),
+        json("/api/tokens/delete", api_tokens.delete_tokens, POST),
+        json("/api/tokens/tags", api_tokens.set_tags, POST),
+        json("/api/tokens/tags/all", api_tokens.all_tag_names),
+        json("/api/tokens/note", api_tokens.set_note, POST),
+        json("/api/tokens/test", api_tokens.test_token, POST),
+        json("/api/settings", api_settings.get_settings),
+        json("/api/settings", api_settings.post_settings, POST),
+        json("/api/stats", api_system.stats),
+        json("/api/storage/mode", api_system.storage_mode),
+        json("/api/cache/size", api_cache.size),
+        json("/api/cache/clear", api_cache.clear_all, POST),
+        json("/api/cache/clear/images", api_cache.clear_images, POST),
+        json("/api/cache/clear/videos", api_cache.clear_videos, POST),
+        Mount("/static", StaticFiles(directory=svc.boot.web_dir / "static"), name="static"),
+    ]

@@ -1,0 +1,240 @@
+"""The gateway end to end: real timers for first-byte, idle and total timeouts, client disconnects, and
+failover to another account before the first byte (never after)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import msgspec
+import openai
+import pytest
+from live import LiveGateway
+
+from grok2api.store.base import AccountState
+from grok2api.testing.fake_grok import FakeGrok
+
+MODEL = "grok-3-fast"
+STALL = 2.0  # seconds the fake stalls; every timeout test must finish well before it
+
+
+def body(text: str, stream: bool = False, **extra: Any) -> dict[str, Any]:
+    return {"model": MODEL, "messages": [{"role": "user", "content": text}], "stream": stream, **extra}
+
+
+async def post(gateway: LiveGateway, payload: dict[str, Any]) -> tuple[int, bytes, float]:
+    started = time.monotonic()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{gateway.url}/v1/chat/completions", json=payload) as resp,
+    ):
+        raw = await resp.read()
+        return resp.status, raw, time.monotonic() - started
+
+
+def sse(raw: bytes) -> tuple[list[dict[str, Any]], str]:
+    """(JSON chunks, last frame) of an SSE body."""
+    frames = [f.removeprefix("data: ") for f in raw.decode().strip().split("\n\n")]
+    return [msgspec.json.decode(f) for f in frames[:-1]], frames[-1]
+
+
+def text_of(chunks: list[dict[str, Any]]) -> str:
+    return "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+
+
+async def wait_for(check: Callable[[], bool], within: float) -> float:
+    """Poll ``check`` until it holds; return the time it took (fails after ``within`` seconds)."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < within, "condition not reached in time"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def account_ids(gateway: LiveGateway) -> dict[str, int]:
+    return {a.token: a.id for a in await gateway.services.store.list_accounts()}
+
+
+# ---- timeouts ----------------------------------------------------------------------------------
+
+
+async def test_first_byte_timeout_non_stream_is_504(gateway: LiveGateway, fake: FakeGrok) -> None:
+    await gateway.add_accounts("tok1")
+    await gateway.settings(stream_first_response_timeout=0.5)
+    status, raw, elapsed = await post(gateway, body(f"hi [[fault:stall-first:{STALL}]]"))
+    assert status == 504
+    err = msgspec.json.decode(raw)["error"]
+    assert (err["type"], err["code"]) == ("timeout_error", "upstream_timeout")
+    assert 0.4 < elapsed < 1.5
+    assert len(fake.chat_calls()) == 1
+    ids = await account_ids(gateway)
+    assert gateway.services.pool.in_flight(ids["tok1"]) == 0
+
+
+async def test_first_byte_timeout_stream_ends_cleanly(gateway: LiveGateway, client: openai.AsyncOpenAI) -> None:
+    await gateway.add_accounts("tok1")
+    await gateway.settings(stream_first_response_timeout=0.5)
+    status, raw, elapsed = await post(gateway, body(f"hi [[fault:stall-first:{STALL}]]", stream=True))
+    assert status == 200
+    assert elapsed < 1.5
+    chunks, last = sse(raw)
+    assert last == "[DONE]"
+    assert [c["choices"][0]["delta"] for c in chunks] == [{"role": "assistant", "content": ""}, {}]
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, "stop"]
+    assert len({c["id"] for c in chunks}) == 1
+
+    started = time.monotonic()
+    stream = await client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": f"again [[fault:stall-first:{STALL}]]"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    items = [c async for c in stream]
+    assert time.monotonic() - started < 1.5
+    assert items[-2].choices[0].finish_reason == "stop"
+    assert items[-1].usage is not None and items[-1].usage.completion_tokens == 0
+
+
+async def test_idle_timeout_mid_stream(gateway: LiveGateway, fake: FakeGrok) -> None:
+    await gateway.add_accounts("tok1")
+    await gateway.settings(stream_chunk_timeout=0.5)
+    status, raw, elapsed = await post(gateway, body(f"hi [[fault:stall-mid:{STALL}]]", stream=True))
+    assert status == 200
+    assert elapsed < 1.5
+    chunks, last = sse(raw)
+    assert last == "[DONE]"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert text_of(chunks) == "Hello! You "  # the two tokens before the stall, nothing after
+    ids = await account_ids(gateway)
+    await wait_for(lambda: gateway.services.pool.in_flight(ids["tok1"]) == 0, 1.0)
+    await wait_for(lambda: fake.account("tok1").in_flight == 0, 1.0)
+
+
+async def test_idle_timeout_mid_answer_non_stream_is_504(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1")
+    await gateway.settings(stream_chunk_timeout=0.5)
+    status, raw, elapsed = await post(gateway, body(f"hi [[fault:stall-mid:{STALL}]]"))
+    assert status == 504
+    assert msgspec.json.decode(raw)["error"]["code"] == "upstream_timeout"
+    assert elapsed < 1.5
+
+
+async def test_total_timeout_cuts_a_slow_stream(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1")
+    await gateway.settings(stream_total_timeout=1.0)
+    status, raw, elapsed = await post(gateway, body("[[fault:slow-tokens:0.1]] [[tokens:60]]", stream=True))
+    assert status == 200
+    assert 0.8 < elapsed < 2.5  # the full answer would take about 6 s
+    chunks, last = sse(raw)
+    assert last == "[DONE]" and chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    received = text_of(chunks).split()
+    assert 2 <= len(received) < 60
+    assert received == [f"tok{i}" for i in range(len(received))]
+
+
+async def test_slow_but_steady_stream_is_not_cut(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1")
+    await gateway.settings(stream_chunk_timeout=0.5, stream_first_response_timeout=0.5)
+    status, raw, _ = await post(gateway, body("[[fault:slow-tokens:0.1]] [[tokens:8]]", stream=True))
+    assert status == 200
+    chunks, last = sse(raw)
+    assert last == "[DONE]" and chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert text_of(chunks) == "".join(f"tok{i} " for i in range(8))
+
+
+# ---- client disconnect -------------------------------------------------------------------------
+
+
+async def test_client_disconnect_cancels_the_upstream_call(gateway: LiveGateway, fake: FakeGrok) -> None:
+    await gateway.add_accounts("tok1")
+    ids = await account_ids(gateway)
+    pool = gateway.services.pool
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(
+            f"{gateway.url}/v1/chat/completions", json=body("[[fault:slow-tokens:0.2]] [[tokens:50]]", stream=True)
+        )
+        assert resp.status == 200
+        data_lines = 0
+        async for line in resp.content:
+            data_lines += line.startswith(b"data: ")
+            if data_lines == 2:
+                break
+        assert pool.in_flight(ids["tok1"]) == 1
+        assert fake.account("tok1").in_flight == 1
+        resp.close()
+    # the whole answer would take 10 s; both sides must let go long before that
+    await wait_for(lambda: fake.account("tok1").in_flight == 0, 3.0)
+    await wait_for(lambda: pool.in_flight(ids["tok1"]) == 0, 3.0)
+    (account,) = await gateway.services.store.list_accounts()
+    assert account.state == AccountState.ACTIVE
+
+
+# ---- failover ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["500", "503", "429", "401"])
+async def test_failover_before_the_first_byte(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, fault: str
+) -> None:
+    await gateway.add_accounts("tok1", "tok2")
+    fake.push_fault(fault)  # the next chat call fails, whichever account makes it
+    resp = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert resp.choices[0].message.content == "Hello! You said: hi"
+    first, second = fake.chat_calls()
+    assert {first.token, second.token} == {"tok1", "tok2"}
+    ids = await account_ids(gateway)
+    assert all(gateway.services.pool.in_flight(i) == 0 for i in ids.values())
+    failed = await gateway.services.store.get_account(first.token or "")
+    assert failed is not None
+    if fault == "429":
+        assert failed.state == AccountState.COOLING
+    else:
+        assert failed.state == AccountState.ACTIVE and failed.last_failure
+
+
+async def test_stream_fails_over_before_the_first_byte(gateway: LiveGateway, fake: FakeGrok) -> None:
+    await gateway.add_accounts("tok1", "tok2")
+    fake.push_fault("502")
+    status, raw, _ = await post(gateway, body("hi", stream=True))
+    assert status == 200
+    chunks, last = sse(raw)
+    assert last == "[DONE]" and text_of(chunks) == "Hello! You said: hi"
+    assert len(fake.chat_calls()) == 2
+
+
+async def test_no_failover_after_the_first_byte(gateway: LiveGateway, fake: FakeGrok) -> None:
+    await gateway.add_accounts("tok1", "tok2")
+    status, raw, _ = await post(gateway, body("hi [[fault:inband-13]]", stream=True))
+    assert status == 200
+    frames = raw.decode().strip().split("\n\n")
+    assert frames[-1] == "data: [DONE]"
+    error = msgspec.json.decode(frames[-2].removeprefix("data: "))
+    assert set(error) == {"error"} and error["error"]["type"] == "upstream_error"
+    assert "Internal error" in error["error"]["message"]
+    chunks = [msgspec.json.decode(f.removeprefix("data: ")) for f in frames[:-2]]
+    assert text_of(chunks) == "Hello! You "  # what had been sent stays; nothing is replayed
+    assert len(fake.chat_calls()) == 1
+
+
+async def test_egress_block_is_not_retried_on_other_accounts(gateway: LiveGateway, fake: FakeGrok) -> None:
+    await gateway.add_accounts("tok1", "tok2")
+    status, raw, _ = await post(gateway, body("hi [[fault:403-antibot]]"))
+    assert status == 502
+    err = msgspec.json.decode(raw)["error"]
+    assert err["code"] == "egress_blocked" and "statsig" in err["message"]
+    assert len(fake.chat_calls()) == 1
+    accounts = await gateway.services.store.list_accounts()
+    assert all(a.state == AccountState.ACTIVE and not a.last_failure for a in accounts)
+
+
+async def test_attempts_are_capped_by_max_attempts(gateway: LiveGateway, fake: FakeGrok) -> None:
+    await gateway.add_accounts("tok1", "tok2", "tok3", "tok4")
+    await gateway.settings(max_attempts=2)
+    status, raw, _ = await post(gateway, body("hi [[fault:500]]"))
+    assert status == 502
+    assert len(fake.chat_calls()) == 2
+    assert len({c.token for c in fake.chat_calls()}) == 2

@@ -1,0 +1,216 @@
+"""The aiohttp client for grok.com at the unit level, with aioresponses standing in for the network."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+from aioresponses import aioresponses
+from yarl import URL
+
+from grok2api.grok.catalog import MODELS
+from grok2api.grok.client import (
+    GrokClient,
+    HttpPool,
+    UpstreamConnectionError,
+    UpstreamHTTPError,
+    chat_payload,
+    parse_rate_limits,
+)
+from grok2api.grok.events import End, Reasoning, Text
+from grok2api.settings import RuntimeSettings
+
+BASE = "http://127.0.0.1:9"
+CHAT_URL = f"{BASE}/rest/app-chat/conversations/new"
+SETTINGS = RuntimeSettings(upstream_url=BASE, assets_url=f"{BASE}/assets", cf_clearance="cfv")
+_enc = msgspec.json.Encoder()
+
+
+def frame(response: dict[str, Any]) -> bytes:
+    return _enc.encode({"result": {"response": response}}) + b"\n"
+
+
+@pytest.fixture
+async def grok() -> AsyncIterator[GrokClient]:
+    pool = HttpPool()
+    try:
+        yield GrokClient(pool)
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def mocked() -> Iterator[aioresponses]:
+    with aioresponses() as m:
+        yield m
+
+
+def sent(m: aioresponses, method: str, url: str) -> list[Any]:
+    return m.requests[(method, URL(url))]
+
+
+async def collect(grok: GrokClient, payload: dict[str, Any] | None = None) -> list[Any]:
+    return [e async for e in grok.stream_chat("tok-1", payload or {"message": "hi"}, SETTINGS)]
+
+
+async def test_stream_chat_yields_events_and_sends_the_account_cookie(grok: GrokClient, mocked: aioresponses) -> None:
+    body = (
+        frame({"token": "Hmm", "isThinking": True})
+        + b"\n"  # blank line
+        + b"not json\n"
+        + frame({"token": "Hel", "isThinking": False})
+        + frame({"token": "lo", "isThinking": False})
+        + frame({"modelResponse": {"message": "Hello", "model": "grok-3"}}).rstrip(b"\n")  # no final newline
+    )
+    mocked.post(CHAT_URL, status=200, body=body, content_type="application/json")
+    events = await collect(grok, {"message": "hi", "modelName": "grok-3"})
+    assert events == [Reasoning("Hmm"), Text("Hel"), Text("lo"), End("Hello", "grok-3")]
+    (call,) = sent(mocked, "POST", CHAT_URL)
+    headers = call.kwargs["headers"]
+    assert headers["Cookie"] == "sso-rw=tok-1;sso=tok-1;cf_clearance=cfv"
+    assert headers["x-statsig-id"] == SETTINGS.x_statsig_id
+    assert headers["Origin"] == BASE
+    assert msgspec.json.decode(call.kwargs["data"]) == {"message": "hi", "modelName": "grok-3"}
+
+
+async def test_stream_chat_reads_sse_framing(grok: GrokClient, mocked: aioresponses) -> None:
+    body = b"event: message\ndata: " + frame({"token": "a"}) + b"\ndata: " + frame({"token": "b"}) + b"\ndata: [DONE]\n"
+    mocked.post(CHAT_URL, status=200, body=body, content_type="text/event-stream")
+    assert await collect(grok) == [Text("a"), Text("b")]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "retry_after"),
+    [
+        (429, {"Retry-After": "42"}, '{"error":{"code":8,"message":"Too many requests"}}', 42.0),
+        (429, {"Retry-After": "soon"}, '{"error":{"code":8}}', None),
+        (401, {}, '{"error":{"code":16,"message":"invalid-credentials"}}', None),
+        (503, {}, "<html>Service Unavailable</html>", None),
+    ],
+)
+async def test_non_200_raises_http_error(
+    grok: GrokClient, mocked: aioresponses, status: int, headers: dict[str, str], body: str, retry_after: float | None
+) -> None:
+    mocked.post(CHAT_URL, status=status, body=body, headers=headers)
+    with pytest.raises(UpstreamHTTPError) as info:
+        await collect(grok)
+    assert info.value.status == status
+    assert info.value.body == body
+    assert info.value.retry_after == retry_after
+    assert f"HTTP {status}" in str(info.value)
+
+
+async def test_connection_failure_raises_connection_error(grok: GrokClient, mocked: aioresponses) -> None:
+    mocked.post(CHAT_URL, exception=aiohttp.ClientConnectionError("refused"))
+    with pytest.raises(UpstreamConnectionError, match="refused"):
+        await collect(grok)
+
+
+async def test_rate_limits_both_shapes(grok: GrokClient, mocked: aioresponses) -> None:
+    url = f"{BASE}/rest/rate-limits"
+    mocked.post(url, payload={"remainingTokens": 60, "totalTokens": 80, "windowSizeSeconds": 72000})
+    mocked.post(url, payload={"remainingQueries": 3, "totalQueries": 20, "windowSizeSeconds": 7200})
+    budget = await grok.rate_limits("tok-1", MODELS["grok-4-fast"], SETTINGS)
+    assert (budget.remaining, budget.total, budget.window_seconds, budget.wait_seconds) == (60, 80, 72000, None)
+    heavy = await grok.rate_limits("tok-1", MODELS["grok-4-heavy"], SETTINGS)
+    assert (heavy.remaining, heavy.total, heavy.window_seconds) == (3, 20, 7200)
+    calls = sent(mocked, "POST", url)
+    assert [msgspec.json.decode(c.kwargs["data"])["modelName"] for c in calls] == [
+        "grok-4-mini-thinking-tahoe",
+        "grok-4-heavy",
+    ]
+
+
+def test_parse_rate_limits_edge_cases() -> None:
+    nested = {
+        "remainingQueries": 0,
+        "totalQueries": 0,
+        "remainingTokens": 0,
+        "totalTokens": 80,
+        "lowEffortRateLimits": {"cost": 1, "remainingQueries": 0, "waitTimeSeconds": 321},
+    }
+    info = parse_rate_limits(nested, heavy=False)
+    assert (info.remaining, info.total, info.wait_seconds) == (0, 80, 321.0)
+    assert parse_rate_limits({"remainingQueries": True, "waitTimeSeconds": 5}, heavy=False).remaining is None
+    assert parse_rate_limits({"waitTimeSeconds": 5}, heavy=False).wait_seconds == 5.0
+    empty = parse_rate_limits(["not", "an", "object"], heavy=False)
+    assert (empty.remaining, empty.total, empty.window_seconds, empty.wait_seconds) == (None, None, None, None)
+
+
+async def test_upload_and_media_post(grok: GrokClient, mocked: aioresponses) -> None:
+    upload_url = f"{BASE}/rest/app-chat/upload-file"
+    mocked.post(upload_url, payload={"fileMetadataId": "f1", "fileUri": "users/u/f1/content"})
+    mocked.post(upload_url, payload={"fileUri": "no id"})
+    assert await grok.upload("tok-1", "a.png", "image/png", "AAAA", SETTINGS) == ("f1", "users/u/f1/content")
+    (call,) = sent(mocked, "POST", upload_url)
+    assert call.kwargs["headers"]["Content-Type"] == "text/plain;charset=UTF-8"
+    assert msgspec.json.decode(call.kwargs["data"]) == {
+        "fileName": "a.png",
+        "fileMimeType": "image/png",
+        "content": "AAAA",
+    }
+    with pytest.raises(UpstreamHTTPError, match="fileMetadataId"):
+        await grok.upload("tok-1", "a.png", "image/png", "AAAA", SETTINGS)
+
+    post_url = f"{BASE}/rest/media/post/create"
+    mocked.post(post_url, payload={"post": {"id": "p1"}})
+    mocked.post(post_url, body=b"<html>not json</html>")
+    assert await grok.create_post("tok-1", "http://127.0.0.1:9/assets/x", SETTINGS) == "p1"
+    with pytest.raises(UpstreamHTTPError, match="not json"):
+        await grok.create_post("tok-1", "http://127.0.0.1:9/assets/x", SETTINGS)
+
+
+async def test_side_calls_map_failures(grok: GrokClient, mocked: aioresponses) -> None:
+    url = f"{BASE}/rest/rate-limits"
+    mocked.post(url, status=403, body='{"error":{"code":7,"message":"Request rejected by anti-bot rules."}}')
+    mocked.post(url, exception=aiohttp.ServerDisconnectedError())
+    with pytest.raises(UpstreamHTTPError) as info:
+        await grok.rate_limits("tok-1", MODELS["grok-3-fast"], SETTINGS)
+    assert info.value.status == 403 and "anti-bot" in info.value.body
+    with pytest.raises(UpstreamConnectionError, match="ServerDisconnectedError"):
+        await grok.rate_limits("tok-1", MODELS["grok-3-fast"], SETTINGS)
+
+
+async def test_download(grok: GrokClient, mocked: aioresponses) -> None:
+    asset = f"{BASE}/assets/users/u/generated/a/image.jpg"
+    mocked.get(asset, body=b"\xff\xd8\xffjpeg", content_type="image/jpeg")
+    mocked.get(asset, status=404, body="Not Found")
+    mocked.get(asset, body=b"x" * 100, content_type="image/jpeg")
+    data, ctype = await grok.download("tok-1", "/users/u/generated/a/image.jpg", SETTINGS)
+    assert (data, ctype) == (b"\xff\xd8\xffjpeg", "image/jpeg")
+    (call, *_) = sent(mocked, "GET", asset)
+    assert call.kwargs["headers"]["Cookie"].startswith("sso-rw=tok-1;sso=tok-1")
+    with pytest.raises(UpstreamHTTPError) as info:
+        await grok.download("tok-1", "users/u/generated/a/image.jpg", SETTINGS)
+    assert info.value.status == 404
+    with pytest.raises(UpstreamHTTPError) as info:
+        await grok.download("tok-1", asset, SETTINGS, max_bytes=10)
+    assert info.value.status == 413
+
+
+def test_chat_payload_follows_the_model_and_settings() -> None:
+    spec = MODELS["grok-4-fast-expert"]
+    payload = chat_payload(spec, "hello", ["f1"], RuntimeSettings(temporary=False))
+    assert (payload["modelName"], payload["modelMode"], payload["message"]) == (
+        "grok-4-mini-thinking-tahoe",
+        "MODEL_MODE_EXPERT",
+        "hello",
+    )
+    assert payload["fileAttachments"] == ["f1"]
+    assert payload["temporary"] is False
+    assert payload["responseMetadata"] == {"requestModelDetails": {"modelId": "grok-4-mini-thinking-tahoe"}}
+
+
+async def test_http_pool_reuses_one_session_and_passes_http_proxies() -> None:
+    pool = HttpPool()
+    try:
+        plain, proxy = pool.session("")
+        again, via = pool.session("http://127.0.0.1:3128")
+        assert plain is again
+        assert (proxy, via) == (None, "http://127.0.0.1:3128")
+    finally:
+        await pool.close()
+    assert plain.closed
