@@ -38,7 +38,6 @@ def _serve(args: argparse.Namespace) -> None:
         return
     from .app import create_app
 
-    logging_setup()
     asyncio.run(serve(create_app(boot), config))  # type: ignore[arg-type]
 
 

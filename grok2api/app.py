@@ -60,7 +60,14 @@ def api_routes() -> list[BaseRoute]:
     ]
 
 
+def setup_logging() -> None:
+    """Log to stderr unless the host process configured logging already (tests, embedding)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def create_app(boot: BootConfig | None = None, services: Services | None = None) -> Starlette:
+    setup_logging()
     boot = boot or BootConfig.from_env()
     svc = services or Services(boot)
     routes = api_routes()
