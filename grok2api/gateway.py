@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import suppress
@@ -21,6 +22,7 @@ from .pool import Failure, FailureKind, Lease, Pool, classify
 from .settings import RuntimeSettings
 
 log = logging.getLogger("grok2api.gateway")
+_IMAGE_MARKER = re.compile(r"\[image \d+\]\s*")
 
 
 @dataclass
@@ -159,7 +161,9 @@ class Gateway:
             except (UpstreamHTTPError, UpstreamConnectionError) as exc:
                 log.info("media post failed (%s); using the asset link", exc)
                 ref, referer = f"{settings.assets_url}/post/{file_uri}", f"{settings.upstream_url}/imagine/{file_id}"
-            return video_payload(ref, job.prompt.message, [file_id]), referer
+            # The image is the attachment; its "[image N]" placeholder would end up in the video prompt.
+            prompt = _IMAGE_MARKER.sub("", job.prompt.message).strip()
+            return video_payload(ref, prompt, [file_id]), referer
         spec = job.spec
         return chat_payload(spec, job.prompt.message, file_ids, settings), None
 

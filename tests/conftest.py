@@ -4,6 +4,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -18,6 +19,13 @@ STORE_BACKENDS = [
 ]
 
 StoreFactory = Callable[..., Awaitable[Store]]
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip, unless CI asked for every service (TEST_REQUIRE_SERVICES): then a missing one is a failure."""
+    if os.environ.get("TEST_REQUIRE_SERVICES"):
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 async def _clean_mysql(url: str) -> None:
@@ -71,18 +79,18 @@ async def store_factory(tmp_path: Path) -> AsyncIterator[StoreFactory]:
         elif kind == "mysql":
             url = os.environ.get("TEST_MYSQL_URL", "")
             if not url:
-                pytest.skip("TEST_MYSQL_URL is not set (e.g. mysql://root@127.0.0.1:3306/test)")
+                _unavailable("TEST_MYSQL_URL is not set (e.g. mysql://root@127.0.0.1:3306/test)")
             if fresh:
                 await _clean_mysql(url)
             store = make_store("mysql", url, tmp_path)
         elif kind == "redis":
             redis_url = os.environ.get("TEST_REDIS_URL", "")
             if not redis_url:
-                pytest.skip("TEST_REDIS_URL is not set (e.g. redis://127.0.0.1:6379/15)")
+                _unavailable("TEST_REDIS_URL is not set (e.g. redis://127.0.0.1:6379/15)")
             try:
                 from grok2api.store.redis import RedisStore
             except ImportError as exc:
-                pytest.skip(f"grok2api.store.redis cannot be imported yet: {exc}")
+                _unavailable(f"grok2api.store.redis cannot be imported: {exc}")
             if fresh:
                 await _drop_redis_prefix(redis_url, redis_prefix)
             # Built directly rather than by make_store, to give each test its own key prefix.

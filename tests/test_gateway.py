@@ -173,6 +173,32 @@ async def test_client_disconnect_cancels_the_upstream_call(gateway: LiveGateway,
     assert account.state == AccountState.ACTIVE
 
 
+@pytest.mark.parametrize("marker", ["[[fault:slow-tokens:0.2]] [[tokens:50]]", "[[fault:stall-first:10]]"])
+async def test_client_disconnect_cancels_a_non_stream_request(
+    gateway: LiveGateway, fake: FakeGrok, marker: str
+) -> None:
+    fake.add_account("tok1")
+    await gateway.add_accounts("tok1")
+    ids = await account_ids(gateway)
+    pool = gateway.services.pool
+    async with aiohttp.ClientSession() as http:
+
+        async def ask() -> int:
+            async with http.post(f"{gateway.url}/v1/chat/completions", json=body(marker)) as resp:
+                return resp.status
+
+        request = asyncio.ensure_future(ask())
+        await wait_for(lambda: fake.account("tok1").in_flight == 1, 3.0)
+        assert pool.in_flight(ids["tok1"]) == 1
+        request.cancel()  # the client gives up and closes its connection
+        with pytest.raises(asyncio.CancelledError):
+            await request
+    await wait_for(lambda: fake.account("tok1").in_flight == 0, 3.0)
+    await wait_for(lambda: pool.in_flight(ids["tok1"]) == 0, 3.0)
+    (account,) = await gateway.services.store.list_accounts()
+    assert account.state == AccountState.ACTIVE
+
+
 # ---- failover ----------------------------------------------------------------------------------
 
 

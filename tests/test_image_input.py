@@ -9,6 +9,7 @@ from typing import Any
 import openai
 import pytest
 from aiohttp import web
+from live import LiveGateway
 
 from grok2api import image_input
 from grok2api.errors import InvalidRequest
@@ -16,7 +17,6 @@ from grok2api.grok.client import HttpPool
 from grok2api.image_input import forbidden_address, prepare_bytes, prepare_images
 from grok2api.settings import RuntimeSettings
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
-from live import LiveGateway
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
 JPEG_B64 = base64.b64encode(TINY_JPEG).decode()
@@ -215,9 +215,7 @@ async def test_bad_user_urls_are_a_clear_400(images: ImageServer, http: HttpPool
     assert expected in await _bad([images.url + path], settings, http)
 
 
-async def test_user_urls_are_time_capped(
-    images: ImageServer, http: HttpPool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_user_urls_are_time_capped(images: ImageServer, http: HttpPool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(image_input, "FETCH_TIMEOUT", 0.3)
     assert "took longer than" in await _bad([images.url + "/slow"], ALLOWED, http)
 

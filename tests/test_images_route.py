@@ -4,11 +4,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from live import LiveGateway
 from yarl import URL
 
 from grok2api.store.base import MediaEntry
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
-from live import LiveGateway
 
 TOKEN = "route-owner"
 SECRET = b"top secret, never served"
@@ -110,4 +110,3 @@ async def test_names_cannot_leave_the_cache(gateway: LiveGateway, raw: str) -> N
     status, body, _ = await _request(gateway, raw)
     assert status == 404
     assert SECRET not in body
-

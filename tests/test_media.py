@@ -11,13 +11,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from live import LiveGateway
 
 from grok2api.grok.client import GrokClient, HttpPool, UpstreamHTTPError
 from grok2api.media import MediaService, media_name
 from grok2api.settings import RuntimeSettings
 from grok2api.store.base import NewAccount
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
-from live import LiveGateway
 
 TOKEN = "media-owner"
 LINK = re.compile(r"!\[Generated Image\]\(([^)]+)\)")
@@ -173,7 +173,7 @@ async def test_new_downloads_evict_least_recently_used(fake: FakeGrok, media: Me
 # ---- image generation through chat, end to end -----------------------------------------------------
 
 
-async def _add_account(gateway: LiveGateway, token: str, remaining: int = 80) -> None:
+async def _add_account(gateway: LiveGateway, token: str, remaining: int | None = 80) -> None:
     await gateway.services.store.add_accounts([NewAccount(token=token, remaining=remaining)])
     await gateway.services.reload(force=True)
 
@@ -254,3 +254,31 @@ async def test_moderated_image_is_reported_as_reasoning(gateway: LiveGateway, cl
     )
     assert len(LINK.findall(reply.choices[0].message.content)) == 1
     assert "Image 2 was moderated" in reply.choices[0].message.reasoning_content
+
+
+async def test_cache_stays_under_a_tiny_cap_evicting_least_recently_used(gateway: LiveGateway, client: Any) -> None:
+    await _add_account(gateway, TOKEN, remaining=None)
+    await gateway.settings(image_cache_max_size_mb=1)
+    images = gateway.boot.data_dir / "images"
+    images.mkdir(exist_ok=True)
+
+    def filler(name: str, age: float) -> None:
+        (images / name).write_bytes(bytes(600 * 1024))
+        old = time.time() - age
+        os.utime(images / name, (old, old))
+
+    filler("old-but-served.jpg", 300)
+    filler("unused.jpg", 200)
+    draw = {"role": "user", "content": "[[draw]] a fox"}
+    await client.chat.completions.create(model="grok-3-fast", messages=[draw])
+    kept = sorted(p.name for p in images.iterdir())
+    assert "old-but-served.jpg" not in kept and "unused.jpg" in kept and len(kept) == 3
+
+    # Serving a file makes it recent: the next squeeze drops a newer file that nobody asked for.
+    filler("old-but-served.jpg", 300)
+    status, _, _ = await _get(f"{gateway.url}/images/old-but-served.jpg")
+    assert status == 200
+    await client.chat.completions.create(model="grok-3-fast", messages=[draw])
+    kept = sorted(p.name for p in images.iterdir())
+    assert "old-but-served.jpg" in kept and "unused.jpg" not in kept
+    assert sum((images / n).stat().st_size for n in kept) <= 1024 * 1024

@@ -33,7 +33,9 @@ def extra(obj: Any, name: str) -> Any:
 
 
 async def create(client: openai.AsyncOpenAI, text: str, **kwargs: Any) -> ChatCompletion:
-    return await client.chat.completions.create(model=kwargs.pop("model", MODEL), messages=user(text), **kwargs)
+    resp = await client.chat.completions.create(model=kwargs.pop("model", MODEL), messages=user(text), **kwargs)
+    assert isinstance(resp, ChatCompletion)
+    return resp
 
 
 async def chunks(client: openai.AsyncOpenAI, text: str, **kwargs: Any) -> list[ChatCompletionChunk]:
@@ -424,3 +426,56 @@ async def test_routing_errors_use_the_envelope(gateway: LiveGateway, method: str
     async with aiohttp.ClientSession() as http, http.request(method, f"{gateway.url}{path}") as resp:
         assert resp.status == status
         error_of(await resp.read())
+
+
+# What each upstream fault becomes for the client. Faults before the first byte keep their status in both
+# modes; faults after it are an error event + [DONE] in a stream (None: the answer completes normally).
+FAULTS: dict[str, tuple[int, str | None]] = {
+    "401": (502, "upstream_error"),
+    "403-blocked": (502, "upstream_error"),
+    "403-antibot": (502, "egress_blocked"),
+    "403-cf": (502, "egress_blocked"),
+    "429": (429, "rate_limit_exceeded"),
+    "500": (502, "upstream_error"),
+    "502": (502, "upstream_error"),
+    "503": (502, "upstream_error"),
+    "empty": (502, "upstream_error"),
+    "inband-8": (429, "rate_limit_exceeded"),
+    "inband-usage": (429, "rate_limit_exceeded"),
+    "inband-13": (502, "upstream_error"),
+    "model-error": (502, "upstream_error"),
+    "stream-errors": (502, "upstream_error"),
+    "reset": (502, "upstream_error"),
+    "malformed": (200, None),
+    "blank": (200, None),
+    "multi-json": (200, None),
+    "long-line": (200, None),
+    "no-model-response": (200, None),
+    "trickle:0.01": (200, None),
+}
+MID_ANSWER = {"inband-8", "inband-usage", "inband-13", "model-error", "stream-errors", "reset"}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+async def test_every_upstream_fault_maps_to_a_clean_answer(gateway: LiveGateway, stream: bool) -> None:
+    await gateway.settings(max_attempts=1)
+    for n, (fault, (status, code)) in enumerate(FAULTS.items()):
+        await gateway.add_accounts(f"fault-{n}")  # a fresh account: earlier faults may have cooled or blocked one
+        got, ctype, raw = await post_raw(
+            gateway, {"model": MODEL, "messages": user(f"hi [[fault:{fault}]]"), "stream": stream}
+        )
+        if stream and (status == 200 or fault in MID_ANSWER):
+            assert got == 200, fault
+            frames = sse_frames(raw)
+            assert frames[-1] == "[DONE]", fault
+            last = msgspec.json.decode(frames[-2])
+            if code is None:
+                assert last["choices"][0]["finish_reason"] == "stop", fault
+            else:
+                assert last["error"]["code"] == code and set(last["error"]) == ERROR_KEYS, fault
+        elif status == 200:
+            assert got == 200, fault
+            assert msgspec.json.decode(raw)["choices"][0]["message"]["content"].startswith("Hello!"), fault
+        else:
+            assert (got, ctype) == (status, "application/json"), fault
+            assert error_of(raw)["code"] == code, fault

@@ -7,10 +7,10 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from live import LiveGateway
 
 from grok2api.store.base import NewAccount
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
-from live import LiveGateway
 
 TOKEN = "painter"
 
@@ -81,7 +81,7 @@ async def test_generation_errors_use_the_openai_envelope(
     fake: FakeGrok, gateway: LiveGateway, client: Any, kwargs: dict[str, Any], error: type[Exception], fragment: str
 ) -> None:
     await _account(gateway)
-    with pytest.raises(error) as info:  # type: ignore[misc]
+    with pytest.raises(error) as info:
         await client.images.generate(**{"prompt": "a cat", **kwargs})
     assert fragment in str(info.value)
     assert fake.chat_calls() == []
@@ -105,7 +105,8 @@ async def test_generation_needs_the_api_key(gateway: LiveGateway) -> None:
     assert body["error"]["type"] == "authentication_error"
     sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="sk-secret", max_retries=0)
     try:
-        assert len((await sdk.images.generate(prompt="a cat")).data) == 1
+        result = await sdk.images.generate(prompt="a cat")
+        assert result.data is not None and len(result.data) == 1
     finally:
         await sdk.close()
 

@@ -20,7 +20,7 @@ from ..store.base import AdminSession
 from .api_common import BadRequest, ok, read_object
 from .auth import MIN_PASSWORD_LENGTH
 from .context import Admin
-from .settings_meta import GROUP_OF, MASK, masked
+from .settings_meta import GROUP_OF, MASK, humanize, masked
 
 GLOBAL_GROUPS = frozenset({"global", "media"})
 SECTIONS = {"global_config": "global", "grok_config": "grok"}
@@ -108,7 +108,8 @@ async def post_settings(request: Request, admin: Admin, session: AdminSession) -
         if changes:
             await svc.update_settings(changes)
     except SettingsError as exc:
-        raise BadRequest("Invalid settings; nothing was saved.", "INVALID_SETTINGS", errors=exc.errors) from None
+        errors = {k: humanize(v) for k, v in exc.errors.items()}
+        raise BadRequest("Invalid settings; nothing was saved.", "INVALID_SETTINGS", errors=errors) from None
     ended = 0
     if login_values:
         await svc.store.save_settings(login_values)

@@ -8,17 +8,17 @@ from typing import Any
 from starlette.responses import Response
 
 from ..grok.catalog import MODELS
-from ..store.base import hour_of
 from . import keys_ops
 from .context import Ctx
+from .dashboard import recent_usage
 
 CHANGED = {"HX-Trigger": "keys-changed"}
 
 
 async def _table_context(ctx: Ctx) -> dict[str, Any]:
     now = time.time()
+    usage = keys_ops.usage_by_key(await recent_usage(ctx.svc, now))  # flushes this process's counters first
     keys = await ctx.svc.store.list_client_keys()
-    usage = keys_ops.usage_by_key(await ctx.svc.store.usage_since(hour_of(now) - 23 * 3600))
     rows = [(k, keys_ops.status(k, now), usage.get(k.id, (0, 0))) for k in reversed(keys)]
     return {"rows": rows, "shared_key_set": bool(ctx.svc.settings.api_key)}
 

@@ -153,3 +153,14 @@ def changes_from_form(fields: list[Field], form: typing.Mapping[str, Any], curre
         if raw.strip() != display(field, values[field.name]):
             out[field.name] = raw
     return out
+
+
+_WORDS = {"`float`": "a number", "`int`": "a whole number", "`bool`": "true or false", "`str`": "text",
+          "`null`": "nothing", "`array`": "a list", "`object`": "an object"}
+
+
+def humanize(message: str) -> str:
+    """msgspec's "Expected `float`, got `str`" in words an operator reads without knowing Python."""
+    for raw, word in _WORDS.items():
+        message = message.replace(raw, word)
+    return message.replace("`", "'")

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from ..settings import SettingsError
 from .auth import PasswordChangeError
 from .context import Ctx
-from .settings_meta import FIELDS_BY_GROUP, GROUP_TITLES, GROUPS, changes_from_form, display, masked
+from .settings_meta import FIELDS_BY_GROUP, GROUP_TITLES, GROUPS, changes_from_form, display, humanize, masked
 
 
 def _group_context(ctx: Ctx, gid: str, errors: dict[str, str] | None = None,
@@ -43,7 +43,7 @@ async def save_group(ctx: Ctx) -> Response:
     try:
         await ctx.svc.update_settings(changes)
     except SettingsError as exc:
-        errors = dict(exc.errors)
+        errors = {k: humanize(v) for k, v in exc.errors.items()}
         group_error = errors.pop("settings", "")
         context = _group_context(ctx, gid, errors, raw, notice=group_error or "Nothing was saved: fix the fields "
                                                                               "marked below.")

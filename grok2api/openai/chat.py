@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -17,9 +20,10 @@ from ..grok.prompt import flatten
 from ..image_input import prepare_images
 from ..services import Services
 from .render import collect_answer, stream_answer, timeout_stream
-from .schemas import REQUEST_DECODER, ModelCard, ModelList, encode
+from .schemas import REQUEST_DECODER, ChatCompletion, ModelCard, ModelList, encode
 
 log = logging.getLogger("grok2api.chat")
+T = TypeVar("T")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -50,6 +54,42 @@ async def read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise BodyTooLarge(f"The request body is larger than {limit // (1024 * 1024)} MB.")
     return bytes(body)
+
+
+class ClientGone(Exception):
+    """The client closed its connection before the answer was ready."""
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client goes away; the body has been read, so nothing else arrives before that."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def while_connected(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; if the client disconnects first, cancel it (its cleanup closes the upstream call and
+    settles the lease) and raise ClientGone. Only for plain responses: a stream watches for itself."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.wait((task,))  # let its cleanup run; our own cancellation still propagates
+        if not task.cancelled() and task.exception() is not None:
+            log.info("the abandoned request ended with %r", task.exception())
+        raise ClientGone
+    return task.result()
+
+
+async def _complete(svc: Services, job: ChatJob, prompt_text: str) -> ChatCompletion:
+    answer = await svc.gateway.open(job)
+    return await collect_answer(answer, job.requested_model, prompt_text, svc.media)
 
 
 def services(request: Request) -> Services:
@@ -87,24 +127,26 @@ async def chat_completions(request: Request) -> Response:
         images = await prepare_images(prompt.image_urls, settings, svc.http)
         job = ChatJob(spec, req.model, prompt, images, settings, stream=bool(req.stream))
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        if not job.stream:
+            try:
+                completion = await while_connected(request, _complete(svc, job, prompt.message))
+            except StreamTimeout:
+                svc.metrics.record(model_id, False, key_id)
+                raise timeout_error() from None
+            except ClientGone:
+                log.info("client went away before its %s answer was ready; upstream call cancelled", model_id)
+                return Response(status_code=499)
+            svc.metrics.record(model_id, True, key_id)
+            return json_response(completion)
         try:
             answer = await svc.gateway.open(job)
         except StreamTimeout:
             svc.metrics.record(model_id, False, key_id)
-            if job.stream:
-                body = timeout_stream(req.model, prompt.message, include_usage)
-                return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
-            raise timeout_error() from None
-        if job.stream:
-            svc.metrics.record(model_id, True, key_id)
-            body = stream_answer(answer, req.model, prompt.message, svc.media, include_usage)
+            body = timeout_stream(req.model, prompt.message, include_usage)
             return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
-        try:
-            completion = await collect_answer(answer, req.model, prompt.message, svc.media)
-        except StreamTimeout:
-            raise timeout_error() from None
         svc.metrics.record(model_id, True, key_id)
-        return json_response(completion)
+        body = stream_answer(answer, req.model, prompt.message, svc.media, include_usage)
+        return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
     except GatewayError as err:
         if err.status >= 500 or err.status == 429:
             svc.metrics.record(model_id, False, key_id)

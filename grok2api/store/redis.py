@@ -143,6 +143,9 @@ for _, it in ipairs(items) do
   local id = redis.call('HGET', KEYS[1], it.h)
   if id then
     local key = ARGV[1] .. id
+    if it.st and redis.call('HGET', key, 'state') ~= it.st then  -- stamp only a real state change
+      redis.call('HSET', key, 'state_changed_at', it.at)
+    end
     redis.call('HSET', key, unpack(it.upd))
     updated = updated + 1
   else
@@ -367,9 +370,10 @@ class RedisStore:
             value = getattr(item, field)
             if value is not None:
                 upd += [field, _enc(value)]
+        out: dict[str, Any] = {"h": _token_hash(item.token), "new": new, "upd": upd}
         if item.state is not None:
-            upd += ["state_changed_at", _enc(at)]
-        return {"h": _token_hash(item.token), "new": new, "upd": upd}
+            out.update(st=item.state, at=_enc(at))
+        return out
 
     async def remove_accounts(self, tokens: Sequence[str]) -> int:
         hashes = list(dict.fromkeys(_token_hash(t) for t in tokens))

@@ -68,6 +68,15 @@
     }
   });
 
+  // A form marked data-reset-on-success empties itself once the server accepted it (the add form:
+  // a file left selected would otherwise be sent again with the next paste).
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    if (event.detail.successful && elt instanceof HTMLFormElement && elt.hasAttribute("data-reset-on-success")) {
+      elt.reset();
+    }
+  });
+
   // HX-Trigger: {"toast": "..."} from the server.
   document.body.addEventListener("toast", function (event) { toast(event.detail && event.detail.value); });
 
