@@ -26,6 +26,7 @@ def _serve(args: argparse.Namespace) -> None:
     bind = args.bind or f"{boot.host}:{boot.port}"
     config.bind = [bind]
     config.graceful_timeout = 30
+    config.backlog = 2048  # bursts of hundreds of new connections must not overflow the accept queue
     config.accesslog = None
     workers = args.workers or boot.workers
     if workers > 1:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,7 @@ async def _throughput(run: Callable[[str], Awaitable[None]]) -> float:
 async def _many_streams(run: Callable[[str, Callable[[], None]], Awaitable[None]], n: int) -> dict[str, float]:
     gaps: list[float] = []
     errors = 0
+    kinds: Counter[str] = Counter()
 
     async def one() -> None:
         nonlocal errors
@@ -136,12 +138,15 @@ async def _many_streams(run: Callable[[str, Callable[[], None]], Awaitable[None]
 
         try:
             await run(f"[[tokens:{STREAM_TOKENS}]] [[fault:slow-tokens:{STREAM_TOKEN_DELAY}]] stream", tick)
-        except Exception:
+        except Exception as exc:
             errors += 1
+            kinds[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
 
     start = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(n)))
     wall = time.perf_counter() - start
+    for kind, count in kinds.most_common(3):
+        print(f"    error x{count}: {kind}")
     gaps.sort()
     p99 = gaps[int(len(gaps) * 0.99)] if gaps else float("nan")
     return {"wall": wall, "p99_gap": p99, "errors": float(errors), "chunks": float(len(gaps))}

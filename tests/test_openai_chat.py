@@ -299,35 +299,30 @@ async def test_malformed_json_is_400(gateway: LiveGateway) -> None:
     assert (err["type"], err["code"], err["param"]) == ("invalid_request_error", "invalid_json", None)
 
 
-@pytest.mark.parametrize(
-    ("body", "param"),
-    [
-        ({"model": MODEL, "messages": user("x"), "temperature": 5}, "temperature"),
-        ({"model": MODEL, "messages": user("x"), "top_p": -0.1}, "top_p"),
-        ({"model": MODEL, "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
-        ({"model": MODEL, "messages": [{"content": "x"}]}, "messages[0].role"),
-        ({"model": MODEL, "messages": []}, "messages"),
-        ({"model": MODEL, "messages": "hello"}, "messages"),
-        ({"messages": user("x")}, "model"),
-        ({"model": MODEL, "messages": user("x"), "stream": "yes"}, "stream"),
-        ({"model": MODEL, "messages": user("x"), "n": 2}, "n"),
-        ({"model": MODEL, "messages": user("x"), "max_tokens": 0}, "max_tokens"),
-        (
-            {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "text"}]}]},
-            "messages[0].content[0].text",
-        ),
-        ({"model": MODEL, "messages": user("   ")}, "messages"),
-    ],
-)
-async def test_schema_violations_name_the_param(
-    gateway: LiveGateway, fake: FakeGrok, body: dict[str, Any], param: str
-) -> None:
+SCHEMA_VIOLATIONS: list[tuple[dict[str, Any], str]] = [
+    ({"model": MODEL, "messages": user("x"), "temperature": 5}, "temperature"),
+    ({"model": MODEL, "messages": user("x"), "top_p": -0.1}, "top_p"),
+    ({"model": MODEL, "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
+    ({"model": MODEL, "messages": [{"content": "x"}]}, "messages[0].role"),
+    ({"model": MODEL, "messages": []}, "messages"),
+    ({"model": MODEL, "messages": "hello"}, "messages"),
+    ({"messages": user("x")}, "model"),
+    ({"model": MODEL, "messages": user("x"), "stream": "yes"}, "stream"),
+    ({"model": MODEL, "messages": user("x"), "n": 2}, "n"),
+    ({"model": MODEL, "messages": user("x"), "max_tokens": 0}, "max_tokens"),
+    ({"model": MODEL, "messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text"),
+    ({"model": MODEL, "messages": user("   ")}, "messages"),
+]
+
+
+async def test_schema_violations_name_the_param(gateway: LiveGateway, fake: FakeGrok) -> None:
     await gateway.add_accounts("tok1")
-    status, _, raw = await post_raw(gateway, body)
-    assert status == 400
-    err = error_of(raw)
-    assert (err["type"], err["param"]) == ("invalid_request_error", param)
-    assert "Traceback" not in err["message"] and "msgspec" not in err["message"]
+    for body, param in SCHEMA_VIOLATIONS:
+        status, _, raw = await post_raw(gateway, body)
+        assert status == 400, body
+        err = error_of(raw)
+        assert (err["type"], err["param"]) == ("invalid_request_error", param), body
+        assert "Traceback" not in err["message"] and "msgspec" not in err["message"]
     assert fake.chat_calls() == []
 
 
@@ -339,11 +334,11 @@ async def test_n_2_with_the_sdk(gateway: LiveGateway, client: openai.AsyncOpenAI
     assert (await create(client, "hi", n=1)).choices[0].message.content == ANSWER
 
 
-@pytest.mark.parametrize("body", [b"", b"null", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"model": 5}'])
-async def test_bodies_of_the_wrong_shape_are_400(gateway: LiveGateway, body: bytes) -> None:
-    status, _, raw = await post_raw(gateway, body)
-    assert status == 400
-    assert error_of(raw)["type"] == "invalid_request_error"
+async def test_bodies_of_the_wrong_shape_are_400(gateway: LiveGateway) -> None:
+    for body in (b"", b"null", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"model": 5}'):
+        status, _, raw = await post_raw(gateway, body)
+        assert status == 400, body
+        assert error_of(raw)["type"] == "invalid_request_error", body
 
 
 async def test_api_key(gateway: LiveGateway, client: openai.AsyncOpenAI) -> None:

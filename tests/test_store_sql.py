@@ -14,7 +14,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from grok2api.store import make_store
@@ -140,9 +140,9 @@ class _Statements:
 
     def __init__(self, store: SqlStore) -> None:
         self.sql: list[str] = []
-        event.listen(store.engine.sync_engine, "before_cursor_execute", self._record)
+        store.trace = self._record
 
-    def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def _record(self, statement: str) -> None:
         self.sql.append(statement.split(None, 1)[0].upper())
 
 

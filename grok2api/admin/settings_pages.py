@@ -27,8 +27,7 @@ def _group_context(ctx: Ctx, gid: str, errors: dict[str, str] | None = None,
 async def settings_page(ctx: Ctx) -> Response:
     groups = [_group_context(ctx, gid) for gid, _, _ in GROUPS]
     env_password = bool(ctx.admin.auth.env_password)
-    return ctx.html("settings.html", groups=groups, env_password=env_password, password_errors={},
-                    password_notice="")
+    return ctx.html("settings.html", groups=groups, env_password=env_password, password_error="", password_notice="")
 
 
 async def save_group(ctx: Ctx) -> Response:
@@ -59,6 +58,6 @@ async def change_password(ctx: Ctx) -> Response:
         ended = await ctx.admin.auth.change_password(ctx.session, fields["current"], fields["new"], fields["confirm"])
     except PasswordChangeError as exc:
         return ctx.html("_password_form.html", status=422, env_password=bool(ctx.admin.auth.env_password),
-                        password_errors={"password": str(exc)}, password_notice="")
+                        password_error=str(exc), password_notice="")
     notice = f"Password changed; {ended} other session(s) signed out."
-    return ctx.html("_password_form.html", env_password=False, password_errors={}, password_notice=notice)
+    return ctx.html("_password_form.html", env_password=False, password_error="", password_notice=notice)

@@ -6,8 +6,12 @@ are single guarded UPDATEs so concurrent workers (and processes) never over-spen
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Iterator, Sequence
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
+    TextClause,
     bindparam,
     case,
     delete,
@@ -31,6 +35,7 @@ from sqlalchemy import (
     exists,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -54,6 +59,7 @@ from .base import (
     Versions,
     now,
 )
+from .sql_hot import BUMP_IF_CHANGED_SQL, REASON_LEN, RESERVE_SQL, VERSIONS_SQL, settle_statement
 
 # Deterministic constraint names, so later migrations can drop or alter them on every backend.
 NAMING_CONVENTION = {
@@ -64,7 +70,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-REASON_LEN = 1024  # state_reason / last_failure: upstream messages can be long; strict MySQL rejects overflow
 IN_CHUNK = 500  # bound IN (...) lists: SQLite caps bound parameters, MySQL caps packet size
 
 # Explicit table options: the server's default charset may be latin1, and a case-insensitive collation
@@ -220,6 +225,11 @@ def make_engine(url: str | URL) -> AsyncEngine:
     return create_async_engine(u, pool_pre_ping=True, pool_recycle=1800)
 
 
+@lru_cache(maxsize=256)
+def _text(sql: str) -> TextClause:
+    return text(sql)
+
+
 def _chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -323,6 +333,9 @@ class SqlStore:
         self.url = normalize_url(url)
         self.kind = "sqlite" if self.url.get_backend_name() == "sqlite" else "mysql"
         self._engine: AsyncEngine | None = None
+        self._raw: sqlite3.Connection | None = None  # the hot path's own connection (SQLite only)
+        self._sync_thread: ThreadPoolExecutor | None = None
+        self.trace: Callable[[str], None] | None = None  # tests: sees every hot-path statement
 
     @property
     def engine(self) -> AsyncEngine:
@@ -341,6 +354,66 @@ class SqlStore:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+        if self._raw is not None:
+            raw, self._raw = self._raw, None
+            await asyncio.get_running_loop().run_in_executor(self._sqlite_thread(), raw.close)
+        if self._sync_thread is not None:
+            self._sync_thread.shutdown(wait=False)
+            self._sync_thread = None
+
+    async def _hot(self, steps: list[tuple[str, dict[str, Any]]]) -> int:
+        """Run per-request statements in one transaction; statements after the first run only when
+        the first matched its row. Returns the first statement's row count.
+
+        On SQLite they run on one dedicated thread with a plain sqlite3 connection: one thread hop per
+        call, and writes queue in order instead of sleeping in SQLite's busy handler. On MySQL they
+        run on the async engine."""
+        if self.trace is not None:
+            for sql, _ in steps:
+                self.trace(sql)
+        if self.kind == "sqlite":
+            return await asyncio.get_running_loop().run_in_executor(self._sqlite_thread(), self._sqlite_write, steps)
+        async with self.engine.begin() as conn:
+            first = (await conn.execute(_text(steps[0][0]), steps[0][1])).rowcount
+            if first == 1:
+                for sql, params in steps[1:]:
+                    await conn.execute(_text(sql), params)
+            return first
+
+    async def _hot_query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.kind == "sqlite":
+            return await asyncio.get_running_loop().run_in_executor(self._sqlite_thread(), self._sqlite_read, sql)
+        async with self.engine.connect() as conn:
+            return [tuple(r) for r in await conn.execute(_text(sql))]
+
+    def _sqlite_thread(self) -> ThreadPoolExecutor:
+        if self._sync_thread is None:
+            self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grok2api-sqlite")
+        return self._sync_thread
+
+    def _sqlite_conn(self) -> sqlite3.Connection:
+        if self._raw is None:
+            path = normalize_url(self.url).database or ":memory:"
+            self._raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            _sqlite_pragmas(self._raw, None)
+        return self._raw
+
+    def _sqlite_write(self, steps: list[tuple[str, dict[str, Any]]]) -> int:
+        conn = self._sqlite_conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            first = conn.execute(*steps[0]).rowcount
+            if first == 1:
+                for sql, params in steps[1:]:
+                    conn.execute(sql, params)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return first
+
+    def _sqlite_read(self, sql: str) -> list[tuple[Any, ...]]:
+        return list(self._sqlite_conn().execute(sql))
 
     # helpers
 
@@ -366,8 +439,7 @@ class SqlStore:
     # versions
 
     async def versions(self) -> Versions:
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(MetaRow.name, MetaRow.value))).all()
+        rows = await self._hot_query(VERSIONS_SQL)
         found = {name: int(value) for name, value in rows}
         return Versions(accounts=found.get(ACCOUNTS_VERSION, 0), settings=found.get(SETTINGS_VERSION, 0))
 
@@ -483,74 +555,23 @@ class SqlStore:
         return found
 
     async def reserve(self, account_id: int, cost: int, heavy: bool = False) -> bool:
-        col = A.heavy_remaining if heavy else A.remaining
         # One guarded statement: the row lock (MySQL) or write lock (SQLite) makes check and take atomic.
         # NULL - cost stays NULL, so an unknown quota stays unknown.
-        stmt = (
-            update(A)
-            .where(A.id == account_id, A.state == AccountState.ACTIVE, (col.is_(None)) | (col >= cost))
-            .values({col: col - cost, A.last_used_at: now()})
-        )
-        async with self.engine.begin() as conn:
-            return (await conn.execute(stmt)).rowcount == 1
+        params = {"id": account_id, "cost": cost, "now": now()}
+        return await self._hot([(RESERVE_SQL[heavy], params)]) == 1
 
     async def settle(self, account_id: int, settlement: Settlement) -> None:
         """Apply a settlement in one UPDATE. An explicit ``state`` wins over the ``invalid`` transition;
         neither overrides an operator's ``disabled``."""
-        s = settlement
         ts = now()
-        # MySQL evaluates SET assignments left to right and later ones see earlier results, so each
-        # column is assigned only after every expression that reads it (state-related CASEs first).
-        sets: list[tuple[Any, Any]] = []
-        counted = s.failure is not None and s.counts_towards_invalid
-        if s.state is not None:
-            apply = A.state != AccountState.DISABLED
-            sets += [
-                (A.state_changed_at, case((apply, ts), else_=A.state_changed_at)),
-                (A.state_reason, case((apply, s.state_reason[:REASON_LEN]), else_=A.state_reason)),
-                (A.cooldown_until, case((apply, s.cooldown_until), else_=A.cooldown_until)),
-                (A.state, case((apply, s.state), else_=A.state)),
-            ]
-        elif counted and s.failure is not None:
-            trip = and_(A.state != AccountState.DISABLED, A.failure_count + 1 >= s.invalid_after)
-            sets += [
-                (A.state_changed_at, case((and_(trip, A.state != AccountState.INVALID), ts), else_=A.state_changed_at)),
-                (A.state_reason, case((trip, s.failure[:REASON_LEN]), else_=A.state_reason)),
-                (A.state, case((trip, AccountState.INVALID), else_=A.state)),
-            ]
-        if counted:
-            sets.append((A.failure_count, A.failure_count + 1))
-        elif s.ok:
-            sets.append((A.failure_count, 0))
-        if s.ok:
-            sets.append((A.requests_ok, A.requests_ok + 1))
-        if s.failure is not None:
-            sets += [
-                (A.requests_failed, A.requests_failed + 1),
-                (A.last_failure, s.failure[:REASON_LEN]),
-                (A.last_failure_at, ts),
-            ]
-        for col, refunded, learned in (
-            (A.remaining, not s.heavy, s.remaining),
-            (A.heavy_remaining, s.heavy, s.heavy_remaining),
-        ):
-            if learned is not msgspec.UNSET and s.learned_cap:
-                if learned is not None:  # only ever lower a known count; fill an unknown one
-                    sets.append((col, case((col.is_(None), learned), (col > learned, learned), else_=col)))
-            elif learned is not msgspec.UNSET:
-                sets.append((col, learned))  # absolute: supersedes the refund
-            elif refunded and s.refund:
-                sets.append((col, col + s.refund))  # NULL + n stays NULL
-        if s.window_reset_at is not msgspec.UNSET:
-            sets.append((A.window_reset_at, s.window_reset_at))
-        if not sets:
+        sql, params, may_change = settle_statement(account_id, settlement, ts)
+        if not sql:
             return
-        async with self.engine.begin() as conn:
-            result = await conn.execute(update(A).where(A.id == account_id).ordered_values(*sets))
-            if result.rowcount == 1 and (s.state is not None or counted):
-                # Bump only if the state really moved: this settle stamped state_changed_at with ``ts``.
-                changed = exists().where(A.id == account_id, A.state_changed_at == ts)
-                await self._bump(conn, ACCOUNTS_VERSION, changed)
+        steps = [(sql, params)]
+        if may_change:
+            # Bump only if the state really moved: this settle stamped state_changed_at with ``ts``.
+            steps.append((BUMP_IF_CHANGED_SQL, {"id": account_id, "ts": ts}))
+        await self._hot(steps)
 
     # settings
 

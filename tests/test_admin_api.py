@@ -1,0 +1,306 @@
+"""The JSON admin API (/api/*) against the live gateway: the reference's request and response shapes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from live import LiveGateway
+
+from grok2api.testing.fake_grok import FakeGrok
+
+PASSWORD = "api-test-password"
+
+
+@pytest.fixture
+async def gw(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
+    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env={"GROK2API_ADMIN_PASSWORD": PASSWORD})
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+class Api:
+    def __init__(self, http: aiohttp.ClientSession, url: str, token: str = "") -> None:
+        self.http, self.url, self.token = http, url, token
+
+    async def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        bearer = self.token if token is None else token
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        async with self.http.request(method, self.url + path, json=body, headers=headers) as resp:
+            return resp.status, await resp.json()
+
+    async def get(self, path: str) -> Any:
+        status, body = await self.call("GET", path)
+        assert status == 200, body
+        return body
+
+    async def post(self, path: str, body: Any = None) -> Any:
+        status, body = await self.call("POST", path, body)
+        assert status == 200, body
+        return body
+
+
+async def login(http: aiohttp.ClientSession, url: str, password: str = PASSWORD) -> Api:
+    api = Api(http, url)
+    status, body = await api.call("POST", "/api/login", {"username": "admin", "password": password})
+    assert status == 200 and body["success"] is True, body
+    api.token = body["token"]
+    return api
+
+
+async def test_login_success_failure_and_bad_body(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = Api(http, gw.url)
+    status, body = await api.call("POST", "/api/login", {"username": "admin", "password": "admin"})
+    assert status == 401
+    assert body == {"success": False, "token": None, "message": "Wrong username or password."}
+    status, body = await api.call("POST", "/api/login", {"username": "root", "password": PASSWORD})
+    assert (status, body["success"]) == (401, False)
+    status, body = await api.call("POST", "/api/login", {"username": "admin"})
+    assert (status, body["success"], body["token"]) == (400, False, None)
+    async with http.post(gw.url + "/api/login", data=b"{not json") as resp:
+        assert resp.status == 400
+        assert (await resp.json())["success"] is False
+    status, body = await api.call("POST", "/api/login", {"username": "admin", "password": PASSWORD})
+    assert status == 200
+    assert set(body) == {"success", "token", "message"} and body["success"] is True and len(body["token"]) > 30
+
+
+async def test_login_is_throttled_after_repeated_failures(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = Api(http, gw.url)
+    for _ in range(5):
+        status, _ = await api.call("POST", "/api/login", {"username": "admin", "password": "guess"})
+        assert status == 401
+    async with http.post(gw.url + "/api/login", json={"username": "admin", "password": PASSWORD}) as resp:
+        assert resp.status == 429  # even the right password waits: nothing is checked while locked out
+        assert int(resp.headers["Retry-After"]) > 0
+        body = await resp.json()
+    assert body["success"] is False and body["token"] is None
+
+
+async def test_every_endpoint_needs_a_valid_bearer(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = Api(http, gw.url)
+    endpoints = [
+        ("POST", "/api/logout"), ("GET", "/api/tokens"), ("POST", "/api/tokens/add"), ("POST", "/api/tokens/delete"),
+        ("POST", "/api/tokens/tags"), ("GET", "/api/tokens/tags/all"), ("POST", "/api/tokens/note"),
+        ("POST", "/api/tokens/test"), ("GET", "/api/settings"), ("POST", "/api/settings"), ("GET", "/api/cache/size"),
+        ("POST", "/api/cache/clear"), ("POST", "/api/cache/clear/images"), ("POST", "/api/cache/clear/videos"),
+        ("GET", "/api/stats"), ("GET", "/api/storage/mode"),
+    ]
+    for method, path in endpoints:
+        status, body = await api.call(method, path, {})
+        assert (status, body["success"], body["code"]) == (401, False, "UNAUTHORIZED"), path
+        status, body = await api.call(method, path, {}, token="made-up-session")
+        assert (status, body["code"]) == (401, "SESSION_INVALID"), path
+
+
+async def test_logout_ends_the_session(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gw.url)
+    assert await api.post("/api/logout") == {"success": True, "message": "Signed out."}
+    status, body = await api.call("GET", "/api/stats")
+    assert (status, body["code"]) == (401, "SESSION_INVALID")
+
+
+async def test_tokens_add_list_and_delete(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gw.url)
+    added = await api.post("/api/tokens/add", {"tokens": ["sso=basic-one", "basic-two", "", "bad token!"],
+                                               "token_type": "sso"})
+    assert (added["success"], added["count"], added["added"], added["updated"]) == (True, 2, 2, 0)
+    assert [r["reason"] for r in added["rejected"]] == ["contains characters an SSO cookie cannot have"]
+    assert (await api.post("/api/tokens/add", {"tokens": ["super-one"], "token_type": "ssoSuper"}))["count"] == 1
+    again = await api.post("/api/tokens/add", {"tokens": ["basic-one"], "token_type": "sso"})
+    assert (again["added"], again["updated"]) == (0, 1)
+
+    listed = await api.get("/api/tokens")
+    assert listed["success"] is True and listed["total"] == 3
+    assert [r["token"] for r in listed["data"]] == ["basic-one", "basic-two", "super-one"]  # normal first
+    row = listed["data"][0]
+    reference_fields = {"token", "token_type", "created_time", "remaining_queries", "heavy_remaining_queries",
+                        "status", "tags", "note"}
+    assert reference_fields <= set(row)
+    assert (row["token_type"], row["status"], row["remaining_queries"], row["state"]) == ("sso", "未使用", -1, "active")
+    assert isinstance(row["created_time"], int) and row["created_time"] > 1_600_000_000_000
+    assert listed["data"][2]["token_type"] == "ssoSuper"
+
+    status, body = await api.call("POST", "/api/tokens/add", {"tokens": ["x"], "token_type": "premium"})
+    assert (status, body["success"], body["code"]) == (400, False, "INVALID_TYPE")
+    status, body = await api.call("POST", "/api/tokens/add", {"tokens": "basic-three", "token_type": "sso"})
+    assert (status, body["code"]) == (400, "INVALID_FIELD")
+
+    deleted = await api.post("/api/tokens/delete", {"tokens": ["basic-two", "not-there"], "token_type": "sso"})
+    assert (deleted["success"], deleted["count"]) == (True, 1)
+    assert (await api.get("/api/tokens"))["total"] == 2
+    status, body = await api.call("POST", "/api/tokens/delete", {"tokens": ["basic-one"], "token_type": "nope"})
+    assert (status, body["code"]) == (400, "INVALID_TYPE")
+
+
+async def test_tokens_list_paging_extension(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gw.url)
+    await api.post("/api/tokens/add", {"tokens": [f"page-{i:03d}" for i in range(60)], "token_type": "sso"})
+    page = await api.get("/api/tokens?page=2&size=25&sort=created")
+    assert (page["total"], page["page"], page["pages"], len(page["data"])) == (60, 2, 3, 25)
+    found = await api.get("/api/tokens?q=page-04")
+    assert sorted(r["token"] for r in found["data"]) == [f"page-04{i}" for i in range(10)]
+
+
+async def test_tags_all_tags_and_note(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gw.url)
+    await api.post("/api/tokens/add", {"tokens": ["tag-a", "tag-b"], "token_type": "sso"})
+    body = await api.post("/api/tokens/tags", {"token": "tag-a", "token_type": "sso", "tags": [" vip ", "", "eu", "vip"]})
+    assert body == {"success": True, "message": "Tags updated.", "tags": ["vip", "eu"]}
+    await api.post("/api/tokens/tags", {"token": "tag-b", "token_type": "sso", "tags": ["asia", "eu"]})
+    assert await api.get("/api/tokens/tags/all") == {"success": True, "data": ["asia", "eu", "vip"]}
+
+    note = await api.post("/api/tokens/note", {"token": "tag-a", "token_type": "sso", "note": "  bought in May  "})
+    assert note == {"success": True, "message": "Note updated.", "note": "bought in May"}
+    rows = {r["token"]: r for r in (await api.get("/api/tokens"))["data"]}
+    assert (rows["tag-a"]["tags"], rows["tag-a"]["note"]) == (["vip", "eu"], "bought in May")
+
+    status, body = await api.call("POST", "/api/tokens/note", {"token": "missing", "token_type": "sso", "note": ""})
+    assert (status, body["success"], body["code"]) == (404, False, "TOKEN_NOT_FOUND")
+    status, body = await api.call("POST", "/api/tokens/tags", {"token": "tag-a", "token_type": "sso", "tags": "eu"})
+    assert (status, body["code"]) == (400, "INVALID_FIELD")
+
+
+async def test_token_test_valid_invalid_and_outside_the_pool(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gw.url)
+    await api.post("/api/tokens/add", {"tokens": ["good-token", "invalid-token"], "token_type": "sso"})
+
+    ok = await api.post("/api/tokens/test", {"token": "good-token", "token_type": "sso"})
+    assert ok["success"] is True
+    assert (ok["data"]["valid"], ok["data"]["remaining_queries"], ok["data"]["state"]) == (True, 80, "active")
+    row = next(r for r in (await api.get("/api/tokens"))["data"] if r["token"] == "good-token")
+    assert (row["remaining_queries"], row["status"]) == (80, "正常")  # the live check refreshed the quota
+
+    bad = await api.post("/api/tokens/test", {"token": "invalid-token", "token_type": "sso"})
+    assert bad["success"] is False and "401" in bad["message"]
+    assert (bad["data"]["valid"], bad["data"]["error_type"], bad["data"]["error_code"]) == (False, "expired", 401)
+    assert bad["data"]["state"] == "invalid" and "credentials" in bad["data"]["state_reason"]
+    row = next(r for r in (await api.get("/api/tokens"))["data"] if r["token"] == "invalid-token")
+    assert (row["status"], row["state"]) == ("失效", "invalid")
+
+    outside = await api.post("/api/tokens/test", {"token": "never-added", "token_type": "sso"})
+    assert (outside["data"]["valid"], outside["data"]["in_pool"]) == (True, False)
+    assert (await api.get("/api/tokens"))["total"] == 2  # testing does not add it
+
+    status, body = await api.call("POST", "/api/tokens/test", {"token": "good-token", "token_type": "x"})
+    assert (status, body["code"]) == (400, "INVALID_TYPE")
+
+
+async def test_settings_get_masks_secrets_and_post_validates(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gw.url)
+    saved = await api.post("/api/settings", {"grok_config": {"api_key": "sk-very-secret", "proxy_url": "socks5://u:p@h:1",
+                                                             "show_thinking": False},
+                                             "global_config": {"image_mode": "base64"}})
+    assert saved["success"] is True and saved["changed"] == ["api_key", "image_mode", "proxy_url", "show_thinking"]
+    settings = gw.services.settings
+    assert (settings.api_key, settings.proxy_url, settings.show_thinking, settings.image_mode) == (
+        "sk-very-secret", "socks5h://u:p@h:1", False, "base64")
+
+    got = await api.get("/api/settings")
+    assert set(got["data"]) == {"global", "grok"}
+    assert got["data"]["global"]["api_key"] == "********" and got["data"]["grok"]["proxy_url"] == "********"
+    assert got["data"]["global"]["admin_password"] == "********" and got["data"]["global"]["admin_username"] == "admin"
+    assert got["data"]["grok"]["show_thinking"] is False and got["data"]["grok"]["stream_chunk_timeout"] == 120
+    assert "upstream_url" in got["locked"]
+    async with http.get(gw.url + "/api/settings", headers={"Authorization": f"Bearer {api.token}"}) as resp:
+        raw = await resp.text()
+    assert "sk-very-secret" not in raw and "u:p@h" not in raw
+
+    # The reference UI posts whole sections back: masks, unchanged and env-locked values are no-ops.
+    echoed = await api.post("/api/settings", {"global_config": got["data"]["global"], "grok_config": got["data"]["grok"]})
+    assert echoed["changed"] == []
+    assert gw.services.settings.api_key == "sk-very-secret"
+
+    status, body = await api.call("POST", "/api/settings", {"grok_config": {"stream_chunk_timeout": "soon",
+                                                                            "no_such": 1}})
+    assert (status, body["success"], body["code"]) == (400, False, "INVALID_SETTINGS")
+    assert set(body["errors"]) == {"no_such"}  # unknown keys are refused before any value is looked at
+    status, body = await api.call("POST", "/api/settings", {"grok_config": {"stream_chunk_timeout": "soon"}})
+    assert status == 400 and "a number" in body["errors"]["stream_chunk_timeout"]
+    status, body = await api.call("POST", "/api/settings", {"grok_config": {"upstream_url": "http://elsewhere"}})
+    assert status == 400 and "environment" in body["errors"]["upstream_url"]
+    status, body = await api.call("POST", "/api/settings", {"other_config": {}})
+    assert status == 400 and "other_config" in body["errors"]
+    assert gw.services.settings.stream_chunk_timeout == 120
+
+
+async def test_admin_password_change_through_settings_ends_other_sessions(
+    tmp_path: Path, fake: FakeGrok, http: aiohttp.ClientSession
+) -> None:
+    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url)  # no env password: it may change
+    await gateway.start()
+    try:
+        from grok2api.passwords import ADMIN_HASH_KEY, hash_password
+
+        await gateway.services.store.save_settings({ADMIN_HASH_KEY: hash_password("first-password")})
+        first = await login(http, gateway.url, "first-password")
+        other = await login(http, gateway.url, "first-password")
+        status, body = await first.call("POST", "/api/settings", {"global_config": {"admin_password": "short"}})
+        assert status == 400 and "admin_password" in body["errors"]
+        done = await first.post("/api/settings", {"global_config": {"admin_password": "second-password"}})
+        assert done["sessions_ended"] == 1
+        assert (await other.call("GET", "/api/stats"))[0] == 401
+        assert (await first.call("GET", "/api/stats"))[0] == 200
+        status, _ = await Api(http, gateway.url).call("POST", "/api/login", {"username": "admin",
+                                                                              "password": "first-password"})
+        assert status == 401
+        await login(http, gateway.url, "second-password")
+    finally:
+        await gateway.stop()
+
+
+async def test_env_password_cannot_be_changed_through_the_api(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gw.url)
+    status, body = await api.call("POST", "/api/settings", {"global_config": {"admin_password": "a-new-password"}})
+    assert status == 400 and "GROK2API_ADMIN_PASSWORD" in body["errors"]["admin_password"]
+
+
+async def test_stats_and_storage_mode(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gw.url)
+    await api.post("/api/tokens/add", {"tokens": ["s-1", "s-2", "invalid-s-3"], "token_type": "sso"})
+    await api.post("/api/tokens/add", {"tokens": ["super-s-4"], "token_type": "ssoSuper"})
+    await api.post("/api/tokens/test", {"token": "s-1", "token_type": "sso"})
+    await api.post("/api/tokens/test", {"token": "invalid-s-3", "token_type": "sso"})
+    stats = await api.get("/api/stats")
+    assert stats["success"] is True
+    data = stats["data"]
+    assert data["normal"] == {"total": 3, "unused": 1, "limited": 0, "expired": 1, "active": 1}
+    assert data["super"] == {"total": 1, "unused": 1, "limited": 0, "expired": 0, "active": 0}
+    assert data["total"] == 4
+    assert data["states"]["invalid"] == 1 and data["quota"]["remaining"] == 80
+    assert set(data["requests"]) == {"hour_ok", "hour_errors", "day_ok", "day_errors"}
+    assert await api.get("/api/storage/mode") == {"success": True, "data": {"mode": "FILE", "backend": "sqlite"}}
+
+
+async def test_cache_size_and_clear(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gw.url)
+    images, videos = gw.boot.data_dir / "images", gw.boot.data_dir / "videos"
+    for d in (images, videos):
+        d.mkdir(parents=True, exist_ok=True)
+    (images / "a.png").write_bytes(b"\0" * 2048)
+    (images / "b.png").write_bytes(b"\0" * 1024)
+    (videos / "c.mp4").write_bytes(b"\0" * 4096)
+
+    size = await api.get("/api/cache/size")
+    assert size["data"] == {"image_size": "3.0 KB", "video_size": "4.0 KB", "total_size": "7.0 KB",
+                            "image_size_bytes": 3072, "video_size_bytes": 4096, "total_size_bytes": 7168}
+    cleared = await api.post("/api/cache/clear/images")
+    assert cleared["success"] is True and cleared["data"] == {"deleted_count": 2, "type": "images"}
+    cleared = await api.post("/api/cache/clear/videos")
+    assert cleared["data"] == {"deleted_count": 1, "type": "videos"}
+    (images / "d.png").write_bytes(b"\0")
+    cleared = await api.post("/api/cache/clear")
+    assert cleared["data"] == {"deleted_count": 1, "image_count": 1, "video_count": 0}
+    assert (await api.get("/api/cache/size"))["data"]["total_size_bytes"] == 0
