@@ -60,8 +60,8 @@ class Answer:
     """An upstream answer that produced its first event; iterate it for the rest, then ``finish``."""
 
     lease: Lease
-    first: Event
-    source: AsyncIterator[Event]
+    first: list[Event]
+    source: AsyncIterator[list[Event]]
     settings: RuntimeSettings
     started: float
     image_cost_charged: bool = False
@@ -76,13 +76,22 @@ class Answer:
             limits.append(self.started + s.stream_total_timeout)
         return min(limits)
 
-    async def events(self) -> AsyncIterator[Event]:
-        """The first event, then the rest with idle and total timeouts enforced by real timers."""
+    def _note(self, batch: list[Event]) -> None:
+        for event in batch:
+            if isinstance(event, UpstreamErrorEvent):
+                kind = FailureKind.RATE_LIMITED if event.rate_limited else FailureKind.SERVER
+                self.failure = Failure(kind, event.message, charged=True)
+            elif isinstance(event, Images):
+                self.image_cost_charged = True
+
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        """The first batch, then the rest, with idle and total timeouts enforced by real timers."""
+        self._note(self.first)
         yield self.first
         while True:
             try:
                 async with asyncio.timeout_at(_loop_time(self._deadline(first=False))):
-                    event = await anext(self.source)
+                    batch = await anext(self.source)
             except StopAsyncIteration:
                 return
             except TimeoutError as exc:
@@ -93,13 +102,14 @@ class Answer:
                 failure.charged = True
                 self.failure = failure
                 raise
-            if isinstance(event, UpstreamErrorEvent):
-                self.failure = Failure(
-                    FailureKind.RATE_LIMITED if event.rate_limited else FailureKind.SERVER, event.message, charged=True
-                )
-            if isinstance(event, Images) and not self.image_cost_charged:
-                self.image_cost_charged = True
-            yield event
+            self._note(batch)
+            yield batch
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event, one at a time (timeouts as in ``batches``)."""
+        async for batch in self.batches():
+            for event in batch:
+                yield event
 
     async def finish(self) -> None:
         """Settle the lease and close the upstream connection; safe to call more than once."""
@@ -184,7 +194,7 @@ class Gateway:
                     raise error_for(last) from None
                 raise
             tried.add(lease.account.id)
-            source: AsyncIterator[Event] | None = None
+            source: AsyncIterator[list[Event]] | None = None
             try:
                 payload, referer = await self._payload(job, lease)
                 source = self.client.stream_chat(lease.token, payload, settings, referer=referer)
@@ -193,8 +203,8 @@ class Gateway:
                     deadline = min(deadline, started + settings.stream_total_timeout)
                 async with asyncio.timeout_at(_loop_time(deadline)):
                     first = await anext(source)
-                if isinstance(first, UpstreamErrorEvent):
-                    raise _InBand(first)
+                if isinstance(first[0], UpstreamErrorEvent):
+                    raise _InBand(first[0])
                 return Answer(lease, first, source, settings, started)
             except TimeoutError:
                 await _close(source)
@@ -228,7 +238,7 @@ class _InBand(Exception):
         self.event = event
 
 
-async def _close(source: AsyncIterator[Event] | None) -> None:
+async def _close(source: AsyncIterator[list[Event]] | None) -> None:
     if source is not None:
         with suppress(Exception):
             await source.aclose()  # type: ignore[attr-defined]

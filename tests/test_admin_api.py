@@ -92,11 +92,22 @@ async def test_login_is_throttled_after_repeated_failures(gw: LiveGateway, http:
 async def test_every_endpoint_needs_a_valid_bearer(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
     api = Api(http, gw.url)
     endpoints = [
-        ("POST", "/api/logout"), ("GET", "/api/tokens"), ("POST", "/api/tokens/add"), ("POST", "/api/tokens/delete"),
-        ("POST", "/api/tokens/tags"), ("GET", "/api/tokens/tags/all"), ("POST", "/api/tokens/note"),
-        ("POST", "/api/tokens/test"), ("GET", "/api/settings"), ("POST", "/api/settings"), ("GET", "/api/cache/size"),
-        ("POST", "/api/cache/clear"), ("POST", "/api/cache/clear/images"), ("POST", "/api/cache/clear/videos"),
-        ("GET", "/api/stats"), ("GET", "/api/storage/mode"),
+        ("POST", "/api/logout"),
+        ("GET", "/api/tokens"),
+        ("POST", "/api/tokens/add"),
+        ("POST", "/api/tokens/delete"),
+        ("POST", "/api/tokens/tags"),
+        ("GET", "/api/tokens/tags/all"),
+        ("POST", "/api/tokens/note"),
+        ("POST", "/api/tokens/test"),
+        ("GET", "/api/settings"),
+        ("POST", "/api/settings"),
+        ("GET", "/api/cache/size"),
+        ("POST", "/api/cache/clear"),
+        ("POST", "/api/cache/clear/images"),
+        ("POST", "/api/cache/clear/videos"),
+        ("GET", "/api/stats"),
+        ("GET", "/api/storage/mode"),
     ]
     for method, path in endpoints:
         status, body = await api.call(method, path, {})
@@ -114,8 +125,9 @@ async def test_logout_ends_the_session(gw: LiveGateway, http: aiohttp.ClientSess
 
 async def test_tokens_add_list_and_delete(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
     api = await login(http, gw.url)
-    added = await api.post("/api/tokens/add", {"tokens": ["sso=basic-one", "basic-two", "", "bad token!"],
-                                               "token_type": "sso"})
+    added = await api.post(
+        "/api/tokens/add", {"tokens": ["sso=basic-one", "basic-two", "", "bad token!"], "token_type": "sso"}
+    )
     assert (added["success"], added["count"], added["added"], added["updated"]) == (True, 2, 2, 0)
     assert [r["reason"] for r in added["rejected"]] == ["contains characters an SSO cookie cannot have"]
     assert (await api.post("/api/tokens/add", {"tokens": ["super-one"], "token_type": "ssoSuper"}))["count"] == 1
@@ -126,8 +138,16 @@ async def test_tokens_add_list_and_delete(gw: LiveGateway, http: aiohttp.ClientS
     assert listed["success"] is True and listed["total"] == 3
     assert [r["token"] for r in listed["data"]] == ["basic-one", "basic-two", "super-one"]  # normal first
     row = listed["data"][0]
-    reference_fields = {"token", "token_type", "created_time", "remaining_queries", "heavy_remaining_queries",
-                        "status", "tags", "note"}
+    reference_fields = {
+        "token",
+        "token_type",
+        "created_time",
+        "remaining_queries",
+        "heavy_remaining_queries",
+        "status",
+        "tags",
+        "note",
+    }
     assert reference_fields <= set(row)
     assert (row["token_type"], row["status"], row["remaining_queries"], row["state"]) == ("sso", "未使用", -1, "active")
     assert isinstance(row["created_time"], int) and row["created_time"] > 1_600_000_000_000
@@ -157,7 +177,9 @@ async def test_tokens_list_paging_extension(gw: LiveGateway, http: aiohttp.Clien
 async def test_tags_all_tags_and_note(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
     api = await login(http, gw.url)
     await api.post("/api/tokens/add", {"tokens": ["tag-a", "tag-b"], "token_type": "sso"})
-    body = await api.post("/api/tokens/tags", {"token": "tag-a", "token_type": "sso", "tags": [" vip ", "", "eu", "vip"]})
+    body = await api.post(
+        "/api/tokens/tags", {"token": "tag-a", "token_type": "sso", "tags": [" vip ", "", "eu", "vip"]}
+    )
     assert body == {"success": True, "message": "Tags updated.", "tags": ["vip", "eu"]}
     await api.post("/api/tokens/tags", {"token": "tag-b", "token_type": "sso", "tags": ["asia", "eu"]})
     assert await api.get("/api/tokens/tags/all") == {"success": True, "data": ["asia", "eu", "vip"]}
@@ -200,13 +222,21 @@ async def test_token_test_valid_invalid_and_outside_the_pool(gw: LiveGateway, ht
 
 async def test_settings_get_masks_secrets_and_post_validates(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
     api = await login(http, gw.url)
-    saved = await api.post("/api/settings", {"grok_config": {"api_key": "sk-very-secret", "proxy_url": "socks5://u:p@h:1",
-                                                             "show_thinking": False},
-                                             "global_config": {"image_mode": "base64"}})
+    saved = await api.post(
+        "/api/settings",
+        {
+            "grok_config": {"api_key": "sk-very-secret", "proxy_url": "socks5://u:p@h:1", "show_thinking": False},
+            "global_config": {"image_mode": "base64"},
+        },
+    )
     assert saved["success"] is True and saved["changed"] == ["api_key", "image_mode", "proxy_url", "show_thinking"]
     settings = gw.services.settings
     assert (settings.api_key, settings.proxy_url, settings.show_thinking, settings.image_mode) == (
-        "sk-very-secret", "socks5h://u:p@h:1", False, "base64")
+        "sk-very-secret",
+        "socks5h://u:p@h:1",
+        False,
+        "base64",
+    )
 
     got = await api.get("/api/settings")
     assert set(got["data"]) == {"global", "grok"}
@@ -219,12 +249,15 @@ async def test_settings_get_masks_secrets_and_post_validates(gw: LiveGateway, ht
     assert "sk-very-secret" not in raw and "u:p@h" not in raw
 
     # The reference UI posts whole sections back: masks, unchanged and env-locked values are no-ops.
-    echoed = await api.post("/api/settings", {"global_config": got["data"]["global"], "grok_config": got["data"]["grok"]})
+    echoed = await api.post(
+        "/api/settings", {"global_config": got["data"]["global"], "grok_config": got["data"]["grok"]}
+    )
     assert echoed["changed"] == []
     assert gw.services.settings.api_key == "sk-very-secret"
 
-    status, body = await api.call("POST", "/api/settings", {"grok_config": {"stream_chunk_timeout": "soon",
-                                                                            "no_such": 1}})
+    status, body = await api.call(
+        "POST", "/api/settings", {"grok_config": {"stream_chunk_timeout": "soon", "no_such": 1}}
+    )
     assert (status, body["success"], body["code"]) == (400, False, "INVALID_SETTINGS")
     assert set(body["errors"]) == {"no_such"}  # unknown keys are refused before any value is looked at
     status, body = await api.call("POST", "/api/settings", {"grok_config": {"stream_chunk_timeout": "soon"}})
@@ -253,8 +286,9 @@ async def test_admin_password_change_through_settings_ends_other_sessions(
         assert done["sessions_ended"] == 1
         assert (await other.call("GET", "/api/stats"))[0] == 401
         assert (await first.call("GET", "/api/stats"))[0] == 200
-        status, _ = await Api(http, gateway.url).call("POST", "/api/login", {"username": "admin",
-                                                                              "password": "first-password"})
+        status, _ = await Api(http, gateway.url).call(
+            "POST", "/api/login", {"username": "admin", "password": "first-password"}
+        )
         assert status == 401
         await login(http, gateway.url, "second-password")
     finally:
@@ -294,8 +328,14 @@ async def test_cache_size_and_clear(gw: LiveGateway, http: aiohttp.ClientSession
     (videos / "c.mp4").write_bytes(b"\0" * 4096)
 
     size = await api.get("/api/cache/size")
-    assert size["data"] == {"image_size": "3.0 KB", "video_size": "4.0 KB", "total_size": "7.0 KB",
-                            "image_size_bytes": 3072, "video_size_bytes": 4096, "total_size_bytes": 7168}
+    assert size["data"] == {
+        "image_size": "3.0 KB",
+        "video_size": "4.0 KB",
+        "total_size": "7.0 KB",
+        "image_size_bytes": 3072,
+        "video_size_bytes": 4096,
+        "total_size_bytes": 7168,
+    }
     cleared = await api.post("/api/cache/clear/images")
     assert cleared["success"] is True and cleared["data"] == {"deleted_count": 2, "type": "images"}
     cleared = await api.post("/api/cache/clear/videos")

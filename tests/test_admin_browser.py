@@ -24,8 +24,13 @@ CHROMIUM = shutil.which("chromium")
 SHOTS = Path(__file__).parent / "screenshots"
 PASSWORD = "browser-test-password"
 LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 if CHROMIUM is None and not os.environ.get("TEST_REQUIRE_SERVICES"):
@@ -124,8 +129,9 @@ async def test_accounts_bulk_add_filter_page_edit_test_and_delete(
     await expect(page.locator("#match-count")).to_have_text("1000")
 
     upload = tmp_path / "token.json"
-    upload.write_text(json.dumps({"ssoNormal": {}, "ssoSuper": {f"file-{i:04d}-token": {"tags": ["imported"]}
-                                                                 for i in range(1000)}}))
+    upload.write_text(
+        json.dumps({"ssoNormal": {}, "ssoSuper": {f"file-{i:04d}-token": {"tags": ["imported"]} for i in range(1000)}})
+    )
     await page.set_input_files("#add-file", str(upload))
     await page.click("#add-form button[type=submit]")
     await expect(page.locator("#add-summary [data-count=added]")).to_have_text("1000")
@@ -189,7 +195,9 @@ async def test_setting_change_takes_effect_on_chat(browser: Browser, admin_gw: L
     await admin_gw.add_accounts("settings-token")
     sdk = openai.AsyncOpenAI(base_url=f"{admin_gw.url}/v1", api_key="unused", max_retries=0)
     try:
-        before = await sdk.chat.completions.create(model="grok-4-fast", messages=[{"role": "user", "content": "[[think]] hi"}])
+        before = await sdk.chat.completions.create(
+            model="grok-4-fast", messages=[{"role": "user", "content": "[[think]] hi"}]
+        )
         assert getattr(before.choices[0].message, "reasoning_content", None)
 
         page = await new_page(browser)
@@ -207,7 +215,9 @@ async def test_setting_change_takes_effect_on_chat(browser: Browser, admin_gw: L
         await expect(page.locator("#group-timeouts input[name=stream_chunk_timeout]")).to_have_value("soon")
         await shot(page, "settings")
 
-        after = await sdk.chat.completions.create(model="grok-4-fast", messages=[{"role": "user", "content": "[[think]] hi"}])
+        after = await sdk.chat.completions.create(
+            model="grok-4-fast", messages=[{"role": "user", "content": "[[think]] hi"}]
+        )
         assert not getattr(after.choices[0].message, "reasoning_content", None)
         assert after.choices[0].message.content
         assert admin_gw.services.settings.stream_chunk_timeout == 120.0  # the bad value was not stored
@@ -275,7 +285,6 @@ async def test_post_without_csrf_token_is_refused(browser: Browser, admin_gw: Li
     assert len(admin_gw.services.pool.accounts()) == 1
     token = await page.get_attribute("body", "hx-headers")
     assert token is not None
-    allowed = await page.request.post(f"{admin_gw.url}/manage/accounts/{account_id}/delete",
-                                      headers=json.loads(token))
+    allowed = await page.request.post(f"{admin_gw.url}/manage/accounts/{account_id}/delete", headers=json.loads(token))
     assert allowed.status == 200
     assert admin_gw.services.pool.accounts() == []

@@ -22,8 +22,12 @@ PASSWORD = "pages-test-password"
 
 @pytest.fixture
 async def gw(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
-    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url,
-                          env={"GROK2API_ADMIN_PASSWORD": PASSWORD, "GROK2API_CF_CLEARANCE": "env-clearance"})
+    gateway = LiveGateway(
+        tmp_path / "data",
+        fake.base_url,
+        fake.assets_url,
+        env={"GROK2API_ADMIN_PASSWORD": PASSWORD, "GROK2API_CF_CLEARANCE": "env-clearance"},
+    )
     await gateway.start()
     try:
         yield gateway
@@ -47,8 +51,11 @@ class Browser:
         async with self.http.get(self.url + "/login") as resp:
             form_token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
         assert form_token
-        resp = await self.http.post(self.url + "/login", allow_redirects=False, data={
-            "username": username, "password": password, "csrf_token": form_token.group(1)})
+        resp = await self.http.post(
+            self.url + "/login",
+            allow_redirects=False,
+            data={"username": username, "password": password, "csrf_token": form_token.group(1)},
+        )
         if resp.status == 303:
             page = await self.get("/manage")
             found = re.search(r'"X-CSRF-Token": "([^"]+)"', page)
@@ -61,8 +68,15 @@ class Browser:
             assert resp.status == 200, (path, resp.status)
             return await resp.text()
 
-    async def post(self, path: str, data: object = None, *, csrf: bool = True, htmx: bool = True,
-                   headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+    async def post(
+        self,
+        path: str,
+        data: object = None,
+        *,
+        csrf: bool = True,
+        htmx: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
         sent = dict(headers or {})
         if csrf:
             sent["X-CSRF-Token"] = self.csrf
@@ -106,23 +120,31 @@ async def test_secure_cookie_behind_https_proxy(gw: LiveGateway) -> None:
             token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
             assert token and "Secure" in resp.headers["Set-Cookie"]
         # The login cookie was Secure, so aiohttp (plain http) keeps it back: send it by hand.
-        async with http.post(gw.url + "/login", allow_redirects=False, headers={
-            "X-Forwarded-Proto": "https", "Cookie": f"g2a_login={token.group(1)}"},
-            data={"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)}) as resp:
+        async with http.post(
+            gw.url + "/login",
+            allow_redirects=False,
+            headers={"X-Forwarded-Proto": "https", "Cookie": f"g2a_login={token.group(1)}"},
+            data={"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)},
+        ) as resp:
             assert resp.status == 303
             assert "Secure" in next(c for c in resp.headers.getall("Set-Cookie") if c.startswith("g2a_admin="))
 
 
 async def test_login_form_refuses_missing_token_and_foreign_origin(gw: LiveGateway) -> None:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.post(gw.url + "/login", data={"username": "admin", "password": PASSWORD},
-                             allow_redirects=False) as resp:
+        async with http.post(
+            gw.url + "/login", data={"username": "admin", "password": PASSWORD}, allow_redirects=False
+        ) as resp:
             assert resp.status == 403
         async with http.get(gw.url + "/login") as resp:
             token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
         assert token
-        async with http.post(gw.url + "/login", allow_redirects=False, headers={"Origin": "https://evil.example"},
-                             data={"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)}) as resp:
+        async with http.post(
+            gw.url + "/login",
+            allow_redirects=False,
+            headers={"Origin": "https://evil.example"},
+            data={"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)},
+        ) as resp:
             assert resp.status == 403
 
 
@@ -170,8 +192,10 @@ async def test_full_pages_and_htmx_fragments(browser: Browser) -> None:
     assert fragment.lstrip().startswith('<section id="dashboard"') and "<html" not in fragment
     table = await browser.get("/manage/accounts?q=x", **{"HX-Request": "true", "HX-Target": "accounts-table"})
     assert table.lstrip().startswith('<div id="accounts-table">')
-    restore = await browser.get("/manage/accounts", **{"HX-Request": "true", "HX-Target": "accounts-table",
-                                                       "HX-History-Restore-Request": "true"})
+    restore = await browser.get(
+        "/manage/accounts",
+        **{"HX-Request": "true", "HX-Target": "accounts-table", "HX-History-Restore-Request": "true"},
+    )
     assert restore.startswith("<!doctype html>")
 
 
@@ -181,8 +205,10 @@ async def test_user_text_is_escaped(gw: LiveGateway, browser: Browser) -> None:
     form.add_field("tokens", "xss-token")
     await browser.post("/manage/accounts/add", form)
     acc = gw.services.pool.accounts()[0]
-    resp = await browser.post(f"/manage/accounts/{acc.id}/edit", {
-        f"tags-{acc.id}": "<img src=x onerror=alert(1)>", f"note-{acc.id}": "<script>alert(1)</script>"})
+    resp = await browser.post(
+        f"/manage/accounts/{acc.id}/edit",
+        {f"tags-{acc.id}": "<img src=x onerror=alert(1)>", f"note-{acc.id}": "<script>alert(1)</script>"},
+    )
     row = await resp.text()
     assert "<script>alert(1)</script>" not in row and "&lt;script&gt;alert(1)&lt;/script&gt;" in row
     assert "<img src=x" not in row and "&lt;img src=x onerror=alert(1)&gt;" in row
@@ -235,14 +261,16 @@ async def test_bulk_actions_by_selection_and_by_filter(gw: LiveGateway, browser:
     states = {a.token: a.state for a in gw.services.pool.accounts()}
     assert (states["bulk-0"], states["bulk-1"], states["bulk-2"]) == ("disabled", "disabled", "active")
 
-    resp = await browser.post("/manage/accounts/bulk", [("action", "tag"), ("bulk_tag", "batch"), ("scope", "matching"),
-                                                       ("q", "bulk-")])
+    resp = await browser.post(
+        "/manage/accounts/bulk", [("action", "tag"), ("bulk_tag", "batch"), ("scope", "matching"), ("q", "bulk-")]
+    )
     assert "Tagged 6 account(s)" in await resp.text()
     assert sorted(a.token for a in gw.services.pool.accounts() if "batch" in a.tags) == [f"bulk-{i}" for i in range(6)]
     resp = await browser.post("/manage/accounts/bulk", [("action", "enable"), ("scope", "matching"), ("tag", "batch")])
     assert "Enabled 2 account(s)." in await resp.text()
-    resp = await browser.post("/manage/accounts/bulk", [("action", "delete"), ("scope", "matching"),
-                                                       ("state", "active"), ("q", "other")])
+    resp = await browser.post(
+        "/manage/accounts/bulk", [("action", "delete"), ("scope", "matching"), ("state", "active"), ("q", "other")]
+    )
     assert "Deleted 2 account(s)." in await resp.text()
     assert len(gw.services.pool.accounts()) == 6
 
@@ -297,8 +325,11 @@ async def test_exports_csv_and_json(gw: LiveGateway, browser: Browser) -> None:
     async with browser.http.get(browser.url + "/manage/accounts/export.json") as resp:
         doc = await resp.json(content_type=None)
     again = parse_input([json.dumps(doc)], "basic")  # the export imports again, tiers and tags kept
-    assert {(a.token, a.tier) for a in again.accounts} == {("exp-basic-1", "basic"), ("exp-basic-2", "basic"),
-                                                           ("exp-super-1", "super")}
+    assert {(a.token, a.tier) for a in again.accounts} == {
+        ("exp-basic-1", "basic"),
+        ("exp-basic-2", "basic"),
+        ("exp-super-1", "super"),
+    }
     assert next(a for a in again.accounts if a.token == "exp-basic-1").tags == ["a", "b"]
 
 
@@ -309,13 +340,16 @@ async def test_settings_page_secrets_locks_and_validation(gw: LiveGateway, brows
     assert re.search(r'id="s-cf_clearance"[^>]*disabled', page)  # set by GROK2API_CF_CLEARANCE: locked
     assert "locked by the environment" in page
 
-    resp = await browser.post("/manage/settings/grok", {"filtered_tags": "a,b", "show_thinking": "false",
-                                                        "think_format": "reasoning_content", "temporary": "true"})
+    resp = await browser.post(
+        "/manage/settings/grok",
+        {"filtered_tags": "a,b", "show_thinking": "false", "think_format": "reasoning_content", "temporary": "true"},
+    )
     assert resp.status == 200 and "Saved (filtered_tags, show_thinking)" in await resp.text()
     assert (gw.services.settings.filtered_tags, gw.services.settings.show_thinking) == ("a,b", False)
 
-    resp = await browser.post("/manage/settings/timeouts", {"stream_chunk_timeout": "-5",
-                                                            "stream_first_response_timeout": "abc"})
+    resp = await browser.post(
+        "/manage/settings/timeouts", {"stream_chunk_timeout": "-5", "stream_first_response_timeout": "abc"}
+    )
     body = await resp.text()
     assert resp.status == 422 and body.count('class="field-error"') == 2 and 'value="abc"' in body
     assert gw.services.settings.stream_first_response_timeout == 30
@@ -342,14 +376,18 @@ async def test_password_change_signs_other_sessions_out(tmp_path: Path, fake: Fa
         assert (await first.login("old-password")).status == 303
         assert (await second.login("old-password")).status == 303
         assert "Change password" in await first.get("/manage/settings")
-        wrong = await first.post("/manage/settings/password", {"current": "nope", "new": "new-password-1",
-                                                               "confirm": "new-password-1"})
+        wrong = await first.post(
+            "/manage/settings/password", {"current": "nope", "new": "new-password-1", "confirm": "new-password-1"}
+        )
         assert wrong.status == 422 and "current password is wrong" in await wrong.text()
-        short = await first.post("/manage/settings/password", {"current": "old-password", "new": "short",
-                                                               "confirm": "short"})
+        short = await first.post(
+            "/manage/settings/password", {"current": "old-password", "new": "short", "confirm": "short"}
+        )
         assert short.status == 422 and "at least 8" in await short.text()
-        done = await first.post("/manage/settings/password", {"current": "old-password", "new": "new-password-1",
-                                                              "confirm": "new-password-1"})
+        done = await first.post(
+            "/manage/settings/password",
+            {"current": "old-password", "new": "new-password-1", "confirm": "new-password-1"},
+        )
         assert "1 other session(s) signed out" in await done.text()
         await first.get("/manage")  # still signed in
         async with second.http.get(gateway.url + "/manage", allow_redirects=False) as resp:
@@ -370,8 +408,9 @@ async def test_logout_ends_the_session(browser: Browser) -> None:
 
 
 async def test_keys_page_create_validate_and_revoke(gw: LiveGateway, browser: Browser) -> None:
-    bad = await browser.post("/manage/keys", [("name", ""), ("rpm", "lots"), ("expires", "2001-01-01"),
-                                              ("models", "gpt-9")])
+    bad = await browser.post(
+        "/manage/keys", [("name", ""), ("rpm", "lots"), ("expires", "2001-01-01"), ("models", "gpt-9")]
+    )
     body = await bad.text()
     assert bad.status == 422
     for field in ("name:", "rpm:", "expires:", "models:"):

@@ -53,7 +53,11 @@ def sent(m: aioresponses, method: str, url: str) -> list[Any]:
 
 
 async def collect(grok: GrokClient, payload: dict[str, Any] | None = None) -> list[Any]:
-    return [e async for e in grok.stream_chat("tok-1", payload or {"message": "hi"}, SETTINGS)]
+    """Every event of one answer, in order (the client may hand them over one by one or in batches)."""
+    events: list[Any] = []
+    async for item in grok.stream_chat("tok-1", payload or {"message": "hi"}, SETTINGS):
+        events.extend(item if isinstance(item, list) else [item])
+    return events
 
 
 async def test_stream_chat_yields_events_and_sends_the_account_cookie(grok: GrokClient, mocked: aioresponses) -> None:

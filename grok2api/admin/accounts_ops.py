@@ -119,8 +119,10 @@ def explain(result: QuotaResult, after: Account | None) -> str:
     state = result.state or (after.state if after else "")
     if result.ok:
         if state == AccountState.COOLING and after is not None:
-            return (f"The session is valid but its quota is used up; it rests until the window resets "
-                    f"({fmt_ago(after.cooldown_until)}) and is re-checked by itself then.")
+            return (
+                f"The session is valid but its quota is used up; it rests until the window resets "
+                f"({fmt_ago(after.cooldown_until)}) and is re-checked by itself then."
+            )
         heavy = f", {result.heavy_remaining} heavy" if result.heavy_remaining is not None else ""
         left = "an unknown number of" if result.remaining is None else str(result.remaining)
         return f"grok.com accepted the session: {left} units left in this window{heavy}. The account is {state}."
@@ -130,8 +132,10 @@ def explain(result: QuotaResult, after: Account | None) -> str:
         return "grok.com has blocked this account; the gateway will not use it."
     if state == AccountState.COOLING and after is not None:
         return f"grok.com rate-limited the account; it rests and is re-checked {fmt_ago(after.cooldown_until)}."
-    return ("The account was not penalised: the check failed between the gateway and grok.com "
-            "(see the message; proxy_url, cf_clearance or the statsig settings may need attention).")
+    return (
+        "The account was not penalised: the check failed between the gateway and grok.com "
+        "(see the message; proxy_url, cf_clearance or the statsig settings may need attention)."
+    )
 
 
 async def test(svc: Services, acc: Account) -> TestOutcome:
@@ -144,8 +148,15 @@ async def test(svc: Services, acc: Account) -> TestOutcome:
     # Quota moves do not bump the store's version counter: reload the snapshot explicitly.
     await svc.pool.refresh(force=True)
     after = by_id(svc, acc.id)
-    return TestOutcome(result.ok, result.message, explain(result, after), result.remaining, result.heavy_remaining,
-                       state=result.state, account=after)
+    return TestOutcome(
+        result.ok,
+        result.message,
+        explain(result, after),
+        result.remaining,
+        result.heavy_remaining,
+        state=result.state,
+        account=after,
+    )
 
 
 async def test_outside_pool(svc: Services, token: str) -> TestOutcome:
@@ -154,7 +165,14 @@ async def test_outside_pool(svc: Services, token: str) -> TestOutcome:
         info = await svc.client.rate_limits(token, PROBE_MODEL, svc.settings)
     except (UpstreamHTTPError, UpstreamConnectionError, TimeoutError) as exc:
         failure = classify(exc)
-        return TestOutcome(False, failure.reason, "The token is not in the pool, so nothing was changed.",
-                           state=str(failure.kind))
-    return TestOutcome(True, f"valid; {info.remaining} units left", "The token is not in the pool; add it to use it.",
-                       info.remaining, limit=info.total, state="active")
+        return TestOutcome(
+            False, failure.reason, "The token is not in the pool, so nothing was changed.", state=str(failure.kind)
+        )
+    return TestOutcome(
+        True,
+        f"valid; {info.remaining} units left",
+        "The token is not in the pool; add it to use it.",
+        info.remaining,
+        limit=info.total,
+        state="active",
+    )

@@ -24,8 +24,9 @@ def _row(ctx: Ctx, acc: Account, result: ops.TestOutcome | None = None) -> Respo
     return ctx.html("_account_row.html", acc=acc, result=result, now=time.time())
 
 
-def _notice(ctx: Ctx, message: str, status: int = 200, error: bool = False,
-            headers: dict[str, str] | None = None) -> Response:
+def _notice(
+    ctx: Ctx, message: str, status: int = 200, error: bool = False, headers: dict[str, str] | None = None
+) -> Response:
     return ctx.html("_notice.html", status=status, headers=headers, message=message, error=error)
 
 
@@ -33,8 +34,9 @@ async def accounts_page(ctx: Ctx) -> Response:
     query = AccountQuery.parse(ctx.request.query_params)
     page = paginate(ctx.svc.pool.accounts(), query)
     template = "_accounts_table.html" if ctx.fragment() == "accounts-table" else "accounts.html"
-    return ctx.html(template, page=page, query=query, sorts=SORTS, states=STATES, tiers=TIERS, sizes=PAGE_SIZES,
-                    now=time.time())
+    return ctx.html(
+        template, page=page, query=query, sorts=SORTS, states=STATES, tiers=TIERS, sizes=PAGE_SIZES, now=time.time()
+    )
 
 
 async def _form(ctx: Ctx) -> FormData:

@@ -53,8 +53,13 @@ class AccountQuery:
     def params(self, **changes: str | int) -> str:
         """This query as a URL query string, with some values changed (e.g. ``page=3``)."""
         values: dict[str, str | int] = {
-            "q": self.q, "tier": self.tier, "state": self.state, "tag": self.tag,
-            "sort": self.sort, "page": self.page, "size": self.size,
+            "q": self.q,
+            "tier": self.tier,
+            "state": self.state,
+            "tag": self.tag,
+            "sort": self.sort,
+            "page": self.page,
+            "size": self.size,
         }
         values.update(changes)
         defaults = {"sort": "created", "page": 1, "size": 50}
@@ -108,5 +113,12 @@ def paginate(accounts: list[Account], query: AccountQuery) -> AccountPage:
     pages = max(1, math.ceil(len(matching) / query.size))
     page = min(query.page, pages)
     start = (page - 1) * query.size
-    return AccountPage(matching[start : start + query.size], len(matching), page, pages, query,
-                       pool_size=len(accounts), tags=all_tags(accounts))
+    return AccountPage(
+        matching[start : start + query.size],
+        len(matching),
+        page,
+        pages,
+        query,
+        pool_size=len(accounts),
+        tags=all_tags(accounts),
+    )

@@ -22,18 +22,24 @@ def login(admin: Admin) -> Endpoint:
             return JSONResponse({"success": False, "token": None, "message": exc.message}, status_code=exc.status)
         username, password = data.get("username"), data.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
-            return JSONResponse({"success": False, "token": None, "message": "Send username and password."},
-                                status_code=400)
+            return JSONResponse(
+                {"success": False, "token": None, "message": "Send username and password."}, status_code=400
+            )
         result = await admin.auth.login(username.strip(), password, client_of(request))
         if result.retry_after > 0:
             wait = math.ceil(result.retry_after)
-            return JSONResponse({"success": False, "token": None, "message": f"Too many failed attempts; try "
-                                 f"again in {wait} s."}, status_code=429, headers={"Retry-After": str(wait)})
+            return JSONResponse(
+                {"success": False, "token": None, "message": f"Too many failed attempts; try again in {wait} s."},
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
         if result.token is None:
-            return JSONResponse({"success": False, "token": None, "message": "Wrong username or password."},
-                                status_code=401)
-        return JSONResponse({"success": True, "token": result.token, "message": "Signed in."},
-                            headers={"Cache-Control": "no-store"})
+            return JSONResponse(
+                {"success": False, "token": None, "message": "Wrong username or password."}, status_code=401
+            )
+        return JSONResponse(
+            {"success": True, "token": result.token, "message": "Signed in."}, headers={"Cache-Control": "no-store"}
+        )
 
     return endpoint
 

@@ -115,5 +115,6 @@ async def post_settings(request: Request, admin: Admin, session: AdminSession) -
         await svc.store.save_settings(login_values)
         # New credentials end every other session, as a password change in the pages does.
         ended = await svc.store.delete_sessions(except_id_hash=session.id_hash)
-    return ok("Settings updated.", changed=sorted(changes) + sorted(k.lstrip("_") for k in login_values),
-              sessions_ended=ended)
+    return ok(
+        "Settings updated.", changed=sorted(changes) + sorted(k.lstrip("_") for k in login_values), sessions_ended=ended
+    )

@@ -22,8 +22,9 @@ async def stats(request: Request, admin: Admin, session: AdminSession) -> Respon
     s = dashboard.summarize(accounts, await dashboard.recent_usage(admin.svc, now), now)
     requests = {"hour_ok": s.hour_ok, "hour_errors": s.hour_errors, "day_ok": s.day_ok, "day_errors": s.day_errors}
     quota = {"remaining": s.remaining, "heavy_remaining": s.heavy_remaining, "unknown": s.unknown_quota}
-    return ok(data={**pool_stats(accounts), "states": s.by_state, "by_tier": s.by_tier, "quota": quota,
-                    "requests": requests})
+    return ok(
+        data={**pool_stats(accounts), "states": s.by_state, "by_tier": s.by_tier, "quota": quota, "requests": requests}
+    )
 
 
 async def storage_mode(request: Request, admin: Admin, session: AdminSession) -> Response:

@@ -56,8 +56,13 @@ async def add_tokens(request: Request, admin: Admin, session: AdminSession) -> R
     summary = await ops.add(admin.svc, parsed)
     count = summary.added + summary.updated
     rejected = [{"token": r.token, "reason": r.reason} for r in summary.rejected]
-    return ok(f"Added {summary.added}, updated {summary.updated}, rejected {len(rejected)} token(s).", count=count,
-              added=summary.added, updated=summary.updated, rejected=rejected)
+    return ok(
+        f"Added {summary.added}, updated {summary.updated}, rejected {len(rejected)} token(s).",
+        count=count,
+        added=summary.added,
+        updated=summary.updated,
+        rejected=rejected,
+    )
 
 
 async def delete_tokens(request: Request, admin: Admin, session: AdminSession) -> Response:
@@ -107,9 +112,21 @@ async def test_token(request: Request, admin: Admin, session: AdminSession) -> R
     if outcome.ok:
         remaining = -1 if outcome.remaining is None else outcome.remaining
         limit = -1 if outcome.limit is None else outcome.limit
-        return ok("Token is valid.", data={"valid": True, "remaining_queries": remaining, "limit": limit,
-                                           "heavy_remaining_queries": outcome.heavy_remaining, **details})
+        return ok(
+            "Token is valid.",
+            data={
+                "valid": True,
+                "remaining_queries": remaining,
+                "limit": limit,
+                "heavy_remaining_queries": outcome.heavy_remaining,
+                **details,
+            },
+        )
     error_type, error_code = _ERROR_TYPES.get(outcome.state, ("unknown", 502))
     # Like the reference: the check ran, the token failed it, so this is a 200 with success false.
-    return fail(200, outcome.message, "TOKEN_TEST_FAILED",
-                data={"valid": False, "error_type": error_type, "error_code": error_code, **details})
+    return fail(
+        200,
+        outcome.message,
+        "TOKEN_TEST_FAILED",
+        data={"valid": False, "error_type": error_type, "error_code": error_code, **details},
+    )

@@ -104,7 +104,8 @@ class AdminAuth:
         log.warning(
             "No admin password was configured, so one was generated. Sign in at /login as %r with password: %s "
             "(shown once; only its hash is stored; change it under Settings or set GROK2API_ADMIN_PASSWORD)",
-            user, password,
+            user,
+            password,
         )
 
     async def username(self) -> str:
@@ -134,8 +135,13 @@ class AdminAuth:
         self.throttle.success(client)
         token = secrets.token_urlsafe(32)
         now = time.time()
-        session = AdminSession(id_hash=session_hash(token), username=username, csrf=secrets.token_urlsafe(32),
-                               created_at=now, expires_at=now + SESSION_TTL)
+        session = AdminSession(
+            id_hash=session_hash(token),
+            username=username,
+            csrf=secrets.token_urlsafe(32),
+            created_at=now,
+            expires_at=now + SESSION_TTL,
+        )
         await self.svc.store.put_session(session)
         log.info("admin %r signed in from %s", username, client)
         return LoginResult(token=token, session=session)

@@ -47,8 +47,16 @@ async def bench_accounts_page(svc: Services, n: int = 10000, rounds: int = 5) ->
     timings: list[float] = []
     for _ in range(rounds):
         for query in QUERIES:
-            request = Request({"type": "http", "method": "GET", "path": "/manage/accounts", "query_string": query,
-                               "headers": [], "app": None})
+            request = Request(
+                {
+                    "type": "http",
+                    "method": "GET",
+                    "path": "/manage/accounts",
+                    "query_string": query,
+                    "headers": [],
+                    "app": None,
+                }
+            )
             started = time.perf_counter()
             response = await accounts_page(Ctx(request, admin, session))
             timings.append(time.perf_counter() - started)

@@ -82,9 +82,20 @@ def build(rows: Iterable[UsageRow], last_hour: int) -> Chart:
         err_h = plot_h * error / top
         x = LEFT + i * slot + slot * 0.15
         label = datetime.fromtimestamp(hour, UTC).strftime("%H:00")
-        bars.append(Bar(hour, label, ok, error, round(x, 1), round(slot * 0.7, 1),
-                        round(baseline - ok_h, 1), round(ok_h, 1),
-                        round(baseline - ok_h - err_h, 1), round(err_h, 1)))
+        bars.append(
+            Bar(
+                hour,
+                label,
+                ok,
+                error,
+                round(x, 1),
+                round(slot * 0.7, 1),
+                round(baseline - ok_h, 1),
+                round(ok_h, 1),
+                round(baseline - ok_h - err_h, 1),
+                round(err_h, 1),
+            )
+        )
         if i % 3 == 0:
             labels.append((round(LEFT + i * slot + slot / 2, 1), label))
     ticks = [(round(baseline - plot_h * f, 1), str(int(top * f))) for f in (0, 0.5, 1) if float(top * f).is_integer()]

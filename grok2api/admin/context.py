@@ -41,8 +41,9 @@ class Ctx:
             return ""
         return self.request.headers.get("HX-Target", "")
 
-    def html(self, template: str, status: int = 200, headers: dict[str, str] | None = None,
-             **context: Any) -> HTMLResponse:
+    def html(
+        self, template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
+    ) -> HTMLResponse:
         """Render with what every template may use: the CSRF token, the user and the storage mode."""
         body = self.admin.views.page(
             template,

@@ -15,5 +15,4 @@ async def dashboard_page(ctx: Ctx) -> Response:
     summary = await dashboard.load(ctx.svc)
     cache = await cache_sizes(ctx.svc)
     template = "_dashboard.html" if ctx.fragment() == "dashboard" else "dashboard.html"
-    return ctx.html(template, s=summary, cache=cache, poll=POLL_SECONDS, states=dashboard.STATES,
-                    tiers=dashboard.TIERS)
+    return ctx.html(template, s=summary, cache=cache, poll=POLL_SECONDS, states=dashboard.STATES, tiers=dashboard.TIERS)

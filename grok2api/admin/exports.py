@@ -14,8 +14,21 @@ from ..store.base import Account
 from .reference_shapes import token_json
 
 CSV_COLUMNS = (
-    "token", "tier", "state", "state_reason", "remaining", "heavy_remaining", "tags", "note", "created_at",
-    "last_used_at", "failure_count", "last_failure", "last_failure_at", "requests_ok", "requests_failed",
+    "token",
+    "tier",
+    "state",
+    "state_reason",
+    "remaining",
+    "heavy_remaining",
+    "tags",
+    "note",
+    "created_at",
+    "last_used_at",
+    "failure_count",
+    "last_failure",
+    "last_failure_at",
+    "requests_ok",
+    "requests_failed",
 )
 
 
@@ -33,8 +46,11 @@ def _filename(ext: str) -> str:
 
 
 def _download(body: bytes, media_type: str, ext: str) -> Response:
-    return Response(body, media_type=media_type, headers={
-        "Content-Disposition": f'attachment; filename="{_filename(ext)}"', "Cache-Control": "no-store"})
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{_filename(ext)}"', "Cache-Control": "no-store"},
+    )
 
 
 def csv_text(accounts: list[Account]) -> str:
@@ -42,12 +58,25 @@ def csv_text(accounts: list[Account]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for a in accounts:
-        writer.writerow([
-            a.token, a.tier, a.state, _cell(a.state_reason),
-            "" if a.remaining is None else a.remaining, "" if a.heavy_remaining is None else a.heavy_remaining,
-            _cell(",".join(a.tags)), _cell(a.note), _iso(a.created_at), _iso(a.last_used_at), a.failure_count,
-            _cell(a.last_failure), _iso(a.last_failure_at), a.requests_ok, a.requests_failed,
-        ])
+        writer.writerow(
+            [
+                a.token,
+                a.tier,
+                a.state,
+                _cell(a.state_reason),
+                "" if a.remaining is None else a.remaining,
+                "" if a.heavy_remaining is None else a.heavy_remaining,
+                _cell(",".join(a.tags)),
+                _cell(a.note),
+                _iso(a.created_at),
+                _iso(a.last_used_at),
+                a.failure_count,
+                _cell(a.last_failure),
+                _iso(a.last_failure_at),
+                a.requests_ok,
+                a.requests_failed,
+            ]
+        )
     return out.getvalue()
 
 

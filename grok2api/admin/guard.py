@@ -50,8 +50,9 @@ def is_https(request: Request) -> bool:
 
 
 def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
-    response.set_cookie(name, value, max_age=max_age, path="/", httponly=True, samesite="strict",
-                        secure=is_https(request))
+    response.set_cookie(
+        name, value, max_age=max_age, path="/", httponly=True, samesite="strict", secure=is_https(request)
+    )
 
 
 def client_of(request: Request) -> str:
@@ -112,8 +113,9 @@ def api(admin: Admin, handler: ApiHandler) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         header = request.headers.get("Authorization", "")
         if not header.lower().startswith("bearer ") or not header[7:].strip():
-            return api_error(401, "Sign in with POST /api/login and send 'Authorization: Bearer <token>'.",
-                             "UNAUTHORIZED")
+            return api_error(
+                401, "Sign in with POST /api/login and send 'Authorization: Bearer <token>'.", "UNAUTHORIZED"
+            )
         session = await admin.auth.session(header[7:].strip())
         if session is None:
             return api_error(401, "The session is invalid or has expired; sign in again.", "SESSION_INVALID")

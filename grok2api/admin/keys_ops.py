@@ -64,8 +64,16 @@ def parse_form(form: Mapping[str, str], models: list[str], now: float | None = N
 
 async def create(svc: Services, req: KeyRequest) -> tuple[ClientKey, str]:
     secret = new_key()
-    key = ClientKey(id=secrets.token_hex(8), name=req.name, key_hash=hash_key(secret), prefix=secret[:PREFIX_LENGTH],
-                    models=req.models, rpm=req.rpm, expires_at=req.expires_at, created_at=time.time())
+    key = ClientKey(
+        id=secrets.token_hex(8),
+        name=req.name,
+        key_hash=hash_key(secret),
+        prefix=secret[:PREFIX_LENGTH],
+        models=req.models,
+        rpm=req.rpm,
+        expires_at=req.expires_at,
+        created_at=time.time(),
+    )
     await svc.store.put_client_key(key)
     await svc._load_keys()
     log.info("client key %s (%r) created", key.id, key.name)

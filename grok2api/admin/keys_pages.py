@@ -24,8 +24,13 @@ async def _table_context(ctx: Ctx) -> dict[str, Any]:
 
 
 def _form_context(errors: dict[str, str] | None = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"models": list(MODELS), "errors": errors or {}, "created": None, "secret": "",
-            "values": values or {"name": "", "rpm": "", "expires": "", "models": []}}
+    return {
+        "models": list(MODELS),
+        "errors": errors or {},
+        "created": None,
+        "secret": "",
+        "values": values or {"name": "", "rpm": "", "expires": "", "models": []},
+    }
 
 
 async def keys_page(ctx: Ctx) -> Response:

@@ -20,8 +20,14 @@ from .guard import COOKIE_NAME, Endpoint, client_of, same_origin, secure_headers
 LOGIN_COOKIE = "g2a_login"
 
 
-def _form(admin: Admin, request: Request, error: str = "", status: int = 200, username: str = "",
-          headers: dict[str, str] | None = None) -> Response:
+def _form(
+    admin: Admin,
+    request: Request,
+    error: str = "",
+    status: int = 200,
+    username: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response:
     token = secrets.token_urlsafe(24)
     body = admin.views.page("login.html", login_csrf=token, error=error, username=username)
     response = HTMLResponse(body, status_code=status, headers=headers)
@@ -51,8 +57,14 @@ def login_submit(admin: Admin) -> Endpoint:
         result = await admin.auth.login(username, password, client_of(request))
         if result.retry_after > 0:
             wait = math.ceil(result.retry_after)
-            return _form(admin, request, f"Too many failed attempts; try again in {wait} s.", 429, username,
-                         headers={"Retry-After": str(wait)})
+            return _form(
+                admin,
+                request,
+                f"Too many failed attempts; try again in {wait} s.",
+                429,
+                username,
+                headers={"Retry-After": str(wait)},
+            )
         if result.token is None:
             return _form(admin, request, "Wrong username or password.", 401, username)
         response = RedirectResponse("/manage", status_code=303)

@@ -17,53 +17,100 @@ from ..settings import SECRET_SETTINGS, RuntimeSettings, as_dict
 MASK = "********"
 
 GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
-    ("global", "Global", (
-        ("api_key", "The shared client key (Authorization: Bearer …) the reference had. Empty and no client keys "
-                    "means /v1 is open to anyone who can reach it. Named keys live under API keys."),
-        ("log_level", "How much the gateway logs. Applies at once on every worker."),
-    )),
-    ("grok", "Grok", (
-        ("filtered_tags", "Comma-separated Grok markup tags removed from answers (case-insensitive), "
-                          "in streamed and non-streamed replies alike."),
-        ("show_thinking", "Send the model's reasoning to clients. Off: reasoning models answer without it."),
-        ("think_format", "How reasoning is sent: reasoning_content deltas (what current clients read) or "
-                         "<think>…</think> inside the content, as the reference did."),
-        ("temporary", "Ask grok.com not to keep the conversations in the accounts' history."),
-        ("upstream_url", "grok.com's base URL. Change it only for a mirror or the bundled fake grok.com."),
-        ("assets_url", "Where generated images and videos are downloaded from."),
-    )),
-    ("proxy", "Proxy and anti-bot", (
-        ("proxy_url", "HTTP or SOCKS5 proxy for calls to grok.com (socks5:// becomes socks5h:// so DNS resolves "
-                      "through the proxy). Use it when grok.com answers the gateway's IP with 403s."),
-        ("cache_proxy_url", "Proxy for downloading generated media; empty uses proxy_url."),
-        ("cf_clearance", "A Cloudflare clearance cookie value (with or without the 'cf_clearance=' prefix), for "
-                         "egress IPs that get a Cloudflare challenge. It must come from the proxy's IP."),
-        ("x_statsig_id", "The anti-bot header sent to grok.com when dynamic_statsig is off."),
-        ("dynamic_statsig", "Generate a fresh x-statsig-id per request instead of the fixed value."),
-    )),
-    ("timeouts", "Timeouts", (
-        ("stream_first_response_timeout", "Seconds to wait for grok.com's first byte before trying another "
-                                          "account (or failing with 504)."),
-        ("stream_chunk_timeout", "Seconds a stream may stay silent before it is cut."),
-        ("stream_total_timeout", "Upper bound for one whole answer, in seconds (0 = no bound)."),
-    )),
-    ("media", "Media", (
-        ("image_mode", "url: answers link to /images/… on this gateway; base64: images are inlined as data URLs."),
-        ("base_url", "The public address of this gateway used in media links (e.g. https://grok.example.com). "
-                     "Empty gives relative links."),
-        ("image_cache_max_size_mb", "Disk space for cached images; the oldest are evicted beyond it."),
-        ("video_cache_max_size_mb", "Disk space for cached videos; the oldest are evicted beyond it."),
-        ("image_fetch_max_mb", "Largest image a client may pass by URL."),
-        ("allow_private_image_urls", "Allow image URLs that point at private, loopback or link-local addresses. "
-                                     "Leave off unless the gateway only serves trusted clients."),
-    )),
-    ("pool", "Account pool", (
-        ("max_attempts", "Accounts tried for one request before the client gets the error."),
-        ("retry_budget_seconds", "Time one request may spend on retries across accounts."),
-        ("invalid_after_failures", "Consecutive credential failures after which an account is marked invalid."),
-        ("account_max_concurrency", "Requests one account may serve at a time (0 = no limit)."),
-        ("default_cooldown_seconds", "How long a rate-limited account rests when grok.com gives no reset time."),
-    )),
+    (
+        "global",
+        "Global",
+        (
+            (
+                "api_key",
+                "The shared client key (Authorization: Bearer …) the reference had. Empty and no client keys "
+                "means /v1 is open to anyone who can reach it. Named keys live under API keys.",
+            ),
+            ("log_level", "How much the gateway logs. Applies at once on every worker."),
+        ),
+    ),
+    (
+        "grok",
+        "Grok",
+        (
+            (
+                "filtered_tags",
+                "Comma-separated Grok markup tags removed from answers (case-insensitive), "
+                "in streamed and non-streamed replies alike.",
+            ),
+            ("show_thinking", "Send the model's reasoning to clients. Off: reasoning models answer without it."),
+            (
+                "think_format",
+                "How reasoning is sent: reasoning_content deltas (what current clients read) or "
+                "<think>…</think> inside the content, as the reference did.",
+            ),
+            ("temporary", "Ask grok.com not to keep the conversations in the accounts' history."),
+            ("upstream_url", "grok.com's base URL. Change it only for a mirror or the bundled fake grok.com."),
+            ("assets_url", "Where generated images and videos are downloaded from."),
+        ),
+    ),
+    (
+        "proxy",
+        "Proxy and anti-bot",
+        (
+            (
+                "proxy_url",
+                "HTTP or SOCKS5 proxy for calls to grok.com (socks5:// becomes socks5h:// so DNS resolves "
+                "through the proxy). Use it when grok.com answers the gateway's IP with 403s.",
+            ),
+            ("cache_proxy_url", "Proxy for downloading generated media; empty uses proxy_url."),
+            (
+                "cf_clearance",
+                "A Cloudflare clearance cookie value (with or without the 'cf_clearance=' prefix), for "
+                "egress IPs that get a Cloudflare challenge. It must come from the proxy's IP.",
+            ),
+            ("x_statsig_id", "The anti-bot header sent to grok.com when dynamic_statsig is off."),
+            ("dynamic_statsig", "Generate a fresh x-statsig-id per request instead of the fixed value."),
+        ),
+    ),
+    (
+        "timeouts",
+        "Timeouts",
+        (
+            (
+                "stream_first_response_timeout",
+                "Seconds to wait for grok.com's first byte before trying another account (or failing with 504).",
+            ),
+            ("stream_chunk_timeout", "Seconds a stream may stay silent before it is cut."),
+            ("stream_total_timeout", "Upper bound for one whole answer, in seconds (0 = no bound)."),
+        ),
+    ),
+    (
+        "media",
+        "Media",
+        (
+            ("image_mode", "url: answers link to /images/… on this gateway; base64: images are inlined as data URLs."),
+            (
+                "base_url",
+                "The public address of this gateway used in media links (e.g. https://grok.example.com). "
+                "Empty gives relative links.",
+            ),
+            ("image_cache_max_size_mb", "Disk space for cached images; the oldest are evicted beyond it."),
+            ("video_cache_max_size_mb", "Disk space for cached videos; the oldest are evicted beyond it."),
+            ("image_fetch_max_mb", "Largest image a client may pass by URL."),
+            (
+                "allow_private_image_urls",
+                "Allow image URLs that point at private, loopback or link-local addresses. "
+                "Leave off unless the gateway only serves trusted clients.",
+            ),
+        ),
+    ),
+    (
+        "pool",
+        "Account pool",
+        (
+            ("max_attempts", "Accounts tried for one request before the client gets the error."),
+            ("retry_budget_seconds", "Time one request may spend on retries across accounts."),
+            ("invalid_after_failures", "Consecutive credential failures after which an account is marked invalid."),
+            ("account_max_concurrency", "Requests one account may serve at a time (0 = no limit)."),
+            ("default_cooldown_seconds", "How long a rate-limited account rests when grok.com gives no reset time."),
+        ),
+    ),
 )
 
 _FIELDS = {f.name: f for f in msgspec.structs.fields(RuntimeSettings)}
@@ -130,8 +177,9 @@ def display(field: Field, value: Any) -> str:
     return str(value)
 
 
-def changes_from_form(fields: list[Field], form: typing.Mapping[str, Any], current: RuntimeSettings,
-                      locked: typing.Collection[str]) -> dict[str, Any]:
+def changes_from_form(
+    fields: list[Field], form: typing.Mapping[str, Any], current: RuntimeSettings, locked: typing.Collection[str]
+) -> dict[str, Any]:
     """Only what the operator actually changed: blank secrets keep their value, locked fields are skipped."""
     values = as_dict(current)
     out: dict[str, Any] = {}
@@ -155,8 +203,15 @@ def changes_from_form(fields: list[Field], form: typing.Mapping[str, Any], curre
     return out
 
 
-_WORDS = {"`float`": "a number", "`int`": "a whole number", "`bool`": "true or false", "`str`": "text",
-          "`null`": "nothing", "`array`": "a list", "`object`": "an object"}
+_WORDS = {
+    "`float`": "a number",
+    "`int`": "a whole number",
+    "`bool`": "true or false",
+    "`str`": "text",
+    "`null`": "nothing",
+    "`array`": "a list",
+    "`object`": "an object",
+}
 
 
 def humanize(message: str) -> str:

@@ -13,15 +13,23 @@ from .context import Ctx
 from .settings_meta import FIELDS_BY_GROUP, GROUP_TITLES, GROUPS, changes_from_form, display, humanize, masked
 
 
-def _group_context(ctx: Ctx, gid: str, errors: dict[str, str] | None = None,
-                   submitted: dict[str, str] | None = None, notice: str = "") -> dict[str, Any]:
+def _group_context(
+    ctx: Ctx, gid: str, errors: dict[str, str] | None = None, submitted: dict[str, str] | None = None, notice: str = ""
+) -> dict[str, Any]:
     values = masked(ctx.svc.settings)
     shown = {f.name: display(f, values[f.name]) for f in FIELDS_BY_GROUP[gid]}
     for name, raw in (submitted or {}).items():
         if name in shown and name in (errors or {}):
             shown[name] = raw  # keep what the operator typed next to its error
-    return {"gid": gid, "title": GROUP_TITLES[gid], "fields": FIELDS_BY_GROUP[gid], "values": shown,
-            "locked": ctx.svc.overrides, "errors": errors or {}, "notice": notice}
+    return {
+        "gid": gid,
+        "title": GROUP_TITLES[gid],
+        "fields": FIELDS_BY_GROUP[gid],
+        "values": shown,
+        "locked": ctx.svc.overrides,
+        "errors": errors or {},
+        "notice": notice,
+    }
 
 
 async def settings_page(ctx: Ctx) -> Response:
@@ -44,8 +52,9 @@ async def save_group(ctx: Ctx) -> Response:
     except SettingsError as exc:
         errors = {k: humanize(v) for k, v in exc.errors.items()}
         group_error = errors.pop("settings", "")
-        context = _group_context(ctx, gid, errors, raw, notice=group_error or "Nothing was saved: fix the fields "
-                                                                              "marked below.")
+        context = _group_context(
+            ctx, gid, errors, raw, notice=group_error or "Nothing was saved: fix the fields marked below."
+        )
         return ctx.html("_settings_group.html", status=422, **context)
     names = ", ".join(sorted(changes))
     return ctx.html("_settings_group.html", **_group_context(ctx, gid, notice=f"Saved ({names}); in effect now."))
@@ -57,7 +66,12 @@ async def change_password(ctx: Ctx) -> Response:
     try:
         ended = await ctx.admin.auth.change_password(ctx.session, fields["current"], fields["new"], fields["confirm"])
     except PasswordChangeError as exc:
-        return ctx.html("_password_form.html", status=422, env_password=bool(ctx.admin.auth.env_password),
-                        password_error=str(exc), password_notice="")
+        return ctx.html(
+            "_password_form.html",
+            status=422,
+            env_password=bool(ctx.admin.auth.env_password),
+            password_error=str(exc),
+            password_notice="",
+        )
     notice = f"Password changed; {ended} other session(s) signed out."
     return ctx.html("_password_form.html", env_password=False, password_error="", password_notice=notice)

@@ -17,8 +17,14 @@ class LoginThrottle:
     """In memory, per process: a brute force against one worker is what it has to slow down, and
     scrypt already makes each guess cost ~50 ms of CPU."""
 
-    def __init__(self, max_failures: int = 5, window: float = 300.0, lockout: float = 30.0,
-                 max_lockout: float = 3600.0, max_clients: int = 10_000) -> None:
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window: float = 300.0,
+        lockout: float = 30.0,
+        max_lockout: float = 3600.0,
+        max_clients: int = 10_000,
+    ) -> None:
         self.max_failures = max_failures
         self.window = window
         self.lockout = lockout
@@ -51,8 +57,11 @@ class LoginThrottle:
         # Bounded memory: forget clients whose failures and lockouts are all in the past.
         if len(self._records) < self.max_clients:
             return
-        stale = [k for k, r in self._records.items()
-                 if r.locked_until <= now and all(now - t >= self.window for t in r.failures)]
+        stale = [
+            k
+            for k, r in self._records.items()
+            if r.locked_until <= now and all(now - t >= self.window for t in r.failures)
+        ]
         for key in stale:
             del self._records[key]
         while len(self._records) >= self.max_clients:

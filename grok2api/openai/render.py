@@ -247,10 +247,22 @@ async def stream_answer(
     try:
         yield writer.frame(Delta(role="assistant", content=""))
         try:
-            async for event in answer.events():
-                frame = writer.piece(await tr.translate(event))
-                if frame is not None:
-                    yield frame
+            async for batch in answer.batches():
+                # One write per upstream read: under load a read carries many events.
+                out: list[bytes] = []
+                failed: GatewayError | None = None
+                for event in batch:
+                    try:
+                        frame = writer.piece(await tr.translate(event))
+                    except GatewayError as err:
+                        failed = err  # what came before the error is still sent
+                        break
+                    if frame is not None:
+                        out.append(frame)
+                if out:
+                    yield b"".join(out)
+                if failed is not None:
+                    raise failed
             frame = writer.piece(tr.finish())
             if frame is not None:
                 yield frame
