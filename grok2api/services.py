@@ -83,6 +83,7 @@ class Services:
         with suppress(Exception):
             await self.metrics.flush(self.store)
         await self.pool.close()
+        await self.media.close()
         await self.http.close()
         await self.store.close()
 

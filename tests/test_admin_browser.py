@@ -102,6 +102,9 @@ async def test_first_start_password_login_wrong_password_and_logout(
     await expect(page).to_have_url(re.compile(r"/manage$"))
     await expect(page.locator("#card-accounts .big")).to_have_text("0")
     await expect(page.locator("#requests-chart .bar")).to_have_count(24)
+    # The dashboard refreshes itself (htmx polling): accounts added elsewhere show up without a reload.
+    await gateway.add_accounts("live-1", "live-2")
+    await expect(page.locator("#card-accounts .big")).to_have_text("2", timeout=8000)
     cookie = next(c for c in await page.context.cookies() if c["name"] == "g2a_admin")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
@@ -150,6 +153,17 @@ async def test_accounts_bulk_add_filter_page_edit_test_and_delete(
     assert "page=2" in page.url
     await page.click("[data-page='40']")
     await expect(page.locator("#page-number")).to_have_text("40")
+
+    # The copy button puts the full token (never rendered in the page) on the clipboard.
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=admin_gw.url)
+    first_row = page.locator("table.accounts tbody tr").first
+    masked = await first_row.locator("code").inner_text()
+    await first_row.locator("button.copy").click()
+    await expect(page.locator(".toast")).to_have_text("Copied to the clipboard.")
+    copied = await page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith(masked.split("…")[0]) and "…" not in copied
+    assert copied in {a.token for a in admin_gw.services.pool.accounts()}
+    assert copied not in await page.content()
 
     # Tag and note one account, picking a tag from the palette too.
     await page.fill("#q", "paste-0042")

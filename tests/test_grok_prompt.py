@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 
+from grok2api.errors import InvalidRequest
 from grok2api.grok.prompt import MAX_IMAGES, Prompt, flatten
 from grok2api.openai.schemas import REQUEST_DECODER, Message
 
@@ -119,11 +121,13 @@ def test_a_single_image_needs_no_marker() -> None:
     assert flatten(msgs) == Prompt("What is this?", ["https://example.com/a.png"])
 
 
-def test_image_count_is_capped() -> None:
+def test_too_many_images_is_a_clear_400() -> None:
     parts: list[dict[str, Any]] = [
-        {"type": "image_url", "image_url": {"url": f"https://example.com/{i}.png"}} for i in range(MAX_IMAGES + 3)
+        {"type": "image_url", "image_url": {"url": f"https://example.com/{i}.png"}} for i in range(MAX_IMAGES + 1)
     ]
-    prompt = flatten(messages({"role": "user", "content": parts}))
+    with pytest.raises(InvalidRequest) as info:
+        flatten(messages({"role": "user", "content": parts}))
+    assert info.value.status == 400 and str(MAX_IMAGES) in info.value.message
+    prompt = flatten(messages({"role": "user", "content": parts[:MAX_IMAGES]}))
     assert len(prompt.image_urls) == MAX_IMAGES
     assert prompt.image_urls[-1] == f"https://example.com/{MAX_IMAGES - 1}.png"
-    assert f"[image {MAX_IMAGES + 1}]" not in prompt.message

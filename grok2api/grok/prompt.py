@@ -11,6 +11,7 @@ import re
 
 import msgspec
 
+from ..errors import InvalidRequest
 from ..openai.schemas import (
     AssistantMessage,
     Content,
@@ -43,9 +44,10 @@ def _parts(content: Content, images: list[str]) -> str:
             texts.append(part.text)
         elif isinstance(part, ImagePart):
             url = part.image_url if isinstance(part.image_url, str) else part.image_url.url
-            if len(images) < MAX_IMAGES:
-                images.append(url)
-                texts.append(f"[image {len(images)}]")
+            if len(images) >= MAX_IMAGES:
+                raise InvalidRequest(f"At most {MAX_IMAGES} images per request are supported.", param="messages")
+            images.append(url)
+            texts.append(f"[image {len(images)}]")
     return "\n".join(t for t in texts if t)
 
 
