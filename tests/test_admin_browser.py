@@ -64,16 +64,25 @@ async def _accept(dialog: Dialog) -> None:
     await dialog.accept()
 
 
+CONSOLE_ERRORS: dict[int, list[str]] = {}
+
+
 async def new_page(browser: Browser) -> Page:
     page = await browser.new_page(viewport={"width": 1400, "height": 900})
     page.set_default_timeout(10_000)
     page.on("dialog", _accept)  # hx-confirm and data-confirm dialogs: say yes
+    errors = CONSOLE_ERRORS.setdefault(id(page), [])
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     return page
 
 
 async def shot(page: Page, name: str) -> None:
+    """Save a screenshot, and check the page ran without script errors or CSP violations."""
     SHOTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    # 401 on the login page and 4xx on refused requests are expected; anything else is a defect.
+    unexpected = [e for e in CONSOLE_ERRORS.get(id(page), []) if "status of 4" not in e]
+    assert unexpected == []
 
 
 async def sign_in(page: Page, url: str, password: str = PASSWORD, username: str = "admin") -> None:

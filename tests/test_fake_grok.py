@@ -29,14 +29,7 @@ JPEG_MAGIC = b"\xff\xd8"
 Lines = list[Any]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeGrok]:
-    server = FakeGrok()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+# ``fake`` (a FakeGrok on a loopback port) comes from conftest.py.
 
 
 @pytest.fixture
