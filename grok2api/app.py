@@ -16,6 +16,7 @@ from . import __version__
 from .config import BootConfig
 from .errors import GatewayError, NotFound
 from .images_route import serve_media
+from .mcp import mcp_endpoint
 from .openai.chat import chat_completions, error_response, get_model, list_models
 from .openai.images import image_edits, image_generations
 from .services import Services
@@ -57,6 +58,7 @@ def api_routes() -> list[BaseRoute]:
         Route("/v1/models", list_models),
         Route("/v1/models/{model_id:path}", get_model),
         Route("/images/{name:path}", serve_media, methods=["GET", "HEAD"]),
+        Route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"]),
     ]
 
 

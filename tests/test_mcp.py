@@ -1,0 +1,62 @@
+"""``POST /mcp``: the ask_grok tool over the MCP streamable HTTP transport."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from grok2api.testing.fake_grok import FakeGrok
+from live import LiveGateway
+
+
+async def rpc(gateway: LiveGateway, method: str, params: dict[str, Any] | None = None, *, key: str | None = None,
+              id_: int | None = 1) -> tuple[int, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params or {}}
+    if id_ is not None:
+        message["id"] = id_
+    headers = {"Accept": "application/json, text/event-stream"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    async with aiohttp.ClientSession() as http, http.post(f"{gateway.url}/mcp", json=message, headers=headers) as r:
+        body = await r.json() if r.content_type == "application/json" else None
+        return r.status, body
+
+
+async def test_initialize_list_and_call(gateway: LiveGateway, fake: FakeGrok) -> None:
+    await gateway.add_accounts("tok-mcp")
+    status, body = await rpc(gateway, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                                     "clientInfo": {"name": "t", "version": "1"}})
+    assert status == 200 and body["result"]["serverInfo"]["name"] == "grok2api"
+    assert (await rpc(gateway, "notifications/initialized", id_=None))[0] == 202
+    status, body = await rpc(gateway, "tools/list")
+    assert [t["name"] for t in body["result"]["tools"]] == ["ask_grok"]
+    status, body = await rpc(gateway, "tools/call", {"name": "ask_grok", "arguments": {
+        "query": "what is up", "system_prompt": "be brief"}})
+    assert status == 200 and body["result"]["isError"] is False
+    assert body["result"]["content"][0]["text"].startswith("Hello! You said:")
+    sent = fake.chat_calls()[-1].json["message"]
+    assert sent.startswith("System: be brief") and "User: what is up" in sent
+
+
+async def test_errors_are_reported_in_band(gateway: LiveGateway) -> None:
+    status, body = await rpc(gateway, "tools/call", {"name": "ask_grok", "arguments": {"query": "hi"}})
+    assert status == 200 and body["result"]["isError"] is True
+    assert "add" in body["result"]["content"][0]["text"].lower()  # no accounts: says to add some
+    status, body = await rpc(gateway, "tools/call", {"name": "ask_grok", "arguments": {"query": "hi", "model": "x"}})
+    assert body["result"]["isError"] is True and "does not exist" in body["result"]["content"][0]["text"]
+    status, body = await rpc(gateway, "nope/method")
+    assert body["error"]["code"] == -32601
+    status, body = await rpc(gateway, "tools/call", {"name": "other"})
+    assert body["error"]["code"] == -32602
+    async with aiohttp.ClientSession() as http, http.post(f"{gateway.url}/mcp", data=b"{nope") as r:
+        assert r.status == 400 and (await r.json())["error"]["code"] == -32700
+
+
+async def test_api_key_is_checked_live(gateway: LiveGateway) -> None:
+    assert (await rpc(gateway, "ping"))[0] == 200
+    await gateway.settings(api_key="sk-mcp")
+    assert (await rpc(gateway, "ping"))[0] == 401
+    assert (await rpc(gateway, "ping", key="wrong"))[0] == 401
+    status, body = await rpc(gateway, "ping", key="sk-mcp")
+    assert status == 200 and body["result"] == {}
