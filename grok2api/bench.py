@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +101,18 @@ class Targets:
             await resp.read()
 
 
+def _stamp_first(stamps: list[float]) -> None:
+    if not stamps:
+        stamps.append(time.perf_counter())
+
+
 async def _ttft(run: Callable[[str, Callable[[], None]], Awaitable[None]]) -> float:
     samples: list[float] = []
     for _ in range(TTFT_SAMPLES):
         start = time.perf_counter()
-        first: list[float] = []
-        await run("[[tokens:5]] hi", lambda: first.append(time.perf_counter()) if not first else None)
-        samples.append(first[0] - start)
+        stamps: list[float] = []
+        await run("[[tokens:5]] hi", partial(_stamp_first, stamps))
+        samples.append(stamps[0] - start)
     return statistics.median(samples)
 
 

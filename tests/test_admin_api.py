@@ -8,9 +8,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from live import LiveGateway
 
 from grok2api.testing.fake_grok import FakeGrok
+
+from live import LiveGateway
 
 PASSWORD = "api-test-password"
 

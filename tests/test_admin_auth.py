@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import STORE_BACKENDS, StoreFactory
 
 from grok2api.admin.auth import SESSION_TTL, AdminAuth, PasswordChangeError, session_hash
 from grok2api.admin.throttle import LoginThrottle
@@ -16,6 +15,8 @@ from grok2api.config import BootConfig
 from grok2api.passwords import ADMIN_HASH_KEY, ADMIN_USER_KEY, hash_password, verify_password
 from grok2api.services import Services
 from grok2api.store.base import AdminSession, Store
+
+from conftest import STORE_BACKENDS, StoreFactory
 
 
 def services(tmp_path: Path, store: Store, **env: str) -> Services:

@@ -14,9 +14,10 @@ from typing import Any
 
 import openai
 import pytest
-from live import LiveGateway
 
 from grok2api.testing.fake_grok import FakeGrok
+
+from live import LiveGateway
 
 pytestmark = pytest.mark.browser
 

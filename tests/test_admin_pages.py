@@ -12,10 +12,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from live import LiveGateway
 
 from grok2api.admin.token_input import parse_input
 from grok2api.testing.fake_grok import FakeGrok
+
+from live import LiveGateway
 
 PASSWORD = "pages-test-password"
 

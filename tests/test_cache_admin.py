@@ -6,12 +6,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from live import LiveGateway
 
 from grok2api.cache_admin import cache_size, clear_cache, human_size
 from grok2api.grok.client import GrokClient, HttpPool
 from grok2api.media import MediaService
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
+
+from live import LiveGateway
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ import aiohttp
 import msgspec
 import openai
 import pytest
-from live import LiveGateway
 
 from grok2api.store.base import AccountState
 from grok2api.testing.fake_grok import FakeGrok
+
+from live import LiveGateway
 
 MODEL = "grok-3-fast"
 STALL = 2.0  # seconds the fake stalls; every timeout test must finish well before it

@@ -9,7 +9,6 @@ from typing import Any
 import openai
 import pytest
 from aiohttp import web
-from live import LiveGateway
 
 from grok2api import image_input
 from grok2api.errors import InvalidRequest
@@ -17,6 +16,8 @@ from grok2api.grok.client import HttpPool
 from grok2api.image_input import forbidden_address, prepare_bytes, prepare_images
 from grok2api.settings import RuntimeSettings
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
+
+from live import LiveGateway
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
 JPEG_B64 = base64.b64encode(TINY_JPEG).decode()

@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp
 
 from grok2api.testing.fake_grok import FakeGrok
+
 from live import LiveGateway
 
 

@@ -11,13 +11,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from live import LiveGateway
 
 from grok2api.grok.client import GrokClient, HttpPool, UpstreamHTTPError
 from grok2api.media import MediaService, media_name
 from grok2api.settings import RuntimeSettings
 from grok2api.store.base import NewAccount
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
+
+from live import LiveGateway
 
 TOKEN = "media-owner"
 LINK = re.compile(r"!\[Generated Image\]\(([^)]+)\)")

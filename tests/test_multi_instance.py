@@ -10,9 +10,10 @@ from pathlib import Path
 import openai
 import pytest
 
-from conftest import _clean_mysql, _drop_redis_prefix
 from grok2api.store.base import AccountPatch
 from grok2api.testing.fake_grok import FakeGrok
+
+from conftest import _clean_mysql, _drop_redis_prefix
 from live import LiveGateway
 
 QUOTA = 6

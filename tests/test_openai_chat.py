@@ -8,10 +8,11 @@ import aiohttp
 import msgspec
 import openai
 import pytest
-from live import LiveGateway
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from grok2api.testing.fake_grok import SEARCH_RESULTS, FakeGrok
+
+from live import LiveGateway
 
 MODEL = "grok-3-fast"
 ANSWER = "Hello! You said: hi"

@@ -7,10 +7,11 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-from live import LiveGateway
 
 from grok2api.store.base import NewAccount
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
+
+from live import LiveGateway
 
 TOKEN = "painter"
 

@@ -6,9 +6,10 @@ import aiohttp
 import msgspec
 import openai
 import pytest
-from live import LiveGateway
 
 from grok2api.grok.catalog import MODELS
+
+from live import LiveGateway
 
 
 async def get_raw(gateway: LiveGateway, path: str, **headers: str) -> tuple[int, dict[str, object]]:

@@ -11,6 +11,7 @@ from grok2api.passwords import ADMIN_HASH_KEY, ADMIN_USER_KEY, verify_password
 from grok2api.reference_import import parse_settings_toml, parse_tokens_text
 from grok2api.store.base import AccountState
 from grok2api.testing.fake_grok import FakeGrok
+
 from live import LiveGateway
 
 TOKEN_JSON = {

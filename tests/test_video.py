@@ -7,13 +7,14 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-from live import LiveGateway
 
 from grok2api.errors import UpstreamError
 from grok2api.grok.events import Text, VideoProgress
 from grok2api.openai.render import Translator
 from grok2api.settings import RuntimeSettings
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
+
+from live import LiveGateway
 
 MODEL = "grok-imagine-0.9"
 JPEG_URL = "data:image/jpeg;base64," + base64.b64encode(TINY_JPEG).decode()
