@@ -220,7 +220,7 @@ class Gateway:
                 failure = classify(exc)
             except BaseException:
                 await _close(source)
-                await lease.fail(Failure(FailureKind.EGRESS, "request cancelled"))
+                await lease.fail(Failure(FailureKind.CANCELLED, "request cancelled"))
                 raise
             await _close(source)
             await lease.fail(failure)

@@ -47,6 +47,7 @@ class FailureKind(StrEnum):
     RATE_LIMITED = "rate_limited"  # cool the account until its window resets
     SERVER = "server"  # 5xx or connection trouble: try elsewhere
     REJECTED = "rejected"  # grok.com refused this request itself (4xx): retrying will not help
+    CANCELLED = "cancelled"  # the client went away before an answer: nobody's fault
 
 
 class Failure(msgspec.Struct):
@@ -161,7 +162,7 @@ class Lease:
         settings = self.pool.settings()
         refund = 0 if failure.charged else self.cost
         s = Settlement(heavy=self.spec.heavy, refund=refund)
-        if failure.kind == FailureKind.EGRESS:
+        if failure.kind in (FailureKind.EGRESS, FailureKind.CANCELLED):
             pass  # not the account's fault: only give the quota back
         elif failure.kind == FailureKind.INVALID:
             s.failure = failure.reason

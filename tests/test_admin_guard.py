@@ -30,6 +30,10 @@ def test_same_origin() -> None:
     assert not same_origin(request(Sec_Fetch_Site="cross-site"))
     assert not same_origin(request(Sec_Fetch_Site="same-site"))
     assert same_origin(request(Sec_Fetch_Site="same-origin", Origin="http://admin.example:8000"))
+    # A proxy that rewrites Host: the browser's Sec-Fetch-Site, or X-Forwarded-Host, still vouches.
+    assert same_origin(request(Sec_Fetch_Site="same-origin", Origin="https://grok.example"))
+    assert same_origin(request(Origin="https://grok.example", X_Forwarded_Host="grok.example"))
+    assert not same_origin(request(Origin="https://evil.example", X_Forwarded_Host="grok.example"))
 
 
 def test_is_https() -> None:

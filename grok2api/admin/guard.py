@@ -60,13 +60,19 @@ def client_of(request: Request) -> str:
 
 
 def same_origin(request: Request) -> bool:
-    """Refuse unsafe requests a browser marks as coming from another site or origin."""
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        return False
+    """Refuse unsafe requests a browser marks as coming from another site or origin.
+
+    Browsers send Sec-Fetch-Site; without it, Origin is compared with Host (or X-Forwarded-Host,
+    for proxies that rewrite Host). The CSRF token is checked as well either way."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("Origin")
-    if not origin or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == request.headers.get("Host", "")
+    if origin is None:
+        return True
+    hosts = {request.headers.get("Host", "")}
+    hosts.update(h.strip() for h in request.headers.get("X-Forwarded-Host", "").split(",") if h.strip())
+    return origin != "null" and urlsplit(origin).netloc in hosts
 
 
 async def csrf_ok(request: Request, session: AdminSession) -> bool:
