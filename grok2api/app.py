@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from . import __version__
+from .admin.routes import admin_routes, admin_startup
 from .config import BootConfig
 from .errors import GatewayError, NotFound
 from .images_route import serve_media
@@ -72,17 +73,12 @@ def create_app(boot: BootConfig | None = None, services: Services | None = None)
     setup_logging()
     boot = boot or BootConfig.from_env()
     svc = services or Services(boot)
-    routes = api_routes()
-    try:
-        from .admin.routes import admin_routes
-
-        routes += admin_routes(svc)
-    except ImportError:  # the admin is optional while it is being assembled
-        pass
+    routes = api_routes() + admin_routes(svc)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await svc.start()
+        await admin_startup(svc)  # creates and logs the first-start admin password, once
         try:
             yield
         finally:
