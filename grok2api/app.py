@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -63,15 +64,28 @@ def api_routes() -> list[BaseRoute]:
     ]
 
 
-def setup_logging() -> None:
-    """Log to stderr unless the host process configured logging already (tests, embedding)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(log_file: str = "") -> None:
+    """Log to stderr (and to a rotating file, 10 MB x 5, when GROK2API_LOG_FILE is set) unless the host
+    process configured logging already (tests, embedding)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    if log_file:
+        from logging.handlers import RotatingFileHandler
+
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8")
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
 
 
 def create_app(boot: BootConfig | None = None, services: Services | None = None) -> Starlette:
-    setup_logging()
     boot = boot or BootConfig.from_env()
+    setup_logging(boot.environ.get("GROK2API_LOG_FILE", ""))
     svc = services or Services(boot)
     routes = api_routes() + admin_routes(svc)
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+from .resources import resource_dir
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class BootConfig:
     database_url: str = ""
     admin_username: str = "admin"
     admin_password: str = ""
-    web_dir: Path = _SOURCE_ROOT / "web"
+    web_dir: Path = field(default_factory=lambda: resource_dir("web", "GROK2API_WEB_DIR"))
     max_body_bytes: int = 32 * 1024 * 1024
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -40,7 +40,7 @@ class BootConfig:
             database_url=env.get("DATABASE_URL", "").strip(),
             admin_username=get("GROK2API_ADMIN_USERNAME", "admin"),
             admin_password=env.get("GROK2API_ADMIN_PASSWORD", ""),
-            web_dir=Path(get("GROK2API_WEB_DIR", str(_SOURCE_ROOT / "web"))),
+            web_dir=resource_dir("web", "GROK2API_WEB_DIR", env),
             max_body_bytes=int(get("GROK2API_MAX_BODY_BYTES", str(cls.max_body_bytes))),
             environ=env,
         )

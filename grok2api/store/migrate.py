@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from alembic import command
@@ -11,14 +10,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..resources import resource_dir
+
 MIGRATE_LOCK = "grok2api_migrate"
 LOCK_TIMEOUT = 60  # seconds another instance may spend migrating before we give up
 
 
 def migrations_dir() -> Path:
     """The top-level ``migrations/`` directory: it ships beside the package, not inside it."""
-    override = os.environ.get("GROK2API_MIGRATIONS_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "migrations"
+    return resource_dir("migrations", "GROK2API_MIGRATIONS_DIR")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
