@@ -68,7 +68,7 @@ async def _disconnected(request: Request) -> None:
 
 async def while_connected(request: Request, work: Coroutine[Any, Any, T]) -> T:
     """Run ``work``; if the client disconnects first, cancel it (its cleanup closes the upstream call and
-    settles the lease) and raise ClientGone. Only for plain responses: a stream watches for itself."""
+    settles the lease) and raise ClientGone. Once a stream has started, Starlette watches for itself."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnected(request))
     try:
@@ -139,11 +139,15 @@ async def chat_completions(request: Request) -> Response:
             svc.metrics.record(model_id, True, key_id)
             return json_response(completion)
         try:
-            answer = await svc.gateway.open(job)
+            # Until the first event nothing is streaming yet, so watch for the client leaving here too.
+            answer = await while_connected(request, svc.gateway.open(job))
         except StreamTimeout:
             svc.metrics.record(model_id, False, key_id)
             body = timeout_stream(req.model, prompt.message, include_usage)
             return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
+        except ClientGone:
+            log.info("client went away before its %s stream started; upstream call cancelled", model_id)
+            return Response(status_code=499)
         svc.metrics.record(model_id, True, key_id)
         body = stream_answer(answer, req.model, prompt.message, svc.media, include_usage)
         return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
