@@ -19,8 +19,9 @@ from ..grok.catalog import MODELS, find_model
 from ..grok.prompt import flatten
 from ..image_input import prepare_images
 from ..services import Services
+from .limits import OutputLimit
 from .render import collect_answer, stream_answer, timeout_stream
-from .schemas import REQUEST_DECODER, ChatCompletion, ModelCard, ModelList, encode
+from .schemas import REQUEST_DECODER, ChatCompletion, ChatCompletionRequest, ModelCard, ModelList, encode
 
 log = logging.getLogger("grok2api.chat")
 T = TypeVar("T")
@@ -87,9 +88,17 @@ async def while_connected(request: Request, work: Coroutine[Any, Any, T]) -> T:
     return task.result()
 
 
-async def _complete(svc: Services, job: ChatJob, prompt_text: str) -> ChatCompletion:
+async def _complete(svc: Services, job: ChatJob, prompt_text: str, limit: OutputLimit) -> ChatCompletion:
     answer = await svc.gateway.open(job)
-    return await collect_answer(answer, job.requested_model, prompt_text, svc.media)
+    return await collect_answer(answer, job.requested_model, prompt_text, svc.media, limit)
+
+
+def output_limit(req: ChatCompletionRequest) -> OutputLimit:
+    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    max_tokens = req.max_completion_tokens if isinstance(req.max_completion_tokens, int) else None
+    if max_tokens is None and isinstance(req.max_tokens, int):
+        max_tokens = req.max_tokens
+    return OutputLimit(stop, max_tokens)
 
 
 def services(request: Request) -> Services:
@@ -129,7 +138,7 @@ async def chat_completions(request: Request) -> Response:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         if not job.stream:
             try:
-                completion = await while_connected(request, _complete(svc, job, prompt.message))
+                completion = await while_connected(request, _complete(svc, job, prompt.message, output_limit(req)))
             except StreamTimeout:
                 svc.metrics.record(model_id, False, key_id)
                 raise timeout_error() from None
@@ -149,7 +158,7 @@ async def chat_completions(request: Request) -> Response:
             log.info("client went away before its %s stream started; upstream call cancelled", model_id)
             return Response(status_code=499)
         svc.metrics.record(model_id, True, key_id)
-        body = stream_answer(answer, req.model, prompt.message, svc.media, include_usage)
+        body = stream_answer(answer, req.model, prompt.message, svc.media, include_usage, output_limit(req))
         return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
     except GatewayError as err:
         if err.status >= 500 or err.status == 429:

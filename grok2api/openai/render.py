@@ -28,6 +28,7 @@ from ..grok.events import (
 from ..grok.events import UpstreamError as UpstreamErrorEvent
 from ..settings import RuntimeSettings
 from ..tagfilter import TagFilter
+from .limits import OutputLimit
 from .schemas import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -70,7 +71,9 @@ class Piece:
 
 
 class Translator:
-    def __init__(self, settings: RuntimeSettings, media: MediaLinks, token: str) -> None:
+    def __init__(self, settings: RuntimeSettings, media: MediaLinks, token: str,
+                 limit: OutputLimit | None = None) -> None:
+        self.limit = limit or OutputLimit()
         self.settings = settings
         self.media = media
         self.token = token
@@ -130,11 +133,19 @@ class Translator:
         if not self.answer_started:
             self.answer_started = True
             closing = self._close_reasoning()
+        text = self.limit.feed(text)
         if text:
             self.content_parts.append(text)
         return Piece(content=closing.content + text, reasoning=closing.reasoning)
 
+    @property
+    def finish_reason(self) -> str | None:
+        """Set once ``stop`` or ``max_tokens`` ended the answer early ("stop" / "length")."""
+        return self.limit.finish_reason
+
     async def translate(self, event: Event) -> Piece:
+        if self.limit.finish_reason is not None:
+            return Piece()  # the client's limit ended the answer; the rest is not sent
         if isinstance(event, Text):
             self.saw_text = True
             return self._content(self.text_filter.feed(event.text))
@@ -179,7 +190,7 @@ class Translator:
             self.video_pending = False
             raise UpstreamError("grok.com stopped before the video was ready; nothing was generated. Try again.")
         closing = Piece() if self.answer_started else self._close_reasoning()
-        tail = self.text_filter.flush()
+        tail = self.limit.feed(self.text_filter.flush()) + self.limit.flush()
         if tail:
             self.content_parts.append(tail)
         return Piece(content=closing.content + tail, reasoning=closing.reasoning)
@@ -239,11 +250,12 @@ def error_frame(err: GatewayError) -> bytes:
 
 
 async def stream_answer(
-    answer: Answer, model: str, prompt_text: str, media: MediaLinks, include_usage: bool
+    answer: Answer, model: str, prompt_text: str, media: MediaLinks, include_usage: bool,
+    limit: OutputLimit | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body: role delta, content/reasoning deltas, a finish chunk, optional usage, [DONE]."""
     writer = ChunkWriter(model)
-    tr = Translator(answer.settings, media, answer.lease.token)
+    tr = Translator(answer.settings, media, answer.lease.token, limit)
     try:
         yield writer.frame(Delta(role="assistant", content=""))
         try:
@@ -263,10 +275,12 @@ async def stream_answer(
                     yield b"".join(out)
                 if failed is not None:
                     raise failed
+                if tr.finish_reason is not None:
+                    break  # stop sequence or max_tokens: closing the upstream call happens in finish()
             frame = writer.piece(tr.finish())
             if frame is not None:
                 yield frame
-            yield writer.frame(Delta(), finish="stop")
+            yield writer.frame(Delta(), finish=tr.finish_reason or "stop")
         except StreamTimeout:
             log.warning("upstream stalled mid-stream on account %s; ending the stream", answer.lease.account.id)
             try:
@@ -299,9 +313,11 @@ async def timeout_stream(model: str, prompt_text: str = "", include_usage: bool 
     yield DONE
 
 
-async def collect_answer(answer: Answer, model: str, prompt_text: str, media: MediaLinks) -> ChatCompletion:
+async def collect_answer(
+    answer: Answer, model: str, prompt_text: str, media: MediaLinks, limit: OutputLimit | None = None
+) -> ChatCompletion:
     """The non-stream answer. Raises GatewayError (the caller maps it to a JSON error)."""
-    tr = Translator(answer.settings, media, answer.lease.token)
+    tr = Translator(answer.settings, media, answer.lease.token, limit)
     # think_tags puts reasoning into content; otherwise it goes to reasoning_content.
     content: list[str] = []
     reasoning: list[str] = []
@@ -310,6 +326,8 @@ async def collect_answer(answer: Answer, model: str, prompt_text: str, media: Me
             piece = await tr.translate(event)
             content.append(piece.content)
             reasoning.append(piece.reasoning)
+            if tr.finish_reason is not None:
+                break
         piece = tr.finish()
         content.append(piece.content)
         reasoning.append(piece.reasoning)
@@ -322,5 +340,5 @@ async def collect_answer(answer: Answer, model: str, prompt_text: str, media: Me
         message.reasoning_content = "".join(reasoning)
     return ChatCompletion(
         id=completion_id(), created=int(time.time()), model=model,
-        choices=[Choice(message=message, finish_reason="stop")], usage=_usage(prompt_text, tr),
+        choices=[Choice(message=message, finish_reason=tr.finish_reason or "stop")], usage=_usage(prompt_text, tr),
     )

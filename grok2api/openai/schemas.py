@@ -84,6 +84,7 @@ class ChatCompletionRequest(Struct, kw_only=True):
     max_tokens: Annotated[int, Meta(ge=1)] | None | UnsetType = UNSET
     max_completion_tokens: Annotated[int, Meta(ge=1)] | None | UnsetType = UNSET
     n: Annotated[int, Meta(ge=1, le=1)] | None = 1
+    stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
     user: str | UnsetType = UNSET
 
 
