@@ -9,9 +9,12 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
 from .admin.routes import admin_routes, admin_startup
@@ -39,9 +42,47 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         return error_response(NotFound(f"No route for {request.method} {request.url.path}."))
-    err = GatewayError(str(exc.detail), status=exc.status_code)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        allowed = headers.get("Allow", "")
+        message = f"{request.method} is not allowed on {request.url.path}; use {allowed}."
+        err = GatewayError(message, status=405, code="method_not_allowed", headers=headers)
+    else:
+        err = GatewayError(str(exc.detail), status=exc.status_code, headers=headers)
     err.type = "invalid_request_error"
     return error_response(err)
+
+
+class ApiCors:
+    """CORS for the OpenAI API (``/v1/...``) only, so that browser-based chat UIs can call the gateway directly.
+
+    Any origin may call it, but without credentials: browsers send no cookies and read no cookie-based answer, so
+    the bearer key a user typed into the UI stays the only credential (set ``api_key`` when the gateway is
+    reachable from pages you do not trust). The admin pages and the admin JSON API stay same-origin.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection while its request body was still arriving: nobody to answer."""
+    log.info("client went away while sending %s %s", request.method, request.url.path)
+    return Response(status_code=499)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
@@ -101,7 +142,8 @@ def create_app(boot: BootConfig | None = None, services: Services | None = None)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        middleware=[Middleware(ApiCors)],
+        exception_handlers={HTTPException: http_error, ClientDisconnect: client_gone, Exception: server_error},
     )
     app.state.services = svc
     return app

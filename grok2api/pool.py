@@ -26,6 +26,7 @@ from .store.base import Account, AccountState, Settlement, Store, Tier
 log = logging.getLogger("grok2api.pool")
 
 SNAPSHOT_MAX_AGE = 15.0
+SCAN_TARGET = 32  # eligible accounts looked at per pick (see Pool.candidates)
 _CREDENTIAL_MARKERS = (
     "invalid-credentials",
     "bad-credentials",
@@ -193,6 +194,7 @@ class Pool:
         self.store = store
         self.settings = settings
         self._snapshot: dict[int, Account] = {}
+        self._tiers: dict[str, list[int]] = {Tier.BASIC: [], Tier.SUPER: []}
         self._in_flight: dict[int, int] = {}
         self._accounts_version = -1
         self._loaded_at = 0.0
@@ -212,6 +214,10 @@ class Pool:
         async with self._refresh_lock:
             accounts = await self.store.list_accounts()
             self._snapshot = {a.id: a for a in accounts}
+            self._tiers = {
+                Tier.BASIC: [a.id for a in accounts if a.tier != Tier.SUPER],
+                Tier.SUPER: [a.id for a in accounts if a.tier == Tier.SUPER],
+            }
             if accounts_version is not None:
                 self._accounts_version = accounts_version
             self._loaded_at = time.monotonic()
@@ -259,21 +265,35 @@ class Pool:
     # -- selection -----------------------------------------------------------------------------
 
     def candidates(self, spec: ModelSpec, cost: int, exclude: set[int]) -> list[Account]:
+        """Accounts to try, best first: basic before super (super only for super-only models), then
+        least busy, ties at random.
+
+        With thousands of accounts a full sort per request would cost milliseconds, so the scan starts
+        at a random place in each tier and stops once it has SCAN_TARGET eligible accounts: the work
+        is bounded, bursts still spread over the whole pool, and an idle account is nearly always
+        among those seen."""
         cap = self.settings().account_max_concurrency
         ranked: list[tuple[int, int, float, Account]] = []
-        for acc in self._snapshot.values():
-            if acc.id in exclude or acc.state != AccountState.ACTIVE:
-                continue
-            if spec.super_only and acc.tier != Tier.SUPER:
-                continue
-            left = acc.heavy_remaining if spec.heavy else acc.remaining
-            if left is not None and left < cost:
-                continue
-            busy = self._in_flight.get(acc.id, 0)
-            if cap and busy >= cap:
-                continue
-            tier_rank = 0 if (acc.tier == Tier.BASIC or spec.super_only) else 1
-            ranked.append((tier_rank, busy, random.random(), acc))
+        tiers = [Tier.SUPER] if spec.super_only else [Tier.BASIC, Tier.SUPER]
+        for rank, tier in enumerate(tiers):
+            ids = self._tiers[tier]
+            n = len(ids)
+            start = random.randrange(n) if n else 0
+            for k in range(n):
+                acc = self._snapshot.get(ids[(start + k) % n])
+                if acc is None or acc.id in exclude or acc.state != AccountState.ACTIVE or acc.tier != tier:
+                    continue
+                left = acc.heavy_remaining if spec.heavy else acc.remaining
+                if left is not None and left < cost:
+                    continue
+                busy = self._in_flight.get(acc.id, 0)
+                if cap and busy >= cap:
+                    continue
+                ranked.append((rank, busy, random.random(), acc))
+                if len(ranked) >= SCAN_TARGET:
+                    break
+            if len(ranked) >= SCAN_TARGET:
+                break
         ranked.sort(key=lambda r: r[:3])
         return [r[3] for r in ranked]
 

@@ -345,3 +345,32 @@ async def test_cache_size_and_clear(gw: LiveGateway, http: aiohttp.ClientSession
     cleared = await api.post("/api/cache/clear")
     assert cleared["data"] == {"deleted_count": 1, "image_count": 1, "video_count": 0}
     assert (await api.get("/api/cache/size"))["data"]["total_size_bytes"] == 0
+
+
+async def test_malformed_bodies_are_client_errors_never_500(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    async with http.post(gw.url + "/api/login", data=deep, headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 400  # unauthenticated: must not reach the 500 handler
+    api = await login(http, gw.url)
+    headers = {"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"}
+    async with http.post(gw.url + "/api/tokens/add", data=deep, headers=headers) as resp:
+        assert resp.status == 400
+    for token_type in (["sso"], {"a": 1}, 5, None):
+        for path, body in (
+            ("/api/tokens/add", {"tokens": ["abc"], "token_type": token_type}),
+            ("/api/tokens/delete", {"tokens": ["abc"], "token_type": token_type}),
+            ("/api/tokens/note", {"token": "abc", "token_type": token_type, "note": ""}),
+            ("/api/tokens/test", {"token": "abc", "token_type": token_type}),
+        ):
+            status, answer = await api.call("POST", path, body)
+            assert (status, answer["code"]) == (400, "INVALID_TYPE"), (path, token_type)
+
+
+async def test_admin_login_fields_through_settings_are_validated(
+    gw: LiveGateway, http: aiohttp.ClientSession
+) -> None:
+    api = await login(http, gw.url)
+    for section in ({"admin_username": "   "}, {"admin_username": 5}, {"admin_password": 12345678}):
+        status, body = await api.call("POST", "/api/settings", {"global_config": section})
+        assert status == 400 and body["code"] == "INVALID_SETTINGS", section
+    assert (await api.get("/api/settings"))["data"]["global"]["admin_username"] == "admin"

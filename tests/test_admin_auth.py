@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from grok2api.admin import auth as admin_auth
 from grok2api.admin.auth import SESSION_TTL, AdminAuth, PasswordChangeError, session_hash
 from grok2api.admin.throttle import LoginThrottle
 from grok2api.config import BootConfig
@@ -125,3 +127,38 @@ async def test_throttled_login_checks_nothing(tmp_path: Path, store: Store) -> N
     assert locked.token is None and 50 < locked.retry_after <= 60
     other_client = await auth.login("admin", "throttle-pass", "10.0.0.2")
     assert other_client.token is not None
+
+
+async def test_parallel_failed_logins_cannot_outrun_the_throttle(tmp_path: Path, store: Store) -> None:
+    """A burst of guesses sent at once must not all be checked before the first failure is counted."""
+    auth = AdminAuth(
+        services(tmp_path, store, GROK2API_ADMIN_PASSWORD="burst-password"), LoginThrottle(max_failures=5, lockout=60)
+    )
+    await auth.ensure_credentials()
+    results = await asyncio.gather(*(auth.login("admin", f"guess-{i}", "10.9.9.9") for i in range(30)))
+    checked = [r for r in results if r.retry_after == 0]
+    assert len(checked) <= 5
+    assert (await auth.login("admin", "burst-password", "10.9.9.9")).token is None  # still locked out
+
+
+async def test_first_start_password_is_logged_once_even_when_a_worker_hashes_slowly(
+    tmp_path: Path, store: Store, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers start together; one of them is slow to hash (a busy CPU). Exactly one password may be
+    printed, and it must be the one that works."""
+    caplog.set_level(logging.WARNING, logger="grok2api.admin")
+    calls = 0
+
+    def slow_second_hash(password: str) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            time.sleep(0.8)
+        return hash_password(password)
+
+    monkeypatch.setattr(admin_auth, "hash_password", slow_second_hash)
+    one, two = AdminAuth(services(tmp_path, store)), AdminAuth(services(tmp_path, store))
+    await asyncio.gather(one.ensure_credentials(), two.ensure_credentials())
+    printed = [m.group(1) for r in caplog.records if (m := re.search(r"with password: (\S+)", r.getMessage()))]
+    assert len(printed) == 1
+    assert verify_password(printed[0], (await store.load_settings())[ADMIN_HASH_KEY])

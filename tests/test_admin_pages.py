@@ -446,3 +446,32 @@ async def test_cache_page_and_dashboard_numbers(gw: LiveGateway, browser: Browse
     assert re.search(r'data-state="active">2<', dash)
     assert re.search(r'<span class="ok">1 ok</span> · <span class="err">1 failed</span>', dash)
     assert dash.count('<g class="bar"') == 24 and 'data-ok="1" data-error="1"' in dash
+
+
+async def test_malformed_numbers_and_uploads_are_client_errors_never_500(gw: LiveGateway, browser: Browser) -> None:
+    # "²".isdigit() is True but int("²") fails; 5000 digits exceed Python's int-parsing limit.
+    await gw.add_accounts("numbers-one")
+    huge = "9" * 5000
+    for path in (
+        f"/manage/accounts?page={huge}",
+        "/manage/accounts?page=%C2%B2&size=%C2%B2",
+        f"/manage/accounts/export.csv?ids={huge}",
+        "/manage/accounts/export.json?ids=%C2%B2",
+    ):
+        async with browser.http.get(gw.url + path, allow_redirects=False) as resp:
+            assert resp.status == 200, path[:60]
+    async with browser.http.get(gw.url + f"/manage/accounts/{huge}/row", allow_redirects=False) as resp:
+        assert resp.status == 404
+    for path, data in (
+        ("/manage/accounts/bulk", {"action": "delete", "ids": "²"}),
+        ("/manage/accounts/bulk", {"action": "delete", "ids": huge}),
+        ("/manage/accounts/bulk", {"action": "disable", "scope": "matching", "page": "²"}),
+        ("/manage/keys", {"name": "n", "rpm": "²"}),
+        ("/manage/keys", {"name": "n", "rpm": huge}),
+        ("/manage/accounts/add", {"tokens": "[" * 100_000}),
+        ("/manage/accounts/add", {"tokens": '{"ssoNormal": {"t-1": {"tags": 5}}}'}),
+        (f"/manage/accounts/{huge}/toggle", {}),
+    ):
+        resp = await browser.post(path, data)
+        assert resp.status < 500, (path[:60], resp.status)
+    assert [a.state for a in gw.services.pool.accounts()] == ["disabled"]  # only the "matching" bulk ran

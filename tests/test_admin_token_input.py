@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import time
 
-from grok2api.admin.token_input import parse_input
+from grok2api.admin.accounts_ops import MAX_NOTE_LENGTH, MAX_TAG_LENGTH, MAX_TAGS
+from grok2api.admin.token_input import MAX_LINES, parse_input
 
 
 def test_lines_cookies_comments_and_rejections() -> None:
@@ -55,3 +57,39 @@ def test_json_list_bad_json_and_sources_share_duplicates() -> None:
     assert broken.rejected[0].reason.startswith("not valid JSON")
     assert "token.json" in broken.rejected[1].reason
     assert parse_input(["", "   "], "basic").accounts == []
+
+
+def test_malformed_token_json_is_rejected_not_raised() -> None:
+    for text in (
+        '{"ssoNormal": {"t-1": {"tags": 5}}}',
+        '{"ssoNormal": {"t-1": {"createdTime": 1' + "0" * 400 + "}}}",
+        "[" * 100_000,
+        "[" * 100_000 + "]" * 100_000,
+        "{" * 100_000,
+    ):
+        out = parse_input([text], "basic")  # must not raise (a 500 in the page and the API)
+        assert out.accounts == [] and out.rejected, text[:40]
+
+
+def test_imported_records_get_the_same_limits_as_the_edit_form() -> None:
+    doc = {
+        "ssoNormal": {
+            "t-1": {"tags": [f"tag-{i}-" + "x" * 100 for i in range(100)], "note": "n" * 100_000},
+            "t-2": {"createdTime": 1e300},
+            "t-3": {"createdTime": -5},
+        }
+    }
+    out = {a.token: a for a in parse_input([json.dumps(doc)], "basic").accounts}
+    assert len(out["t-1"].tags) <= MAX_TAGS and all(len(t) <= MAX_TAG_LENGTH for t in out["t-1"].tags)
+    assert len(out["t-1"].note) <= MAX_NOTE_LENGTH
+    assert out["t-2"].created_at is None and out["t-3"].created_at is None  # exports would overflow
+
+
+def test_huge_line_counts_are_cut_off_quickly() -> None:
+    started = time.monotonic()
+    out = parse_input(["!\n" * 2_000_000, "ok-token"], "basic")
+    assert time.monotonic() - started < 10
+    assert len(out.rejected) <= MAX_LINES + 1
+    assert any("lines" in r.reason for r in out.rejected)
+    many = parse_input([json.dumps([f"tok-{i}" for i in range(MAX_LINES + 50)])], "basic")
+    assert len(many.accounts) == MAX_LINES and "lines" in many.rejected[-1].reason

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import logging.handlers
 from pathlib import Path
@@ -45,3 +46,55 @@ async def test_health_and_unknown_routes(gateway: LiveGateway) -> None:
             assert r.status == 307 and r.headers["location"].endswith("/manage")
         async with http.get(f"{gateway.url}/docs") as r:
             assert r.status == 404  # no published API schema pages
+
+
+async def test_wrong_method_names_the_allowed_ones(gateway: LiveGateway) -> None:
+    async with aiohttp.ClientSession() as http, http.get(f"{gateway.url}/v1/chat/completions") as r:
+        err = (await r.json())["error"]
+        assert r.status == 405 and r.headers["Allow"] == "POST"
+        assert err["code"] == "method_not_allowed" and "POST" in err["message"]
+
+
+async def test_cors_for_browser_chat_uis_on_v1_only(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1")
+    origin = {"Origin": "http://localhost:3000"}
+    preflight = {**origin, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type,x-stainless-os"}
+    async with aiohttp.ClientSession() as http:
+        async with http.options(f"{gateway.url}/v1/chat/completions", headers=preflight) as r:
+            assert r.status == 200
+            assert r.headers["Access-Control-Allow-Origin"] == "*"
+            assert "POST" in r.headers["Access-Control-Allow-Methods"]
+            assert "authorization" in r.headers["Access-Control-Allow-Headers"].lower()
+            assert "Access-Control-Allow-Credentials" not in r.headers  # the bearer key is the only credential
+        body = {"model": "grok-3-fast", "messages": [{"role": "user", "content": "hi"}]}
+        async with http.post(f"{gateway.url}/v1/chat/completions", json=body, headers=origin) as r:
+            assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == "*"
+        async with http.get(f"{gateway.url}/v1/models", headers=origin) as r:
+            assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == "*"
+        await gateway.settings(api_key="sk-test")
+        async with http.get(f"{gateway.url}/v1/models", headers=origin) as r:
+            assert r.status == 401 and r.headers["Access-Control-Allow-Origin"] == "*"  # the UI can show why
+        # the admin and its JSON API stay same-origin
+        for path in ("/api/login", "/manage", "/login"):
+            async with http.options(f"{gateway.url}{path}", headers=preflight) as r:
+                assert "Access-Control-Allow-Origin" not in r.headers, path
+            async with http.get(f"{gateway.url}{path}", headers=origin, allow_redirects=False) as r:
+                assert "Access-Control-Allow-Origin" not in r.headers, path
+
+
+async def test_a_client_that_leaves_mid_upload_is_not_an_error(
+    gateway: LiveGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = int(gateway.url.rsplit(":", 1)[1])
+    for path in ("/v1/chat/completions", "/v1/images/generations"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        writer.write(head.encode() + b'{"model": ')  # and then the client leaves
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+        await asyncio.sleep(0.3)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    async with aiohttp.ClientSession() as http, http.get(f"{gateway.url}/healthz") as r:
+        assert r.status == 200

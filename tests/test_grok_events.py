@@ -146,6 +146,15 @@ def test_errors_in_band() -> None:
     assert parse(_enc.encode({"error": "plain words"})) == [UpstreamError("plain words", None, False)]
 
 
+def test_error_messages_that_are_not_text_never_show_a_python_repr() -> None:
+    nested = parse(_enc.encode({"error": {"error": {"code": 8, "message": "Too many requests"}}}))
+    assert nested == [UpstreamError("Too many requests", 8, True)]
+    for odd in ({"error": ["a", "b"]}, {"error": {"message": {"text": "x"}}}, {"error": {"code": 13, "message": [1]}}):
+        (event,) = parse(_enc.encode(odd))
+        assert isinstance(event, UpstreamError)
+        assert event.message == "upstream error" and "{" not in event.message and "[" not in event.message, odd
+
+
 def test_model_response_ends_the_answer() -> None:
     p = StreamParser()
     user = line({"userResponse": {"responseId": "u1", "message": "hi", "sender": "human", "model": "grok-3"}})

@@ -186,6 +186,54 @@ async def test_conversation_with_null_assistant_content(
     assert call.json["message"] == "System: Be brief.\n\nUser: hello\n\nUser: again"
 
 
+async def test_null_for_optional_fields_means_absent(gateway: LiveGateway, fake: FakeGrok) -> None:
+    await gateway.add_accounts("tok1")
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": None}}
+    messages = [
+        {"role": "system", "name": None, "content": "Be brief."},
+        {"role": "user", "name": None, "content": [{"type": "text", "text": "look"}, image]},
+        {"role": "assistant", "name": None, "content": None,
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": None, "content": "42"},
+    ]
+    for stream in (False, True):
+        body = {"model": MODEL, "messages": messages, "user": None, "stream": stream, "n": None,
+                "max_tokens": None, "temperature": None, "stream_options": {"include_usage": None}}
+        status, _, raw = await post_raw(gateway, body)
+        assert status == 200, raw
+
+
+async def test_legacy_function_role_and_refusal_parts_are_history(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
+) -> None:
+    await gateway.add_accounts("tok1")
+    messages: list[Any] = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "function_call": {"name": "weather", "arguments": "{}"}},
+        {"role": "function", "name": "weather", "content": "sunny"},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "I cannot say more."}]},
+        {"role": "user", "content": "ok"},
+    ]
+    resp = await client.chat.completions.create(model=MODEL, messages=messages)
+    assert resp.choices[0].message.content
+    (call,) = fake.chat_calls()
+    assert call.json["message"] == (
+        "User: weather?\n\nTool: [result of weather] sunny\n\nAssistant: I cannot say more.\n\nUser: ok"
+    )
+
+
+async def test_deeply_nested_body_is_400_not_500(gateway: LiveGateway, fake: FakeGrok) -> None:
+    await gateway.add_accounts("tok1")
+    depth = 100_000
+    raw = b'{"model": "grok-3-fast", "messages": [{"role": "user", "content": "hi"}], "metadata": '
+    status, ctype, body = await post_raw(gateway, raw + b"[" * depth + b"]" * depth + b"}")
+    assert (status, ctype) == (400, "application/json")
+    err = error_of(body)
+    assert (err["type"], err["code"]) == ("invalid_request_error", "invalid_json")
+    assert "nested" in err["message"] and "Recursion" not in err["message"]
+    assert fake.chat_calls() == []
+
+
 # ---- reasoning, search, filtered tags ----------------------------------------------------------
 
 

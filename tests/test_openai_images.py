@@ -112,6 +112,18 @@ async def test_generation_needs_the_api_key(gateway: LiveGateway) -> None:
         await sdk.close()
 
 
+async def test_deeply_nested_generation_body_is_400_not_500(fake: FakeGrok, gateway: LiveGateway) -> None:
+    await _account(gateway)
+    depth = 100_000
+    raw = b'{"prompt": "a cat", "metadata": ' + b"[" * depth + b"]" * depth + b"}"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{gateway.url}/v1/images/generations", data=raw) as resp:
+            assert resp.status == 400
+            body = await resp.json()
+    assert (body["error"]["type"], body["error"]["code"]) == ("invalid_request_error", "invalid_json")
+    assert fake.chat_calls() == []
+
+
 async def test_edit_uploads_the_image_and_returns_new_ones(fake: FakeGrok, gateway: LiveGateway, client: Any) -> None:
     await _account(gateway)
     result = await client.images.edit(

@@ -221,3 +221,48 @@ async def test_server_errors_fail_over_within_max_attempts(
     assert all(a.state == AccountState.ACTIVE for a in accounts)  # 5xx is not the accounts' fault
     assert sum(a.requests_failed for a in accounts) == 5
     assert all(a.failure_count == 0 for a in accounts)
+
+
+# ---- selection over a large pool (no I/O) --------------------------------------------------------
+
+
+def _pool_with(accounts: list[Any]) -> Any:
+    from grok2api.pool import Pool
+    from grok2api.settings import RuntimeSettings
+
+    settings = RuntimeSettings()
+    pool = Pool(None, lambda: settings)  # type: ignore[arg-type]
+    pool._snapshot = {a.id: a for a in accounts}
+    pool._tiers = {"basic": [a.id for a in accounts if a.tier == "basic"],
+                   "super": [a.id for a in accounts if a.tier == "super"]}
+    return pool
+
+
+def test_selection_is_bounded_spread_and_tier_ordered() -> None:
+    from grok2api.grok.catalog import MODELS
+    from grok2api.pool import SCAN_TARGET
+    from grok2api.store.base import Account
+
+    accounts = [Account(id=i, token=f"t{i}", tier="super" if i % 4 == 0 else "basic", remaining=5) for i in range(4000)]
+    accounts[1].state = AccountState.COOLING
+    accounts[2].remaining = 0
+    pool = _pool_with(accounts)
+    fast, heavy = MODELS["grok-3-fast"], MODELS["grok-4-heavy"]
+    firsts = Counter()
+    for _ in range(400):
+        picks = pool.candidates(fast, 1, set())
+        assert len(picks) == SCAN_TARGET
+        assert all(p.tier == "basic" and p.state == AccountState.ACTIVE and (p.remaining or 0) >= 1 for p in picks)
+        firsts[picks[0].id] += 1
+    assert len(firsts) > 300  # bursts land all over the pool, not on one "best" account
+    # Least busy first among those seen.
+    busy_id = pool.candidates(fast, 1, set())[0].id
+    pool._in_flight[busy_id] = 5
+    assert all(p.id != busy_id for p in pool.candidates(fast, 1, {busy_id}))
+    # Heavy: super accounts only.
+    assert {p.tier for p in pool.candidates(heavy, 1, set())} == {"super"}
+    # When no basic account is usable, super accounts serve normal models too.
+    for acc in accounts:
+        if acc.tier == "basic":
+            acc.state = AccountState.DISABLED
+    assert {p.tier for p in pool.candidates(fast, 1, set())} == {"super"}

@@ -13,14 +13,13 @@ from ..pool import classify
 from ..quota import PROBE_MODEL, QuotaResult
 from ..services import Services
 from ..store.base import Account, AccountPatch, AccountState
-from .token_input import ParsedTokens, Rejected
+from .token_input import MAX_NOTE_LENGTH as MAX_NOTE_LENGTH  # the limits live with the input parsing
+from .token_input import MAX_TAG_LENGTH as MAX_TAG_LENGTH
+from .token_input import MAX_TAGS as MAX_TAGS
+from .token_input import ParsedTokens, Rejected, clean_tags
 from .views import fmt_ago
 
 log = logging.getLogger("grok2api.admin")
-
-MAX_TAGS = 20
-MAX_TAG_LENGTH = 64
-MAX_NOTE_LENGTH = 2000
 
 
 class AddSummary(msgspec.Struct):
@@ -38,15 +37,6 @@ class TestOutcome(msgspec.Struct):
     limit: int | None = None
     state: str = ""
     account: Account | None = None
-
-
-def clean_tags(tags: Iterable[str]) -> list[str]:
-    out: list[str] = []
-    for tag in tags:
-        tag = tag.strip()[:MAX_TAG_LENGTH]
-        if tag and tag not in out:
-            out.append(tag)
-    return out[:MAX_TAGS]
 
 
 def by_ids(svc: Services, ids: Iterable[int]) -> list[Account]:

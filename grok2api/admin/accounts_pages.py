@@ -10,7 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from ..store.base import Account
 from . import accounts_ops as ops
-from .accounts_query import PAGE_SIZES, SORTS, STATES, TIERS, AccountQuery, all_tags, filtered, paginate
+from .accounts_query import PAGE_SIZES, SORTS, STATES, TIERS, AccountQuery, all_tags, filtered, paginate, small_int
 from .context import Ctx
 from .exports import csv_export, json_export
 from .token_input import parse_input
@@ -45,8 +45,8 @@ async def _form(ctx: Ctx) -> FormData:
 
 
 async def add_accounts(ctx: Ctx) -> Response:
-    declared = ctx.request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > min(ctx.svc.boot.max_body_bytes, MAX_UPLOAD_BYTES + 65536):
+    declared = small_int(ctx.request.headers.get("content-length", "")) or 0
+    if declared > min(ctx.svc.boot.max_body_bytes, MAX_UPLOAD_BYTES + 65536):
         return _notice(ctx, "That is too large: upload at most 16 MB at a time.", 413, error=True)
     form = await _form(ctx)
     tier = str(form.get("tier") or "basic")
@@ -77,7 +77,7 @@ async def bulk(ctx: Ctx) -> Response:
         query = AccountQuery.parse({k: str(v) for k, v in form.items() if isinstance(v, str)})
         accounts = filtered(ctx.svc.pool.accounts(), query)
     else:
-        ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()]
+        ids = [n for v in form.getlist("ids") if isinstance(v, str) and (n := small_int(v)) is not None]
         accounts = ops.by_ids(ctx.svc, ids)
     if not accounts:
         return _notice(ctx, "Select at least one account.", 422, error=True)
@@ -97,8 +97,8 @@ async def bulk(ctx: Ctx) -> Response:
 
 
 def _account(ctx: Ctx) -> Account | None:
-    raw = str(ctx.request.path_params.get("account_id", ""))
-    return ops.by_id(ctx.svc, int(raw)) if raw.isdigit() else None
+    account_id = small_int(str(ctx.request.path_params.get("account_id", "")))
+    return None if account_id is None else ops.by_id(ctx.svc, account_id)
 
 
 def _gone(ctx: Ctx) -> Response:
@@ -164,7 +164,7 @@ async def token(ctx: Ctx) -> Response:
 
 def _export_set(ctx: Ctx) -> list[Account]:
     params = ctx.request.query_params
-    ids = {int(v) for v in params.getlist("ids") if v.isdigit()}
+    ids = {n for v in params.getlist("ids") if (n := small_int(v)) is not None}
     if ids:
         return ops.by_ids(ctx.svc, ids)
     return filtered(ctx.svc.pool.accounts(), AccountQuery.parse(params))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -21,6 +22,16 @@ STATES = tuple(s.value for s in AccountState)
 TIERS = tuple(t.value for t in Tier)
 
 
+_SMALL_INT = re.compile(r"[0-9]{1,18}")
+
+
+def small_int(raw: str) -> int | None:
+    """A non-negative ASCII integer of at most 18 digits, or None. ``str.isdigit`` is not enough:
+    it accepts "²" (which ``int`` refuses) and 5000-digit strings (beyond Python's parsing limit)."""
+    raw = raw.strip()
+    return int(raw) if _SMALL_INT.fullmatch(raw) else None
+
+
 @dataclass(frozen=True)
 class AccountQuery:
     q: str = ""
@@ -36,8 +47,8 @@ class AccountQuery:
         """Read query parameters; anything unknown or malformed falls back to the default."""
 
         def number(name: str, default: int) -> int:
-            raw = params.get(name, "")
-            return int(raw) if raw.isdigit() else default
+            value = small_int(params.get(name, ""))
+            return default if value is None else value
 
         size = number("size", cls.size)
         return cls(

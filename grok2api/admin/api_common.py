@@ -42,7 +42,7 @@ async def read_object(request: Request) -> dict[str, Any]:
         raise BadRequest("The request body is too large.", "TOO_LARGE", 413)
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise BadRequest("The body is not valid JSON.", "INVALID_JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.", "INVALID_JSON")

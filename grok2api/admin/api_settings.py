@@ -63,7 +63,11 @@ def _split(
             continue
         for name, value in section.items():
             if name in ("admin_username", "admin_password"):
-                if isinstance(value, str) and value and value != MASK:
+                if not isinstance(value, str):
+                    errors[name] = "must be a string"
+                elif name == "admin_username" and value and not value.strip():
+                    errors[name] = "must not be blank"
+                elif value and value != MASK:
                     login[name] = value
                 continue
             if name not in current:

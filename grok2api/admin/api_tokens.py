@@ -24,9 +24,9 @@ _QUERY_PARAMS = ("q", "tier", "state", "tag", "sort", "page", "size")
 
 def _tier(data: dict[str, Any]) -> str:
     token_type = data.get("token_type")
-    if token_type not in TOKEN_TYPES:
+    if not isinstance(token_type, str) or token_type not in TOKEN_TYPES:
         raise BadRequest("token_type must be 'sso' or 'ssoSuper'.", "INVALID_TYPE")
-    return TOKEN_TYPES[str(token_type)]
+    return TOKEN_TYPES[token_type]
 
 
 def _find(admin: Admin, data: dict[str, Any]) -> Account:

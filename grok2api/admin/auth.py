@@ -95,8 +95,13 @@ class AdminAuth:
             return
         password = secrets.token_urlsafe(15)
         digest = await asyncio.to_thread(hash_password, password)
+        # Several workers may start together. Hashing is slow (and slower on a busy CPU), so look
+        # again right before writing: a worker that hashed slowly must not overwrite a password
+        # another one has already printed. Then only the one whose hash survived prints.
+        stored = await store.load_settings()
+        if stored.get(ADMIN_HASH_KEY):
+            return
         await store.save_settings({ADMIN_HASH_KEY: digest})
-        # Several workers may start together: only the one whose hash survived prints its password.
         await asyncio.sleep(0.3)
         if (await store.load_settings()).get(ADMIN_HASH_KEY) != digest:
             return
@@ -128,8 +133,10 @@ class AdminAuth:
         wait = self.throttle.retry_after(client)
         if wait > 0:
             return LoginResult(retry_after=wait)
+        # Count the attempt as a failure before checking it (a success clears it): otherwise a burst
+        # of parallel guesses would all be checked before the first failure was counted.
+        self.throttle.failure(client)
         if not await self._check(username, password):
-            self.throttle.failure(client)
             log.warning("failed admin login for %r from %s", username[:64], client)
             return LoginResult()
         self.throttle.success(client)

@@ -14,6 +14,7 @@ from ..auth import hash_key, new_key
 from ..grok.catalog import MODELS
 from ..services import Services
 from ..store.base import ClientKey, UsageRow
+from .accounts_query import small_int
 
 log = logging.getLogger("grok2api.admin")
 PREFIX_LENGTH = 12
@@ -44,7 +45,8 @@ def parse_form(form: Mapping[str, str], models: list[str], now: float | None = N
     if unknown:
         errors["models"] = f"Unknown model(s): {', '.join(unknown)}."
     rpm_raw = form.get("rpm", "").strip() or "0"
-    rpm = int(rpm_raw) if rpm_raw.isdigit() else -1
+    parsed_rpm = small_int(rpm_raw)
+    rpm = -1 if parsed_rpm is None else parsed_rpm
     if not 0 <= rpm <= 100_000:
         errors["rpm"] = "A whole number of requests per minute from 0 (no limit) to 100000."
     expires_at: float | None = None

@@ -76,12 +76,18 @@ def _is_rate_limit(code: Any, message: str) -> bool:
 
 
 def _error(obj: Any) -> UpstreamError:
+    while isinstance(obj, dict) and isinstance(obj.get("error"), dict) and not obj.get("message"):
+        obj = obj["error"]  # {"error": {"error": {...}}}
+    code: Any = None
     if isinstance(obj, dict):
-        message = str(obj.get("message") or obj.get("error") or "upstream error")
+        message: Any = obj.get("message") or obj.get("error")
         code = obj.get("code")
-        code = code if isinstance(code, int) else None
     else:
-        message, code = str(obj), None
+        message = obj
+    if isinstance(message, int | float) and not isinstance(message, bool):
+        message = str(message)
+    message = message if isinstance(message, str) and message else "upstream error"  # never a Python repr
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
     return UpstreamError(message, code, _is_rate_limit(code, message))
 
 

@@ -16,8 +16,10 @@ from ..openai.schemas import (
     AssistantMessage,
     Content,
     DeveloperMessage,
+    FunctionMessage,
     ImagePart,
     Message,
+    RefusalPart,
     SystemMessage,
     TextPart,
     ToolMessage,
@@ -48,6 +50,8 @@ def _parts(content: Content, images: list[str]) -> str:
                 raise InvalidRequest(f"At most {MAX_IMAGES} images per request are supported.", param="messages")
             images.append(url)
             texts.append(f"[image {len(images)}]")
+        elif isinstance(part, RefusalPart):
+            texts.append(part.refusal)
     return "\n".join(t for t in texts if t)
 
 
@@ -78,6 +82,8 @@ def flatten(messages: list[Message]) -> Prompt:
                 text = "\n".join(t for t in [text, *calls] if t)
         if isinstance(msg, ToolMessage) and isinstance(msg.tool_call_id, str):
             text = f"[result of {msg.tool_call_id}] {text}"
+        if isinstance(msg, FunctionMessage) and isinstance(msg.name, str):
+            text = f"[result of {msg.name}] {text}"
         text = text.strip()
         if text:
             blocks.append(f"{_label(msg)}: {text}")

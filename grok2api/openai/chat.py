@@ -26,6 +26,7 @@ from .schemas import REQUEST_DECODER, ChatCompletion, ChatCompletionRequest, Mod
 log = logging.getLogger("grok2api.chat")
 T = TypeVar("T")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+NESTED_TOO_DEEPLY = "The request body is nested too deeply to decode."
 
 
 def json_response(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -122,6 +123,8 @@ async def chat_completions(request: Request) -> Response:
             raise InvalidRequest(text.replace("`", ""), param=_param_of(text)) from None
         except msgspec.DecodeError:
             raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+        except RecursionError:
+            raise InvalidRequest(NESTED_TOO_DEEPLY, code="invalid_json") from None
         spec = find_model(req.model)
         if spec is None:
             raise ModelNotFound(

@@ -31,7 +31,7 @@ from ..image_input import PreparedImage, prepare_bytes
 from ..media import FETCH_ERRORS
 from ..services import Services
 from ..settings import RuntimeSettings
-from .chat import error_response, json_response, read_body
+from .chat import NESTED_TOO_DEEPLY, error_response, json_response, read_body
 from .render import ContentModerated
 
 log = logging.getLogger("grok2api.images")
@@ -238,6 +238,8 @@ async def _generation_order(request: Request, svc: Services) -> _Order:
         raise InvalidRequest(str(exc).replace("`", ""), param=_param(str(exc))) from None
     except msgspec.DecodeError:
         raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+    except RecursionError:
+        raise InvalidRequest(NESTED_TOO_DEEPLY, code="invalid_json") from None
     if req.stream:
         raise InvalidRequest("Streaming image generation is not supported; omit stream.", param="stream")
     if not req.prompt.strip():

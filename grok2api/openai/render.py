@@ -179,7 +179,7 @@ class Translator:
                 return self._content(self.text_filter.feed(event.message))
             return Piece()
         if isinstance(event, UpstreamErrorEvent):
-            message = f"grok.com reported an error mid-answer: {event.message}"
+            message = f"grok.com reported an error mid-answer: {event.message.rstrip('. ')}."
             if event.rate_limited:
                 raise RateLimited(message + " The account hit its usage limit; retry the request.")
             raise UpstreamError(message)
@@ -245,6 +245,12 @@ class ChunkWriter:
         return None
 
 
+def connection_lost(exc: Exception) -> UpstreamError:
+    """The client-facing error for a broken upstream connection; the technical detail goes to the log only."""
+    log.warning("the connection to grok.com broke mid-answer: %s", exc)
+    return UpstreamError("The connection to grok.com broke mid-answer, so the answer is incomplete; retry the request.")
+
+
 def error_frame(err: GatewayError) -> bytes:
     return b"data: " + err.to_json() + b"\n\n"
 
@@ -294,7 +300,7 @@ async def stream_answer(
         except GatewayError as err:
             yield error_frame(err)
         except (UpstreamHTTPError, UpstreamConnectionError) as exc:
-            yield error_frame(UpstreamError(f"the connection to grok.com failed mid-answer: {exc}"))
+            yield error_frame(connection_lost(exc))
         if include_usage:
             yield writer.usage_frame(_usage(prompt_text, tr))
         yield DONE
@@ -332,7 +338,7 @@ async def collect_answer(
         content.append(piece.content)
         reasoning.append(piece.reasoning)
     except (UpstreamHTTPError, UpstreamConnectionError) as exc:
-        raise UpstreamError(f"the connection to grok.com failed mid-answer: {exc}") from None
+        raise connection_lost(exc) from None
     finally:
         await answer.finish()
     message = ResponseMessage(content="".join(content).strip())

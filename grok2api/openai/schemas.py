@@ -14,7 +14,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 class ImageURL(Struct, kw_only=True):
     url: str
-    detail: str | UnsetType = UNSET
+    detail: str | None | UnsetType = UNSET
 
 
 class TextPart(Struct, tag_field="type", tag="text", kw_only=True):
@@ -25,7 +25,13 @@ class ImagePart(Struct, tag_field="type", tag="image_url", kw_only=True):
     image_url: ImageURL | str
 
 
-ContentPart = TextPart | ImagePart
+class RefusalPart(Struct, tag_field="type", tag="refusal", kw_only=True):
+    """An earlier assistant refusal, sent back as part of the history."""
+
+    refusal: str
+
+
+ContentPart = TextPart | ImagePart | RefusalPart
 Content = str | list[ContentPart] | None
 
 
@@ -42,36 +48,43 @@ class ToolCall(Struct, kw_only=True):
 
 class SystemMessage(Struct, tag_field="role", tag="system", kw_only=True):
     content: Content = None
-    name: str | UnsetType = UNSET
+    name: str | None | UnsetType = UNSET
 
 
 class DeveloperMessage(Struct, tag_field="role", tag="developer", kw_only=True):
     content: Content = None
-    name: str | UnsetType = UNSET
+    name: str | None | UnsetType = UNSET
 
 
 class UserMessage(Struct, tag_field="role", tag="user", kw_only=True):
     content: Content = None
-    name: str | UnsetType = UNSET
+    name: str | None | UnsetType = UNSET
 
 
 class AssistantMessage(Struct, tag_field="role", tag="assistant", kw_only=True):
     content: Content = None
-    name: str | UnsetType = UNSET
+    name: str | None | UnsetType = UNSET
     tool_calls: list[ToolCall] | None | UnsetType = UNSET
     reasoning_content: str | None | UnsetType = UNSET
 
 
 class ToolMessage(Struct, tag_field="role", tag="tool", kw_only=True):
     content: Content = None
-    tool_call_id: str | UnsetType = UNSET
+    tool_call_id: str | None | UnsetType = UNSET
 
 
-Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
+class FunctionMessage(Struct, tag_field="role", tag="function", kw_only=True):
+    """The deprecated predecessor of ``tool`` messages, still sent by older clients."""
+
+    content: Content = None
+    name: str | None | UnsetType = UNSET
+
+
+Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage | FunctionMessage
 
 
 class StreamOptions(Struct, kw_only=True):
-    include_usage: bool = False
+    include_usage: bool | None = False
 
 
 class ChatCompletionRequest(Struct, kw_only=True):
@@ -85,7 +98,7 @@ class ChatCompletionRequest(Struct, kw_only=True):
     max_completion_tokens: Annotated[int, Meta(ge=1)] | None | UnsetType = UNSET
     n: Annotated[int, Meta(ge=1, le=1)] | None = 1
     stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
-    user: str | UnsetType = UNSET
+    user: str | None | UnsetType = UNSET
 
 
 # ---- responses ------------------------------------------------------------------------------
