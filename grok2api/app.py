@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from .config import BootConfig
 from .errors import GatewayError, NotFound
 from .images_route import serve_media
 from .mcp import mcp_endpoint
+from .metrics import render_prometheus
 from .openai.chat import chat_completions, error_response, get_model, list_models
 from .openai.images import image_edits, image_generations
 from .services import Services
@@ -32,6 +34,18 @@ log = logging.getLogger("grok2api")
 async def healthz(request: Request) -> Response:
     svc: Services = request.app.state.services
     return JSONResponse({"status": "ok", "service": "grok2api", "version": __version__, "storage": svc.store.kind})
+
+
+async def prometheus(request: Request) -> Response:
+    """Prometheus metrics; guarded by the API key like /v1 when one is set."""
+    svc: Services = request.app.state.services
+    try:
+        svc.keys.authenticate(request.headers.get("authorization"), svc.settings.api_key)
+    except GatewayError as err:
+        return error_response(err)
+    counts = Counter((a.state, a.tier) for a in svc.pool.accounts())
+    text = render_prometheus(svc.metrics, [(s, t, n) for (s, t), n in counts.items()], svc.pool.total_in_flight())
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def root(request: Request) -> Response:
@@ -94,6 +108,7 @@ def api_routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz),
         Route("/health", healthz),
+        Route("/metrics", prometheus),
         Route("/", root),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/images/generations", image_generations, methods=["POST"]),

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
@@ -136,9 +136,10 @@ def _loop_time(monotonic_deadline: float) -> float:
 
 
 class Gateway:
-    def __init__(self, pool: Pool, client: GrokClient) -> None:
+    def __init__(self, pool: Pool, client: GrokClient, on_failure: Callable[[str], None] | None = None) -> None:
         self.pool = pool
         self.client = client
+        self.on_failure = on_failure  # counts failed attempts (metrics)
 
     async def _upload(
         self, lease: Lease, images: list[PreparedImage], settings: RuntimeSettings
@@ -224,6 +225,8 @@ class Gateway:
                 raise
             await _close(source)
             await lease.fail(failure)
+            if self.on_failure is not None:
+                self.on_failure(failure.kind)
             log.info("attempt %d on account %d failed: %s", attempt + 1, lease.account.id, failure.reason)
             if not failure.retryable:
                 raise error_for(failure)

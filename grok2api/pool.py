@@ -228,6 +228,9 @@ class Pool:
     def account(self, account_id: int) -> Account | None:
         return self._snapshot.get(account_id)
 
+    def total_in_flight(self) -> int:
+        return sum(self._in_flight.values())
+
     def in_flight(self, account_id: int) -> int:
         return self._in_flight.get(account_id, 0)
 

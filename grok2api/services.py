@@ -38,11 +38,11 @@ class Services:
         self.http = HttpPool()
         self.client = GrokClient(self.http)
         self.pool = Pool(self.store, lambda: self.settings)
-        self.gateway = Gateway(self.pool, self.client)
+        self.metrics = Metrics()
+        self.gateway = Gateway(self.pool, self.client, self.metrics.upstream_failure)
         self.quota = QuotaService(self.pool, self.client)
         self.pool.quota_checker = self.quota.check
         self.media = MediaService(boot.data_dir, self.store, self.client)
-        self.metrics = Metrics()
         self.keys = ClientKeys()
         self.started = time.time()
         self._settings_version = -1

@@ -7,12 +7,14 @@ import csv
 import io
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from grok2api.admin.auth import SESSION_TTL, session_hash
 from grok2api.admin.token_input import parse_input
 from grok2api.testing.fake_grok import FakeGrok
 
@@ -475,3 +477,42 @@ async def test_malformed_numbers_and_uploads_are_client_errors_never_500(gw: Liv
         resp = await browser.post(path, data)
         assert resp.status < 500, (path[:60], resp.status)
     assert [a.state for a in gw.services.pool.accounts()] == ["disabled"]  # only the "matching" bulk ran
+
+
+async def test_static_files_carry_the_security_headers(gw: LiveGateway) -> None:
+    async with aiohttp.ClientSession() as http:
+        for path in ("/static/app.js", "/static/app.css", "/static/htmx-2.0.11.min.js"):
+            async with http.get(gw.url + path) as resp:
+                assert resp.status == 200, path
+                assert "frame-ancestors 'none'" in resp.headers.get("Content-Security-Policy", ""), path
+                assert resp.headers.get("X-Content-Type-Options") == "nosniff", path
+                assert resp.headers.get("X-Frame-Options") == "DENY", path
+        for path in ("/static/../pyproject.toml", "/static/%2e%2e/%2e%2e/pyproject.toml", "/static/..%2fREADME.md"):
+            async with http.get(gw.url + path) as resp:
+                assert resp.status == 404, path
+
+
+async def test_sliding_renewal_also_renews_the_cookie(gw: LiveGateway, browser: Browser) -> None:
+    """The store extends a session in use; the browser's cookie must be extended too, or it is dropped
+    after 24 h whatever the store says."""
+    token = next(c.value for c in browser.http.cookie_jar if c.key == "g2a_admin")
+    found = await gw.services.store.get_session(session_hash(token))
+    assert found is not None
+    found.expires_at = time.time() + 600  # past half-life: the next request slides it
+    await gw.services.store.put_session(found)
+    async with browser.http.get(gw.url + "/manage", allow_redirects=False) as resp:
+        assert resp.status == 200
+        cookie = next((c for c in resp.headers.getall("Set-Cookie", []) if c.startswith("g2a_admin=")), "")
+    assert cookie.startswith(f"g2a_admin={token};") and f"Max-Age={int(SESSION_TTL)}" in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    async with browser.http.get(gw.url + "/manage", allow_redirects=False) as resp:
+        assert not [c for c in resp.headers.getall("Set-Cookie", []) if c.startswith("g2a_admin=")]
+    # Signing out in a request that also slides the session must still clear the cookie.
+    found = await gw.services.store.get_session(session_hash(token))
+    assert found is not None
+    found.expires_at = time.time() + 600
+    await gw.services.store.put_session(found)
+    resp = await browser.post("/logout")
+    cookies = [c for c in resp.headers.getall("Set-Cookie", []) if c.startswith("g2a_admin=")]
+    assert len(cookies) == 1 and "Max-Age=0" in cookies[0]
+    assert await gw.services.store.get_session(session_hash(token)) is None

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import logging.handlers
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -98,3 +99,25 @@ async def test_a_client_that_leaves_mid_upload_is_not_an_error(
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     async with aiohttp.ClientSession() as http, http.get(f"{gateway.url}/healthz") as r:
         assert r.status == 200
+
+
+async def test_prometheus_metrics(gateway: LiveGateway, fake: Any) -> None:
+    await gateway.add_accounts("tok-m1", "tok-m2")
+    fake.push_fault("500")  # one failed attempt, then failover succeeds
+    async with aiohttp.ClientSession() as http:
+        payload = {"model": "grok-3-fast", "messages": [{"role": "user", "content": "hi"}]}
+        async with http.post(f"{gateway.url}/v1/chat/completions", json=payload) as r:
+            assert r.status == 200
+        async with http.get(f"{gateway.url}/metrics") as r:
+            assert r.status == 200 and r.content_type == "text/plain"
+            text = await r.text()
+    assert 'grok2api_requests_total{model="grok-3-fast",outcome="ok"} 1' in text
+    assert 'grok2api_upstream_failures_total{kind="server"} 1' in text
+    assert 'grok2api_accounts{state="active",tier="basic"} 2' in text
+    assert "grok2api_in_flight 0" in text
+    await gateway.settings(api_key="sk-metrics")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{gateway.url}/metrics") as r:
+            assert r.status == 401
+        async with http.get(f"{gateway.url}/metrics", headers={"Authorization": "Bearer sk-metrics"}) as r:
+            assert r.status == 200

@@ -154,16 +154,22 @@ class AdminAuth:
         return LoginResult(token=token, session=session)
 
     async def session(self, token: str | None) -> AdminSession | None:
+        return (await self.session_renewed(token))[0]
+
+    async def session_renewed(self, token: str | None) -> tuple[AdminSession | None, bool]:
+        """The live session for ``token``, and whether this call extended it (so a cookie carrying
+        it must be extended too)."""
         if not token or len(token) > 256:
-            return None
+            return None, False
         found = await self.svc.store.get_session(session_hash(token))
         if found is None or found.expires_at <= time.time():
-            return None
+            return None, False
         if found.expires_at - time.time() < SESSION_TTL / 2:
             # Sliding expiry, written at most twice a day per session rather than per request.
             found.expires_at = time.time() + SESSION_TTL
             await self.svc.store.put_session(found)
-        return found
+            return found, True
+        return found, False
 
     async def logout(self, session: AdminSession) -> None:
         await self.svc.store.delete_session(session.id_hash)

@@ -13,11 +13,14 @@ import html
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..store.base import AdminSession
 from .api_common import BadRequest
+from .auth import SESSION_TTL
 from .context import Admin, Ctx
 
 COOKIE_NAME = "g2a_admin"
@@ -93,7 +96,8 @@ def forbidden(message: str) -> Response:
 def page(admin: Admin, handler: PageHandler) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         await admin.auth.ensure_credentials()
-        session = await admin.auth.session(request.cookies.get(COOKIE_NAME))
+        token = request.cookies.get(COOKIE_NAME)
+        session, renewed = await admin.auth.session_renewed(token)
         if session is None:
             if request.headers.get("HX-Request") == "true":
                 # htmx follows HX-Redirect whatever the status; a plain 401 would just fail silently.
@@ -106,9 +110,39 @@ def page(admin: Admin, handler: PageHandler) -> Endpoint:
                 return forbidden("Cross-origin request refused.")
             if not await csrf_ok(request, session):
                 return forbidden("Missing or wrong CSRF token: reload the page and try again.")
-        return secure_headers(await handler(Ctx(request, admin, session)))
+        response = await handler(Ctx(request, admin, session))
+        if renewed and token and not _sets_cookie(response, COOKIE_NAME):
+            # The store now keeps the session for another SESSION_TTL: so must the browser.
+            set_cookie(response, request, COOKIE_NAME, token, max_age=int(SESSION_TTL))
+        return secure_headers(response)
 
     return endpoint
+
+
+def _sets_cookie(response: Response, name: str) -> bool:
+    """True when the handler already set or cleared the cookie (sign-out must win over renewal)."""
+    prefix = f"{name}=".encode("latin-1")
+    return any(k == b"set-cookie" and v.startswith(prefix) for k, v in response.raw_headers)
+
+
+class SecureStatic:
+    """Wraps the static files app so its responses carry the admin's CSP, nosniff and framing
+    headers too (their caching headers stay: they hold no secrets)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = CSP
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["X-Frame-Options"] = "DENY"
+                headers["Referrer-Policy"] = "same-origin"
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
 
 
 def api_error(status: int, message: str, code: str, **extra: object) -> JSONResponse:

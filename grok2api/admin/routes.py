@@ -22,7 +22,7 @@ from . import (
 )
 from .auth import AdminAuth
 from .context import Admin
-from .guard import ApiHandler, PageHandler, api, page
+from .guard import ApiHandler, PageHandler, SecureStatic, api, page
 from .views import Views
 
 GET, POST = ["GET"], ["POST"]
@@ -90,5 +90,5 @@ def admin_routes(svc: Services) -> list[BaseRoute]:
         json("/api/cache/clear", api_cache.clear_all, POST),
         json("/api/cache/clear/images", api_cache.clear_images, POST),
         json("/api/cache/clear/videos", api_cache.clear_videos, POST),
-        Mount("/static", StaticFiles(directory=svc.boot.web_dir / "static"), name="static"),
+        Mount("/static", SecureStatic(StaticFiles(directory=svc.boot.web_dir / "static")), name="static"),
     ]
