@@ -26,6 +26,7 @@ from .store.base import Account, AccountState, Settlement, Store, Tier
 log = logging.getLogger("grok2api.pool")
 
 SNAPSHOT_MAX_AGE = 15.0
+RECONCILE_EVERY = 600.0  # seconds between quota checks of one busy account
 SCAN_TARGET = 32  # eligible accounts looked at per pick (see Pool.candidates)
 _CREDENTIAL_MARKERS = (
     "invalid-credentials",
@@ -355,8 +356,8 @@ class Pool:
         if self.quota_checker is None or account.id in self._reconciling:
             return
         current = account.heavy_remaining if spec.heavy else account.remaining
-        last = self._last_reconciled.get(account.id, 0.0)
-        if current is not None and time.monotonic() - last < 600:
+        last = self._last_reconciled.get(account.id)
+        if current is not None and last is not None and time.monotonic() - last < RECONCILE_EVERY:
             return
         self._reconciling.add(account.id)
         self.spawn(self._reconcile(account, spec))

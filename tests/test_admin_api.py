@@ -366,9 +366,7 @@ async def test_malformed_bodies_are_client_errors_never_500(gw: LiveGateway, htt
             assert (status, answer["code"]) == (400, "INVALID_TYPE"), (path, token_type)
 
 
-async def test_admin_login_fields_through_settings_are_validated(
-    gw: LiveGateway, http: aiohttp.ClientSession
-) -> None:
+async def test_admin_login_fields_through_settings_are_validated(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
     api = await login(http, gw.url)
     for section in ({"admin_username": "   "}, {"admin_username": 5}, {"admin_password": 12345678}):
         status, body = await api.call("POST", "/api/settings", {"global_config": section})

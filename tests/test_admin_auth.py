@@ -162,3 +162,18 @@ async def test_first_start_password_is_logged_once_even_when_a_worker_hashes_slo
     printed = [m.group(1) for r in caplog.records if (m := re.search(r"with password: (\S+)", r.getMessage()))]
     assert len(printed) == 1
     assert verify_password(printed[0], (await store.load_settings())[ADMIN_HASH_KEY])
+
+
+async def test_password_change_guesses_are_throttled_per_session(tmp_path: Path, store: Store) -> None:
+    """A stolen session must not be a way to brute-force the current password without limit."""
+    auth = AdminAuth(services(tmp_path, store), LoginThrottle(max_failures=3, lockout=60))
+    await auth.ensure_credentials()
+    await store.save_settings({ADMIN_HASH_KEY: hash_password("the-real-one")})
+    session = (await auth.login("admin", "the-real-one", "10.1.1.1")).session
+    assert session is not None
+    guesses = [auth.change_password(session, f"guess-{i}", "new-password-1", "new-password-1") for i in range(10)]
+    errors = [str(r) for r in await asyncio.gather(*guesses, return_exceptions=True)]
+    assert sum("current password is wrong" in e for e in errors) <= 3
+    with pytest.raises(PasswordChangeError, match="[Tt]oo many"):
+        await auth.change_password(session, "the-real-one", "new-password-1", "new-password-1")
+    assert (await auth.login("admin", "the-real-one", "10.1.1.2")).token is not None  # unchanged

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import time
 
@@ -182,8 +183,16 @@ class AdminAuth:
             raise PasswordChangeError("The new passwords do not match.")
         if len(new) < MIN_PASSWORD_LENGTH:
             raise PasswordChangeError(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+        # Throttled like the login, per session: a stolen session must not be a way to guess the
+        # password (and keep access after the session ends). Counted before the check, as in login.
+        key = f"session:{session.id_hash}"
+        wait = self.throttle.retry_after(key)
+        if wait > 0:
+            raise PasswordChangeError(f"Too many wrong passwords; try again in {math.ceil(wait)} s.")
+        self.throttle.failure(key)
         if not await self._check(session.username, current):
             raise PasswordChangeError("The current password is wrong.")
+        self.throttle.success(key)
         await self.svc.store.save_settings({ADMIN_HASH_KEY: await asyncio.to_thread(hash_password, new)})
         ended = await self.svc.store.delete_sessions(except_id_hash=session.id_hash)
         log.warning("admin password changed by %r; %d other session(s) ended", session.username, ended)
