@@ -159,8 +159,12 @@ class _Target:
 
 
 async def _request_target(url: str, settings: RuntimeSettings, src: _Source) -> _Target:
-    target = URL(url)
-    host = target.host
+    try:
+        target = URL(url)
+        host = target.host
+        target.port  # noqa: B018 - an out-of-range port raises here, not later
+    except ValueError:
+        raise src.error("the image URL is not a valid URL") from None
     if not host or target.scheme not in ("http", "https"):
         raise src.error("only http(s) image URLs can be fetched")
     if settings.allow_private_image_urls:
@@ -230,8 +234,10 @@ async def prepare_images(urls: list[str], settings: RuntimeSettings, http: HttpP
         name = scheme.group(0)[:-1].lower()
         if name == "data":
             return _prepared(_data_url(url, settings, src), src)
-        if name not in ("http", "https") or not urlsplit(url).netloc:
+        if name not in ("http", "https"):
             raise src.error(f"unsupported image URL scheme {name!r} (use http(s), data: or base64)")
+        if not urlsplit(url).netloc:
+            raise src.error("the image URL has no host")
         async with sem:
             return _prepared(await _fetch(url, settings, http, src), src)
 

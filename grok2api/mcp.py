@@ -18,6 +18,7 @@ from .errors import GatewayError, InvalidRequest, ModelNotFound
 from .gateway import ChatJob, StreamTimeout, timeout_error
 from .grok.catalog import MODELS, find_model
 from .grok.prompt import flatten
+from .openai.chat import read_body
 from .openai.render import collect_answer
 from .openai.schemas import Message, SystemMessage, UserMessage
 from .services import Services
@@ -109,8 +110,10 @@ async def mcp_endpoint(request: Request) -> Response:
     if request.method != "POST":
         return Response(status_code=405, headers={"Allow": "POST"})  # no server-initiated stream
     try:
-        message = _DECODER.decode(await request.body())
-    except msgspec.DecodeError:
+        message = _DECODER.decode(await read_body(request, svc.boot.max_body_bytes))
+    except GatewayError as err:  # body too large
+        return Response(err.to_json(), status_code=err.status, media_type="application/json")
+    except (msgspec.DecodeError, RecursionError):
         return _json(_rpc(None, error=(-32700, "Parse error: the body is not JSON")), 400)
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not isinstance(message.get("method"), str):
         return _json(_rpc(None, error=(-32600, "Invalid request: expected one JSON-RPC 2.0 message")), 400)

@@ -507,6 +507,13 @@ async def test_sliding_renewal_also_renews_the_cookie(gw: LiveGateway, browser: 
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     async with browser.http.get(gw.url + "/manage", allow_redirects=False) as resp:
         assert not [c for c in resp.headers.getall("Set-Cookie", []) if c.startswith("g2a_admin=")]
+    found = await gw.services.store.get_session(session_hash(token))
+    assert found is not None
+    found.expires_at = time.time() + 600
+    await gw.services.store.put_session(found)
+    async with browser.http.get(gw.url + "/login", allow_redirects=False) as resp:  # signed in: redirected
+        assert resp.status == 303
+        assert [c for c in resp.headers.getall("Set-Cookie", []) if c.startswith(f"g2a_admin={token};")]
     # Signing out in a request that also slides the session must still clear the cookie.
     found = await gw.services.store.get_session(session_hash(token))
     assert found is not None
@@ -516,3 +523,36 @@ async def test_sliding_renewal_also_renews_the_cookie(gw: LiveGateway, browser: 
     cookies = [c for c in resp.headers.getall("Set-Cookie", []) if c.startswith("g2a_admin=")]
     assert len(cookies) == 1 and "Max-Age=0" in cookies[0]
     assert await gw.services.store.get_session(session_hash(token)) is None
+
+
+async def test_password_change_in_the_pages_also_ends_api_bearer_sessions(tmp_path: Path, fake: FakeGrok) -> None:
+    from grok2api.passwords import ADMIN_HASH_KEY, hash_password
+
+    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url)
+    await gateway.start()
+    page = Browser(gateway.url)
+    try:
+        await gateway.services.store.save_settings({ADMIN_HASH_KEY: hash_password("old-password")})
+        assert (await page.login("old-password")).status == 303
+        async with aiohttp.ClientSession() as http:
+            body = {"username": "admin", "password": "old-password"}
+            async with http.post(gateway.url + "/api/login", json=body) as resp:
+                bearer = {"Authorization": "Bearer " + (await resp.json())["token"]}
+            async with http.get(gateway.url + "/api/stats", headers=bearer) as resp:
+                assert resp.status == 200
+            done = await page.post(
+                "/manage/settings/password",
+                {"current": "old-password", "new": "new-password-1", "confirm": "new-password-1"},
+            )
+            assert done.status == 200
+            async with http.get(gateway.url + "/api/stats", headers=bearer) as resp:
+                assert resp.status == 401
+            # And the page's own cookie cannot drive the JSON API, from any origin.
+            cookie = next(c.value for c in page.http.cookie_jar if c.key == "g2a_admin")
+            async with http.post(
+                gateway.url + "/api/cache/clear", headers={"Cookie": f"g2a_admin={cookie}", "Origin": gateway.url}
+            ) as resp:
+                assert resp.status == 401
+    finally:
+        await page.close()
+        await gateway.stop()

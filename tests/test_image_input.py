@@ -169,7 +169,7 @@ async def test_data_urls_and_bare_base64(http: HttpPool) -> None:
         ("", "the image is empty"),
         ("file:///etc/passwd", "unsupported image URL scheme 'file'"),
         ("ftp://example.com/cat.jpg", "unsupported image URL scheme 'ftp'"),
-        ("http:///cat.jpg", "unsupported image URL scheme"),
+        ("http:///cat.jpg", "has no host"),
     ],
 )
 async def test_bad_inline_images_are_a_clear_400(http: HttpPool, url: str, expected: str) -> None:
@@ -276,3 +276,22 @@ async def test_chat_refuses_a_loopback_url_until_allowed(
     await client.chat.completions.create(model="grok-3-fast", messages=_image_message(f"{images.url}/cat.jpg"))
     (upload,) = _uploads(fake)
     assert base64.b64decode(upload.json["content"]) == TINY_JPEG
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [("http://example.invalid:99999/x.png", "not a valid URL"), ("https:///x.png", "has no host")],
+)
+async def test_malformed_image_urls_are_a_clear_400(url: str, reason: str) -> None:
+    from grok2api.errors import InvalidRequest
+    from grok2api.grok.client import HttpPool
+    from grok2api.image_input import prepare_images
+    from grok2api.settings import RuntimeSettings
+
+    http = HttpPool()
+    try:
+        with pytest.raises(InvalidRequest) as info:
+            await prepare_images([url], RuntimeSettings(), http)
+        assert reason in info.value.message
+    finally:
+        await http.close()

@@ -61,3 +61,12 @@ async def test_api_key_is_checked_live(gateway: LiveGateway) -> None:
     assert (await rpc(gateway, "ping", key="wrong"))[0] == 401
     status, body = await rpc(gateway, "ping", key="sk-mcp")
     assert status == 200 and body["result"] == {}
+
+
+async def test_oversized_and_deeply_nested_bodies(gateway: LiveGateway) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{gateway.url}/mcp", data=b"[" * 100_000) as r:
+            assert r.status == 400 and (await r.json())["error"]["code"] == -32700
+        big = b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"' + b"a" * (33 * 1024 * 1024) + b'"}}'
+        async with http.post(f"{gateway.url}/mcp", data=big) as r:
+            assert r.status == 413

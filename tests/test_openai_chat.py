@@ -523,3 +523,17 @@ async def test_every_upstream_fault_maps_to_a_clean_answer(gateway: LiveGateway,
         else:
             assert (got, ctype) == (status, "application/json"), fault
             assert error_of(raw)["code"] == code, fault
+
+
+async def test_required_or_named_tool_choice_is_refused_clearly(
+    gateway: LiveGateway, client: openai.AsyncOpenAI
+) -> None:
+    await gateway.add_accounts("tok-tools")
+    tools: list[Any] = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    ask: list[Any] = [{"role": "user", "content": "hi"}]
+    for choice in ("required", {"type": "function", "function": {"name": "f"}}):
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.chat.completions.create(model="grok-3-fast", messages=ask, tools=tools, tool_choice=choice)
+        assert info.value.body is not None and info.value.body["param"] == "tool_choice"  # type: ignore[index]
+    reply = await client.chat.completions.create(model="grok-3-fast", messages=ask, tools=tools, tool_choice="auto")
+    assert reply.choices[0].message.content and not reply.choices[0].message.tool_calls

@@ -13,11 +13,13 @@ from .api_common import BadRequest, ok, read_object
 from .context import Admin
 from .guard import Endpoint, client_of
 
+MAX_LOGIN_BYTES = 64 * 1024  # anyone may call /api/login: read no more than a sign-in needs
+
 
 def login(admin: Admin) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         try:
-            data = await read_object(request)
+            data = await read_object(request, MAX_LOGIN_BYTES)
         except BadRequest as exc:
             return JSONResponse({"success": False, "token": None, "message": exc.message}, status_code=exc.status)
         username, password = data.get("username"), data.get("password")

@@ -35,11 +35,23 @@ def fail(status: int, message: str, code: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"success": False, "message": message, "code": code, **extra}, status_code=status)
 
 
-async def read_object(request: Request) -> dict[str, Any]:
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it passes ``limit``: never buffered whole first."""
+    too_large = BadRequest("The request body is too large.", "TOO_LARGE", 413)
+    declared = request.headers.get("content-length", "").strip()
+    if declared and (not declared.isascii() or not declared.isdigit() or len(declared) > 18 or int(declared) > limit):
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+async def read_object(request: Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """The JSON object body, or BadRequest (400 for malformed JSON, 413 when too large)."""
-    body = await request.body()
-    if len(body) > MAX_JSON_BYTES:
-        raise BadRequest("The request body is too large.", "TOO_LARGE", 413)
+    body = await read_capped(request, limit)
     try:
         data = json.loads(body or b"{}")
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting

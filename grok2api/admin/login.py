@@ -38,8 +38,13 @@ def _form(
 def login_page(admin: Admin) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         await admin.auth.ensure_credentials()
-        if await admin.auth.session(request.cookies.get(COOKIE_NAME)) is not None:
-            return secure_headers(RedirectResponse("/manage", status_code=303))
+        token = request.cookies.get(COOKIE_NAME)
+        session, renewed = await admin.auth.session_renewed(token)
+        if session is not None:
+            response = RedirectResponse("/manage", status_code=303)
+            if renewed and token:
+                set_cookie(response, request, COOKIE_NAME, token, max_age=int(SESSION_TTL))
+            return secure_headers(response)
         return _form(admin, request)
 
     return endpoint

@@ -3,6 +3,7 @@ and asset download. One ClientSession per process (one more per SOCKS proxy)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +16,7 @@ from .catalog import ModelSpec
 from .events import Event, StreamParser
 from .headers import api_headers, asset_headers
 
+log = logging.getLogger("grok2api.client")
 MAX_LINE = 16 * 1024 * 1024
 _ERROR_BODY_LIMIT = 4096
 _SHORT_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
@@ -35,6 +37,22 @@ class UpstreamHTTPError(Exception):
 
 class UpstreamConnectionError(Exception):
     """grok.com could not be reached or dropped the connection."""
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """A plain sentence for a transport failure (aiohttp's own texts embed object reprs)."""
+    log.info("upstream transport error: %r", exc)
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "grok.com did not answer in time"
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return "could not connect to the configured proxy"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "could not connect to grok.com"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionError):
+        return "grok.com closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "grok.com's answer was cut off"
+    return "the connection to grok.com failed"
 
 
 class QuotaInfo(msgspec.Struct):
@@ -178,7 +196,7 @@ class GrokClient:
                     if batch:
                         yield batch
         except (aiohttp.ClientError, ConnectionError) as exc:
-            raise UpstreamConnectionError(f"{type(exc).__name__}: {exc}") from exc
+            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
 
     async def _post_json(
         self, token: str, path: str, body: dict[str, Any], settings: RuntimeSettings, *, upload: bool = False
@@ -197,7 +215,7 @@ class GrokClient:
                     raise await _error_from(resp)
                 raw = await resp.read()
         except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
-            raise UpstreamConnectionError(f"{type(exc).__name__}: {exc}") from exc
+            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
         try:
             return _DECODER.decode(raw)
         except msgspec.DecodeError as exc:
@@ -264,7 +282,7 @@ class GrokClient:
                     raise UpstreamConnectionError("asset download was truncated")
                 return bytes(body), resp.headers.get("Content-Type", "")
         except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
-            raise UpstreamConnectionError(f"{type(exc).__name__}: {exc}") from exc
+            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
 
 
 def parse_rate_limits(data: Any, *, heavy: bool) -> QuotaInfo:

@@ -133,6 +133,12 @@ async def chat_completions(request: Request) -> Response:
             )
         model_id = spec.id
         svc.keys.check(key, spec.id)
+        if req.tool_choice == "required" or isinstance(req.tool_choice, dict):
+            raise InvalidRequest(
+                "Tool calling is not available through grok.com's web API: tool_choice may only be "
+                "'auto' or 'none' (tools are then ignored and Grok answers in text).",
+                param="tool_choice",
+            )
         prompt = flatten(req.messages)
         if not prompt.message.strip() and not prompt.image_urls:
             raise InvalidRequest("The messages contain no text.", param="messages")

@@ -98,6 +98,7 @@ class ChatCompletionRequest(Struct, kw_only=True):
     max_completion_tokens: Annotated[int, Meta(ge=1)] | None | UnsetType = UNSET
     n: Annotated[int, Meta(ge=1, le=1)] | None = 1
     stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
+    tool_choice: Any = None  # only checked: grok.com's web API cannot call tools
     user: str | None | UnsetType = UNSET
 
 
