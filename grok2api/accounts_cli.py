@@ -7,7 +7,7 @@ import json
 import sys
 
 from .grok.headers import normalize_token
-from .reference_import import parse_settings_toml, parse_tokens_text
+from .reference_import import parse_settings_toml
 from .store.base import NewAccount, Store, Tier
 
 
@@ -51,10 +51,17 @@ async def run(args: argparse.Namespace, store: Store) -> None:
             print(f"{a.id:>5}  {masked:<16} {a.tier:<5} {a.state:<8} remaining={left}{reason}")
         print(f"{len(accounts)} account(s)")
     elif args.action == "import":
-        text = args.file.read_text("utf-8")
-        items = parse_tokens_text(text, Tier.SUPER if args.super else Tier.BASIC)
-        result = await store.add_accounts(items)
-        print(f"imported {len(items)} token(s): added {result.added}, updated {result.updated}")
+        from .admin.token_input import parse_input
+
+        text = args.file.read_text("utf-8", errors="replace")
+        parsed = parse_input([text], Tier.SUPER if args.super else Tier.BASIC)
+        result = await store.add_accounts(parsed.accounts)
+        print(
+            f"imported {len(parsed.accounts)} token(s): added {result.added}, updated {result.updated}, "
+            f"rejected {len(parsed.rejected)}"
+        )
+        for bad in parsed.rejected[:20]:
+            print(f"  rejected {bad.token[:16]}: {bad.reason}", file=sys.stderr)
         if args.settings:
             values = parse_settings_toml(args.settings.read_text("utf-8"))
             await store.save_settings(values)

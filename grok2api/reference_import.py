@@ -20,15 +20,24 @@ from .store.base import AccountState, NewAccount, Tier
 _POOLS = {"ssoNormal": Tier.BASIC, "sso": Tier.BASIC, "ssoSuper": Tier.SUPER}
 
 
+_LATEST_MS = 4_102_444_800_000  # 2100-01-01: a later createdTime is garbage
+
+
+def _created_at(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value / 1000 if 0 < value < _LATEST_MS else None  # also rejects inf and nan
+
+
 def _record(token: str, tier: str, rec: dict[str, Any]) -> NewAccount:
     status = str(rec.get("status") or "active")
-    created = rec.get("createdTime")
+    tags = rec.get("tags")
     acc = NewAccount(
         token=normalize_token(token),
         tier=tier,
-        tags=[str(t) for t in rec.get("tags") or [] if str(t).strip()],
+        tags=[str(t).strip() for t in tags if str(t).strip()] if isinstance(tags, list) else [],
         note=str(rec.get("note") or ""),
-        created_at=float(created) / 1000 if isinstance(created, int | float) and created > 0 else None,
+        created_at=_created_at(rec.get("createdTime")),
     )
     if status == "expired":
         acc.state = AccountState.INVALID
@@ -45,7 +54,9 @@ def parse_tokens_text(text: str, tier: str = Tier.BASIC) -> list[NewAccount]:
         for pool, pool_tier in _POOLS.items():
             records = data.get(pool)
             if isinstance(records, dict):
-                out += [_record(tok, pool_tier, rec if isinstance(rec, dict) else {}) for tok, rec in records.items()]
+                out += [
+                    _record(str(tok), pool_tier, rec if isinstance(rec, dict) else {}) for tok, rec in records.items()
+                ]
         return [a for a in out if a.token]
     tokens = [normalize_token(line) for line in stripped.splitlines() if line.strip() and not line.startswith("#")]
     return [NewAccount(token=t, tier=tier) for t in tokens if t]

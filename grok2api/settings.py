@@ -4,6 +4,7 @@ environment as ``GROK2API_<NAME>`` (an environment value wins over the stored on
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -13,6 +14,8 @@ log = logging.getLogger("grok2api.settings")
 
 DEFAULT_STATSIG = "ZTpUeXBlRXJyb3I6IENhbm5vdCByZWFkIHByb3BlcnRpZXMgb2YgdW5kZWZpbmVkIChyZWFkaW5nICdjaGlsZE5vZGVzJyk="
 DEFAULT_FILTERED_TAGS = "xaiartifact,xai:tool_usage_card,grok:render"
+_HTTP_URL = re.compile(r"https?://[^\s\"'<>]+")
+_PROXY_URL = re.compile(r"(https?|socks5h?|socks4a?)://\S+$")
 
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=86400)]
 Megabytes = Annotated[int, msgspec.Meta(ge=1, le=1024 * 1024)]
@@ -62,6 +65,14 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         self.upstream_url = self.upstream_url.rstrip("/")
         self.assets_url = self.assets_url.rstrip("/")
         self.base_url = self.base_url.rstrip("/")
+        for name in ("upstream_url", "assets_url", "base_url"):
+            value = getattr(self, name)
+            if (value or name != "base_url") and not _HTTP_URL.fullmatch(value):
+                raise ValueError(f"{name} must be an http:// or https:// URL")
+        for name in ("proxy_url", "cache_proxy_url"):
+            value = getattr(self, name)
+            if value and not _PROXY_URL.match(value):
+                raise ValueError(f"{name} must start with http://, https://, socks5:// or socks5h://")
         if not self.dynamic_statsig and not self.x_statsig_id:
             raise ValueError("x_statsig_id cannot be empty unless dynamic_statsig is on")
 

@@ -97,3 +97,11 @@ def test_cli_import_and_list(tmp_path: Path) -> None:
     row = next(r for r in listed if r["token"] == "eyJ.super.one")
     assert row["type"] == "super" and row["status"] == "active" and row["remaining"] is None
     assert set(row) >= {"token", "type", "status", "remaining", "heavy_remaining", "last_failure"}
+
+
+def test_malformed_records_do_not_crash_the_import() -> None:
+    doc = {"ssoNormal": {"tok-x": {"tags": 5, "createdTime": 1e300, "note": None},
+                         "tok-y": {"tags": ["ok", 7], "createdTime": float("inf")}}}
+    accounts = {a.token: a for a in parse_tokens_text(json.dumps(doc, allow_nan=True))}
+    assert accounts["tok-x"].tags == [] and accounts["tok-x"].created_at is None and accounts["tok-x"].note == ""
+    assert accounts["tok-y"].tags == ["ok", "7"] and accounts["tok-y"].created_at is None

@@ -142,3 +142,24 @@ def test_empty_statsig_is_fine_with_dynamic_statsig() -> None:
     with pytest.raises(SettingsError) as info:
         validate_update(RuntimeSettings(dynamic_statsig=True, x_statsig_id=""), {"dynamic_statsig": False})
     assert set(info.value.errors) == {"dynamic_statsig"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"base_url": "javascript:alert(1)"}, "base_url"),
+        ({"base_url": '"><script>alert(1)</script>'}, "base_url"),
+        ({"upstream_url": ""}, "upstream_url"),
+        ({"assets_url": "ftp://assets.example"}, "assets_url"),
+        ({"proxy_url": "ftp://proxy:21"}, "proxy_url"),
+    ],
+)
+def test_urls_must_be_http_or_a_proxy_scheme(changes: dict[str, str], field: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        validate_update(RuntimeSettings(), changes)
+    assert field in info.value.errors
+
+
+def test_url_settings_accept_real_urls() -> None:
+    ok = validate_update(RuntimeSettings(), {"base_url": "https://gw.example.com", "proxy_url": "socks5://u:p@h:1080"})
+    assert RuntimeSettings(**ok).proxy_url == "socks5h://u:p@h:1080"
