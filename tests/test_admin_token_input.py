@@ -59,10 +59,17 @@ def test_json_list_bad_json_and_sources_share_duplicates() -> None:
     assert parse_input(["", "   "], "basic").accounts == []
 
 
-def test_malformed_token_json_is_rejected_not_raised() -> None:
+def test_unusable_fields_in_token_json_are_dropped_not_raised() -> None:
     for text in (
         '{"ssoNormal": {"t-1": {"tags": 5}}}',
         '{"ssoNormal": {"t-1": {"createdTime": 1' + "0" * 400 + "}}}",
+    ):
+        out = parse_input([text], "basic")  # must not raise (a 500 in the page and the API)
+        assert [(a.token, a.tags, a.created_at) for a in out.accounts] == [("t-1", [], None)], text[:40]
+
+
+def test_malformed_token_json_is_rejected_not_raised() -> None:
+    for text in (
         "[" * 100_000,
         "[" * 100_000 + "]" * 100_000,
         "{" * 100_000,
