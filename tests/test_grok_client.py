@@ -109,7 +109,7 @@ async def test_non_200_raises_http_error(
 
 async def test_connection_failure_raises_connection_error(grok: GrokClient, mocked: aioresponses) -> None:
     mocked.post(CHAT_URL, exception=aiohttp.ClientConnectionError("refused"))
-    with pytest.raises(UpstreamConnectionError, match="refused"):
+    with pytest.raises(UpstreamConnectionError, match="^the connection to grok.com failed$"):
         await collect(grok)
 
 
@@ -174,7 +174,7 @@ async def test_side_calls_map_failures(grok: GrokClient, mocked: aioresponses) -
     with pytest.raises(UpstreamHTTPError) as info:
         await grok.rate_limits("tok-1", MODELS["grok-3-fast"], SETTINGS)
     assert info.value.status == 403 and "anti-bot" in info.value.body
-    with pytest.raises(UpstreamConnectionError, match="ServerDisconnectedError"):
+    with pytest.raises(UpstreamConnectionError, match="^grok.com closed the connection$"):
         await grok.rate_limits("tok-1", MODELS["grok-3-fast"], SETTINGS)
 
 
@@ -218,3 +218,19 @@ async def test_http_pool_reuses_one_session_and_passes_http_proxies() -> None:
     finally:
         await pool.close()
     assert plain.closed
+
+
+@pytest.mark.parametrize(
+    ("exc", "text"),
+    [
+        (TimeoutError(), "grok.com did not answer in time"),
+        (aiohttp.ServerDisconnectedError(), "grok.com closed the connection"),
+        (aiohttp.ClientPayloadError("<TransferEncodingError: 400>"), "grok.com's answer was cut off"),
+        (ConnectionResetError(104, "reset"), "grok.com closed the connection"),
+    ],
+)
+def test_transport_errors_read_as_plain_sentences(exc: BaseException, text: str) -> None:
+    from grok2api.grok.client import describe_connection_error
+
+    message = describe_connection_error(exc)
+    assert message == text and "<" not in message and "Error" not in message
