@@ -247,9 +247,5 @@ async def _close(source: AsyncIterator[list[Event]] | None) -> None:
             await source.aclose()  # type: ignore[attr-defined]
 
 
-def is_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, StreamTimeout)
-
-
 def timeout_error() -> UpstreamTimeout:
     return UpstreamTimeout("grok.com did not answer within the first-response timeout; try again.")

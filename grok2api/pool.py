@@ -152,7 +152,7 @@ class Lease:
             settlement.state = AccountState.COOLING
             settlement.state_reason = "quota used up; waiting for the window to reset"
             settlement.cooldown_until = until
-        self.pool._apply_local(self.account.id, settlement)
+        self.pool.apply_local(self.account.id, settlement)
         await self.pool.store.settle(self.account.id, settlement)
         self.pool.maybe_reconcile(self.account, self.spec)
 
@@ -186,7 +186,7 @@ class Lease:
                 s.remaining = 0
         else:
             s.failure = failure.reason
-        self.pool._apply_local(self.account.id, s)
+        self.pool.apply_local(self.account.id, s)
         await self.pool.store.settle(self.account.id, s)
 
 
@@ -242,7 +242,7 @@ class Pool:
         else:
             self._in_flight.pop(account_id, None)
 
-    def _apply_local(self, account_id: int, s: Settlement) -> None:
+    def apply_local(self, account_id: int, s: Settlement) -> None:
         acc = self._snapshot.get(account_id)
         if acc is None:
             return

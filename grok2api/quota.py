@@ -55,7 +55,7 @@ class QuotaService:
         elif info.remaining and local.state == AccountState.COOLING and local.state_reason.startswith(EXHAUSTED):
             # Our local count ran out but grok.com says there is quota left: trust grok.com.
             s.state, s.state_reason, s.cooldown_until = AccountState.ACTIVE, "quota confirmed by grok.com", None
-        self.pool._apply_local(account.id, s)
+        self.pool.apply_local(account.id, s)
         await self.pool.store.settle(account.id, s)
         return info
 

@@ -57,7 +57,7 @@ class Services:
             asyncio.create_task(self._every(WATCH_INTERVAL, self.reload), name="watch-store"),
             asyncio.create_task(self._every(FLUSH_INTERVAL, self._flush), name="flush-metrics"),
             asyncio.create_task(self._every(REVIVE_INTERVAL, self.quota.revive_due), name="revive-accounts"),
-            asyncio.create_task(self._every(KEYS_INTERVAL, self._load_keys), name="load-keys"),
+            asyncio.create_task(self._every(KEYS_INTERVAL, self.load_keys), name="load-keys"),
         ]
 
     async def import_reference_files(self) -> None:
@@ -97,7 +97,7 @@ class Services:
             self._settings_version = versions.settings
         await self.pool.refresh(versions.accounts, force=force)
         if force:
-            await self._load_keys()
+            await self.load_keys()
 
     async def update_settings(self, changes: dict[str, Any]) -> RuntimeSettings:
         """Validate and store a partial update (raises SettingsError); locked env values are refused."""
@@ -111,7 +111,7 @@ class Services:
         await self.reload(force=True)
         return self.settings
 
-    async def _load_keys(self) -> None:
+    async def load_keys(self) -> None:
         self.keys.load(await self.store.list_client_keys())
 
     async def _flush(self) -> None:

@@ -77,14 +77,14 @@ async def create(svc: Services, req: KeyRequest) -> tuple[ClientKey, str]:
         created_at=time.time(),
     )
     await svc.store.put_client_key(key)
-    await svc._load_keys()
+    await svc.load_keys()
     log.info("client key %s (%r) created", key.id, key.name)
     return key, secret
 
 
 async def revoke(svc: Services, key_id: str) -> bool:
     done = await svc.store.revoke_client_key(key_id)
-    await svc._load_keys()
+    await svc.load_keys()
     if done:
         log.info("client key %s revoked", key_id)
     return done

@@ -4,7 +4,6 @@ and asset download. One ClientSession per process (one more per SOCKS proxy)."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -308,6 +307,3 @@ def parse_rate_limits(data: Any, *, heavy: bool) -> QuotaInfo:
                 break
     return QuotaInfo(remaining, total, num("windowSizeSeconds"), float(wait) if wait is not None else None)
 
-
-def monotonic() -> float:
-    return time.monotonic()

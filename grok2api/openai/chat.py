@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -208,6 +207,3 @@ async def get_model(request: Request) -> Response:
         return error_response(err)
     return json_response(_card(model_id))
 
-
-def now() -> int:
-    return int(time.time())
