@@ -84,7 +84,7 @@ def _fake(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from . import bench
 
-    asyncio.run(bench.main(streams=args.streams))
+    asyncio.run(bench.main(streams=args.streams, quick=args.quick))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=_fake)
     p = sub.add_parser("bench", help="benchmark the gateway against the fake grok.com on loopback")
     p.add_argument("--streams", type=int, default=500)
+    p.add_argument("--quick", action="store_true", help="few samples: check that the bench runs")
     p.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     try:

@@ -106,9 +106,9 @@ def _stamp_first(stamps: list[float]) -> None:
         stamps.append(time.perf_counter())
 
 
-async def _ttft(run: Callable[[str, Callable[[], None]], Awaitable[None]]) -> float:
+async def _ttft(run: Callable[[str, Callable[[], None]], Awaitable[None]], count: int) -> float:
     samples: list[float] = []
-    for _ in range(TTFT_SAMPLES):
+    for _ in range(count):
         start = time.perf_counter()
         stamps: list[float] = []
         await run("[[tokens:5]] hi", partial(_stamp_first, stamps))
@@ -116,8 +116,8 @@ async def _ttft(run: Callable[[str, Callable[[], None]], Awaitable[None]]) -> fl
     return statistics.median(samples)
 
 
-async def _throughput(run: Callable[[str], Awaitable[None]]) -> float:
-    queue = iter(range(THROUGHPUT_REQUESTS))
+async def _throughput(run: Callable[[str], Awaitable[None]], total: int) -> float:
+    queue = iter(range(total))
 
     async def worker() -> None:
         for _ in queue:
@@ -125,7 +125,7 @@ async def _throughput(run: Callable[[str], Awaitable[None]]) -> float:
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(THROUGHPUT_CONCURRENCY)))
-    return THROUGHPUT_REQUESTS / (time.perf_counter() - start)
+    return total / (time.perf_counter() - start)
 
 
 async def _many_streams(run: Callable[[str, Callable[[], None]], Awaitable[None]], n: int) -> dict[str, float]:
@@ -163,7 +163,9 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-async def main(streams: int = 500) -> None:
+async def main(streams: int = 500, quick: bool = False) -> None:
+    """Run every measurement once; ``quick`` uses few samples (a smoke run, not figures to quote)."""
+    ttft_samples, requests = (5, 48) if quick else (TTFT_SAMPLES, THROUGHPUT_REQUESTS)
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="grok2api-bench-"))
     fake_port, gw_port = _free_port(), _free_port()
@@ -186,8 +188,10 @@ async def main(streams: int = 500) -> None:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             t = Targets(http, fake_url, gw_url)
             await t.gateway_full("warm up")
-            ttft_direct, ttft_gw = await _ttft(t.direct_stream), await _ttft(t.gateway_stream)
-            rps_direct, rps_gw = await _throughput(t.direct_full), await _throughput(t.gateway_full)
+            ttft_direct = await _ttft(t.direct_stream, ttft_samples)
+            ttft_gw = await _ttft(t.gateway_stream, ttft_samples)
+            rps_direct = await _throughput(t.direct_full, requests)
+            rps_gw = await _throughput(t.gateway_full, requests)
             direct = await _many_streams(t.direct_stream, streams)
             gw = await _many_streams(t.gateway_stream, streams)
         print(f"grok2api bench (fake grok.com on loopback, {BENCH_ACCOUNTS} accounts, SQLite store)")
@@ -198,11 +202,9 @@ async def main(streams: int = 500) -> None:
         print(f"  {streams} concurrent streams x {STREAM_TOKENS} tokens @ {STREAM_TOKEN_DELAY * 1000:.0f} ms: "
               f"direct wall {direct['wall']:.2f} s p99 gap {direct['p99_gap'] * 1000:.1f} ms; gateway wall "
               f"{gw['wall']:.2f} s p99 gap {gw['p99_gap'] * 1000:.1f} ms; errors {int(gw['errors'])}")
-        try:
+        if not quick:
             from .admin.bench import bench_accounts_page
-        except ImportError:
-            pass
-        else:
+
             per_page = await _admin_page(bench_accounts_page, work)
             print(f"  admin accounts page with 10 000 accounts: {per_page * 1000:.1f} ms per render")
         print(f"  total bench time {time.perf_counter() - started:.1f} s")
