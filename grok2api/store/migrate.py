@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -52,10 +53,16 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
             await conn.commit()
             if got != 1:
                 raise RuntimeError(f"could not get the {MIGRATE_LOCK!r} lock within {LOCK_TIMEOUT}s")
+        # MySQL ignores primary-key constraint names and the driver logs one warning per table
+        # ("Name 'pk_…' ignored"): keep those out of the log while the schema is created.
+        driver_log = logging.getLogger("asyncmy")
+        level = driver_log.level
+        driver_log.setLevel(logging.ERROR)
         try:
             async with conn.begin():
                 await conn.run_sync(_upgrade)
         finally:
+            driver_log.setLevel(level)
             if mysql:
                 await conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MIGRATE_LOCK})
                 await conn.commit()
