@@ -29,16 +29,20 @@ class Metrics:
     async def flush(self, store: Store) -> None:
         usage, self._usage = self._usage, Counter()
         keys, self._key_uses = self._key_uses, Counter()
+        # Each write is kept for the next flush only if it failed itself, so nothing is counted twice.
         try:
             if usage:
                 await store.add_usage(
                     [UsageRow(hour=h, model=m, outcome=o, key_id=k, count=n) for (h, m, o, k), n in usage.items()]
                 )
+        except Exception:
+            self._usage.update(usage)
+            self._key_uses.update(keys)
+            raise
+        try:
             if keys:
                 await store.touch_client_keys(dict(keys), time.time())
         except Exception:
-            # Keep the counts for the next flush rather than lose them on a store hiccup.
-            self._usage.update(usage)
             self._key_uses.update(keys)
             raise
 

@@ -20,10 +20,11 @@ def verify_password(password: str, stored: str) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
+        expected = bytes.fromhex(digest)
         test = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, MemoryError):
         return False
-    return hmac.compare_digest(test.hex(), digest)
+    return hmac.compare_digest(test, expected)
 
 
 ADMIN_USER_KEY = "_admin_username"

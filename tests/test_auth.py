@@ -134,7 +134,10 @@ def test_expired_key_is_refused(clock: Clock) -> None:
 
 
 def test_check_allows_everything_for_the_shared_key() -> None:
-    ClientKeys().check(None, "grok-4-heavy")  # no key object: nothing to enforce (must not raise)
+    ck = _keys(_key("sk-tight", id="k-tight", rpm=1, models=["grok-3-fast"]))
+    for _ in range(50):  # no key object (shared api_key or open gateway): no allowlist, no rpm
+        ck.check(None, "grok-4-heavy")
+    assert ck._minute == {}
 
 
 def test_model_allowlist() -> None:

@@ -1,0 +1,157 @@
+"""Boot configuration from the environment, and where the web/ and migrations/ directories are found."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from grok2api import resources
+from grok2api.config import BootConfig
+from grok2api.resources import resource_dir
+from grok2api.store.migrate import migrations_dir
+
+SOURCE_ROOT = Path(resources.__file__).resolve().parent.parent
+
+
+# ---- BootConfig ------------------------------------------------------------------------------------
+
+
+def test_defaults_from_an_empty_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GROK2API_WEB_DIR", raising=False)
+    cfg = BootConfig.from_env({})
+    assert (cfg.host, cfg.port, cfg.workers) == ("127.0.0.1", 8000, 1)
+    assert cfg.data_dir == Path("data")
+    assert (cfg.storage_mode, cfg.database_url) == ("file", "")
+    assert (cfg.admin_username, cfg.admin_password) == ("admin", "")
+    assert cfg.max_body_bytes == 32 * 1024 * 1024
+    assert cfg.environ == {}
+    assert cfg.web_dir == SOURCE_ROOT / "web"  # the source tree's web/ (editable install)
+    # The dataclass defaults agree with from_env.
+    plain = BootConfig()
+    assert (plain.host, plain.port, plain.workers, plain.max_body_bytes) == (cfg.host, cfg.port, 1, cfg.max_body_bytes)
+    assert plain.web_dir == cfg.web_dir
+
+
+def test_values_are_parsed_from_the_environment() -> None:
+    env = {
+        "GROK2API_HOST": " 0.0.0.0 ",
+        "GROK2API_PORT": "9001",
+        "GROK2API_WORKERS": "4",
+        "GROK2API_DATA_DIR": "/srv/g2a",
+        "STORAGE_MODE": " MySQL ",
+        "DATABASE_URL": "  mysql://u:p@db:3306/g2a  ",
+        "GROK2API_ADMIN_USERNAME": "root",
+        "GROK2API_ADMIN_PASSWORD": " spaced pw ",
+        "GROK2API_MAX_BODY_BYTES": "1048576",
+        "UNRELATED": "x",
+    }
+    cfg = BootConfig.from_env(env)
+    assert (cfg.host, cfg.port, cfg.workers) == ("0.0.0.0", 9001, 4)
+    assert cfg.data_dir == Path("/srv/g2a")
+    assert cfg.storage_mode == "mysql"
+    assert cfg.database_url == "mysql://u:p@db:3306/g2a"
+    assert cfg.admin_username == "root"
+    assert cfg.admin_password == " spaced pw "  # a password is taken verbatim
+    assert cfg.max_body_bytes == 1048576
+    assert cfg.environ == env
+
+
+def test_blank_values_fall_back_to_defaults() -> None:
+    blank = {"GROK2API_HOST": "  ", "GROK2API_PORT": "", "GROK2API_WORKERS": " ", "STORAGE_MODE": ""}
+    cfg = BootConfig.from_env({**blank, "GROK2API_DATA_DIR": ""})
+    assert (cfg.host, cfg.port, cfg.workers, cfg.storage_mode, cfg.data_dir) == (
+        "127.0.0.1",
+        8000,
+        1,
+        "file",
+        Path("data"),
+    )
+
+
+@pytest.mark.parametrize(("raw", "workers"), [("0", 1), ("-3", 1), ("1", 1), (" 8 ", 8)])
+def test_workers_is_at_least_one(raw: str, workers: int) -> None:
+    assert BootConfig.from_env({"GROK2API_WORKERS": raw}).workers == workers
+
+
+@pytest.mark.parametrize("name", ["GROK2API_PORT", "GROK2API_WORKERS", "GROK2API_MAX_BODY_BYTES"])
+def test_non_numeric_numbers_are_refused(name: str) -> None:
+    with pytest.raises(ValueError):
+        BootConfig.from_env({name: "lots"})
+
+
+def test_environ_is_a_copy() -> None:
+    env = {"GROK2API_PORT": "9000"}
+    cfg = BootConfig.from_env(env)
+    env["GROK2API_PORT"] = "1"
+    env["NEW"] = "x"
+    assert cfg.environ == {"GROK2API_PORT": "9000"}
+
+
+def test_from_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GROK2API_PORT", "8123")
+    monkeypatch.setenv("GROK2API_WEB_DIR", str(tmp_path / "my-web"))
+    cfg = BootConfig.from_env()
+    assert cfg.port == 8123
+    assert cfg.web_dir == tmp_path / "my-web"
+    assert cfg.environ["GROK2API_PORT"] == "8123"
+
+
+def test_web_dir_override_from_the_given_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GROK2API_WEB_DIR", str(tmp_path / "from-os-environ"))
+    cfg = BootConfig.from_env({"GROK2API_WEB_DIR": str(tmp_path / "from-mapping")})
+    assert cfg.web_dir == tmp_path / "from-mapping"  # the mapping given wins; os.environ is not consulted
+    assert BootConfig.from_env({"GROK2API_WEB_DIR": "   "}).web_dir == SOURCE_ROOT / "web"
+
+
+# ---- resource_dir ------------------------------------------------------------------------------
+
+
+def test_source_tree_directories_are_found() -> None:
+    assert resource_dir("web", "GROK2API_WEB_DIR", {}) == SOURCE_ROOT / "web"
+    assert resource_dir("migrations", "GROK2API_MIGRATIONS_DIR", {}) == SOURCE_ROOT / "migrations"
+    assert (SOURCE_ROOT / "migrations" / "env.py").is_file()
+
+
+def test_override_wins_even_when_missing(tmp_path: Path) -> None:
+    target = tmp_path / "does-not-exist"
+    assert resource_dir("web", "GROK2API_WEB_DIR", {"GROK2API_WEB_DIR": f"  {target}  "}) == target
+
+
+def test_override_from_os_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GROK2API_MIGRATIONS_DIR", str(tmp_path / "mig"))
+    assert resource_dir("migrations", "GROK2API_MIGRATIONS_DIR") == tmp_path / "mig"
+    assert migrations_dir() == tmp_path / "mig"
+    monkeypatch.delenv("GROK2API_MIGRATIONS_DIR")
+    assert migrations_dir() == SOURCE_ROOT / "migrations"
+
+
+def test_installed_share_directory_then_cwd_then_source_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = tmp_path / "site-packages"  # an installed package: no web/ beside it
+    prefix = tmp_path / "prefix"
+    cwd = tmp_path / "cwd"
+    for d in (source, prefix, cwd):
+        d.mkdir()
+    monkeypatch.setattr(resources, "_SOURCE_ROOT", source)
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    monkeypatch.chdir(cwd)
+
+    # Nothing anywhere: the source-tree path is returned (so error messages name a sensible place).
+    assert resource_dir("web", "GROK2API_WEB_DIR", {}) == source / "web"
+
+    (cwd / "web").mkdir()
+    assert resource_dir("web", "GROK2API_WEB_DIR", {}) == cwd / "web"
+
+    shared = prefix / "share" / "grok2api" / "web"
+    shared.mkdir(parents=True)
+    assert resource_dir("web", "GROK2API_WEB_DIR", {}) == shared  # the installed copy beats the cwd
+
+    (source / "web").mkdir()
+    assert resource_dir("web", "GROK2API_WEB_DIR", {}) == source / "web"  # the source tree beats both
+
+    # A file of that name is not a directory and is skipped.
+    (cwd / "migrations").write_text("not a directory")
+    assert resource_dir("migrations", "GROK2API_MIGRATIONS_DIR", {}) == source / "migrations"
