@@ -56,6 +56,7 @@ class ClientKeys:
             count = count + 1 if seen_minute == minute else 1
             self._minute[key.id] = (minute, count)
             if count > key.rpm:
+                retry = max(1, 60 - int(time.time()) % 60)  # until the next minute window opens
                 raise RateLimited(
-                    f"This API key is limited to {key.rpm} requests per minute.", headers={"Retry-After": "60"}
+                    f"This API key is limited to {key.rpm} requests per minute.", headers={"Retry-After": str(retry)}
                 )

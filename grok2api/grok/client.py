@@ -297,13 +297,14 @@ def parse_rate_limits(data: Any, *, heavy: bool) -> QuotaInfo:
         remaining, total = num("remainingTokens"), num("totalTokens")
     else:
         remaining, total = num("remainingQueries"), num("totalQueries")
-    wait = data.get("waitTimeSeconds")
-    if not isinstance(wait, int | float):
-        wait = None
+    def seconds(value: Any) -> float | None:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    wait = seconds(data.get("waitTimeSeconds"))
+    if wait is None:
         for effort in ("lowEffortRateLimits", "highEffortRateLimits"):
             sub = data.get(effort)
-            if isinstance(sub, dict) and isinstance(sub.get("waitTimeSeconds"), int | float):
-                wait = float(sub["waitTimeSeconds"])
+            if isinstance(sub, dict) and (wait := seconds(sub.get("waitTimeSeconds"))) is not None:
                 break
-    return QuotaInfo(remaining, total, num("windowSizeSeconds"), float(wait) if wait is not None else None)
+    return QuotaInfo(remaining, total, num("windowSizeSeconds"), wait)
 
