@@ -590,3 +590,20 @@ async def test_bulk_add(store: Store) -> None:
     assert len(accounts) == 2002
     assert all(a.tier == "super" for a in accounts)
     assert accounts[0].remaining == 80 and accounts[-1].remaining is None
+
+
+async def test_update_accounts_patches_many_in_one_call(store: Store) -> None:
+    await store.add_accounts([NewAccount(token=f"bulk-{i}") for i in range(1200)])
+    before = (await store.versions()).accounts
+    tokens = [f"bulk-{i}" for i in range(0, 1200, 2)] + ["bulk-missing", "bulk-0"]
+    patch = AccountPatch(state=AccountState.DISABLED, state_reason="disabled by an operator")
+    assert await store.update_accounts(tokens, patch) == 600
+    accounts = {a.token: a for a in await store.list_accounts()}
+    assert sum(a.state == AccountState.DISABLED for a in accounts.values()) == 600
+    assert accounts["bulk-0"].state_reason == "disabled by an operator" and accounts["bulk-0"].state_changed_at
+    assert accounts["bulk-1"].state == AccountState.ACTIVE
+    assert (await store.versions()).accounts > before
+    # Matching is by existence, not by change: patching again still counts them.
+    assert await store.update_accounts(tokens[:10], patch) == 10
+    assert await store.update_accounts([], patch) == 0
+    assert await store.update_accounts(["bulk-1"], AccountPatch()) == 1  # an empty patch only counts

@@ -68,15 +68,13 @@ async def remove(svc: Services, tokens: list[str]) -> int:
 
 
 async def set_enabled(svc: Services, accounts: list[Account], enabled: bool) -> int:
-    changed = 0
-    for acc in accounts:
-        if enabled and acc.state == AccountState.DISABLED:
-            patch = AccountPatch(state=AccountState.ACTIVE, state_reason="enabled by an operator", cooldown_until=None)
-        elif not enabled and acc.state != AccountState.DISABLED:
-            patch = AccountPatch(state=AccountState.DISABLED, state_reason="disabled by an operator")
-        else:
-            continue
-        changed += await svc.store.update_account(acc.token, patch)
+    if enabled:
+        tokens = [a.token for a in accounts if a.state == AccountState.DISABLED]
+        patch = AccountPatch(state=AccountState.ACTIVE, state_reason="enabled by an operator", cooldown_until=None)
+    else:
+        tokens = [a.token for a in accounts if a.state != AccountState.DISABLED]
+        patch = AccountPatch(state=AccountState.DISABLED, state_reason="disabled by an operator")
+    changed = await svc.store.update_accounts(tokens, patch) if tokens else 0
     await svc.reload()
     return changed
 

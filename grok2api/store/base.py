@@ -186,6 +186,9 @@ class Store(Protocol):
     async def add_accounts(self, items: Sequence[NewAccount]) -> AddResult: ...
     async def remove_accounts(self, tokens: Sequence[str]) -> int: ...
     async def update_account(self, token: str, patch: AccountPatch) -> bool: ...
+    async def update_accounts(self, tokens: Sequence[str], patch: AccountPatch) -> int:
+        """Apply one patch to many accounts in as few round trips as the backend allows (operator bulk
+        actions on thousands of accounts); returns how many existed."""
 
     async def reserve(self, account_id: int, cost: int, heavy: bool = False) -> bool:
         """Atomically take ``cost`` units from an *active* account: True when taken (or when the

@@ -389,19 +389,28 @@ class RedisStore:
         return removed
 
     async def update_account(self, token: str, patch: AccountPatch) -> bool:
-        id_ = await self.redis.hget(self._by_token, _token_hash(token))
-        if id_ is None:
-            return False
+        return await self.update_accounts([token], patch) == 1
+
+    async def update_accounts(self, tokens: Sequence[str], patch: AccountPatch) -> int:
+        hashes = list(dict.fromkeys(_token_hash(t) for t in tokens))
+        if not hashes:
+            return 0
+        ids = [i for i in await self.redis.hmget(self._by_token, hashes) if i is not None]
+        if not ids:
+            return 0
         kv: list[str] = []
         for field in AccountPatch.__struct_fields__:
             value = getattr(patch, field)
             if value is not msgspec.UNSET:
                 kv += [field, _enc(value)]
-        state = "" if patch.state is msgspec.UNSET else patch.state
-        done = await self._patch(
-            keys=[self._acct + _str(id_), self._meta], args=[msgspec.json.encode(kv), state, _enc(now())]
-        )
-        return bool(done)
+        args: list[bytes | str] = [
+            msgspec.json.encode(kv), "" if patch.state is msgspec.UNSET else patch.state, _enc(now())
+        ]
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip for the whole batch
+            for id_ in ids:
+                await self._patch(keys=[self._acct + _str(id_), self._meta], args=args, client=pipe)
+            done = await pipe.execute()
+        return sum(1 for d in done if d)
 
     async def reserve(self, account_id: int, cost: int, heavy: bool = False) -> bool:
         field = "heavy_remaining" if heavy else "remaining"

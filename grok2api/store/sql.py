@@ -32,7 +32,7 @@ from sqlalchemy import (
     case,
     delete,
     event,
-    exists,
+    func,
     insert,
     select,
     text,
@@ -535,22 +535,30 @@ class SqlStore:
         return removed
 
     async def update_account(self, token: str, patch: AccountPatch) -> bool:
+        return await self.update_accounts([token], patch) == 1
+
+    async def update_accounts(self, tokens: Sequence[str], patch: AccountPatch) -> int:
         given = {f: getattr(patch, f) for f in _PATCH_FIELDS if getattr(patch, f) is not msgspec.UNSET}
-        where = A.token_hash == token_hash(token)
+        hashes = list(dict.fromkeys(token_hash(t) for t in tokens))
+        sets: list[tuple[Any, Any]] = []
+        if "state" in given:
+            sets.append(_state_stamp(given["state"], now()))
+        for name, value in given.items():
+            if name == "tags":
+                value = _json(value)
+            elif name == "state_reason":
+                value = value[:REASON_LEN]
+            sets.append((getattr(A, name), value))
+        found = 0
         async with self.engine.begin() as conn:
-            if not given:
-                return (await conn.scalar(select(exists().where(where)))) is True
-            sets: list[tuple[Any, Any]] = []
-            if "state" in given:
-                sets.append(_state_stamp(given["state"], now()))
-            for name, value in given.items():
-                if name == "tags":
-                    value = _json(value)
-                elif name == "state_reason":
-                    value = value[:REASON_LEN]
-                sets.append((getattr(A, name), value))
-            found = (await conn.execute(update(A).where(where).ordered_values(*sets))).rowcount == 1
-            if found:
+            for chunk in _chunks(hashes):
+                where = A.token_hash.in_(chunk)
+                if not sets:
+                    found += int(await conn.scalar(select(func.count()).where(where)) or 0)
+                    continue
+                # Matched rows (asyncmy sets CLIENT.FOUND_ROWS), so an unchanged account still counts.
+                found += (await conn.execute(update(A).where(where).ordered_values(*sets))).rowcount
+            if found and sets:
                 await self._bump(conn, ACCOUNTS_VERSION)
         return found
 
