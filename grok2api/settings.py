@@ -12,7 +12,8 @@ import msgspec
 
 log = logging.getLogger("grok2api.settings")
 
-DEFAULT_STATSIG = "ZTpUeXBlRXJyb3I6IENhbm5vdCByZWFkIHByb3BlcnRpZXMgb2YgdW5kZWZpbmVkIChyZWFkaW5nICdjaGlsZE5vZGVzJyk="
+# grok.com has rejected the older "e:" prefix since mid-2026; this is the same value with "x1:".
+DEFAULT_STATSIG = "eDE6VHlwZUVycm9yOiBDYW5ub3QgcmVhZCBwcm9wZXJ0aWVzIG9mIHVuZGVmaW5lZCAocmVhZGluZyAnY2hpbGROb2Rlcycp"
 DEFAULT_FILTERED_TAGS = "xaiartifact,xai:tool_usage_card,grok:render"
 _HTTP_URL = re.compile(r"https?://[^\s\"'<>]+")
 _PROXY_URL = re.compile(r"(https?|socks5h?|socks4a?)://\S+$")
@@ -38,6 +39,7 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     temporary: bool = True
     x_statsig_id: str = DEFAULT_STATSIG
     dynamic_statsig: bool = False
+    statsig_prefix: Literal["x1:", "e:"] = "x1:"
     # proxy
     proxy_url: str = ""
     cache_proxy_url: str = ""

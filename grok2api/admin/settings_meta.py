@@ -66,6 +66,10 @@ GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             ),
             ("x_statsig_id", "The anti-bot header sent to grok.com when dynamic_statsig is off."),
             ("dynamic_statsig", "Generate a fresh x-statsig-id per request instead of the fixed value."),
+            (
+                "statsig_prefix",
+                "Prefix of generated x-statsig-id values: x1: (what grok.com accepts since mid-2026) or the older e:.",
+            ),
         ),
     ),
     (

@@ -42,12 +42,13 @@ def statsig_id(settings: RuntimeSettings) -> str:
     """The fixed value, or with dynamic_statsig a fresh imitation of the web client's error fallback."""
     if not settings.dynamic_statsig:
         return settings.x_statsig_id
+    prefix = settings.statsig_prefix
     if random.random() < 0.5:
         tail = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
-        text = f"e:TypeError: Cannot read properties of null (reading 'children['{tail}']')"
+        text = f"{prefix}TypeError: Cannot read properties of null (reading 'children['{tail}']')"
     else:
         tail = "".join(random.choices(string.ascii_lowercase, k=10))
-        text = f"e:TypeError: Cannot read properties of undefined (reading '{tail}')"
+        text = f"{prefix}TypeError: Cannot read properties of undefined (reading '{tail}')"
     return base64.b64encode(text.encode()).decode()
 
 
