@@ -266,6 +266,10 @@ _ACCOUNT_COLUMNS = (
 _CLIENT_KEY_COLUMNS = tuple(_table(ClientKeyRow).c)
 
 
+_ACCOUNT_FIELDS = tuple(c.key for c in _ACCOUNT_COLUMNS)
+_LIST_ACCOUNTS_SQL = f"SELECT {', '.join(_ACCOUNT_FIELDS)} FROM accounts ORDER BY id"
+
+
 def _account(row: Any) -> Account:
     return Account(
         id=row.id,
@@ -446,9 +450,16 @@ class SqlStore:
     # accounts
 
     async def list_accounts(self) -> list[Account]:
-        async with self.engine.connect() as conn:
-            result = await conn.execute(select(*_ACCOUNT_COLUMNS).order_by(A.id))
-            return [_account(r) for r in result]
+        # Every worker reloads the whole pool when any account changes state: with thousands of
+        # accounts this plain query (and tuple rows) is several times faster than the ORM-style path.
+        rows = await self._hot_query(_LIST_ACCOUNTS_SQL)
+        names = _ACCOUNT_FIELDS
+        out: list[Account] = []
+        for row in rows:
+            fields = dict(zip(names, row, strict=True))
+            fields["tags"] = _decode_strs(fields["tags"])
+            out.append(Account(**fields))
+        return out
 
     async def get_account(self, token: str) -> Account | None:
         async with self.engine.connect() as conn:
