@@ -68,6 +68,13 @@ class LiveGateway:
                 await asyncio.sleep(0.05)
         raise RuntimeError("gateway did not start")
 
+    async def __aenter__(self) -> LiveGateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def stop(self) -> None:
         self._shutdown.set()
         if self._task is not None:
@@ -104,12 +111,8 @@ async def fake() -> Any:
 @pytest.fixture
 async def gateway(tmp_path: Path, fake: FakeGrok) -> Any:
     """The real app under hypercorn on SQLite, pointed at the fake; no accounts yet."""
-    gw = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url)
-    await gw.start()
-    try:
+    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url) as gw:
         yield gw
-    finally:
-        await gw.stop()
 
 
 @pytest.fixture

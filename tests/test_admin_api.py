@@ -18,12 +18,9 @@ PASSWORD = "api-test-password"
 
 @pytest.fixture
 async def gw(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
-    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env={"GROK2API_ADMIN_PASSWORD": PASSWORD})
-    await gateway.start()
-    try:
+    env = {"GROK2API_ADMIN_PASSWORD": PASSWORD}
+    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env=env) as gateway:
         yield gateway
-    finally:
-        await gateway.stop()
 
 
 @pytest.fixture

@@ -53,12 +53,9 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def admin_gw(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
-    gw = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env={"GROK2API_ADMIN_PASSWORD": PASSWORD})
-    await gw.start()
-    try:
+    env = {"GROK2API_ADMIN_PASSWORD": PASSWORD}
+    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env=env) as gw:
         yield gw
-    finally:
-        await gw.stop()
 
 
 async def _accept(dialog: Dialog) -> None:

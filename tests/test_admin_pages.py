@@ -25,17 +25,9 @@ PASSWORD = "pages-test-password"
 
 @pytest.fixture
 async def gw(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
-    gateway = LiveGateway(
-        tmp_path / "data",
-        fake.base_url,
-        fake.assets_url,
-        env={"GROK2API_ADMIN_PASSWORD": PASSWORD, "GROK2API_CF_CLEARANCE": "env-clearance"},
-    )
-    await gateway.start()
-    try:
+    env = {"GROK2API_ADMIN_PASSWORD": PASSWORD, "GROK2API_CF_CLEARANCE": "env-clearance"}
+    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env=env) as gateway:
         yield gateway
-    finally:
-        await gateway.stop()
 
 
 class Browser:
