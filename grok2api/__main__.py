@@ -70,9 +70,9 @@ def _migrate(args: argparse.Namespace) -> None:
 
 
 def _accounts(args: argparse.Namespace) -> None:
-    from . import accounts_cli
+    from .cli import accounts
 
-    asyncio.run(_with_store(lambda store: accounts_cli.run(args, store)))
+    asyncio.run(_with_store(lambda store: accounts.run(args, store)))
 
 
 def _fake(args: argparse.Namespace) -> None:
@@ -83,7 +83,7 @@ def _fake(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from . import bench
+    from .cli import bench
 
     asyncio.run(bench.main(streams=args.streams, quick=args.quick))
 

@@ -21,8 +21,8 @@ from . import __version__
 from .admin.routes import admin_routes, admin_startup
 from .config import BootConfig
 from .errors import GatewayError, NotFound
-from .images_route import serve_media
 from .mcp import mcp_endpoint
+from .media.route import serve_media
 from .metrics import render_prometheus
 from .openai.chat import chat_completions, error_response, get_model, list_models
 from .openai.images import image_edits, image_generations

@@ -16,8 +16,8 @@ from .grok.catalog import IMAGE_GENERATION_COST, ModelSpec
 from .grok.client import GrokClient, UpstreamConnectionError, UpstreamHTTPError, chat_payload, video_payload
 from .grok.events import Event, Images
 from .grok.events import UpstreamError as UpstreamErrorEvent
-from .grok.prompt import Prompt
 from .image_input import PreparedImage
+from .openai.prompt import Prompt
 from .pool import Failure, FailureKind, Lease, Pool, classify
 from .settings import RuntimeSettings
 

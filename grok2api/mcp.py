@@ -17,8 +17,8 @@ from . import __version__
 from .errors import GatewayError, InvalidRequest, ModelNotFound
 from .gateway import ChatJob, StreamTimeout, timeout_error
 from .grok.catalog import MODELS, find_model
-from .grok.prompt import flatten
 from .openai.chat import read_body
+from .openai.prompt import flatten
 from .openai.render import collect_answer
 from .openai.schemas import Message, SystemMessage, UserMessage
 from .services import Services

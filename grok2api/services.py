@@ -9,11 +9,11 @@ import time
 from contextlib import suppress
 from typing import Any
 
-from .auth import ClientKeys
+from .client_keys import ClientKeys
 from .config import BootConfig
 from .gateway import Gateway
 from .grok.client import GrokClient, HttpPool
-from .media import MediaService
+from .media.service import MediaService
 from .metrics import Metrics
 from .pool import Pool
 from .quota import QuotaService
@@ -62,7 +62,7 @@ class Services:
 
     async def import_reference_files(self) -> None:
         """On first start with an empty store, take over the reference gateway's token.json/setting.toml."""
-        from .reference_import import read_reference_dir
+        from .compat.reference_import import read_reference_dir
 
         if await self.store.list_accounts():
             return

@@ -9,7 +9,8 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from grok2api.store.sql import Base, make_engine, normalize_url
+from grok2api.store.sql_engine import make_engine, normalize_url
+from grok2api.store.sql_schema import Base
 
 config = context.config
 target_metadata = Base.metadata

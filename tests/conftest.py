@@ -34,7 +34,7 @@ async def _clean_mysql(url: str) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    from grok2api.store.sql import normalize_url
+    from grok2api.store.sql_engine import normalize_url
 
     engine = create_async_engine(normalize_url(url), poolclass=NullPool)
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from grok2api.admin.keys_ops import KeyFormError, create, parse_form, revoke, status, usage_by_key
-from grok2api.auth import hash_key
+from grok2api.client_keys import hash_key
 from grok2api.config import BootConfig
 from grok2api.errors import AuthError
 from grok2api.services import Services

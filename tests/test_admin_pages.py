@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from grok2api.admin.auth import SESSION_TTL, session_hash
-from grok2api.admin.token_input import parse_input
+from grok2api.admin.accounts_input import parse_input
+from grok2api.admin.sessions import SESSION_TTL, session_hash
 from grok2api.testing.fake_grok import FakeGrok
 
 from live import LiveGateway

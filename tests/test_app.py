@@ -59,8 +59,11 @@ async def test_wrong_method_names_the_allowed_ones(gateway: LiveGateway) -> None
 async def test_cors_for_browser_chat_uis_on_v1_only(gateway: LiveGateway) -> None:
     await gateway.add_accounts("tok1")
     origin = {"Origin": "http://localhost:3000"}
-    preflight = {**origin, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type,x-stainless-os"}
+    preflight = {
+        **origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-stainless-os",
+    }
     async with aiohttp.ClientSession() as http:
         async with http.options(f"{gateway.url}/v1/chat/completions", headers=preflight) as r:
             assert r.status == 200

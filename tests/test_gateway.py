@@ -273,4 +273,3 @@ async def test_attempts_are_capped_by_max_attempts(gateway: LiveGateway, fake: F
     assert status == 502
     assert len(fake.chat_calls()) == 2
     assert len({c.token for c in fake.chat_calls()}) == 2
-

@@ -38,8 +38,14 @@ def test_dynamic_statsig_is_fresh_and_uses_the_prefix(prefix: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "token"),
-    [("eyJ.abc", "eyJ.abc"), ("  sso=eyJ.abc ", "eyJ.abc"), ("sso-rw=eyJ.x; sso=eyJ.y; other=1", "eyJ.y"),
-     ('"eyJ.q"', "eyJ.q"), ("sso-rw=only", "only"), ("a=b; c=d", "")],
+    [
+        ("eyJ.abc", "eyJ.abc"),
+        ("  sso=eyJ.abc ", "eyJ.abc"),
+        ("sso-rw=eyJ.x; sso=eyJ.y; other=1", "eyJ.y"),
+        ('"eyJ.q"', "eyJ.q"),
+        ("sso-rw=only", "only"),
+        ("a=b; c=d", ""),
+    ],
 )
 def test_normalize_token(raw: str, token: str) -> None:
     assert normalize_token(raw) == token

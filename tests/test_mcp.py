@@ -11,8 +11,14 @@ from grok2api.testing.fake_grok import FakeGrok
 from live import LiveGateway
 
 
-async def rpc(gateway: LiveGateway, method: str, params: dict[str, Any] | None = None, *, key: str | None = None,
-              id_: int | None = 1) -> tuple[int, Any]:
+async def rpc(
+    gateway: LiveGateway,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    key: str | None = None,
+    id_: int | None = 1,
+) -> tuple[int, Any]:
     message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params or {}}
     if id_ is not None:
         message["id"] = id_
@@ -26,14 +32,18 @@ async def rpc(gateway: LiveGateway, method: str, params: dict[str, Any] | None =
 
 async def test_initialize_list_and_call(gateway: LiveGateway, fake: FakeGrok) -> None:
     await gateway.add_accounts("tok-mcp")
-    status, body = await rpc(gateway, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                                     "clientInfo": {"name": "t", "version": "1"}})
+    status, body = await rpc(
+        gateway,
+        "initialize",
+        {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    )
     assert status == 200 and body["result"]["serverInfo"]["name"] == "grok2api"
     assert (await rpc(gateway, "notifications/initialized", id_=None))[0] == 202
     status, body = await rpc(gateway, "tools/list")
     assert [t["name"] for t in body["result"]["tools"]] == ["ask_grok"]
-    status, body = await rpc(gateway, "tools/call", {"name": "ask_grok", "arguments": {
-        "query": "what is up", "system_prompt": "be brief"}})
+    status, body = await rpc(
+        gateway, "tools/call", {"name": "ask_grok", "arguments": {"query": "what is up", "system_prompt": "be brief"}}
+    )
     assert status == 200 and body["result"]["isError"] is False
     assert body["result"]["content"][0]["text"].startswith("Hello! You said:")
     sent = fake.chat_calls()[-1].json["message"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from grok2api.media_cache import MediaCache, kind_of, sniff_type, valid_name
+from grok2api.media.cache import MediaCache, kind_of, sniff_type, valid_name
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4
 
 

@@ -192,13 +192,25 @@ async def test_null_for_optional_fields_means_absent(gateway: LiveGateway, fake:
     messages = [
         {"role": "system", "name": None, "content": "Be brief."},
         {"role": "user", "name": None, "content": [{"type": "text", "text": "look"}, image]},
-        {"role": "assistant", "name": None, "content": None,
-         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "name": None,
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
         {"role": "tool", "tool_call_id": None, "content": "42"},
     ]
     for stream in (False, True):
-        body = {"model": MODEL, "messages": messages, "user": None, "stream": stream, "n": None,
-                "max_tokens": None, "temperature": None, "stream_options": {"include_usage": None}}
+        body = {
+            "model": MODEL,
+            "messages": messages,
+            "user": None,
+            "stream": stream,
+            "n": None,
+            "max_tokens": None,
+            "temperature": None,
+            "stream_options": {"include_usage": None},
+        }
         status, _, raw = await post_raw(gateway, body)
         assert status == 200, raw
 

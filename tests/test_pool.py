@@ -23,14 +23,30 @@ from live import LiveGateway
 @pytest.mark.parametrize(
     ("status", "body", "ctype", "kind"),
     [
-        (401, '{"error":{"code":16,"message":"Failed to look up session ID. [WKE=unauthorized:invalid-credentials]"}}',
-         "application/json", FailureKind.INVALID),
-        (403, '{"error":{"code":7,"message":"User is blocked [WKE=unauthorized:blocked-user]"}}', "application/json",
-         FailureKind.BLOCKED),
-        (403, '{"error":{"code":7,"message":"Request rejected by anti-bot rules."}}', "application/json",
-         FailureKind.EGRESS),
-        (403, "<html><title>Just a moment...</title><script src='/cdn-cgi/challenge-platform/x'></script></html>",
-         "text/html", FailureKind.EGRESS),
+        (
+            401,
+            '{"error":{"code":16,"message":"Failed to look up session ID. [WKE=unauthorized:invalid-credentials]"}}',
+            "application/json",
+            FailureKind.INVALID,
+        ),
+        (
+            403,
+            '{"error":{"code":7,"message":"User is blocked [WKE=unauthorized:blocked-user]"}}',
+            "application/json",
+            FailureKind.BLOCKED,
+        ),
+        (
+            403,
+            '{"error":{"code":7,"message":"Request rejected by anti-bot rules."}}',
+            "application/json",
+            FailureKind.EGRESS,
+        ),
+        (
+            403,
+            "<html><title>Just a moment...</title><script src='/cdn-cgi/challenge-platform/x'></script></html>",
+            "text/html",
+            FailureKind.EGRESS,
+        ),
         (400, '{"error":{"message":"token expired"}}', "application/json", FailureKind.INVALID),
         (429, '{"error":{"code":8,"message":"Too many requests"}}', "application/json", FailureKind.RATE_LIMITED),
         (502, "<html>Bad gateway</html>", "text/html", FailureKind.SERVER),
@@ -233,8 +249,10 @@ def _pool_with(accounts: list[Any]) -> Any:
     settings = RuntimeSettings()
     pool = Pool(None, lambda: settings)  # type: ignore[arg-type]
     pool._snapshot = {a.id: a for a in accounts}
-    pool._tiers = {"basic": [a.id for a in accounts if a.tier == "basic"],
-                   "super": [a.id for a in accounts if a.tier == "super"]}
+    pool._tiers = {
+        "basic": [a.id for a in accounts if a.tier == "basic"],
+        "super": [a.id for a in accounts if a.tier == "super"],
+    }
     return pool
 
 

@@ -158,9 +158,7 @@ async def test_reference_files_are_not_imported_into_a_store_with_accounts(
         await svc.store.close()
 
 
-async def test_reference_settings_do_not_overwrite_stored_settings(
-    make_services: MakeServices, tmp_path: Path
-) -> None:
+async def test_reference_settings_do_not_overwrite_stored_settings(make_services: MakeServices, tmp_path: Path) -> None:
     svc = await make_services(start=False)
     await svc.store.open()
     try:

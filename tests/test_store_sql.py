@@ -20,7 +20,9 @@ from sqlalchemy.engine import Connection
 from grok2api.store import make_store
 from grok2api.store.base import NewAccount, Settlement, Store
 from grok2api.store.migrate import alembic_config, migrations_dir
-from grok2api.store.sql import Base, SqlStore, normalize_url
+from grok2api.store.sql import SqlStore
+from grok2api.store.sql_engine import normalize_url
+from grok2api.store.sql_schema import Base
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,10 +13,10 @@ from ..pool import classify
 from ..quota import PROBE_MODEL, QuotaResult
 from ..services import Services
 from ..store.base import Account, AccountPatch, AccountState
-from .token_input import MAX_NOTE_LENGTH as MAX_NOTE_LENGTH  # the limits live with the input parsing
-from .token_input import MAX_TAG_LENGTH as MAX_TAG_LENGTH
-from .token_input import MAX_TAGS as MAX_TAGS
-from .token_input import ParsedTokens, Rejected, clean_tags
+from .accounts_input import MAX_NOTE_LENGTH as MAX_NOTE_LENGTH  # the limits live with the input parsing
+from .accounts_input import MAX_TAG_LENGTH as MAX_TAG_LENGTH
+from .accounts_input import MAX_TAGS as MAX_TAGS
+from .accounts_input import ParsedTokens, Rejected, clean_tags
 from .views import fmt_ago
 
 log = logging.getLogger("grok2api.admin")

@@ -10,10 +10,10 @@ from starlette.responses import PlainTextResponse, Response
 
 from ..store.base import Account
 from . import accounts_ops as ops
+from .accounts_export import csv_export, json_export
+from .accounts_input import parse_input
 from .accounts_query import PAGE_SIZES, SORTS, STATES, TIERS, AccountQuery, all_tags, filtered, paginate, small_int
 from .context import Ctx
-from .exports import csv_export, json_export
-from .token_input import parse_input
 
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
 CHANGED = {"HX-Trigger": "accounts-changed"}

@@ -6,8 +6,8 @@ from typing import Any, cast
 
 from starlette.responses import Response
 
-from ..cache_admin import ClearKind, cache_size, clear_cache
 from ..services import Services
+from .cache_ops import ClearKind, cache_size, clear_cache
 from .context import Ctx
 
 KINDS = ("images", "videos", "all")

@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse
 
 from ..services import Services
 from ..store.base import AdminSession
-from .auth import AdminAuth
+from .sessions import AdminAuth
 from .views import Views
 
 

@@ -19,9 +19,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..store.base import AdminSession
-from .api_common import BadRequest
-from .auth import SESSION_TTL
 from .context import Admin, Ctx
+from .json_api import BadRequest
+from .sessions import SESSION_TTL
 
 COOKIE_NAME = "g2a_admin"
 CSRF_HEADER = "X-CSRF-Token"

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..auth import hash_key, new_key
+from ..client_keys import hash_key, new_key
 from ..grok.catalog import MODELS
 from ..services import Services
 from ..store.base import ClientKey, UsageRow

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from ..grok.catalog import MODELS
 from . import keys_ops
 from .context import Ctx
-from .dashboard import recent_usage
+from .dashboard_query import recent_usage
 
 CHANGED = {"HX-Trigger": "keys-changed"}
 

@@ -8,21 +8,21 @@ from starlette.staticfiles import StaticFiles
 
 from ..services import Services
 from . import (
+    accounts_api,
     accounts_pages,
-    api_auth,
-    api_cache,
-    api_settings,
-    api_system,
-    api_tokens,
+    cache_api,
     cache_pages,
+    dashboard_api,
     dashboard_pages,
     keys_pages,
-    login,
+    session_api,
+    session_pages,
+    settings_api,
     settings_pages,
 )
-from .auth import AdminAuth
 from .context import Admin
 from .guard import ApiHandler, PageHandler, SecureStatic, api, page
+from .sessions import AdminAuth
 from .views import Views
 
 GET, POST = ["GET"], ["POST"]
@@ -48,9 +48,9 @@ def admin_routes(svc: Services) -> list[BaseRoute]:
 
     acc = accounts_pages
     return [
-        Route("/login", login.login_page(admin), methods=GET),
-        Route("/login", login.login_submit(admin), methods=POST),
-        html("/logout", login.logout, POST),
+        Route("/login", session_pages.login_page(admin), methods=GET),
+        Route("/login", session_pages.login_submit(admin), methods=POST),
+        html("/logout", session_pages.logout, POST),
         html("/manage", dashboard_pages.dashboard_page),
         html("/manage/accounts", acc.accounts_page),
         html("/manage/accounts/add", acc.add_accounts, POST),
@@ -73,22 +73,22 @@ def admin_routes(svc: Services) -> list[BaseRoute]:
         html("/manage/keys/{key_id}/revoke", keys_pages.revoke_key, POST),
         html("/manage/cache", cache_pages.cache_page),
         html("/manage/cache/clear/{kind}", cache_pages.clear, POST),
-        Route("/api/login", api_auth.login(admin), methods=POST),
-        json("/api/logout", api_auth.logout, POST),
-        json("/api/tokens", api_tokens.list_tokens),
-        json("/api/tokens/add", api_tokens.add_tokens, POST),
-        json("/api/tokens/delete", api_tokens.delete_tokens, POST),
-        json("/api/tokens/tags", api_tokens.set_tags, POST),
-        json("/api/tokens/tags/all", api_tokens.all_tag_names),
-        json("/api/tokens/note", api_tokens.set_note, POST),
-        json("/api/tokens/test", api_tokens.test_token, POST),
-        json("/api/settings", api_settings.get_settings),
-        json("/api/settings", api_settings.post_settings, POST),
-        json("/api/stats", api_system.stats),
-        json("/api/storage/mode", api_system.storage_mode),
-        json("/api/cache/size", api_cache.size),
-        json("/api/cache/clear", api_cache.clear_all, POST),
-        json("/api/cache/clear/images", api_cache.clear_images, POST),
-        json("/api/cache/clear/videos", api_cache.clear_videos, POST),
+        Route("/api/login", session_api.login(admin), methods=POST),
+        json("/api/logout", session_api.logout, POST),
+        json("/api/tokens", accounts_api.list_tokens),
+        json("/api/tokens/add", accounts_api.add_tokens, POST),
+        json("/api/tokens/delete", accounts_api.delete_tokens, POST),
+        json("/api/tokens/tags", accounts_api.set_tags, POST),
+        json("/api/tokens/tags/all", accounts_api.all_tag_names),
+        json("/api/tokens/note", accounts_api.set_note, POST),
+        json("/api/tokens/test", accounts_api.test_token, POST),
+        json("/api/settings", settings_api.get_settings),
+        json("/api/settings", settings_api.post_settings, POST),
+        json("/api/stats", dashboard_api.stats),
+        json("/api/storage/mode", dashboard_api.storage_mode),
+        json("/api/cache/size", cache_api.size),
+        json("/api/cache/clear", cache_api.clear_all, POST),
+        json("/api/cache/clear/images", cache_api.clear_images, POST),
+        json("/api/cache/clear/videos", cache_api.clear_videos, POST),
         Mount("/static", SecureStatic(StaticFiles(directory=svc.boot.web_dir / "static")), name="static"),
     ]

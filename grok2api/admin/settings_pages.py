@@ -8,8 +8,8 @@ from typing import Any
 from starlette.responses import Response
 
 from ..settings import SettingsError
-from .auth import PasswordChangeError
 from .context import Ctx
+from .sessions import PasswordChangeError
 from .settings_meta import FIELDS_BY_GROUP, GROUP_TITLES, GROUPS, changes_from_form, display, humanize, masked
 
 

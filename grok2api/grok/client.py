@@ -297,6 +297,7 @@ def parse_rate_limits(data: Any, *, heavy: bool) -> QuotaInfo:
         remaining, total = num("remainingTokens"), num("totalTokens")
     else:
         remaining, total = num("remainingQueries"), num("totalQueries")
+
     def seconds(value: Any) -> float | None:
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -307,4 +308,3 @@ def parse_rate_limits(data: Any, *, heavy: bool) -> QuotaInfo:
             if isinstance(sub, dict) and (wait := seconds(sub.get("waitTimeSeconds"))) is not None:
                 break
     return QuotaInfo(remaining, total, num("windowSizeSeconds"), wait)
-

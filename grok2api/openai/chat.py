@@ -15,10 +15,10 @@ from starlette.responses import Response, StreamingResponse
 from ..errors import BodyTooLarge, GatewayError, InvalidRequest, ModelNotFound
 from ..gateway import ChatJob, StreamTimeout, timeout_error
 from ..grok.catalog import MODELS, find_model
-from ..grok.prompt import flatten
 from ..image_input import prepare_images
 from ..services import Services
 from .limits import OutputLimit
+from .prompt import flatten
 from .render import collect_answer, stream_answer, timeout_stream
 from .schemas import REQUEST_DECODER, ChatCompletion, ChatCompletionRequest, ModelCard, ModelList, encode
 
@@ -206,4 +206,3 @@ async def get_model(request: Request) -> Response:
     except GatewayError as err:
         return error_response(err)
     return json_response(_card(model_id))
-

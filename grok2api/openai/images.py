@@ -26,12 +26,12 @@ from ..grok.catalog import ModelSpec, find_model
 from ..grok.client import UpstreamConnectionError, UpstreamHTTPError
 from ..grok.events import End, ImageProgress, Images, Text
 from ..grok.events import UpstreamError as UpstreamErrorEvent
-from ..grok.prompt import Prompt
 from ..image_input import PreparedImage, prepare_bytes
-from ..media import FETCH_ERRORS
+from ..media.service import FETCH_ERRORS
 from ..services import Services
 from ..settings import RuntimeSettings
 from .chat import NESTED_TOO_DEEPLY, error_response, json_response, read_body
+from .prompt import Prompt
 from .render import ContentModerated
 
 log = logging.getLogger("grok2api.images")

@@ -26,8 +26,8 @@ from ..grok.events import (
     VideoProgress,
 )
 from ..grok.events import UpstreamError as UpstreamErrorEvent
+from ..grok.markup import TagFilter
 from ..settings import RuntimeSettings
-from ..tagfilter import TagFilter
 from .limits import OutputLimit
 from .schemas import (
     ChatCompletion,
@@ -71,8 +71,9 @@ class Piece:
 
 
 class Translator:
-    def __init__(self, settings: RuntimeSettings, media: MediaLinks, token: str,
-                 limit: OutputLimit | None = None) -> None:
+    def __init__(
+        self, settings: RuntimeSettings, media: MediaLinks, token: str, limit: OutputLimit | None = None
+    ) -> None:
         self.limit = limit or OutputLimit()
         self.settings = settings
         self.media = media
@@ -152,8 +153,10 @@ class Translator:
         if isinstance(event, Reasoning):
             return self._reason(event.text)
         if isinstance(event, SearchResults):
-            lines = [f'\n- [{r.title}]({r.url} "{r.preview.replace(chr(10), " ").replace(chr(34), chr(39))}")'
-                     for r in event.results]
+            lines = [
+                f'\n- [{r.title}]({r.url} "{r.preview.replace(chr(10), " ").replace(chr(34), chr(39))}")'
+                for r in event.results
+            ]
             return self._reason("".join(lines) + "\n")
         if isinstance(event, ImageProgress):
             if event.moderated:
@@ -224,7 +227,9 @@ class ChunkWriter:
 
     def frame(self, delta: Delta, finish: str | None = None, usage: Usage | None = None) -> bytes:
         chunk = ChatCompletionChunk(
-            id=self.id, created=self.created, model=self.model,
+            id=self.id,
+            created=self.created,
+            model=self.model,
             choices=[ChunkChoice(delta=delta, finish_reason=finish)],
         )
         if usage is not None:
@@ -256,7 +261,11 @@ def error_frame(err: GatewayError) -> bytes:
 
 
 async def stream_answer(
-    answer: Answer, model: str, prompt_text: str, media: MediaLinks, include_usage: bool,
+    answer: Answer,
+    model: str,
+    prompt_text: str,
+    media: MediaLinks,
+    include_usage: bool,
     limit: OutputLimit | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body: role delta, content/reasoning deltas, a finish chunk, optional usage, [DONE]."""
@@ -345,6 +354,9 @@ async def collect_answer(
     if "".join(reasoning):
         message.reasoning_content = "".join(reasoning)
     return ChatCompletion(
-        id=completion_id(), created=int(time.time()), model=model,
-        choices=[Choice(message=message, finish_reason=tr.finish_reason or "stop")], usage=_usage(prompt_text, tr),
+        id=completion_id(),
+        created=int(time.time()),
+        model=model,
+        choices=[Choice(message=message, finish_reason=tr.finish_reason or "stop")],
+        usage=_usage(prompt_text, tr),
     )

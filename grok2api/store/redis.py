@@ -404,7 +404,9 @@ class RedisStore:
             if value is not msgspec.UNSET:
                 kv += [field, _enc(value)]
         args: list[bytes | str] = [
-            msgspec.json.encode(kv), "" if patch.state is msgspec.UNSET else patch.state, _enc(now())
+            msgspec.json.encode(kv),
+            "" if patch.state is msgspec.UNSET else patch.state,
+            _enc(now()),
         ]
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip for the whole batch
             for id_ in ids:

@@ -12,26 +12,15 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import msgspec
 from sqlalchemy import (
-    CHAR,
-    BigInteger,
-    Boolean,
     ColumnElement,
-    Double,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     TextClause,
     bindparam,
     case,
     delete,
-    event,
     func,
     insert,
     select,
@@ -40,9 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from .base import (
@@ -59,170 +47,29 @@ from .base import (
     Versions,
     now,
 )
-from .sql_hot import BUMP_IF_CHANGED_SQL, REASON_LEN, RESERVE_SQL, VERSIONS_SQL, settle_statement
-
-# Deterministic constraint names, so later migrations can drop or alter them on every backend.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from .sql_engine import make_engine, normalize_url, sqlite_pragmas
+from .sql_schema import (
+    AccountRow,
+    AdminSessionRow,
+    Base,
+    ClientKeyRow,
+    MediaRow,
+    MetaRow,
+    SettingRow,
+    UsageCountRow,
+    table_of,
+)
+from .sql_statements import BUMP_IF_CHANGED_SQL, REASON_LEN, RESERVE_SQL, VERSIONS_SQL, settle_statement
 
 IN_CHUNK = 500  # bound IN (...) lists: SQLite caps bound parameters, MySQL caps packet size
 
-# Explicit table options: the server's default charset may be latin1, and a case-insensitive collation
-# would merge keys (media names, model names) that SQLite and Redis keep apart.
-MYSQL_TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
-
 ACCOUNTS_VERSION = "accounts_version"
+
 SETTINGS_VERSION = "settings_version"
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-class AccountRow(Base):
-    __tablename__ = "accounts"
-    # AUTOINCREMENT: never hand a removed account's id to a new token (workers cache ids between polls).
-    __table_args__ = {"sqlite_autoincrement": True, **MYSQL_TABLE_OPTIONS}
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    # Tokens are long; a unique index on them would exceed InnoDB's key size under utf8mb4, so the
-    # lookup key is their SHA-256.
-    token_hash: Mapped[str] = mapped_column(CHAR(64), unique=True)
-    token: Mapped[str] = mapped_column(String(2048))
-    tier: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16))
-    state_reason: Mapped[str] = mapped_column(String(REASON_LEN))
-    state_changed_at: Mapped[float | None] = mapped_column(Double)
-    remaining: Mapped[int | None] = mapped_column(Integer)
-    heavy_remaining: Mapped[int | None] = mapped_column(Integer)
-    window_reset_at: Mapped[float | None] = mapped_column(Double)
-    cooldown_until: Mapped[float | None] = mapped_column(Double)
-    failure_count: Mapped[int] = mapped_column(Integer)
-    last_failure: Mapped[str] = mapped_column(String(REASON_LEN))
-    last_failure_at: Mapped[float | None] = mapped_column(Double)
-    tags: Mapped[str] = mapped_column(Text)  # JSON list
-    note: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[float] = mapped_column(Double)
-    last_used_at: Mapped[float | None] = mapped_column(Double)
-    requests_ok: Mapped[int] = mapped_column(BigInteger)
-    requests_failed: Mapped[int] = mapped_column(BigInteger)
-
-
-class SettingRow(Base):
-    __tablename__ = "settings"
-    __table_args__ = MYSQL_TABLE_OPTIONS
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)  # JSON
-
-
-class MetaRow(Base):
-    __tablename__ = "meta"
-    __table_args__ = MYSQL_TABLE_OPTIONS
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[int] = mapped_column(BigInteger)
-
-
-class AdminSessionRow(Base):
-    __tablename__ = "admin_sessions"
-    __table_args__ = MYSQL_TABLE_OPTIONS
-
-    id_hash: Mapped[str] = mapped_column(CHAR(64), primary_key=True)
-    username: Mapped[str] = mapped_column(String(255))
-    csrf: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[float] = mapped_column(Double)
-    expires_at: Mapped[float] = mapped_column(Double)
-
-
-class ClientKeyRow(Base):
-    __tablename__ = "client_keys"
-    __table_args__ = MYSQL_TABLE_OPTIONS
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(255))
-    key_hash: Mapped[str] = mapped_column(CHAR(64), unique=True)
-    prefix: Mapped[str] = mapped_column(String(32))
-    models: Mapped[str] = mapped_column(Text)  # JSON list
-    rpm: Mapped[int] = mapped_column(Integer)
-    expires_at: Mapped[float | None] = mapped_column(Double)
-    revoked: Mapped[bool] = mapped_column(Boolean)
-    created_at: Mapped[float] = mapped_column(Double)
-    last_used_at: Mapped[float | None] = mapped_column(Double)
-    requests: Mapped[int] = mapped_column(BigInteger)
-
-
-class MediaRow(Base):
-    __tablename__ = "media"
-    __table_args__ = MYSQL_TABLE_OPTIONS
-
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    upstream_path: Mapped[str] = mapped_column(String(2048))
-    account_token: Mapped[str] = mapped_column(String(2048))
-    created_at: Mapped[float] = mapped_column(Double)
-
-
-class UsageRowModel(Base):
-    __tablename__ = "usage"
-    __table_args__ = MYSQL_TABLE_OPTIONS
-
-    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
-    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    count: Mapped[int] = mapped_column(BigInteger)
-
-
-def _table(model: type[Base]) -> Table:
-    return Base.metadata.tables[model.__tablename__]
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def normalize_url(url: str | URL) -> URL:
-    """Map user-facing URLs to async drivers: ``mysql://`` → asyncmy (utf8mb4), ``sqlite://`` → aiosqlite."""
-    u = make_url(url)
-    backend = u.get_backend_name()
-    if backend == "sqlite":
-        return u.set(drivername="sqlite+aiosqlite") if u.drivername == "sqlite" else u
-    if backend in ("mysql", "mariadb"):
-        if u.drivername == backend:
-            u = u.set(drivername=f"{backend}+asyncmy")
-            if "charset" not in u.query:
-                u = u.update_query_dict({"charset": "utf8mb4"})
-        return u
-    raise ValueError(f"unsupported database URL {u.render_as_string()!r}: use sqlite:/// or mysql://")
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers run beside the single writer; busy_timeout makes writers queue instead of failing.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    # With WAL, NORMAL only risks the last commits on power loss (never corruption) and skips an fsync per commit.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def make_engine(url: str | URL) -> AsyncEngine:
-    u = normalize_url(url)
-    if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(u)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    # The server closes idle connections after wait_timeout: recycle early and ping before use.
-    return create_async_engine(u, pool_pre_ping=True, pool_recycle=1800)
 
 
 @lru_cache(maxsize=256)
@@ -241,29 +88,28 @@ def _json(value: Any) -> str:
 
 _decode_strs = msgspec.json.Decoder(list[str]).decode
 
-A = AccountRow  # short alias: the account statements below are long
 _ACCOUNT_COLUMNS = (
-    A.id,
-    A.token,
-    A.tier,
-    A.state,
-    A.state_reason,
-    A.state_changed_at,
-    A.remaining,
-    A.heavy_remaining,
-    A.window_reset_at,
-    A.cooldown_until,
-    A.failure_count,
-    A.last_failure,
-    A.last_failure_at,
-    A.tags,
-    A.note,
-    A.created_at,
-    A.last_used_at,
-    A.requests_ok,
-    A.requests_failed,
+    AccountRow.id,
+    AccountRow.token,
+    AccountRow.tier,
+    AccountRow.state,
+    AccountRow.state_reason,
+    AccountRow.state_changed_at,
+    AccountRow.remaining,
+    AccountRow.heavy_remaining,
+    AccountRow.window_reset_at,
+    AccountRow.cooldown_until,
+    AccountRow.failure_count,
+    AccountRow.last_failure,
+    AccountRow.last_failure_at,
+    AccountRow.tags,
+    AccountRow.note,
+    AccountRow.created_at,
+    AccountRow.last_used_at,
+    AccountRow.requests_ok,
+    AccountRow.requests_failed,
 )
-_CLIENT_KEY_COLUMNS = tuple(_table(ClientKeyRow).c)
+_CLIENT_KEY_COLUMNS = tuple(table_of(ClientKeyRow).c)
 
 
 _ACCOUNT_FIELDS = tuple(c.key for c in _ACCOUNT_COLUMNS)
@@ -313,7 +159,7 @@ def _client_key(row: Any) -> ClientKey:
 def _state_stamp(new_state: Any, ts: float) -> tuple[Any, Any]:
     """``state_changed_at = ts`` when the state moves. Put it before ``state`` in ordered_values(): MySQL
     evaluates SET assignments left to right, so a later position would compare against the new state."""
-    return (A.state_changed_at, case((A.state != new_state, ts), else_=A.state_changed_at))
+    return (AccountRow.state_changed_at, case((AccountRow.state != new_state, ts), else_=AccountRow.state_changed_at))
 
 
 _PATCH_FIELDS = (
@@ -399,7 +245,7 @@ class SqlStore:
         if self._raw is None:
             path = normalize_url(self.url).database or ":memory:"
             self._raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            _sqlite_pragmas(self._raw, None)
+            sqlite_pragmas(self._raw, None)
         return self._raw
 
     def _sqlite_write(self, steps: list[tuple[str, dict[str, Any]]]) -> int:
@@ -428,7 +274,7 @@ class SqlStore:
         self, model: type[Base], keys: Sequence[str], columns: Sequence[str], add: Sequence[str] = ()
     ) -> Insert:
         """INSERT that overwrites ``columns`` (or adds to ``add``) when the primary key exists."""
-        table = _table(model)
+        table = table_of(model)
         if self.kind == "mysql":
             my = mysql_insert(table)
             return my.on_duplicate_key_update(
@@ -463,7 +309,9 @@ class SqlStore:
 
     async def get_account(self, token: str) -> Account | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(*_ACCOUNT_COLUMNS).where(A.token_hash == token_hash(token)))).first()
+            row = (
+                await conn.execute(select(*_ACCOUNT_COLUMNS).where(AccountRow.token_hash == token_hash(token)))
+            ).first()
         return None if row is None else _account(row)
 
     async def add_accounts(self, items: Sequence[NewAccount]) -> AddResult:
@@ -482,7 +330,9 @@ class SqlStore:
             hashes = list(wanted)
             existing: set[str] = set()
             for chunk in _chunks(hashes):
-                existing.update((await conn.scalars(select(A.token_hash).where(A.token_hash.in_(chunk)))).all())
+                existing.update(
+                    (await conn.scalars(select(AccountRow.token_hash).where(AccountRow.token_hash.in_(chunk)))).all()
+                )
             new_rows: list[dict[str, Any]] = []
             # Existing tokens get different field sets; group them so each shape is one executemany.
             updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -502,13 +352,15 @@ class SqlStore:
                     values["state_reason"] = item.state_reason[:REASON_LEN]
                 updates.setdefault(tuple(values), []).append({"b_hash": h, **{f"b_{k}": v for k, v in values.items()}})
             if new_rows:
-                await conn.execute(insert(A), new_rows)
+                await conn.execute(insert(AccountRow), new_rows)
             for shape, params in updates.items():
                 sets: list[tuple[Any, Any]] = []
                 if "state" in shape:
                     sets.append(_state_stamp(bindparam("b_state"), ts))
-                sets += [(getattr(A, k), bindparam(f"b_{k}")) for k in shape]
-                await conn.execute(update(A).where(A.token_hash == bindparam("b_hash")).ordered_values(*sets), params)
+                sets += [(getattr(AccountRow, k), bindparam(f"b_{k}")) for k in shape]
+                await conn.execute(
+                    update(AccountRow).where(AccountRow.token_hash == bindparam("b_hash")).ordered_values(*sets), params
+                )
         return AddResult(added=len(new_rows), updated=sum(len(p) for p in updates.values()))
 
     @staticmethod
@@ -540,7 +392,7 @@ class SqlStore:
         removed = 0
         async with self.engine.begin() as conn:
             for chunk in _chunks(hashes):
-                removed += (await conn.execute(delete(A).where(A.token_hash.in_(chunk)))).rowcount
+                removed += (await conn.execute(delete(AccountRow).where(AccountRow.token_hash.in_(chunk)))).rowcount
             if removed:
                 await self._bump(conn, ACCOUNTS_VERSION)
         return removed
@@ -559,16 +411,16 @@ class SqlStore:
                 value = _json(value)
             elif name == "state_reason":
                 value = value[:REASON_LEN]
-            sets.append((getattr(A, name), value))
+            sets.append((getattr(AccountRow, name), value))
         found = 0
         async with self.engine.begin() as conn:
             for chunk in _chunks(hashes):
-                where = A.token_hash.in_(chunk)
+                where = AccountRow.token_hash.in_(chunk)
                 if not sets:
                     found += int(await conn.scalar(select(func.count()).where(where)) or 0)
                     continue
                 # Matched rows (asyncmy sets CLIENT.FOUND_ROWS), so an unchanged account still counts.
-                found += (await conn.execute(update(A).where(where).ordered_values(*sets))).rowcount
+                found += (await conn.execute(update(AccountRow).where(where).ordered_values(*sets))).rowcount
             if found and sets:
                 await self._bump(conn, ACCOUNTS_VERSION)
         return found
@@ -616,7 +468,7 @@ class SqlStore:
             await conn.execute(self._upsert(AdminSessionRow, ["id_hash"], list(row)), [row])
 
     async def get_session(self, id_hash: str) -> AdminSession | None:
-        t = _table(AdminSessionRow)
+        t = table_of(AdminSessionRow)
         stmt = select(t).where(t.c.id_hash == id_hash, t.c.expires_at > now())
         async with self.engine.connect() as conn:
             row = (await conn.execute(stmt)).first()
@@ -672,7 +524,7 @@ class SqlStore:
             await conn.execute(self._upsert(MediaRow, ["name"], list(row)), [row])
 
     async def get_media(self, name: str) -> MediaEntry | None:
-        t = _table(MediaRow)
+        t = table_of(MediaRow)
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(t).where(t.c.name == name))).first()
         return None if row is None else MediaEntry(**row._asdict())
@@ -689,10 +541,10 @@ class SqlStore:
             return
         keys = ["hour", "model", "outcome", "key_id"]
         async with self.engine.begin() as conn:
-            await conn.execute(self._upsert(UsageRowModel, keys, [*keys, "count"], add=["count"]), params)
+            await conn.execute(self._upsert(UsageCountRow, keys, [*keys, "count"], add=["count"]), params)
 
     async def usage_since(self, hour: int) -> list[UsageRow]:
-        t = _table(UsageRowModel)
+        t = table_of(UsageCountRow)
         stmt = select(t).where(t.c.hour >= hour).order_by(t.c.hour, t.c.model, t.c.outcome, t.c.key_id)
         async with self.engine.connect() as conn:
             return [UsageRow(**r._asdict()) for r in await conn.execute(stmt)]

@@ -1,0 +1,43 @@
+"""``GET /images/{name}`` (public, like the reference): cached images and videos, re-fetched through
+the media index on a miss. Ranges are answered (video players seek), and names that could leave
+the cache directory are refused before touching the disk."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from ..errors import GatewayError, NotFound, UpstreamError
+from ..grok.client import UpstreamHTTPError
+from ..services import Services
+from .service import FETCH_ERRORS
+
+log = logging.getLogger("grok2api.media")
+
+CACHE_HEADERS = {
+    "Cache-Control": "public, max-age=86400",
+    "Access-Control-Allow-Origin": "*",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def _error(err: GatewayError) -> Response:
+    return Response(err.to_json(), status_code=err.status, media_type="application/json")
+
+
+async def serve_media(request: Request) -> Response:
+    svc: Services = request.app.state.services
+    name: str = request.path_params["name"]
+    try:
+        cached = await svc.media.open(name, svc.settings)
+    except FETCH_ERRORS as exc:
+        log.warning("re-fetching %s failed: %s", name, exc)
+        if isinstance(exc, UpstreamHTTPError) and exc.status in (401, 403, 404):
+            # The asset is gone upstream or its account lost access: nothing to serve, ever.
+            return _error(NotFound("This media file is no longer available."))
+        return _error(UpstreamError("The media file is not cached and grok.com could not be reached; try again."))
+    if cached is None:
+        return _error(NotFound("No such media file."))
+    return FileResponse(cached.path, media_type=cached.content_type, headers=CACHE_HEADERS, stat_result=cached.stat)
