@@ -20,29 +20,28 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import __version__
 from .admin.routes import admin_routes, admin_startup
 from .config import BootConfig
+from .edge import ClientGone, authenticate, client_gone, error_response, gateway_error, services
 from .errors import GatewayError, NotFound
 from .mcp import mcp_endpoint
 from .media.route import serve_media
 from .metrics import render_prometheus
-from .openai.chat import chat_completions, error_response, get_model, list_models
+from .openai.chat import chat_completions
 from .openai.images import image_edits, image_generations
+from .openai.models import get_model, list_models
 from .services import Services
 
 log = logging.getLogger("grok2api")
 
 
 async def healthz(request: Request) -> Response:
-    svc: Services = request.app.state.services
+    svc = services(request)
     return JSONResponse({"status": "ok", "service": "grok2api", "version": __version__, "storage": svc.store.kind})
 
 
 async def prometheus(request: Request) -> Response:
     """Prometheus metrics; guarded by the API key like /v1 when one is set."""
-    svc: Services = request.app.state.services
-    try:
-        svc.keys.authenticate(request.headers.get("authorization"), svc.settings.api_key)
-    except GatewayError as err:
-        return error_response(err)
+    authenticate(request)
+    svc = services(request)
     counts = Counter((a.state, a.tier) for a in svc.pool.accounts())
     text = render_prometheus(svc.metrics, [(s, t, n) for (s, t), n in counts.items()], svc.pool.total_in_flight())
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -91,12 +90,6 @@ class ApiCors:
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-
-
-async def client_gone(request: Request, exc: Exception) -> Response:
-    """The client closed the connection while its request body was still arriving: nobody to answer."""
-    log.info("client went away while sending %s %s", request.method, request.url.path)
-    return Response(status_code=499)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
@@ -158,7 +151,13 @@ def create_app(boot: BootConfig | None = None, services: Services | None = None)
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(ApiCors)],
-        exception_handlers={HTTPException: http_error, ClientDisconnect: client_gone, Exception: server_error},
+        exception_handlers={
+            HTTPException: http_error,
+            GatewayError: gateway_error,
+            ClientDisconnect: client_gone,
+            ClientGone: client_gone,
+            Exception: server_error,
+        },
     )
     app.state.services = svc
     return app

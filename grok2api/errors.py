@@ -115,3 +115,24 @@ class UpstreamTimeout(GatewayError):
     status = 504
     type = "timeout_error"
     code = "upstream_timeout"
+
+
+class FirstResponseTimeout(UpstreamTimeout):
+    """grok.com sent nothing before ``stream_first_response_timeout``: no byte reached the client yet."""
+
+    def __init__(self) -> None:
+        super().__init__("grok.com did not answer within the first-response timeout; try again.")
+
+
+class StalledMidAnswer(UpstreamTimeout):
+    """grok.com stopped sending in the middle of an answer (idle or total timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__("grok.com stalled mid-answer, so the answer is incomplete; retry the request.")
+
+
+class ConnectionLost(UpstreamError):
+    """The connection to grok.com broke after the answer had started."""
+
+    def __init__(self) -> None:
+        super().__init__("The connection to grok.com broke mid-answer, so the answer is incomplete; retry the request.")

@@ -14,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import __version__
+from .edge import authenticate, authorize, read_body, record, services
 from .errors import GatewayError, InvalidRequest, ModelNotFound
-from .gateway import ChatJob, StreamTimeout, timeout_error
+from .gateway import ChatJob
 from .grok.catalog import MODELS, find_model
-from .openai.chat import read_body
+from .grok.chat import ChatTurn
 from .openai.prompt import flatten
 from .openai.render import collect_answer
 from .openai.schemas import Message, SystemMessage, UserMessage
@@ -67,17 +68,12 @@ async def _ask(svc: Services, args: dict[str, Any], key_model_check: Any) -> str
         messages.append(SystemMessage(content=system))
     messages.append(UserMessage(content=query))
     prompt = flatten(messages)
-    settings = svc.settings
-    try:
-        answer = await svc.gateway.open(ChatJob(spec, spec.id, prompt, [], settings))
-        completion = await collect_answer(answer, spec.id, prompt.message, svc.media)
-    except StreamTimeout:
-        raise timeout_error() from None
-    svc.metrics.record(spec.id, True)
+    answer = await svc.gateway.open(ChatJob(ChatTurn(spec, prompt.message), spec.id, svc.settings))
+    completion = await collect_answer(answer, spec.id, prompt.message, svc.media)
     return completion.choices[0].message.content or ""
 
 
-async def _call(svc: Services, method: str, params: dict[str, Any], check: Any) -> Any:
+async def _call(svc: Services, method: str, params: dict[str, Any], check: Any, done: Any) -> Any:
     if method == "initialize":
         return {
             "protocolVersion": PROTOCOL_VERSION,
@@ -96,23 +92,22 @@ async def _call(svc: Services, method: str, params: dict[str, Any], check: Any) 
         try:
             text = await _ask(svc, args if isinstance(args, dict) else {}, check)
         except GatewayError as err:
+            if err.status >= 500 or err.status == 429:
+                done(False)
             return {"content": [{"type": "text", "text": f"Error: {err.message}"}], "isError": True}
+        done(True)
         return {"content": [{"type": "text", "text": text}], "isError": False}
     raise KeyError(method)
 
 
 async def mcp_endpoint(request: Request) -> Response:
-    svc: Services = request.app.state.services
-    try:
-        key = svc.keys.authenticate(request.headers.get("authorization"), svc.settings.api_key)
-    except GatewayError as err:
-        return Response(err.to_json(), status_code=err.status, media_type="application/json")
+    svc = services(request)
+    key = authenticate(request)
     if request.method != "POST":
         return Response(status_code=405, headers={"Allow": "POST"})  # no server-initiated stream
+    raw = await read_body(request, svc.boot.max_body_bytes)
     try:
-        message = _DECODER.decode(await read_body(request, svc.boot.max_body_bytes))
-    except GatewayError as err:  # body too large
-        return Response(err.to_json(), status_code=err.status, media_type="application/json")
+        message = _DECODER.decode(raw)
     except (msgspec.DecodeError, RecursionError):
         return _json(_rpc(None, error=(-32700, "Parse error: the body is not JSON")), 400)
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not isinstance(message.get("method"), str):
@@ -122,10 +117,13 @@ async def mcp_endpoint(request: Request) -> Response:
     params = message.get("params") or {}
 
     def check(model: str) -> None:
-        svc.keys.check(key, model)
+        authorize(request, key, model)
+
+    def done(ok: bool) -> None:
+        record(request, ok)
 
     try:
-        result = await _call(svc, message["method"], params if isinstance(params, dict) else {}, check)
+        result = await _call(svc, message["method"], params if isinstance(params, dict) else {}, check, done)
     except KeyError:
         return _json(_rpc(message["id"], error=(-32601, f"Method not found: {message['method']}")))
     except LookupError as exc:

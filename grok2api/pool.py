@@ -11,94 +11,20 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from enum import StrEnum
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
 
 from .errors import NoAccount, RateLimited
 from .grok.catalog import ModelSpec
-from .grok.client import QuotaInfo, UpstreamConnectionError, UpstreamHTTPError
+from .grok.failures import Failure, FailureKind
 from .settings import RuntimeSettings
 from .store.base import Account, AccountState, Settlement, Store, Tier
 
 log = logging.getLogger("grok2api.pool")
 
 SNAPSHOT_MAX_AGE = 15.0
-RECONCILE_EVERY = 600.0  # seconds between quota checks of one busy account
 SCAN_TARGET = 32  # eligible accounts looked at per pick (see Pool.candidates)
-_CREDENTIAL_MARKERS = (
-    "invalid-credentials",
-    "bad-credentials",
-    "failed to look up session id",
-    "session not found",
-    "token expired",
-    "token revoked",
-    "account suspended",
-    "email-domain-rejected",
-    "unauthenticated",
-)
-_CLOUDFLARE_MARKERS = ("just a moment", "challenge-platform", "__cf_chl", "cf-chl-", "cloudflare")
-
-
-class FailureKind(StrEnum):
-    INVALID = "invalid"  # credentials rejected: counts towards invalid
-    BLOCKED = "blocked"  # the account is banned
-    EGRESS = "egress"  # Cloudflare / anti-bot: the gateway's problem, not the account's
-    RATE_LIMITED = "rate_limited"  # cool the account until its window resets
-    SERVER = "server"  # 5xx or connection trouble: try elsewhere
-    REJECTED = "rejected"  # grok.com refused this request itself (4xx): retrying will not help
-    CANCELLED = "cancelled"  # the client went away before an answer: nobody's fault
-
-
-class Failure(msgspec.Struct):
-    kind: FailureKind
-    reason: str
-    retry_after: float | None = None
-    charged: bool = False  # True when the upstream had already accepted (and charged) the request
-
-    @property
-    def retryable(self) -> bool:
-        return self.kind in (FailureKind.INVALID, FailureKind.BLOCKED, FailureKind.RATE_LIMITED, FailureKind.SERVER)
-
-
-def classify_http(exc: UpstreamHTTPError) -> Failure:
-    body = exc.body.lower()
-    status = exc.status
-    is_html = "html" in exc.content_type.lower() or body.lstrip().startswith("<")
-    if status in (403, 503) and is_html and any(m in body for m in _CLOUDFLARE_MARKERS):
-        return Failure(
-            FailureKind.EGRESS,
-            "grok.com answered with a Cloudflare challenge: set a fresh cf_clearance, or route through proxy_url",
-        )
-    if status == 401 or (status in (400, 403) and any(m in body for m in _CREDENTIAL_MARKERS)):
-        return Failure(FailureKind.INVALID, f"session rejected by grok.com (HTTP {status}): invalid credentials")
-    if status == 403 and "blocked-user" in body:
-        return Failure(FailureKind.BLOCKED, "grok.com reports this account as blocked (403 blocked-user)")
-    if status == 403:
-        return Failure(
-            FailureKind.EGRESS,
-            "grok.com rejected the request as a bot (403 anti-bot): enable dynamic_statsig or set a valid "
-            "x_statsig_id, refresh cf_clearance, or use proxy_url",
-        )
-    if status == 429:
-        wait = f", retry after {int(exc.retry_after)} s" if exc.retry_after else ""
-        return Failure(FailureKind.RATE_LIMITED, f"429 from grok.com{wait}", exc.retry_after)
-    if status >= 500 or status == 200:
-        return Failure(FailureKind.SERVER, f"grok.com error (HTTP {status})")
-    snippet = exc.body.strip().replace("\n", " ")[:160]
-    return Failure(FailureKind.REJECTED, f"grok.com rejected the request (HTTP {status}): {snippet}")
-
-
-def classify(exc: BaseException) -> Failure:
-    if isinstance(exc, UpstreamHTTPError):
-        return classify_http(exc)
-    if isinstance(exc, UpstreamConnectionError):
-        return Failure(FailureKind.SERVER, f"connection to grok.com failed: {exc}")
-    if isinstance(exc, TimeoutError):
-        return Failure(FailureKind.SERVER, "grok.com did not answer in time")
-    return Failure(FailureKind.SERVER, f"unexpected upstream failure: {type(exc).__name__}")
 
 
 def _learned(current: int | None, learned: int | None | msgspec.UnsetType, cap: bool) -> int | None:
@@ -136,58 +62,47 @@ class Lease:
 
     async def succeed(self, extra_cost: int = 0) -> None:
         """The upstream served the request. ``extra_cost`` charges more (e.g. image generation)."""
-        if self.settled:
-            return
-        self.settled = True
-        self.pool._release(self.account.id)
-        local = self.pool._snapshot.get(self.account.id)
-        remaining = local.heavy_remaining if (local and self.spec.heavy) else (local.remaining if local else None)
-        if remaining is not None:
-            extra_cost = min(extra_cost, max(remaining, 0))  # never charge an account below zero
-        settlement = Settlement(heavy=self.spec.heavy, refund=-extra_cost, ok=True)
-        if remaining is not None and remaining - extra_cost <= 0:
-            # Spent locally: cool until the window should reset; the reviver re-checks then.
-            fallback = time.time() + self.pool.settings().default_cooldown_seconds
-            until = (local.window_reset_at if local else None) or fallback
-            settlement.state = AccountState.COOLING
-            settlement.state_reason = "quota used up; waiting for the window to reset"
-            settlement.cooldown_until = until
-        self.pool.apply_local(self.account.id, settlement)
-        await self.pool.store.settle(self.account.id, settlement)
-        self.pool.maybe_reconcile(self.account, self.spec)
+        if not self.settled:
+            self.settled = True
+            await self.pool.settle_success(self.account.id, self.spec, extra_cost)
 
     async def fail(self, failure: Failure) -> None:
-        if self.settled:
-            return
-        self.settled = True
-        self.pool._release(self.account.id)
-        settings = self.pool.settings()
-        refund = 0 if failure.charged else self.cost
-        s = Settlement(heavy=self.spec.heavy, refund=refund)
-        if failure.kind in (FailureKind.EGRESS, FailureKind.CANCELLED):
-            pass  # not the account's fault: only give the quota back
-        elif failure.kind == FailureKind.INVALID:
-            s.failure = failure.reason
+        if not self.settled:
+            self.settled = True
+            refund = 0 if failure.charged else self.cost
+            settlement = settlement_for(failure, self.pool.settings(), heavy=self.spec.heavy, refund=refund)
+            await self.pool.settle(self.account.id, settlement)
+
+
+def settlement_for(
+    failure: Failure, settings: RuntimeSettings, *, heavy: bool = False, refund: int = 0, live_check: bool = False
+) -> Settlement:
+    """What a failure does to its account, in one place. ``live_check`` is an operator's explicit test
+    (admin, CLI, reviver): rejected credentials then count at once instead of after several failures,
+    and a 429 cools the account without claiming its counter is empty."""
+    s = Settlement(heavy=heavy, refund=refund)
+    if failure.kind in (FailureKind.EGRESS, FailureKind.CANCELLED):
+        return s  # not the account's fault: only give the quota back
+    s.failure = failure.reason
+    if failure.kind == FailureKind.INVALID:
+        if live_check:
+            s.state, s.state_reason = AccountState.INVALID, failure.reason
+        else:
             s.counts_towards_invalid = True
             s.invalid_after = settings.invalid_after_failures
-        elif failure.kind == FailureKind.BLOCKED:
-            s.failure = failure.reason
-            s.state = AccountState.BLOCKED
-            s.state_reason = failure.reason
-        elif failure.kind == FailureKind.RATE_LIMITED:
-            wait = failure.retry_after or settings.default_cooldown_seconds
-            s.failure = failure.reason
-            s.state = AccountState.COOLING
-            s.state_reason = f"{failure.reason}; cooling for {_human_wait(wait)}"
-            s.cooldown_until = time.time() + wait
-            if self.spec.heavy:
+    elif failure.kind == FailureKind.BLOCKED:
+        s.state, s.state_reason = AccountState.BLOCKED, failure.reason
+    elif failure.kind == FailureKind.RATE_LIMITED:
+        wait = failure.retry_after or settings.default_cooldown_seconds
+        s.state = AccountState.COOLING
+        s.state_reason = failure.reason if live_check else f"{failure.reason}; cooling for {_human_wait(wait)}"
+        s.cooldown_until = time.time() + wait
+        if not live_check:
+            if heavy:
                 s.heavy_remaining = 0
             else:
                 s.remaining = 0
-        else:
-            s.failure = failure.reason
-        self.pool.apply_local(self.account.id, s)
-        await self.pool.store.settle(self.account.id, s)
+    return s
 
 
 class Pool:
@@ -200,10 +115,6 @@ class Pool:
         self._accounts_version = -1
         self._loaded_at = 0.0
         self._refresh_lock = asyncio.Lock()
-        self._reconciling: set[int] = set()
-        self._last_reconciled: dict[int, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.quota_checker: Callable[[Account, ModelSpec], Awaitable[QuotaInfo]] | None = None
 
     # -- snapshot ------------------------------------------------------------------------------
 
@@ -234,6 +145,26 @@ class Pool:
 
     def in_flight(self, account_id: int) -> int:
         return self._in_flight.get(account_id, 0)
+
+    async def settle(self, account_id: int, s: Settlement) -> None:
+        """End one reservation: free its in-flight slot, mirror the settlement locally, store it."""
+        self._release(account_id)
+        self.apply_local(account_id, s)
+        await self.store.settle(account_id, s)
+
+    async def settle_success(self, account_id: int, spec: ModelSpec, extra_cost: int = 0) -> None:
+        local = self._snapshot.get(account_id)
+        remaining = local.heavy_remaining if (local and spec.heavy) else (local.remaining if local else None)
+        if remaining is not None:
+            extra_cost = min(extra_cost, max(remaining, 0))  # never charge an account below zero
+        settlement = Settlement(heavy=spec.heavy, refund=-extra_cost, ok=True)
+        if remaining is not None and remaining - extra_cost <= 0:
+            # Spent locally: cool until the window should reset; the reviver re-checks then.
+            fallback = time.time() + self.settings().default_cooldown_seconds
+            settlement.state = AccountState.COOLING
+            settlement.state_reason = "quota used up; waiting for the window to reset"
+            settlement.cooldown_until = (local.window_reset_at if local else None) or fallback
+        await self.settle(account_id, settlement)
 
     def _release(self, account_id: int) -> None:
         n = self._in_flight.get(account_id, 0) - 1
@@ -343,37 +274,3 @@ class Pool:
                 headers={"Retry-After": str(retry)},
             )
         return NoAccount("No usable Grok account: every account is invalid, blocked or disabled. Add fresh SSO tokens.")
-
-    # -- quota learning ------------------------------------------------------------------------
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def maybe_reconcile(self, account: Account, spec: ModelSpec) -> None:
-        """Ask grok.com for the true quota when ours is unknown or old; never on every request."""
-        if self.quota_checker is None or account.id in self._reconciling:
-            return
-        current = account.heavy_remaining if spec.heavy else account.remaining
-        last = self._last_reconciled.get(account.id)
-        if current is not None and last is not None and time.monotonic() - last < RECONCILE_EVERY:
-            return
-        self._reconciling.add(account.id)
-        self.spawn(self._reconcile(account, spec))
-
-    async def _reconcile(self, account: Account, spec: ModelSpec) -> None:
-        try:
-            assert self.quota_checker is not None
-            await self.quota_checker(account, spec)
-        except Exception as exc:  # reconciliation is best effort
-            log.info("quota check for account %s failed: %s", account.id, exc)
-        finally:
-            self._last_reconciled[account.id] = time.monotonic()
-            self._reconciling.discard(account.id)
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -3,20 +3,26 @@ accounts back when their window resets, and refresh on demand (CLI and admin).""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import msgspec
 
 from .grok.catalog import MODELS, ModelSpec
-from .grok.client import GrokClient, QuotaInfo, UpstreamConnectionError, UpstreamHTTPError
-from .pool import FailureKind, Pool, classify
+from .grok.client import GrokClient, QuotaInfo
+from .grok.errors import TRANSPORT_ERRORS
+from .grok.failures import classify
+from .pool import Lease, Pool, settlement_for
 from .settings import RuntimeSettings
 from .store.base import Account, AccountPatch, AccountState, Settlement, Tier
 
 log = logging.getLogger("grok2api.quota")
 PROBE_MODEL = MODELS["grok-3-fast"]
 EXHAUSTED = "quota used up"
+RECONCILE_EVERY = 600.0  # seconds between quota checks of one busy account
 
 
 class QuotaResult(msgspec.Struct):
@@ -31,6 +37,9 @@ class QuotaService:
     def __init__(self, pool: Pool, client: GrokClient) -> None:
         self.pool = pool
         self.client = client
+        self._reconciling: set[int] = set()
+        self._last_reconciled: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _settings(self) -> RuntimeSettings:
         return self.pool.settings()
@@ -59,6 +68,38 @@ class QuotaService:
         await self.pool.store.settle(account.id, s)
         return info
 
+    def after_success(self, lease: Lease) -> None:
+        """Ask grok.com for the true quota when ours is unknown or old; never on every request."""
+        account, spec = lease.account, lease.spec
+        if account.id in self._reconciling:
+            return
+        current = account.heavy_remaining if spec.heavy else account.remaining
+        last = self._last_reconciled.get(account.id)
+        if current is not None and last is not None and time.monotonic() - last < RECONCILE_EVERY:
+            return
+        self._reconciling.add(account.id)
+        self._spawn(self._reconcile(account, spec))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reconcile(self, account: Account, spec: ModelSpec) -> None:
+        try:
+            await self.check(account, spec)
+        except Exception as exc:  # reconciliation is best effort
+            log.info("quota check for account %s failed: %s", account.id, exc)
+        finally:
+            self._last_reconciled[account.id] = time.monotonic()
+            self._reconciling.discard(account.id)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def refresh(self, account: Account) -> QuotaResult:
         """A live check of one account (the admin's "test" and "refresh quota"), with its state updated."""
         settings = self._settings()
@@ -67,17 +108,11 @@ class QuotaService:
             heavy = None
             if account.tier == Tier.SUPER:
                 heavy = (await self.client.rate_limits(account.token, MODELS["grok-4-heavy"], settings)).remaining
-        except (UpstreamHTTPError, UpstreamConnectionError) as exc:
+        except TRANSPORT_ERRORS as exc:
             failure = classify(exc)
-            s = Settlement(failure=failure.reason)
-            if failure.kind == FailureKind.INVALID:
-                s.state, s.state_reason = AccountState.INVALID, failure.reason
-            elif failure.kind == FailureKind.BLOCKED:
-                s.state, s.state_reason = AccountState.BLOCKED, failure.reason
-            elif failure.kind == FailureKind.RATE_LIMITED:
-                wait = failure.retry_after or settings.default_cooldown_seconds
-                s.state, s.state_reason, s.cooldown_until = AccountState.COOLING, failure.reason, time.time() + wait
-            elif account.state == AccountState.COOLING:
+            s = settlement_for(failure, settings, live_check=True)
+            s.failure = failure.reason
+            if s.state is None and account.state == AccountState.COOLING:
                 # grok.com could not answer: look again in a minute instead of on every pass.
                 s.state, s.state_reason, s.cooldown_until = AccountState.COOLING, account.state_reason, time.time() + 60
             await self.pool.store.settle(account.id, s)

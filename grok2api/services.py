@@ -39,9 +39,8 @@ class Services:
         self.client = GrokClient(self.http)
         self.pool = Pool(self.store, lambda: self.settings)
         self.metrics = Metrics()
-        self.gateway = Gateway(self.pool, self.client, self.metrics.upstream_failure)
         self.quota = QuotaService(self.pool, self.client)
-        self.pool.quota_checker = self.quota.check
+        self.gateway = Gateway(self.pool, self.client, self.metrics.upstream_failure, self.quota.after_success)
         self.media = MediaService(boot.data_dir, self.store, self.client)
         self.keys = ClientKeys()
         self.started = time.time()
@@ -82,7 +81,7 @@ class Services:
                 await task
         with suppress(Exception):
             await self.metrics.flush(self.store)
-        await self.pool.close()
+        await self.quota.close()
         await self.media.close()
         await self.http.close()
         await self.store.close()

@@ -12,14 +12,8 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from grok2api.grok.catalog import MODELS
-from grok2api.grok.client import (
-    GrokClient,
-    HttpPool,
-    UpstreamConnectionError,
-    UpstreamHTTPError,
-    chat_payload,
-    parse_rate_limits,
-)
+from grok2api.grok.client import GrokClient, HttpPool, parse_rate_limits
+from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from grok2api.grok.events import End, Reasoning, Text
 from grok2api.settings import RuntimeSettings
 
@@ -193,19 +187,6 @@ async def test_download(grok: GrokClient, mocked: aioresponses) -> None:
     with pytest.raises(UpstreamHTTPError) as info:
         await grok.download("tok-1", asset, SETTINGS, max_bytes=10)
     assert info.value.status == 413
-
-
-def test_chat_payload_follows_the_model_and_settings() -> None:
-    spec = MODELS["grok-4-fast-expert"]
-    payload = chat_payload(spec, "hello", ["f1"], RuntimeSettings(temporary=False))
-    assert (payload["modelName"], payload["modelMode"], payload["message"]) == (
-        "grok-4-mini-thinking-tahoe",
-        "MODEL_MODE_EXPERT",
-        "hello",
-    )
-    assert payload["fileAttachments"] == ["f1"]
-    assert payload["temporary"] is False
-    assert payload["responseMetadata"] == {"requestModelDetails": {"modelId": "grok-4-mini-thinking-tahoe"}}
 
 
 async def test_http_pool_reuses_one_session_and_passes_http_proxies() -> None:

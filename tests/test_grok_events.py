@@ -9,6 +9,7 @@ import pytest
 
 from grok2api.grok.events import (
     End,
+    ErrorEvent,
     Event,
     ImageProgress,
     Images,
@@ -17,7 +18,6 @@ from grok2api.grok.events import (
     SearchResults,
     StreamParser,
     Text,
-    UpstreamError,
     Video,
     VideoProgress,
     split_objects,
@@ -138,20 +138,20 @@ def test_web_search_results() -> None:
 
 def test_errors_in_band() -> None:
     rate = parse(_enc.encode({"error": {"code": 8, "message": "Too many requests", "details": []}}))
-    assert rate == [UpstreamError("Too many requests", 8, True)]
+    assert rate == [ErrorEvent("Too many requests", 8, True)]
     internal = parse(_enc.encode({"error": {"code": 13, "message": "Internal error"}}))
-    assert internal == [UpstreamError("Internal error", 13, False)]
+    assert internal == [ErrorEvent("Internal error", 13, False)]
     usage = parse(line({"error": {"message": "You've reached your usage limit. Please try again later."}}))
-    assert usage == [UpstreamError("You've reached your usage limit. Please try again later.", None, True)]
-    assert parse(_enc.encode({"error": "plain words"})) == [UpstreamError("plain words", None, False)]
+    assert usage == [ErrorEvent("You've reached your usage limit. Please try again later.", None, True)]
+    assert parse(_enc.encode({"error": "plain words"})) == [ErrorEvent("plain words", None, False)]
 
 
 def test_error_messages_that_are_not_text_never_show_a_python_repr() -> None:
     nested = parse(_enc.encode({"error": {"error": {"code": 8, "message": "Too many requests"}}}))
-    assert nested == [UpstreamError("Too many requests", 8, True)]
+    assert nested == [ErrorEvent("Too many requests", 8, True)]
     for odd in ({"error": ["a", "b"]}, {"error": {"message": {"text": "x"}}}, {"error": {"code": 13, "message": [1]}}):
         (event,) = parse(_enc.encode(odd))
-        assert isinstance(event, UpstreamError)
+        assert isinstance(event, ErrorEvent)
         assert event.message == "upstream error" and "{" not in event.message and "[" not in event.message, odd
 
 
@@ -178,7 +178,7 @@ def test_model_response_ends_the_answer() -> None:
 )
 def test_model_response_errors(model_response: dict[str, Any], message: str) -> None:
     (event,) = parse(line({"modelResponse": model_response}))
-    assert isinstance(event, UpstreamError)
+    assert isinstance(event, ErrorEvent)
     assert event.message == message
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from grok2api.grok.client import GrokClient, HttpPool, UpstreamHTTPError
+from grok2api.grok.client import GrokClient, HttpPool
+from grok2api.grok.errors import UpstreamHTTPError
 from grok2api.media.service import MediaService, media_name
 from grok2api.settings import RuntimeSettings
 from grok2api.store.base import NewAccount

@@ -10,66 +10,10 @@ from typing import Any
 import openai
 import pytest
 
-from grok2api.grok.client import UpstreamConnectionError, UpstreamHTTPError
-from grok2api.pool import FailureKind, classify
 from grok2api.store.base import AccountPatch, AccountState
 from grok2api.testing.fake_grok import FakeGrok
 
 from live import LiveGateway
-
-# ---- classification ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "ctype", "kind"),
-    [
-        (
-            401,
-            '{"error":{"code":16,"message":"Failed to look up session ID. [WKE=unauthorized:invalid-credentials]"}}',
-            "application/json",
-            FailureKind.INVALID,
-        ),
-        (
-            403,
-            '{"error":{"code":7,"message":"User is blocked [WKE=unauthorized:blocked-user]"}}',
-            "application/json",
-            FailureKind.BLOCKED,
-        ),
-        (
-            403,
-            '{"error":{"code":7,"message":"Request rejected by anti-bot rules."}}',
-            "application/json",
-            FailureKind.EGRESS,
-        ),
-        (
-            403,
-            "<html><title>Just a moment...</title><script src='/cdn-cgi/challenge-platform/x'></script></html>",
-            "text/html",
-            FailureKind.EGRESS,
-        ),
-        (400, '{"error":{"message":"token expired"}}', "application/json", FailureKind.INVALID),
-        (429, '{"error":{"code":8,"message":"Too many requests"}}', "application/json", FailureKind.RATE_LIMITED),
-        (502, "<html>Bad gateway</html>", "text/html", FailureKind.SERVER),
-        (400, '{"error":{"message":"message too long"}}', "application/json", FailureKind.REJECTED),
-    ],
-)
-def test_classify_http(status: int, body: str, ctype: str, kind: FailureKind) -> None:
-    failure = classify(UpstreamHTTPError(status, body, ctype, retry_after=7 if status == 429 else None))
-    assert failure.kind == kind
-    assert failure.reason
-    if kind == FailureKind.RATE_LIMITED:
-        assert failure.retry_after == 7
-        assert "retry after 7 s" in failure.reason
-
-
-def test_classify_connection_and_egress_messages() -> None:
-    assert classify(UpstreamConnectionError("reset")).kind == FailureKind.SERVER
-    cf = classify(UpstreamHTTPError(403, "<title>Just a moment...</title>", "text/html"))
-    assert "cf_clearance" in cf.reason and "proxy_url" in cf.reason
-    antibot = classify(UpstreamHTTPError(403, '{"error":{"code":7,"message":"anti-bot"}}', "application/json"))
-    assert "statsig" in antibot.reason
-    assert not cf.retryable and classify(UpstreamConnectionError("x")).retryable
-
 
 # ---- behaviour against the fake ----------------------------------------------------------------
 

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 import msgspec
 
-from ..grok.client import UpstreamConnectionError, UpstreamHTTPError
-from ..pool import classify
+from ..grok.errors import UpstreamConnectionError, UpstreamHTTPError
+from ..grok.failures import classify
 from ..quota import PROBE_MODEL, QuotaResult
 from ..services import Services
 from ..store.base import Account, AccountPatch, AccountState

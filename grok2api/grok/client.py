@@ -4,7 +4,7 @@ and asset download. One ClientSession per process (one more per SOCKS proxy)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -12,6 +12,7 @@ import msgspec
 
 from ..settings import RuntimeSettings
 from .catalog import ModelSpec
+from .errors import UpstreamConnectionError, UpstreamHTTPError
 from .events import Event, StreamParser
 from .headers import api_headers, asset_headers
 
@@ -21,21 +22,6 @@ _ERROR_BODY_LIMIT = 4096
 _SHORT_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder()
-
-
-class UpstreamHTTPError(Exception):
-    """grok.com answered with a non-200 status."""
-
-    def __init__(self, status: int, body: str, content_type: str = "", retry_after: float | None = None) -> None:
-        super().__init__(f"HTTP {status}: {body[:200]}")
-        self.status = status
-        self.body = body
-        self.content_type = content_type
-        self.retry_after = retry_after
-
-
-class UpstreamConnectionError(Exception):
-    """grok.com could not be reached or dropped the connection."""
 
 
 def describe_connection_error(exc: BaseException) -> str:
@@ -119,51 +105,13 @@ async def _error_from(resp: aiohttp.ClientResponse) -> UpstreamHTTPError:
     )
 
 
-def chat_payload(spec: ModelSpec, message: str, file_ids: list[str], settings: RuntimeSettings) -> dict[str, Any]:
-    return {
-        "temporary": settings.temporary,
-        "modelName": spec.model_name,
-        "message": message,
-        "fileAttachments": file_ids,
-        "imageAttachments": [],
-        "disableSearch": False,
-        "enableImageGeneration": True,
-        "returnImageBytes": False,
-        "returnRawGrokInXaiRequest": False,
-        "enableImageStreaming": True,
-        "imageGenerationCount": 2,
-        "forceConcise": False,
-        "toolOverrides": {},
-        "enableSideBySide": True,
-        "sendFinalMetadata": True,
-        "isReasoning": False,
-        "webpageUrls": [],
-        "disableTextFollowUps": True,
-        "responseMetadata": {"requestModelDetails": {"modelId": spec.model_name}},
-        "disableMemory": False,
-        "forceSideBySide": False,
-        "modelMode": spec.model_mode,
-        "isAsyncChat": False,
-    }
-
-
-def video_payload(post_ref: str, prompt: str, file_ids: list[str]) -> dict[str, Any]:
-    return {
-        "temporary": True,
-        "modelName": "grok-3",
-        "message": f"{post_ref}  {prompt} --mode=custom",
-        "fileAttachments": file_ids,
-        "toolOverrides": {"videoGen": True},
-    }
-
-
 class GrokClient:
     def __init__(self, http: HttpPool) -> None:
         self.http = http
 
     async def stream_chat(
         self, token: str, payload: dict[str, Any], settings: RuntimeSettings, *, referer: str | None = None
-    ) -> AsyncIterator[list[Event]]:
+    ) -> AsyncGenerator[list[Event], None]:
         """POST conversations/new and yield the events of each network read as one non-empty batch
         (under load one read carries many lines; batching keeps per-event overhead off the hot path).
         Raises UpstreamHTTPError for a non-200 answer and UpstreamConnectionError when the connection

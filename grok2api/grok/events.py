@@ -50,7 +50,7 @@ class Video(msgspec.Struct):
     thumbnail: str | None = None
 
 
-class UpstreamError(msgspec.Struct):
+class ErrorEvent(msgspec.Struct):
     """An error reported inside a 200 stream. ``rate_limited`` marks usage-limit errors (code 8)."""
 
     message: str
@@ -65,7 +65,7 @@ class End(msgspec.Struct):
     model: str | None = None
 
 
-Event = Text | Reasoning | SearchResults | ImageProgress | Images | VideoProgress | Video | UpstreamError | End
+Event = Text | Reasoning | SearchResults | ImageProgress | Images | VideoProgress | Video | ErrorEvent | End
 
 _DECODER = msgspec.json.Decoder()
 _RATE_MARKERS = ("usage limit", "rate limit", "too many requests")
@@ -75,7 +75,7 @@ def _is_rate_limit(code: Any, message: str) -> bool:
     return code == 8 or any(m in message.lower() for m in _RATE_MARKERS)
 
 
-def _error(obj: Any) -> UpstreamError:
+def _error(obj: Any) -> ErrorEvent:
     while isinstance(obj, dict) and isinstance(obj.get("error"), dict) and not obj.get("message"):
         obj = obj["error"]  # {"error": {"error": {...}}}
     code: Any = None
@@ -88,7 +88,7 @@ def _error(obj: Any) -> UpstreamError:
         message = str(message)
     message = message if isinstance(message, str) and message else "upstream error"  # never a Python repr
     code = code if isinstance(code, int) and not isinstance(code, bool) else None
-    return UpstreamError(message, code, _is_rate_limit(code, message))
+    return ErrorEvent(message, code, _is_rate_limit(code, message))
 
 
 def split_objects(line: str) -> list[Any]:

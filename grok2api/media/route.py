@@ -9,9 +9,9 @@ import logging
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from ..errors import GatewayError, NotFound, UpstreamError
-from ..grok.client import UpstreamHTTPError
-from ..services import Services
+from ..edge import services
+from ..errors import NotFound, UpstreamError
+from ..grok.errors import UpstreamHTTPError
 from .service import FETCH_ERRORS
 
 log = logging.getLogger("grok2api.media")
@@ -23,12 +23,8 @@ CACHE_HEADERS = {
 }
 
 
-def _error(err: GatewayError) -> Response:
-    return Response(err.to_json(), status_code=err.status, media_type="application/json")
-
-
 async def serve_media(request: Request) -> Response:
-    svc: Services = request.app.state.services
+    svc = services(request)
     name: str = request.path_params["name"]
     try:
         cached = await svc.media.open(name, svc.settings)
@@ -36,8 +32,8 @@ async def serve_media(request: Request) -> Response:
         log.warning("re-fetching %s failed: %s", name, exc)
         if isinstance(exc, UpstreamHTTPError) and exc.status in (401, 403, 404):
             # The asset is gone upstream or its account lost access: nothing to serve, ever.
-            return _error(NotFound("This media file is no longer available."))
-        return _error(UpstreamError("The media file is not cached and grok.com could not be reached; try again."))
+            raise NotFound("This media file is no longer available.") from None
+        raise UpstreamError("The media file is not cached and grok.com could not be reached; try again.") from None
     if cached is None:
-        return _error(NotFound("No such media file."))
+        raise NotFound("No such media file.")
     return FileResponse(cached.path, media_type=cached.content_type, headers=CACHE_HEADERS, stat_result=cached.stat)

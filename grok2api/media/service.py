@@ -14,7 +14,8 @@ import time
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from ..grok.client import GrokClient, UpstreamConnectionError, UpstreamHTTPError
+from ..grok.client import GrokClient
+from ..grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from ..settings import RuntimeSettings
 from ..store.base import MediaEntry, Store
 from .cache import CachedFile, MediaCache, kind_of, sniff_type, valid_name

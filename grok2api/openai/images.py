@@ -9,7 +9,6 @@ import base64
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -20,18 +19,16 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import BodyTooLarge, GatewayError, InvalidRequest, ModelNotFound, RateLimited, UpstreamError
-from ..gateway import ChatJob, StreamTimeout, timeout_error
+from ..edge import authenticate, authorize, capped_stream, decode, json_response, read_body, record, services
+from ..errors import GatewayError, InvalidRequest, ModelNotFound, RateLimited, UpstreamError
+from ..gateway import ChatJob
 from ..grok.catalog import ModelSpec, find_model
-from ..grok.client import UpstreamConnectionError, UpstreamHTTPError
-from ..grok.events import End, ImageProgress, Images, Text
-from ..grok.events import UpstreamError as UpstreamErrorEvent
+from ..grok.chat import ChatTurn
+from ..grok.events import End, ErrorEvent, ImageProgress, Images, Text
 from ..image_input import PreparedImage, prepare_bytes
 from ..media.service import FETCH_ERRORS
 from ..services import Services
 from ..settings import RuntimeSettings
-from .chat import NESTED_TOO_DEEPLY, error_response, json_response, read_body
-from .prompt import Prompt
 from .render import ContentModerated
 
 log = logging.getLogger("grok2api.images")
@@ -87,11 +84,6 @@ class _Order:
     response_format: ResponseFormat
 
 
-def _services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
 def _image_model(name: str | None) -> ModelSpec:
     if not name or name.startswith(_OPENAI_IMAGE_MODELS):
         spec = find_model(DEFAULT_MODEL)
@@ -112,10 +104,7 @@ def _image_model(name: str | None) -> ModelSpec:
 
 async def _generate(svc: Services, job: ChatJob) -> _Generation:
     """One chat turn: the image paths Grok produced, and why there may be none."""
-    try:
-        answer = await svc.gateway.open(job)
-    except StreamTimeout:
-        raise timeout_error() from None
+    answer = await svc.gateway.open(job)
     paths: list[str] = []
     moderated = False
     text: list[str] = []
@@ -129,21 +118,17 @@ async def _generate(svc: Services, job: ChatJob) -> _Generation:
                 text.append(event.text)
             elif isinstance(event, End) and not text:
                 text.append(event.message)
-            elif isinstance(event, UpstreamErrorEvent):
+            elif isinstance(event, ErrorEvent):
                 message = f"grok.com reported an error while drawing: {event.message}"
                 raise RateLimited(message) if event.rate_limited else UpstreamError(message)
-    except StreamTimeout:
-        raise timeout_error() from None
-    except (UpstreamHTTPError, UpstreamConnectionError) as exc:
-        raise UpstreamError(f"the connection to grok.com failed while drawing: {exc}") from None
     finally:
         await answer.finish()
-    return _Generation(answer.lease.token, paths, moderated, "".join(text))
+    return _Generation(answer.token, paths, moderated, "".join(text))
 
 
 async def _draw(svc: Services, order: _Order, settings: RuntimeSettings) -> list[tuple[str, str]]:
     """(asset path, owning token) for up to ``order.n`` images, running as many turns as needed."""
-    job = ChatJob(order.spec, order.requested_model, Prompt(order.message, []), order.images, settings)
+    job = ChatJob(ChatTurn(order.spec, order.message, order.images), order.requested_model, settings)
     found: list[tuple[str, str]] = []
     moderated = False
     text = ""
@@ -203,22 +188,12 @@ async def _serve(request: Request, svc: Services, order: _Order) -> Response:
 
 
 async def _handle(request: Request, build: str) -> Response:
-    svc = _services(request)
-    model_id = "unknown"
-    key_id = ""
-    try:
-        key = svc.keys.authenticate(request.headers.get("authorization"), svc.settings.api_key)
-        key_id = key.id if key else ""
-        order = await (_generation_order(request, svc) if build == "generate" else _edit_order(request, svc))
-        model_id = order.spec.id
-        svc.keys.check(key, order.spec.id)
-        response = await _serve(request, svc, order)
-    except GatewayError as err:
-        if err.status >= 500 or err.status == 429:
-            svc.metrics.record(model_id, False, key_id)
-        log.info("image request failed: %s %s", err.status, err.message)
-        return error_response(err)
-    svc.metrics.record(model_id, True, key_id)
+    svc = services(request)
+    key = authenticate(request)
+    order = await (_generation_order(request, svc) if build == "generate" else _edit_order(request, svc))
+    authorize(request, key, order.spec.id)
+    response = await _serve(request, svc, order)
+    record(request, True)
     return response
 
 
@@ -231,15 +206,7 @@ async def image_edits(request: Request) -> Response:
 
 
 async def _generation_order(request: Request, svc: Services) -> _Order:
-    raw = await read_body(request, svc.boot.max_body_bytes)
-    try:
-        req = _GENERATION_DECODER.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(str(exc).replace("`", ""), param=_param(str(exc))) from None
-    except msgspec.DecodeError:
-        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
-    except RecursionError:
-        raise InvalidRequest(NESTED_TOO_DEEPLY, code="invalid_json") from None
+    req = decode(_GENERATION_DECODER, await read_body(request, svc.boot.max_body_bytes))
     if req.stream:
         raise InvalidRequest("Streaming image generation is not supported; omit stream.", param="stream")
     if not req.prompt.strip():
@@ -284,19 +251,9 @@ async def _edit_order(request: Request, svc: Services) -> _Order:
 async def _read_form(request: Request, limit: int) -> FormData:
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise InvalidRequest("Image edits take multipart/form-data with an 'image' file and a 'prompt'.")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"The request body is larger than {limit // (1024 * 1024)} MB.")
-
-    async def capped() -> AsyncGenerator[bytes, None]:
-        total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise BodyTooLarge(f"The request body is larger than {limit // (1024 * 1024)} MB.")
-            yield chunk
-
-    parser = MultiPartParser(request.headers, capped(), max_files=MAX_EDIT_IMAGES + 2, max_fields=50)
+    parser = MultiPartParser(
+        request.headers, capped_stream(request, limit), max_files=MAX_EDIT_IMAGES + 2, max_fields=50
+    )
     try:
         return await parser.parse()
     except MultiPartException as exc:
@@ -316,7 +273,3 @@ def _int_field(form: FormData, name: str, default: int) -> int:
         return int(text)
     except ValueError:
         raise InvalidRequest(f"{name} must be an integer.", param=name) from None
-
-
-def _param(message: str) -> str | None:
-    return message.rsplit("`$.", 1)[1].rstrip("`").strip() if "`$." in message else None

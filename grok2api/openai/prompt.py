@@ -35,7 +35,7 @@ class Prompt(msgspec.Struct):
     image_urls: list[str]
 
 
-def _parts(content: Content, images: list[str]) -> str:
+def _parts(content: Content, images: list[str], mark: bool = True) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -49,7 +49,8 @@ def _parts(content: Content, images: list[str]) -> str:
             if len(images) >= MAX_IMAGES:
                 raise InvalidRequest(f"At most {MAX_IMAGES} images per request are supported.", param="messages")
             images.append(url)
-            texts.append(f"[image {len(images)}]")
+            if mark:
+                texts.append(f"[image {len(images)}]")
         elif isinstance(part, RefusalPart):
             texts.append(part.refusal)
     return "\n".join(t for t in texts if t)
@@ -65,16 +66,18 @@ def _label(msg: Message) -> str:
     return "Tool"
 
 
-def flatten(messages: list[Message]) -> Prompt:
+def flatten(messages: list[Message], mark_images: bool = True) -> Prompt:
+    """The conversation as one message; ``mark_images`` puts an ``[image N]`` placeholder where each
+    image was (useful when several images are discussed, pointless when the image is the subject)."""
     images: list[str] = []
     if len(messages) == 1 and isinstance(messages[0], UserMessage):
-        text = _parts(messages[0].content, images)
+        text = _parts(messages[0].content, images, mark_images)
         if len(images) == 1 and text.endswith("[image 1]"):
             text = text[: -len("[image 1]")].rstrip()  # a single image needs no marker
         return Prompt(text, images)
     blocks: list[str] = []
     for msg in messages:
-        text = _parts(msg.content, images)
+        text = _parts(msg.content, images, mark_images)
         if isinstance(msg, AssistantMessage):
             text = _THINK.sub("", text)
             if isinstance(msg.tool_calls, list):

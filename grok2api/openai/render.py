@@ -5,17 +5,18 @@ Both paths share one ``Translator`` so filtering, reasoning and media render ide
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from ..errors import GatewayError, RateLimited, UpstreamError
-from ..gateway import Answer, StreamTimeout
-from ..grok.client import UpstreamConnectionError, UpstreamHTTPError
+from ..errors import GatewayError, RateLimited, StalledMidAnswer, UpstreamError
+from ..gateway import Answer
 from ..grok.events import (
     End,
+    ErrorEvent,
     Event,
     ImageProgress,
     Images,
@@ -25,7 +26,6 @@ from ..grok.events import (
     Video,
     VideoProgress,
 )
-from ..grok.events import UpstreamError as UpstreamErrorEvent
 from ..grok.markup import TagFilter
 from ..settings import RuntimeSettings
 from .limits import OutputLimit
@@ -181,7 +181,7 @@ class Translator:
                 self.saw_text = True
                 return self._content(self.text_filter.feed(event.message))
             return Piece()
-        if isinstance(event, UpstreamErrorEvent):
+        if isinstance(event, ErrorEvent):
             message = f"grok.com reported an error mid-answer: {event.message.rstrip('. ')}."
             if event.rate_limited:
                 raise RateLimited(message + " The account hit its usage limit; retry the request.")
@@ -250,12 +250,6 @@ class ChunkWriter:
         return None
 
 
-def connection_lost(exc: Exception) -> UpstreamError:
-    """The client-facing error for a broken upstream connection; the technical detail goes to the log only."""
-    log.warning("the connection to grok.com broke mid-answer: %s", exc)
-    return UpstreamError("The connection to grok.com broke mid-answer, so the answer is incomplete; retry the request.")
-
-
 def error_frame(err: GatewayError) -> bytes:
     return b"data: " + err.to_json() + b"\n\n"
 
@@ -267,10 +261,13 @@ async def stream_answer(
     media: MediaLinks,
     include_usage: bool,
     limit: OutputLimit | None = None,
+    on_end: Callable[[bool], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The SSE body: role delta, content/reasoning deltas, a finish chunk, optional usage, [DONE]."""
+    """The SSE body: role delta, content/reasoning deltas, a finish chunk, optional usage, [DONE].
+    ``on_end`` learns whether the stream ended well (a break after the first byte is a failure)."""
     writer = ChunkWriter(model)
-    tr = Translator(answer.settings, media, answer.lease.token, limit)
+    tr = Translator(answer.settings, media, answer.token, limit)
+    ok = False
     try:
         yield writer.frame(Delta(role="assistant", content=""))
         try:
@@ -296,7 +293,8 @@ async def stream_answer(
             if frame is not None:
                 yield frame
             yield writer.frame(Delta(), finish=tr.finish_reason or "stop")
-        except StreamTimeout:
+            ok = True
+        except StalledMidAnswer:
             log.warning("upstream stalled mid-stream on account %s; ending the stream", answer.lease.account.id)
             try:
                 frame = writer.piece(tr.finish())
@@ -308,12 +306,15 @@ async def stream_answer(
                 yield writer.frame(Delta(), finish="stop")
         except GatewayError as err:
             yield error_frame(err)
-        except (UpstreamHTTPError, UpstreamConnectionError) as exc:
-            yield error_frame(connection_lost(exc))
         if include_usage:
             yield writer.usage_frame(_usage(prompt_text, tr))
         yield DONE
+    except (GeneratorExit, asyncio.CancelledError):
+        ok = True  # the client left: not the gateway's failure
+        raise
     finally:
+        if on_end is not None:
+            on_end(ok)
         await answer.finish()
 
 
@@ -332,7 +333,7 @@ async def collect_answer(
     answer: Answer, model: str, prompt_text: str, media: MediaLinks, limit: OutputLimit | None = None
 ) -> ChatCompletion:
     """The non-stream answer. Raises GatewayError (the caller maps it to a JSON error)."""
-    tr = Translator(answer.settings, media, answer.lease.token, limit)
+    tr = Translator(answer.settings, media, answer.token, limit)
     # think_tags puts reasoning into content; otherwise it goes to reasoning_content.
     content: list[str] = []
     reasoning: list[str] = []
@@ -346,8 +347,6 @@ async def collect_answer(
         piece = tr.finish()
         content.append(piece.content)
         reasoning.append(piece.reasoning)
-    except (UpstreamHTTPError, UpstreamConnectionError) as exc:
-        raise connection_lost(exc) from None
     finally:
         await answer.finish()
     message = ResponseMessage(content="".join(content).strip())

@@ -1,0 +1,212 @@
+"""The HTTP edge every client endpoint shares: the app's services, capped body reading, JSON and
+error responses, decoding with a 400 that names the field, client authentication, the outcome
+metric, and the client-disconnect watch.
+
+``GatewayError`` is rendered by one exception handler (``gateway_error``), so endpoints just raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from .errors import AuthError, BodyTooLarge, GatewayError, InvalidRequest
+from .store.base import ClientKey
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger("grok2api.edge")
+T = TypeVar("T")
+_ENCODER = msgspec.json.Encoder()
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+NESTED_TOO_DEEPLY = "The request body is nested too deeply to decode."
+_MAX_DIGITS = 18  # a longer Content-Length is nonsense, and int() of a huge string is slow
+
+
+def services(request: Request) -> Services:
+    """The process's services, built by the lifespan."""
+    svc: Services = request.app.state.services
+    return svc
+
+
+# -- responses -----------------------------------------------------------------------------------
+
+
+def json_response(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_ENCODER.encode(obj), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(err: GatewayError) -> Response:
+    return Response(err.to_json(), status_code=err.status, media_type="application/json", headers=err.headers)
+
+
+def sse_response(body: AsyncIterable[bytes]) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+# -- request bodies ------------------------------------------------------------------------------
+
+
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"The request body is larger than {limit // (1024 * 1024)} MB.")
+
+
+def check_declared_length(request: Request, limit: int) -> None:
+    """Refuse at once a body whose Content-Length is over ``limit`` (or unreadable)."""
+    declared = request.headers.get("content-length", "").strip()
+    if not declared:
+        return
+    if not declared.isascii() or not declared.isdigit() or len(declared) > _MAX_DIGITS:
+        raise InvalidRequest("The Content-Length header is not a number.", code="invalid_content_length")
+    if int(declared) > limit:
+        raise _too_large(limit)
+
+
+async def capped_stream(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The body's chunks, raising BodyTooLarge as soon as more than ``limit`` bytes arrived."""
+    check_declared_length(request, limit)
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(limit)
+        yield chunk
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, never buffered past ``limit``."""
+    body = bytearray()
+    async for chunk in capped_stream(request, limit):
+        body += chunk
+    return bytes(body)
+
+
+def param_of(message: str) -> str | None:
+    """The offending field from a msgspec message, e.g. ``temperature`` or ``messages[0].role``."""
+    path = message.rsplit("`$", 1)[1].rstrip("`").strip().lstrip(".") if "`$" in message else ""
+    missing = re.search(r"missing required field `([^`]+)`", message)
+    if missing is not None:
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+    return path or None
+
+
+def decode(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
+    """Decode a JSON body, or raise a 400 that names the offending field."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        raise InvalidRequest(text.replace("`", ""), param=param_of(text)) from None
+    except msgspec.DecodeError:
+        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+    except RecursionError:
+        raise InvalidRequest(NESTED_TOO_DEEPLY, code="invalid_json") from None
+
+
+# -- client authentication and outcome ------------------------------------------------------------
+
+
+class Outcome:
+    """What one client request is about, for the metric recorded once when it ends."""
+
+    __slots__ = ("model", "key_id", "recorded")
+
+    def __init__(self) -> None:
+        self.model = "unknown"
+        self.key_id = ""
+        self.recorded = False
+
+
+def outcome(request: Request) -> Outcome:
+    found = getattr(request.state, "outcome", None)
+    if not isinstance(found, Outcome):
+        found = Outcome()
+        request.state.outcome = found
+    return found
+
+
+def authenticate(request: Request) -> ClientKey | None:
+    """The caller's client key (None for the shared ``api_key`` or an open gateway); AuthError otherwise."""
+    svc = services(request)
+    key = svc.keys.authenticate(request.headers.get("authorization"), svc.settings.api_key)
+    if key is not None:
+        outcome(request).key_id = key.id
+    return key
+
+
+def authorize(request: Request, key: ClientKey | None, model: str) -> None:
+    """May this key use ``model`` now (model list, requests per minute)? Also names the request's model."""
+    outcome(request).model = model
+    services(request).keys.check(key, model)
+
+
+def record(request: Request, ok: bool) -> None:
+    """Count the request's outcome once (later calls are ignored)."""
+    state = outcome(request)
+    if not state.recorded:
+        state.recorded = True
+        services(request).metrics.record(state.model, ok, state.key_id)
+
+
+def recorder(request: Request) -> Callable[[bool], None]:
+    """``record`` bound to this request, for a stream that ends after the handler returned."""
+    return lambda ok: record(request, ok)
+
+
+async def gateway_error(request: Request, exc: Exception) -> Response:
+    """The one place a GatewayError becomes a response (and a failed request in the metrics)."""
+    assert isinstance(exc, GatewayError)
+    tracked = isinstance(getattr(request.state, "outcome", None), Outcome)  # a client API request
+    if tracked and (exc.status >= 500 or exc.status == 429):
+        record(request, False)
+    if not isinstance(exc, AuthError):
+        log.info("%s %s failed: %s %s", request.method, request.url.path, exc.status, exc.message)
+    return error_response(exc)
+
+
+# -- client disconnects ---------------------------------------------------------------------------
+
+
+class ClientGone(Exception):
+    """The client closed its connection before the answer was ready."""
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client goes away; the body has been read, so nothing else arrives before that."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def while_connected(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; if the client disconnects first, cancel it (its cleanup closes the upstream call and
+    settles the lease) and raise ClientGone. Once a stream has started, Starlette watches for itself."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.wait((task,))  # let its cleanup run; our own cancellation still propagates
+        if not task.cancelled() and task.exception() is not None:
+            log.info("the abandoned request ended with %r", task.exception())
+        raise ClientGone
+    return task.result()
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client left (while sending its body, or before its answer was ready): nobody to answer."""
+    log.info("client went away during %s %s", request.method, request.url.path)
+    return Response(status_code=499)

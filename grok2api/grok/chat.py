@@ -1,0 +1,127 @@
+"""One chat turn on grok.com: upload the attachments with the serving account, build the request
+(a chat message, or a video generated from the first image) and stream its events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..settings import RuntimeSettings
+from .catalog import ModelSpec
+from .client import GrokClient
+from .errors import TRANSPORT_ERRORS
+from .events import Event
+
+log = logging.getLogger("grok2api.grok.chat")
+UPLOAD_CONCURRENCY = 4
+
+
+class Attachment(Protocol):
+    """An image ready to upload (the client side checked its type and size)."""
+
+    @property
+    def file_name(self) -> str: ...
+    @property
+    def mime(self) -> str: ...
+    @property
+    def b64(self) -> str: ...
+
+
+@dataclass
+class ChatTurn:
+    """What to ask grok.com: the model, the prompt text and the images to attach."""
+
+    spec: ModelSpec
+    message: str
+    attachments: Sequence[Attachment] = field(default_factory=list)
+
+
+@dataclass
+class TurnRequest:
+    payload: dict[str, Any]
+    referer: str | None = None
+
+
+def chat_payload(spec: ModelSpec, message: str, file_ids: list[str], settings: RuntimeSettings) -> dict[str, Any]:
+    return {
+        "temporary": settings.temporary,
+        "modelName": spec.model_name,
+        "message": message,
+        "fileAttachments": file_ids,
+        "imageAttachments": [],
+        "disableSearch": False,
+        "enableImageGeneration": True,
+        "returnImageBytes": False,
+        "returnRawGrokInXaiRequest": False,
+        "enableImageStreaming": True,
+        "imageGenerationCount": 2,
+        "forceConcise": False,
+        "toolOverrides": {},
+        "enableSideBySide": True,
+        "sendFinalMetadata": True,
+        "isReasoning": False,
+        "webpageUrls": [],
+        "disableTextFollowUps": True,
+        "responseMetadata": {"requestModelDetails": {"modelId": spec.model_name}},
+        "disableMemory": False,
+        "forceSideBySide": False,
+        "modelMode": spec.model_mode,
+        "isAsyncChat": False,
+    }
+
+
+def video_payload(post_ref: str, prompt: str, file_ids: list[str]) -> dict[str, Any]:
+    return {
+        "temporary": True,
+        "modelName": "grok-3",
+        "message": f"{post_ref}  {prompt} --mode=custom",
+        "fileAttachments": file_ids,
+        "toolOverrides": {"videoGen": True},
+    }
+
+
+async def upload_all(
+    client: GrokClient, token: str, attachments: Sequence[Attachment], settings: RuntimeSettings
+) -> list[tuple[str, str]]:
+    """(file id, file uri) per attachment, a few uploads at a time."""
+    sem = asyncio.Semaphore(UPLOAD_CONCURRENCY)
+
+    async def one(item: Attachment) -> tuple[str, str]:
+        async with sem:
+            return await client.upload(token, item.file_name, item.mime, item.b64, settings)
+
+    return list(await asyncio.gather(*(one(a) for a in attachments)))
+
+
+async def _video_request(
+    client: GrokClient, token: str, turn: ChatTurn, uploaded: list[tuple[str, str]], settings: RuntimeSettings
+) -> TurnRequest:
+    file_id, file_uri = uploaded[0]
+    try:
+        post_id = await client.create_post(token, f"{settings.assets_url}/{file_uri}", settings)
+        ref = referer = f"{settings.upstream_url}/imagine/{post_id}"
+    except TRANSPORT_ERRORS as exc:
+        log.info("media post failed (%s); using the asset link", exc)
+        ref, referer = f"{settings.assets_url}/post/{file_uri}", f"{settings.upstream_url}/imagine/{file_id}"
+    return TurnRequest(video_payload(ref, turn.message, [file_id]), referer)
+
+
+async def prepare_turn(client: GrokClient, token: str, turn: ChatTurn, settings: RuntimeSettings) -> TurnRequest:
+    """Upload the turn's images with ``token`` and build the request to stream."""
+    attachments = list(turn.attachments)
+    if turn.spec.video and len(attachments) > 1:
+        log.info("video uses only the first image; %d more were not uploaded", len(attachments) - 1)
+        attachments = attachments[:1]
+    uploaded = await upload_all(client, token, attachments, settings)
+    if turn.spec.video and uploaded:
+        return await _video_request(client, token, turn, uploaded, settings)
+    return TurnRequest(chat_payload(turn.spec, turn.message, [u[0] for u in uploaded], settings))
+
+
+def stream_turn(
+    client: GrokClient, token: str, request: TurnRequest, settings: RuntimeSettings
+) -> AsyncGenerator[list[Event], None]:
+    return client.stream_chat(token, request.payload, settings, referer=request.referer)

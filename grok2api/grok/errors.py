@@ -1,0 +1,25 @@
+"""The protocol layer's own errors: what grok.com answered, or that it could not be reached.
+
+Nothing above the gateway sees these; the gateway turns them into failures (``failures.py``) and
+client-facing errors.
+"""
+
+from __future__ import annotations
+
+
+class UpstreamHTTPError(Exception):
+    """grok.com answered with a non-200 status (or a 200 whose body is unusable)."""
+
+    def __init__(self, status: int, body: str, content_type: str = "", retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status}: {body[:200]}")
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.retry_after = retry_after
+
+
+class UpstreamConnectionError(Exception):
+    """grok.com could not be reached or dropped the connection."""
+
+
+TRANSPORT_ERRORS = (UpstreamHTTPError, UpstreamConnectionError)

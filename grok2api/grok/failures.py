@@ -1,0 +1,89 @@
+"""What grok.com's answers mean: an HTTP status and body, a dropped connection or an in-band error
+becomes one ``Failure`` of a ``FailureKind``. The pool decides what each kind does to an account."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+from .errors import UpstreamConnectionError, UpstreamHTTPError
+from .events import ErrorEvent
+
+_CREDENTIAL_MARKERS = (
+    "invalid-credentials",
+    "bad-credentials",
+    "failed to look up session id",
+    "session not found",
+    "token expired",
+    "token revoked",
+    "account suspended",
+    "email-domain-rejected",
+    "unauthenticated",
+)
+_CLOUDFLARE_MARKERS = ("just a moment", "challenge-platform", "__cf_chl", "cf-chl-", "cloudflare")
+
+
+class FailureKind(StrEnum):
+    INVALID = "invalid"  # credentials rejected: counts towards invalid
+    BLOCKED = "blocked"  # the account is banned
+    EGRESS = "egress"  # Cloudflare / anti-bot: the gateway's problem, not the account's
+    RATE_LIMITED = "rate_limited"  # cool the account until its window resets
+    SERVER = "server"  # 5xx or connection trouble: try elsewhere
+    REJECTED = "rejected"  # grok.com refused this request itself (4xx): retrying will not help
+    CANCELLED = "cancelled"  # the client went away before an answer: nobody's fault
+
+
+class Failure(msgspec.Struct):
+    kind: FailureKind
+    reason: str
+    retry_after: float | None = None
+    charged: bool = False  # True when the upstream had already accepted (and charged) the request
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in (FailureKind.INVALID, FailureKind.BLOCKED, FailureKind.RATE_LIMITED, FailureKind.SERVER)
+
+
+def classify_http(exc: UpstreamHTTPError) -> Failure:
+    body = exc.body.lower()
+    status = exc.status
+    is_html = "html" in exc.content_type.lower() or body.lstrip().startswith("<")
+    if status in (403, 503) and is_html and any(m in body for m in _CLOUDFLARE_MARKERS):
+        return Failure(
+            FailureKind.EGRESS,
+            "grok.com answered with a Cloudflare challenge: set a fresh cf_clearance, or route through proxy_url",
+        )
+    if status == 401 or (status in (400, 403) and any(m in body for m in _CREDENTIAL_MARKERS)):
+        return Failure(FailureKind.INVALID, f"session rejected by grok.com (HTTP {status}): invalid credentials")
+    if status == 403 and "blocked-user" in body:
+        return Failure(FailureKind.BLOCKED, "grok.com reports this account as blocked (403 blocked-user)")
+    if status == 403:
+        return Failure(
+            FailureKind.EGRESS,
+            "grok.com rejected the request as a bot (403 anti-bot): enable dynamic_statsig or set a valid "
+            "x_statsig_id, refresh cf_clearance, or use proxy_url",
+        )
+    if status == 429:
+        wait = f", retry after {int(exc.retry_after)} s" if exc.retry_after else ""
+        return Failure(FailureKind.RATE_LIMITED, f"429 from grok.com{wait}", exc.retry_after)
+    if status >= 500 or status == 200:
+        return Failure(FailureKind.SERVER, f"grok.com error (HTTP {status})")
+    snippet = exc.body.strip().replace("\n", " ")[:160]
+    return Failure(FailureKind.REJECTED, f"grok.com rejected the request (HTTP {status}): {snippet}")
+
+
+def classify(exc: BaseException) -> Failure:
+    if isinstance(exc, UpstreamHTTPError):
+        return classify_http(exc)
+    if isinstance(exc, UpstreamConnectionError):
+        return Failure(FailureKind.SERVER, f"connection to grok.com failed: {exc}")
+    if isinstance(exc, TimeoutError):
+        return Failure(FailureKind.SERVER, "grok.com did not answer in time")
+    return Failure(FailureKind.SERVER, f"unexpected upstream failure: {type(exc).__name__}")
+
+
+def classify_event(event: ErrorEvent, *, charged: bool = False) -> Failure:
+    """An error grok.com reported inside an answer."""
+    kind = FailureKind.RATE_LIMITED if event.rate_limited else FailureKind.SERVER
+    return Failure(kind, event.message, charged=charged)

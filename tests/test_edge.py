@@ -1,0 +1,85 @@
+"""The shared HTTP edge: body caps, decoding errors that name the field, and one outcome per request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+
+from grok2api.edge import decode, param_of
+from grok2api.errors import InvalidRequest
+from grok2api.openai.schemas import REQUEST_DECODER
+
+from live import LiveGateway
+
+MODEL = "grok-3-fast"
+
+
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        ("Expected `number`, got `str` - at `$.temperature`", "temperature"),
+        ("Object missing required field `role` - at `$.messages[0]`", "messages[0].role"),
+        ("Object missing required field `model`", "model"),
+        ("Expected `object`, got `str`", None),
+    ],
+)
+def test_param_of_names_the_offending_field(message: str, param: str | None) -> None:
+    assert param_of(message) == param
+
+
+def test_decode_maps_each_msgspec_failure_to_a_400() -> None:
+    with pytest.raises(InvalidRequest) as bad_type:
+        decode(
+            REQUEST_DECODER, b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}'
+        )
+    assert bad_type.value.param == "temperature" and "`" not in bad_type.value.message
+    with pytest.raises(InvalidRequest) as not_json:
+        decode(REQUEST_DECODER, b"{nope")
+    assert not_json.value.code == "invalid_json"
+    with pytest.raises(InvalidRequest) as deep:
+        decode(msgspec.json.Decoder(), b"[" * 100_000 + b"]" * 100_000)
+    assert deep.value.code == "invalid_json"
+
+
+async def _chat(gateway: LiveGateway, text: str, stream: bool, **headers: str) -> tuple[int, bytes]:
+    payload = {"model": MODEL, "messages": [{"role": "user", "content": text}], "stream": stream}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{gateway.url}/v1/chat/completions", json=payload, headers=headers) as resp:
+            return resp.status, await resp.read()
+
+
+def _outcomes(gateway: LiveGateway) -> dict[str, int]:
+    requests: Any = gateway.services.metrics.requests
+    return {outcome: requests[(MODEL, outcome)] for outcome in ("ok", "error")}
+
+
+async def test_a_stream_that_breaks_after_its_first_byte_counts_as_a_failure(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1")
+    status, raw = await _chat(gateway, "hi [[fault:inband-13]]", stream=True)
+    assert status == 200 and b'"error"' in raw  # the break is reported inside the stream
+    assert _outcomes(gateway) == {"ok": 0, "error": 1}
+    status, raw = await _chat(gateway, "hi", stream=True)
+    assert status == 200 and raw.endswith(b"data: [DONE]\n\n")
+    assert _outcomes(gateway) == {"ok": 1, "error": 1}
+
+
+async def test_each_request_is_counted_once(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1")
+    assert (await _chat(gateway, "hi", stream=False))[0] == 200
+    assert (await _chat(gateway, "hi [[fault:502]]", stream=False))[0] == 502
+    assert _outcomes(gateway) == {"ok": 1, "error": 1}
+
+
+async def test_a_declared_body_over_the_cap_is_refused_before_reading(gateway: LiveGateway) -> None:
+    limit = gateway.services.boot.max_body_bytes
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{gateway.url}/v1/chat/completions",
+            data=b"{}",
+            headers={"Content-Type": "application/json", "Content-Length": str(limit + 1)},
+        ) as resp:
+            assert resp.status == 413
+            assert (await resp.json())["error"]["code"] == "request_too_large"

@@ -1,0 +1,81 @@
+"""A chat turn: uploads, the chat or video request it becomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from grok2api.grok.catalog import MODELS
+from grok2api.grok.chat import ChatTurn, chat_payload, prepare_turn
+from grok2api.grok.client import GrokClient, HttpPool
+from grok2api.grok.errors import UpstreamHTTPError
+from grok2api.settings import RuntimeSettings
+
+SETTINGS = RuntimeSettings(upstream_url="http://up.test", assets_url="http://assets.test")
+
+
+@dataclass
+class Image:
+    file_name: str = "image.png"
+    mime: str = "image/png"
+    b64: str = "aGk="
+
+
+class StubClient(GrokClient):
+    """Records uploads and answers media posts, without a network."""
+
+    def __init__(self, post_fails: bool = False) -> None:
+        super().__init__(HttpPool())
+        self.uploads: list[str] = []
+        self.post_fails = post_fails
+
+    async def upload(self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings) -> tuple[str, str]:
+        self.uploads.append(name)
+        n = len(self.uploads)
+        return f"file-{n}", f"users/u/file-{n}/content"
+
+    async def create_post(self, token: str, media_url: str, settings: RuntimeSettings) -> str:
+        if self.post_fails:
+            raise UpstreamHTTPError(500, "down")
+        assert media_url == "http://assets.test/users/u/file-1/content"
+        return "post-1"
+
+
+def test_chat_payload_follows_the_model_and_settings() -> None:
+    spec = MODELS["grok-4-fast-expert"]
+    payload = chat_payload(spec, "hello", ["f1"], RuntimeSettings(temporary=False))
+    assert (payload["modelName"], payload["modelMode"], payload["message"]) == (
+        "grok-4-mini-thinking-tahoe",
+        "MODEL_MODE_EXPERT",
+        "hello",
+    )
+    assert payload["fileAttachments"] == ["f1"]
+    assert payload["temporary"] is False
+    assert payload["responseMetadata"] == {"requestModelDetails": {"modelId": "grok-4-mini-thinking-tahoe"}}
+
+
+async def test_a_chat_turn_uploads_every_image_and_mentions_them() -> None:
+    client = StubClient()
+    request = await prepare_turn(client, "tok", ChatTurn(MODELS["grok-3-fast"], "hi", [Image(), Image()]), SETTINGS)
+    assert client.uploads == ["image.png", "image.png"]
+    assert request.payload["fileAttachments"] == ["file-1", "file-2"]
+    assert request.referer is None
+
+
+async def test_a_video_turn_posts_the_first_image_and_refers_to_the_post() -> None:
+    client = StubClient()
+    spec = MODELS["grok-imagine-0.9"]
+    request = await prepare_turn(client, "tok", ChatTurn(spec, "make it move", [Image(), Image()]), SETTINGS)
+    assert client.uploads == ["image.png"]  # only the first image makes the video
+    payload: dict[str, Any] = request.payload
+    assert payload["message"] == "http://up.test/imagine/post-1  make it move --mode=custom"
+    assert payload["fileAttachments"] == ["file-1"]
+    assert request.referer == "http://up.test/imagine/post-1"
+
+
+async def test_a_video_turn_falls_back_to_the_asset_link_when_the_post_fails() -> None:
+    client = StubClient(post_fails=True)
+    spec = MODELS["grok-imagine-0.9"]
+    request = await prepare_turn(client, "tok", ChatTurn(spec, "move", [Image()]), SETTINGS)
+    assert request.payload["message"].startswith("http://assets.test/post/users/u/file-1/content  move")
+    assert request.referer == "http://up.test/imagine/file-1"
