@@ -11,16 +11,14 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
 from .admin.routes import admin_routes, admin_startup
 from .config import BootConfig
-from .edge import ClientGone, authenticate, client_gone, error_response, gateway_error, services
+from .edge import ApiCors, ClientGone, authenticate, client_gone, error_response, gateway_error, services
 from .errors import GatewayError, NotFound
 from .mcp import mcp_endpoint
 from .media.route import serve_media
@@ -64,32 +62,6 @@ async def http_error(request: Request, exc: Exception) -> Response:
         err = GatewayError(str(exc.detail), status=exc.status_code, headers=headers)
     err.type = "invalid_request_error"
     return error_response(err)
-
-
-class ApiCors:
-    """CORS for the OpenAI API (``/v1/...``) only, so that browser-based chat UIs can call the gateway directly.
-
-    Any origin may call it, but without credentials: browsers send no cookies and read no cookie-based answer, so
-    the bearer key a user typed into the UI stays the only credential (set ``api_key`` when the gateway is
-    reachable from pages you do not trust). The admin pages and the admin JSON API stay same-origin.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.cors = CORSMiddleware(
-            app,
-            allow_origins=["*"],
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["*"],
-            expose_headers=["Retry-After"],
-            max_age=600,
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            await self.cors(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

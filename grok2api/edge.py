@@ -1,4 +1,4 @@
-"""The HTTP edge every client endpoint shares: the app's services, capped body reading, JSON and
+"""The HTTP edge every client endpoint shares: CORS for /v1, the app's services, capped body reading, JSON and
 error responses, decoding with a 400 that names the field, client authentication, the outcome
 metric, and the client-disconnect watch.
 
@@ -14,8 +14,10 @@ from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import AuthError, BodyTooLarge, GatewayError, InvalidRequest
 from .store.base import ClientKey
@@ -35,6 +37,32 @@ def services(request: Request) -> Services:
     """The process's services, built by the lifespan."""
     svc: Services = request.app.state.services
     return svc
+
+
+class ApiCors:
+    """CORS for the OpenAI API (``/v1/...``) only, so that browser-based chat UIs can call the gateway directly.
+
+    Any origin may call it, but without credentials: browsers send no cookies and read no cookie-based answer, so
+    the bearer key a user typed into the UI stays the only credential (set ``api_key`` when the gateway is
+    reachable from pages you do not trust). The admin pages and the admin JSON API stay same-origin.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 # -- responses -----------------------------------------------------------------------------------

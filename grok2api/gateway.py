@@ -33,7 +33,6 @@ from .settings import RuntimeSettings
 log = logging.getLogger("grok2api.gateway")
 
 EventSource = AsyncGenerator[list[Event], None]
-SuccessHook = Callable[[Lease], None]
 
 
 @dataclass
@@ -65,7 +64,6 @@ class Answer:
     source: EventSource
     settings: RuntimeSettings
     started: float
-    on_success: SuccessHook | None = None
     image_cost_charged: bool = False
     failure: Failure | None = None
     _done: bool = field(default=False, repr=False)
@@ -134,8 +132,6 @@ class Answer:
             await self.lease.fail(self.failure)
             return
         await self.lease.succeed(extra)
-        if self.on_success is not None:
-            self.on_success(self.lease)
 
 
 def _loop_time(monotonic_deadline: float) -> float:
@@ -145,17 +141,10 @@ def _loop_time(monotonic_deadline: float) -> float:
 
 
 class Gateway:
-    def __init__(
-        self,
-        pool: Pool,
-        client: GrokClient,
-        on_failure: Callable[[str], None] | None = None,
-        on_success: SuccessHook | None = None,
-    ) -> None:
+    def __init__(self, pool: Pool, client: GrokClient, on_failure: Callable[[str], None] | None = None) -> None:
         self.pool = pool
         self.client = client
         self.on_failure = on_failure  # counts failed attempts (metrics)
-        self.on_success = on_success  # learns quota after a served request
 
     async def open(self, job: ChatJob) -> Answer:
         """Return an answer whose first event has arrived, failing over before that point.
@@ -186,7 +175,7 @@ class Gateway:
                     first = await anext(source)
                 if isinstance(first[0], ErrorEvent):
                     raise _InBand(first[0])
-                return Answer(lease, first, source, settings, started, self.on_success)
+                return Answer(lease, first, source, settings, started)
             except TimeoutError:
                 await _close(source)
                 await lease.fail(Failure(FailureKind.SERVER, "grok.com sent nothing before the first-response timeout"))

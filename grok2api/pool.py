@@ -11,7 +11,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import msgspec
 
@@ -24,6 +25,7 @@ from .store.base import Account, AccountState, Settlement, Store, Tier
 log = logging.getLogger("grok2api.pool")
 
 SNAPSHOT_MAX_AGE = 15.0
+RECONCILE_EVERY = 600.0  # seconds between quota checks of one busy account
 SCAN_TARGET = 32  # eligible accounts looked at per pick (see Pool.candidates)
 
 
@@ -105,10 +107,19 @@ def settlement_for(
     return s
 
 
+Reconciler = Callable[[Account, ModelSpec], Awaitable[Settlement]]
+
+
 class Pool:
-    def __init__(self, store: Store, settings: Callable[[], RuntimeSettings]) -> None:
+    def __init__(
+        self, store: Store, settings: Callable[[], RuntimeSettings], reconcile: Reconciler | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.reconcile = reconcile  # asks grok.com for an account's true quota
+        self._reconciling: set[int] = set()
+        self._last_reconciled: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._snapshot: dict[int, Account] = {}
         self._tiers: dict[str, list[int]] = {Tier.BASIC: [], Tier.SUPER: []}
         self._in_flight: dict[int, int] = {}
@@ -165,6 +176,8 @@ class Pool:
             settlement.state_reason = "quota used up; waiting for the window to reset"
             settlement.cooldown_until = (local.window_reset_at if local else None) or fallback
         await self.settle(account_id, settlement)
+        if local is not None:
+            self._maybe_reconcile(local, spec)
 
     def _release(self, account_id: int) -> None:
         n = self._in_flight.get(account_id, 0) - 1
@@ -274,3 +287,39 @@ class Pool:
                 headers={"Retry-After": str(retry)},
             )
         return NoAccount("No usable Grok account: every account is invalid, blocked or disabled. Add fresh SSO tokens.")
+
+    # -- quota learning ------------------------------------------------------------------------
+
+    def _maybe_reconcile(self, account: Account, spec: ModelSpec) -> None:
+        """Ask grok.com for the true quota when ours is unknown or old; never on every request."""
+        if self.reconcile is None or account.id in self._reconciling:
+            return
+        current = account.heavy_remaining if spec.heavy else account.remaining
+        last = self._last_reconciled.get(account.id)
+        if current is not None and last is not None and time.monotonic() - last < RECONCILE_EVERY:
+            return
+        self._reconciling.add(account.id)
+        self._spawn(self._reconcile(account, spec))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reconcile(self, account: Account, spec: ModelSpec) -> None:
+        assert self.reconcile is not None
+        try:
+            settlement = await self.reconcile(self._snapshot.get(account.id) or account, spec)
+            self.apply_local(account.id, settlement)
+            await self.store.settle(account.id, settlement)
+        except Exception as exc:  # reconciliation is best effort
+            log.info("quota check for account %s failed: %s", account.id, exc)
+        finally:
+            self._last_reconciled[account.id] = time.monotonic()
+            self._reconciling.discard(account.id)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

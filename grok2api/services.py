@@ -37,10 +37,10 @@ class Services:
         self.settings: RuntimeSettings = build({}, self.overrides)
         self.http = HttpPool()
         self.client = GrokClient(self.http)
-        self.pool = Pool(self.store, lambda: self.settings)
+        self.quota = QuotaService(self.client, self.store, lambda: self.settings)
+        self.pool = Pool(self.store, lambda: self.settings, reconcile=self.quota.reconcile)
         self.metrics = Metrics()
-        self.quota = QuotaService(self.pool, self.client)
-        self.gateway = Gateway(self.pool, self.client, self.metrics.upstream_failure, self.quota.after_success)
+        self.gateway = Gateway(self.pool, self.client, self.metrics.upstream_failure)
         self.media = MediaService(boot.data_dir, self.store, self.client)
         self.keys = ClientKeys()
         self.started = time.time()
@@ -55,7 +55,7 @@ class Services:
         self._tasks = [
             asyncio.create_task(self._every(WATCH_INTERVAL, self.reload), name="watch-store"),
             asyncio.create_task(self._every(FLUSH_INTERVAL, self._flush), name="flush-metrics"),
-            asyncio.create_task(self._every(REVIVE_INTERVAL, self.quota.revive_due), name="revive-accounts"),
+            asyncio.create_task(self._every(REVIVE_INTERVAL, self.revive_due), name="revive-accounts"),
             asyncio.create_task(self._every(KEYS_INTERVAL, self.load_keys), name="load-keys"),
         ]
 
@@ -81,7 +81,7 @@ class Services:
                 await task
         with suppress(Exception):
             await self.metrics.flush(self.store)
-        await self.quota.close()
+        await self.pool.close()
         await self.media.close()
         await self.http.close()
         await self.store.close()
@@ -112,6 +112,10 @@ class Services:
 
     async def load_keys(self) -> None:
         self.keys.load(await self.store.list_client_keys())
+
+    async def revive_due(self) -> int:
+        """Bring back cooling accounts whose window has reset (see QuotaService.revive_due)."""
+        return await self.quota.revive_due(self.pool.accounts())
 
     async def _flush(self) -> None:
         await self.metrics.flush(self.store)

@@ -70,7 +70,7 @@ async def test_rate_limited_account_cools_then_comes_back(
     assert len(fake.chat_calls("tok-cool")) == calls_before
     await asyncio.sleep(max(0.0, cooling.cooldown_until - time.time()) + 0.1)
     await gateway.services.reload(force=True)
-    assert await gateway.services.quota.revive_due() >= 1
+    assert await gateway.services.revive_due() >= 1
     back = await _account(gateway, "tok-cool")
     assert back.state == AccountState.ACTIVE
     assert back.remaining is not None and back.remaining > 0  # learned from rate-limits

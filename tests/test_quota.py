@@ -194,7 +194,7 @@ async def test_revive_due_brings_back_a_due_cooling_account(quiet: LiveGateway, 
     await quiet.add_accounts("tok-due")
     await _cooling(quiet, "tok-due", time.time() - 1)
     await quiet.services.reload(force=True)
-    assert await quiet.services.quota.revive_due() == 1
+    assert await quiet.services.revive_due() == 1
     assert (await _stored(quiet, "tok-due")).state == AccountState.ACTIVE
 
 
@@ -234,7 +234,7 @@ async def test_server_error_on_a_cooling_account_looks_again_in_a_minute(quiet: 
     assert after.last_failure and after.requests_failed == 1
     # No longer due, so the revive loop leaves it alone until then.
     await quiet.services.reload(force=True)
-    assert await quiet.services.quota.revive_due() == 0
+    assert await quiet.services.revive_due() == 0
 
 
 async def test_server_error_on_an_active_account_keeps_it_active(quiet: LiveGateway, fake: FakeGrok) -> None:

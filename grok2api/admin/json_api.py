@@ -8,6 +8,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ..edge import read_body
+from ..errors import BodyTooLarge, InvalidRequest
+
 MAX_JSON_BYTES = 32 * 1024 * 1024
 
 
@@ -37,16 +40,12 @@ def fail(status: int, message: str, code: str, **extra: Any) -> JSONResponse:
 
 async def read_capped(request: Request, limit: int) -> bytes:
     """The body, refused (413) as soon as it passes ``limit``: never buffered whole first."""
-    too_large = BadRequest("The request body is too large.", "TOO_LARGE", 413)
-    declared = request.headers.get("content-length", "").strip()
-    if declared and (not declared.isascii() or not declared.isdigit() or len(declared) > 18 or int(declared) > limit):
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
+    try:
+        return await read_body(request, limit)
+    except BodyTooLarge:
+        raise BadRequest("The request body is too large.", "TOO_LARGE", 413) from None
+    except InvalidRequest as err:  # an unreadable Content-Length
+        raise BadRequest(err.message, "INVALID_REQUEST") from None
 
 
 async def read_object(request: Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:

@@ -63,7 +63,7 @@ async def chat_completions(request: Request) -> Response:
     prompt = flatten(req.messages, mark_images=not spec.video)
     if not prompt.message.strip() and not prompt.image_urls:
         raise InvalidRequest("The messages contain no text.", param="messages")
-    images = await prepare_images(prompt.image_urls, settings, svc.http)
+    images = await prepare_images(prompt.image_urls, settings, svc.http) if prompt.image_urls else []
     message = prompt.message.strip() if spec.video else prompt.message
     job = ChatJob(ChatTurn(spec, message, images), req.model, settings, stream=bool(req.stream))
     limit = output_limit(req)
