@@ -33,18 +33,43 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import math
-import random
 import re
-import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from aiohttp import web
+
+from .fake_errors import (
+    ERR_ANTIBOT,
+    ERR_BLOCKED,
+    ERR_INVALID,
+    ERR_RATE,
+    ERR_TIER,
+    USAGE_LIMIT_MESSAGE,
+    cloudflare_response,
+    server_error,
+    status_fault,
+    too_many_requests,
+)
+from .fake_faults import CHAT_FAULTS, PRE_STREAM_FAULTS, Fault, split_fault
+from .fake_http import (
+    Handler,
+    JsonDict,
+    Reject,
+    bad_request,
+    decode_json,
+    encode_json,
+    error_response,
+    json_body,
+    json_response,
+    now_iso,
+    parse_cookies,
+    sso_token,
+    text_response,
+)
+from .fake_state import EXPERT_COST, IMAGE_COST, FakeAccount, FakeState, RecordedRequest
 
 __all__ = [
     "CHAT_FAULTS",
@@ -65,73 +90,15 @@ ASSETS_PREFIX = "/assets/"
 ALIAS_SEGMENT = "_alias/"
 CONTROL_PREFIX = "/__fake/"
 
-MAX_RECORDED_BODY = 64 * 1024
-MAX_ASSETS = 100_000
-MAX_POSTS = 10_000
-
 MARKERS = frozenset(
     (
         "think search cite artifact header draw draw-moderated video-moderated video-in-attachments emoji "
         "list-token dict-token empty-token late-think unclosed-think no-model sse"
     ).split()
 )
-PRE_STREAM_FAULTS = frozenset({"401", "403-blocked", "403-antibot", "403-cf", "429", "500", "502", "503", "empty"})
-IN_STREAM_FAULTS = frozenset(
-    (
-        "inband-8 inband-13 inband-usage model-error stream-errors malformed blank multi-json long-line reset "
-        "no-model-response stall-first stall-mid trickle slow-tokens"
-    ).split()
-)
-CHAT_FAULTS = PRE_STREAM_FAULTS | IN_STREAM_FAULTS
-_STATUS_FAULTS = frozenset({"401", "403", "404", "413", "429", "500", "502", "503", "slow"})
-SIDE_FAULTS: dict[str, frozenset[str]] = {
-    "upload": _STATUS_FAULTS,
-    "post": _STATUS_FAULTS,
-    "limits": _STATUS_FAULTS | {"missing"},
-    "asset": _STATUS_FAULTS | {"truncated", "redirect"},
-}
-
 # Model names whose E4 answer is a shared token budget (2025 shape); others get flat query counts.
 TOKEN_BUDGET_MODELS = frozenset({"grok-3", "grok-4-mini-thinking-tahoe", "grok-4"})
 HEAVY_LIMIT_NAMES = frozenset({"grok-4-heavy", "heavy"})
-
-# tier -> (quota units, window seconds, heavy quota)
-TIER_DEFAULTS: dict[str, tuple[int, int, int]] = {
-    "basic": (80, 72_000, 0),
-    "super": (140, 7_200, 20),
-    "heavy": (400, 7_200, 20),
-}
-EXPERT_COST = 4
-IMAGE_COST = 4
-
-ERR_INVALID = {
-    "error": {
-        "code": 16,
-        "message": "Failed to look up session ID. [WKE=unauthorized:invalid-credentials]",
-        "details": [],
-    }
-}
-ERR_BLOCKED = {"error": {"code": 7, "message": "User is blocked [WKE=unauthorized:blocked-user]", "details": []}}
-ERR_ANTIBOT = {"error": {"code": 7, "message": "Request rejected by anti-bot rules."}}
-ERR_RATE = {"error": {"code": 8, "message": "Too many requests", "details": []}}
-ERR_TIER = {
-    "error": {"code": 7, "message": "The requested model is not available for your subscription tier", "details": []}
-}
-USAGE_LIMIT_MESSAGE = "You've reached your usage limit. Please try again later."
-
-CLOUDFLARE_PAGE = """<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title>
-<meta http-equiv="Content-Type" content="text/html; charset=UTF-8"><meta name="robots" content="noindex,nofollow">
-</head><body><div class="main-wrapper" role="main"><div class="main-content"><h1>grok.com</h1>
-<p>Verifying you are human. This may take a few seconds.</p><noscript>Enable JavaScript and cookies to continue
-</noscript></div></div><script>(function(){window._cf_chl_opt={cvId:'3',cZone:'grok.com',cType:'managed'};
-var a=document.createElement('script');a.src='/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1?ray=0';
-document.getElementsByTagName('head')[0].appendChild(a);})();</script><form id="cf-chl-form" action="/?__cf_chl_rt_tk=0"
-method="POST"></form></body></html>
-"""
-BAD_GATEWAY_PAGE = (
-    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
-    "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>server</center>\r\n</body>\r\n</html>\r\n"
-)
 
 # A 16x16 greyscale baseline JPEG (four flat 8x8 blocks); decodes with any JPEG decoder.
 TINY_JPEG = bytes.fromhex(
@@ -180,117 +147,6 @@ _MARKER_RE = re.compile(r"\[\[([^\[\]\n]{1,80})\]\]")
 _DRAW_RE = re.compile(r"\bdraw|画", re.IGNORECASE)
 _POST_ID_RE = re.compile(r"grok\.com/imagine/([0-9A-Za-z-]{6,})")
 _WORD_RE = re.compile(r"\S+\s*|\s+")
-_ENCODE = msgspec.json.Encoder().encode
-_DECODE = msgspec.json.Decoder().decode
-
-JsonDict = dict[str, Any]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=_ENCODE(body), content_type="application/json", headers=headers)
-
-
-def _error(status: int, code: int, message: str) -> web.Response:
-    return _json_response(status, {"error": {"code": code, "message": message, "details": []}})
-
-
-def _cloudflare_response() -> web.Response:
-    headers = {"Server": "cloudflare", "cf-mitigated": "challenge", "Cache-Control": "no-cache"}
-    return web.Response(status=403, text=CLOUDFLARE_PAGE, content_type="text/html", headers=headers)
-
-
-def _server_error(status: int, style: str | None) -> web.Response:
-    """5xx as grok's edge sends it: an HTML error page, or a bare text line."""
-    reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}.get(status, "Error")
-    if style == "text" or (style is None and status == 500):
-        return web.Response(status=status, text=f"{reason}\n", content_type="text/plain")
-    return web.Response(
-        status=status, text=BAD_GATEWAY_PAGE.format(status=status, reason=reason), content_type="text/html"
-    )
-
-
-class _Reject(Exception):
-    """Carries a finished error response out of helper code; the middleware returns it."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def _bad_request(message: str) -> _Reject:
-    return _Reject(_error(400, 3, message))
-
-
-# --------------------------------------------------------------------------------------------------- records
-
-
-@dataclass
-class RecordedRequest:
-    """One request as the fake saw it. Header names are lower-cased; bodies over 64 KiB are truncated."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    json: Any
-    raw: bytes
-    time: float
-    token: str | None = None
-    query: dict[str, str] = field(default_factory=dict)
-    truncated: bool = False
-
-    def to_dict(self) -> JsonDict:
-        return {
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "headers": self.headers,
-            "json": self.json,
-            "time": self.time,
-            "token": self.token,
-            "truncated": self.truncated,
-        }
-
-
-def _shrink(value: Any) -> Any:
-    """Cut long strings (base64 uploads, huge prompts) so recordings stay small."""
-    if isinstance(value, str) and len(value) > 1024:
-        return f"{value[:256]}...[{len(value) - 256} more chars]"
-    if isinstance(value, dict):
-        return {k: _shrink(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shrink(v) for v in value]
-    return value
-
-
-def _headers_dict(request: web.Request) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        if key in out:
-            out[key] += ("; " if key == "cookie" else ", ") + value
-        else:
-            out[key] = value
-    return out
-
-
-def parse_cookies(header_values: list[str]) -> dict[str, str]:
-    """Split Cookie headers on ``;`` in any order and spacing; the first occurrence of a name wins."""
-    cookies: dict[str, str] = {}
-    for header in header_values:
-        for part in header.split(";"):
-            name, sep, value = part.strip().partition("=")
-            if sep and name and name not in cookies:
-                cookies[name] = value.strip()
-    return cookies
-
-
-def _sso(cookies: dict[str, str]) -> str | None:
-    return cookies.get("sso") or cookies.get("sso-rw") or None
 
 
 def statsig_valid(value: str, prefixes: tuple[str, ...] = ("e:", "x1:")) -> bool:
@@ -302,145 +158,13 @@ def statsig_valid(value: str, prefixes: tuple[str, ...] = ("e:", "x1:")) -> bool
     return any(decoded.startswith(p) and len(decoded) > len(p) for p in prefixes)
 
 
-# --------------------------------------------------------------------------------------------------- accounts
-
-
-def _user_id(token: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fake-grok-user:{token}"))
-
-
-@dataclass
-class FakeAccount:
-    """A grok.com account: quota units in one window, a separate heavy counter, and its uploads."""
-
-    token: str
-    tier: str = "basic"
-    state: str = "ok"
-    remaining: int = 80
-    total: int = 80
-    heavy_remaining: int = 0
-    heavy_total: int = 0
-    window_seconds: int = 72_000
-    window_started: float = field(default_factory=time.time)
-    user_id: str = ""
-    uploads: dict[str, tuple[str, bytes]] = field(default_factory=dict)
-    in_flight: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.user_id:
-            self.user_id = _user_id(self.token)
-
-    @property
-    def quota(self) -> int:
-        """Remaining units in the current window (alias of ``remaining``)."""
-        return self.remaining
-
-    @quota.setter
-    def quota(self, value: int) -> None:
-        self.remaining = value
-
-    def refresh(self, now: float | None = None) -> None:
-        """Windows reset lazily: whoever looks at the quota first after the window ends refills it."""
-        now = time.time() if now is None else now
-        if now - self.window_started >= self.window_seconds:
-            self.remaining = self.total
-            self.heavy_remaining = self.heavy_total
-            self.window_started = now
-
-    def seconds_left(self, now: float | None = None) -> int:
-        now = time.time() if now is None else now
-        return max(1, math.ceil(self.window_started + self.window_seconds - now))
-
-    def to_dict(self) -> JsonDict:
-        self.refresh()
-        return {
-            "token": self.token,
-            "tier": self.tier,
-            "state": self.state,
-            "remaining": self.remaining,
-            "total": self.total,
-            "heavy_remaining": self.heavy_remaining,
-            "heavy_total": self.heavy_total,
-            "window_seconds": self.window_seconds,
-            "window_started": self.window_started,
-            "user_id": self.user_id,
-            "uploads": len(self.uploads),
-            "in_flight": self.in_flight,
-        }
-
-
-def _tier_from_token(token: str) -> str:
-    for tier in ("super", "heavy"):
-        if token.startswith(tier):
-            return tier
-    return "basic"
-
-
-def _state_from_token(token: str) -> str:
-    for state in ("invalid", "blocked"):
-        if token.startswith(state):
-            return state
-    return "ok"
-
-
-# --------------------------------------------------------------------------------------------------- faults
-
-
-@dataclass
-class _Fault:
-    name: str
-    param: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    token: str | None = None
-    count: int = 1
-
-    def value(self) -> float | None:
-        raw: Any = self.param
-        for key in ("seconds", "retry_after", "value", "param"):
-            if raw is None:
-                raw = self.params.get(key)
-        if raw is None:
-            return None
-        try:
-            return float(raw)
-        except (TypeError, ValueError):
-            return None
-
-    def seconds(self, default: float) -> float:
-        found = self.value()
-        return default if found is None else found
-
-    def style(self) -> str | None:
-        style = self.param if self.param is not None else self.params.get("style")
-        return None if style is None else str(style)
-
-
-def fault_endpoint(name: str) -> str:
-    """Which endpoint a fault name targets: upload, post, limits, asset or chat."""
-    prefix, sep, _ = name.partition("-")
-    return prefix if sep and prefix in SIDE_FAULTS else "chat"
-
-
-def _split_fault(spec: str) -> tuple[str, str | None]:
-    name, sep, param = spec.strip().partition(":")
-    return name.strip().lower(), (param.strip() if sep else None)
-
-
-def _check_fault_name(name: str) -> None:
-    endpoint = fault_endpoint(name)
-    known = CHAT_FAULTS if endpoint == "chat" else SIDE_FAULTS[endpoint]
-    suffix = name if endpoint == "chat" else name[len(endpoint) + 1 :]
-    if suffix not in known:
-        raise ValueError(f"unknown fault {name!r}")
-
-
 # --------------------------------------------------------------------------------------------------- chat request
 
 
 @dataclass
 class _Markers:
     flags: set[str] = field(default_factory=set)
-    fault: _Fault | None = None
+    fault: Fault | None = None
     token_count: int | None = None
 
     def has(self, flag: str) -> bool:
@@ -453,9 +177,9 @@ def _parse_markers(message: str) -> _Markers:
         text = raw.strip()
         lowered = text.lower()
         if lowered.startswith("fault:") and markers.fault is None:
-            name, param = _split_fault(text[len("fault:") :])
+            name, param = split_fault(text[len("fault:") :])
             if name in CHAT_FAULTS:
-                markers.fault = _Fault(name, param)
+                markers.fault = Fault(name, param)
         elif lowered.startswith("tokens:"):
             with contextlib.suppress(ValueError):
                 markers.token_count = max(0, int(lowered[len("tokens:") :]))
@@ -509,12 +233,12 @@ def _is_video(body: JsonDict) -> bool:
 def _parse_chat(body: JsonDict, account: FakeAccount) -> _Chat:
     message = body.get("message")
     if not isinstance(message, str):
-        raise _bad_request("message must be a string")
+        raise bad_request("message must be a string")
     video = _is_video(body)
     model_name, model_mode, mode_id = body.get("modelName"), body.get("modelMode"), body.get("modeId")
     # 2025 bodies name a model and a mode, 2026 bodies a modeId; video/imagine bodies carry only a model.
     if not (isinstance(mode_id, str) or (isinstance(model_name, str) and (isinstance(model_mode, str) or video))):
-        raise _bad_request("modelName and modelMode (or modeId) are required")
+        raise bad_request("modelName and modelMode (or modeId) are required")
     attachments = _attachments(body, account)
     markers = _parse_markers(message)
     count = body.get("imageGenerationCount", 2)
@@ -538,10 +262,10 @@ def _parse_chat(body: JsonDict, account: FakeAccount) -> _Chat:
 def _attachments(body: JsonDict, account: FakeAccount) -> list[str]:
     raw = body.get("fileAttachments", [])
     if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
-        raise _bad_request("fileAttachments must be a list of file ids")
+        raise bad_request("fileAttachments must be a list of file ids")
     for file_id in raw:
         if file_id not in account.uploads:
-            raise _bad_request(f"File {file_id} not found")
+            raise bad_request(f"File {file_id} not found")
     return list(raw)
 
 
@@ -597,7 +321,7 @@ class _Step:
 class _Script:
     """The lines of one E1 answer, built in order, keeping ``modelResponse.message`` equal to the final tokens."""
 
-    def __init__(self, chat: _Chat, fault: _Fault | None, ids: Callable[[], str]) -> None:
+    def __init__(self, chat: _Chat, fault: Fault | None, ids: Callable[[], str]) -> None:
         self.chat = chat
         self.fault = fault
         self.steps: list[_Step] = []
@@ -658,7 +382,7 @@ class _Script:
             _inject_mid_fault(self, self.fault)
 
 
-def _inject_mid_fault(script: _Script, fault: _Fault) -> None:
+def _inject_mid_fault(script: _Script, fault: Fault) -> None:
     name = fault.name
     if name == "inband-8":
         script.line(ERR_RATE)
@@ -686,13 +410,13 @@ def _inject_mid_fault(script: _Script, fault: _Fault) -> None:
 
 def _two_tokens_one_line(script: _Script) -> None:
     parts = [" two", " on one line"]
-    frames = [_ENCODE({"result": {"response": script.token_response(part)}}) for part in parts]
+    frames = [encode_json({"result": {"response": script.token_response(part)}}) for part in parts]
     script.add(_Step("line", raw=b"".join(frames), token=True))
     script.final.extend(parts)
 
 
 def _conversation_line(script: _Script) -> JsonDict:
-    now = _now_iso()
+    now = now_iso()
     return {
         "result": {
             "conversation": {
@@ -712,7 +436,7 @@ def _conversation_line(script: _Script) -> JsonDict:
 def _message_fields() -> JsonDict:
     """The bulk of fields a userResponse/modelResponse carries and nobody reads."""
     return {
-        "createTime": _now_iso(),
+        "createTime": now_iso(),
         "manual": False,
         "partial": False,
         "shared": False,
@@ -797,7 +521,7 @@ def _thinking_phase(script: _Script) -> None:
 
 def _search_frames(script: _Script) -> None:
     query = script.chat.prompt[-60:] or "fake grok"
-    args = _ENCODE({"query": query}).decode()
+    args = encode_json({"query": query}).decode()
     card = (
         f"<xai:tool_usage_card><xai:tool_usage_card_id>{TOOL_CARD_ID}</xai:tool_usage_card_id>"
         f"<xai:tool_name>web_search</xai:tool_name><xai:tool_args><![CDATA[{args}]]></xai:tool_args>"
@@ -840,7 +564,7 @@ def _answer_phase(script: _Script) -> JsonDict:
 def _after_first_token(script: _Script, fields: JsonDict) -> None:
     markers = script.chat.markers
     if markers.has("cite"):
-        card = _ENCODE(
+        card = encode_json(
             {
                 "id": CITE_CARD_ID,
                 "type": "render_inline_citation",
@@ -874,7 +598,7 @@ _CONFIG_KEYS = (
 )
 
 
-class FakeGrok:
+class FakeGrok(FakeState):
     """A fake grok.com on a real socket. ``start()`` it, point the gateway at ``base_url``/``assets_url``."""
 
     def __init__(
@@ -888,28 +612,17 @@ class FakeGrok:
         seed: int = 1,
         framing: str = "ndjson",
     ) -> None:
-        if framing not in ("ndjson", "sse"):
-            raise ValueError("framing must be 'ndjson' or 'sse'")
+        super().__init__(
+            token_delay=token_delay,
+            first_line_delay=first_line_delay,
+            accept_unknown=accept_unknown,
+            seed=seed,
+            framing=framing,
+        )
         self.host = host
         self.port = port
-        self.token_delay = token_delay
-        self.first_line_delay = first_line_delay
-        self.accept_unknown = accept_unknown
-        self.framing = framing
         self.base_url = f"http://{host}:{port}" if port else ""
         self.assets_url = f"{self.base_url}/assets" if port else ""
-        self.requests: list[RecordedRequest] = []
-        self.posts: dict[str, JsonDict] = {}
-        self.require_cf_clearance: str | None = None
-        self.strict_statsig = False
-        self.statsig_prefixes: tuple[str, ...] = ("e:", "x1:")
-        self.max_concurrency_per_account = 0
-        self.max_recorded = 50_000
-        self._accounts: dict[str, FakeAccount] = {}
-        self._by_uid: dict[str, FakeAccount] = {}
-        self._assets: dict[str, str] = {}  # generated asset path -> owner token
-        self._faults: list[_Fault] = []
-        self._rng = random.Random(seed)
         self._runner: web.AppRunner | None = None
 
     # ---------------------------------------------------------------- lifecycle
@@ -954,61 +667,8 @@ class FakeGrok:
         app.router.add_post(CONTROL_PREFIX + "config", self._control_config)
         return app
 
-    # ---------------------------------------------------------------- public helpers
-
-    def add_account(
-        self,
-        token: str,
-        tier: str = "basic",
-        state: str = "ok",
-        quota: int | None = None,
-        heavy_quota: int | None = None,
-    ) -> FakeAccount:
-        if tier not in TIER_DEFAULTS:
-            raise ValueError(f"unknown tier {tier!r}")
-        if state not in ("ok", "invalid", "blocked"):
-            raise ValueError(f"unknown state {state!r}")
-        units, window, heavy = TIER_DEFAULTS[tier]
-        units = units if quota is None else quota
-        heavy = heavy if heavy_quota is None else heavy_quota
-        account = FakeAccount(
-            token=token,
-            tier=tier,
-            state=state,
-            remaining=units,
-            total=units,
-            heavy_remaining=heavy,
-            heavy_total=heavy,
-            window_seconds=window,
-        )
-        self._accounts[token] = account
-        self._by_uid[account.user_id] = account
-        return account
-
-    def account(self, token: str) -> FakeAccount:
-        return self._accounts[token]
-
-    @property
-    def accounts(self) -> list[FakeAccount]:
-        return list(self._accounts.values())
-
-    def push_fault(self, fault: str, *, token: str | None = None, count: int = 1, **params: Any) -> None:
-        """Queue ``fault`` (``name`` or ``name:param``) for the next ``count`` calls of its endpoint."""
-        name, param = _split_fault(fault)
-        _check_fault_name(name)
-        if count < 1:
-            raise ValueError("count must be >= 1")
-        self._faults.append(_Fault(name, param, dict(params), token, count))
-
-    def clear(self) -> None:
-        self.requests.clear()
-        self._faults.clear()
-
     def chat_calls(self, token: str | None = None) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == CHAT_PATH and (token is None or r.token == token)]
-
-    def new_id(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
     # ---------------------------------------------------------------- plumbing
 
@@ -1019,99 +679,30 @@ class FakeGrok:
                 return await handler(request)
             await self._admit(request)
             return await handler(request)
-        except _Reject as reject:
+        except Reject as reject:
             return reject.response
 
     async def _admit(self, request: web.Request) -> None:
         """Record the call, then apply the checks every grok.com endpoint shares (Cloudflare, statsig)."""
         raw = await request.read()
         cookies = parse_cookies(request.headers.getall("Cookie", []))
-        token = _sso(cookies)
+        token = sso_token(cookies)
         request["fake_token"] = token
         request["fake_raw"] = raw
-        self._record(request, raw, token)
+        self.record(request, raw, token)
         if self.require_cf_clearance is not None and cookies.get("cf_clearance") != self.require_cf_clearance:
-            raise _Reject(_cloudflare_response())
+            raise Reject(cloudflare_response())
         if request.path.startswith("/rest/"):
             statsig = request.headers.get("x-statsig-id", "")
             if not statsig or (self.strict_statsig and not statsig_valid(statsig, self.statsig_prefixes)):
-                raise _Reject(_json_response(403, ERR_ANTIBOT))
-
-    def _record(self, request: web.Request, raw: bytes, token: str | None) -> None:
-        truncated = len(raw) > MAX_RECORDED_BODY
-        body: Any = None
-        if raw:
-            with contextlib.suppress(msgspec.DecodeError):
-                body = _DECODE(raw)
-        if truncated:
-            body, raw = _shrink(body), raw[:MAX_RECORDED_BODY]
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                headers=_headers_dict(request),
-                json=body,
-                raw=raw,
-                time=time.time(),
-                token=token,
-                query=dict(request.query),
-                truncated=truncated,
-            )
-        )
-        if len(self.requests) > self.max_recorded:
-            del self.requests[: len(self.requests) - self.max_recorded]
-
-    def _resolve(self, request: web.Request) -> FakeAccount:
-        """The account behind the sso cookie, or a 401/403 exactly as grok.com words it."""
-        token: str | None = request["fake_token"]
-        if token is None:
-            raise _Reject(_json_response(401, ERR_INVALID))
-        account = self._accounts.get(token)
-        if account is None:
-            if not self.accept_unknown:
-                raise _Reject(_json_response(401, ERR_INVALID))
-            account = self.add_account(token, tier=_tier_from_token(token), state=_state_from_token(token))
-        if account.state == "invalid":
-            raise _Reject(_json_response(401, ERR_INVALID))
-        if account.state == "blocked":
-            raise _Reject(_json_response(403, ERR_BLOCKED))
-        account.refresh()
-        return account
-
-    @staticmethod
-    def _body(request: web.Request) -> JsonDict:
-        # Parsed whatever the Content-Type: grok.com takes JSON under text/plain too.
-        try:
-            body = _DECODE(request["fake_raw"])
-        except msgspec.DecodeError:
-            raise _bad_request("Request body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise _bad_request("Request body must be a JSON object")
-        return body
-
-    def _take_fault(self, endpoint: str, token: str | None) -> _Fault | None:
-        """Pop one use of the first queued fault for this endpoint; faults scoped to the token go first."""
-        candidates = [f for f in self._faults if fault_endpoint(f.name) == endpoint]
-        scoped = [f for f in candidates if f.token is not None and f.token == token]
-        pick = next(iter(scoped), None) or next((f for f in candidates if f.token is None), None)
-        if pick is None:
-            return None
-        pick.count -= 1
-        if pick.count <= 0:
-            self._faults.remove(pick)
-        return pick
-
-    def _register_asset(self, path: str, token: str) -> None:
-        self._assets[path] = token
-        if len(self._assets) > MAX_ASSETS:
-            del self._assets[next(iter(self._assets))]
+                raise Reject(json_response(403, ERR_ANTIBOT))
 
     # ---------------------------------------------------------------- E1 chat
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
-        account = self._resolve(request)
-        chat = _parse_chat(self._body(request), account)
-        fault = self._take_fault("chat", account.token) or chat.markers.fault
+        account = self.resolve(request)
+        chat = _parse_chat(json_body(request), account)
+        fault = self.take_fault("chat", account.token) or chat.markers.fault
         if fault is not None and fault.name in PRE_STREAM_FAULTS:
             return self._pre_stream_fault(fault)
         self._admit_chat(account, chat)
@@ -1126,42 +717,40 @@ class FakeGrok:
             account.in_flight -= 1
 
     @staticmethod
-    def _pre_stream_fault(fault: _Fault) -> web.Response:
+    def _pre_stream_fault(fault: Fault) -> web.Response:
         name = fault.name
         if name == "401":
-            return _json_response(401, ERR_INVALID)
+            return json_response(401, ERR_INVALID)
         if name == "403-blocked":
-            return _json_response(403, ERR_BLOCKED)
+            return json_response(403, ERR_BLOCKED)
         if name == "403-antibot":
-            return _json_response(403, ERR_ANTIBOT)
+            return json_response(403, ERR_ANTIBOT)
         if name == "403-cf":
-            return _cloudflare_response()
+            return cloudflare_response()
         if name == "429":
-            retry = fault.value()
-            headers = {"Retry-After": str(math.ceil(retry))} if retry is not None else None
-            return _json_response(429, ERR_RATE, headers)
+            return too_many_requests(fault.value())
         if name == "empty":
             return web.Response(status=200, body=b"", content_type="application/json")
-        return _server_error(int(name), fault.style())
+        return server_error(int(name), fault.style())
 
     def _admit_chat(self, account: FakeAccount, chat: _Chat) -> None:
         """Tier gating, the concurrency cap and quota, in that order; quota is charged only when admitted."""
         if chat.heavy and account.tier == "basic":
-            raise _Reject(_json_response(403, ERR_TIER))
+            raise Reject(json_response(403, ERR_TIER))
         cap = self.max_concurrency_per_account
         if cap > 0 and account.in_flight >= cap:
-            raise _Reject(_json_response(429, ERR_RATE))
+            raise Reject(json_response(429, ERR_RATE))
         retry = {"Retry-After": str(account.seconds_left())}
         if chat.heavy:
             if account.heavy_remaining < 1:
-                raise _Reject(_json_response(429, ERR_RATE, retry))
+                raise Reject(json_response(429, ERR_RATE, retry))
             account.heavy_remaining -= 1
             return
         if account.remaining < chat.cost:
-            raise _Reject(_json_response(429, ERR_RATE, retry))
+            raise Reject(json_response(429, ERR_RATE, retry))
         account.remaining -= chat.cost
 
-    def _build_script(self, account: FakeAccount, chat: _Chat, fault: _Fault | None) -> _Script:
+    def _build_script(self, account: FakeAccount, chat: _Chat, fault: Fault | None) -> _Script:
         script = _Script(chat, fault, self.new_id)
         script.line(_conversation_line(script))
         script.frame(_user_response(script))
@@ -1200,7 +789,7 @@ class FakeGrok:
                 if index != moderated and progress:
                     part = "" if progress == 100 else "-part-0"
                     frame["imageUrl"] = f"{base}/{image_id}{part}/image.jpg"
-                    self._register_asset(frame["imageUrl"], account.token)
+                    self.register_asset(frame["imageUrl"], account.token)
                 script.frame(
                     {"streamingImageGenerationResponse": frame, "isThinking": False, "responseId": script.response_id}
                 )
@@ -1220,8 +809,8 @@ class FakeGrok:
         if markers.has("video-moderated"):
             done["moderated"] = True
         else:
-            self._register_asset(url, account.token)
-            self._register_asset(thumb, account.token)
+            self.register_asset(url, account.token)
+            self.register_asset(thumb, account.token)
             if not markers.has("video-in-attachments"):
                 done.update(videoUrl=url, thumbnailImageUrl=thumb)
         script.frame({"streamingVideoGenerationResponse": done})
@@ -1283,76 +872,74 @@ class FakeGrok:
 
     async def _side_fault(self, endpoint: str, account: FakeAccount) -> web.Response | None:
         """Queued faults for E2-E4: a status answer, or ``slow:S`` then the normal answer."""
-        fault = self._take_fault(endpoint, account.token)
+        fault = self.take_fault(endpoint, account.token)
         if fault is None:
             return None
         suffix = fault.name[len(endpoint) + 1 :]
         if suffix == "slow":
             await asyncio.sleep(fault.seconds(35.0))
             return None
-        return _status_fault(int(suffix), fault)
+        return status_fault(int(suffix), fault)
 
     async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
-        account = self._resolve(request)
+        account = self.resolve(request)
         failed = await self._side_fault("upload", account)
         if failed is not None:
             return failed
-        body = self._body(request)
+        body = json_body(request)
         name, mime, content = body.get("fileName"), body.get("fileMimeType"), body.get("content")
         if not isinstance(name, str) or not isinstance(mime, str) or not isinstance(content, str):
-            raise _bad_request("fileName, fileMimeType and content are required")
+            raise bad_request("fileName, fileMimeType and content are required")
         try:
             data = base64.b64decode(content, validate=True)
         except (binascii.Error, ValueError):
-            raise _bad_request("content is not valid base64") from None
+            raise bad_request("content is not valid base64") from None
         file_id = self.new_id()
         account.uploads[file_id] = (mime, data)
-        return _json_response(
+        return json_response(
             200,
             {
                 "fileMetadataId": file_id,
                 "fileUri": f"users/{account.user_id}/{file_id}/content",
                 "fileName": name,
                 "fileMimeType": mime,
-                "createTime": _now_iso(),
+                "createTime": now_iso(),
             },
         )
 
     async def _handle_post(self, request: web.Request) -> web.StreamResponse:
-        account = self._resolve(request)
+        account = self.resolve(request)
         failed = await self._side_fault("post", account)
         if failed is not None:
             return failed
-        body = self._body(request)
+        body = json_body(request)
         media_url = body.get("media_url", body.get("mediaUrl"))
         media_type = body.get("media_type", body.get("mediaType", "MEDIA_POST_TYPE_IMAGE"))
         prompt = body.get("prompt")
         if not isinstance(media_url, str) and not isinstance(prompt, str):
-            raise _bad_request("media_url (or mediaUrl / prompt) is required")
+            raise bad_request("media_url (or mediaUrl / prompt) is required")
         post: JsonDict = {"id": self.new_id(), "mediaType": media_type, "mediaUrl": media_url or ""}
         if isinstance(prompt, str):
             post["prompt"] = prompt
-        post.update(userId=account.user_id, createTime=_now_iso())
-        self.posts[post["id"]] = post
-        if len(self.posts) > MAX_POSTS:
-            del self.posts[next(iter(self.posts))]
-        return _json_response(200, {"post": post})
+        post.update(userId=account.user_id, createTime=now_iso())
+        self.add_post(post)
+        return json_response(200, {"post": post})
 
     async def _handle_limits(self, request: web.Request) -> web.StreamResponse:
-        account = self._resolve(request)
-        fault = self._take_fault("limits", account.token)
+        account = self.resolve(request)
+        fault = self.take_fault("limits", account.token)
         if fault is not None and fault.name == "limits-slow":
             await asyncio.sleep(fault.seconds(35.0))
         elif fault is not None and fault.name != "limits-missing":
-            return _status_fault(int(fault.name[len("limits-") :]), fault)
-        body = self._body(request)
+            return status_fault(int(fault.name[len("limits-") :]), fault)
+        body = json_body(request)
         model = body.get("modelName")
         if not isinstance(model, str) or not model:
-            raise _bad_request("modelName is required")
+            raise bad_request("modelName is required")
         limits = rate_limits(account, model)
         if fault is not None and fault.name == "limits-missing":
             limits.pop("remainingTokens", None)
-        return _json_response(200, limits)
+        return json_response(200, limits)
 
     # ---------------------------------------------------------------- E5 assets
 
@@ -1362,21 +949,21 @@ class FakeGrok:
         path = path[len(ALIAS_SEGMENT) :] if alias else path
         token: str | None = request["fake_token"]
         # The alias is where asset-redirect points, so it takes no queued faults (no redirect loops).
-        fault = None if alias else self._take_fault("asset", token)
+        fault = None if alias else self.take_fault("asset", token)
         if fault is not None:
             early = await self._asset_fault(fault, path)
             if early is not None:
                 return early
         if token is None:
-            return web.Response(status=403, text="Forbidden\n", content_type="text/plain")
+            return text_response(403, "Forbidden\n")
         owner, mime, data = self._lookup_asset(path)
         if owner != token:
-            return web.Response(status=403, text="Forbidden\n", content_type="text/plain")
+            return text_response(403, "Forbidden\n")
         if fault is not None and fault.name == "asset-truncated":
             return await _truncated(request, mime, data)
         return web.Response(body=data, content_type=mime, headers={"Cache-Control": "private, max-age=3600"})
 
-    async def _asset_fault(self, fault: _Fault, path: str) -> web.StreamResponse | None:
+    async def _asset_fault(self, fault: Fault, path: str) -> web.StreamResponse | None:
         suffix = fault.name[len("asset-") :]
         if suffix == "slow":
             await asyncio.sleep(fault.seconds(35.0))
@@ -1385,19 +972,19 @@ class FakeGrok:
             return None
         if suffix == "redirect":
             return web.Response(status=302, headers={"Location": f"{ASSETS_PREFIX}{ALIAS_SEGMENT}{path}"})
-        return _status_fault(int(suffix), fault)
+        return status_fault(int(suffix), fault)
 
     def _lookup_asset(self, path: str) -> tuple[str, str, bytes]:
         """(owner token, mime, bytes) for a generated asset or an upload; 404 when unknown."""
-        not_found = _Reject(web.Response(status=404, text="Not Found\n", content_type="text/plain"))
+        not_found = Reject(text_response(404, "Not Found\n"))
         if path.endswith("/content"):
             parts = path.split("/")
-            account = self._by_uid.get(parts[1]) if len(parts) == 4 and parts[0] == "users" else None
+            account = self.account_by_user_id(parts[1]) if len(parts) == 4 and parts[0] == "users" else None
             upload = account.uploads.get(parts[2]) if account is not None else None
             if account is None or upload is None:
                 raise not_found
             return account.token, upload[0], upload[1]
-        owner = self._assets.get(path)
+        owner = self.asset_owner(path)
         if owner is None:
             raise not_found
         if path.endswith(".mp4"):
@@ -1407,11 +994,11 @@ class FakeGrok:
     # ---------------------------------------------------------------- control endpoints
 
     async def _control_requests(self, request: web.Request) -> web.StreamResponse:
-        return _json_response(200, [r.to_dict() for r in self.requests])
+        return json_response(200, [r.to_dict() for r in self.requests])
 
     async def _control_reset(self, request: web.Request) -> web.StreamResponse:
         self.clear()
-        return _json_response(200, {"ok": True})
+        return json_response(200, {"ok": True})
 
     async def _control_fault(self, request: web.Request) -> web.StreamResponse:
         body = await _control_body(request)
@@ -1423,11 +1010,11 @@ class FakeGrok:
                 str(body.get("fault", "")), token=body.get("token"), count=int(body.get("count", 1)), **params
             )
         except (TypeError, ValueError) as exc:
-            return _error(400, 3, str(exc))
-        return _json_response(200, {"ok": True})
+            return error_response(400, 3, str(exc))
+        return json_response(200, {"ok": True})
 
     async def _control_list_accounts(self, request: web.Request) -> web.StreamResponse:
-        return _json_response(200, [a.to_dict() for a in self._accounts.values()])
+        return json_response(200, [a.to_dict() for a in self.accounts])
 
     async def _control_add_account(self, request: web.Request) -> web.StreamResponse:
         body = await _control_body(request)
@@ -1440,18 +1027,18 @@ class FakeGrok:
                 heavy_quota=body.get("heavy_quota"),
             )
         except (KeyError, ValueError) as exc:
-            return _error(400, 3, f"bad account: {exc}")
-        return _json_response(200, account.to_dict())
+            return error_response(400, 3, f"bad account: {exc}")
+        return json_response(200, account.to_dict())
 
     async def _control_config(self, request: web.Request) -> web.StreamResponse:
         """Change the knobs a test would otherwise set as attributes on an in-process fake."""
         body = await _control_body(request)
         unknown = set(body) - set(_CONFIG_KEYS)
         if unknown or body.get("framing", "ndjson") not in ("ndjson", "sse"):
-            return _error(400, 3, f"bad config keys or framing: {sorted(unknown)}")
+            return error_response(400, 3, f"bad config keys or framing: {sorted(unknown)}")
         for key, value in body.items():
             setattr(self, key, tuple(value) if key == "statsig_prefixes" else value)
-        return _json_response(200, {key: getattr(self, key) for key in _CONFIG_KEYS})
+        return json_response(200, {key: getattr(self, key) for key in _CONFIG_KEYS})
 
 
 def rate_limits(account: FakeAccount, model: str) -> JsonDict:
@@ -1497,26 +1084,10 @@ def _token_budget_limits(account: FakeAccount, wait: int) -> JsonDict:
     return out
 
 
-def _status_fault(status: int, fault: _Fault) -> web.Response:
-    if status == 401:
-        return _json_response(401, ERR_INVALID)
-    if status == 403:
-        return _json_response(403, ERR_ANTIBOT)
-    if status == 429:
-        retry = fault.value()
-        return _json_response(429, ERR_RATE, {"Retry-After": str(math.ceil(retry))} if retry is not None else None)
-    if status == 413:
-        page = BAD_GATEWAY_PAGE.format(status=413, reason="Request Entity Too Large")
-        return web.Response(status=413, text=page, content_type="text/html")
-    if status == 404:
-        return web.Response(status=404, text="Not Found\n", content_type="text/plain")
-    return _server_error(status, fault.style())
-
-
 def _encode_step(step: _Step, framing: str) -> bytes:
     if step.kind == "verbatim":
         return step.raw
-    payload = _ENCODE(step.obj) if step.kind == "obj" else step.raw
+    payload = encode_json(step.obj) if step.kind == "obj" else step.raw
     return b"data: " + payload + b"\n\n" if framing == "sse" else payload + b"\n"
 
 
@@ -1542,7 +1113,7 @@ async def _truncated(request: web.Request, mime: str, data: bytes) -> web.Stream
 async def _control_body(request: web.Request) -> JsonDict:
     raw = await request.read()
     try:
-        body = _DECODE(raw) if raw else {}
+        body = decode_json(raw) if raw else {}
     except msgspec.DecodeError:
         raise web.HTTPBadRequest(text="body is not JSON") from None
     if not isinstance(body, dict):
