@@ -30,17 +30,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
+from . import fake_control, fake_limits, fake_media
+from .fake_control import CONTROL_PREFIX
+from .fake_edge import edge, statsig_valid
 from .fake_errors import (
     ERR_ANTIBOT,
     ERR_BLOCKED,
@@ -50,45 +50,48 @@ from .fake_errors import (
     USAGE_LIMIT_MESSAGE,
     cloudflare_response,
     server_error,
-    status_fault,
     too_many_requests,
 )
-from .fake_faults import CHAT_FAULTS, PRE_STREAM_FAULTS, Fault, split_fault
+from .fake_faults import CHAT_FAULTS, PRE_STREAM_FAULTS, Fault, fault_endpoint, split_fault
 from .fake_http import (
-    Handler,
     JsonDict,
     Reject,
     bad_request,
-    decode_json,
     encode_json,
-    error_response,
     json_body,
     json_response,
     now_iso,
     parse_cookies,
-    sso_token,
-    text_response,
 )
-from .fake_state import EXPERT_COST, IMAGE_COST, FakeAccount, FakeState, RecordedRequest
+from .fake_limits import LIMITS_PATH, rate_limits
+from .fake_media import ASSETS_PREFIX, POST_PATH, TINY_JPEG, TINY_MP4, UPLOAD_PATH
+from .fake_state import EXPERT_COST, IMAGE_COST, STATE_KEY, FakeAccount, FakeState, RecordedRequest
 
+# What tests, the CLI and the benchmark import from here; everything else lives in its family's module.
 __all__ = [
+    "ASSETS_PREFIX",
     "CHAT_FAULTS",
+    "CHAT_PATH",
+    "CONTROL_PREFIX",
+    "LIMITS_PATH",
     "MARKERS",
+    "POST_PATH",
+    "SEARCH_RESULTS",
+    "TINY_JPEG",
+    "TINY_MP4",
+    "UPLOAD_PATH",
     "FakeAccount",
     "FakeGrok",
     "RecordedRequest",
+    "fault_endpoint",
     "main",
+    "parse_cookies",
+    "rate_limits",
     "serve_forever",
+    "statsig_valid",
 ]
 
 CHAT_PATH = "/rest/app-chat/conversations/new"
-UPLOAD_PATH = "/rest/app-chat/upload-file"
-POST_PATH = "/rest/media/post/create"
-LIMITS_PATH = "/rest/rate-limits"
-ASSETS_PREFIX = "/assets/"
-# A second spelling of every asset path, the target of the ``asset-redirect`` fault.
-ALIAS_SEGMENT = "_alias/"
-CONTROL_PREFIX = "/__fake/"
 
 MARKERS = frozenset(
     (
@@ -96,66 +99,10 @@ MARKERS = frozenset(
         "list-token dict-token empty-token late-think unclosed-think no-model sse"
     ).split()
 )
-# Model names whose E4 answer is a shared token budget (2025 shape); others get flat query counts.
-TOKEN_BUDGET_MODELS = frozenset({"grok-3", "grok-4-mini-thinking-tahoe", "grok-4"})
-HEAVY_LIMIT_NAMES = frozenset({"grok-4-heavy", "heavy"})
-
-# A 16x16 greyscale baseline JPEG (four flat 8x8 blocks); decodes with any JPEG decoder.
-TINY_JPEG = bytes.fromhex(
-    "ffd8ffe000104a46494600010100000100010000ffdb004300080101010101010101010101010101010101010101010101010101"
-    "0101010101010101010101010101010101010101010101010101010101010101010101ffc0000b080010001001011100ffc40031"
-    "0000010501010101010100000000000000000102030405060708090a0b100100000000000000000000000000000000ffda000801"
-    "0100003f00f3f7b03a878bbfffd9"
-)
-
-
-# A real one-second 32x32 H.264 clip (ISO-BMFF: ftyp, moov with one video track, mdat), made for these
-# tests with an encoder; players and browsers play it.
-TINY_MP4 = bytes.fromhex(
-    "000000206674797069736f6d0000020069736f6d69736f32617663316d703431000003366d6f6f760000006c6d766864000000000000"
-    "000000000000000003e8000003e800010000010000000000000000000000000100000000000000000000000000000001000000000000"
-    "00000000000000004000000000000000000000000000000000000000000000000000000000000002000002607472616b0000005c746b"
-    "68640000000300000000000000000000000100000000000003e800000000000000000000000000000000000100000000000000000000"
-    "000000000001000000000000000000000000000040000000002000000020000000000024656474730000001c656c7374000000000000"
-    "0001000003e80000000000010000000001d86d646961000000206d646864000000000000000000000000000040000000400055c40000"
-    "0000002d68646c72000000000000000076696465000000000000000000000000566964656f48616e646c657200000001836d696e6600"
-    "000014766d68640000000100000000000000000000002464696e660000001c6472656600000000000000010000000c75726c20000000"
-    "01000001437374626c000000bb737473640000000000000001000000ab61766331000000000000000100000000000000000000000000"
-    "000000002000200048000000480000000000000001154c61766335392e33372e313030206c6962783236340000000000000000000000"
-    "18ffff00000031617663430142c00affe100186742c00aa61125b011000003000100000300080f1226118001000668c8420392c80000"
-    "001070617370000000010000000100000014627472740000000000001570000015700000001873747473000000000000000100000004"
-    "0000100000000014737473730000000000000001000000010000001c7374736300000000000000010000000100000004000000010000"
-    "00247374737a000000000000000000000004000002900000000a0000000a0000000a000000147374636f000000000000000100000366"
-    "00000062756474610000005a6d657461000000000000002168646c7200000000000000006d6469726170706c00000000000000000000"
-    "00002d696c737400000025a9746f6f0000001d6461746100000001000000004c61766635392e32372e31303000000008667265650000"
-    "02b66d646174000002720605ffff6edc45e9bde6d948b7962cd820d923eeef78323634202d20636f7265203136342072333039352062"
-    "616565343030202d20482e3236342f4d5045472d342041564320636f646563202d20436f70796c65667420323030332d32303232202d"
-    "20687474703a2f2f7777772e766964656f6c616e2e6f72672f783236342e68746d6c202d206f7074696f6e733a2063616261633d3020"
-    "7265663d3136206465626c6f636b3d313a303a3020616e616c7973653d3078313a3078313331206d653d756d68207375626d653d3130"
-    "207073793d31207073795f72643d312e30303a302e3030206d697865645f7265663d31206d655f72616e67653d3234206368726f6d61"
-    "5f6d653d31207472656c6c69733d32203878386463743d302063716d3d3020646561647a6f6e653d32312c313120666173745f70736b"
-    "69703d31206368726f6d615f71705f6f66667365743d2d3220746872656164733d31206c6f6f6b61686561645f746872656164733d31"
-    "20736c696365645f746872656164733d30206e723d3020646563696d6174653d3120696e7465726c616365643d3020626c757261795f"
-    "636f6d7061743d3020636f6e73747261696e65645f696e7472613d3020626672616d65733d3020776569676874703d30206b6579696e"
-    "743d323530206b6579696e745f6d696e3d34207363656e656375743d343020696e7472615f726566726573683d302072635f6c6f6f6b"
-    "61686561643d36302072633d637266206d62747265653d31206372663d34302e302071636f6d703d302e36302071706d696e3d302071"
-    "706d61783d3639207170737465703d342069705f726174696f3d312e34302061713d313a312e3030008000000016658882025e231400"
-    "0413e3800082f470001029bebaf000000006419a1c04bcb000000006419a2a011f2c00000006419a3b010f2c"
-)
-
 _MARKER_RE = re.compile(r"\[\[([^\[\]\n]{1,80})\]\]")
 _DRAW_RE = re.compile(r"\bdraw|画", re.IGNORECASE)
 _POST_ID_RE = re.compile(r"grok\.com/imagine/([0-9A-Za-z-]{6,})")
 _WORD_RE = re.compile(r"\S+\s*|\s+")
-
-
-def statsig_valid(value: str, prefixes: tuple[str, ...] = ("e:", "x1:")) -> bool:
-    """True when the header is base64 of ASCII text starting with one of the accepted prefixes."""
-    try:
-        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("ascii")
-    except (binascii.Error, ValueError):
-        return False
-    return any(decoded.startswith(p) and len(decoded) > len(p) for p in prefixes)
 
 
 # --------------------------------------------------------------------------------------------------- chat request
@@ -585,17 +532,8 @@ def _after_first_token(script: _Script, fields: JsonDict) -> None:
 
 # --------------------------------------------------------------------------------------------------- server
 
-# Attributes that ``POST /__fake/config`` may change.
-_CONFIG_KEYS = (
-    "token_delay",
-    "first_line_delay",
-    "accept_unknown",
-    "framing",
-    "require_cf_clearance",
-    "strict_statsig",
-    "statsig_prefixes",
-    "max_concurrency_per_account",
-)
+# Every endpoint family is a module with its route table; serving a new family is one more entry here.
+FAMILIES: tuple[web.RouteTableDef, ...] = (fake_media.routes, fake_limits.routes, fake_control.routes)
 
 
 class FakeGrok(FakeState):
@@ -653,49 +591,15 @@ class FakeGrok(FakeState):
         await self.stop()
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
+        app = web.Application(middlewares=[edge], client_max_size=64 * 1024 * 1024)
+        app[STATE_KEY] = self
         app.router.add_post(CHAT_PATH, self._handle_chat)
-        app.router.add_post(UPLOAD_PATH, self._handle_upload)
-        app.router.add_post(POST_PATH, self._handle_post)
-        app.router.add_post(LIMITS_PATH, self._handle_limits)
-        app.router.add_get(ASSETS_PREFIX + "{path:.+}", self._handle_asset)
-        app.router.add_get(CONTROL_PREFIX + "requests", self._control_requests)
-        app.router.add_post(CONTROL_PREFIX + "reset", self._control_reset)
-        app.router.add_post(CONTROL_PREFIX + "fault", self._control_fault)
-        app.router.add_get(CONTROL_PREFIX + "accounts", self._control_list_accounts)
-        app.router.add_post(CONTROL_PREFIX + "accounts", self._control_add_account)
-        app.router.add_post(CONTROL_PREFIX + "config", self._control_config)
+        for family in FAMILIES:
+            app.add_routes(family)
         return app
 
     def chat_calls(self, token: str | None = None) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == CHAT_PATH and (token is None or r.token == token)]
-
-    # ---------------------------------------------------------------- plumbing
-
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            if request.path.startswith(CONTROL_PREFIX):
-                return await handler(request)
-            await self._admit(request)
-            return await handler(request)
-        except Reject as reject:
-            return reject.response
-
-    async def _admit(self, request: web.Request) -> None:
-        """Record the call, then apply the checks every grok.com endpoint shares (Cloudflare, statsig)."""
-        raw = await request.read()
-        cookies = parse_cookies(request.headers.getall("Cookie", []))
-        token = sso_token(cookies)
-        request["fake_token"] = token
-        request["fake_raw"] = raw
-        self.record(request, raw, token)
-        if self.require_cf_clearance is not None and cookies.get("cf_clearance") != self.require_cf_clearance:
-            raise Reject(cloudflare_response())
-        if request.path.startswith("/rest/"):
-            statsig = request.headers.get("x-statsig-id", "")
-            if not statsig or (self.strict_statsig and not statsig_valid(statsig, self.statsig_prefixes)):
-                raise Reject(json_response(403, ERR_ANTIBOT))
 
     # ---------------------------------------------------------------- E1 chat
 
@@ -868,221 +772,6 @@ class FakeGrok(FakeState):
                 await response.write(data)
         return True
 
-    # ---------------------------------------------------------------- E2 upload, E3 post, E4 limits
-
-    async def _side_fault(self, endpoint: str, account: FakeAccount) -> web.Response | None:
-        """Queued faults for E2-E4: a status answer, or ``slow:S`` then the normal answer."""
-        fault = self.take_fault(endpoint, account.token)
-        if fault is None:
-            return None
-        suffix = fault.name[len(endpoint) + 1 :]
-        if suffix == "slow":
-            await asyncio.sleep(fault.seconds(35.0))
-            return None
-        return status_fault(int(suffix), fault)
-
-    async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
-        account = self.resolve(request)
-        failed = await self._side_fault("upload", account)
-        if failed is not None:
-            return failed
-        body = json_body(request)
-        name, mime, content = body.get("fileName"), body.get("fileMimeType"), body.get("content")
-        if not isinstance(name, str) or not isinstance(mime, str) or not isinstance(content, str):
-            raise bad_request("fileName, fileMimeType and content are required")
-        try:
-            data = base64.b64decode(content, validate=True)
-        except (binascii.Error, ValueError):
-            raise bad_request("content is not valid base64") from None
-        file_id = self.new_id()
-        account.uploads[file_id] = (mime, data)
-        return json_response(
-            200,
-            {
-                "fileMetadataId": file_id,
-                "fileUri": f"users/{account.user_id}/{file_id}/content",
-                "fileName": name,
-                "fileMimeType": mime,
-                "createTime": now_iso(),
-            },
-        )
-
-    async def _handle_post(self, request: web.Request) -> web.StreamResponse:
-        account = self.resolve(request)
-        failed = await self._side_fault("post", account)
-        if failed is not None:
-            return failed
-        body = json_body(request)
-        media_url = body.get("media_url", body.get("mediaUrl"))
-        media_type = body.get("media_type", body.get("mediaType", "MEDIA_POST_TYPE_IMAGE"))
-        prompt = body.get("prompt")
-        if not isinstance(media_url, str) and not isinstance(prompt, str):
-            raise bad_request("media_url (or mediaUrl / prompt) is required")
-        post: JsonDict = {"id": self.new_id(), "mediaType": media_type, "mediaUrl": media_url or ""}
-        if isinstance(prompt, str):
-            post["prompt"] = prompt
-        post.update(userId=account.user_id, createTime=now_iso())
-        self.add_post(post)
-        return json_response(200, {"post": post})
-
-    async def _handle_limits(self, request: web.Request) -> web.StreamResponse:
-        account = self.resolve(request)
-        fault = self.take_fault("limits", account.token)
-        if fault is not None and fault.name == "limits-slow":
-            await asyncio.sleep(fault.seconds(35.0))
-        elif fault is not None and fault.name != "limits-missing":
-            return status_fault(int(fault.name[len("limits-") :]), fault)
-        body = json_body(request)
-        model = body.get("modelName")
-        if not isinstance(model, str) or not model:
-            raise bad_request("modelName is required")
-        limits = rate_limits(account, model)
-        if fault is not None and fault.name == "limits-missing":
-            limits.pop("remainingTokens", None)
-        return json_response(200, limits)
-
-    # ---------------------------------------------------------------- E5 assets
-
-    async def _handle_asset(self, request: web.Request) -> web.StreamResponse:
-        path = request.match_info["path"]
-        alias = path.startswith(ALIAS_SEGMENT)
-        path = path[len(ALIAS_SEGMENT) :] if alias else path
-        token: str | None = request["fake_token"]
-        # The alias is where asset-redirect points, so it takes no queued faults (no redirect loops).
-        fault = None if alias else self.take_fault("asset", token)
-        if fault is not None:
-            early = await self._asset_fault(fault, path)
-            if early is not None:
-                return early
-        if token is None:
-            return text_response(403, "Forbidden\n")
-        owner, mime, data = self._lookup_asset(path)
-        if owner != token:
-            return text_response(403, "Forbidden\n")
-        if fault is not None and fault.name == "asset-truncated":
-            return await _truncated(request, mime, data)
-        return web.Response(body=data, content_type=mime, headers={"Cache-Control": "private, max-age=3600"})
-
-    async def _asset_fault(self, fault: Fault, path: str) -> web.StreamResponse | None:
-        suffix = fault.name[len("asset-") :]
-        if suffix == "slow":
-            await asyncio.sleep(fault.seconds(35.0))
-            return None
-        if suffix == "truncated":
-            return None
-        if suffix == "redirect":
-            return web.Response(status=302, headers={"Location": f"{ASSETS_PREFIX}{ALIAS_SEGMENT}{path}"})
-        return status_fault(int(suffix), fault)
-
-    def _lookup_asset(self, path: str) -> tuple[str, str, bytes]:
-        """(owner token, mime, bytes) for a generated asset or an upload; 404 when unknown."""
-        not_found = Reject(text_response(404, "Not Found\n"))
-        if path.endswith("/content"):
-            parts = path.split("/")
-            account = self.account_by_user_id(parts[1]) if len(parts) == 4 and parts[0] == "users" else None
-            upload = account.uploads.get(parts[2]) if account is not None else None
-            if account is None or upload is None:
-                raise not_found
-            return account.token, upload[0], upload[1]
-        owner = self.asset_owner(path)
-        if owner is None:
-            raise not_found
-        if path.endswith(".mp4"):
-            return owner, "video/mp4", TINY_MP4
-        return owner, "image/jpeg", TINY_JPEG
-
-    # ---------------------------------------------------------------- control endpoints
-
-    async def _control_requests(self, request: web.Request) -> web.StreamResponse:
-        return json_response(200, [r.to_dict() for r in self.requests])
-
-    async def _control_reset(self, request: web.Request) -> web.StreamResponse:
-        self.clear()
-        return json_response(200, {"ok": True})
-
-    async def _control_fault(self, request: web.Request) -> web.StreamResponse:
-        body = await _control_body(request)
-        params = body.get("params") or {}
-        try:
-            if not isinstance(params, dict):
-                raise ValueError("params must be an object")
-            self.push_fault(
-                str(body.get("fault", "")), token=body.get("token"), count=int(body.get("count", 1)), **params
-            )
-        except (TypeError, ValueError) as exc:
-            return error_response(400, 3, str(exc))
-        return json_response(200, {"ok": True})
-
-    async def _control_list_accounts(self, request: web.Request) -> web.StreamResponse:
-        return json_response(200, [a.to_dict() for a in self.accounts])
-
-    async def _control_add_account(self, request: web.Request) -> web.StreamResponse:
-        body = await _control_body(request)
-        try:
-            account = self.add_account(
-                str(body["token"]),
-                tier=str(body.get("tier", "basic")),
-                state=str(body.get("state", "ok")),
-                quota=body.get("quota"),
-                heavy_quota=body.get("heavy_quota"),
-            )
-        except (KeyError, ValueError) as exc:
-            return error_response(400, 3, f"bad account: {exc}")
-        return json_response(200, account.to_dict())
-
-    async def _control_config(self, request: web.Request) -> web.StreamResponse:
-        """Change the knobs a test would otherwise set as attributes on an in-process fake."""
-        body = await _control_body(request)
-        unknown = set(body) - set(_CONFIG_KEYS)
-        if unknown or body.get("framing", "ndjson") not in ("ndjson", "sse"):
-            return error_response(400, 3, f"bad config keys or framing: {sorted(unknown)}")
-        for key, value in body.items():
-            setattr(self, key, tuple(value) if key == "statsig_prefixes" else value)
-        return json_response(200, {key: getattr(self, key) for key in _CONFIG_KEYS})
-
-
-def rate_limits(account: FakeAccount, model: str) -> JsonDict:
-    """The E4 answer for one model name, reflecting what E1 has consumed in the current window."""
-    account.refresh()
-    wait = account.seconds_left()
-    if model in HEAVY_LIMIT_NAMES:
-        remaining, total = account.heavy_remaining, account.heavy_total
-    elif model in TOKEN_BUDGET_MODELS:
-        return _token_budget_limits(account, wait)
-    else:
-        cost = EXPERT_COST if model == "expert" else 1
-        remaining, total = account.remaining // cost, account.total // cost
-    out: JsonDict = {
-        "windowSizeSeconds": account.window_seconds,
-        "remainingQueries": remaining,
-        "totalQueries": total,
-        "lowEffortRateLimits": None,
-        "highEffortRateLimits": None,
-    }
-    if remaining <= 0:
-        out["waitTimeSeconds"] = wait
-    return out
-
-
-def _token_budget_limits(account: FakeAccount, wait: int) -> JsonDict:
-    low: JsonDict = {"cost": 1, "remainingQueries": account.remaining}
-    high: JsonDict = {"cost": EXPERT_COST, "remainingQueries": account.remaining // EXPERT_COST}
-    for effort in (low, high):
-        if effort["remainingQueries"] <= 0:
-            effort["waitTimeSeconds"] = wait
-    out: JsonDict = {
-        "windowSizeSeconds": account.window_seconds,
-        "remainingQueries": 0,
-        "totalQueries": 0,
-        "remainingTokens": account.remaining,
-        "totalTokens": account.total,
-        "lowEffortRateLimits": low,
-        "highEffortRateLimits": high,
-    }
-    if account.remaining <= 0:
-        out["waitTimeSeconds"] = wait
-    return out
-
 
 def _encode_step(step: _Step, framing: str) -> bytes:
     if step.kind == "verbatim":
@@ -1097,28 +786,6 @@ async def _trickle(response: web.StreamResponse, data: bytes, per_byte: float, l
         await asyncio.sleep(per_byte)
     if len(data) > limit:
         await response.write(data[limit:])
-
-
-async def _truncated(request: web.Request, mime: str, data: bytes) -> web.StreamResponse:
-    """Promise more bytes than exist, send what there is, then hang up."""
-    response = web.StreamResponse(status=200, headers={"Content-Type": mime})
-    response.content_length = len(data) + 4096
-    await response.prepare(request)
-    await response.write(data)
-    if request.transport is not None:
-        request.transport.close()
-    return response
-
-
-async def _control_body(request: web.Request) -> JsonDict:
-    raw = await request.read()
-    try:
-        body = decode_json(raw) if raw else {}
-    except msgspec.DecodeError:
-        raise web.HTTPBadRequest(text="body is not JSON") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="body must be a JSON object")
-    return body
 
 
 # --------------------------------------------------------------------------------------------------- CLI

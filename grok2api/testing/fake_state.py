@@ -1,6 +1,7 @@
 """What the fake grok.com remembers between calls, and the knobs tests turn.
 
-Accounts with their quota windows, recorded requests, queued faults, generated assets and media posts.
+Accounts with their quota windows, recorded requests, queued faults, generated assets and media posts. Every
+endpoint family reads and changes this one object, which it finds on the app under ``STATE_KEY``.
 """
 
 from __future__ import annotations
@@ -308,3 +309,10 @@ class FakeState:
 
     def new_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+
+STATE_KEY = web.AppKey("fake_grok_state", FakeState)
+
+
+def state_of(request: web.Request) -> FakeState:
+    return request.app[STATE_KEY]
