@@ -1,0 +1,102 @@
+"""E1 ``POST /rest/app-chat/conversations/new``: admit the call, build the scenario's script, stream it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .fake_answer import answer_phase, thinking_phase
+from .fake_chat_request import Chat, parse_chat
+from .fake_errors import (
+    ERR_ANTIBOT,
+    ERR_BLOCKED,
+    ERR_INVALID,
+    ERR_RATE,
+    ERR_TIER,
+    cloudflare_response,
+    server_error,
+    too_many_requests,
+)
+from .fake_faults import PRE_STREAM_FAULTS, Fault
+from .fake_generation import draw_phase, video_phase
+from .fake_http import Reject, json_body, json_response
+from .fake_script import Script, conversation_line, finish, user_response
+from .fake_state import FakeAccount, FakeState, state_of
+from .fake_stream import play
+
+CHAT_PATH = "/rest/app-chat/conversations/new"
+
+routes = web.RouteTableDef()
+
+
+@routes.post(CHAT_PATH)
+async def handle_chat(request: web.Request) -> web.StreamResponse:
+    state = state_of(request)
+    account = state.resolve(request)
+    chat = parse_chat(json_body(request), account)
+    fault = state.take_fault("chat", account.token) or chat.markers.fault
+    if fault is not None and fault.name in PRE_STREAM_FAULTS:
+        return _pre_stream_fault(fault)
+    _admit_chat(state, account, chat)
+    script = _build_script(state, account, chat, fault)
+    framing = "sse" if chat.markers.has("sse") else state.framing
+    delay = fault.seconds(0.1) if fault is not None and fault.name == "slow-tokens" else state.token_delay
+    first = state.first_line_delay + (fault.seconds(1.0) if fault is not None and fault.name == "stall-first" else 0)
+    account.in_flight += 1
+    try:
+        return await play(request, script, framing, delay, first)
+    finally:
+        account.in_flight -= 1
+
+
+def _pre_stream_fault(fault: Fault) -> web.Response:
+    """Faults that answer instead of the stream, shaped like the real failure."""
+    name = fault.name
+    if name == "401":
+        return json_response(401, ERR_INVALID)
+    if name == "403-blocked":
+        return json_response(403, ERR_BLOCKED)
+    if name == "403-antibot":
+        return json_response(403, ERR_ANTIBOT)
+    if name == "403-cf":
+        return cloudflare_response()
+    if name == "429":
+        return too_many_requests(fault.value())
+    if name == "empty":
+        return web.Response(status=200, body=b"", content_type="application/json")
+    return server_error(int(name), fault.style())
+
+
+def _admit_chat(state: FakeState, account: FakeAccount, chat: Chat) -> None:
+    """Tier gating, the concurrency cap and quota, in that order; quota is charged only when admitted."""
+    if chat.heavy and account.tier == "basic":
+        raise Reject(json_response(403, ERR_TIER))
+    cap = state.max_concurrency_per_account
+    if cap > 0 and account.in_flight >= cap:
+        raise Reject(json_response(429, ERR_RATE))
+    retry = {"Retry-After": str(account.seconds_left())}
+    if chat.heavy:
+        if account.heavy_remaining < 1:
+            raise Reject(json_response(429, ERR_RATE, retry))
+        account.heavy_remaining -= 1
+        return
+    if account.remaining < chat.cost:
+        raise Reject(json_response(429, ERR_RATE, retry))
+    account.remaining -= chat.cost
+
+
+def _build_script(state: FakeState, account: FakeAccount, chat: Chat, fault: Fault | None) -> Script:
+    script = Script(chat, fault, state.new_id)
+    script.line(conversation_line(script))
+    script.frame(user_response(script))
+    if chat.video:
+        video_phase(state, script, account)
+        return script
+    thinking_phase(script)
+    if chat.markers.has("unclosed-think"):
+        script.mid_stream()
+        return script
+    if chat.draw:
+        finish(script, generatedImageUrls=draw_phase(state, script, account))
+    else:
+        finish(script, **answer_phase(script))
+    return script
