@@ -17,7 +17,7 @@ from . import __version__
 from .edge import authenticate, authorize, read_body, record, services
 from .errors import GatewayError, InvalidRequest, ModelNotFound
 from .gateway import ChatJob
-from .grok.catalog import MODELS, find_model
+from .grok.catalog import DEFAULT_MODEL, MODELS
 from .grok.chat import ChatTurn
 from .openai.prompt import flatten
 from .openai.render import collect_answer
@@ -35,7 +35,7 @@ ASK_GROK = {
         "type": "object",
         "properties": {
             "query": {"type": "string", "description": "The question or instruction."},
-            "model": {"type": "string", "enum": sorted(MODELS), "default": "grok-3-fast"},
+            "model": {"type": "string", "enum": sorted(MODELS), "default": DEFAULT_MODEL},
             "system_prompt": {"type": "string", "description": "Optional instructions for Grok."},
         },
         "required": ["query"],
@@ -57,8 +57,8 @@ async def _ask(svc: Services, args: dict[str, Any], key_model_check: Any) -> str
     query = args.get("query")
     if not isinstance(query, str) or not query.strip():
         raise InvalidRequest("ask_grok needs a non-empty 'query' string.", param="query")
-    model_id = args.get("model") or "grok-3-fast"
-    spec = find_model(str(model_id))
+    model_id = args.get("model") or DEFAULT_MODEL
+    spec = svc.catalog.find(str(model_id))
     if spec is None:
         raise ModelNotFound(f"The model {model_id!r} does not exist.", param="model")
     key_model_check(spec.id)

@@ -12,6 +12,7 @@ from typing import Any
 from .client_keys import ClientKeys
 from .config import BootConfig
 from .gateway import Gateway
+from .grok.catalog import Catalog
 from .grok.client import GrokClient, HttpPool
 from .media.service import MediaService
 from .metrics import Metrics
@@ -35,6 +36,7 @@ class Services:
         self.store: Store = store or make_store(boot.storage_mode, boot.database_url, boot.data_dir)
         self.overrides = env_overrides(boot.environ)
         self.settings: RuntimeSettings = build({}, self.overrides)
+        self.catalog = Catalog()
         self.http = HttpPool()
         self.client = GrokClient(self.http)
         self.quota = QuotaService(self.client, self.store, lambda: self.settings)

@@ -37,6 +37,8 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     show_thinking: bool = True
     think_format: Literal["reasoning_content", "think_tags"] = "reasoning_content"
     temporary: bool = True
+    chat_transport: Literal["ws", "rest"] = "ws"
+    modes_refresh_seconds: Annotated[float, msgspec.Meta(ge=60, le=86400)] = 1800.0
     x_statsig_id: str = DEFAULT_STATSIG
     dynamic_statsig: bool = False
     statsig_prefix: Literal["x1:", "e:"] = "x1:"

@@ -41,17 +41,11 @@ class StubClient(GrokClient):
         return "post-1"
 
 
-def test_chat_payload_follows_the_model_and_settings() -> None:
-    spec = MODELS["grok-4-fast-expert"]
-    payload = chat_payload(spec, "hello", ["f1"], RuntimeSettings(temporary=False))
-    assert (payload["modelName"], payload["modelMode"], payload["message"]) == (
-        "grok-4-mini-thinking-tahoe",
-        "MODEL_MODE_EXPERT",
-        "hello",
-    )
-    assert payload["fileAttachments"] == ["f1"]
-    assert payload["temporary"] is False
-    assert payload["responseMetadata"] == {"requestModelDetails": {"modelId": "grok-4-mini-thinking-tahoe"}}
+def test_chat_payload_names_the_mode_never_a_model() -> None:
+    payload = chat_payload(MODELS["grok-4-expert"], "hello", ["f1"], RuntimeSettings(temporary=False))
+    assert (payload["modeId"], payload["message"], payload["fileAttachments"]) == ("expert", "hello", ["f1"])
+    assert "modelName" not in payload and "modelMode" not in payload  # refused by grok.com since mid-2026
+    assert payload["temporary"] is False and payload["disableMemory"] is False
 
 
 async def test_a_chat_turn_uploads_every_image_and_mentions_them() -> None:

@@ -45,6 +45,15 @@ GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
                 "<think>…</think> inside the content, as the reference did.",
             ),
             ("temporary", "Ask grok.com not to keep the conversations in the accounts' history."),
+            (
+                "chat_transport",
+                "How chats reach grok.com: ws (its WebSocket, what the web app uses) or rest (the HTTP "
+                "fallback, for egresses where the WebSocket is blocked).",
+            ),
+            (
+                "modes_refresh_seconds",
+                "How often grok.com's list of modes is read again (new modes appear as grok-<mode>).",
+            ),
             ("upstream_url", "grok.com's base URL. Change it only for a mirror or the bundled fake grok.com."),
             ("assets_url", "Where generated images and videos are downloaded from."),
         ),

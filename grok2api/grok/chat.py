@@ -46,30 +46,38 @@ class TurnRequest:
 
 
 def chat_payload(spec: ModelSpec, message: str, file_ids: list[str], settings: RuntimeSettings) -> dict[str, Any]:
+    """The REST chat body of the mode era (``modeId``; a ``modelName`` body is refused since mid-2026)."""
     return {
         "temporary": settings.temporary,
-        "modelName": spec.model_name,
+        "modeId": spec.mode,
         "message": message,
         "fileAttachments": file_ids,
         "imageAttachments": [],
         "disableSearch": False,
         "enableImageGeneration": True,
-        "returnImageBytes": False,
-        "returnRawGrokInXaiRequest": False,
         "enableImageStreaming": True,
         "imageGenerationCount": 2,
-        "forceConcise": False,
-        "toolOverrides": {},
         "enableSideBySide": True,
-        "sendFinalMetadata": True,
-        "isReasoning": False,
-        "webpageUrls": [],
-        "disableTextFollowUps": True,
-        "responseMetadata": {"requestModelDetails": {"modelId": spec.model_name}},
-        "disableMemory": False,
         "forceSideBySide": False,
-        "modelMode": spec.model_mode,
+        "forceConcise": False,
         "isAsyncChat": False,
+        "disableMemory": settings.temporary,
+        "disableTextFollowUps": True,
+        "disableSelfHarmShortCircuit": False,
+        "returnImageBytes": False,
+        "returnRawGrokInXaiRequest": False,
+        "sendFinalMetadata": True,
+        "responseMetadata": {},
+        "collectionIds": [],
+        "disabledConnectorIds": [],
+        "deviceEnvInfo": {
+            "darkModeEnabled": False,
+            "devicePixelRatio": 2,
+            "screenWidth": 2056,
+            "screenHeight": 1328,
+            "viewportWidth": 2056,
+            "viewportHeight": 1083,
+        },
     }
 
 

@@ -169,9 +169,7 @@ class GrokClient:
             raise UpstreamHTTPError(200, raw[:200].decode("utf-8", "replace"), "invalid JSON") from exc
 
     async def rate_limits(self, token: str, spec: ModelSpec, settings: RuntimeSettings) -> QuotaInfo:
-        data = await self._post_json(
-            token, "/rest/rate-limits", {"requestKind": "DEFAULT", "modelName": spec.rate_limit_name}, settings
-        )
+        data = await self._post_json(token, "/rest/rate-limits", {"modelName": spec.mode}, settings)
         return parse_rate_limits(data, heavy=spec.heavy)
 
     async def upload(self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings) -> tuple[str, str]:

@@ -22,7 +22,6 @@ from ..edge import (
 )
 from ..errors import FirstResponseTimeout, InvalidRequest, ModelNotFound
 from ..gateway import ChatJob
-from ..grok.catalog import find_model
 from ..grok.chat import ChatTurn
 from ..image_input import prepare_images
 from ..services import Services
@@ -47,7 +46,7 @@ async def chat_completions(request: Request) -> Response:
     settings = svc.settings
     key = authenticate(request)
     req = decode(REQUEST_DECODER, await read_body(request, svc.boot.max_body_bytes))
-    spec = find_model(req.model)
+    spec = svc.catalog.find(req.model)
     if spec is None:
         raise ModelNotFound(
             f"The model {req.model!r} does not exist. GET /v1/models lists the available models.", param="model"

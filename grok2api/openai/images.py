@@ -22,7 +22,7 @@ from starlette.responses import Response
 from ..edge import authenticate, authorize, capped_stream, decode, json_response, read_body, record, services
 from ..errors import GatewayError, InvalidRequest, ModelNotFound, RateLimited, UpstreamError
 from ..gateway import ChatJob
-from ..grok.catalog import ModelSpec, find_model
+from ..grok.catalog import Catalog, ModelSpec
 from ..grok.chat import ChatTurn
 from ..grok.events import End, ErrorEvent, ImageProgress, Images, Text
 from ..image_input import PreparedImage, prepare_bytes
@@ -33,7 +33,7 @@ from .render import ContentModerated
 
 log = logging.getLogger("grok2api.images")
 
-DEFAULT_MODEL = "grok-3-fast"
+DEFAULT_MODEL = "grok-fast"
 IMAGES_PER_GENERATION = 2  # what one chat turn asks for (imageGenerationCount)
 MAX_N = 10
 MAX_ROUNDS = 3  # extra turns only while they keep producing images
@@ -84,12 +84,12 @@ class _Order:
     response_format: ResponseFormat
 
 
-def _image_model(name: str | None) -> ModelSpec:
+def _image_model(catalog: Catalog, name: str | None) -> ModelSpec:
     if not name or name.startswith(_OPENAI_IMAGE_MODELS):
-        spec = find_model(DEFAULT_MODEL)
+        spec = catalog.find(DEFAULT_MODEL)
         assert spec is not None
         return spec
-    spec = find_model(name)
+    spec = catalog.find(name)
     if spec is None:
         raise ModelNotFound(
             f"The model {name!r} does not exist; omit model to use {DEFAULT_MODEL}. GET /v1/models lists the models.",
@@ -211,7 +211,7 @@ async def _generation_order(request: Request, svc: Services) -> _Order:
         raise InvalidRequest("Streaming image generation is not supported; omit stream.", param="stream")
     if not req.prompt.strip():
         raise InvalidRequest("The prompt is empty.", param="prompt")
-    spec = _image_model(req.model)
+    spec = _image_model(svc.catalog, req.model)
     return _Order(
         spec, req.model or spec.id, f"Draw an image: {req.prompt.strip()}", [], req.n or 1, req.response_format or "url"
     )
@@ -243,7 +243,7 @@ async def _edit_order(request: Request, svc: Services) -> _Order:
         model = _text_field(form, "model") or None
     finally:
         await form.close()
-    spec = _image_model(model)
+    spec = _image_model(svc.catalog, model)
     message = f"Edit the attached image and draw the result: {prompt}"
     return _Order(spec, model or spec.id, message, images, n, "url" if fmt == "url" else "b64_json")
 
