@@ -47,7 +47,7 @@ class QuotaInfo(msgspec.Struct):
     wait_seconds: float | None
 
 
-def _retry_after(headers: Any) -> float | None:
+def retry_after_of(headers: Any) -> float | None:
     value = headers.get("Retry-After") if headers is not None else None
     try:
         return max(0.0, float(value)) if value else None
@@ -101,7 +101,11 @@ async def _error_from(resp: aiohttp.ClientResponse) -> UpstreamHTTPError:
     except (aiohttp.ClientError, TimeoutError):
         raw = b""
     return UpstreamHTTPError(
-        resp.status, raw.decode("utf-8", "replace"), resp.headers.get("Content-Type", ""), _retry_after(resp.headers)
+        resp.status,
+        raw.decode("utf-8", "replace"),
+        resp.headers.get("Content-Type", ""),
+        retry_after_of(resp.headers),
+        headers=resp.headers,
     )
 
 
