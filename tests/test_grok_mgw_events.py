@@ -265,6 +265,17 @@ def test_render_tags_wait_for_their_card_and_never_show_raw() -> None:
     ]
 
 
+def test_text_behind_a_missing_card_waits_for_that_card_only() -> None:
+    p = MgwParser(UnknownShapes())
+    first = p.feed(frame(text('Start<grok:render card_id="late"/>')))
+    pieces = [p.feed(frame(text(f" w{i}"))) for i in range(200)]
+    other = p.feed(frame(card({"id": "other", "url": "https://o.example"})))
+    released = p.feed(frame(card({"id": "late", "url": "https://l.example"})))
+    words = "".join(f" w{i}" for i in range(200))
+    assert (first, other) == ([Text("Start")], []) and not any(pieces)
+    assert released == [Text("[[1]](https://l.example)" + words)]
+
+
 def test_citation_chunks_wait_behind_a_held_tag() -> None:
     events = run(
         frame(text("A" + TAG.format("k1", 1)), chunk(render_citation={"url": "https://z.example"}), text("B")),

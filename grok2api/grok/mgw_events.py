@@ -54,7 +54,8 @@ _QUIET_EVENTS = frozenset(
         "ping",
     }
 )
-_QUIET_CHUNKS = frozenset({"metadata", "ui_layout", "phase_marker", "follow_up_suggestions"})
+# The tool card only announces a search (its results come as tool_result): nothing to show.
+_QUIET_CHUNKS = frozenset({"metadata", "ui_layout", "phase_marker", "follow_up_suggestions", "tool_usage_card"})
 _RENDER_START = re.compile(r"<grok:render\b", re.IGNORECASE)
 _RENDER_CLOSE = re.compile(r"</grok:render\s*>", re.IGNORECASE)
 _CARD_ID = re.compile(r"""card_id\s*=\s*["']([^"']*)["']""")
@@ -62,7 +63,7 @@ _TAG_PREFIX = "<grok:render"
 _DECODER = msgspec.json.Decoder()
 
 
-def number(value: Any) -> float | None:
+def _number(value: Any) -> float | None:
     """A JSON number, tolerantly: ints, floats (``1791450479839.0``) and numeric strings."""
     if isinstance(value, bool):
         return None
@@ -79,7 +80,7 @@ def number(value: Any) -> float | None:
 
 
 def _int(value: Any) -> int | None:
-    result = number(value)
+    result = _number(value)
     return int(result) if result is not None else None
 
 
@@ -89,6 +90,10 @@ def _str(value: Any) -> str:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _link(url: str) -> str:
@@ -114,6 +119,11 @@ def _card_data(card: dict[str, Any]) -> dict[str, Any]:
     return card
 
 
+def _card_id(tag: str) -> str | None:
+    match = _CARD_ID.search(tag)
+    return match.group(1) if match is not None else None
+
+
 def _partial_tag(text: str) -> int:
     """How many trailing characters could still become ``<grok:render``."""
     low = text[-len(_TAG_PREFIX) :].lower()
@@ -132,6 +142,7 @@ class _Answer:
         self.citations: dict[str, int] = {}  # url → n, shared by tags and render_citation chunks
         self.parts: list[str] = []
         self._held = ""
+        self._waiting_for: str | None = None  # the card the held text waits for
 
     def cite(self, url: str) -> str:
         n = self.citations.setdefault(url, len(self.citations) + 1)
@@ -149,26 +160,28 @@ class _Answer:
     def add(self, text: str) -> str:
         """Text to append; returns what can be released now."""
         self._held += text
+        if self._waiting_for is not None and self._waiting_for not in self.cards:
+            return ""  # still waiting for that card: no need to scan the held text again
+        self._waiting_for = None
         if "<" not in self._held:
             return self._release(self._held, "")
         out: list[str] = []
         buf = self._held
-        while True:
-            match = _RENDER_START.search(buf)
-            if match is None:
-                keep = _partial_tag(buf)
-                out.append(buf[: len(buf) - keep])
-                buf = buf[len(buf) - keep :]
-                break
+        while (match := _RENDER_START.search(buf)) is not None:
             out.append(buf[: match.start()])
-            end = self._tag_end(buf, match.start())
-            replacement = self._resolve(buf[match.start() : end]) if end is not None else None
-            if end is None or replacement is None:
-                buf = buf[match.start() :]
-                break
+            buf = buf[match.start() :]
+            end = self._tag_end(buf)
+            if end is None:
+                return self._release("".join(out), buf)  # the tag is still arriving
+            replacement = self._resolve(buf[:end])
+            if replacement is None:
+                self._waiting_for = _card_id(buf[:end])
+                return self._release("".join(out), buf)
             out.append(replacement)
             buf = buf[end:]
-        return self._release("".join(out), buf)
+        keep = _partial_tag(buf)
+        out.append(buf[: len(buf) - keep])
+        return self._release("".join(out), buf[len(buf) - keep :])
 
     def finish(self) -> str:
         """End of the turn: resolve what can be, drop tags that never resolved, release the rest."""
@@ -176,13 +189,15 @@ class _Answer:
         buf = self._held
         while (match := _RENDER_START.search(buf)) is not None:
             out.append(buf[: match.start()])
-            end = self._tag_end(buf, match.start())
+            buf = buf[match.start() :]
+            end = self._tag_end(buf)
             if end is None:
                 buf = ""  # an unfinished tag: never shown raw
                 break
-            out.append(self._resolve(buf[match.start() : end]) or "")
+            out.append(self._resolve(buf[:end]) or "")
             buf = buf[end:]
         out.append(buf)
+        self._waiting_for = None
         return self._release("".join(out), "")
 
     def _release(self, text: str, held: str) -> str:
@@ -192,8 +207,9 @@ class _Answer:
         return text
 
     @staticmethod
-    def _tag_end(buf: str, start: int) -> int | None:
-        gt = buf.find(">", start)
+    def _tag_end(buf: str) -> int | None:
+        """Where the tag that starts ``buf`` ends (self-closing or with its closer), if it arrived."""
+        gt = buf.find(">")
         if gt < 0:
             return None
         if buf[gt - 1] == "/":
@@ -203,10 +219,10 @@ class _Answer:
 
     def _resolve(self, tag: str) -> str | None:
         """The tag's replacement, or None while its card has not arrived."""
-        match = _CARD_ID.search(tag)
-        if match is None:
+        card_id = _card_id(tag)
+        if card_id is None:
             return ""
-        url = self.cards.get(match.group(1))
+        url = self.cards.get(card_id)
         if url is None:
             return None
         return self.cite(url) if url else ""
@@ -263,7 +279,6 @@ class MgwParser:
         self._answer = _Answer()
         self._images = _Images()
         self._reasoning_step: tuple[str, str] | None = None
-        self._tools: dict[str, str] = {}  # tool card id → web_search | x_search
         self._seen_urls: set[str] = set()
         self._last_citation = ""
         self._handlers: dict[str, Callable[[dict[str, Any]], list[Event]]] = {
@@ -286,8 +301,9 @@ class MgwParser:
 
     def feed(self, frame: str) -> list[Event]:
         """The events of one frame, in order (several JSON events may share it)."""
+        frame = frame.strip()
         out: list[Event] = []
-        for obj in split_objects(frame.strip()) if frame.strip() else []:
+        for obj in split_objects(frame) if frame else []:
             if self.done:
                 break  # what trails response.done (late thinking lines, follow-ups) is not the answer
             if not isinstance(obj, dict):
@@ -356,8 +372,8 @@ class MgwParser:
         for key, value in chunk.items():
             if key == "text":
                 out += self._chunk_text(_dict(value), _dict(chunk.get("metadata")))
-            elif key in ("tool_usage_card", "tool_result"):
-                out += self._tool(key, _dict(value))
+            elif key == "tool_result":
+                out += self._tool_result(_dict(value))
             elif key == "render_citation":
                 out += self._render_citation(_dict(value))
             elif key not in _QUIET_CHUNKS:
@@ -408,20 +424,12 @@ class MgwParser:
 
     # search
 
-    def _tool(self, key: str, body: dict[str, Any]) -> list[Event]:
-        if key == "tool_usage_card":
-            card_id = _str(body.get("tool_usage_card_id") or body.get("id"))
-            kind = next((k for k in ("web_search", "x_search") if k in body), "")
-            if card_id and kind:
-                self._tools[card_id] = kind
-            return []
+    def _tool_result(self, body: dict[str, Any]) -> list[Event]:
         results: list[SearchResult] = []
-        for page in _dict(body.get("web_search")).get("webpages") or []:
-            page = _dict(page)
+        for page in _dicts(_dict(body.get("web_search")).get("webpages")):
             url = _str(page.get("url"))
             results.append(SearchResult(_str(page.get("title")) or url, url, _str(page.get("snippet"))))
-        for post in _dict(body.get("x_post")).get("posts") or []:
-            post = _dict(post)
+        for post in _dicts(_dict(body.get("x_post")).get("posts")):
             handle = _str(post.get("userhandle") or post.get("username"))
             post_id = str(post.get("post_id") or post.get("postId") or "")
             if handle and post_id:
@@ -436,7 +444,7 @@ class MgwParser:
 
     def _search_result(self, event: dict[str, Any]) -> list[Event]:
         result = _dict(event.get("result"))
-        items = [result, *(_dict(r) for r in result.get("web_results") or [])]
+        items = [result, *_dicts(result.get("web_results"))]
         found = [SearchResult(_str(r.get("title")) or _str(r.get("url")), _str(r.get("url"))) for r in items]
         return self._results(found)
 
@@ -452,9 +460,9 @@ class MgwParser:
                     out += self._card(_dict(card))
             elif key == "stream_error":
                 return out + self._fail(self._error(_dict(value)))
-            elif key in ("tool_usage_card", "tool_result"):
-                out += self._tool(key, _dict(value))
-            else:
+            elif key == "tool_result":
+                out += self._tool_result(_dict(value))
+            elif key != "tool_usage_card":
                 self.unknown.note(f"output:{key}")
         return out
 
