@@ -11,7 +11,6 @@ in-band error, a failed ``response.done`` and an answer without text or images a
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
@@ -26,7 +25,6 @@ from .headers import ws_headers
 from .mgw_events import MgwParser
 from .transport import WebSocket, WebSocketOpener
 
-log = logging.getLogger("grok2api.grok.mgw")
 PING_SECONDS = 25.0
 SESSION_TIMEOUT = 20.0
 
