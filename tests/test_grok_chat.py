@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grok2api.grok.catalog import MODELS
-from grok2api.grok.chat import ChatTurn, chat_payload, prepare_turn
+from grok2api.grok.chat import ChatTurn, chat_payload, mode_chat_payload, prepare_turn
 from grok2api.grok.client import GrokClient, HttpPool
 from grok2api.grok.errors import UpstreamHTTPError
 from grok2api.settings import RuntimeSettings
@@ -73,3 +73,12 @@ async def test_a_video_turn_falls_back_to_the_asset_link_when_the_post_fails() -
     request = await prepare_turn(client, "tok", ChatTurn(spec, "move", [Image()]), SETTINGS)
     assert request.payload["message"].startswith("http://assets.test/post/users/u/file-1/content  move")
     assert request.referer == "http://up.test/imagine/file-1"
+
+
+def test_the_mode_chat_body_names_the_mode_and_no_model() -> None:
+    body = mode_chat_payload("expert", "hi", ["file-1"], SETTINGS)
+    assert (body["modeId"], body["message"], body["fileAttachments"]) == ("expert", "hi", ["file-1"])
+    assert "modelName" not in body and "modelMode" not in body
+    assert (body["temporary"], body["disableMemory"]) == (True, True)
+    kept = mode_chat_payload("fast", "hi", [], RuntimeSettings(temporary=False))
+    assert (kept["temporary"], kept["disableMemory"], kept["fileAttachments"]) == (False, False, [])

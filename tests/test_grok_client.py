@@ -12,9 +12,10 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from grok2api.grok.catalog import MODELS
-from grok2api.grok.client import GrokClient, HttpPool, parse_rate_limits
+from grok2api.grok.client import GrokClient, HttpPool, ModeInfo, QuotaInfo, parse_modes, parse_rate_limits
 from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from grok2api.grok.events import End, Reasoning, Text
+from grok2api.grok.failures import FailureKind, classify
 from grok2api.settings import RuntimeSettings
 
 BASE = "http://127.0.0.1:9"
@@ -122,6 +123,18 @@ async def test_rate_limits_both_shapes(grok: GrokClient, mocked: aioresponses) -
     ]
 
 
+async def test_rate_limits_of_a_mode(grok: GrokClient, mocked: aioresponses) -> None:
+    url = f"{BASE}/rest/rate-limits"
+    mocked.post(url, payload={"windowSizeSeconds": 7200.0, "remainingQueries": 49.0, "totalQueries": 50})
+    mocked.post(
+        url, payload={"remainingQueries": 0, "totalQueries": 20, "remainingTokens": 80, "waitTimeSeconds": 3600.5}
+    )
+    assert await grok.rate_limits("tok-1", "expert", SETTINGS) == QuotaInfo(49, 50, 7200, None)
+    assert await grok.rate_limits("tok-1", "heavy", SETTINGS) == QuotaInfo(0, 20, None, 3600.5)
+    bodies = [msgspec.json.decode(c.kwargs["data"]) for c in sent(mocked, "POST", url)]
+    assert bodies == [{"modelName": "expert"}, {"modelName": "heavy"}]
+
+
 def test_parse_rate_limits_edge_cases() -> None:
     nested = {
         "remainingQueries": 0,
@@ -215,3 +228,70 @@ def test_transport_errors_read_as_plain_sentences(exc: BaseException, text: str)
 
     message = describe_connection_error(exc)
     assert message == text and "<" not in message and "Error" not in message
+
+
+SESSION_URL = f"{BASE}/api/auth/session"
+
+
+async def test_auth_session_returns_the_user_id(grok: GrokClient, mocked: aioresponses) -> None:
+    mocked.get(
+        SESSION_URL,
+        payload={"status": "authenticated", "session": {"userId": "u-1", "email": "a@b.c", "organizationId": "o"}},
+    )
+    mocked.get(SESSION_URL, payload={"user": {"id": "u-2"}})
+    assert await grok.auth_session("tok-1", SETTINGS) == "u-1"
+    assert await grok.auth_session("tok-1", SETTINGS) == "u-2"
+    call, _ = sent(mocked, "GET", SESSION_URL)
+    headers = call.kwargs["headers"]
+    assert headers["Cookie"].startswith("sso-rw=tok-1;sso=tok-1") and "Content-Type" not in headers
+    assert call.kwargs["data"] is None
+
+
+@pytest.mark.parametrize(
+    ("status", "payload", "kind"),
+    [
+        (200, {"status": "unauthenticated"}, FailureKind.INVALID),
+        (200, {"status": "blocked", "session": {"userId": "u-1"}}, FailureKind.BLOCKED),
+        (200, {"status": "authenticated", "session": {}}, FailureKind.SERVER),
+        (200, {}, FailureKind.SERVER),
+        (401, {"error": "unauthorized"}, FailureKind.INVALID),
+    ],
+)
+async def test_auth_session_failures_classify(
+    grok: GrokClient, mocked: aioresponses, status: int, payload: dict[str, Any], kind: FailureKind
+) -> None:
+    mocked.get(SESSION_URL, status=status, payload=payload)
+    with pytest.raises(UpstreamHTTPError) as info:
+        await grok.auth_session("tok-1", SETTINGS)
+    assert classify(info.value).kind == kind
+
+
+async def test_modes(grok: GrokClient, mocked: aioresponses) -> None:
+    url = f"{BASE}/rest/modes"
+    mocked.post(
+        url,
+        payload={
+            "modes": [
+                {"id": "fast", "title": "Fast", "description": "Quick answers", "availability": "available"},
+                {"id": "heavy", "title": "Heavy", "availability": {"requiresUpgrade": {}}, "badgeText": "New"},
+                {"id": "grok-420-computer-use-sa", "availability": {"status": "comingSoon"}, "tags": ["beta"]},
+            ],
+            "defaultModeId": "fast",
+        },
+    )
+    modes = await grok.modes("tok-1", SETTINGS)
+    assert modes == [
+        ModeInfo(id="fast", title="Fast", description="Quick answers", default=True),
+        ModeInfo(id="heavy", title="Heavy", availability="requiresUpgrade"),
+        ModeInfo(id="grok-420-computer-use-sa", title="grok-420-computer-use-sa", availability="comingSoon"),
+    ]
+    assert [m.available for m in modes] == [True, False, False]
+    (call,) = sent(mocked, "POST", url)
+    assert msgspec.json.decode(call.kwargs["data"]) == {"locale": "en"}
+    assert call.kwargs["headers"]["x-statsig-id"]
+
+
+def test_parse_modes_is_tolerant() -> None:
+    assert parse_modes(None) == [] and parse_modes({"modes": "x"}) == []
+    odd = parse_modes([{"id": "auto", "availability": "AVAILABILITY_AVAILABLE"}, {"id": 3}, "x", {"title": "no id"}])
+    assert odd == [ModeInfo(id="auto", title="auto", availability="AVAILABLE")] and odd[0].available

@@ -144,6 +144,10 @@ def test_errors_in_band() -> None:
     usage = parse(line({"error": {"message": "You've reached your usage limit. Please try again later."}}))
     assert usage == [ErrorEvent("You've reached your usage limit. Please try again later.", None, True)]
     assert parse(_enc.encode({"error": "plain words"})) == [ErrorEvent("plain words", None, False)]
+    quota = parse(line({"error": {"message": "Usage quota exhausted"}}))
+    assert quota == [ErrorEvent("Usage quota exhausted", None, True)]
+    anti_bot = parse(_enc.encode({"error": {"code": 7, "message": "Request rejected by anti-bot rules."}}))
+    assert anti_bot == [ErrorEvent("Request rejected by anti-bot rules.", 7, False, anti_bot=True)]
 
 
 def test_error_messages_that_are_not_text_never_show_a_python_repr() -> None:

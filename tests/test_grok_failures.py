@@ -64,3 +64,25 @@ def test_in_band_errors_are_rate_limits_or_server_failures() -> None:
     limited = classify_event(ErrorEvent("You've reached your usage limit.", None, True), charged=True)
     assert (limited.kind, limited.charged) == (FailureKind.RATE_LIMITED, True)
     assert classify_event(ErrorEvent("Internal error", 13, False)).kind == FailureKind.SERVER
+
+
+def test_blocked_user_wins_over_every_other_marker() -> None:
+    body = "<html>Just a moment... challenge-platform</html> unauthenticated [WKE=unauthorized:blocked-user]"
+    assert classify(UpstreamHTTPError(403, body, "text/html")).kind == FailureKind.BLOCKED
+    assert classify(UpstreamHTTPError(403, '{"error":"User is blocked"}', "application/json")).kind == (
+        FailureKind.BLOCKED
+    )
+
+
+@pytest.mark.parametrize("status", [403, 429, 503])
+def test_a_cloudflare_mitigation_header_is_the_egress(status: int) -> None:
+    exc = UpstreamHTTPError(status, "", "", headers={"CF-Mitigated": "challenge"})
+    failure = classify(exc)
+    assert failure.kind == FailureKind.EGRESS and "cf_clearance" in failure.reason
+    assert exc.headers == {"cf-mitigated": "challenge"}
+
+
+def test_an_anti_bot_error_event_is_the_egress_not_the_account() -> None:
+    failure = classify_event(ErrorEvent("Request rejected by anti-bot rules.", anti_bot=True), charged=True)
+    assert failure.kind == FailureKind.EGRESS and not failure.retryable
+    assert "anti-bot" in failure.reason and "cf_clearance" in failure.reason

@@ -8,7 +8,16 @@ import re
 import openai
 import pytest
 
-from grok2api.grok.headers import api_headers, asset_headers, cookie, normalize_token, statsig_id
+from grok2api.grok.headers import (
+    USER_AGENT,
+    api_headers,
+    asset_headers,
+    cookie,
+    normalize_token,
+    statsig_id,
+    ws_cookie,
+    ws_headers,
+)
 from grok2api.settings import RuntimeSettings
 from grok2api.testing.fake_grok import FakeGrok
 
@@ -78,3 +87,17 @@ async def test_a_strict_grok_accepts_the_defaults_and_names_the_fix_otherwise(
     with pytest.raises(openai.APIStatusError) as info:
         await client.chat.completions.create(model="grok-3-fast", messages=ask)  # type: ignore[arg-type]
     assert info.value.status_code == 502 and "statsig" in info.value.response.json()["error"]["message"]
+
+
+def test_websocket_handshake_headers_carry_the_cookie_and_no_statsig() -> None:
+    settings = RuntimeSettings(upstream_url="https://grok.example", cf_clearance="cf-1")
+    headers = ws_headers("tok", "uid-1", settings)
+    assert headers == {
+        "Origin": "https://grok.example",
+        "User-Agent": USER_AGENT,
+        "Accept-Language": api_headers("tok", settings)["Accept-Language"],
+        "Cache-Control": "no-cache",
+        "Pragma": "no-cache",
+        "Cookie": "sso=tok; sso-rw=tok; cf_clearance=cf-1; x-userid=uid-1",
+    }
+    assert ws_cookie("tok", "uid-2", RuntimeSettings()) == "sso=tok; sso-rw=tok; x-userid=uid-2"

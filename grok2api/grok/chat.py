@@ -81,6 +81,43 @@ def chat_payload(spec: ModelSpec, message: str, file_ids: list[str], settings: R
     }
 
 
+def mode_chat_payload(mode: str, message: str, file_ids: list[str], settings: RuntimeSettings) -> dict[str, Any]:
+    """The REST chat body of the mode era (``modeId``), for ``conversations/new``; grok.com refuses
+    the older ``modelName``/``modelMode`` body."""
+    return {
+        "temporary": settings.temporary,
+        "modeId": mode,
+        "message": message,
+        "fileAttachments": file_ids,
+        "imageAttachments": [],
+        "disableSearch": False,
+        "enableImageGeneration": True,
+        "enableImageStreaming": True,
+        "imageGenerationCount": 2,
+        "enableSideBySide": True,
+        "forceSideBySide": False,
+        "forceConcise": False,
+        "isAsyncChat": False,
+        "disableMemory": settings.temporary,
+        "disableTextFollowUps": False,
+        "disableSelfHarmShortCircuit": False,
+        "returnImageBytes": False,
+        "returnRawGrokInXaiRequest": False,
+        "sendFinalMetadata": True,
+        "responseMetadata": {},
+        "collectionIds": [],
+        "disabledConnectorIds": [],
+        "deviceEnvInfo": {
+            "darkModeEnabled": False,
+            "devicePixelRatio": 2,
+            "screenWidth": 2056,
+            "screenHeight": 1328,
+            "viewportWidth": 2056,
+            "viewportHeight": 1083,
+        },
+    }
+
+
 def video_payload(post_ref: str, prompt: str, file_ids: list[str]) -> dict[str, Any]:
     return {
         "temporary": True,

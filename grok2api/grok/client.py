@@ -1,5 +1,6 @@
-"""The aiohttp calls to grok.com: chat (streamed NDJSON → events), rate limits, upload, media post
-and asset download. One ClientSession per process (one more per SOCKS proxy)."""
+"""The aiohttp calls to grok.com: chat (streamed NDJSON → events), the account's identity, modes and
+rate limits, upload, media post and asset download. One ClientSession per process (one more per SOCKS
+proxy)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,21 @@ class QuotaInfo(msgspec.Struct):
     wait_seconds: float | None
 
 
-def _retry_after(headers: Any) -> float | None:
+class ModeInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of ``/rest/modes``: a mode id (``fast``, ``expert``, …) as grok.com describes it."""
+
+    id: str
+    title: str
+    description: str = ""
+    availability: str = "available"  # available | unavailable | requiresUpgrade | comingSoon | …
+    default: bool = False  # grok.com's defaultModeId
+
+    @property
+    def available(self) -> bool:
+        return self.availability.lower() == "available"
+
+
+def retry_after_of(headers: Any) -> float | None:
     value = headers.get("Retry-After") if headers is not None else None
     try:
         return max(0.0, float(value)) if value else None
@@ -101,7 +116,11 @@ async def _error_from(resp: aiohttp.ClientResponse) -> UpstreamHTTPError:
     except (aiohttp.ClientError, TimeoutError):
         raw = b""
     return UpstreamHTTPError(
-        resp.status, raw.decode("utf-8", "replace"), resp.headers.get("Content-Type", ""), _retry_after(resp.headers)
+        resp.status,
+        raw.decode("utf-8", "replace"),
+        resp.headers.get("Content-Type", ""),
+        retry_after_of(resp.headers),
+        headers=resp.headers,
     )
 
 
@@ -148,12 +167,27 @@ class GrokClient:
     async def _post_json(
         self, token: str, path: str, body: dict[str, Any], settings: RuntimeSettings, *, upload: bool = False
     ) -> Any:
+        return await self._json_call("POST", token, path, body, settings, upload=upload)
+
+    async def _json_call(
+        self,
+        method: str,
+        token: str,
+        path: str,
+        body: dict[str, Any] | None,
+        settings: RuntimeSettings,
+        *,
+        upload: bool = False,
+    ) -> Any:
         session, proxy = self.http.session(settings.proxy_url)
         headers = api_headers(token, settings, upload=upload)
+        if body is None:
+            del headers["Content-Type"]
         try:
-            async with session.post(
+            async with session.request(
+                method,
                 f"{settings.upstream_url}{path}",
-                data=_ENCODER.encode(body),
+                data=_ENCODER.encode(body) if body is not None else None,
                 headers=headers,
                 proxy=proxy,
                 timeout=_SHORT_TIMEOUT,
@@ -168,9 +202,19 @@ class GrokClient:
         except msgspec.DecodeError as exc:
             raise UpstreamHTTPError(200, raw[:200].decode("utf-8", "replace"), "invalid JSON") from exc
 
-    async def rate_limits(self, token: str, spec: ModelSpec, settings: RuntimeSettings) -> QuotaInfo:
-        data = await self._post_json(token, "/rest/rate-limits", {"modelName": spec.mode}, settings)
-        return parse_rate_limits(data, heavy=spec.heavy)
+    async def rate_limits(self, token: str, mode: ModelSpec | str, settings: RuntimeSettings) -> QuotaInfo:
+        """The query window of a mode (``"fast"``, ``"expert"``, …, or a model's mode)."""
+        name = mode if isinstance(mode, str) else mode.mode
+        return parse_mode_limits(await self._post_json(token, "/rest/rate-limits", {"modelName": name}, settings))
+
+    async def auth_session(self, token: str, settings: RuntimeSettings) -> str:
+        """The account's userId (the chat WebSocket needs it). A signed-out session raises a 401 and a
+        blocked one a 403 blocked-user, so both classify like grok.com's HTTP answers."""
+        return parse_auth_session(await self._json_call("GET", token, "/api/auth/session", None, settings))
+
+    async def modes(self, token: str, settings: RuntimeSettings) -> list[ModeInfo]:
+        """The modes grok.com offers this account."""
+        return parse_modes(await self._post_json(token, "/rest/modes", {"locale": "en"}, settings))
 
     async def upload(self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings) -> tuple[str, str]:
         data = await self._post_json(
@@ -230,27 +274,92 @@ class GrokClient:
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
 
 
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _count(value: Any) -> int | None:
+    number = _seconds(value)
+    return int(number) if number is not None else None
+
+
+def _wait(data: dict[str, Any]) -> float | None:
+    wait = _seconds(data.get("waitTimeSeconds"))
+    if wait is None:
+        for effort in ("lowEffortRateLimits", "highEffortRateLimits"):
+            sub = data.get(effort)
+            if isinstance(sub, dict) and (wait := _seconds(sub.get("waitTimeSeconds"))) is not None:
+                break
+    return wait
+
+
 def parse_rate_limits(data: Any, *, heavy: bool) -> QuotaInfo:
     """Read both response shapes: token budget (``remainingTokens``) and flat (``remainingQueries``)."""
     if not isinstance(data, dict):
         return QuotaInfo(None, None, None, None)
-
-    def num(key: str) -> int | None:
-        value = data.get(key)
-        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-    if not heavy and num("remainingTokens") is not None:
-        remaining, total = num("remainingTokens"), num("totalTokens")
+    if not heavy and _count(data.get("remainingTokens")) is not None:
+        remaining, total = _count(data.get("remainingTokens")), _count(data.get("totalTokens"))
     else:
-        remaining, total = num("remainingQueries"), num("totalQueries")
+        remaining, total = _count(data.get("remainingQueries")), _count(data.get("totalQueries"))
+    return QuotaInfo(remaining, total, _count(data.get("windowSizeSeconds")), _wait(data))
 
-    def seconds(value: Any) -> float | None:
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
-    wait = seconds(data.get("waitTimeSeconds"))
-    if wait is None:
-        for effort in ("lowEffortRateLimits", "highEffortRateLimits"):
-            sub = data.get(effort)
-            if isinstance(sub, dict) and (wait := seconds(sub.get("waitTimeSeconds"))) is not None:
-                break
-    return QuotaInfo(remaining, total, num("windowSizeSeconds"), wait)
+def parse_mode_limits(data: Any) -> QuotaInfo:
+    """A mode's window: queries, one per request (legacy token keys may appear beside them; ignored)."""
+    if not isinstance(data, dict):
+        return QuotaInfo(None, None, None, None)
+    return QuotaInfo(
+        _count(data.get("remainingQueries")),
+        _count(data.get("totalQueries")),
+        _count(data.get("windowSizeSeconds")),
+        _wait(data),
+    )
+
+
+def parse_auth_session(data: Any) -> str:
+    raw = _ENCODER.encode(data).decode()[:_ERROR_BODY_LIMIT]
+    if not isinstance(data, dict):
+        raise UpstreamHTTPError(200, f"auth/session answered without a session: {raw}")
+    status = str(data.get("status") or "").strip().lower()
+    if status == "unauthenticated":
+        raise UpstreamHTTPError(401, raw, "application/json")
+    if status == "blocked":
+        raise UpstreamHTTPError(403, f"session status blocked [blocked-user]: {raw}", "application/json")
+    session, user = data.get("session"), data.get("user")
+    for holder, key in ((session, "userId"), (user, "id"), (user, "userId"), (data, "userId")):
+        value = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    # Not read as signed out: a changed answer shape must not mark every account invalid.
+    raise UpstreamHTTPError(200, f"auth/session answered without a userId: {raw}")
+
+
+def _availability(value: Any) -> str:
+    """``"available"``, or an object naming it (``{"available": {}}``, ``{"status": "available"}``)."""
+    if isinstance(value, dict):
+        named = value.get("status") or value.get("state") or next(iter(value), "")
+        value = named if isinstance(named, str) else ""
+    if not isinstance(value, str) or not value:
+        return "available"
+    return value.removeprefix("AVAILABILITY_").removeprefix("availability_")
+
+
+def parse_modes(data: Any) -> list[ModeInfo]:
+    items = data.get("modes") if isinstance(data, dict) else data
+    default = data.get("defaultModeId") if isinstance(data, dict) else None
+    modes: list[ModeInfo] = []
+    for item in items if isinstance(items, list) else []:
+        mode_id = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(mode_id, str) or not mode_id:
+            continue
+        title, description = item.get("title"), item.get("description")
+        modes.append(
+            ModeInfo(
+                id=mode_id,
+                title=title if isinstance(title, str) and title else mode_id,
+                description=description if isinstance(description, str) else "",
+                availability=_availability(item.get("availability")),
+                default=mode_id == default,
+            )
+        )
+    return modes

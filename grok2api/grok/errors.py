@@ -6,16 +6,28 @@ client-facing errors.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class UpstreamHTTPError(Exception):
-    """grok.com answered with a non-200 status (or a 200 whose body is unusable)."""
+    """grok.com answered with a non-200 status (or a 200 whose body is unusable). ``headers`` (names
+    lower-cased) keep what classifies an answer beyond its body, such as ``cf-mitigated``."""
 
-    def __init__(self, status: int, body: str, content_type: str = "", retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: str,
+        content_type: str = "",
+        retry_after: float | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(f"HTTP {status}: {body[:200]}")
         self.status = status
         self.body = body
         self.content_type = content_type
         self.retry_after = retry_after
+        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
 
 
 class UpstreamConnectionError(Exception):

@@ -51,11 +51,13 @@ class Video(msgspec.Struct):
 
 
 class ErrorEvent(msgspec.Struct):
-    """An error reported inside a 200 stream. ``rate_limited`` marks usage-limit errors (code 8)."""
+    """An error reported inside a 200 stream. ``rate_limited`` marks usage-limit errors (code 8);
+    ``anti_bot`` marks grok.com's anti-bot rejection (the egress's problem, not the account's)."""
 
     message: str
     code: int | None = None
     rate_limited: bool = False
+    anti_bot: bool = False
 
 
 class End(msgspec.Struct):
@@ -68,11 +70,16 @@ class End(msgspec.Struct):
 Event = Text | Reasoning | SearchResults | ImageProgress | Images | VideoProgress | Video | ErrorEvent | End
 
 _DECODER = msgspec.json.Decoder()
-_RATE_MARKERS = ("usage limit", "rate limit", "too many requests")
+_RATE_MARKERS = ("usage limit", "usage quota", "rate limit", "too many requests")
 
 
-def _is_rate_limit(code: Any, message: str) -> bool:
+def is_rate_limit(code: Any, message: str) -> bool:
     return code == 8 or any(m in message.lower() for m in _RATE_MARKERS)
+
+
+def is_anti_bot(code: Any, message: str) -> bool:
+    """grok.com's anti-bot rejection: code 7 over HTTP, ``anti_bot`` in WebSocket error events."""
+    return code in (7, "anti_bot") or "anti-bot" in message.lower()
 
 
 def _error(obj: Any) -> ErrorEvent:
@@ -88,7 +95,7 @@ def _error(obj: Any) -> ErrorEvent:
         message = str(message)
     message = message if isinstance(message, str) and message else "upstream error"  # never a Python repr
     code = code if isinstance(code, int) and not isinstance(code, bool) else None
-    return ErrorEvent(message, code, _is_rate_limit(code, message))
+    return ErrorEvent(message, code, is_rate_limit(code, message), is_anti_bot(code, message))
 
 
 def split_objects(line: str) -> list[Any]:

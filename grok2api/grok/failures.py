@@ -45,25 +45,36 @@ class Failure(msgspec.Struct):
         return self.kind in (FailureKind.INVALID, FailureKind.BLOCKED, FailureKind.RATE_LIMITED, FailureKind.SERVER)
 
 
+_BLOCKED_MARKERS = ("blocked-user", "user is blocked")
+_ANTI_BOT_REASON = (
+    "grok.com rejected the request as a bot (403 anti-bot): enable dynamic_statsig or set a valid "
+    "x_statsig_id, refresh cf_clearance, or use proxy_url"
+)
+
+
+def _cloudflare_challenge(exc: UpstreamHTTPError, body: str) -> bool:
+    if exc.headers.get("cf-mitigated", "").strip().lower() == "challenge":
+        return True
+    is_html = "html" in exc.content_type.lower() or body.lstrip().startswith("<")
+    return exc.status in (403, 503) and is_html and any(m in body for m in _CLOUDFLARE_MARKERS)
+
+
 def classify_http(exc: UpstreamHTTPError) -> Failure:
+    """Also classifies a refused WebSocket handshake (its status and refusal body)."""
     body = exc.body.lower()
     status = exc.status
-    is_html = "html" in exc.content_type.lower() or body.lstrip().startswith("<")
-    if status in (403, 503) and is_html and any(m in body for m in _CLOUDFLARE_MARKERS):
+    # Blocked first: a retry past the anti-bot or Cloudflare checks would lose this signal.
+    if status == 403 and any(m in body for m in _BLOCKED_MARKERS):
+        return Failure(FailureKind.BLOCKED, "grok.com reports this account as blocked (403 blocked-user)")
+    if _cloudflare_challenge(exc, body):
         return Failure(
             FailureKind.EGRESS,
             "grok.com answered with a Cloudflare challenge: set a fresh cf_clearance, or route through proxy_url",
         )
     if status == 401 or (status in (400, 403) and any(m in body for m in _CREDENTIAL_MARKERS)):
         return Failure(FailureKind.INVALID, f"session rejected by grok.com (HTTP {status}): invalid credentials")
-    if status == 403 and "blocked-user" in body:
-        return Failure(FailureKind.BLOCKED, "grok.com reports this account as blocked (403 blocked-user)")
     if status == 403:
-        return Failure(
-            FailureKind.EGRESS,
-            "grok.com rejected the request as a bot (403 anti-bot): enable dynamic_statsig or set a valid "
-            "x_statsig_id, refresh cf_clearance, or use proxy_url",
-        )
+        return Failure(FailureKind.EGRESS, _ANTI_BOT_REASON)
     if status == 429:
         wait = f", retry after {int(exc.retry_after)} s" if exc.retry_after else ""
         return Failure(FailureKind.RATE_LIMITED, f"429 from grok.com{wait}", exc.retry_after)
@@ -85,5 +96,8 @@ def classify(exc: BaseException) -> Failure:
 
 def classify_event(event: ErrorEvent, *, charged: bool = False) -> Failure:
     """An error grok.com reported inside an answer."""
+    if event.anti_bot:
+        reason = f"grok.com rejected the chat as a bot ({event.message}): refresh cf_clearance or change proxy_url"
+        return Failure(FailureKind.EGRESS, reason, charged=charged)
     kind = FailureKind.RATE_LIMITED if event.rate_limited else FailureKind.SERVER
     return Failure(kind, event.message, charged=charged)

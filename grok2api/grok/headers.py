@@ -89,3 +89,24 @@ def asset_headers(token: str, settings: RuntimeSettings) -> dict[str, str]:
     headers["Referer"] = f"{settings.upstream_url}/"
     headers["Cookie"] = cookie(token, settings)
     return headers
+
+
+def ws_cookie(token: str, user_id: str, settings: RuntimeSettings) -> str:
+    """The chat WebSocket's cookie: the browser's order, plus ``x-userid`` naming the account."""
+    parts = [f"sso={token}", f"sso-rw={token}"]
+    if settings.cf_clearance:
+        parts.append(f"cf_clearance={settings.cf_clearance}")
+    parts.append(f"x-userid={user_id}")
+    return "; ".join(parts)
+
+
+def ws_headers(token: str, user_id: str, settings: RuntimeSettings) -> dict[str, str]:
+    """Handshake headers of the chat WebSocket. The socket carries no statsig and no fetch metadata."""
+    return {
+        "Origin": settings.upstream_url,
+        "User-Agent": USER_AGENT,
+        "Accept-Language": _BASE["Accept-Language"],
+        "Cache-Control": "no-cache",
+        "Pragma": "no-cache",
+        "Cookie": ws_cookie(token, user_id, settings),
+    }

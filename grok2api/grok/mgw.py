@@ -1,0 +1,137 @@
+"""One chat turn over grok.com's chat WebSocket (``/ws/mgw/?uid=<userId>``): open the socket with the
+account's cookie, create a session, send the message, then read frames until the turn ends.
+
+``stream_mgw`` yields the same ``list[Event]`` batches as ``GrokClient.stream_chat``. It raises
+UpstreamHTTPError for a refused handshake and UpstreamConnectionError for connection trouble. An
+in-band error, a failed ``response.done`` and an answer without text or images arrive as one final
+``ErrorEvent`` (``failures.classify_event`` makes the last a server failure); a good turn ends with
+``End``. The socket is closed when the turn ends or the consumer stops iterating (``aclose``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import suppress
+from typing import Any
+from urllib.parse import quote
+
+from ..settings import RuntimeSettings
+from .errors import UpstreamConnectionError
+from .events import Event
+from .headers import ws_headers
+from .mgw_events import MgwParser
+from .transport import WebSocket, WebSocketOpener
+
+PING_SECONDS = 25.0
+SESSION_TIMEOUT = 20.0
+
+
+def mgw_url(upstream_url: str, user_id: str) -> str:
+    """``https://grok.com`` → ``wss://grok.com/ws/mgw/?uid=<userId>`` (http → ws)."""
+    base = upstream_url.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return f"{base}/ws/mgw/?uid={quote(user_id, safe='')}"
+
+
+def session_create(mode: str, settings: RuntimeSettings) -> dict[str, Any]:
+    x_grok: dict[str, Any] = {
+        "protocol_capabilities": ["conversation_attached", "custom_methods_v1"],
+        "use_chunk": True,  # text as response.chunk, with channels that tell thinking from answer
+        "enable_side_by_side": True,
+        "force_side_by_side": False,
+        "enable_image_generation": True,
+        "image_generation_count": 2,
+        "disable_text_follow_ups": False,
+        "disable_artifact": True,
+        "force_concise": False,
+    }
+    if settings.temporary:
+        x_grok.update(keep_context=False, is_temporary=True, disable_memory=True)
+    else:
+        x_grok["is_temporary"] = False  # the chat stays in the account's history
+    return {
+        "event": {
+            "type": "session.create",
+            "event_id": f"evt_init_{uuid.uuid4()}",
+            "session": {"model": mode, "x_grok": x_grok},
+        }
+    }
+
+
+def turn_events(session_id: str, message: str, file_ids: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``conversation.item.create`` (files mentioned first, then the text) and ``response.create``."""
+    chunks: list[dict[str, Any]] = [{"mention": {"target": {"file_mention": {"file_id": f}}}} for f in file_ids]
+    chunks.append({"text": {"text": message}})
+    item: dict[str, Any] = {
+        "type": "message",
+        "role": "user",
+        "x_grok": {"client_message_id": str(uuid.uuid4()), "input_chunks": chunks},
+    }
+    now = int(time.time() * 1000)
+    event: dict[str, Any] = {"type": "conversation.item.create", "event_id": f"evt_msg_{now}", "item": item}
+    if file_ids:
+        item["file_attachment_ids"] = event["file_attachment_ids"] = list(file_ids)
+    response = {"session_id": session_id, "event": {"type": "response.create", "event_id": f"evt_resp_{now}"}}
+    return {"session_id": session_id, "event": event}, response
+
+
+async def _heartbeat(ws: WebSocket, every: float) -> None:
+    """grok.com drops a silent socket; a dead one ends this task (the reader sees the close)."""
+    with suppress(UpstreamConnectionError):
+        while True:
+            await asyncio.sleep(every)
+            await ws.send_json({"event": {"type": "ping", "event_id": f"evt_hb_{int(time.time() * 1000)}"}})
+
+
+async def stream_mgw(
+    transport: WebSocketOpener,
+    token: str,
+    user_id: str,
+    mode: str,
+    message: str,
+    file_ids: Sequence[str],
+    settings: RuntimeSettings,
+    *,
+    ping_seconds: float = PING_SECONDS,
+    session_timeout: float = SESSION_TIMEOUT,
+) -> AsyncGenerator[list[Event], None]:
+    """One turn of ``mode`` for the account (``token``, ``user_id``); see the module docstring."""
+    url = mgw_url(settings.upstream_url, user_id)
+    ws = await transport.websocket(url, ws_headers(token, user_id, settings), settings.proxy_url)
+    heartbeat = asyncio.create_task(_heartbeat(ws, ping_seconds))
+    parser = MgwParser()
+    try:
+        await ws.send_json(session_create(mode, settings))
+        opened_by = asyncio.get_running_loop().time() + session_timeout
+        sent = False
+        while not parser.done:
+            frame = await _receive(ws, None if sent else opened_by)
+            batch = parser.feed(frame)
+            if batch:
+                yield batch
+            if not sent and parser.ready and not parser.done:
+                item, response = turn_events(parser.session_id, message, file_ids)
+                await ws.send_json(item)
+                await ws.send_json(response)
+                sent = True
+    finally:
+        heartbeat.cancel()
+        await asyncio.wait({heartbeat})  # unlike awaiting it, never swallows our own cancellation
+        await ws.close()
+
+
+async def _receive(ws: WebSocket, deadline: float | None) -> str:
+    try:
+        async with asyncio.timeout_at(deadline):
+            frame = await ws.receive_text()
+    except TimeoutError:
+        raise UpstreamConnectionError("grok.com did not open the chat session in time") from None
+    if frame is None:
+        raise UpstreamConnectionError("grok.com closed the chat connection before the answer completed")
+    return frame

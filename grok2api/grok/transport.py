@@ -1,0 +1,144 @@
+"""How the protocol layer reaches grok.com: HTTP sessions (``HttpPool``) and WebSockets, behind one
+small interface so a browser-impersonating implementation can stand beside the aiohttp one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import aiohttp
+import msgspec
+from multidict import CIMultiDict
+
+from .client import HttpPool, describe_connection_error, retry_after_of
+from .errors import UpstreamConnectionError, UpstreamHTTPError
+
+log = logging.getLogger("grok2api.grok.transport")
+MAX_FRAME = 16 * 1024 * 1024  # grok.com's own cap on a frame
+HANDSHAKE_TIMEOUT = 20.0
+_CLOSE_TIMEOUT = 2.0  # waiting longer for grok.com's close frame gains nothing
+_REFUSAL_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=5)
+_REFUSAL_BODY_LIMIT = 4096
+_ENCODER = msgspec.json.Encoder()
+
+
+class WebSocket(Protocol):
+    async def send_json(self, obj: Any) -> None:
+        """Send one JSON text frame; UpstreamConnectionError when the socket is gone."""
+
+    async def receive_text(self) -> str | None:
+        """The next text frame, or None once the socket closed; UpstreamConnectionError on failure."""
+
+    async def close(self) -> None: ...
+
+
+class WebSocketOpener(Protocol):
+    async def websocket(self, url: str, headers: Mapping[str, str], proxy: str) -> WebSocket:
+        """Open a WebSocket (through ``proxy`` when set). A refused handshake raises UpstreamHTTPError
+        (its status and refusal body), anything else UpstreamConnectionError."""
+
+
+class Transport(WebSocketOpener, Protocol):
+    def session(self, proxy: str) -> tuple[aiohttp.ClientSession, str | None]:
+        """The HTTP session for ``proxy`` and the per-request proxy to pass with it."""
+
+    async def close(self) -> None: ...
+
+
+class AiohttpWebSocket:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        self._send_lock = asyncio.Lock()  # the heartbeat and the turn send from different tasks
+
+    async def send_json(self, obj: Any) -> None:
+        try:
+            async with self._send_lock:
+                await self._ws.send_str(_ENCODER.encode(obj).decode())
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+
+    async def receive_text(self) -> str | None:
+        while True:
+            try:
+                msg = await self._ws.receive()
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                return str(msg.data)
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                return bytes(msg.data).decode("utf-8", "replace")
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                return None
+            if msg.type == aiohttp.WSMsgType.ERROR:
+                error = msg.data
+                if isinstance(error, aiohttp.WebSocketError) and error.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+                    raise UpstreamConnectionError("grok.com sent a WebSocket frame over 16 MiB")
+                raise UpstreamConnectionError(describe_connection_error(msg.data))
+
+    async def close(self) -> None:
+        try:
+            await self._ws.close()
+        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+            log.debug("closing the WebSocket failed: %r", exc)
+
+
+def _http_url(ws_url: str) -> str:
+    if ws_url.startswith("wss://"):
+        return "https://" + ws_url[len("wss://") :]
+    if ws_url.startswith("ws://"):
+        return "http://" + ws_url[len("ws://") :]
+    return ws_url
+
+
+class AiohttpTransport(HttpPool):
+    """aiohttp for both: the process's HTTP sessions, and WebSockets opened on them."""
+
+    async def websocket(self, url: str, headers: Mapping[str, str], proxy: str) -> WebSocket:
+        session, proxy_url = self.session(proxy)
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                ws = await session.ws_connect(
+                    url,
+                    headers=dict(headers),
+                    proxy=proxy_url,
+                    max_msg_size=MAX_FRAME,
+                    autoping=True,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=_CLOSE_TIMEOUT),
+                )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 101:  # upgraded, but with bad upgrade headers: a broken peer, not a refusal
+                raise UpstreamConnectionError("grok.com answered the WebSocket handshake incorrectly") from exc
+            raise await self._refusal(session, url, headers, proxy_url, exc) from exc
+        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+        return AiohttpWebSocket(ws)
+
+    async def _refusal(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        headers: Mapping[str, str],
+        proxy: str | None,
+        exc: aiohttp.WSServerHandshakeError,
+    ) -> UpstreamHTTPError:
+        """aiohttp drops the body of a refused handshake, but the body says why (blocked account,
+        anti-bot, Cloudflare): ask again with a plain GET and read it. The handshake's own status and
+        headers stay authoritative; the body is used only when the GET is refused the same way."""
+        status = exc.status
+        seen: CIMultiDict[str] = CIMultiDict(exc.headers or {})
+        body, content_type = "", seen.get("Content-Type", "")
+        try:
+            async with session.get(
+                _http_url(url), headers=dict(headers), proxy=proxy, timeout=_REFUSAL_TIMEOUT
+            ) as resp:
+                if resp.status == status:
+                    raw = await resp.content.read(_REFUSAL_BODY_LIMIT)
+                    body = raw.decode("utf-8", "replace")
+                    content_type = resp.headers.get("Content-Type", content_type)
+                    for name, value in resp.headers.items():
+                        seen.setdefault(name, value)
+        except (aiohttp.ClientError, ConnectionError, TimeoutError) as get_exc:
+            log.info("could not read the WebSocket refusal body: %r", get_exc)
+        return UpstreamHTTPError(status, body, content_type, retry_after_of(seen), headers=seen)

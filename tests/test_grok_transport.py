@@ -1,0 +1,222 @@
+"""The aiohttp transport's WebSockets against a small aiohttp server on 127.0.0.1: frames both ways,
+closes, and refused handshakes turned into classifiable HTTP answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from grok2api.grok import transport as transport_module
+from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
+from grok2api.grok.failures import FailureKind, classify
+from grok2api.grok.transport import AiohttpTransport, Transport
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Server:
+    """One route, ``/ws``, whose handler a test sets; every request's headers are kept."""
+
+    def __init__(self) -> None:
+        self.handler: Handler = self._echo
+        self.requests: list[web.Request] = []
+        self.url = ""
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request)
+        return await self.handler(request)
+
+    @staticmethod
+    async def _echo(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                if msg.data == "close":
+                    break
+                await ws.send_str("echo:" + msg.data)
+                await ws.send_bytes(b"bytes:" + msg.data.encode())
+        await ws.close()
+        return ws
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    srv = Server()
+    app = web.Application()
+    app.router.add_get("/ws", srv._route)
+    runner = web.AppRunner(app, handler_cancellation=True)  # a client gone cancels its handler
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    srv.url = f"ws://127.0.0.1:{port}/ws"
+    try:
+        yield srv
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[AiohttpTransport]:
+    t = AiohttpTransport()
+    try:
+        yield t
+    finally:
+        await t.close()
+
+
+async def test_frames_go_both_ways_and_a_close_reads_as_none(server: Server, transport: AiohttpTransport) -> None:
+    typed: Transport = transport  # the aiohttp transport is a Transport, and still an HttpPool
+    ws = await typed.websocket(server.url, {"Cookie": "sso=a; x-userid=u", "Origin": "http://o.example"}, "")
+    await ws.send_json({"event": {"type": "ping", "n": 1}})
+    assert await ws.receive_text() == 'echo:{"event":{"type":"ping","n":1}}'
+    assert await ws.receive_text() == 'bytes:{"event":{"type":"ping","n":1}}'
+    await ws.send_json("close")  # a JSON string: the server sees "close" in quotes and echoes it
+    assert await ws.receive_text() == 'echo:"close"'
+    assert await ws.receive_text() == 'bytes:"close"'
+    await ws.close()
+    (request,) = server.requests
+    assert request.headers["Cookie"] == "sso=a; x-userid=u" and request.headers["Origin"] == "http://o.example"
+    session, proxy = transport.session("")
+    assert isinstance(session, aiohttp.ClientSession) and proxy is None
+
+
+async def test_the_server_closing_reads_as_none_and_sending_after_fails(
+    server: Server, transport: AiohttpTransport
+) -> None:
+    async def close_at_once(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close()
+        return ws
+
+    server.handler = close_at_once
+    ws = await transport.websocket(server.url, {}, "")
+    assert await ws.receive_text() is None
+    with pytest.raises(UpstreamConnectionError):
+        for _ in range(3):  # the first send after a close may still be buffered
+            await ws.send_json({"late": True})
+            await asyncio.sleep(0.01)
+    await ws.close()
+
+
+async def test_an_oversized_frame_is_a_connection_error(
+    server: Server, transport: AiohttpTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def big(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str("x" * 2048)
+        await ws.receive()
+        return ws
+
+    monkeypatch.setattr(transport_module, "MAX_FRAME", 1024)
+    server.handler = big
+    ws = await transport.websocket(server.url, {}, "")
+    with pytest.raises(UpstreamConnectionError, match="16 MiB"):
+        await ws.receive_text()
+    await ws.close()
+
+
+def refuse(status: int, body: str, content_type: str, headers: dict[str, str] | None = None) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=status, text=body, content_type=content_type, headers=headers)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("handler", "kind", "marker"),
+    [
+        (
+            refuse(
+                403,
+                '{"error":{"code":7,"message":"User is blocked [WKE=unauthorized:blocked-user]"}}',
+                "application/json",
+            ),
+            FailureKind.BLOCKED,
+            "blocked-user",
+        ),
+        (
+            refuse(403, '{"error":{"code":7,"message":"Request rejected by anti-bot rules."}}', "application/json"),
+            FailureKind.EGRESS,
+            "anti-bot",
+        ),
+        (
+            refuse(403, "<html><title>Just a moment...</title></html>", "text/html", {"cf-mitigated": "challenge"}),
+            FailureKind.EGRESS,
+            "Just a moment",
+        ),
+        (
+            refuse(401, '{"error":{"code":16,"message":"Failed to look up session ID."}}', "application/json"),
+            FailureKind.INVALID,
+            "session ID",
+        ),
+        (
+            refuse(429, '{"error":{"code":8,"message":"Too many requests"}}', "application/json", {"Retry-After": "7"}),
+            FailureKind.RATE_LIMITED,
+            "Too many",
+        ),
+    ],
+)
+async def test_a_refused_handshake_is_classified_like_an_http_answer(
+    server: Server, transport: AiohttpTransport, handler: Handler, kind: FailureKind, marker: str
+) -> None:
+    server.handler = handler
+    with pytest.raises(UpstreamHTTPError) as info:
+        await transport.websocket(server.url, {"Cookie": "sso=a"}, "")
+    assert marker in info.value.body and len(info.value.body) <= 4096
+    failure = classify(info.value)
+    assert failure.kind == kind
+    if kind == FailureKind.RATE_LIMITED:
+        assert failure.retry_after == 7
+    upgrade, plain = server.requests  # the refusal body is read with a plain GET, same headers
+    assert upgrade.headers.get("Upgrade", "").lower() == "websocket" and "Upgrade" not in plain.headers
+    assert plain.headers["Cookie"] == "sso=a" and plain.url.path == "/ws"
+
+
+async def test_the_refusal_body_is_capped_and_a_different_get_answer_is_not_used(
+    server: Server, transport: AiohttpTransport
+) -> None:
+    server.handler = refuse(403, "blocked-user " + "x" * 10000, "text/plain")
+    with pytest.raises(UpstreamHTTPError) as info:
+        await transport.websocket(server.url, {}, "")
+    assert len(info.value.body) == 4096
+
+    async def only_the_upgrade_is_refused(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade"):
+            return web.Response(status=403, headers={"cf-mitigated": "challenge"})
+        return web.Response(status=200, text="the home page")
+
+    server.handler = only_the_upgrade_is_refused
+    with pytest.raises(UpstreamHTTPError) as info:
+        await transport.websocket(server.url, {}, "")
+    assert (info.value.status, info.value.body) == (403, "")
+    assert classify(info.value).kind == FailureKind.EGRESS  # from the handshake's own header
+
+
+async def test_connection_failures_and_slow_handshakes(
+    server: Server, transport: AiohttpTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(UpstreamConnectionError, match="could not connect"):
+        await transport.websocket("ws://127.0.0.1:9/ws", {}, "")
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(5)
+        return web.Response(status=500)
+
+    monkeypatch.setattr(transport_module, "HANDSHAKE_TIMEOUT", 0.2)
+    server.handler = slow
+    with pytest.raises(UpstreamConnectionError, match="in time"):
+        await transport.websocket(server.url, {}, "")
+
+
+def test_websocket_urls_map_to_http_for_the_refusal_read() -> None:
+    assert transport_module._http_url("wss://grok.com/ws/mgw/?uid=1") == "https://grok.com/ws/mgw/?uid=1"
+    assert transport_module._http_url("ws://127.0.0.1:8/ws") == "http://127.0.0.1:8/ws"
+    assert transport_module._http_url("https://x") == "https://x"
