@@ -20,7 +20,7 @@ import msgspec
 from yarl import URL
 
 from .errors import InvalidRequest
-from .grok.client import HttpPool
+from .grok.transport import HttpPool
 from .settings import RuntimeSettings
 
 FETCH_TIMEOUT = 15.0

@@ -12,15 +12,16 @@ from typing import Any
 from .client_keys import ClientKeys
 from .config import BootConfig
 from .gateway import Gateway
-from .grok.catalog import Catalog
-from .grok.client import GrokClient, HttpPool
+from .grok.catalog import Catalog, ModeEntry
+from .grok.client import GrokClient
+from .grok.transport import AiohttpTransport
 from .media.service import MediaService
 from .metrics import Metrics
 from .pool import Pool
 from .quota import QuotaService
 from .settings import RuntimeSettings, build, env_overrides, validate_update
 from .store import make_store
-from .store.base import Store
+from .store.base import AccountState, Store
 
 log = logging.getLogger("grok2api")
 
@@ -28,6 +29,7 @@ WATCH_INTERVAL = 1.0
 FLUSH_INTERVAL = 10.0
 REVIVE_INTERVAL = 5.0
 KEYS_INTERVAL = 5.0
+MODES_RETRY = 30.0  # seconds before asking for the modes again after a failure or with no account
 
 
 class Services:
@@ -37,7 +39,7 @@ class Services:
         self.overrides = env_overrides(boot.environ)
         self.settings: RuntimeSettings = build({}, self.overrides)
         self.catalog = Catalog()
-        self.http = HttpPool()
+        self.http = AiohttpTransport()
         self.client = GrokClient(self.http)
         self.quota = QuotaService(self.client, self.store, lambda: self.settings)
         self.pool = Pool(self.store, lambda: self.settings, reconcile=self.quota.reconcile)
@@ -59,6 +61,7 @@ class Services:
             asyncio.create_task(self._every(FLUSH_INTERVAL, self._flush), name="flush-metrics"),
             asyncio.create_task(self._every(REVIVE_INTERVAL, self.revive_due), name="revive-accounts"),
             asyncio.create_task(self._every(KEYS_INTERVAL, self.load_keys), name="load-keys"),
+            asyncio.create_task(self._modes_loop(), name="refresh-modes"),
         ]
 
     async def import_reference_files(self) -> None:
@@ -118,6 +121,29 @@ class Services:
     async def revive_due(self) -> int:
         """Bring back cooling accounts whose window has reset (see QuotaService.revive_due)."""
         return await self.quota.revive_due(self.pool.accounts())
+
+    async def refresh_modes(self) -> bool:
+        """Read grok.com's modes with one active account, so a new mode is usable within one poll and a
+        withdrawn one disappears; False when no account could ask."""
+        account = next((a for a in self.pool.accounts() if a.state == AccountState.ACTIVE), None)
+        if account is None:
+            return False
+        offered = await self.client.modes(account.token, self.settings)
+        new = self.catalog.update(ModeEntry(m.id, m.title, m.description, m.available) for m in offered)
+        if new:
+            log.info("grok.com offers new modes: %s", ", ".join(new))
+        return True
+
+    async def _modes_loop(self) -> None:
+        while True:
+            try:
+                asked = await self.refresh_modes()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the last known list; ask again soon
+                log.warning("reading grok.com's modes failed: %s", exc)
+                asked = False
+            await asyncio.sleep(self.settings.modes_refresh_seconds if asked else MODES_RETRY)
 
     async def _flush(self) -> None:
         await self.metrics.flush(self.store)

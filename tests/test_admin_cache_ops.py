@@ -8,7 +8,8 @@ import aiohttp
 import pytest
 
 from grok2api.admin.cache_ops import cache_size, clear_cache, human_size
-from grok2api.grok.client import GrokClient, HttpPool
+from grok2api.grok.client import GrokClient
+from grok2api.grok.transport import AiohttpTransport
 from grok2api.media.service import MediaService
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
 
@@ -17,7 +18,7 @@ from live import LiveGateway
 
 @pytest.fixture
 async def media(tmp_path: Path, store_factory: Any) -> AsyncIterator[MediaService]:
-    http = HttpPool()
+    http = AiohttpTransport()
     service = MediaService(tmp_path / "data", await store_factory("sqlite"), GrokClient(http))
     try:
         yield service

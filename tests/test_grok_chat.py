@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from grok2api.grok.catalog import MODELS
-from grok2api.grok.chat import ChatTurn, chat_payload, mode_chat_payload, prepare_turn
-from grok2api.grok.client import GrokClient, HttpPool
+from grok2api.grok.chat import ChatTurn, mode_chat_payload, prepare_turn
+from grok2api.grok.client import GrokClient
 from grok2api.grok.errors import UpstreamHTTPError
+from grok2api.grok.transport import AiohttpTransport
 from grok2api.settings import RuntimeSettings
 
 SETTINGS = RuntimeSettings(upstream_url="http://up.test", assets_url="http://assets.test")
@@ -25,8 +28,9 @@ class StubClient(GrokClient):
     """Records uploads and answers media posts, without a network."""
 
     def __init__(self, post_fails: bool = False) -> None:
-        super().__init__(HttpPool())
+        super().__init__(AiohttpTransport())
         self.uploads: list[str] = []
+        self.sessions = 0
         self.post_fails = post_fails
 
     async def upload(self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings) -> tuple[str, str]:
@@ -40,28 +44,37 @@ class StubClient(GrokClient):
         assert media_url == "http://assets.test/users/u/file-1/content"
         return "post-1"
 
-
-def test_chat_payload_names_the_mode_never_a_model() -> None:
-    payload = chat_payload(MODELS["grok-4-expert"], "hello", ["f1"], RuntimeSettings(temporary=False))
-    assert (payload["modeId"], payload["message"], payload["fileAttachments"]) == ("expert", "hello", ["f1"])
-    assert "modelName" not in payload and "modelMode" not in payload  # refused by grok.com since mid-2026
-    assert payload["temporary"] is False and payload["disableMemory"] is False
+    async def auth_session(self, token: str, settings: RuntimeSettings) -> str:
+        self.sessions += 1
+        return f"uid-of-{token}"
 
 
-async def test_a_chat_turn_uploads_every_image_and_mentions_them() -> None:
+async def test_a_chat_turn_goes_over_the_websocket_with_every_image_mentioned() -> None:
     client = StubClient()
-    request = await prepare_turn(client, "tok", ChatTurn(MODELS["grok-3-fast"], "hi", [Image(), Image()]), SETTINGS)
+    turn = ChatTurn(MODELS["grok-3-fast"], "hi", [Image(), Image()])
+    request = await prepare_turn(client, "tok", "", turn, SETTINGS)
     assert client.uploads == ["image.png", "image.png"]
-    assert request.payload["fileAttachments"] == ["file-1", "file-2"]
-    assert request.referer is None
+    assert (request.mode, request.message, request.file_ids) == ("fast", "hi", ["file-1", "file-2"])
+    assert (request.payload, request.user_id, client.sessions) == (None, "uid-of-tok", 1)  # identity resolved
+    known = await prepare_turn(client, "tok", "uid-known", ChatTurn(MODELS["grok-4-expert"], "hi"), SETTINGS)
+    assert (known.user_id, known.mode, client.sessions) == ("uid-known", "expert", 1)  # not asked again
+
+
+async def test_the_rest_fallback_posts_the_mode_chat_body() -> None:
+    client = StubClient()
+    rest = msgspec.structs.replace(SETTINGS, chat_transport="rest")
+    request = await prepare_turn(client, "tok", "", ChatTurn(MODELS["grok-auto"], "hi", [Image()]), rest)
+    assert request.payload is not None and client.sessions == 0
+    assert (request.payload["modeId"], request.payload["fileAttachments"]) == ("auto", ["file-1"])
 
 
 async def test_a_video_turn_posts_the_first_image_and_refers_to_the_post() -> None:
     client = StubClient()
     spec = MODELS["grok-imagine-0.9"]
-    request = await prepare_turn(client, "tok", ChatTurn(spec, "make it move", [Image(), Image()]), SETTINGS)
+    request = await prepare_turn(client, "tok", "", ChatTurn(spec, "make it move", [Image(), Image()]), SETTINGS)
     assert client.uploads == ["image.png"]  # only the first image makes the video
-    payload: dict[str, Any] = request.payload
+    payload: dict[str, Any] | None = request.payload
+    assert payload is not None
     assert payload["message"] == "http://up.test/imagine/post-1  make it move --mode=custom"
     assert payload["fileAttachments"] == ["file-1"]
     assert request.referer == "http://up.test/imagine/post-1"
@@ -70,7 +83,8 @@ async def test_a_video_turn_posts_the_first_image_and_refers_to_the_post() -> No
 async def test_a_video_turn_falls_back_to_the_asset_link_when_the_post_fails() -> None:
     client = StubClient(post_fails=True)
     spec = MODELS["grok-imagine-0.9"]
-    request = await prepare_turn(client, "tok", ChatTurn(spec, "move", [Image()]), SETTINGS)
+    request = await prepare_turn(client, "tok", "", ChatTurn(spec, "move", [Image()]), SETTINGS)
+    assert request.payload is not None
     assert request.payload["message"].startswith("http://assets.test/post/users/u/file-1/content  move")
     assert request.referer == "http://up.test/imagine/file-1"
 

@@ -12,10 +12,11 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from grok2api.grok.catalog import MODELS
-from grok2api.grok.client import GrokClient, HttpPool, ModeInfo, QuotaInfo, parse_modes, parse_rate_limits
+from grok2api.grok.client import GrokClient, ModeInfo, QuotaInfo, parse_modes, parse_rate_limits
 from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from grok2api.grok.events import End, Reasoning, Text
 from grok2api.grok.failures import FailureKind, classify
+from grok2api.grok.transport import AiohttpTransport
 from grok2api.settings import RuntimeSettings
 
 BASE = "http://127.0.0.1:9"
@@ -30,7 +31,7 @@ def frame(response: dict[str, Any]) -> bytes:
 
 @pytest.fixture
 async def grok() -> AsyncIterator[GrokClient]:
-    pool = HttpPool()
+    pool = AiohttpTransport()
     try:
         yield GrokClient(pool)
     finally:
@@ -203,7 +204,7 @@ async def test_download(grok: GrokClient, mocked: aioresponses) -> None:
 
 
 async def test_http_pool_reuses_one_session_and_passes_http_proxies() -> None:
-    pool = HttpPool()
+    pool = AiohttpTransport()
     try:
         plain, proxy = pool.session("")
         again, via = pool.session("http://127.0.0.1:3128")

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from grok2api import image_input
 from grok2api.errors import InvalidRequest
-from grok2api.grok.client import HttpPool
+from grok2api.grok.transport import HttpPool
 from grok2api.image_input import forbidden_address, prepare_bytes, prepare_images
 from grok2api.settings import RuntimeSettings
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
@@ -284,7 +284,7 @@ async def test_chat_refuses_a_loopback_url_until_allowed(
 )
 async def test_malformed_image_urls_are_a_clear_400(url: str, reason: str) -> None:
     from grok2api.errors import InvalidRequest
-    from grok2api.grok.client import HttpPool
+    from grok2api.grok.transport import HttpPool
     from grok2api.image_input import prepare_images
     from grok2api.settings import RuntimeSettings
 

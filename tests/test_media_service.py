@@ -12,8 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from grok2api.grok.client import GrokClient, HttpPool
+from grok2api.grok.client import GrokClient
 from grok2api.grok.errors import UpstreamHTTPError
+from grok2api.grok.transport import AiohttpTransport
 from grok2api.media.service import MediaService, media_name
 from grok2api.settings import RuntimeSettings
 from grok2api.store.base import NewAccount
@@ -40,7 +41,7 @@ def _asset_gets(fake: FakeGrok) -> int:
 @pytest.fixture
 async def media(tmp_path: Path, store_factory: Any) -> AsyncIterator[MediaService]:
     store = await store_factory("sqlite")
-    http = HttpPool()
+    http = AiohttpTransport()
     service = MediaService(tmp_path / "data", store, GrokClient(http))
     try:
         yield service

@@ -14,6 +14,7 @@ from .catalog import ModelSpec
 from .client import GrokClient
 from .errors import TRANSPORT_ERRORS
 from .events import Event
+from .mgw import stream_mgw
 
 log = logging.getLogger("grok2api.grok.chat")
 UPLOAD_CONCURRENCY = 4
@@ -41,44 +42,14 @@ class ChatTurn:
 
 @dataclass
 class TurnRequest:
-    payload: dict[str, Any]
+    """A prepared turn: over the chat WebSocket (``payload`` None), or one HTTP POST."""
+
+    mode: str
+    message: str
+    file_ids: list[str] = field(default_factory=list)
+    user_id: str = ""  # the account's grok.com user id (the WebSocket needs it)
+    payload: dict[str, Any] | None = None
     referer: str | None = None
-
-
-def chat_payload(spec: ModelSpec, message: str, file_ids: list[str], settings: RuntimeSettings) -> dict[str, Any]:
-    """The REST chat body of the mode era (``modeId``; a ``modelName`` body is refused since mid-2026)."""
-    return {
-        "temporary": settings.temporary,
-        "modeId": spec.mode,
-        "message": message,
-        "fileAttachments": file_ids,
-        "imageAttachments": [],
-        "disableSearch": False,
-        "enableImageGeneration": True,
-        "enableImageStreaming": True,
-        "imageGenerationCount": 2,
-        "enableSideBySide": True,
-        "forceSideBySide": False,
-        "forceConcise": False,
-        "isAsyncChat": False,
-        "disableMemory": settings.temporary,
-        "disableTextFollowUps": True,
-        "disableSelfHarmShortCircuit": False,
-        "returnImageBytes": False,
-        "returnRawGrokInXaiRequest": False,
-        "sendFinalMetadata": True,
-        "responseMetadata": {},
-        "collectionIds": [],
-        "disabledConnectorIds": [],
-        "deviceEnvInfo": {
-            "darkModeEnabled": False,
-            "devicePixelRatio": 2,
-            "screenWidth": 2056,
-            "screenHeight": 1328,
-            "viewportWidth": 2056,
-            "viewportHeight": 1083,
-        },
-    }
 
 
 def mode_chat_payload(mode: str, message: str, file_ids: list[str], settings: RuntimeSettings) -> dict[str, Any]:
@@ -151,11 +122,16 @@ async def _video_request(
     except TRANSPORT_ERRORS as exc:
         log.info("media post failed (%s); using the asset link", exc)
         ref, referer = f"{settings.assets_url}/post/{file_uri}", f"{settings.upstream_url}/imagine/{file_id}"
-    return TurnRequest(video_payload(ref, turn.message, [file_id]), referer)
+    payload = video_payload(ref, turn.message, [file_id])
+    return TurnRequest(turn.spec.mode, turn.message, [file_id], payload=payload, referer=referer)
 
 
-async def prepare_turn(client: GrokClient, token: str, turn: ChatTurn, settings: RuntimeSettings) -> TurnRequest:
-    """Upload the turn's images with ``token`` and build the request to stream."""
+async def prepare_turn(
+    client: GrokClient, token: str, user_id: str, turn: ChatTurn, settings: RuntimeSettings
+) -> TurnRequest:
+    """Upload the turn's images with the account's ``token`` and decide how to send it: over the chat
+    WebSocket (resolving the account's user id when ``user_id`` is not known yet), over REST when
+    ``chat_transport`` is ``rest``, and a video always over REST."""
     attachments = list(turn.attachments)
     if turn.spec.video and len(attachments) > 1:
         log.info("video uses only the first image; %d more were not uploaded", len(attachments) - 1)
@@ -163,10 +139,19 @@ async def prepare_turn(client: GrokClient, token: str, turn: ChatTurn, settings:
     uploaded = await upload_all(client, token, attachments, settings)
     if turn.spec.video and uploaded:
         return await _video_request(client, token, turn, uploaded, settings)
-    return TurnRequest(chat_payload(turn.spec, turn.message, [u[0] for u in uploaded], settings))
+    file_ids = [u[0] for u in uploaded]
+    mode = turn.spec.mode
+    if settings.chat_transport == "rest":
+        return TurnRequest(
+            mode, turn.message, file_ids, payload=mode_chat_payload(mode, turn.message, file_ids, settings)
+        )
+    user_id = user_id or await client.auth_session(token, settings)
+    return TurnRequest(mode, turn.message, file_ids, user_id=user_id)
 
 
 def stream_turn(
     client: GrokClient, token: str, request: TurnRequest, settings: RuntimeSettings
 ) -> AsyncGenerator[list[Event], None]:
-    return client.stream_chat(token, request.payload, settings, referer=request.referer)
+    if request.payload is not None:
+        return client.stream_chat(token, request.payload, settings, referer=request.referer)
+    return stream_mgw(client.sockets, token, request.user_id, request.mode, request.message, request.file_ids, settings)

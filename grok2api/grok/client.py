@@ -16,6 +16,7 @@ from .catalog import ModelSpec
 from .errors import UpstreamConnectionError, UpstreamHTTPError
 from .events import Event, StreamParser
 from .headers import api_headers, asset_headers
+from .transport import AiohttpTransport, WebSocketOpener, describe_connection_error, retry_after_of
 
 log = logging.getLogger("grok2api.client")
 MAX_LINE = 16 * 1024 * 1024
@@ -23,22 +24,6 @@ _ERROR_BODY_LIMIT = 4096
 _SHORT_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder()
-
-
-def describe_connection_error(exc: BaseException) -> str:
-    """A plain sentence for a transport failure (aiohttp's own texts embed object reprs)."""
-    log.info("upstream transport error: %r", exc)
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        return "grok.com did not answer in time"
-    if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return "could not connect to the configured proxy"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "could not connect to grok.com"
-    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionError):
-        return "grok.com closed the connection"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "grok.com's answer was cut off"
-    return "the connection to grok.com failed"
 
 
 class QuotaInfo(msgspec.Struct):
@@ -62,54 +47,6 @@ class ModeInfo(msgspec.Struct, frozen=True, kw_only=True):
         return self.availability.lower() == "available"
 
 
-def retry_after_of(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
-class HttpPool:
-    """The process's HTTP sessions: one plain session, plus one per SOCKS proxy (aiohttp needs a
-    connector per SOCKS proxy; HTTP proxies work per request)."""
-
-    def __init__(self) -> None:
-        self._plain: aiohttp.ClientSession | None = None
-        self._socks: dict[str, aiohttp.ClientSession] = {}
-
-    def _new(self, connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(
-            connector=connector or aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=15),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            read_bufsize=2**20,
-            auto_decompress=True,
-        )
-
-    def session(self, proxy: str) -> tuple[aiohttp.ClientSession, str | None]:
-        if proxy.startswith("socks"):
-            sess = self._socks.get(proxy)
-            if sess is None:
-                try:
-                    from aiohttp_socks import ProxyConnector
-                except ImportError as exc:  # pragma: no cover - optional extra
-                    raise UpstreamConnectionError(
-                        "SOCKS proxies need the 'socks' extra: pip install grok2api[socks]"
-                    ) from exc
-                sess = self._socks[proxy] = self._new(ProxyConnector.from_url(proxy))
-            return sess, None
-        if self._plain is None:
-            self._plain = self._new()
-        return self._plain, proxy or None
-
-    async def close(self) -> None:
-        sessions = [s for s in [self._plain, *self._socks.values()] if s is not None]
-        for s in sessions:
-            await s.close()
-        self._plain, self._socks = None, {}
-
-
 async def _error_from(resp: aiohttp.ClientResponse) -> UpstreamHTTPError:
     try:
         raw = await resp.content.read(_ERROR_BODY_LIMIT)
@@ -125,8 +62,13 @@ async def _error_from(resp: aiohttp.ClientResponse) -> UpstreamHTTPError:
 
 
 class GrokClient:
-    def __init__(self, http: HttpPool) -> None:
+    def __init__(self, http: AiohttpTransport) -> None:
         self.http = http
+
+    @property
+    def sockets(self) -> WebSocketOpener:
+        """Opens the chat WebSockets, over the same transport as the HTTP calls."""
+        return self.http
 
     async def stream_chat(
         self, token: str, payload: dict[str, Any], settings: RuntimeSettings, *, referer: str | None = None

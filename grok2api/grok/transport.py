@@ -12,7 +12,6 @@ import aiohttp
 import msgspec
 from multidict import CIMultiDict
 
-from .client import HttpPool, describe_connection_error, retry_after_of
 from .errors import UpstreamConnectionError, UpstreamHTTPError
 
 log = logging.getLogger("grok2api.grok.transport")
@@ -22,6 +21,70 @@ _CLOSE_TIMEOUT = 2.0  # waiting longer for grok.com's close frame gains nothing
 _REFUSAL_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=5)
 _REFUSAL_BODY_LIMIT = 4096
 _ENCODER = msgspec.json.Encoder()
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """A plain sentence for a transport failure (aiohttp's own texts embed object reprs)."""
+    log.info("upstream transport error: %r", exc)
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "grok.com did not answer in time"
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return "could not connect to the configured proxy"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "could not connect to grok.com"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionError):
+        return "grok.com closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "grok.com's answer was cut off"
+    return "the connection to grok.com failed"
+
+
+def retry_after_of(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+class HttpPool:
+    """The process's HTTP sessions: one plain session, plus one per SOCKS proxy (aiohttp needs a
+    connector per SOCKS proxy; HTTP proxies work per request)."""
+
+    def __init__(self) -> None:
+        self._plain: aiohttp.ClientSession | None = None
+        self._socks: dict[str, aiohttp.ClientSession] = {}
+
+    def _new(self, connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=connector or aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=15),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            read_bufsize=2**20,
+            auto_decompress=True,
+        )
+
+    def session(self, proxy: str) -> tuple[aiohttp.ClientSession, str | None]:
+        if proxy.startswith("socks"):
+            sess = self._socks.get(proxy)
+            if sess is None:
+                try:
+                    from aiohttp_socks import ProxyConnector
+                except ImportError as exc:  # pragma: no cover - optional extra
+                    raise UpstreamConnectionError(
+                        "SOCKS proxies need the 'socks' extra: pip install grok2api[socks]"
+                    ) from exc
+                sess = self._socks[proxy] = self._new(ProxyConnector.from_url(proxy))
+            return sess, None
+        if self._plain is None:
+            self._plain = self._new()
+        return self._plain, proxy or None
+
+    async def close(self) -> None:
+        sessions = [s for s in [self._plain, *self._socks.values()] if s is not None]
+        for s in sessions:
+            await s.close()
+        self._plain, self._socks = None, {}
 
 
 class WebSocket(Protocol):
