@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from grok2api.store.base import AccountPatch
+from grok2api.store.base import AccountPatch, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok
 
 from live import LiveGateway
@@ -44,7 +44,9 @@ async def test_cli_changes_reach_a_running_gateway(tmp_path: Path, fake: FakeGro
         assert time.monotonic() - start < 2.5
 
         # History survives a re-add; the tier changes.
-        await gw.services.store.update_account("tok-cli-1", AccountPatch(note="keep me", remaining=42))
+        await gw.services.store.update_account(
+            "tok-cli-1", AccountPatch(note="keep me", quotas={"fast": ModeQuota(remaining=42)})
+        )
         assert "added 0, updated 1" in await _cli(data, "add", "--super", "tok-cli-1")
         acc = await gw.services.store.get_account("tok-cli-1")
         assert acc is not None and acc.note == "keep me" and acc.remaining == 42 and acc.tier == "super"
