@@ -94,3 +94,17 @@ async def test_cli_refresh_checks_quota_live(tmp_path: Path, fake: FakeGrok) -> 
     rows = {r["token"]: r for r in json.loads(await _cli(data, "list", "--json"))}
     assert rows["tok-live"]["remaining"] == 33
     assert rows["invalid-cli"]["status"] == "invalid"
+
+
+async def test_cli_add_takes_a_tier(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert "added 2, updated 0" in await _cli(data, "add", "--tier", "heavy", "tok-h1", "tok-h2")
+    assert "added 1, updated 0" in await _cli(data, "add", "--super", "tok-s")  # the older spelling of --tier super
+    assert "added 1, updated 1" in await _cli(data, "add", "tok-b", "tok-h2")  # basic by default
+    rows = json.loads(await _cli(data, "list", "--json"))
+    assert {r["token"]: r["type"] for r in rows} == {
+        "tok-h1": "heavy",
+        "tok-h2": "basic",
+        "tok-s": "super",
+        "tok-b": "basic",
+    }
