@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from .config import BootConfig
+from .store.base import Tier
 
 if TYPE_CHECKING:
     from .store.base import Store
@@ -100,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("accounts", help="manage Grok accounts in the store")
     acc = p.add_subparsers(dest="action", required=True)
     a = acc.add_parser("add", help="add SSO tokens (bare value or sso=...)")
-    a.add_argument("--super", action="store_true", help="the tokens are super-tier accounts")
+    tier = a.add_mutually_exclusive_group()
+    tier.add_argument("--tier", choices=[t.value for t in Tier], help="the tokens' tier (default basic)")
+    tier.add_argument("--super", dest="tier", action="store_const", const=Tier.SUPER.value, help="same as --tier super")
     a.add_argument("tokens", nargs="+")
     a = acc.add_parser("remove", help="remove accounts")
     a.add_argument("tokens", nargs="+")

@@ -20,7 +20,7 @@ from .errors import NoAccount, RateLimited
 from .grok.catalog import ModelSpec
 from .grok.failures import Failure, FailureKind
 from .settings import RuntimeSettings
-from .store.base import Account, AccountState, Settlement, Store, Tier
+from .store.base import FAST_MODE, HEAVY_MODE, Account, AccountState, ModeQuota, Settlement, Store, Tier
 
 log = logging.getLogger("grok2api.pool")
 
@@ -29,15 +29,33 @@ RECONCILE_EVERY = 600.0  # seconds between quota checks of one busy account
 SCAN_TARGET = 32  # eligible accounts looked at per pick (see Pool.candidates)
 
 
-def _learned(current: int | None, learned: int | None | msgspec.UnsetType, cap: bool) -> int | None:
-    """The local mirror of the store's rule for learned quota (see Settlement.learned_cap)."""
-    if isinstance(learned, msgspec.UnsetType):
-        return current
+def mode_of(spec: ModelSpec) -> str:
+    """The quota window a model draws from: its own mode once models are modes; until then the 2025
+    counters' successors (heavy models: ``heavy``, every other model: ``fast``)."""
+    return HEAVY_MODE if spec.heavy else FAST_MODE
+
+
+def _group(tier: str) -> str:
+    """Selection groups: heavy-tier accounts serve whatever super accounts serve."""
+    return Tier.SUPER if tier in (Tier.SUPER, Tier.HEAVY) else Tier.BASIC
+
+
+def _left(acc: Account, mode: str) -> int | None:
+    window = acc.quotas.get(mode)
+    return None if window is None else window.remaining
+
+
+def _apply_learned(acc: Account, mode: str, learned: ModeQuota, cap: bool) -> None:
+    """The local mirror of the store's rule for a learned window (see Settlement.learned)."""
     if not cap:
-        return learned
-    if learned is None:
-        return current
-    return learned if current is None or current > learned else current
+        acc.quotas[mode] = ModeQuota(**msgspec.structs.asdict(learned))
+        return
+    window = acc.quotas.setdefault(mode, ModeQuota())
+    if learned.remaining is not None and (window.remaining is None or window.remaining > learned.remaining):
+        window.remaining = learned.remaining
+    for field in ("total", "window_seconds", "reset_at"):
+        if getattr(learned, field) is not None:
+            setattr(window, field, getattr(learned, field))
 
 
 def _human_wait(seconds: float) -> str:
@@ -55,7 +73,8 @@ class Lease:
         self.pool = pool
         self.account = account
         self.spec = spec
-        self.cost = cost
+        self.mode = mode_of(spec)
+        self.cost = cost  # what the reservation took from the mode's window (given back when not charged)
         self.settled = False
 
     @property
@@ -72,17 +91,17 @@ class Lease:
         if not self.settled:
             self.settled = True
             refund = 0 if failure.charged else self.cost
-            settlement = settlement_for(failure, self.pool.settings(), heavy=self.spec.heavy, refund=refund)
+            settlement = settlement_for(failure, self.pool.settings(), mode=self.mode, refund=refund)
             await self.pool.settle(self.account.id, settlement)
 
 
 def settlement_for(
-    failure: Failure, settings: RuntimeSettings, *, heavy: bool = False, refund: int = 0, live_check: bool = False
+    failure: Failure, settings: RuntimeSettings, *, mode: str = "", refund: int = 0, live_check: bool = False
 ) -> Settlement:
     """What a failure does to its account, in one place. ``live_check`` is an operator's explicit test
     (admin, CLI, reviver): rejected credentials then count at once instead of after several failures,
     and a 429 cools the account without claiming its counter is empty."""
-    s = Settlement(heavy=heavy, refund=refund)
+    s = Settlement(mode=mode, refund=refund)
     if failure.kind in (FailureKind.EGRESS, FailureKind.CANCELLED):
         return s  # not the account's fault: only give the quota back
     s.failure = failure.reason
@@ -99,11 +118,8 @@ def settlement_for(
         s.state = AccountState.COOLING
         s.state_reason = failure.reason if live_check else f"{failure.reason}; cooling for {_human_wait(wait)}"
         s.cooldown_until = time.time() + wait
-        if not live_check:
-            if heavy:
-                s.heavy_remaining = 0
-            else:
-                s.remaining = 0
+        if not live_check:  # the mode's window is empty until grok.com says otherwise
+            s.learned, s.learned_cap = ModeQuota(remaining=0), True
     return s
 
 
@@ -138,8 +154,8 @@ class Pool:
             accounts = await self.store.list_accounts()
             self._snapshot = {a.id: a for a in accounts}
             self._tiers = {
-                Tier.BASIC: [a.id for a in accounts if a.tier != Tier.SUPER],
-                Tier.SUPER: [a.id for a in accounts if a.tier == Tier.SUPER],
+                Tier.BASIC: [a.id for a in accounts if _group(a.tier) == Tier.BASIC],
+                Tier.SUPER: [a.id for a in accounts if _group(a.tier) == Tier.SUPER],
             }
             if accounts_version is not None:
                 self._accounts_version = accounts_version
@@ -165,16 +181,18 @@ class Pool:
 
     async def settle_success(self, account_id: int, spec: ModelSpec, extra_cost: int = 0) -> None:
         local = self._snapshot.get(account_id)
-        remaining = local.heavy_remaining if (local and spec.heavy) else (local.remaining if local else None)
+        mode = mode_of(spec)
+        window = local.quotas.get(mode) if local else None
+        remaining = window.remaining if window else None
         if remaining is not None:
             extra_cost = min(extra_cost, max(remaining, 0))  # never charge an account below zero
-        settlement = Settlement(heavy=spec.heavy, refund=-extra_cost, ok=True)
+        settlement = Settlement(mode=mode, refund=-extra_cost, ok=True)
         if remaining is not None and remaining - extra_cost <= 0:
             # Spent locally: cool until the window should reset; the reviver re-checks then.
             fallback = time.time() + self.settings().default_cooldown_seconds
             settlement.state = AccountState.COOLING
             settlement.state_reason = "quota used up; waiting for the window to reset"
-            settlement.cooldown_until = (local.window_reset_at if local else None) or fallback
+            settlement.cooldown_until = (window.reset_at if window else None) or fallback
         await self.settle(account_id, settlement)
         if local is not None:
             self._maybe_reconcile(local, spec)
@@ -190,11 +208,9 @@ class Pool:
         acc = self._snapshot.get(account_id)
         if acc is None:
             return
-        if s.refund:
-            if s.heavy and acc.heavy_remaining is not None:
-                acc.heavy_remaining += s.refund
-            elif not s.heavy and acc.remaining is not None:
-                acc.remaining += s.refund
+        window = acc.quotas.get(s.mode) if s.mode else None
+        if s.refund and window is not None and window.remaining is not None:
+            window.remaining += s.refund
         if s.ok:
             acc.failure_count = 0
         if s.failure and s.counts_towards_invalid:
@@ -205,10 +221,8 @@ class Pool:
             acc.last_failure, acc.last_failure_at = s.failure, time.time()
         if s.state and acc.state != AccountState.DISABLED:
             acc.state, acc.state_reason, acc.cooldown_until = s.state, s.state_reason, s.cooldown_until
-        acc.remaining = _learned(acc.remaining, s.remaining, s.learned_cap)
-        acc.heavy_remaining = _learned(acc.heavy_remaining, s.heavy_remaining, s.learned_cap)
-        if not isinstance(s.window_reset_at, msgspec.UnsetType):
-            acc.window_reset_at = s.window_reset_at
+        if s.mode and isinstance(s.learned, ModeQuota):
+            _apply_learned(acc, s.mode, s.learned, s.learned_cap)
 
     # -- selection -----------------------------------------------------------------------------
 
@@ -221,6 +235,7 @@ class Pool:
         is bounded, bursts still spread over the whole pool, and an idle account is nearly always
         among those seen."""
         cap = self.settings().account_max_concurrency
+        mode = mode_of(spec)
         ranked: list[tuple[int, int, float, Account]] = []
         tiers = [Tier.SUPER] if spec.super_only else [Tier.BASIC, Tier.SUPER]
         for rank, tier in enumerate(tiers):
@@ -229,9 +244,9 @@ class Pool:
             start = random.randrange(n) if n else 0
             for k in range(n):
                 acc = self._snapshot.get(ids[(start + k) % n])
-                if acc is None or acc.id in exclude or acc.state != AccountState.ACTIVE or acc.tier != tier:
+                if acc is None or acc.id in exclude or acc.state != AccountState.ACTIVE or _group(acc.tier) != tier:
                     continue
-                left = acc.heavy_remaining if spec.heavy else acc.remaining
+                left = _left(acc, mode)
                 if left is not None and left < cost:
                     continue
                 busy = self._in_flight.get(acc.id, 0)
@@ -249,19 +264,19 @@ class Pool:
         exclude = exclude or set()
         if not self._snapshot or time.monotonic() - self._loaded_at > SNAPSHOT_MAX_AGE:
             await self.refresh(force=True)
+        mode = mode_of(spec)
         for acc in self.candidates(spec, cost, exclude)[:8]:
             self._in_flight[acc.id] = self._in_flight.get(acc.id, 0) + 1
             try:
-                taken = await self.store.reserve(acc.id, cost, spec.heavy)
+                taken = await self.store.reserve(acc.id, mode)  # one query of the mode per request
             except BaseException:
                 self._release(acc.id)
                 raise
             if taken:
-                if spec.heavy and acc.heavy_remaining is not None:
-                    acc.heavy_remaining -= cost
-                elif not spec.heavy and acc.remaining is not None:
-                    acc.remaining -= cost
-                return Lease(self, acc, spec, cost)
+                window = acc.quotas.get(mode)
+                if window is not None and window.remaining is not None:
+                    window.remaining -= 1
+                return Lease(self, acc, spec, 1)
             self._release(acc.id)
             # Another worker spent it, or its state changed: learn the truth for next time.
             fresh = await self.store.get_account(acc.token)
@@ -271,7 +286,7 @@ class Pool:
 
     def exhausted_error(self, spec: ModelSpec, exclude: set[int]) -> Exception:
         accounts = list(self._snapshot.values())
-        eligible = [a for a in accounts if not spec.super_only or a.tier == Tier.SUPER]
+        eligible = [a for a in accounts if not spec.super_only or _group(a.tier) == Tier.SUPER]
         if not accounts:
             return NoAccount(
                 "No Grok accounts are configured. Add SSO tokens with `grok2api accounts add TOKEN` or in the admin."
@@ -294,7 +309,7 @@ class Pool:
         """Ask grok.com for the true quota when ours is unknown or old; never on every request."""
         if self.reconcile is None or account.id in self._reconciling:
             return
-        current = account.heavy_remaining if spec.heavy else account.remaining
+        current = _left(account, mode_of(spec))
         last = self._last_reconciled.get(account.id)
         if current is not None and last is not None and time.monotonic() - last < RECONCILE_EVERY:
             return

@@ -13,12 +13,13 @@ from .grok.catalog import MODELS, ModelSpec
 from .grok.client import GrokClient, QuotaInfo
 from .grok.errors import TRANSPORT_ERRORS
 from .grok.failures import classify
-from .pool import settlement_for
+from .pool import mode_of, settlement_for
 from .settings import RuntimeSettings
-from .store.base import Account, AccountPatch, AccountState, Settlement, Store, Tier
+from .store.base import Account, AccountPatch, AccountState, ModeQuota, Settlement, Store, Tier
 
 log = logging.getLogger("grok2api.quota")
 PROBE_MODEL = MODELS["grok-3-fast"]
+HEAVY_MODEL = MODELS["grok-4-heavy"]
 EXHAUSTED = "quota used up"
 
 
@@ -40,19 +41,21 @@ class QuotaService:
         self._settings = settings
 
     async def learn(self, account: Account, spec: ModelSpec) -> tuple[QuotaInfo, Settlement]:
-        """Read one counter (normal or heavy) from grok.com. ``account`` is the caller's current copy:
+        """Read the window of ``spec``'s mode from grok.com. ``account`` is the caller's current copy:
         an active account that grok.com reports empty starts cooling, and one cooling only because our
         local count ran out comes back when grok.com says there is quota left."""
         info = await self.client.rate_limits(account.token, spec, self._settings())
-        s = Settlement(heavy=spec.heavy, learned_cap=True)
-        if spec.heavy:
-            s.heavy_remaining = info.remaining
-        else:
-            s.remaining = info.remaining
+        mode = mode_of(spec)
+        known = account.quotas.get(mode)
+        reset = None
         if info.wait_seconds:
-            s.window_reset_at = time.time() + info.wait_seconds
-        elif info.window_seconds and account.window_reset_at is None:
-            s.window_reset_at = time.time() + info.window_seconds
+            reset = time.time() + info.wait_seconds
+        elif info.window_seconds and (known is None or known.reset_at is None):
+            reset = time.time() + info.window_seconds
+        learned = ModeQuota(
+            remaining=info.remaining, total=info.total, window_seconds=info.window_seconds, reset_at=reset
+        )
+        s = Settlement(mode=mode, learned=learned, learned_cap=True)
         if info.remaining is not None and info.remaining <= 0 and account.state == AccountState.ACTIVE:
             wait = info.wait_seconds or self._settings().default_cooldown_seconds
             s.state, s.cooldown_until = AccountState.COOLING, time.time() + wait
@@ -77,9 +80,9 @@ class QuotaService:
         settings = self._settings()
         try:
             info = await self.client.rate_limits(account.token, PROBE_MODEL, settings)
-            heavy = None
-            if account.tier == Tier.SUPER:
-                heavy = (await self.client.rate_limits(account.token, MODELS["grok-4-heavy"], settings)).remaining
+            heavy_info = None
+            if account.tier in (Tier.SUPER, Tier.HEAVY):
+                heavy_info = await self.client.rate_limits(account.token, HEAVY_MODEL, settings)
         except TRANSPORT_ERRORS as exc:
             failure = classify(exc)
             s = settlement_for(failure, settings, live_check=True)
@@ -89,11 +92,12 @@ class QuotaService:
                 s.state, s.state_reason, s.cooldown_until = AccountState.COOLING, account.state_reason, time.time() + 60
             await self.store.settle(account.id, s)
             return QuotaResult(False, failure.reason, state=s.state or account.state)
-        s = Settlement(remaining=info.remaining)
-        if heavy is not None:
-            s.heavy_remaining = heavy
-        if info.wait_seconds:
-            s.window_reset_at = time.time() + info.wait_seconds
+        s = Settlement(mode=mode_of(PROBE_MODEL), learned=self._window(account, PROBE_MODEL, info))
+        heavy = None
+        if heavy_info is not None:
+            heavy = heavy_info.remaining
+            heavy_window = self._window(account, HEAVY_MODEL, heavy_info)
+            await self.store.settle(account.id, Settlement(mode=mode_of(HEAVY_MODEL), learned=heavy_window))
         exhausted = info.remaining is not None and info.remaining <= 0
         if exhausted:
             wait = info.wait_seconds or settings.default_cooldown_seconds
@@ -106,6 +110,13 @@ class QuotaService:
         await self.store.settle(account.id, s)
         left = "unknown" if info.remaining is None else str(info.remaining)
         return QuotaResult(True, f"valid; {left} units left", info.remaining, heavy, s.state or account.state)
+
+    @staticmethod
+    def _window(account: Account, spec: ModelSpec, info: QuotaInfo) -> ModeQuota:
+        """The window a live check learned; its reset time stays the known one when grok.com gives none."""
+        known = account.quotas.get(mode_of(spec))
+        reset = time.time() + info.wait_seconds if info.wait_seconds else (known.reset_at if known else None)
+        return ModeQuota(remaining=info.remaining, total=info.total, window_seconds=info.window_seconds, reset_at=reset)
 
     async def revive_due(self, accounts: list[Account]) -> int:
         """Re-check cooling accounts whose cooldown has passed; returns how many were checked."""

@@ -39,6 +39,7 @@ async def _clean_mysql(url: str) -> None:
     engine = create_async_engine(normalize_url(url), poolclass=NullPool)
     try:
         async with engine.begin() as conn:
+            await conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))  # any order, child tables included
             tables = (await conn.execute(text("SHOW TABLES"))).scalars().all()
             for table in tables:
                 await conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))

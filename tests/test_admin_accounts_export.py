@@ -5,13 +5,19 @@ import io
 import json
 
 from grok2api.admin.accounts_export import CSV_COLUMNS, csv_export, csv_text, json_export
-from grok2api.store.base import Account
+from grok2api.store.base import Account, ModeQuota
 
 
 def test_csv_has_every_column_and_defuses_formulas() -> None:
     accounts = [
         Account(
-            id=1, token="t1", tags=["=cmd"], note="@SUM(1)", state_reason="+x", remaining=3, created_at=1_800_000_000.0
+            id=1,
+            token="t1",
+            tags=["=cmd"],
+            note="@SUM(1)",
+            state_reason="+x",
+            quotas={"fast": ModeQuota(remaining=3)},
+            created_at=1_800_000_000.0,
         ),
         Account(id=2, token="t2", note="plain, with comma"),
     ]

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from grok2api.admin.accounts_query import AccountQuery, all_tags, filtered, paginate
-from grok2api.store.base import Account
+from grok2api.store.base import Account, ModeQuota
 
 
-def acc(i: int, **kw: object) -> Account:
-    return Account(id=i, token=kw.pop("token", f"tok-{i:03d}"), created_at=float(i), **kw)  # type: ignore[arg-type]
+def acc(i: int, remaining: int | None = None, **kw: object) -> Account:
+    quotas = {"fast": ModeQuota(remaining=remaining)}
+    return Account(id=i, token=kw.pop("token", f"tok-{i:03d}"), created_at=float(i), quotas=quotas, **kw)  # type: ignore[arg-type]
 
 
 POOL = [

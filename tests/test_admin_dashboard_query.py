@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from grok2api.admin.dashboard_query import summarize
-from grok2api.store.base import Account, UsageRow
+from grok2api.store.base import Account, ModeQuota, UsageRow
 
 NOW = 1_800_000_000.0 + 1800  # half past an hour
 HOUR = 1_800_000_000 // 3600 * 3600
@@ -9,10 +9,12 @@ HOUR = 1_800_000_000 // 3600 * 3600
 
 def test_summary_counts_states_tiers_quota_and_requests() -> None:
     accounts = [
-        Account(id=1, token="a", remaining=10, heavy_remaining=None),
-        Account(id=2, token="b", tier="super", remaining=5, heavy_remaining=3),
-        Account(id=3, token="c", remaining=None),
-        Account(id=4, token="d", remaining=50, state="cooling"),
+        Account(id=1, token="a", quotas={"fast": ModeQuota(remaining=10), "heavy": ModeQuota()}),
+        Account(
+            id=2, token="b", tier="super", quotas={"fast": ModeQuota(remaining=5), "heavy": ModeQuota(remaining=3)}
+        ),
+        Account(id=3, token="c", quotas={}),
+        Account(id=4, token="d", quotas={"fast": ModeQuota(remaining=50)}, state="cooling"),
         Account(id=5, token="e", state="invalid", tier="super"),
     ]
     usage = [

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from grok2api.store.base import AccountPatch
+from grok2api.store.base import AccountPatch, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok
 
 from live import LiveGateway
@@ -44,7 +44,9 @@ async def test_cli_changes_reach_a_running_gateway(tmp_path: Path, fake: FakeGro
         assert time.monotonic() - start < 2.5
 
         # History survives a re-add; the tier changes.
-        await gw.services.store.update_account("tok-cli-1", AccountPatch(note="keep me", remaining=42))
+        await gw.services.store.update_account(
+            "tok-cli-1", AccountPatch(note="keep me", quotas={"fast": ModeQuota(remaining=42)})
+        )
         assert "added 0, updated 1" in await _cli(data, "add", "--super", "tok-cli-1")
         acc = await gw.services.store.get_account("tok-cli-1")
         assert acc is not None and acc.note == "keep me" and acc.remaining == 42 and acc.tier == "super"
@@ -92,3 +94,17 @@ async def test_cli_refresh_checks_quota_live(tmp_path: Path, fake: FakeGrok) -> 
     rows = {r["token"]: r for r in json.loads(await _cli(data, "list", "--json"))}
     assert rows["tok-live"]["remaining"] == 33
     assert rows["invalid-cli"]["status"] == "invalid"
+
+
+async def test_cli_add_takes_a_tier(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert "added 2, updated 0" in await _cli(data, "add", "--tier", "heavy", "tok-h1", "tok-h2")
+    assert "added 1, updated 0" in await _cli(data, "add", "--super", "tok-s")  # the older spelling of --tier super
+    assert "added 1, updated 1" in await _cli(data, "add", "tok-b", "tok-h2")  # basic by default
+    rows = json.loads(await _cli(data, "list", "--json"))
+    assert {r["token"]: r["type"] for r in rows} == {
+        "tok-h1": "heavy",
+        "tok-h2": "basic",
+        "tok-s": "super",
+        "tok-b": "basic",
+    }

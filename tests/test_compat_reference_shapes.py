@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from grok2api.compat.reference_shapes import pool_stats, status_label, token_json, token_record
-from grok2api.store.base import Account
+from grok2api.store.base import Account, ModeQuota
 
 
-def acc(**kw: object) -> Account:
-    return Account(id=1, token="t", **kw)  # type: ignore[arg-type]
+def acc(remaining: int | None = None, heavy_remaining: int | None = None, **kw: object) -> Account:
+    quotas = {"fast": ModeQuota(remaining=remaining), "heavy": ModeQuota(remaining=heavy_remaining)}
+    return Account(id=1, token="t", quotas=quotas, **kw)  # type: ignore[arg-type]
 
 
 def test_status_labels() -> None:

@@ -17,7 +17,7 @@ from grok2api.grok.errors import UpstreamHTTPError
 from grok2api.grok.transport import AiohttpTransport
 from grok2api.media.service import MediaService, media_name
 from grok2api.settings import RuntimeSettings
-from grok2api.store.base import NewAccount
+from grok2api.store.base import ModeQuota, NewAccount
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
 
 from live import LiveGateway
@@ -177,7 +177,8 @@ async def test_new_downloads_evict_least_recently_used(fake: FakeGrok, media: Me
 
 
 async def _add_account(gateway: LiveGateway, token: str, remaining: int | None = 80) -> None:
-    await gateway.services.store.add_accounts([NewAccount(token=token, remaining=remaining)])
+    quotas = None if remaining is None else {"fast": ModeQuota(remaining=remaining)}
+    await gateway.services.store.add_accounts([NewAccount(token=token, quotas=quotas)])
     await gateway.services.reload(force=True)
 
 

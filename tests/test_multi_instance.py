@@ -10,7 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from grok2api.store.base import AccountPatch
+from grok2api.store.base import AccountPatch, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok
 
 from conftest import _clean_mysql, _drop_redis_prefix
@@ -61,7 +61,9 @@ async def test_concurrent_requests_never_over_reserve(
     try:
         await gateways[0].add_accounts(*ACCOUNTS)
         for token in ACCOUNTS:
-            await gateways[0].services.store.update_account(token, AccountPatch(remaining=QUOTA))
+            await gateways[0].services.store.update_account(
+                token, AccountPatch(quotas={"fast": ModeQuota(remaining=QUOTA)})
+            )
         for gw in gateways:
             await gw.services.reload(force=True)
 

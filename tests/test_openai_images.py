@@ -8,7 +8,7 @@ import aiohttp
 import openai
 import pytest
 
-from grok2api.store.base import NewAccount
+from grok2api.store.base import ModeQuota, NewAccount
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
 
 from live import LiveGateway
@@ -17,7 +17,8 @@ TOKEN = "painter"
 
 
 async def _account(gateway: LiveGateway, token: str = TOKEN, remaining: int | None = 80) -> None:
-    await gateway.services.store.add_accounts([NewAccount(token=token, remaining=remaining)])
+    quotas = None if remaining is None else {"fast": ModeQuota(remaining=remaining)}
+    await gateway.services.store.add_accounts([NewAccount(token=token, quotas=quotas)])
     await gateway.services.reload(force=True)
 
 

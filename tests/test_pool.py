@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 
-from grok2api.store.base import AccountPatch, AccountState
+from grok2api.store.base import AccountPatch, AccountState, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok
 
 from live import LiveGateway
@@ -152,7 +152,7 @@ async def test_pool_exhausted_is_429_with_retry_after(
 ) -> None:
     fake.add_account("tiny-1", quota=1)
     await gateway.add_accounts("tiny-1")
-    await gateway.services.store.update_account("tiny-1", AccountPatch(remaining=1))
+    await gateway.services.store.update_account("tiny-1", AccountPatch(quotas={"fast": ModeQuota(remaining=1)}))
     await gateway.services.reload(force=True)
     await client.chat.completions.create(model="grok-3-fast", messages=_ask())
     with pytest.raises(openai.APIStatusError) as info:
@@ -205,9 +205,12 @@ def test_selection_is_bounded_spread_and_tier_ordered() -> None:
     from grok2api.pool import SCAN_TARGET
     from grok2api.store.base import Account
 
-    accounts = [Account(id=i, token=f"t{i}", tier="super" if i % 4 == 0 else "basic", remaining=5) for i in range(4000)]
+    accounts = [
+        Account(id=i, token=f"t{i}", tier="super" if i % 4 == 0 else "basic", quotas={"fast": ModeQuota(remaining=5)})
+        for i in range(4000)
+    ]
     accounts[1].state = AccountState.COOLING
-    accounts[2].remaining = 0
+    accounts[2].quotas["fast"].remaining = 0
     pool = _pool_with(accounts)
     fast, heavy = MODELS["grok-3-fast"], MODELS["grok-4-heavy"]
     firsts = Counter()

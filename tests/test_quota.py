@@ -11,7 +11,7 @@ import pytest
 
 from grok2api.grok.catalog import MODELS
 from grok2api.grok.client import QuotaInfo, parse_rate_limits
-from grok2api.store.base import AccountPatch, AccountState
+from grok2api.store.base import AccountPatch, AccountState, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok
 
 from live import LiveGateway
@@ -251,7 +251,7 @@ async def test_check_never_raises_a_known_lower_count(quiet: LiveGateway, fake: 
     fake.add_account("tok-cap", quota=80)
     await quiet.add_accounts("tok-cap")
     store = quiet.services.store
-    assert await store.update_account("tok-cap", AccountPatch(remaining=5))
+    assert await store.update_account("tok-cap", AccountPatch(quotas={"fast": ModeQuota(remaining=5)}))
     await quiet.services.reload(force=True)
     acc = await _stored(quiet, "tok-cap")
     info = await quiet.services.quota.check(acc, MODELS["grok-3-fast"])
@@ -266,7 +266,7 @@ async def test_check_lowers_a_higher_count_and_fills_an_unknown_one(quiet: LiveG
     fake.add_account("tok-unknown", quota=33)
     await quiet.add_accounts("tok-high", "tok-unknown")
     store = quiet.services.store
-    assert await store.update_account("tok-high", AccountPatch(remaining=70))
+    assert await store.update_account("tok-high", AccountPatch(quotas={"fast": ModeQuota(remaining=70)}))
     await quiet.services.reload(force=True)
     await quiet.services.quota.check(await _stored(quiet, "tok-high"), MODELS["grok-3-fast"])
     await quiet.services.quota.check(await _stored(quiet, "tok-unknown"), MODELS["grok-3-fast"])

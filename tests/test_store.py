@@ -17,12 +17,23 @@ from grok2api.store.base import (
     AdminSession,
     ClientKey,
     MediaEntry,
+    ModeQuota,
     NewAccount,
     Settlement,
     Store,
     Tier,
     UsageRow,
 )
+
+from conftest import StoreFactory
+
+
+def fast(remaining: int | None = None, **window: Any) -> dict[str, ModeQuota]:
+    return {"fast": ModeQuota(remaining=remaining, **window)}
+
+
+def learned(remaining: int | None = None, **window: Any) -> ModeQuota:
+    return ModeQuota(remaining=remaining, **window)
 
 
 async def _add(store: Store, *items: NewAccount) -> list[Account]:
@@ -41,9 +52,13 @@ async def _get(store: Store, token: str) -> Account:
 
 async def test_add_and_list(store: Store) -> None:
     before = time.time()
+    windows = {
+        "fast": ModeQuota(remaining=10, total=30, window_seconds=7200, reset_at=before + 3600.25),
+        "heavy": ModeQuota(remaining=2),
+    }
     result = await store.add_accounts(
         [
-            NewAccount(token="tok-a", remaining=10, heavy_remaining=2, tags=["eu", "x"], note="first"),
+            NewAccount(token="tok-a", quotas=windows, tags=["eu", "x"], note="first", user_id="u-a"),
             NewAccount(token="tok-b", tier=Tier.SUPER, created_at=1234.5),
             NewAccount(token="tok-c", state=AccountState.DISABLED, state_reason="manual"),
         ]
@@ -61,6 +76,7 @@ async def test_add_and_list(store: Store) -> None:
         ["eu", "x"],
         "first",
     )
+    assert (a.quotas, a.window_reset_at, a.user_id) == (windows, before + 3600.25, "u-a")
     assert before - 1 <= a.created_at <= time.time() + 1
     assert (a.failure_count, a.requests_ok, a.requests_failed, a.last_used_at) == (0, 0, 0, None)
     assert (b.tier, b.created_at, b.remaining, b.heavy_remaining, b.tags, b.note) == (
@@ -71,45 +87,67 @@ async def test_add_and_list(store: Store) -> None:
         [],
         "",
     )
+    assert (b.quotas, b.user_id, b.window_reset_at) == ({}, "", None)
     assert (c.state, c.state_reason) == ("disabled", "manual")
     assert await store.get_account("tok-b") == b
+    assert await store.get_account("tok-a") == a
     assert await store.get_account("missing") is None
 
 
+async def test_heavy_tier(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-h", tier=Tier.HEAVY))
+    assert a.tier == "heavy"
+    assert await store.update_account("tok-h", AccountPatch(tier=Tier.SUPER))
+    assert (await _get(store, "tok-h")).tier == "super"
+
+
 async def test_add_existing_keeps_history(store: Store) -> None:
-    (a,) = await _add(store, NewAccount(token="tok-a", remaining=5, tags=["old"], note="n", created_at=100.0))
-    assert await store.reserve(a.id, 1)
+    (a,) = await _add(store, NewAccount(token="tok-a", quotas=fast(5), tags=["old"], note="n", created_at=100.0))
+    assert await store.reserve(a.id, "fast")
     await store.settle(a.id, Settlement(ok=True))
     await store.settle(a.id, Settlement(failure="boom"))
 
-    result = await store.add_accounts([NewAccount(token="tok-a", tier=Tier.SUPER, remaining=99, created_at=999.0)])
+    again_item = NewAccount(token="tok-a", tier=Tier.SUPER, quotas=fast(99, total=140), created_at=999.0)
+    result = await store.add_accounts([again_item])
     assert result == AddResult(added=0, updated=1)
     again = await _get(store, "tok-a")
     assert again.id == a.id
     assert again.tier == "super"
-    # quota, counters, created_at and the fields given as None are kept
-    assert (again.remaining, again.requests_ok, again.requests_failed, again.created_at) == (4, 1, 1, 100.0)
-    assert (again.tags, again.note, again.state, again.last_failure) == (["old"], "n", "active", "boom")
+    # quota windows, counters, created_at and the fields given as None are kept
+    assert (again.quotas, again.requests_ok, again.requests_failed, again.created_at) == (fast(4), 1, 1, 100.0)
+    assert (again.tags, again.note, again.state, again.last_failure, again.user_id) == (
+        ["old"],
+        "n",
+        "active",
+        "boom",
+        "",
+    )
 
     result = await store.add_accounts(
-        [NewAccount(token="tok-a", tags=["new"], note="m", state=AccountState.DISABLED, state_reason="off")]
+        [
+            NewAccount(
+                token="tok-a", tags=["new"], note="m", state=AccountState.DISABLED, state_reason="off", user_id="u1"
+            )
+        ]
     )
     assert result == AddResult(added=0, updated=1)
     again = await _get(store, "tok-a")
-    assert (again.tier, again.tags, again.note, again.state, again.state_reason) == (
+    assert (again.tier, again.tags, again.note, again.state, again.state_reason, again.user_id) == (
         "basic",
         ["new"],
         "m",
         "disabled",
         "off",
+        "u1",
     )
     assert again.remaining == 4
     changed_at = again.state_changed_at
     assert changed_at is not None
 
-    # the same state again is not a state change
+    # the same state again is not a state change; a user id given as None is kept
     await store.add_accounts([NewAccount(token="tok-a", state=AccountState.DISABLED)])
-    assert (await _get(store, "tok-a")).state_changed_at == changed_at
+    again = await _get(store, "tok-a")
+    assert (again.state_changed_at, again.user_id) == (changed_at, "u1")
 
 
 async def test_add_dedupes_within_one_call(store: Store) -> None:
@@ -131,11 +169,14 @@ async def test_add_nothing(store: Store) -> None:
 
 
 async def test_remove_accounts(store: Store) -> None:
-    await _add(store, NewAccount(token="tok-a"), NewAccount(token="tok-b"), NewAccount(token="tok-c"))
+    await _add(store, NewAccount(token="tok-a", quotas=fast(3)), NewAccount(token="tok-b"), NewAccount(token="tok-c"))
     assert await store.remove_accounts(["tok-a", "missing", "tok-c", "tok-a"]) == 2
     assert [a.token for a in await store.list_accounts()] == ["tok-b"]
     assert await store.get_account("tok-a") is None
     assert await store.remove_accounts(["tok-a"]) == 0
+    # a removed account's windows go with it: the same token added again starts unknown
+    (_, again) = await _add(store, NewAccount(token="tok-a"))
+    assert again.token == "tok-a" and again.quotas == {}
 
 
 async def test_removed_id_is_not_reused(store: Store) -> None:
@@ -146,15 +187,18 @@ async def test_removed_id_is_not_reused(store: Store) -> None:
 
 
 async def test_update_account(store: Store) -> None:
-    (a,) = await _add(store, NewAccount(token="tok-a", remaining=7, heavy_remaining=3, tags=["x"], note="n"))
+    windows = {"fast": ModeQuota(remaining=7, total=30), "heavy": ModeQuota(remaining=3)}
+    (a,) = await _add(store, NewAccount(token="tok-a", quotas=windows, tags=["x"], note="n"))
     await store.settle(a.id, Settlement(failure="f", counts_towards_invalid=True))
     assert (await _get(store, "tok-a")).failure_count == 1
 
-    assert await store.update_account("tok-a", AccountPatch(tier=Tier.SUPER, tags=["y", "z"], remaining=None))
+    patch = AccountPatch(tier=Tier.SUPER, tags=["y", "z"], quotas=fast(None))
+    assert await store.update_account("tok-a", patch)
     got = await _get(store, "tok-a")
-    assert (got.tier, got.tags, got.remaining) == ("super", ["y", "z"], None)
+    # the fast window is replaced whole (here by an unknown one); heavy is untouched
+    assert (got.tier, got.tags, got.remaining, got.quotas) == ("super", ["y", "z"], None, {"heavy": windows["heavy"]})
     # fields left UNSET are untouched
-    assert (got.heavy_remaining, got.note, got.failure_count, got.state) == (3, "n", 1, "active")
+    assert (got.heavy_remaining, got.note, got.failure_count, got.state, got.user_id) == (3, "n", 1, "active", "")
     assert got.state_changed_at is None
 
     before = time.time()
@@ -163,9 +207,9 @@ async def test_update_account(store: Store) -> None:
         state_reason="manual",
         cooldown_until=before + 60,
         failure_count=0,
-        window_reset_at=before + 3600,
-        heavy_remaining=9,
+        quotas={"fast": ModeQuota(reset_at=before + 3600), "heavy": ModeQuota(remaining=9)},
         note="",
+        user_id="u-1",
     )
     assert await store.update_account("tok-a", patch)
     got = await _get(store, "tok-a")
@@ -175,7 +219,7 @@ async def test_update_account(store: Store) -> None:
         before + 60,
         0,
     )
-    assert (got.window_reset_at, got.heavy_remaining, got.note) == (before + 3600, 9, "")
+    assert (got.window_reset_at, got.heavy_remaining, got.note, got.user_id) == (before + 3600, 9, "", "u-1")
     assert got.state_changed_at is not None and got.state_changed_at >= before - 1
 
     changed_at = got.state_changed_at
@@ -184,21 +228,52 @@ async def test_update_account(store: Store) -> None:
     assert (got.state_reason, got.state_changed_at) == ("again", changed_at)
 
     assert await store.update_account("missing", AccountPatch(note="x")) is False
+    assert await store.update_account("missing", AccountPatch(quotas=fast(1))) is False
     assert await store.update_account("tok-a", AccountPatch()) is True
     assert await store.update_account("missing", AccountPatch()) is False
+
+
+async def test_quotas_round_trip_through_add_patch_and_list(store: Store) -> None:
+    reset = 1_800_000_000.123456789
+    windows = {
+        "fast": ModeQuota(remaining=29, total=30, window_seconds=7200, reset_at=reset),
+        "auto": ModeQuota(remaining=0, total=20, window_seconds=7200),
+        "expert": ModeQuota(total=0),  # not available to this account
+        "grok-420-computer-use-sa": ModeQuota(remaining=5),
+        "heavy": ModeQuota(),  # entirely unknown: the same as no window
+    }
+    a, b = await _add(store, NewAccount(token="tok-a", quotas=windows), NewAccount(token="tok-b", quotas={}))
+    expected = {m: q for m, q in windows.items() if m != "heavy"}
+    assert (a.quotas, b.quotas) == (expected, {})
+    assert (a.remaining, a.heavy_remaining, a.window_reset_at) == (29, None, reset)
+
+    v = (await store.versions()).accounts
+    patch = AccountPatch(quotas={"auto": ModeQuota(remaining=20, total=20), "heavy": ModeQuota(remaining=1)})
+    assert await store.update_accounts(["tok-a", "tok-b", "missing"], patch) == 2
+    assert (await store.versions()).accounts > v  # a patch, like any other
+    a, b = await store.list_accounts()
+    expected.update(auto=ModeQuota(remaining=20, total=20), heavy=ModeQuota(remaining=1))
+    assert a.quotas == expected
+    assert b.quotas == {"auto": ModeQuota(remaining=20, total=20), "heavy": ModeQuota(remaining=1)}
+    assert await store.get_account("tok-a") == a and await store.get_account("tok-b") == b
+
+    assert await store.reserve(a.id, "grok-420-computer-use-sa")
+    assert (await _get(store, "tok-a")).quotas["grok-420-computer-use-sa"] == ModeQuota(remaining=4)
 
 
 async def test_versions_bump(store: Store) -> None:
     v0 = await store.versions()
     assert (v0.accounts, v0.settings) == (0, 0)
 
-    (a,) = await _add(store, NewAccount(token="tok-a", remaining=5))
+    (a,) = await _add(store, NewAccount(token="tok-a", quotas=fast(5)))
     v1 = await store.versions()
     assert v1.accounts > v0.accounts and v1.settings == v0.settings
 
     # plain quota moves and counters do not invalidate snapshots
-    assert await store.reserve(a.id, 1)
-    await store.settle(a.id, Settlement(refund=1, ok=True, remaining=4))
+    assert await store.reserve(a.id, "fast")
+    assert await store.reserve(a.id, "auto")
+    await store.settle(a.id, Settlement(mode="fast", refund=1, ok=True, learned=learned(4, total=30)))
+    await store.settle(a.id, Settlement(mode="auto", learned=learned(3), learned_cap=True))
     await store.settle(a.id, Settlement(failure="transient"))
     assert await store.versions() == v1
 
@@ -223,55 +298,69 @@ async def test_versions_bump(store: Store) -> None:
 
 
 async def test_reserve(store: Store) -> None:
-    a, unknown = await _add(store, NewAccount(token="tok-a", remaining=3), NewAccount(token="tok-u"))
-    before = time.time()
-    assert await store.reserve(a.id, 2)
+    a, unknown = await _add(store, NewAccount(token="tok-a", quotas=fast(3, total=30)), NewAccount(token="tok-u"))
+    assert await store.reserve(a.id, "fast")
     got = await _get(store, "tok-a")
-    assert got.remaining == 1
-    assert got.last_used_at is not None and got.last_used_at >= before - 1
-    assert not await store.reserve(a.id, 2)  # fewer than cost left: nothing taken
-    assert (await _get(store, "tok-a")).remaining == 1
-    assert await store.reserve(a.id, 1)  # exactly the remainder
+    assert got.quotas == fast(2, total=30)  # one query taken, the rest of the window untouched
+    assert got.last_used_at is None  # stamped by settle, not by reserve
+    assert await store.reserve(a.id, "fast")
+    assert await store.reserve(a.id, "fast")  # exactly the remainder
     assert (await _get(store, "tok-a")).remaining == 0
-    assert not await store.reserve(a.id, 1)
+    assert not await store.reserve(a.id, "fast")  # none left: nothing taken
+    assert (await _get(store, "tok-a")).remaining == 0
 
-    # unknown quota may be reserved and stays unknown
-    assert await store.reserve(unknown.id, 5)
+    # an unknown window may be reserved, again and again, and stays unknown
+    for mode in ("fast", "fast", "expert", "grok-420-computer-use-sa"):
+        assert await store.reserve(unknown.id, mode)
     got = await _get(store, "tok-u")
-    assert got.remaining is None and got.last_used_at is not None
+    assert (got.remaining, got.quotas, got.last_used_at) == (None, {}, None)
+    assert (await _get(store, "tok-a")).quotas == fast(0, total=30)
 
-    assert not await store.reserve(987654, 1)
+    assert not await store.reserve(987654, "fast")
+    assert not await store.reserve(987654, "fast")  # still nothing there
 
 
-async def test_reserve_heavy_uses_its_own_column(store: Store) -> None:
-    (a,) = await _add(store, NewAccount(token="tok-a", remaining=10, heavy_remaining=1))
-    assert await store.reserve(a.id, 1, heavy=True)
+async def test_reserve_takes_from_its_own_mode(store: Store) -> None:
+    windows = {"fast": ModeQuota(remaining=10), "heavy": ModeQuota(remaining=1), "auto": ModeQuota(remaining=0)}
+    (a,) = await _add(store, NewAccount(token="tok-a", quotas=windows))
+    assert await store.reserve(a.id, "heavy")
     got = await _get(store, "tok-a")
     assert (got.remaining, got.heavy_remaining) == (10, 0)
-    assert not await store.reserve(a.id, 1, heavy=True)
-    assert await store.reserve(a.id, 1)
+    assert not await store.reserve(a.id, "heavy")
+    assert not await store.reserve(a.id, "auto")  # an empty window does not fall back to another
+    assert await store.reserve(a.id, "fast")
+    assert await store.reserve(a.id, "expert")  # a mode never seen: unknown, reservable
     got = await _get(store, "tok-a")
-    assert (got.remaining, got.heavy_remaining) == (9, 0)
+    assert got.quotas == {
+        "fast": ModeQuota(remaining=9),
+        "heavy": ModeQuota(remaining=0),
+        "auto": ModeQuota(remaining=0),
+    }
 
 
 @pytest.mark.parametrize(
     "state", [AccountState.COOLING, AccountState.INVALID, AccountState.BLOCKED, AccountState.DISABLED]
 )
 async def test_reserve_needs_an_active_account(store: Store, state: str) -> None:
-    a, b = await _add(store, NewAccount(token="tok-a", remaining=5), NewAccount(token="tok-b"))
+    a, b = await _add(store, NewAccount(token="tok-a", quotas=fast(5)), NewAccount(token="tok-b"))
     assert await store.update_account("tok-a", AccountPatch(state=state))
     assert await store.update_account("tok-b", AccountPatch(state=state))
-    assert not await store.reserve(a.id, 1)
-    assert not await store.reserve(b.id, 1)  # even with unknown quota
+    assert not await store.reserve(a.id, "fast")
+    assert not await store.reserve(b.id, "fast")  # even with an unknown window
+    assert not await store.reserve(a.id, "heavy")  # or a mode it has no window for
     got = await _get(store, "tok-a")
-    assert (got.remaining, got.last_used_at) == (5, None)
+    assert (got.quotas, got.last_used_at) == (fast(5), None)
+    assert (await _get(store, "tok-b")).quotas == {}
+
+    assert await store.update_account("tok-a", AccountPatch(state=AccountState.ACTIVE))
+    assert await store.reserve(a.id, "fast") and await store.reserve(a.id, "heavy")
 
 
 async def test_concurrent_reserve_is_exact(store: Store) -> None:
-    accounts = await _add(store, *(NewAccount(token=f"tok-{i}", remaining=10) for i in range(3)))
+    accounts = await _add(store, *(NewAccount(token=f"tok-{i}", quotas=fast(10)) for i in range(3)))
     ids = [a.id for a in accounts for _ in range(40)]
     random.Random(7).shuffle(ids)
-    results = await asyncio.gather(*(store.reserve(i, 1) for i in ids))
+    results = await asyncio.gather(*(store.reserve(i, "fast") for i in ids))
     for account in accounts:
         taken = sum(ok for i, ok in zip(ids, results, strict=True) if i == account.id)
         assert taken == 10
@@ -279,13 +368,41 @@ async def test_concurrent_reserve_is_exact(store: Store) -> None:
 
 
 async def test_concurrent_reserve_never_overdraws(store: Store) -> None:
-    (a,) = await _add(store, NewAccount(token="tok-a", remaining=10, heavy_remaining=7))
+    (a,) = await _add(store, NewAccount(token="tok-a", quotas={"fast": learned(10), "heavy": learned(7)}))
     results = await asyncio.gather(
-        *(store.reserve(a.id, 3) for _ in range(20)), *(store.reserve(a.id, 2, heavy=True) for _ in range(20))
+        *(store.reserve(a.id, "fast") for _ in range(20)),
+        *(store.reserve(a.id, "heavy") for _ in range(20)),
+        *(store.reserve(a.id, "auto") for _ in range(20)),  # unknown, created by the first of them
     )
-    assert sum(results[:20]) == 3 and sum(results[20:]) == 3
+    assert sum(results[:20]) == 10 and sum(results[20:40]) == 7 and all(results[40:])
     got = await _get(store, "tok-a")
-    assert (got.remaining, got.heavy_remaining) == (1, 1)
+    assert (got.remaining, got.heavy_remaining, got.quotas.get("auto")) == (0, 0, None)
+
+
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql), pytest.param("redis", marks=pytest.mark.redis)]
+)
+async def test_two_instances_never_overdraw_one_window(store_factory: StoreFactory, kind: str) -> None:
+    # Two gateway instances on one database: reservations race on the same (account, mode) window while
+    # settlements of the same account (other windows, and the state row) run beside them.
+    first = await store_factory(kind)
+    second = await store_factory(kind, fresh=False)
+    (a,) = await _add(first, NewAccount(token="tok-a", quotas={"fast": learned(25), "heavy": learned(3)}))
+    stores = (first, second)
+    reserves = [stores[i % 2].reserve(a.id, "fast") for i in range(120)]
+    firsts = [stores[i % 2].reserve(a.id, "expert") for i in range(10)]  # the window's first use, from both
+    settles = [
+        stores[i % 2].settle(a.id, Settlement(mode="heavy", refund=1, ok=True, failure=None if i % 3 else "x"))
+        for i in range(20)
+    ]
+    taken, _ = await asyncio.gather(asyncio.gather(*reserves, *firsts), asyncio.gather(*settles))
+    assert sum(taken[:120]) == 25  # never more than the window held
+    assert all(taken[120:])  # an unknown window is reservable, however the race goes
+    for store in stores:
+        got = await _get(store, "tok-a")
+        assert (got.remaining, got.heavy_remaining, got.requests_ok) == (0, 23, 20)
+        assert "expert" not in got.quotas and got.last_used_at is not None
+    assert not await second.reserve(a.id, "fast")
 
 
 async def test_concurrent_imports_of_one_token(store: Store) -> None:
@@ -299,10 +416,10 @@ async def test_concurrent_imports_of_one_token(store: Store) -> None:
 
 
 async def test_concurrent_settles_lose_no_update(store: Store) -> None:
-    (a,) = await _add(store, NewAccount(token="tok-a", remaining=0))
-    settle = Settlement(refund=1, failure="x", counts_towards_invalid=True, invalid_after=100)
+    (a,) = await _add(store, NewAccount(token="tok-a", quotas=fast(0)))
+    settle = Settlement(mode="fast", refund=1, failure="x", counts_towards_invalid=True, invalid_after=100)
     results = await asyncio.gather(
-        *(store.settle(a.id, settle) for _ in range(25)), *(store.reserve(a.id, 1) for _ in range(10))
+        *(store.settle(a.id, settle) for _ in range(25)), *(store.reserve(a.id, "fast") for _ in range(10))
     )
     taken = sum(1 for r in results[25:] if r)
     got = await _get(store, "tok-a")
@@ -314,20 +431,43 @@ async def test_concurrent_settles_lose_no_update(store: Store) -> None:
 
 
 async def test_settle_refund(store: Store) -> None:
-    a, u = await _add(store, NewAccount(token="tok-a", remaining=5, heavy_remaining=4), NewAccount(token="tok-u"))
-    assert await store.reserve(a.id, 2)
-    await store.settle(a.id, Settlement(refund=2))
+    a, u = await _add(
+        store, NewAccount(token="tok-a", quotas={"fast": learned(5), "heavy": learned(4)}), NewAccount(token="tok-u")
+    )
+    assert await store.reserve(a.id, "fast")
+    assert await store.reserve(a.id, "fast")
+    await store.settle(a.id, Settlement(mode="fast", refund=2))
     got = await _get(store, "tok-a")
     assert (got.remaining, got.heavy_remaining) == (5, 4)
 
-    assert await store.reserve(a.id, 3, heavy=True)
-    await store.settle(a.id, Settlement(heavy=True, refund=1))
+    for _ in range(3):
+        assert await store.reserve(a.id, "heavy")
+    await store.settle(a.id, Settlement(mode="heavy", refund=1))
     got = await _get(store, "tok-a")
     assert (got.remaining, got.heavy_remaining) == (5, 2)
 
-    await store.settle(u.id, Settlement(refund=3))
-    got = await _get(store, "tok-u")
-    assert (got.remaining, got.heavy_remaining) == (None, None)
+    await store.settle(a.id, Settlement(mode="fast", refund=-2, ok=True))  # a negative refund charges more
+    await store.settle(a.id, Settlement(refund=3))  # no mode: no window to give it to
+    assert (await _get(store, "tok-a")).quotas == {"fast": learned(3), "heavy": learned(2)}
+
+    assert await store.reserve(u.id, "fast")
+    await store.settle(u.id, Settlement(mode="fast", refund=3))
+    await store.settle(u.id, Settlement(mode="heavy", refund=3))
+    assert (await _get(store, "tok-u")).quotas == {}  # unknown stays unknown
+
+
+async def test_settle_stamps_last_used_at(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a"))
+    before = time.time()
+    assert await store.reserve(a.id, "fast")
+    assert (await _get(store, "tok-a")).last_used_at is None
+    await store.settle(a.id, Settlement(mode="fast", ok=True))
+    stamped = (await _get(store, "tok-a")).last_used_at
+    assert stamped is not None and before - 1 <= stamped <= time.time() + 1
+    await asyncio.sleep(0.01)
+    await store.settle(a.id, Settlement())  # even a settlement with nothing else in it
+    again = (await _get(store, "tok-a")).last_used_at
+    assert again is not None and again > stamped
 
 
 async def test_settle_ok_and_failures(store: Store) -> None:
@@ -363,7 +503,7 @@ async def test_settle_invalid_after_n(store: Store) -> None:
     assert (got.state, got.state_reason, got.failure_count) == ("invalid", "unauthorized", 3)
     assert got.state_changed_at is not None and got.state_changed_at >= before - 1
     assert (await store.versions()).accounts > v.accounts
-    assert not await store.reserve(a.id, 1)
+    assert not await store.reserve(a.id, "fast")
     assert (await _get(store, "tok-b")).state == "active"  # only the settled account moves
 
     await store.settle(b.id, Settlement(failure="bad", counts_towards_invalid=True, invalid_after=1))
@@ -381,56 +521,97 @@ async def test_settle_does_not_override_disabled(store: Store) -> None:
 
 
 async def test_settle_explicit_state(store: Store) -> None:
-    (a,) = await _add(store, NewAccount(token="tok-a", remaining=5))
+    (a,) = await _add(store, NewAccount(token="tok-a", quotas=fast(5)))
     until = time.time() + 120
-    assert await store.reserve(a.id, 1)
+    assert await store.reserve(a.id, "fast")
     await store.settle(
         a.id,
         Settlement(
-            refund=1, failure="rate limited", state=AccountState.COOLING, state_reason="429", cooldown_until=until
+            mode="fast",
+            refund=1,
+            failure="rate limited",
+            state=AccountState.COOLING,
+            state_reason="429",
+            cooldown_until=until,
         ),
     )
     got = await _get(store, "tok-a")
     assert (got.state, got.state_reason, got.cooldown_until, got.remaining) == ("cooling", "429", until, 5)
     assert (got.requests_failed, got.last_failure, got.failure_count) == (1, "rate limited", 0)
     assert got.state_changed_at is not None
-    assert not await store.reserve(a.id, 1)
+    assert not await store.reserve(a.id, "fast")
 
     await store.settle(a.id, Settlement(state=AccountState.ACTIVE))
     got = await _get(store, "tok-a")
     assert (got.state, got.state_reason, got.cooldown_until) == ("active", "", None)
-    assert await store.reserve(a.id, 1)
+    assert await store.reserve(a.id, "fast")
 
     await store.settle(a.id, Settlement(state=AccountState.BLOCKED, state_reason="banned"))
     got = await _get(store, "tok-a")
     assert (got.state, got.state_reason) == ("blocked", "banned")
 
 
-async def test_settle_learned_quota(store: Store) -> None:
-    (a,) = await _add(store, NewAccount(token="tok-a", remaining=5, heavy_remaining=2))
-    assert await store.reserve(a.id, 2)
+async def test_settle_learned_window(store: Store) -> None:
+    (a,) = await _add(store, NewAccount(token="tok-a", quotas={"fast": learned(5, total=30), "heavy": learned(2)}))
+    assert await store.reserve(a.id, "fast")
+    assert await store.reserve(a.id, "fast")
     reset = time.time() + 7200
-    await store.settle(a.id, Settlement(refund=2, ok=True, remaining=40, heavy_remaining=None, window_reset_at=reset))
+    window = learned(40, total=140, window_seconds=7200, reset_at=reset)
+    await store.settle(a.id, Settlement(mode="fast", refund=2, ok=True, learned=window))
     got = await _get(store, "tok-a")
-    # learned values are absolute and win over the refund
-    assert (got.remaining, got.heavy_remaining, got.window_reset_at, got.requests_ok) == (40, None, reset, 1)
+    # learned values are absolute and win over the refund; other modes are untouched
+    assert (got.quotas, got.requests_ok) == ({"fast": window, "heavy": learned(2)}, 1)
 
-    await store.settle(a.id, Settlement(heavy=True, heavy_remaining=3))
+    await store.settle(a.id, Settlement(mode="heavy", learned=learned(None, total=20)))  # replaced whole
     got = await _get(store, "tok-a")
-    assert (got.remaining, got.heavy_remaining, got.window_reset_at) == (40, 3, reset)
+    assert got.quotas == {"fast": window, "heavy": learned(None, total=20)}
 
-    await store.settle(a.id, Settlement(refund=1, heavy=True))  # UNSET quota fields are left alone
+    await store.settle(a.id, Settlement(mode="auto", learned=learned(7, window_seconds=7200)))  # a new window
+    await store.settle(a.id, Settlement(mode="fast", learned=learned()))  # learned entirely unknown
     got = await _get(store, "tok-a")
-    assert (got.remaining, got.heavy_remaining, got.window_reset_at) == (40, 4, reset)
+    assert got.quotas == {"heavy": learned(None, total=20), "auto": learned(7, window_seconds=7200)}
+
+    await store.settle(a.id, Settlement(refund=1, learned=learned(99)))  # no mode: no window changes
+    await store.settle(a.id, Settlement(mode="auto", refund=1))  # learned UNSET: only the refund
+    got = await _get(store, "tok-a")
+    assert got.quotas == {"heavy": learned(None, total=20), "auto": learned(8, window_seconds=7200)}
+
+
+async def test_settle_learned_cap(store: Store) -> None:
+    windows = {"fast": learned(10, total=30, window_seconds=7200, reset_at=5000.0), "heavy": learned(None, total=20)}
+    (a,) = await _add(store, NewAccount(token="tok-a", quotas=windows))
+
+    def cap(mode: str, window: ModeQuota, refund: int = 0) -> Settlement:
+        return Settlement(mode=mode, refund=refund, learned=window, learned_cap=True)
+
+    await store.settle(a.id, cap("fast", learned(25)))  # a higher count is not handed back
+    assert (await _get(store, "tok-a")).quotas["fast"] == windows["fast"]
+    await store.settle(a.id, cap("fast", learned(6, reset_at=6000.0)))  # a lower one is taken
+    assert (await _get(store, "tok-a")).quotas["fast"] == learned(6, total=30, window_seconds=7200, reset_at=6000.0)
+    await store.settle(a.id, cap("fast", learned(None, total=140)))  # unknowns change nothing, others are set
+    assert (await _get(store, "tok-a")).quotas["fast"] == learned(6, total=140, window_seconds=7200, reset_at=6000.0)
+    await store.settle(a.id, cap("fast", learned(7), refund=2))  # applied after the refund: 6 + 2 capped to 7
+    assert (await _get(store, "tok-a")).remaining == 7
+    await store.settle(a.id, cap("fast", learned(9), refund=1))  # 7 + 1 is below 9: the refund stands
+    assert (await _get(store, "tok-a")).remaining == 8
+
+    await store.settle(a.id, cap("heavy", learned(4)))  # fills an unknown count
+    await store.settle(a.id, cap("expert", learned(3, total=50)))  # and a window never seen
+    await store.settle(a.id, cap("auto", learned()))  # nothing learned: nothing written
+    got = await _get(store, "tok-a")
+    assert got.quotas["heavy"] == learned(4, total=20)
+    assert got.quotas["expert"] == learned(3, total=50) and "auto" not in got.quotas
 
 
 async def test_settle_unknown_account_is_a_no_op(store: Store) -> None:
-    (a,) = await _add(store, NewAccount(token="tok-a", remaining=1))
+    (a,) = await _add(store, NewAccount(token="tok-a", quotas=fast(1)))
     v = await store.versions()
-    await store.settle(987654, Settlement(refund=1, ok=True, state=AccountState.BLOCKED))
+    await store.settle(987654, Settlement(mode="fast", refund=1, ok=True, state=AccountState.BLOCKED))
+    await store.settle(987654, Settlement(mode="fast", learned=learned(5)))
     assert await store.versions() == v
     got = await _get(store, "tok-a")
-    assert (got.remaining, got.requests_ok, got.state) == (1, 0, "active")
+    assert (got.remaining, got.requests_ok, got.state, got.last_used_at) == (1, 0, "active", None)
+    assert await store.get_account("missing") is None
 
 
 # settings
@@ -578,7 +759,7 @@ async def test_usage(store: Store) -> None:
 
 async def test_bulk_add(store: Store) -> None:
     tokens = [f"bulk-token-{i:05d}-" + "x" * 200 for i in range(2000)]
-    assert await store.add_accounts([NewAccount(token=t, remaining=80) for t in tokens]) == AddResult(added=2000)
+    assert await store.add_accounts([NewAccount(token=t, quotas=fast(80)) for t in tokens]) == AddResult(added=2000)
     accounts = await store.list_accounts()
     assert [a.token for a in accounts] == tokens
     assert len({a.id for a in accounts}) == 2000

@@ -10,8 +10,9 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
+import msgspec
 import pytest
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 
@@ -20,6 +21,7 @@ from grok2api.store.base import (
     AdminSession,
     ClientKey,
     MediaEntry,
+    ModeQuota,
     NewAccount,
     Settlement,
     UsageRow,
@@ -64,30 +66,36 @@ async def _account_id(store: RedisStore, token: str, **fields: Any) -> int:
 
 
 async def test_concurrent_reserves_are_exact(store: RedisStore) -> None:
-    account_id = await _account_id(store, "tok-a", remaining=10)
-    results = await asyncio.gather(*(store.reserve(account_id, 1) for _ in range(40)))
+    account_id = await _account_id(store, "tok-a", quotas={"fast": ModeQuota(remaining=10, total=30)})
+    results = await asyncio.gather(*(store.reserve(account_id, "fast") for _ in range(40)))
     assert sum(results) == 10
     account = await store.get_account("tok-a")
-    assert account is not None and account.remaining == 0 and account.last_used_at is not None
+    assert account is not None and account.quotas == {"fast": ModeQuota(remaining=0, total=30)}
+    raw = await store.redis.hgetall(f"{store.prefix}:acct:{account_id}")
+    assert raw["q:fast:remaining"] == "0" and raw["last_used_at"] == ""  # reserve does not stamp it
 
 
 async def test_concurrent_reserves_with_unknown_quota_stay_unknown(store: RedisStore) -> None:
     account_id = await _account_id(store, "tok-a")
-    assert all(await asyncio.gather(*(store.reserve(account_id, 2, heavy=True) for _ in range(20))))
+    assert all(await asyncio.gather(*(store.reserve(account_id, "heavy") for _ in range(20))))
     account = await store.get_account("tok-a")
-    assert account is not None and account.heavy_remaining is None and account.remaining is None
+    assert account is not None and account.quotas == {}
+    fields = cast(list[str], await store.redis.hkeys(f"{store.prefix}:acct:{account_id}"))  # decode_responses
+    assert not any(f.startswith("q:") for f in fields)
 
 
 async def test_a_retried_reserve_or_settle_applies_once(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
     # A connection drop makes redis-py re-send the same call; the nonce must make the second run a no-op.
-    account_id = await _account_id(store, "tok-a", remaining=5)
+    account_id = await _account_id(store, "tok-a", quotas={"fast": ModeQuota(remaining=5)})
     once = f"{store.prefix}:once:fixed"
     monkeypatch.setattr(store, "_once_key", lambda: once)
-    assert await store.reserve(account_id, 3) is True
-    assert await store.reserve(account_id, 3) is True  # replayed: the recorded answer, nothing taken
+    assert await store.reserve(account_id, "fast") is True
+    assert await store.reserve(account_id, "fast") is True  # replayed: the recorded answer, nothing taken
+    account = await store.get_account("tok-a")
+    assert account is not None and account.remaining == 4
     await store.redis.delete(once)
-    await store.settle(account_id, Settlement(refund=3, ok=True))
-    await store.settle(account_id, Settlement(refund=3, ok=True))
+    await store.settle(account_id, Settlement(mode="fast", refund=1, ok=True))
+    await store.settle(account_id, Settlement(mode="fast", refund=1, ok=True))
     account = await store.get_account("tok-a")
     assert account is not None and account.remaining == 5 and account.requests_ok == 1
     assert 0 < await store.redis.ttl(once) <= 120
@@ -163,7 +171,8 @@ async def test_delete_sessions_escapes_glob_characters_in_the_prefix(prefix: str
 
 
 async def test_list_accounts_spans_script_chunks_in_id_order(store: RedisStore) -> None:
-    result = await store.add_accounts([NewAccount(token=f"tok-{i}", remaining=i) for i in range(1234)])
+    windows = [{"fast": ModeQuota(remaining=i)} for i in range(1234)]
+    result = await store.add_accounts([NewAccount(token=f"tok-{i}", quotas=windows[i]) for i in range(1234)])
     assert (result.added, result.updated) == (1234, 0)
     assert await store.remove_accounts(["tok-0", "tok-700"]) == 2
     accounts = await store.list_accounts()
@@ -179,15 +188,16 @@ async def test_floats_and_unknowns_round_trip_exactly(store: RedisStore) -> None
     reset = 1_700_003_600.987654321
     await store.settle(
         account_id,
-        Settlement(state=AccountState.COOLING, state_reason="429", cooldown_until=reset, remaining=None),
+        Settlement(state=AccountState.COOLING, state_reason="429", cooldown_until=reset),
     )
-    await store.settle(account_id, Settlement(window_reset_at=reset, heavy_remaining=0))
+    await store.settle(account_id, Settlement(mode="fast", learned=ModeQuota(reset_at=reset)))
+    await store.settle(account_id, Settlement(mode="heavy", learned=ModeQuota(remaining=0)))
     account = await store.get_account("tok-a")
     assert account is not None
     assert account.created_at == created and account.cooldown_until == reset and account.window_reset_at == reset
     assert account.remaining is None and account.heavy_remaining == 0 and account.tags == ["a|b", "ü"]
     raw = await store.redis.hgetall(f"{store.prefix}:acct:{account_id}")
-    assert raw["remaining"] == "" and raw["heavy_remaining"] == "0"
+    assert raw["q:fast:remaining"] == "" and raw["q:heavy:remaining"] == "0" and raw["q:fast:reset"] == repr(reset)
 
 
 async def test_usage_prunes_hours_older_than_eight_days(store: RedisStore) -> None:
@@ -213,3 +223,104 @@ async def test_url_schemes_pick_the_connection_class() -> None:
     assert tls.kind == "redis" and tls.prefix == "g2a"
     await tls.close()
     await unix.close()
+
+
+# layout 1 (the 2025 counters as account fields) → layout 2 (per-mode windows)
+
+
+def _v1_account(id_: int, token: str, remaining: str, heavy: str, reset: str) -> dict[str, str]:
+    """An account hash exactly as layout 1 wrote it ("" = None)."""
+    return {
+        "id": str(id_),
+        "token": token,
+        "tier": "super" if heavy else "basic",
+        "state": "active",
+        "state_reason": "",
+        "state_changed_at": "",
+        "remaining": remaining,
+        "heavy_remaining": heavy,
+        "window_reset_at": reset,
+        "cooldown_until": "",
+        "failure_count": "0",
+        "last_failure": "",
+        "last_failure_at": "",
+        "tags": '["t"]',
+        "note": "n",
+        "created_at": "100.0",
+        "last_used_at": "",
+        "requests_ok": str(id_),
+        "requests_failed": "0",
+    }
+
+
+async def _write_v1(prefix: str) -> None:
+    import hashlib
+
+    writer = RedisStore(REDIS_URL, prefix=prefix)  # only its client: not opened, so nothing is migrated yet
+    try:
+        accounts = [
+            _v1_account(1, "tok-1", "5", "", "1800000000.5"),
+            _v1_account(2, "tok-2", "40", "3", ""),
+            _v1_account(3, "tok-3", "", "", ""),
+            _v1_account(4, "tok-4", "", "0", "99.25"),
+        ]
+        async with writer.redis.pipeline(transaction=True) as pipe:
+            pipe.set(f"{prefix}:schema", 1)
+            for acc in accounts:
+                id_, token = acc["id"], acc["token"]
+                pipe.hset(f"{prefix}:acct:{id_}", items=[x for field in acc.items() for x in field])
+                pipe.zadd(f"{prefix}:acct:ids", {id_: int(id_)})
+                pipe.hset(f"{prefix}:acct:by_token", hashlib.sha256(token.encode()).hexdigest(), id_)
+            pipe.set(f"{prefix}:acct:next_id", 4)
+            pipe.hset(f"{prefix}:meta", mapping={"accounts_version": 7, "settings_version": 0})
+            await pipe.execute()
+    finally:
+        await writer.close()
+
+
+async def test_layout_1_is_migrated_when_opened(prefix: str) -> None:
+    await _write_v1(prefix)
+    # Two instances starting together both run the migration; it must apply exactly once.
+    stores = [RedisStore(REDIS_URL, prefix=prefix) for _ in range(2)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))
+        accounts = {a.token: a for a in await stores[1].list_accounts()}
+        assert {t: a.quotas for t, a in accounts.items()} == {
+            "tok-1": {"fast": ModeQuota(remaining=5, reset_at=1_800_000_000.5)},
+            "tok-2": {"fast": ModeQuota(remaining=40), "heavy": ModeQuota(remaining=3)},
+            "tok-3": {},
+            "tok-4": {"fast": ModeQuota(reset_at=99.25), "heavy": ModeQuota(remaining=0)},
+        }
+        a1 = accounts["tok-1"]
+        assert (a1.id, a1.tier, a1.tags, a1.note, a1.requests_ok, a1.user_id) == (1, "basic", ["t"], "n", 1, "")
+        for id_ in range(1, 5):
+            fields = await stores[0].redis.hkeys(f"{prefix}:acct:{id_}")
+            assert not {"remaining", "heavy_remaining", "window_reset_at"} & set(fields), fields
+        assert await stores[0].redis.get(f"{prefix}:schema") == "2"
+        assert (await stores[0].versions()).accounts == 7
+
+        # The migrated windows work, and opening again changes nothing.
+        assert await stores[0].reserve(1, "fast") and not await stores[1].reserve(4, "heavy")
+        await stores[0].open()
+        assert (await stores[1].get_account("tok-1")) == msgspec.structs.replace(
+            a1, quotas={"fast": ModeQuota(remaining=4, reset_at=1_800_000_000.5)}
+        )
+        await stores[0].add_accounts([NewAccount(token="tok-new")])
+        new = await stores[0].get_account("tok-new")
+        assert new is not None and new.id == 5
+    finally:
+        await _drop(stores[0])
+        for s in stores:
+            await s.close()
+
+
+async def test_a_newer_layout_is_refused(prefix: str) -> None:
+    s = RedisStore(REDIS_URL, prefix=prefix)
+    try:
+        await s.redis.set(f"{prefix}:schema", 3)
+        with pytest.raises(RuntimeError, match="layout 3"):
+            await s.open()
+        assert await s.redis.get(f"{prefix}:schema") == "3"
+    finally:
+        await _drop(s)
+        await s.close()

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from grok2api.store import make_store
-from grok2api.store.base import NewAccount, Settlement, Store
+from grok2api.store.base import ModeQuota, NewAccount, Settlement, Store
 from grok2api.store.migrate import alembic_config, migrations_dir
 from grok2api.store.sql import SqlStore
 from grok2api.store.sql_engine import normalize_url
@@ -93,11 +93,11 @@ def _diff(conn: Connection) -> list[Any]:
 async def test_migration_matches_models(sql_store: SqlStore) -> None:
     async with sql_store.engine.connect() as conn:
         assert await conn.run_sync(_diff) == []
-        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == "0001"
+        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == "0002"
 
 
 async def test_open_is_idempotent_and_keeps_data(sql_store: SqlStore, store_factory: StoreFactory) -> None:
-    await sql_store.add_accounts([NewAccount(token="tok-a", remaining=3)])
+    await sql_store.add_accounts([NewAccount(token="tok-a", quotas={"fast": ModeQuota(remaining=3)})])
     await sql_store.save_settings({"k": "v"})
     await sql_store.open()  # upgrade again on the same engine: a no-op
     again = await store_factory(sql_store.kind, fresh=False)
@@ -123,8 +123,8 @@ async def test_mysql_instances_migrate_concurrently(store_factory: StoreFactory)
     first = await store_factory("mysql")  # skips without TEST_MYSQL_URL; wipes the database, then migrates
     assert isinstance(first, SqlStore)
     async with first.engine.begin() as conn:
-        for table in [*Base.metadata.tables, "alembic_version"]:
-            await conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))
+        for table in [*(t.name for t in reversed(Base.metadata.sorted_tables)), "alembic_version"]:
+            await conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))  # children before their parents
     # Several gateway instances starting together against an empty database.
     stores = [SqlStore(first.url) for _ in range(4)]
     try:
@@ -149,18 +149,28 @@ class _Statements:
 
 
 async def test_reserve_and_settle_are_single_statements(sql_store: SqlStore) -> None:
-    await sql_store.add_accounts([NewAccount(token="tok-a", remaining=5)])
+    await sql_store.add_accounts([NewAccount(token="tok-a", quotas={"fast": ModeQuota(remaining=5)})])
     (a,) = await sql_store.list_accounts()
     seen = _Statements(sql_store)
 
-    assert await sql_store.reserve(a.id, 2)
-    assert not await sql_store.reserve(a.id, 9)
-    await sql_store.settle(a.id, Settlement(refund=2, ok=True, remaining=40, window_reset_at=1.0))
-    assert seen.sql == ["UPDATE", "UPDATE", "UPDATE"]
+    assert await sql_store.reserve(a.id, "fast")
+    assert seen.sql == ["UPDATE"]  # one guarded statement
+    seen.sql.clear()
+    await sql_store.settle(a.id, Settlement(mode="fast", refund=1, ok=True))
+    await sql_store.settle(a.id, Settlement(mode="fast", refund=1, ok=True, learned=ModeQuota(remaining=40)))
+    await sql_store.settle(a.id, Settlement(ok=True))
+    # one statement per table: the account, then its window (an UPDATE, or an upsert for a learned one)
+    assert seen.sql == ["UPDATE", "UPDATE", "UPDATE", "INSERT", "UPDATE"]
 
     seen.sql.clear()
     await sql_store.settle(a.id, Settlement(failure="401", counts_towards_invalid=True))
     assert seen.sql == ["UPDATE", "UPDATE"]  # the account, then the (conditional) version bump
+
+    # The first reservation of a mode records its unknown window, once; later ones are the one UPDATE.
+    seen.sql.clear()
+    assert await sql_store.reserve(a.id, "expert")
+    assert await sql_store.reserve(a.id, "expert")
+    assert seen.sql == ["UPDATE", "INSERT", "UPDATE", "UPDATE"]
 
 
 async def test_settle_counts_failures_before_they_are_incremented(sql_store: SqlStore) -> None:
@@ -199,5 +209,134 @@ def test_alembic_cli(tmp_path: Path) -> None:
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
-    assert "0001 (head)" in done.stdout
+    assert "0002 (head)" in done.stdout
     assert (tmp_path / "cli" / "g.db").is_file()
+
+
+# 0001 (the 2025 token budget) → 0002 (per-mode windows), with data in the tables
+
+_RUN = Callable[..., None]
+
+
+def _alembic(conn: Connection, fn: _RUN, rev: str) -> None:
+    fn(alembic_config(conn), rev)
+
+
+# id, token, tier, state, remaining, heavy_remaining, window_reset_at
+_OLD_ROWS = [
+    (1, "tok-1", "basic", "active", 5, None, 1_800_000_000.5),
+    (2, "tok-2", "super", "active", 40, 3, None),
+    (3, "tok-3", "basic", "cooling", 0, None, 1234.25),
+    (4, "tok-4", "super", "disabled", None, 0, None),
+    (5, "tok-5", "basic", "active", None, None, None),
+    (6, "tok-6", "basic", "active", None, None, 99.0),
+]
+_OLD_INSERT = text(
+    "INSERT INTO accounts (id, token_hash, token, tier, state, state_reason, state_changed_at, remaining, "
+    "heavy_remaining, window_reset_at, cooldown_until, failure_count, last_failure, last_failure_at, tags, note, "
+    "created_at, last_used_at, requests_ok, requests_failed) VALUES (:id, :hash, :token, :tier, :state, '', NULL, "
+    ":remaining, :heavy, :reset, NULL, 0, '', NULL, '[\"t\"]', 'n', 100.0, NULL, :id, 0)"
+)
+_MIGRATED = {
+    "tok-1": {"fast": ModeQuota(remaining=5, reset_at=1_800_000_000.5)},
+    "tok-2": {"fast": ModeQuota(remaining=40), "heavy": ModeQuota(remaining=3)},
+    "tok-3": {"fast": ModeQuota(remaining=0, reset_at=1234.25)},
+    "tok-4": {"heavy": ModeQuota(remaining=0)},
+    "tok-5": {},
+    "tok-6": {"fast": ModeQuota(reset_at=99.0)},
+}
+
+
+async def _schema_0001_with_data(store: SqlStore) -> None:
+    from grok2api.store.sql import token_hash
+
+    async with store.engine.begin() as conn:
+        await conn.run_sync(_alembic, command.downgrade, "base")
+        await conn.run_sync(_alembic, command.upgrade, "0001")
+        for id_, token, tier, state, remaining, heavy, reset in [
+            *_OLD_ROWS,
+            (9, "tok-9", "basic", "active", 1, 1, 1.0),
+        ]:
+            params = {"id": id_, "hash": token_hash(token), "token": token, "tier": tier, "state": state}
+            await conn.execute(_OLD_INSERT, {**params, "remaining": remaining, "heavy": heavy, "reset": reset})
+        # The newest account was removed: a new token must still never get its id.
+        await conn.execute(text("DELETE FROM accounts WHERE id = 9"))
+
+
+async def _check_migrated(store: SqlStore) -> None:
+    async with store.engine.connect() as conn:
+        assert await conn.run_sync(_diff) == []
+        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == "0002"
+    accounts = {a.token: a for a in await store.list_accounts()}
+    assert {t: a.quotas for t, a in accounts.items()} == _MIGRATED
+    for id_, token, tier, state, remaining, heavy, reset in _OLD_ROWS:
+        a = accounts[token]
+        assert (a.id, a.tier, a.state, a.tags, a.note, a.requests_ok, a.user_id) == (
+            id_,
+            tier,
+            state,
+            ["t"],
+            "n",
+            id_,
+            "",
+        )
+        assert (a.remaining, a.heavy_remaining, a.window_reset_at) == (remaining, heavy, reset)
+    await store.add_accounts([NewAccount(token="tok-new")])
+    new = await store.get_account("tok-new")
+    assert new is not None and new.id > 9
+    # The windows work like any other: reservable, and removed with their account.
+    assert await store.reserve(1, "fast") and not await store.reserve(3, "fast") and not await store.reserve(4, "heavy")
+    assert (await store.get_account("tok-1")) is not None
+    assert await store.remove_accounts(["tok-2"]) == 1
+    async with store.engine.connect() as conn:
+        left = await conn.execute(
+            text("SELECT account_id, mode, remaining FROM account_quotas ORDER BY account_id, mode")
+        )
+        assert [tuple(r) for r in left] == [(1, "fast", 4), (3, "fast", 0), (4, "heavy", 0), (6, "fast", None)]
+
+
+async def test_upgrade_moves_the_2025_counters_into_mode_windows(sql_store: SqlStore) -> None:
+    await _schema_0001_with_data(sql_store)
+    async with sql_store.engine.begin() as conn:
+        await conn.run_sync(_alembic, command.upgrade, "head")
+    await _check_migrated(sql_store)
+
+
+async def test_upgrade_cut_short_runs_again(sql_store: SqlStore) -> None:
+    # MySQL commits each DDL statement: a crash after the copy leaves a half-done upgrade at revision 0001.
+    await _schema_0001_with_data(sql_store)
+    async with sql_store.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE TABLE account_quotas (account_id INTEGER NOT NULL, mode VARCHAR(64) NOT NULL, "
+                "remaining INTEGER, total INTEGER, window_seconds INTEGER, reset_at DOUBLE, "
+                "PRIMARY KEY (account_id, mode))"
+            )
+        )
+        await conn.execute(text("INSERT INTO account_quotas (account_id, mode, remaining) VALUES (1, 'fast', 77)"))
+    async with sql_store.engine.begin() as conn:
+        await conn.run_sync(_alembic, command.upgrade, "head")
+    await _check_migrated(sql_store)
+
+
+async def test_downgrade_to_0001_keeps_the_fast_and_heavy_counts(sql_store: SqlStore) -> None:
+    windows = {
+        "fast": ModeQuota(remaining=5, total=30, reset_at=7.5),
+        "heavy": ModeQuota(remaining=2),
+        "auto": ModeQuota(remaining=9),
+    }
+    await sql_store.add_accounts([NewAccount(token="tok-a", quotas=windows, user_id="u"), NewAccount(token="tok-b")])
+    async with sql_store.engine.begin() as conn:
+        await conn.run_sync(_alembic, command.downgrade, "0001")
+        rows = await conn.execute(
+            text("SELECT token, remaining, heavy_remaining, window_reset_at FROM accounts ORDER BY id")
+        )
+        assert [tuple(r) for r in rows] == [("tok-a", 5, 2, 7.5), ("tok-b", None, None, None)]
+        await conn.run_sync(_alembic, command.upgrade, "head")
+    a, b = await sql_store.list_accounts()
+    # What 0001 can hold comes back; other modes, totals and the user id do not.
+    assert (a.quotas, a.user_id, b.quotas) == (
+        {"fast": ModeQuota(remaining=5, reset_at=7.5), "heavy": ModeQuota(remaining=2)},
+        "",
+        {},
+    )

@@ -10,7 +10,7 @@ import time
 from starlette.requests import Request
 
 from ..services import Services
-from ..store.base import AccountState, AdminSession, NewAccount, Tier
+from ..store.base import FAST_MODE, AccountState, AdminSession, ModeQuota, NewAccount, Tier
 from .accounts_pages import accounts_page
 from .context import Ctx
 from .routes import build_admin
@@ -28,7 +28,7 @@ def _accounts(n: int) -> list[NewAccount]:
             note=f"batch {i // 1000}" if i % 4 == 0 else "",
             state=STATES[i % len(STATES)],
             state_reason="seeded by the benchmark",
-            remaining=None if i % 11 == 0 else i % 80,
+            quotas=None if i % 11 == 0 else {FAST_MODE: ModeQuota(remaining=i % 80)},
         )
         for i in range(n)
     ]

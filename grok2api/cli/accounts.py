@@ -30,7 +30,7 @@ def _row(acc: object) -> dict[str, object]:
 
 async def run(args: argparse.Namespace, store: Store) -> None:
     if args.action == "add":
-        tier = Tier.SUPER if args.super else Tier.BASIC
+        tier = args.tier or Tier.BASIC
         items = [NewAccount(token=normalize_token(t), tier=tier) for t in args.tokens]
         items = [i for i in items if i.token]
         result = await store.add_accounts(items)

@@ -11,8 +11,9 @@ from typing import Any
 from ..store.base import Account, AccountState, Tier
 
 TOKEN_TYPES = {"sso": Tier.BASIC, "ssoSuper": Tier.SUPER}
-TYPE_OF_TIER = {Tier.BASIC.value: "sso", Tier.SUPER.value: "ssoSuper"}
-POOL_OF_TIER = {Tier.BASIC.value: "ssoNormal", Tier.SUPER.value: "ssoSuper"}
+# The reference knows no heavy tier: heavy accounts show as super, the closest it has.
+TYPE_OF_TIER = {Tier.BASIC.value: "sso", Tier.SUPER.value: "ssoSuper", Tier.HEAVY.value: "ssoSuper"}
+POOL_OF_TIER = {Tier.BASIC.value: "ssoNormal", Tier.SUPER.value: "ssoSuper", Tier.HEAVY.value: "ssoSuper"}
 
 UNUSED, LIMITED, EXPIRED, ACTIVE = "未使用", "限流中", "失效", "正常"
 
@@ -32,7 +33,7 @@ def status_label(acc: Account) -> str:
     if acc.state == AccountState.COOLING:
         return LIMITED
     left = acc.remaining
-    if acc.tier == Tier.SUPER and acc.heavy_remaining is not None:
+    if acc.tier in (Tier.SUPER, Tier.HEAVY) and acc.heavy_remaining is not None:
         left = acc.heavy_remaining if left is None else max(left, acc.heavy_remaining)
     if left is None:
         return UNUSED
@@ -91,7 +92,7 @@ def pool_stats(accounts: list[Account]) -> dict[str, Any]:
         name: {"total": 0, "unused": 0, "limited": 0, "expired": 0, "active": 0} for name in ("normal", "super")
     }
     for acc in accounts:
-        bucket = tiers["super" if acc.tier == Tier.SUPER else "normal"]
+        bucket = tiers["super" if acc.tier in (Tier.SUPER, Tier.HEAVY) else "normal"]
         bucket["total"] += 1
         bucket[keys[status_label(acc)]] += 1
     return {**tiers, "total": len(accounts)}

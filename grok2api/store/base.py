@@ -1,8 +1,11 @@
 """The storage contract shared by the SQL (SQLite, MySQL) and Redis backends.
 
 Every backend passes the same test suite (tests/test_store.py). Times are epoch seconds (float).
-Quota columns use ``None`` for "unknown" (never learned from grok.com): an unknown quota may be
-reserved, and is later learned from the rate-limits endpoint.
+
+Quota is a window per (account, mode), where a mode is grok.com's model id (``fast``, ``auto``,
+``expert``, ``heavy``, …) and every request costs one query of its mode. ``None`` means "unknown"
+(never learned from grok.com): an unknown window may be reserved, and is later learned from the
+rate-limits endpoint.
 """
 
 from __future__ import annotations
@@ -23,8 +26,25 @@ class AccountState(StrEnum):
 
 
 class Tier(StrEnum):
+    """Subscription tiers, lowest first: basic < super < heavy."""
+
     BASIC = "basic"
     SUPER = "super"
+    HEAVY = "heavy"
+
+
+FAST_MODE = "fast"  # the mode the 2025 ``remaining`` counter became
+HEAVY_MODE = "heavy"  # the mode the 2025 ``heavy_remaining`` counter became
+
+
+class ModeQuota(msgspec.Struct, kw_only=True):
+    """One (account, mode) window as grok.com's rate-limits endpoint reports it. A window whose four
+    values are all unknown is the same as no window: accounts leave it out of ``quotas``."""
+
+    remaining: int | None = None  # None = unknown (never learned): may be reserved
+    total: int | None = None  # totalQueries (0 = the mode is not available to this account)
+    window_seconds: int | None = None  # windowSizeSeconds
+    reset_at: float | None = None  # epoch seconds when the window resets (from waitTimeSeconds)
 
 
 class Account(msgspec.Struct, kw_only=True):
@@ -34,9 +54,7 @@ class Account(msgspec.Struct, kw_only=True):
     state: str = AccountState.ACTIVE
     state_reason: str = ""
     state_changed_at: float | None = None
-    remaining: int | None = None
-    heavy_remaining: int | None = None
-    window_reset_at: float | None = None
+    user_id: str = ""  # grok.com's userId (from /api/auth/session); "" = not known yet
     cooldown_until: float | None = None
     failure_count: int = 0  # consecutive failures that count towards ``invalid``
     last_failure: str = ""
@@ -47,11 +65,30 @@ class Account(msgspec.Struct, kw_only=True):
     last_used_at: float | None = None
     requests_ok: int = 0
     requests_failed: int = 0
+    quotas: dict[str, ModeQuota] = msgspec.field(default_factory=dict)  # mode -> window
+
+    # Read-only views of the 2025 counters, for consumers that only display them.
+    @property
+    def remaining(self) -> int | None:
+        q = self.quotas.get(FAST_MODE)
+        return None if q is None else q.remaining
+
+    @property
+    def heavy_remaining(self) -> int | None:
+        q = self.quotas.get(HEAVY_MODE)
+        return None if q is None else q.remaining
+
+    @property
+    def window_reset_at(self) -> float | None:
+        q = self.quotas.get(FAST_MODE)
+        return None if q is None else q.reset_at
 
 
 class NewAccount(msgspec.Struct, kw_only=True):
-    """An account to add. Adding a token that exists keeps its history and only updates the
-    fields given here (``tier`` always; ``tags``/``note``/``state`` when not None)."""
+    """An account to add. Adding a token that exists keeps its history (counters, quota windows,
+    ``created_at``) and only updates the fields given here (``tier`` always;
+    ``tags``/``note``/``state``/``state_reason``/``user_id`` when not None). ``quotas`` seeds a new
+    account's windows."""
 
     token: str
     tier: str = Tier.BASIC
@@ -60,8 +97,8 @@ class NewAccount(msgspec.Struct, kw_only=True):
     state: str | None = None
     state_reason: str | None = None
     created_at: float | None = None
-    remaining: int | None = None
-    heavy_remaining: int | None = None
+    user_id: str | None = None
+    quotas: dict[str, ModeQuota] | None = None
 
 
 class AddResult(msgspec.Struct):
@@ -70,14 +107,14 @@ class AddResult(msgspec.Struct):
 
 
 class AccountPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Fields an operator or the pool may overwrite. UNSET fields are left alone."""
+    """Fields an operator or the pool may overwrite. UNSET fields are left alone; each mode given in
+    ``quotas`` has its window replaced whole, other modes are untouched."""
 
     tier: str | msgspec.UnsetType = msgspec.UNSET
     state: str | msgspec.UnsetType = msgspec.UNSET
     state_reason: str | msgspec.UnsetType = msgspec.UNSET
-    remaining: int | None | msgspec.UnsetType = msgspec.UNSET
-    heavy_remaining: int | None | msgspec.UnsetType = msgspec.UNSET
-    window_reset_at: float | None | msgspec.UnsetType = msgspec.UNSET
+    user_id: str | msgspec.UnsetType = msgspec.UNSET
+    quotas: dict[str, ModeQuota] | msgspec.UnsetType = msgspec.UNSET
     cooldown_until: float | None | msgspec.UnsetType = msgspec.UNSET
     failure_count: int | msgspec.UnsetType = msgspec.UNSET
     tags: list[str] | msgspec.UnsetType = msgspec.UNSET
@@ -86,20 +123,23 @@ class AccountPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class Settlement(msgspec.Struct, kw_only=True):
     """What one finished (or failed) upstream call means for its account, written in one round trip.
+    Every settle of an existing account stamps ``last_used_at``.
 
-    - ``refund``: quota units given back (the upstream did not charge), to ``heavy_remaining`` if
-      ``heavy`` else ``remaining`` (unknown quota stays unknown).
+    - ``mode``: the mode the request used; ``refund`` and ``learned`` apply to its window ("" = none).
+    - ``refund``: queries given back to that window's ``remaining`` (the upstream did not charge;
+      negative charges more); an unknown window stays unknown.
     - ``ok``: a success: consecutive failures reset, ``requests_ok`` += 1.
     - ``failure``: a human reason: ``requests_failed`` += 1, ``last_failure``/``last_failure_at`` set;
       if ``counts_towards_invalid`` the consecutive ``failure_count`` += 1, and when it reaches
       ``invalid_after`` the state becomes ``invalid`` with ``failure`` as reason.
     - ``state``/``state_reason``/``cooldown_until``: an explicit state change (cooling, blocked...).
-    - ``remaining``/``heavy_remaining``/``window_reset_at``: quota learned from grok.com (absolute),
-      applied after the refund. With ``learned_cap`` they only lower a known count (or fill an unknown
-      one): a background reconciliation must not hand back quota that requests in flight already took.
+    - ``learned``: the window grok.com reported for ``mode``, applied after the refund: it replaces
+      the window whole. With ``learned_cap`` its ``remaining`` only lowers a known count (or fills an
+      unknown one), and ``total``/``window_seconds``/``reset_at`` are set only when not None: a
+      background reconciliation must not hand back quota that requests in flight already took.
     """
 
-    heavy: bool = False
+    mode: str = ""
     refund: int = 0
     ok: bool = False
     failure: str | None = None
@@ -108,9 +148,7 @@ class Settlement(msgspec.Struct, kw_only=True):
     state: str | None = None
     state_reason: str = ""
     cooldown_until: float | None = None
-    remaining: int | None | msgspec.UnsetType = msgspec.UNSET
-    heavy_remaining: int | None | msgspec.UnsetType = msgspec.UNSET
-    window_reset_at: float | None | msgspec.UnsetType = msgspec.UNSET
+    learned: ModeQuota | msgspec.UnsetType = msgspec.UNSET
     learned_cap: bool = False
 
 
@@ -181,7 +219,9 @@ class Store(Protocol):
     async def versions(self) -> Versions: ...
 
     # accounts
-    async def list_accounts(self) -> list[Account]: ...
+    async def list_accounts(self) -> list[Account]:
+        """Every account in id order, with its quota windows (entirely unknown windows left out)."""
+
     async def get_account(self, token: str) -> Account | None: ...
     async def add_accounts(self, items: Sequence[NewAccount]) -> AddResult: ...
     async def remove_accounts(self, tokens: Sequence[str]) -> int: ...
@@ -190,12 +230,14 @@ class Store(Protocol):
         """Apply one patch to many accounts in as few round trips as the backend allows (operator bulk
         actions on thousands of accounts); returns how many existed."""
 
-    async def reserve(self, account_id: int, cost: int, heavy: bool = False) -> bool:
-        """Atomically take ``cost`` units from an *active* account: True when taken (or when the
-        quota is unknown), False when the account is not active or has fewer than ``cost`` left.
-        Also stamps ``last_used_at``."""
+    async def reserve(self, account_id: int, mode: str) -> bool:
+        """Atomically take one query of ``mode`` from an *active* account: True when taken or when that
+        window is unknown (it stays unknown), False when the account is not active (or does not exist)
+        or the window has none left."""
 
-    async def settle(self, account_id: int, settlement: Settlement) -> None: ...
+    async def settle(self, account_id: int, settlement: Settlement) -> None:
+        """Apply a settlement atomically; a no-op for an account that does not exist. An explicit
+        ``state`` wins over the ``invalid`` transition; neither overrides an operator's ``disabled``."""
 
     # runtime settings (a flat mapping of name -> JSON value)
     async def load_settings(self) -> dict[str, Any]: ...

@@ -2,7 +2,9 @@
 
 Layout (``p`` = prefix, ``g2a`` by default)::
 
-    p:acct:{id}        hash, one field per Account field ("" = None, tags as JSON)
+    p:schema           layout version (_SCHEMA); open() migrates older layouts
+    p:acct:{id}        hash, one field per Account field ("" = None, tags as JSON), plus the quota
+                       windows as q:<mode>:remaining|total|window|reset (absent or "" = unknown)
     p:acct:ids         sorted set id -> id (listing order)
     p:acct:by_token    hash sha256(token) -> id
     p:acct:next_id     counter
@@ -42,6 +44,7 @@ from .base import (
     AdminSession,
     ClientKey,
     MediaEntry,
+    ModeQuota,
     NewAccount,
     Settlement,
     UsageRow,
@@ -57,30 +60,29 @@ log = logging.getLogger(__name__)
 _ONCE_TTL = 120
 _CHUNK = 500  # accounts per script call: bounds how long one call blocks the server
 _USAGE_KEEP = 8 * 86400
-_SCHEMA = 1
+_SCHEMA = 2
 
-_OPTIONAL_NUMBERS = frozenset(
-    ("state_changed_at", "remaining", "heavy_remaining", "window_reset_at", "cooldown_until", "last_failure_at",
-     "last_used_at")
-)  # fmt: skip
+_OPTIONAL_NUMBERS = frozenset(("state_changed_at", "cooldown_until", "last_failure_at", "last_used_at"))
+# ModeQuota field -> the suffix of its hash field q:<mode>:<suffix>
+_QUOTA_SUFFIX = {"remaining": "remaining", "total": "total", "window_seconds": "window", "reset_at": "reset"}
+_QUOTA_FIELD = {suffix: name for name, suffix in _QUOTA_SUFFIX.items()}
 
-# KEYS: account, once.  ARGV: cost, quota field, now.
+# KEYS: account, once.  ARGV: the window's remaining field, once TTL.
 _RESERVE = """
 local done = redis.call('GET', KEYS[2])
 if done then return tonumber(done) end
-local cur = redis.call('HMGET', KEYS[1], 'state', ARGV[2])
+local cur = redis.call('HMGET', KEYS[1], 'state', ARGV[1])
 local ok = 0
 if cur[1] == 'active' then
   local left = cur[2]
   if not left or left == '' then
-    ok = 1
-  elseif tonumber(left) >= tonumber(ARGV[1]) then
-    redis.call('HINCRBY', KEYS[1], ARGV[2], -tonumber(ARGV[1]))
+    ok = 1  -- unknown window: reservable, and it stays unknown
+  elseif tonumber(left) >= 1 then
+    redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
     ok = 1
   end
-  if ok == 1 then redis.call('HSET', KEYS[1], 'last_used_at', ARGV[3]) end
 end
-redis.call('SET', KEYS[2], ok, 'EX', tonumber(ARGV[4]))
+redis.call('SET', KEYS[2], ok, 'EX', tonumber(ARGV[2]))
 return ok
 """
 
@@ -89,14 +91,13 @@ _SETTLE = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[2]))
 local k = KEYS[1]
-local cur = redis.call('HMGET', k, 'state', 'remaining', 'heavy_remaining')
-local state = cur[1]
-if not state then return 0 end
 local a = cjson.decode(ARGV[1])
+local state = redis.call('HGET', k, 'state')
+if not state then return 0 end
+redis.call('HSET', k, 'last_used_at', a.now)
 if a.refund ~= 0 then
-  local field, left = 'remaining', cur[2]
-  if a.heavy then field, left = 'heavy_remaining', cur[3] end
-  if left and left ~= '' then redis.call('HINCRBY', k, field, a.refund) end
+  local left = redis.call('HGET', k, a.field)
+  if left and left ~= '' then redis.call('HINCRBY', k, a.field, a.refund) end
 end
 if a.ok then
   redis.call('HINCRBY', k, 'requests_ok', 1)
@@ -133,6 +134,32 @@ for i = 1, #a.capped, 2 do  -- lower a known count only, or fill an unknown one
   end
 end
 return 1
+"""
+
+# ARGV: account key prefix, ids...  Moves schema-1 quota fields into the windows of modes fast and heavy;
+# an account already moved has none of them left, so running it again (or twice at once) changes nothing.
+_MIGRATE_1 = """
+local moves = {remaining = 'q:fast:remaining', heavy_remaining = 'q:heavy:remaining', window_reset_at = 'q:fast:reset'}
+local n = 0
+for i = 2, #ARGV do
+  local key = ARGV[1] .. ARGV[i]
+  for old, new in pairs(moves) do
+    local v = redis.call('HGET', key, old)
+    if v then
+      if v ~= '' then redis.call('HSET', key, new, v) end
+      redis.call('HDEL', key, old)
+      n = n + 1
+    end
+  end
+end
+return n
+"""
+
+# KEYS: schema.  ARGV: version.  Never moves the version back (a newer instance may have migrated further).
+_SET_SCHEMA = """
+local have = tonumber(redis.call('GET', KEYS[1]) or '0')
+if have < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return have
 """
 
 # KEYS: by_token, ids, next_id.  ARGV: account key prefix, JSON [{h, new, upd}].
@@ -220,16 +247,35 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _quota_key(mode: str, field: str) -> str:
+    return f"q:{mode}:{_QUOTA_SUFFIX[field]}"
+
+
+def _quota_kv(quotas: dict[str, ModeQuota]) -> list[str]:
+    """Hash fields for whole windows: all four fields of each, so a window given replaces the stored one."""
+    kv: list[str] = []
+    for mode, window in quotas.items():
+        for field in _QUOTA_SUFFIX:
+            kv += [_quota_key(mode, field), _enc(getattr(window, field))]
+    return kv
+
+
 def _decode_account(raw: dict[Any, Any]) -> Account:
     data: dict[str, Any] = {}
+    windows: dict[str, dict[str, str]] = {}
     for field, value in raw.items():
         name, text = _str(field), _str(value)
-        if name == "tags":
+        if name.startswith("q:"):
+            mode, _, suffix = name[2:].rpartition(":")
+            if text and suffix in _QUOTA_FIELD:  # "" = unknown, the default
+                windows.setdefault(mode, {})[_QUOTA_FIELD[suffix]] = text
+        elif name == "tags":
             data[name] = msgspec.json.decode(text) if text else []
         elif name in _OPTIONAL_NUMBERS and text == "":
             data[name] = None
         else:
             data[name] = text
+    data["quotas"] = windows  # entirely unknown windows have no field left here, so they are left out
     return msgspec.convert(data, Account, strict=False)  # strict=False parses the numeric strings
 
 
@@ -277,6 +323,8 @@ class RedisStore:
         self._remove = self.redis.register_script(_REMOVE)
         self._patch = self.redis.register_script(_PATCH)
         self._dump = self.redis.register_script(_DUMP)
+        self._migrate_1 = self.redis.register_script(_MIGRATE_1)
+        self._set_schema = self.redis.register_script(_SET_SCHEMA)
 
     def _session_key(self, id_hash: str) -> str:
         return f"{self.prefix}:session:{id_hash}"
@@ -291,8 +339,30 @@ class RedisStore:
         return f"{self.prefix}:once:{uuid.uuid4().hex}"
 
     async def open(self) -> None:
+        """Connect and bring the key layout to ``_SCHEMA``. The migration is idempotent, per account atomic,
+        and safe when several instances open at once; a layout newer than this code is refused."""
         await self.redis.ping()
-        await self.redis.set(f"{self.prefix}:schema", _SCHEMA, nx=True)
+        schema = f"{self.prefix}:schema"
+        found = await self.redis.get(schema)
+        version = int(found) if found is not None else None
+        if version is not None and version > _SCHEMA:
+            raise RuntimeError(
+                f"the Redis data under {self.prefix!r} has layout {version}; this grok2api reads {_SCHEMA}"
+            )
+        if version is None or version < 2:  # no version: fresh (nothing to move) or written before it was kept
+            await self._migrate_from_1()
+        await self._set_schema(keys=[schema], args=[_SCHEMA])
+
+    async def _migrate_from_1(self) -> None:
+        """Layout 1 kept the 2025 counters as account fields: move them into the fast and heavy windows."""
+        ids = cast(list[str], await self.redis.zrange(self._ids, 0, -1))
+        if not ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for chunk in _chunks(ids, _CHUNK):
+                await self._migrate_1(args=[self._acct, *chunk], client=pipe)
+            moved = await pipe.execute()
+        log.info("moved %d quota counter(s) of %d account(s) to per-mode windows", sum(moved), len(ids))
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -354,19 +424,19 @@ class RedisStore:
             state=item.state or AccountState.ACTIVE,
             state_reason=item.state_reason or "",
             state_changed_at=at if item.state else None,
-            remaining=item.remaining,
-            heavy_remaining=item.heavy_remaining,
+            user_id=item.user_id or "",
             tags=item.tags or [],
             note=item.note or "",
             created_at=item.created_at if item.created_at is not None else at,
         )
         new: list[str] = []
         for field in Account.__struct_fields__:
-            if field != "id":
+            if field not in ("id", "quotas"):
                 new += [field, _enc(getattr(created, field))]
-        # An existing token keeps its history: only the given fields change.
+        new += _quota_kv(item.quotas or {})
+        # An existing token keeps its history (quota windows too): only the given fields change.
         upd = ["tier", _enc(item.tier)]
-        for field in ("tags", "note", "state", "state_reason"):
+        for field in ("tags", "note", "state", "state_reason", "user_id"):
             value = getattr(item, field)
             if value is not None:
                 upd += [field, _enc(value)]
@@ -401,7 +471,9 @@ class RedisStore:
         kv: list[str] = []
         for field in AccountPatch.__struct_fields__:
             value = getattr(patch, field)
-            if value is not msgspec.UNSET:
+            if field == "quotas":
+                kv += _quota_kv(value) if isinstance(value, dict) else []
+            elif value is not msgspec.UNSET:
                 kv += [field, _enc(value)]
         args: list[bytes | str] = [
             msgspec.json.encode(kv),
@@ -414,31 +486,34 @@ class RedisStore:
             done = await pipe.execute()
         return sum(1 for d in done if d)
 
-    async def reserve(self, account_id: int, cost: int, heavy: bool = False) -> bool:
-        field = "heavy_remaining" if heavy else "remaining"
+    async def reserve(self, account_id: int, mode: str) -> bool:
         done = await self._reserve(
-            keys=[f"{self._acct}{account_id}", self._once_key()], args=[cost, field, _enc(now()), _ONCE_TTL]
+            keys=[f"{self._acct}{account_id}", self._once_key()], args=[_quota_key(mode, "remaining"), _ONCE_TTL]
         )
         return bool(done)
 
     async def settle(self, account_id: int, settlement: Settlement) -> None:
         s = settlement
-        args: dict[str, Any] = {"heavy": s.heavy, "refund": s.refund, "ok": s.ok, "now": _enc(now())}
+        args: dict[str, Any] = {"refund": s.refund if s.mode else 0, "ok": s.ok, "now": _enc(now())}
         if s.failure is not None:
             args.update(failure=s.failure, counts=s.counts_towards_invalid, invalid_after=s.invalid_after)
         if s.state is not None:
             args.update(state=s.state, state_reason=s.state_reason, cooldown_until=_enc(s.cooldown_until))
         learned: list[str] = []
         capped: list[str] = []
-        for field in ("remaining", "heavy_remaining", "window_reset_at"):
-            value = getattr(s, field)
-            if value is msgspec.UNSET:
-                continue
-            if s.learned_cap and field != "window_reset_at":
-                if value is not None:
-                    capped += [field, _enc(value)]
-            else:
-                learned += [field, _enc(value)]
+        if s.mode:
+            args["field"] = _quota_key(s.mode, "remaining")
+            if isinstance(s.learned, ModeQuota):
+                for field in _QUOTA_SUFFIX:
+                    value = getattr(s.learned, field)
+                    if not s.learned_cap:
+                        learned += [_quota_key(s.mode, field), _enc(value)]
+                    elif value is None:
+                        continue  # capped: an unknown value changes nothing
+                    elif field == "remaining":
+                        capped += [_quota_key(s.mode, field), _enc(value)]
+                    else:
+                        learned += [_quota_key(s.mode, field), _enc(value)]
         args["learned"] = learned
         args["capped"] = capped
         await self._settle(

@@ -1,7 +1,8 @@
 """SQL storage: SQLite (the default, one file in the data dir) and MySQL/MariaDB.
 
 Statements are SQLAlchemy Core on an async engine: every method is one short transaction, and quota moves
-are single guarded UPDATEs so concurrent workers (and processes) never over-spend an account.
+are single guarded UPDATEs so concurrent workers (and processes) never over-spend a window.
+Quota windows live in ``account_quotas``, one row per (account, mode); a missing row is an unknown window.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
@@ -41,6 +42,7 @@ from .base import (
     AdminSession,
     ClientKey,
     MediaEntry,
+    ModeQuota,
     NewAccount,
     Settlement,
     UsageRow,
@@ -49,6 +51,7 @@ from .base import (
 )
 from .sql_engine import make_engine, normalize_url, sqlite_pragmas
 from .sql_schema import (
+    AccountQuotaRow,
     AccountRow,
     AdminSessionRow,
     Base,
@@ -59,7 +62,16 @@ from .sql_schema import (
     UsageCountRow,
     table_of,
 )
-from .sql_statements import BUMP_IF_CHANGED_SQL, REASON_LEN, RESERVE_SQL, VERSIONS_SQL, settle_statement
+from .sql_statements import (
+    BUMP_IF_CHANGED_SQL,
+    FIRST_WINDOW_SQL,
+    QUOTA_FIELDS,
+    QUOTAS_SQL,
+    REASON_LEN,
+    RESERVE_SQL,
+    VERSIONS_SQL,
+    settle_steps,
+)
 
 IN_CHUNK = 500  # bound IN (...) lists: SQLite caps bound parameters, MySQL caps packet size
 
@@ -95,9 +107,7 @@ _ACCOUNT_COLUMNS = (
     AccountRow.state,
     AccountRow.state_reason,
     AccountRow.state_changed_at,
-    AccountRow.remaining,
-    AccountRow.heavy_remaining,
-    AccountRow.window_reset_at,
+    AccountRow.user_id,
     AccountRow.cooldown_until,
     AccountRow.failure_count,
     AccountRow.last_failure,
@@ -114,30 +124,31 @@ _CLIENT_KEY_COLUMNS = tuple(table_of(ClientKeyRow).c)
 
 _ACCOUNT_FIELDS = tuple(c.key for c in _ACCOUNT_COLUMNS)
 _LIST_ACCOUNTS_SQL = f"SELECT {', '.join(_ACCOUNT_FIELDS)} FROM accounts ORDER BY id"
+_QUOTA_KEYS = ("account_id", "mode")
+_QUOTA_COLUMNS = tuple(getattr(AccountQuotaRow, f) for f in QUOTA_FIELDS)
 
 
-def _account(row: Any) -> Account:
-    return Account(
-        id=row.id,
-        token=row.token,
-        tier=row.tier,
-        state=row.state,
-        state_reason=row.state_reason,
-        state_changed_at=row.state_changed_at,
-        remaining=row.remaining,
-        heavy_remaining=row.heavy_remaining,
-        window_reset_at=row.window_reset_at,
-        cooldown_until=row.cooldown_until,
-        failure_count=row.failure_count,
-        last_failure=row.last_failure,
-        last_failure_at=row.last_failure_at,
-        tags=_decode_strs(row.tags),
-        note=row.note,
-        created_at=row.created_at,
-        last_used_at=row.last_used_at,
-        requests_ok=row.requests_ok,
-        requests_failed=row.requests_failed,
-    )
+def _account(row: Sequence[Any], quotas: dict[str, ModeQuota] | None = None) -> Account:
+    fields = dict(zip(_ACCOUNT_FIELDS, row, strict=True))
+    fields["tags"] = _decode_strs(fields["tags"])
+    return Account(**fields, quotas=quotas or {})
+
+
+def _windows(rows: Iterable[Sequence[Any]]) -> dict[int, dict[str, ModeQuota]]:
+    """Quota rows (account_id, mode, remaining, total, window_seconds, reset_at) grouped by account;
+    entirely unknown windows are left out, as if their row did not exist."""
+    out: dict[int, dict[str, ModeQuota]] = {}
+    for account_id, mode, remaining, total, window, reset in rows:
+        if remaining is None and total is None and window is None and reset is None:
+            continue
+        out.setdefault(account_id, {})[mode] = ModeQuota(
+            remaining=remaining, total=total, window_seconds=window, reset_at=reset
+        )
+    return out
+
+
+def _quota_rows(account_id: int, quotas: dict[str, ModeQuota]) -> list[dict[str, Any]]:
+    return [{"account_id": account_id, "mode": m, **msgspec.structs.asdict(q)} for m, q in quotas.items()]
 
 
 def _client_key(row: Any) -> ClientKey:
@@ -166,9 +177,7 @@ _PATCH_FIELDS = (
     "tier",
     "state",
     "state_reason",
-    "remaining",
-    "heavy_remaining",
-    "window_reset_at",
+    "user_id",
     "cooldown_until",
     "failure_count",
     "tags",
@@ -211,9 +220,9 @@ class SqlStore:
             self._sync_thread.shutdown(wait=False)
             self._sync_thread = None
 
-    async def _hot(self, steps: list[tuple[str, dict[str, Any]]]) -> int:
-        """Run per-request statements in one transaction; statements after the first run only when
-        the first matched its row. Returns the first statement's row count.
+    async def _hot(self, steps: list[tuple[str, dict[str, Any]]], *, gated: bool = True) -> list[int]:
+        """Run per-request statements in one transaction and return their row counts. ``gated``: the
+        statements after the first run only when the first matched its row.
 
         On SQLite they run on one dedicated thread with a plain sqlite3 connection: one thread hop per
         call, and writes queue in order instead of sleeping in SQLite's busy handler. On MySQL they
@@ -222,19 +231,23 @@ class SqlStore:
             for sql, _ in steps:
                 self.trace(sql)
         if self.kind == "sqlite":
-            return await asyncio.get_running_loop().run_in_executor(self._sqlite_thread(), self._sqlite_write, steps)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._sqlite_thread(), self._sqlite_write, steps, gated
+            )
+        counts: list[int] = []
         async with self.engine.begin() as conn:
-            first = (await conn.execute(_text(steps[0][0]), steps[0][1])).rowcount
-            if first == 1:
-                for sql, params in steps[1:]:
-                    await conn.execute(_text(sql), params)
-            return first
+            for sql, params in steps:
+                if gated and counts and counts[0] != 1:
+                    break
+                counts.append((await conn.execute(_text(sql), params)).rowcount)
+        return counts
 
-    async def _hot_query(self, sql: str) -> list[tuple[Any, ...]]:
+    async def _hot_query(self, *sqls: str) -> list[list[tuple[Any, ...]]]:
+        """Run read statements in one transaction (one consistent snapshot); their rows, in order."""
         if self.kind == "sqlite":
-            return await asyncio.get_running_loop().run_in_executor(self._sqlite_thread(), self._sqlite_read, sql)
+            return await asyncio.get_running_loop().run_in_executor(self._sqlite_thread(), self._sqlite_read, sqls)
         async with self.engine.connect() as conn:
-            return [tuple(r) for r in await conn.execute(_text(sql))]
+            return [[tuple(r) for r in await conn.execute(_text(sql))] for sql in sqls]
 
     def _sqlite_thread(self) -> ThreadPoolExecutor:
         if self._sync_thread is None:
@@ -248,22 +261,30 @@ class SqlStore:
             sqlite_pragmas(self._raw, None)
         return self._raw
 
-    def _sqlite_write(self, steps: list[tuple[str, dict[str, Any]]]) -> int:
+    def _sqlite_write(self, steps: list[tuple[str, dict[str, Any]]], gated: bool) -> list[int]:
         conn = self._sqlite_conn()
         conn.execute("BEGIN IMMEDIATE")
+        counts: list[int] = []
         try:
-            first = conn.execute(*steps[0]).rowcount
-            if first == 1:
-                for sql, params in steps[1:]:
-                    conn.execute(sql, params)
+            for sql, params in steps:
+                if gated and counts and counts[0] != 1:
+                    break
+                counts.append(conn.execute(sql, params).rowcount)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return first
+        return counts
 
-    def _sqlite_read(self, sql: str) -> list[tuple[Any, ...]]:
-        return list(self._sqlite_conn().execute(sql))
+    def _sqlite_read(self, sqls: Sequence[str]) -> list[list[tuple[Any, ...]]]:
+        conn = self._sqlite_conn()
+        if len(sqls) == 1:
+            return [list(conn.execute(sqls[0]))]
+        conn.execute("BEGIN")
+        try:
+            return [list(conn.execute(sql)) for sql in sqls]
+        finally:
+            conn.execute("COMMIT")
 
     # helpers
 
@@ -289,7 +310,7 @@ class SqlStore:
     # versions
 
     async def versions(self) -> Versions:
-        rows = await self._hot_query(VERSIONS_SQL)
+        (rows,) = await self._hot_query(VERSIONS_SQL)
         found = {name: int(value) for name, value in rows}
         return Versions(accounts=found.get(ACCOUNTS_VERSION, 0), settings=found.get(SETTINGS_VERSION, 0))
 
@@ -297,22 +318,26 @@ class SqlStore:
 
     async def list_accounts(self) -> list[Account]:
         # Every worker reloads the whole pool when any account changes state: with thousands of
-        # accounts this plain query (and tuple rows) is several times faster than the ORM-style path.
-        rows = await self._hot_query(_LIST_ACCOUNTS_SQL)
-        names = _ACCOUNT_FIELDS
-        out: list[Account] = []
-        for row in rows:
-            fields = dict(zip(names, row, strict=True))
-            fields["tags"] = _decode_strs(fields["tags"])
-            out.append(Account(**fields))
-        return out
+        # accounts these plain queries (and tuple rows) are several times faster than the ORM-style path.
+        # Windows come from one more query, grouped here, never one query per account.
+        rows, quota_rows = await self._hot_query(_LIST_ACCOUNTS_SQL, QUOTAS_SQL)
+        windows = _windows(quota_rows)
+        return [_account(row, windows.get(row[0])) for row in rows]
 
     async def get_account(self, token: str) -> Account | None:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(select(*_ACCOUNT_COLUMNS).where(AccountRow.token_hash == token_hash(token)))
             ).first()
-        return None if row is None else _account(row)
+            if row is None:
+                return None
+            quota_rows = await conn.execute(
+                select(AccountQuotaRow.account_id, AccountQuotaRow.mode, *_QUOTA_COLUMNS)
+                .where(AccountQuotaRow.account_id == row.id)
+                .order_by(AccountQuotaRow.mode)
+            )
+            windows = _windows(quota_rows)
+        return _account(row, windows.get(row.id))
 
     async def add_accounts(self, items: Sequence[NewAccount]) -> AddResult:
         wanted: dict[str, NewAccount] = {}
@@ -350,9 +375,12 @@ class SqlStore:
                     values["state"] = item.state
                 if item.state_reason is not None:
                     values["state_reason"] = item.state_reason[:REASON_LEN]
+                if item.user_id is not None:
+                    values["user_id"] = item.user_id
                 updates.setdefault(tuple(values), []).append({"b_hash": h, **{f"b_{k}": v for k, v in values.items()}})
             if new_rows:
                 await conn.execute(insert(AccountRow), new_rows)
+                await self._seed_windows(conn, [h for h in hashes if h not in existing and wanted[h].quotas], wanted)
             for shape, params in updates.items():
                 sets: list[tuple[Any, Any]] = []
                 if "state" in shape:
@@ -363,6 +391,18 @@ class SqlStore:
                 )
         return AddResult(added=len(new_rows), updated=sum(len(p) for p in updates.values()))
 
+    async def _seed_windows(self, conn: AsyncConnection, hashes: list[str], wanted: dict[str, NewAccount]) -> None:
+        """Write the given windows of accounts just inserted (their ids are only known now)."""
+        rows: list[dict[str, Any]] = []
+        for chunk in _chunks(hashes):
+            found = await conn.execute(
+                select(AccountRow.id, AccountRow.token_hash).where(AccountRow.token_hash.in_(chunk))
+            )
+            for account_id, h in found:
+                rows += _quota_rows(account_id, wanted[h].quotas or {})
+        if rows:
+            await conn.execute(insert(AccountQuotaRow), rows)
+
     @staticmethod
     def _new_account_row(h: str, item: NewAccount, ts: float) -> dict[str, Any]:
         return {
@@ -372,9 +412,7 @@ class SqlStore:
             "state": item.state or AccountState.ACTIVE,
             "state_reason": (item.state_reason or "")[:REASON_LEN],
             "state_changed_at": ts if item.state else None,
-            "remaining": item.remaining,
-            "heavy_remaining": item.heavy_remaining,
-            "window_reset_at": None,
+            "user_id": item.user_id or "",
             "cooldown_until": None,
             "failure_count": 0,
             "last_failure": "",
@@ -392,6 +430,7 @@ class SqlStore:
         removed = 0
         async with self.engine.begin() as conn:
             for chunk in _chunks(hashes):
+                # Their windows go with them (ON DELETE CASCADE).
                 removed += (await conn.execute(delete(AccountRow).where(AccountRow.token_hash.in_(chunk)))).rowcount
             if removed:
                 await self._bump(conn, ACCOUNTS_VERSION)
@@ -402,6 +441,7 @@ class SqlStore:
 
     async def update_accounts(self, tokens: Sequence[str], patch: AccountPatch) -> int:
         given = {f: getattr(patch, f) for f in _PATCH_FIELDS if getattr(patch, f) is not msgspec.UNSET}
+        quotas = patch.quotas if isinstance(patch.quotas, dict) else {}
         hashes = list(dict.fromkeys(token_hash(t) for t in tokens))
         sets: list[tuple[Any, Any]] = []
         if "state" in given:
@@ -416,29 +456,40 @@ class SqlStore:
         async with self.engine.begin() as conn:
             for chunk in _chunks(hashes):
                 where = AccountRow.token_hash.in_(chunk)
-                if not sets:
+                # ``accounts`` before ``account_quotas``: the lock order of every hot-path statement.
+                if sets:
+                    # Matched rows (asyncmy sets CLIENT.FOUND_ROWS), so an unchanged account still counts.
+                    found += (await conn.execute(update(AccountRow).where(where).ordered_values(*sets))).rowcount
+                if quotas:
+                    ids = (await conn.scalars(select(AccountRow.id).where(where))).all()
+                    rows = [r for account_id in ids for r in _quota_rows(account_id, quotas)]
+                    if rows:  # each given window replaced whole
+                        await conn.execute(
+                            self._upsert(AccountQuotaRow, _QUOTA_KEYS, [*_QUOTA_KEYS, *QUOTA_FIELDS]), rows
+                        )
+                    found += 0 if sets else len(ids)
+                elif not sets:
                     found += int(await conn.scalar(select(func.count()).where(where)) or 0)
-                    continue
-                # Matched rows (asyncmy sets CLIENT.FOUND_ROWS), so an unchanged account still counts.
-                found += (await conn.execute(update(AccountRow).where(where).ordered_values(*sets))).rowcount
-            if found and sets:
+            if found and (sets or quotas):
                 await self._bump(conn, ACCOUNTS_VERSION)
         return found
 
-    async def reserve(self, account_id: int, cost: int, heavy: bool = False) -> bool:
+    async def reserve(self, account_id: int, mode: str) -> bool:
         # One guarded statement: the row lock (MySQL) or write lock (SQLite) makes check and take atomic.
-        # NULL - cost stays NULL, so an unknown quota stays unknown.
-        params = {"id": account_id, "cost": cost, "now": now()}
-        return await self._hot([(RESERVE_SQL[heavy], params)]) == 1
+        params = {"id": account_id, "mode": mode}
+        if (await self._hot([(RESERVE_SQL, params)]))[0] == 1:
+            return True
+        # No row matched: the account is not active, the window is empty, or this mode has no row yet. Only
+        # the last needs more, once per (account, mode): record the unknown window, then the same guarded
+        # take decides (it also covers a concurrent first reservation or settlement of the same window).
+        counts = await self._hot([(FIRST_WINDOW_SQL[self.kind], params), (RESERVE_SQL, params)], gated=False)
+        return counts[-1] == 1
 
     async def settle(self, account_id: int, settlement: Settlement) -> None:
-        """Apply a settlement in one UPDATE. An explicit ``state`` wins over the ``invalid`` transition;
-        neither overrides an operator's ``disabled``."""
+        """Apply a settlement in one transaction, one statement per table: ``accounts``, the mode's window,
+        then the version counter when the state may have moved."""
         ts = now()
-        sql, params, may_change = settle_statement(account_id, settlement, ts)
-        if not sql:
-            return
-        steps = [(sql, params)]
+        steps, may_change = settle_steps(self.kind, account_id, settlement, ts)
         if may_change:
             # Bump only if the state really moved: this settle stamped state_changed_at with ``ts``.
             steps.append((BUMP_IF_CHANGED_SQL, {"id": account_id, "ts": ts}))

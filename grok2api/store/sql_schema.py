@@ -3,7 +3,7 @@ SQL store's statements are built from (nothing else; the store itself is in ``sq
 
 from __future__ import annotations
 
-from sqlalchemy import CHAR, BigInteger, Boolean, Double, Integer, MetaData, String, Table, Text
+from sqlalchemy import CHAR, BigInteger, Boolean, Double, ForeignKey, Integer, MetaData, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .sql_statements import REASON_LEN
@@ -41,9 +41,6 @@ class AccountRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     state_reason: Mapped[str] = mapped_column(String(REASON_LEN))
     state_changed_at: Mapped[float | None] = mapped_column(Double)
-    remaining: Mapped[int | None] = mapped_column(Integer)
-    heavy_remaining: Mapped[int | None] = mapped_column(Integer)
-    window_reset_at: Mapped[float | None] = mapped_column(Double)
     cooldown_until: Mapped[float | None] = mapped_column(Double)
     failure_count: Mapped[int] = mapped_column(Integer)
     last_failure: Mapped[str] = mapped_column(String(REASON_LEN))
@@ -54,6 +51,23 @@ class AccountRow(Base):
     last_used_at: Mapped[float | None] = mapped_column(Double)
     requests_ok: Mapped[int] = mapped_column(BigInteger)
     requests_failed: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[str] = mapped_column(String(64), server_default="")
+
+
+class AccountQuotaRow(Base):
+    """One quota window per (account, mode); NULL = unknown. A missing row is an unknown window."""
+
+    __tablename__ = "account_quotas"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    account_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    mode: Mapped[str] = mapped_column(String(64), primary_key=True)
+    remaining: Mapped[int | None] = mapped_column(Integer)
+    total: Mapped[int | None] = mapped_column(Integer)
+    window_seconds: Mapped[int | None] = mapped_column(Integer)
+    reset_at: Mapped[float | None] = mapped_column(Double)
 
 
 class SettingRow(Base):

@@ -2,10 +2,14 @@
 
 Building these with SQLAlchemy expressions on every request cost more CPU than the rest of the
 request; plain SQL strings, cached per statement shape, cost almost nothing. The SQL is standard
-(CASE, named ``:params``) and runs unchanged on SQLite and MySQL/MariaDB.
+(CASE, named ``:params``) and runs unchanged on SQLite and MySQL/MariaDB, except the upsert clause.
 
 MySQL evaluates SET assignments left to right and later ones see earlier results, so every column
 is assigned only after each expression that reads it: the state CASEs come first.
+
+Lock order: a statement that touches both tables locks the ``accounts`` row first (reserve's EXISTS
+reads it before the quota row is locked), so settle writes ``accounts`` before ``account_quotas``;
+the other order deadlocks on InnoDB under concurrent reserves.
 """
 
 from __future__ import annotations
@@ -15,32 +19,35 @@ from typing import Any
 
 import msgspec
 
-from .base import Settlement
+from .base import ModeQuota, Settlement
 
 REASON_LEN = 1024
 VERSIONS_SQL = "SELECT name, value FROM meta"
-_RESERVE = (
-    "UPDATE accounts SET {col} = {col} - :cost, last_used_at = :now "
-    "WHERE id = :id AND state = 'active' AND ({col} IS NULL OR {col} >= :cost)"
+QUOTA_FIELDS = ("remaining", "total", "window_seconds", "reset_at")
+QUOTAS_SQL = f"SELECT account_id, mode, {', '.join(QUOTA_FIELDS)} FROM account_quotas ORDER BY account_id, mode"
+# NULL - 1 stays NULL, so an unknown window stays unknown (and still matches: it may be reserved).
+RESERVE_SQL = (
+    "UPDATE account_quotas SET remaining = remaining - 1 "
+    "WHERE account_id = :id AND mode = :mode AND (remaining IS NULL OR remaining >= 1) "
+    "AND EXISTS (SELECT 1 FROM accounts WHERE id = :id AND state = 'active')"
 )
-RESERVE_SQL = {False: _RESERVE.format(col="remaining"), True: _RESERVE.format(col="heavy_remaining")}
+# The first reservation of a mode: record the unknown window (a concurrent one may have done it already).
+_FIRST_WINDOW = (
+    "INSERT INTO account_quotas (account_id, mode) SELECT id, :mode FROM accounts WHERE id = :id AND state = 'active' "
+)
+FIRST_WINDOW_SQL = {
+    "sqlite": _FIRST_WINDOW + "ON CONFLICT (account_id, mode) DO NOTHING",
+    "mysql": _FIRST_WINDOW + "ON DUPLICATE KEY UPDATE account_id = account_id",
+}
 BUMP_IF_CHANGED_SQL = (
     "UPDATE meta SET value = value + 1 WHERE name = 'accounts_version' "
     "AND EXISTS (SELECT 1 FROM accounts WHERE id = :id AND state_changed_at = :ts)"
 )
 
 
-def _quota_set(col: str, param: str, mode: str) -> str:
-    if mode == "cap":  # only ever lower a known count; fill an unknown one
-        return f"{col} = CASE WHEN {col} IS NULL OR {col} > :{param} THEN :{param} ELSE {col} END"
-    if mode == "set":
-        return f"{col} = :{param}"
-    return f"{col} = {col} + :refund"  # NULL + n stays NULL
-
-
-@lru_cache(maxsize=256)
-def settle_sql(state: bool, counted: bool, ok: bool, failure: bool, quota: tuple[str, str], window: bool) -> str:
-    """The UPDATE for one settlement shape; ``quota`` is the mode per column ("", refund, set, cap)."""
+@lru_cache(maxsize=64)
+def settle_sql(state: bool, counted: bool, ok: bool, failure: bool) -> str:
+    """The ``accounts`` UPDATE for one settlement shape (it always stamps ``last_used_at``)."""
     sets: list[str] = []
     if state:
         keep = "state = 'disabled'"
@@ -65,41 +72,63 @@ def settle_sql(state: bool, counted: bool, ok: bool, failure: bool, quota: tuple
         sets.append("requests_ok = requests_ok + 1")
     if failure:
         sets += ["requests_failed = requests_failed + 1", "last_failure = :failure", "last_failure_at = :ts"]
-    for col, mode in zip(("remaining", "heavy_remaining"), quota, strict=True):
-        if mode:
-            sets.append(_quota_set(col, col, mode))
-    if window:
-        sets.append("window_reset_at = :window_reset_at")
-    if not sets:
-        return ""
+    sets.append("last_used_at = :ts")
     return f"UPDATE accounts SET {', '.join(sets)} WHERE id = :id"
 
 
-def _quota_mode(learned: Any, refunded: bool, s: Settlement) -> str:
-    if learned is not msgspec.UNSET:
-        if s.learned_cap:
-            return "cap" if learned is not None else ""
-        return "set"
-    return "refund" if refunded and s.refund else ""
+@lru_cache(maxsize=64)
+def quota_settle_sql(dialect: str, refund: bool, learned: str) -> str:
+    """The ``account_quotas`` statement for one settlement shape. ``learned`` is "" (refund only), "set"
+    (replace the window), "cap" (lower or fill ``remaining``) or "keep" (capped, ``remaining`` not learned).
+    """
+    if not learned:  # a missing row is an unknown window, and a refund leaves it unknown
+        return "UPDATE account_quotas SET remaining = remaining + :refund WHERE account_id = :id AND mode = :mode"
+    current = "remaining + :refund" if refund else "remaining"
+    if learned == "set":
+        sets = [f"{f} = :{f}" for f in QUOTA_FIELDS]
+    else:
+        if learned == "cap":
+            low = f"CASE WHEN remaining IS NULL OR {current} > :remaining THEN :remaining ELSE {current} END"
+        else:
+            low = current
+        sets = [f"remaining = {low}"] + [f"{f} = COALESCE(:{f}, {f})" for f in QUOTA_FIELDS[1:]]
+    # A missing row is an unknown window: the learned values are what it becomes.
+    insert = (
+        f"INSERT INTO account_quotas (account_id, mode, {', '.join(QUOTA_FIELDS)}) "
+        f"VALUES (:id, :mode, {', '.join(':' + f for f in QUOTA_FIELDS)}) "
+    )
+    if dialect == "mysql":
+        return insert + "ON DUPLICATE KEY UPDATE " + ", ".join(sets)
+    return insert + "ON CONFLICT (account_id, mode) DO UPDATE SET " + ", ".join(sets)
 
 
-def settle_statement(account_id: int, s: Settlement, ts: float) -> tuple[str, dict[str, Any], bool]:
-    """(sql, params, may_change_state) for one settlement; sql is "" when there is nothing to write."""
+def settle_steps(
+    dialect: str, account_id: int, s: Settlement, ts: float
+) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+    """(statements, may_change_state) for one settlement, ``accounts`` first: the store runs the rest only
+    when that one found the account. All statements share one parameter dict."""
     counted = s.failure is not None and s.counts_towards_invalid
-    quota = (_quota_mode(s.remaining, not s.heavy, s), _quota_mode(s.heavy_remaining, s.heavy, s))
-    window = s.window_reset_at is not msgspec.UNSET
-    sql = settle_sql(s.state is not None, counted, s.ok, s.failure is not None, quota, window)
     params: dict[str, Any] = {"id": account_id, "ts": ts}
+    steps = [(settle_sql(s.state is not None, counted, s.ok, s.failure is not None), params)]
     if s.state is not None:
         params.update(state=s.state, state_reason=s.state_reason[:REASON_LEN], cooldown_until=s.cooldown_until)
     if s.failure is not None:
         params.update(failure=s.failure[:REASON_LEN], invalid_after=s.invalid_after)
-    if "refund" in quota:
-        params["refund"] = s.refund
-    if quota[0] in ("set", "cap"):
-        params["remaining"] = s.remaining
-    if quota[1] in ("set", "cap"):
-        params["heavy_remaining"] = s.heavy_remaining
-    if window:
-        params["window_reset_at"] = s.window_reset_at
-    return sql, params, s.state is not None or counted
+    learned = _learned_shape(s)
+    if s.mode and (s.refund or learned):
+        params.update(mode=s.mode, refund=s.refund)
+        if isinstance(s.learned, ModeQuota):
+            params.update(msgspec.structs.asdict(s.learned))
+        steps.append((quota_settle_sql(dialect, bool(s.refund), learned), params))
+    return steps, s.state is not None or counted
+
+
+def _learned_shape(s: Settlement) -> str:
+    learned = s.learned
+    if not isinstance(learned, ModeQuota):
+        return ""
+    if not s.learned_cap:
+        return "set"
+    if learned.remaining is not None:
+        return "cap"
+    return "keep" if (learned.total, learned.window_seconds, learned.reset_at) != (None, None, None) else ""
