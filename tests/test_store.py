@@ -338,6 +338,22 @@ async def test_reserve_takes_from_its_own_mode(store: Store) -> None:
     }
 
 
+async def test_an_empty_window_whose_reset_passed_is_reservable_again(store: Store) -> None:
+    past, future = time.time() - 5, time.time() + 3600
+    windows = {
+        "fast": ModeQuota(remaining=0, total=30, reset_at=past),
+        "auto": ModeQuota(remaining=0, total=20, reset_at=future),
+    }
+    (a,) = await _add(store, NewAccount(token="tok-a", quotas=windows))
+    assert not await store.reserve(a.id, "auto")  # empty until its reset
+    assert await store.reserve(a.id, "fast")  # rolled over: the stale count is dropped, not overdrawn
+    got = await _get(store, "tok-a")
+    assert got.quotas["fast"].remaining is None and got.quotas["fast"].reset_at is None
+    assert got.quotas["fast"].total == 30  # what the window holds is still known
+    assert got.quotas["auto"] == ModeQuota(remaining=0, total=20, reset_at=future)
+    assert await store.reserve(a.id, "fast")  # unknown now: reservable until learned again
+
+
 @pytest.mark.parametrize(
     "state", [AccountState.COOLING, AccountState.INVALID, AccountState.BLOCKED, AccountState.DISABLED]
 )

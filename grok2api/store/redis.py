@@ -67,15 +67,19 @@ _OPTIONAL_NUMBERS = frozenset(("state_changed_at", "cooldown_until", "last_failu
 _QUOTA_SUFFIX = {"remaining": "remaining", "total": "total", "window_seconds": "window", "reset_at": "reset"}
 _QUOTA_FIELD = {suffix: name for name, suffix in _QUOTA_SUFFIX.items()}
 
-# KEYS: account, once.  ARGV: the window's remaining field, once TTL.
+# KEYS: account, once.  ARGV: the window's remaining field, once TTL, the window's reset field, now.
 _RESERVE = """
 local done = redis.call('GET', KEYS[2])
 if done then return tonumber(done) end
-local cur = redis.call('HMGET', KEYS[1], 'state', ARGV[1])
+local cur = redis.call('HMGET', KEYS[1], 'state', ARGV[1], ARGV[3])
 local ok = 0
 if cur[1] == 'active' then
   local left = cur[2]
-  if not left or left == '' then
+  local reset = cur[3]
+  if reset and reset ~= '' and tonumber(reset) <= tonumber(ARGV[4]) then
+    redis.call('HDEL', KEYS[1], ARGV[1], ARGV[3])  -- the window rolled over: its count is stale, now unknown
+    ok = 1
+  elseif not left or left == '' then
     ok = 1  -- unknown window: reservable, and it stays unknown
   elseif tonumber(left) >= 1 then
     redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
@@ -488,7 +492,8 @@ class RedisStore:
 
     async def reserve(self, account_id: int, mode: str) -> bool:
         done = await self._reserve(
-            keys=[f"{self._acct}{account_id}", self._once_key()], args=[_quota_key(mode, "remaining"), _ONCE_TTL]
+            keys=[f"{self._acct}{account_id}", self._once_key()],
+            args=[_quota_key(mode, "remaining"), _ONCE_TTL, _quota_key(mode, "reset_at"), _enc(now())],
         )
         return bool(done)
 

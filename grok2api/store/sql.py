@@ -476,7 +476,7 @@ class SqlStore:
 
     async def reserve(self, account_id: int, mode: str) -> bool:
         # One guarded statement: the row lock (MySQL) or write lock (SQLite) makes check and take atomic.
-        params = {"id": account_id, "mode": mode}
+        params = {"id": account_id, "mode": mode, "now": now()}
         if (await self._hot([(RESERVE_SQL, params)]))[0] == 1:
             return True
         # No row matched: the account is not active, the window is empty, or this mode has no row yet. Only

@@ -25,10 +25,14 @@ REASON_LEN = 1024
 VERSIONS_SQL = "SELECT name, value FROM meta"
 QUOTA_FIELDS = ("remaining", "total", "window_seconds", "reset_at")
 QUOTAS_SQL = f"SELECT account_id, mode, {', '.join(QUOTA_FIELDS)} FROM account_quotas ORDER BY account_id, mode"
-# NULL - 1 stays NULL, so an unknown window stays unknown (and still matches: it may be reserved).
+# NULL - 1 stays NULL, so an unknown window stays unknown (and still matches: it may be reserved). A window
+# whose reset time has passed has rolled over: its count is stale, so it becomes unknown (learned again later)
+# and the take succeeds. ``remaining`` is assigned before ``reset_at`` because MySQL applies SETs left to right.
+_EXPIRED = "(reset_at IS NOT NULL AND reset_at <= :now)"
 RESERVE_SQL = (
-    "UPDATE account_quotas SET remaining = remaining - 1 "
-    "WHERE account_id = :id AND mode = :mode AND (remaining IS NULL OR remaining >= 1) "
+    f"UPDATE account_quotas SET remaining = CASE WHEN {_EXPIRED} THEN NULL ELSE remaining - 1 END, "
+    f"reset_at = CASE WHEN {_EXPIRED} THEN NULL ELSE reset_at END "
+    f"WHERE account_id = :id AND mode = :mode AND (remaining IS NULL OR remaining >= 1 OR {_EXPIRED}) "
     "AND EXISTS (SELECT 1 FROM accounts WHERE id = :id AND state = 'active')"
 )
 # The first reservation of a mode: record the unknown window (a concurrent one may have done it already).
