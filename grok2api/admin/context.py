@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse
 
 from ..services import Services
 from ..store.base import AdminSession
+from .htmx import is_htmx
 from .sessions import AdminAuth
 from .views import Views
 
@@ -33,7 +34,7 @@ class Ctx:
 
     @property
     def htmx(self) -> bool:
-        return self.request.headers.get("HX-Request") == "true"
+        return is_htmx(self.request)
 
     def fragment(self) -> str:
         """The id htmx wants to swap ("" for a whole page, also when htmx restores history)."""
@@ -41,9 +42,7 @@ class Ctx:
             return ""
         return self.request.headers.get("HX-Target", "")
 
-    def html(
-        self, template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
-    ) -> HTMLResponse:
+    def html(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         """Render with what every template may use: the CSRF token, the user and the storage mode."""
         body = self.admin.views.page(
             template,
@@ -53,4 +52,4 @@ class Ctx:
             path=self.request.url.path,
             **context,
         )
-        return HTMLResponse(body, status_code=status, headers=headers)
+        return HTMLResponse(body, status_code=status)

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..store.base import AdminSession
 from .context import Admin, Ctx
+from .htmx import is_htmx, redirect
 from .json_api import BadRequest
 from .sessions import SESSION_TTL
 
@@ -99,9 +100,9 @@ def page(admin: Admin, handler: PageHandler) -> Endpoint:
         token = request.cookies.get(COOKIE_NAME)
         session, renewed = await admin.auth.session_renewed(token)
         if session is None:
-            if request.headers.get("HX-Request") == "true":
-                # htmx follows HX-Redirect whatever the status; a plain 401 would just fail silently.
-                return secure_headers(Response(status_code=401, headers={"HX-Redirect": "/login"}))
+            if is_htmx(request):
+                # A plain 401 would fail silently in the page: send the browser to the sign-in form.
+                return secure_headers(redirect("/login", status=401))
             if request.method in SAFE_METHODS:
                 return secure_headers(RedirectResponse("/login", status_code=303))
             return forbidden("Not signed in.")

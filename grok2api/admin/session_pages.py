@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .context import Admin, Ctx
 from .guard import COOKIE_NAME, Endpoint, client_of, same_origin, secure_headers, set_cookie
+from .htmx import redirect
 from .sessions import SESSION_TTL
 
 LOGIN_COOKIE = "g2a_login"
@@ -83,7 +84,7 @@ def login_submit(admin: Admin) -> Endpoint:
 async def logout(ctx: Ctx) -> Response:
     await ctx.admin.auth.logout(ctx.session)
     if ctx.htmx:
-        response: Response = Response(status_code=204, headers={"HX-Redirect": "/login"})
+        response = redirect("/login")
     else:
         response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
