@@ -43,13 +43,16 @@ class Ctx:
         return self.request.headers.get("HX-Target", "")
 
     def html(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        """Render with what every template may use: the CSRF token, the user and the storage mode."""
-        body = self.admin.views.page(
-            template,
-            csrf=self.session.csrf,
-            username=self.session.username,
-            storage_mode=self.svc.boot.storage_mode.upper(),
-            path=self.request.url.path,
-            **context,
-        )
+        body = self.admin.views.page(template, **page_context(self.admin, self.request, self.session), **context)
         return HTMLResponse(body, status_code=status)
+
+
+def page_context(admin: Admin, request: Request, session: AdminSession | None) -> dict[str, Any]:
+    """What ``base.html`` uses: the CSRF token and the user (blank when signed out), the storage
+    mode and the path (for the active tab)."""
+    return {
+        "csrf": session.csrf if session else "",
+        "username": session.username if session else "",
+        "storage_mode": admin.svc.boot.storage_mode.upper(),
+        "path": request.url.path,
+    }

@@ -109,9 +109,9 @@ def page(admin: Admin, handler: PageHandler) -> Endpoint:
         if session is None:
             if is_htmx(request):
                 # A plain 401 would fail silently in the page: send the browser to the sign-in form.
-                return secure_headers(redirect("/login", status=401))
+                return secure_headers(redirect(admin.views.url("login"), status=401))
             if request.method in SAFE_METHODS:
-                return secure_headers(RedirectResponse("/login", status_code=303))
+                return secure_headers(RedirectResponse(admin.views.url("login"), status_code=303))
             return forbidden("Not signed in.")
         if request.method not in SAFE_METHODS:
             if not same_origin(request):
