@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
-from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Scope
 
@@ -43,7 +43,10 @@ GET, POST = ["GET"], ["POST"]
 
 
 def build_admin(svc: Services) -> Admin:
-    return Admin(svc, AdminAuth(svc), Views(svc.boot.web_dir / "templates"))
+    """What the admin's handlers share; its views can name the HTML admin's routes."""
+    admin = Admin(svc, AdminAuth(svc), Views(svc.boot.web_dir / "templates"))
+    admin.views.router = Router(page_routes(admin))  # set afterwards: the handlers need the admin
+    return admin
 
 
 async def admin_startup(svc: Services) -> None:
@@ -71,14 +74,14 @@ class SegmentMount(Mount):
         return super().matches(scope)
 
 
-def pages_app(admin: Admin) -> Starlette:
-    """The HTML admin, with whole paths (see ``SegmentMount``) and its own error pages."""
+def page_routes(admin: Admin) -> list[BaseRoute]:
+    """The HTML admin's routes, with whole paths (see ``SegmentMount``)."""
 
     def html(path: str, handler: PageHandler, methods: list[str] = GET, name: str | None = None) -> Route:
         return Route(path, page(admin, handler), methods=methods, name=name)
 
     acc = accounts_pages
-    routes: list[BaseRoute] = [
+    return [
         Route("/login", session_pages.login_page(admin), methods=GET, name="login"),
         Route("/login", session_pages.login_submit(admin), methods=POST),
         html("/logout", session_pages.logout, POST, name="logout"),
@@ -106,14 +109,17 @@ def pages_app(admin: Admin) -> Starlette:
         html("/manage/cache/clear/{kind}", cache_pages.clear, POST),
         Mount("/static", SecureStatic(StaticFiles(directory=admin.svc.boot.web_dir / "static")), name="static"),
     ]
+
+
+def pages_app(admin: Admin) -> Starlette:
+    """The HTML admin: the routes its views name, with its own error pages."""
+    assert admin.views.router is not None, "make the admin with build_admin"
     errors = PageErrors(admin)
-    app = Starlette(
-        routes=routes,
+    return Starlette(
+        routes=admin.views.router.routes,
         middleware=[Middleware(LastResort, answer=errors.server_error)],
         exception_handlers={HTTPException: errors.http_error, ClientDisconnect: client_gone},
     )
-    admin.views.router = app.router
-    return app
 
 
 def api_app(admin: Admin) -> Starlette:

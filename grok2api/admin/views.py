@@ -65,7 +65,7 @@ class Views:
         )
         self.env.filters.update(mask=mask_token, time=fmt_time, ago=fmt_ago, bytes=fmt_bytes, quota=fmt_quota)
         self.env.globals["url"] = self.url
-        # The HTML admin's router, set once its app is built (its routes need the views first).
+        # The HTML admin's routes, for ``url``; ``build_admin`` sets them (their handlers need the views).
         self.router: Router | None = None
 
     def page(self, name: str, **context: Any) -> str:
