@@ -15,6 +15,10 @@ from grok2api.app import create_app
 from grok2api.config import BootConfig
 from grok2api.services import Services
 
+# The admin password a LiveGateway starts with unless told otherwise. With none configured, a gateway's
+# first start generates one and hashes it (about 0.3 s per start): only tests of that path want it.
+ADMIN_PASSWORD = "live-test-password"
+
 
 class LiveGateway:
     def __init__(
@@ -25,8 +29,13 @@ class LiveGateway:
         env: dict[str, str] | None = None,
         storage_mode: str = "file",
         database_url: str = "",
+        admin_password: str = ADMIN_PASSWORD,
     ) -> None:
-        environ = {"GROK2API_UPSTREAM_URL": upstream, "GROK2API_ASSETS_URL": assets, **(env or {})}
+        """``admin_password=""`` starts with no admin password configured (``env`` may still set one)."""
+        environ = {"GROK2API_UPSTREAM_URL": upstream, "GROK2API_ASSETS_URL": assets}
+        if admin_password:
+            environ["GROK2API_ADMIN_PASSWORD"] = admin_password
+        environ.update(env or {})
         self.boot = BootConfig(
             data_dir=data_dir,
             storage_mode=storage_mode,

@@ -270,7 +270,8 @@ async def test_settings_get_masks_secrets_and_post_validates(gw: LiveGateway, ht
 async def test_admin_password_change_through_settings_ends_other_sessions(
     tmp_path: Path, fake: FakeGrok, http: aiohttp.ClientSession
 ) -> None:
-    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url)  # no env password: it may change
+    # No env password: it may change.
+    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, admin_password="")
     await gateway.start()
     try:
         from grok2api.passwords import ADMIN_HASH_KEY, hash_password

@@ -58,6 +58,13 @@ async def admin_gw(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]
         yield gw
 
 
+@pytest.fixture
+async def first_start_gateway(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
+    """No admin password configured: the first start generates one and logs it."""
+    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, admin_password="") as gw:
+        yield gw
+
+
 async def _accept(dialog: Dialog) -> None:
     await dialog.accept()
 
@@ -91,11 +98,11 @@ async def sign_in(page: Page, url: str, password: str = PASSWORD, username: str 
 
 
 async def test_first_start_password_login_wrong_password_and_logout(
-    browser: Browser, gateway: LiveGateway, caplog: pytest.LogCaptureFixture
+    browser: Browser, first_start_gateway: LiveGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="grok2api.admin")
     page = await new_page(browser)
-    await page.goto(f"{gateway.url}/manage")
+    await page.goto(f"{first_start_gateway.url}/manage")
     await expect(page).to_have_url(re.compile(r"/login$"))  # not signed in: sent to the login page
     # The password is logged while the gateway starts (fixture setup), before the first request.
     records = caplog.get_records("setup") + caplog.records
@@ -103,23 +110,23 @@ async def test_first_start_password_login_wrong_password_and_logout(
     assert len(generated) == 1, "the first start logs one generated password"
     password = generated[0].group(1)
 
-    await sign_in(page, gateway.url, password="admin")  # the reference's default must not work
+    await sign_in(page, first_start_gateway.url, password="admin")  # the reference's default must not work
     await expect(page.locator("#login-error")).to_have_text("Wrong username or password.")
     await shot(page, "login")
 
-    await sign_in(page, gateway.url, password=password)
+    await sign_in(page, first_start_gateway.url, password=password)
     await expect(page).to_have_url(re.compile(r"/manage$"))
     await expect(page.locator("#card-accounts .big")).to_have_text("0")
     await expect(page.locator("#requests-chart .bar")).to_have_count(24)
     # The dashboard refreshes itself (htmx polling): accounts added elsewhere show up without a reload.
-    await gateway.add_accounts("live-1", "live-2")
+    await first_start_gateway.add_accounts("live-1", "live-2")
     await expect(page.locator("#card-accounts .big")).to_have_text("2", timeout=8000)
     cookie = next(c for c in await page.context.cookies() if c["name"] == "g2a_admin")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
     await page.click("#logout")
     await expect(page).to_have_url(re.compile(r"/login$"))
-    await page.goto(f"{gateway.url}/manage")
+    await page.goto(f"{first_start_gateway.url}/manage")
     await expect(page).to_have_url(re.compile(r"/login$"))
 
 

@@ -361,7 +361,7 @@ async def test_settings_page_secrets_locks_and_validation(gw: LiveGateway, brows
 
 
 async def test_password_change_signs_other_sessions_out(tmp_path: Path, fake: FakeGrok) -> None:
-    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url)
+    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, admin_password="")
     await gateway.start()
     first, second = Browser(gateway.url), Browser(gateway.url)
     try:
@@ -523,7 +523,7 @@ async def test_sliding_renewal_also_renews_the_cookie(gw: LiveGateway, browser: 
 async def test_password_change_in_the_pages_also_ends_api_bearer_sessions(tmp_path: Path, fake: FakeGrok) -> None:
     from grok2api.passwords import ADMIN_HASH_KEY, hash_password
 
-    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url)
+    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, admin_password="")
     await gateway.start()
     page = Browser(gateway.url)
     try:
