@@ -11,7 +11,7 @@ import pytest
 
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 PASSWORD = "api-test-password"
 

@@ -17,7 +17,7 @@ import pytest
 
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 pytestmark = pytest.mark.browser
 

@@ -18,7 +18,7 @@ from grok2api.admin.accounts_input import parse_input
 from grok2api.admin.sessions import SESSION_TTL, session_hash
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 PASSWORD = "pages-test-password"
 

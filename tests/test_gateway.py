@@ -16,7 +16,7 @@ import pytest
 from grok2api.store.base import AccountState
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 MODEL = "grok-3-fast"
 STALL = 2.0  # seconds the fake stalls; every timeout test must finish well before it

@@ -8,7 +8,7 @@ import aiohttp
 
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 
 async def rpc(

@@ -13,8 +13,7 @@ import pytest
 from grok2api.store.base import AccountPatch
 from grok2api.testing.fake_grok import FakeGrok
 
-from conftest import _clean_mysql, _drop_redis_prefix
-from live import LiveGateway
+from harness import LiveGateway, clean_mysql, drop_redis_prefix
 
 QUOTA = 6
 ACCOUNTS = ("share-1", "share-2", "share-3")
@@ -30,9 +29,9 @@ async def _backend(kind: str, tmp_path: Path) -> tuple[str, str]:
             pytest.fail(f"{env} must be set when TEST_REQUIRE_SERVICES is")
         pytest.skip(f"{env} is not set")
     if kind == "mysql":
-        await _clean_mysql(url)
+        await clean_mysql(url)
     else:
-        await _drop_redis_prefix(url, "g2a")  # the prefix a gateway uses by default
+        await drop_redis_prefix(url, "g2a")  # the prefix a gateway uses by default
     return kind, url
 
 

@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from grok2api.testing.fake_grok import SEARCH_RESULTS, FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 MODEL = "grok-3-fast"
 ANSWER = "Hello! You said: hi"

@@ -15,7 +15,7 @@ from grok2api.pool import FailureKind, classify
 from grok2api.store.base import AccountPatch, AccountState
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 # ---- classification ----------------------------------------------------------------------------
 
