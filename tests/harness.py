@@ -10,12 +10,14 @@ pointed at it, and ``client`` the official OpenAI SDK pointed at the gateway.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import aiohttp
 import openai
@@ -30,13 +32,36 @@ from grok2api.store import make_store
 from grok2api.store.base import NewAccount, Store
 from grok2api.testing.fake_grok import FakeGrok
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
 # ---- services ----------------------------------------------------------------------------------
 
 
-def _unavailable(reason: str) -> NoReturn:
-    """Skip, unless CI asked for every service (TEST_REQUIRE_SERVICES): then a missing one is a failure."""
+Service = Literal["mysql", "redis", "chromium"]
+
+_URLS = {
+    "mysql": ("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test", "asyncmy"),
+    "redis": ("TEST_REDIS_URL", "redis://127.0.0.1:6379/15", "redis"),
+}
+
+
+def requires(service: Service) -> str:
+    """What reaches ``service``: its URL (TEST_MYSQL_URL, TEST_REDIS_URL), or chromium's path.
+
+    Without it the test is skipped; when CI asks for every service (TEST_REQUIRE_SERVICES) it fails instead.
+    """
+    if service == "chromium":
+        found, reason = shutil.which("chromium") or "", "Debian chromium is not installed"
+    else:
+        variable, example, package = _URLS[service]
+        found, reason = os.environ.get(variable, ""), f"{variable} is not set (e.g. {variable}={example})"
+        if found and importlib.util.find_spec(package) is None:
+            found, reason = "", f"{package} is not installed (pip install -e '.[{service}]')"
+    if found:
+        return found
     if os.environ.get("TEST_REQUIRE_SERVICES"):
-        pytest.fail(reason)
+        pytest.fail(f"{reason}, and TEST_REQUIRE_SERVICES is set", pytrace=False)
     pytest.skip(reason)
 
 
@@ -58,18 +83,33 @@ async def clean_mysql(url: str) -> None:
         await engine.dispose()
 
 
-async def drop_redis_prefix(url: str, prefix: str) -> None:
+def redis_pattern(prefix: str) -> str:
+    """The SCAN pattern for the keys under ``prefix`` and nothing else (its glob characters escaped)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + ":*"
+
+
+async def drop_redis_keys(redis_client: Redis, prefix: str) -> None:
     """Delete the keys under ``prefix`` only: the Redis test database may be shared with concurrent runs."""
+    keys = [k async for k in redis_client.scan_iter(match=redis_pattern(prefix), count=1000)]
+    if keys:
+        await redis_client.delete(*keys)
+
+
+async def drop_redis_prefix(url: str, prefix: str) -> None:
+    """``drop_redis_keys`` over a connection of its own."""
     import redis.asyncio as aioredis
 
     redis_client = aioredis.Redis.from_url(url)
     try:
-        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + ":*"
-        keys = [k async for k in redis_client.scan_iter(match=pattern, count=1000)]
-        if keys:
-            await redis_client.delete(*keys)
+        await drop_redis_keys(redis_client, prefix)
     finally:
         await redis_client.aclose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """TEST_REDIS_URL (see ``requires``)."""
+    return requires("redis")
 
 
 # ---- stores ------------------------------------------------------------------------------------
@@ -104,20 +144,14 @@ async def store_factory(tmp_path: Path) -> AsyncIterator[StoreFactory]:
                     (tmp_path / f"grok2api.db{suffix}").unlink(missing_ok=True)
             store = make_store("sqlite", "", tmp_path)  # grok2api.db in the data dir
         elif kind == "mysql":
-            url = os.environ.get("TEST_MYSQL_URL", "")
-            if not url:
-                _unavailable("TEST_MYSQL_URL is not set (e.g. mysql://root@127.0.0.1:3306/test)")
+            url = requires("mysql")
             if fresh:
                 await clean_mysql(url)
             store = make_store("mysql", url, tmp_path)
         elif kind == "redis":
-            redis_url = os.environ.get("TEST_REDIS_URL", "")
-            if not redis_url:
-                _unavailable("TEST_REDIS_URL is not set (e.g. redis://127.0.0.1:6379/15)")
-            try:
-                from grok2api.store.redis import RedisStore
-            except ImportError as exc:
-                _unavailable(f"grok2api.store.redis cannot be imported: {exc}")
+            redis_url = requires("redis")
+            from grok2api.store.redis import RedisStore
+
             if fresh:
                 await drop_redis_prefix(redis_url, redis_prefix)
             # Built directly rather than by make_store, to give each test its own key prefix.

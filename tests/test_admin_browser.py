@@ -5,23 +5,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 
 from grok2api.testing.fake_grok import FakeGrok
 
-from harness import LiveGateway
+from harness import LiveGateway, requires
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium")
 SHOTS = Path(__file__).parent / "screenshots"
 PASSWORD = "browser-test-password"
 LAUNCH_ARGS = [
@@ -34,17 +32,12 @@ LAUNCH_ARGS = [
     "--no-first-run",
 ]
 
-if CHROMIUM is None and not os.environ.get("TEST_REQUIRE_SERVICES"):
-    pytest.skip("Debian chromium is not installed", allow_module_level=True)
-
-from playwright.async_api import Browser, Dialog, Page, async_playwright, expect  # noqa: E402
-
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM, "chromium is required when TEST_REQUIRE_SERVICES is set"
+    chromium = requires("chromium")
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        b = await p.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
         try:
             yield b
         finally:
