@@ -260,6 +260,15 @@ class LiveGateway:
         await self.services.reload(force=True)
 
 
+def sse_frames(raw: bytes) -> list[str]:
+    """The ``data:`` payloads of an SSE body; every event must be one ``data:`` line and a blank line."""
+    text = raw.decode()
+    assert text.endswith("\n\n")
+    events = text[:-2].split("\n\n")
+    assert all(e.startswith("data: ") and "\n" not in e for e in events), events
+    return [e[len("data: ") :] for e in events]
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeGrok]:
     """A fake grok.com on a loopback port."""

@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from grok2api.testing.fake_grok import SEARCH_RESULTS, FakeGrok
 
-from harness import LiveGateway
+from harness import LiveGateway, sse_frames
 
 MODEL = "grok-3-fast"
 ANSWER = "Hello! You said: hi"
@@ -61,15 +61,6 @@ async def post_raw(gateway: LiveGateway, body: bytes | dict[str, Any], **headers
         http.post(f"{gateway.url}/v1/chat/completions", data=data, headers=headers) as resp,
     ):
         return resp.status, resp.headers.get("Content-Type", ""), await resp.read()
-
-
-def sse_frames(raw: bytes) -> list[str]:
-    """The ``data:`` payloads of an SSE body; every event must be one ``data:`` line and a blank line."""
-    text = raw.decode()
-    assert text.endswith("\n\n")
-    events = text[:-2].split("\n\n")
-    assert all(e.startswith("data: ") and "\n" not in e for e in events), events
-    return [e[len("data: ") :] for e in events]
 
 
 def error_of(raw: bytes) -> dict[str, Any]:
