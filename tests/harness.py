@@ -281,10 +281,17 @@ async def fake() -> AsyncIterator[FakeGrok]:
 
 
 @pytest.fixture
-async def gateway(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
-    """The real app under hypercorn on SQLite, pointed at the fake; no accounts yet."""
-    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url) as gw:
-        yield gw
+def gateway_env() -> dict[str, str]:
+    """Extra environment for the ``gateway`` fixture; a module overrides this fixture to change it."""
+    return {}
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, fake: FakeGrok, gateway_env: dict[str, str]) -> AsyncIterator[LiveGateway]:
+    """The real app under hypercorn on SQLite, pointed at the fake; no accounts yet. Its admin password
+    is ADMIN_PASSWORD."""
+    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env=gateway_env) as live:
+        yield live
 
 
 @pytest.fixture

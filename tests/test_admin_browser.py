@@ -16,12 +16,12 @@ from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 
 from grok2api.testing.fake_grok import FakeGrok
 
-from harness import LiveGateway, requires
+from harness import ADMIN_PASSWORD, LiveGateway, requires
 
 pytestmark = pytest.mark.browser
 
 SHOTS = Path(__file__).parent / "screenshots"
-PASSWORD = "browser-test-password"
+PASSWORD = ADMIN_PASSWORD  # the gateway fixture's
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -45,17 +45,10 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def admin_gw(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
-    env = {"GROK2API_ADMIN_PASSWORD": PASSWORD}
-    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env=env) as gw:
-        yield gw
-
-
-@pytest.fixture
 async def first_start_gateway(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
     """No admin password configured: the first start generates one and logs it."""
-    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, admin_password="") as gw:
-        yield gw
+    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, admin_password="") as gateway:
+        yield gateway
 
 
 async def _accept(dialog: Dialog) -> None:
@@ -124,11 +117,11 @@ async def test_first_start_password_login_wrong_password_and_logout(
 
 
 async def test_accounts_bulk_add_filter_page_edit_test_and_delete(
-    browser: Browser, admin_gw: LiveGateway, fake: FakeGrok, tmp_path: Path
+    browser: Browser, gateway: LiveGateway, fake: FakeGrok, tmp_path: Path
 ) -> None:
     page = await new_page(browser)
-    await sign_in(page, admin_gw.url)
-    await page.goto(f"{admin_gw.url}/manage/accounts")
+    await sign_in(page, gateway.url)
+    await page.goto(f"{gateway.url}/manage/accounts")
 
     # 1 000 basic tokens pasted (plus a bad line and a duplicate), 1 000 super tokens from a token.json file.
     pasted = [f"sso=paste-{i:04d}-token" for i in range(1000)] + ["not a token!", "sso=paste-0000-token"]
@@ -164,14 +157,14 @@ async def test_accounts_bulk_add_filter_page_edit_test_and_delete(
     await expect(page.locator("#page-number")).to_have_text("40")
 
     # The copy button puts the full token (never rendered in the page) on the clipboard.
-    await page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=admin_gw.url)
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=gateway.url)
     first_row = page.locator("table.accounts tbody tr").first
     masked = await first_row.locator("code").inner_text()
     await first_row.locator("button.copy").click()
     await expect(page.locator(".toast")).to_have_text("Copied to the clipboard.")
     copied = await page.evaluate("navigator.clipboard.readText()")
     assert copied.startswith(masked.split("…")[0]) and "…" not in copied
-    assert copied in {a.token for a in admin_gw.services.pool.accounts()}
+    assert copied in {a.token for a in gateway.services.pool.accounts()}
     assert copied not in await page.content()
 
     # Tag and note one account, picking a tag from the palette too.
@@ -211,12 +204,12 @@ async def test_accounts_bulk_add_filter_page_edit_test_and_delete(
     await page.click("#bulk button[value=delete]")
     await expect(page.locator("#bulk-result")).to_have_text("Deleted 3 account(s).")
     await expect(page.locator("#match-count")).to_have_text("97")
-    assert len(admin_gw.services.pool.accounts()) == 2001 - 3
+    assert len(gateway.services.pool.accounts()) == 2001 - 3
 
 
-async def test_setting_change_takes_effect_on_chat(browser: Browser, admin_gw: LiveGateway) -> None:
-    await admin_gw.add_accounts("settings-token")
-    sdk = openai.AsyncOpenAI(base_url=f"{admin_gw.url}/v1", api_key="unused", max_retries=0)
+async def test_setting_change_takes_effect_on_chat(browser: Browser, gateway: LiveGateway) -> None:
+    await gateway.add_accounts("settings-token")
+    sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0)
     try:
         before = await sdk.chat.completions.create(
             model="grok-4-fast", messages=[{"role": "user", "content": "[[think]] hi"}]
@@ -224,8 +217,8 @@ async def test_setting_change_takes_effect_on_chat(browser: Browser, admin_gw: L
         assert getattr(before.choices[0].message, "reasoning_content", None)
 
         page = await new_page(browser)
-        await sign_in(page, admin_gw.url)
-        await page.goto(f"{admin_gw.url}/manage/settings")
+        await sign_in(page, gateway.url)
+        await page.goto(f"{gateway.url}/manage/settings")
         group = page.locator("#group-grok")
         await group.locator("select[name=show_thinking]").select_option("false")
         await group.get_by_role("button", name="Save").click()
@@ -243,16 +236,16 @@ async def test_setting_change_takes_effect_on_chat(browser: Browser, admin_gw: L
         )
         assert not getattr(after.choices[0].message, "reasoning_content", None)
         assert after.choices[0].message.content
-        assert admin_gw.services.settings.stream_chunk_timeout == 120.0  # the bad value was not stored
+        assert gateway.services.settings.stream_chunk_timeout == 120.0  # the bad value was not stored
     finally:
         await sdk.close()
 
 
-async def test_api_key_create_use_and_revoke(browser: Browser, admin_gw: LiveGateway) -> None:
-    await admin_gw.add_accounts("keys-token")
+async def test_api_key_create_use_and_revoke(browser: Browser, gateway: LiveGateway) -> None:
+    await gateway.add_accounts("keys-token")
     page = await new_page(browser)
-    await sign_in(page, admin_gw.url)
-    await page.goto(f"{admin_gw.url}/manage/keys")
+    await sign_in(page, gateway.url)
+    await page.goto(f"{gateway.url}/manage/keys")
     await page.fill("#key-name", "ci robot")
     await page.fill("#key-rpm", "100")
     await page.check("input[name=models][value=grok-3-fast]")
@@ -263,7 +256,7 @@ async def test_api_key_create_use_and_revoke(browser: Browser, admin_gw: LiveGat
     await expect(page.locator("#keys-table tbody tr td").nth(2)).to_have_text("grok-3-fast")
     await shot(page, "keys")
 
-    sdk = openai.AsyncOpenAI(base_url=f"{admin_gw.url}/v1", api_key=secret, max_retries=0)
+    sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=secret, max_retries=0)
     try:
         reply = await sdk.chat.completions.create(model="grok-3-fast", messages=[{"role": "user", "content": "hi"}])
         assert reply.choices[0].message.content
@@ -279,15 +272,15 @@ async def test_api_key_create_use_and_revoke(browser: Browser, admin_gw: LiveGat
         await sdk.close()
 
 
-async def test_cache_clear_with_confirmation_and_dashboard(browser: Browser, admin_gw: LiveGateway) -> None:
-    images = admin_gw.boot.data_dir / "images"
+async def test_cache_clear_with_confirmation_and_dashboard(browser: Browser, gateway: LiveGateway) -> None:
+    images = gateway.boot.data_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     (images / "users-u1-generated-a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 4096)
     page = await new_page(browser)
-    await sign_in(page, admin_gw.url)
+    await sign_in(page, gateway.url)
     await expect(page.locator("#card-cache .big")).to_have_text("4.0 KB")
     await shot(page, "dashboard")
-    await page.goto(f"{admin_gw.url}/manage/cache")
+    await page.goto(f"{gateway.url}/manage/cache")
     await expect(page.locator("#cache-images")).to_have_text("4.0 KB")
     await page.get_by_role("button", name="Clear all").click()
     await expect(page.locator("#cache-notice")).to_contain_text("1 image(s)")
@@ -296,18 +289,18 @@ async def test_cache_clear_with_confirmation_and_dashboard(browser: Browser, adm
     await shot(page, "cache")
 
 
-async def test_post_without_csrf_token_is_refused(browser: Browser, admin_gw: LiveGateway) -> None:
-    await admin_gw.add_accounts("csrf-token")
+async def test_post_without_csrf_token_is_refused(browser: Browser, gateway: LiveGateway) -> None:
+    await gateway.add_accounts("csrf-token")
     page = await new_page(browser)
-    await sign_in(page, admin_gw.url)
+    await sign_in(page, gateway.url)
     await expect(page).to_have_url(re.compile(r"/manage$"))
     # The browser's own cookies, but no CSRF header: refused, and nothing changes.
-    account_id = admin_gw.services.pool.accounts()[0].id
-    refused: Any = await page.request.post(f"{admin_gw.url}/manage/accounts/{account_id}/delete")
+    account_id = gateway.services.pool.accounts()[0].id
+    refused: Any = await page.request.post(f"{gateway.url}/manage/accounts/{account_id}/delete")
     assert refused.status == 403
-    assert len(admin_gw.services.pool.accounts()) == 1
+    assert len(gateway.services.pool.accounts()) == 1
     token = await page.get_attribute("body", "hx-headers")
     assert token is not None
-    allowed = await page.request.post(f"{admin_gw.url}/manage/accounts/{account_id}/delete", headers=json.loads(token))
+    allowed = await page.request.post(f"{gateway.url}/manage/accounts/{account_id}/delete", headers=json.loads(token))
     assert allowed.status == 200
-    assert admin_gw.services.pool.accounts() == []
+    assert gateway.services.pool.accounts() == []

@@ -18,16 +18,14 @@ from grok2api.admin.accounts_input import parse_input
 from grok2api.admin.sessions import SESSION_TTL, session_hash
 from grok2api.testing.fake_grok import FakeGrok
 
-from harness import LiveGateway
+from harness import ADMIN_PASSWORD, LiveGateway
 
-PASSWORD = "pages-test-password"
+PASSWORD = ADMIN_PASSWORD  # the gateway fixture's
 
 
 @pytest.fixture
-async def gw(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
-    env = {"GROK2API_ADMIN_PASSWORD": PASSWORD, "GROK2API_CF_CLEARANCE": "env-clearance"}
-    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env=env) as gateway:
-        yield gateway
+def gateway_env() -> dict[str, str]:
+    return {"GROK2API_CF_CLEARANCE": "env-clearance"}  # a setting the environment locks
 
 
 class AdminClient:
@@ -81,8 +79,8 @@ class AdminClient:
 
 
 @pytest.fixture
-async def admin(gw: LiveGateway) -> AsyncIterator[AdminClient]:
-    b = AdminClient(gw.url)
+async def admin(gateway: LiveGateway) -> AsyncIterator[AdminClient]:
+    b = AdminClient(gateway.url)
     resp = await b.login()
     assert resp.status == 303
     try:
@@ -91,10 +89,10 @@ async def admin(gw: LiveGateway) -> AsyncIterator[AdminClient]:
         await b.close()
 
 
-async def test_login_page_security_headers_and_cookie_flags(gw: LiveGateway) -> None:
-    b = AdminClient(gw.url)
+async def test_login_page_security_headers_and_cookie_flags(gateway: LiveGateway) -> None:
+    b = AdminClient(gateway.url)
     try:
-        async with b.http.get(gw.url + "/login") as resp:
+        async with b.http.get(gateway.url + "/login") as resp:
             csp = resp.headers["Content-Security-Policy"]
             assert "default-src 'self'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
             assert resp.headers["X-Frame-Options"] == "DENY"
@@ -109,14 +107,14 @@ async def test_login_page_security_headers_and_cookie_flags(gw: LiveGateway) -> 
         await b.close()
 
 
-async def test_secure_cookie_behind_https_proxy(gw: LiveGateway) -> None:
+async def test_secure_cookie_behind_https_proxy(gateway: LiveGateway) -> None:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.get(gw.url + "/login", headers={"X-Forwarded-Proto": "https"}) as resp:
+        async with http.get(gateway.url + "/login", headers={"X-Forwarded-Proto": "https"}) as resp:
             token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
             assert token and "Secure" in resp.headers["Set-Cookie"]
         # The login cookie was Secure, so aiohttp (plain http) keeps it back: send it by hand.
         async with http.post(
-            gw.url + "/login",
+            gateway.url + "/login",
             allow_redirects=False,
             headers={"X-Forwarded-Proto": "https", "Cookie": f"g2a_login={token.group(1)}"},
             data={"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)},
@@ -125,17 +123,17 @@ async def test_secure_cookie_behind_https_proxy(gw: LiveGateway) -> None:
             assert "Secure" in next(c for c in resp.headers.getall("Set-Cookie") if c.startswith("g2a_admin="))
 
 
-async def test_login_form_refuses_missing_token_and_foreign_origin(gw: LiveGateway) -> None:
+async def test_login_form_refuses_missing_token_and_foreign_origin(gateway: LiveGateway) -> None:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.post(
-            gw.url + "/login", data={"username": "admin", "password": PASSWORD}, allow_redirects=False
+            gateway.url + "/login", data={"username": "admin", "password": PASSWORD}, allow_redirects=False
         ) as resp:
             assert resp.status == 403
-        async with http.get(gw.url + "/login") as resp:
+        async with http.get(gateway.url + "/login") as resp:
             token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
         assert token
         async with http.post(
-            gw.url + "/login",
+            gateway.url + "/login",
             allow_redirects=False,
             headers={"Origin": "https://evil.example"},
             data={"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)},
@@ -143,21 +141,21 @@ async def test_login_form_refuses_missing_token_and_foreign_origin(gw: LiveGatew
             assert resp.status == 403
 
 
-async def test_unauthenticated_requests(gw: LiveGateway) -> None:
+async def test_unauthenticated_requests(gateway: LiveGateway) -> None:
     async with aiohttp.ClientSession() as http:
-        async with http.get(gw.url + "/manage/accounts", allow_redirects=False) as resp:
+        async with http.get(gateway.url + "/manage/accounts", allow_redirects=False) as resp:
             assert (resp.status, resp.headers["Location"]) == (303, "/login")
-        async with http.get(gw.url + "/manage", headers={"HX-Request": "true"}, allow_redirects=False) as resp:
+        async with http.get(gateway.url + "/manage", headers={"HX-Request": "true"}, allow_redirects=False) as resp:
             assert (resp.status, resp.headers["HX-Redirect"]) == (401, "/login")
-        async with http.post(gw.url + "/manage/accounts/bulk", allow_redirects=False) as resp:
+        async with http.post(gateway.url + "/manage/accounts/bulk", allow_redirects=False) as resp:
             assert resp.status == 403
-        async with http.get(gw.url + "/", allow_redirects=False) as resp:
+        async with http.get(gateway.url + "/", allow_redirects=False) as resp:
             assert resp.headers["Location"] == "/manage"
 
 
-async def test_csrf_and_origin_checks_on_unsafe_requests(gw: LiveGateway, admin: AdminClient) -> None:
-    await gw.add_accounts("csrf-one")
-    acc = gw.services.pool.accounts()[0]
+async def test_csrf_and_origin_checks_on_unsafe_requests(gateway: LiveGateway, admin: AdminClient) -> None:
+    await gateway.add_accounts("csrf-one")
+    acc = gateway.services.pool.accounts()[0]
     resp = await admin.post(f"/manage/accounts/{acc.id}/toggle", csrf=False)
     assert resp.status == 403 and "CSRF" in await resp.text()
     resp = await admin.post(f"/manage/accounts/{acc.id}/toggle", headers={"X-CSRF-Token": "forged"}, csrf=False)
@@ -166,13 +164,13 @@ async def test_csrf_and_origin_checks_on_unsafe_requests(gw: LiveGateway, admin:
     assert resp.status == 403
     resp = await admin.post(f"/manage/accounts/{acc.id}/toggle", headers={"Sec-Fetch-Site": "cross-site"})
     assert resp.status == 403
-    assert gw.services.pool.accounts()[0].state == "active"
-    resp = await admin.post(f"/manage/accounts/{acc.id}/toggle", headers={"Origin": gw.url})
+    assert gateway.services.pool.accounts()[0].state == "active"
+    resp = await admin.post(f"/manage/accounts/{acc.id}/toggle", headers={"Origin": gateway.url})
     assert resp.status == 200
-    assert gw.services.pool.accounts()[0].state == "disabled"
+    assert gateway.services.pool.accounts()[0].state == "disabled"
     # A plain form post may carry the token as a field instead of the header.
     resp = await admin.post(f"/manage/accounts/{acc.id}/toggle", {"csrf_token": admin.csrf}, csrf=False, htmx=False)
-    assert resp.status == 200 and gw.services.pool.accounts()[0].state == "active"
+    assert resp.status == 200 and gateway.services.pool.accounts()[0].state == "active"
 
 
 async def test_full_pages_and_htmx_fragments(admin: AdminClient) -> None:
@@ -194,12 +192,12 @@ async def test_full_pages_and_htmx_fragments(admin: AdminClient) -> None:
     assert restore.startswith("<!doctype html>")
 
 
-async def test_user_text_is_escaped(gw: LiveGateway, admin: AdminClient) -> None:
+async def test_user_text_is_escaped(gateway: LiveGateway, admin: AdminClient) -> None:
     form = aiohttp.FormData()
     form.add_field("tier", "basic")
     form.add_field("tokens", "xss-token")
     await admin.post("/manage/accounts/add", form)
-    acc = gw.services.pool.accounts()[0]
+    acc = gateway.services.pool.accounts()[0]
     resp = await admin.post(
         f"/manage/accounts/{acc.id}/edit",
         {f"tags-{acc.id}": "<img src=x onerror=alert(1)>", f"note-{acc.id}": "<script>alert(1)</script>"},
@@ -211,7 +209,7 @@ async def test_user_text_is_escaped(gw: LiveGateway, admin: AdminClient) -> None
     assert "<script>alert" not in page and "<img src=x" not in page
 
 
-async def test_bulk_add_by_text_and_file_with_summary(gw: LiveGateway, admin: AdminClient) -> None:
+async def test_bulk_add_by_text_and_file_with_summary(gateway: LiveGateway, admin: AdminClient) -> None:
     form = aiohttp.FormData()
     form.add_field("tier", "super")
     form.add_field("tokens", "sso=paste-a\n# a comment\nsso-rw=paste-b; other=1\n\nnot valid!\npaste-a")
@@ -221,7 +219,7 @@ async def test_bulk_add_by_text_and_file_with_summary(gw: LiveGateway, admin: Ad
     assert resp.status == 200 and resp.headers["HX-Trigger"] == "accounts-changed"
     assert re.search(r'data-count="added">4<', body) and re.search(r'data-count="rejected">2<', body)
     assert "duplicate in this input" in body and "contains characters an SSO cookie cannot have" in body
-    accounts = {a.token: a.tier for a in gw.services.pool.accounts()}
+    accounts = {a.token: a.tier for a in gateway.services.pool.accounts()}
     assert accounts == {"paste-a": "super", "paste-b": "super", "file-a": "super", "file-b": "super"}
 
     empty = await admin.post("/manage/accounts/add", aiohttp.FormData({"tier": "basic", "tokens": "  "}))
@@ -233,9 +231,9 @@ async def test_bulk_add_by_text_and_file_with_summary(gw: LiveGateway, admin: Ad
     assert (await admin.post("/manage/accounts/add", binary)).status == 422
 
 
-async def test_paging_filters_and_sorting(gw: LiveGateway, admin: AdminClient) -> None:
-    await gw.add_accounts(*[f"list-{i:03d}" for i in range(120)])
-    await gw.add_accounts("super-zz", tier="super")
+async def test_paging_filters_and_sorting(gateway: LiveGateway, admin: AdminClient) -> None:
+    await gateway.add_accounts(*[f"list-{i:03d}" for i in range(120)])
+    await gateway.add_accounts("super-zz", tier="super")
     page = await admin.get("/manage/accounts?size=50&page=3")
     assert re.search(r'id="page-number">3<', page) and "121</span> matching" in page
     assert page.count('name="ids"') == 21
@@ -247,36 +245,38 @@ async def test_paging_filters_and_sorting(gw: LiveGateway, admin: AdminClient) -
     assert re.search(r'id="match-count">121<', nonsense)
 
 
-async def test_bulk_actions_by_selection_and_by_filter(gw: LiveGateway, admin: AdminClient) -> None:
-    await gw.add_accounts(*[f"bulk-{i}" for i in range(6)], "other-1", "other-2")
-    ids = {a.token: a.id for a in gw.services.pool.accounts()}
+async def test_bulk_actions_by_selection_and_by_filter(gateway: LiveGateway, admin: AdminClient) -> None:
+    await gateway.add_accounts(*[f"bulk-{i}" for i in range(6)], "other-1", "other-2")
+    ids = {a.token: a.id for a in gateway.services.pool.accounts()}
     form = [("action", "disable"), ("ids", str(ids["bulk-0"])), ("ids", str(ids["bulk-1"]))]
     resp = await admin.post("/manage/accounts/bulk", form)
     assert "Disabled 2 account(s)." in await resp.text() and resp.headers["HX-Trigger"] == "accounts-changed"
-    states = {a.token: a.state for a in gw.services.pool.accounts()}
+    states = {a.token: a.state for a in gateway.services.pool.accounts()}
     assert (states["bulk-0"], states["bulk-1"], states["bulk-2"]) == ("disabled", "disabled", "active")
 
     resp = await admin.post(
         "/manage/accounts/bulk", [("action", "tag"), ("bulk_tag", "batch"), ("scope", "matching"), ("q", "bulk-")]
     )
     assert "Tagged 6 account(s)" in await resp.text()
-    assert sorted(a.token for a in gw.services.pool.accounts() if "batch" in a.tags) == [f"bulk-{i}" for i in range(6)]
+    assert sorted(a.token for a in gateway.services.pool.accounts() if "batch" in a.tags) == [
+        f"bulk-{i}" for i in range(6)
+    ]
     resp = await admin.post("/manage/accounts/bulk", [("action", "enable"), ("scope", "matching"), ("tag", "batch")])
     assert "Enabled 2 account(s)." in await resp.text()
     resp = await admin.post(
         "/manage/accounts/bulk", [("action", "delete"), ("scope", "matching"), ("state", "active"), ("q", "other")]
     )
     assert "Deleted 2 account(s)." in await resp.text()
-    assert len(gw.services.pool.accounts()) == 6
+    assert len(gateway.services.pool.accounts()) == 6
 
     assert (await admin.post("/manage/accounts/bulk", [("action", "delete")])).status == 422
     assert (await admin.post("/manage/accounts/bulk", [("action", "explode"), ("ids", "1")])).status == 422
     assert (await admin.post("/manage/accounts/bulk", [("action", "tag"), ("ids", str(ids["bulk-3"]))])).status == 422
 
 
-async def test_row_actions_and_token_copy(gw: LiveGateway, admin: AdminClient) -> None:
-    await gw.add_accounts("row-token-0123456789abcdef", "blocked-row-token")
-    ids = {a.token: a.id for a in gw.services.pool.accounts()}
+async def test_row_actions_and_token_copy(gateway: LiveGateway, admin: AdminClient) -> None:
+    await gateway.add_accounts("row-token-0123456789abcdef", "blocked-row-token")
+    ids = {a.token: a.id for a in gateway.services.pool.accounts()}
     row_id = ids["row-token-0123456789abcdef"]
     row = await admin.get(f"/manage/accounts/{row_id}/row")
     assert "row-token-0123456789abcdef" not in row and "row-toke…abcdef" in row  # masked in the page
@@ -299,10 +299,10 @@ async def test_row_actions_and_token_copy(gw: LiveGateway, admin: AdminClient) -
         assert resp.status == 404
 
 
-async def test_exports_csv_and_json(gw: LiveGateway, admin: AdminClient) -> None:
-    await gw.add_accounts("exp-basic-1", "exp-basic-2")
-    await gw.add_accounts("exp-super-1", tier="super")
-    acc = next(a for a in gw.services.pool.accounts() if a.token == "exp-basic-1")
+async def test_exports_csv_and_json(gateway: LiveGateway, admin: AdminClient) -> None:
+    await gateway.add_accounts("exp-basic-1", "exp-basic-2")
+    await gateway.add_accounts("exp-super-1", tier="super")
+    acc = next(a for a in gateway.services.pool.accounts() if a.token == "exp-basic-1")
     await admin.post(f"/manage/accounts/{acc.id}/edit", {f"tags-{acc.id}": "a, b", f"note-{acc.id}": "=SUM(A1)"})
 
     async with admin.http.get(admin.url + "/manage/accounts/export.csv?q=exp-basic") as resp:
@@ -328,8 +328,8 @@ async def test_exports_csv_and_json(gw: LiveGateway, admin: AdminClient) -> None
     assert next(a for a in again.accounts if a.token == "exp-basic-1").tags == ["a", "b"]
 
 
-async def test_settings_page_secrets_locks_and_validation(gw: LiveGateway, admin: AdminClient) -> None:
-    await gw.settings(api_key="sk-page-secret")
+async def test_settings_page_secrets_locks_and_validation(gateway: LiveGateway, admin: AdminClient) -> None:
+    await gateway.settings(api_key="sk-page-secret")
     page = await admin.get("/manage/settings")
     assert "sk-page-secret" not in page and "env-clearance" not in page
     assert re.search(r'id="s-cf_clearance"[^>]*disabled', page)  # set by GROK2API_CF_CLEARANCE: locked
@@ -340,23 +340,23 @@ async def test_settings_page_secrets_locks_and_validation(gw: LiveGateway, admin
         {"filtered_tags": "a,b", "show_thinking": "false", "think_format": "reasoning_content", "temporary": "true"},
     )
     assert resp.status == 200 and "Saved (filtered_tags, show_thinking)" in await resp.text()
-    assert (gw.services.settings.filtered_tags, gw.services.settings.show_thinking) == ("a,b", False)
+    assert (gateway.services.settings.filtered_tags, gateway.services.settings.show_thinking) == ("a,b", False)
 
     resp = await admin.post(
         "/manage/settings/timeouts", {"stream_chunk_timeout": "-5", "stream_first_response_timeout": "abc"}
     )
     body = await resp.text()
     assert resp.status == 422 and body.count('class="field-error"') == 2 and 'value="abc"' in body
-    assert gw.services.settings.stream_first_response_timeout == 30
+    assert gateway.services.settings.stream_first_response_timeout == 30
 
     # Secrets: blank keeps, the mask keeps, a value replaces, "clear" empties.
     assert "Nothing changed." in await (await admin.post("/manage/settings/global", {"api_key": ""})).text()
     await admin.post("/manage/settings/global", {"api_key": "sk-next"})
-    assert gw.services.settings.api_key == "sk-next"
+    assert gateway.services.settings.api_key == "sk-next"
     await admin.post("/manage/settings/global", {"clear_api_key": "1"})
-    assert gw.services.settings.api_key == ""
+    assert gateway.services.settings.api_key == ""
     resp = await admin.post("/manage/settings/proxy", {"cf_clearance": "sneaky"})
-    assert "Nothing changed." in await resp.text() and gw.services.settings.cf_clearance == "env-clearance"
+    assert "Nothing changed." in await resp.text() and gateway.services.settings.cf_clearance == "env-clearance"
     assert (await admin.post("/manage/settings/nope", {})).status == 404
 
 
@@ -402,7 +402,7 @@ async def test_logout_ends_the_session(admin: AdminClient) -> None:
         assert after.status == 303
 
 
-async def test_keys_page_create_validate_and_revoke(gw: LiveGateway, admin: AdminClient) -> None:
+async def test_keys_page_create_validate_and_revoke(gateway: LiveGateway, admin: AdminClient) -> None:
     bad = await admin.post(
         "/manage/keys", [("name", ""), ("rpm", "lots"), ("expires", "2001-01-01"), ("models", "gpt-9")]
     )
@@ -414,37 +414,39 @@ async def test_keys_page_create_validate_and_revoke(gw: LiveGateway, admin: Admi
     page = await created.text()
     secret = re.search(r'id="new-key">(sk-g2a-[^<]+)<', page)
     assert secret and created.headers["HX-Trigger"] == "keys-changed" and "team &lt;a&gt;" in page
-    stored = (await gw.services.store.list_client_keys())[0]
+    stored = (await gateway.services.store.list_client_keys())[0]
     assert (stored.name, stored.models, stored.rpm) == ("team <a>", ["grok-3-fast"], 5)
     assert secret.group(1) not in await admin.get("/manage/keys")  # shown once only
-    assert gw.services.keys.authenticate(f"Bearer {secret.group(1)}", "") is not None  # applied at once
+    assert gateway.services.keys.authenticate(f"Bearer {secret.group(1)}", "") is not None  # applied at once
 
     revoked = await admin.post(f"/manage/keys/{stored.id}/revoke")
     assert "key-state-revoked" in await revoked.text()
     assert (await admin.post("/manage/keys/unknown/revoke")).status == 404
 
 
-async def test_cache_page_and_dashboard_numbers(gw: LiveGateway, admin: AdminClient) -> None:
-    (gw.boot.data_dir / "videos").mkdir(parents=True, exist_ok=True)
-    (gw.boot.data_dir / "videos" / "v.mp4").write_bytes(b"\0" * 2048)
+async def test_cache_page_and_dashboard_numbers(gateway: LiveGateway, admin: AdminClient) -> None:
+    (gateway.boot.data_dir / "videos").mkdir(parents=True, exist_ok=True)
+    (gateway.boot.data_dir / "videos" / "v.mp4").write_bytes(b"\0" * 2048)
     page = await admin.get("/manage/cache")
     assert re.search(r'id="cache-videos">2.0 KB<', page)
     cleared = await (await admin.post("/manage/cache/clear/videos")).text()
     assert "1 file(s) deleted" in cleared and re.search(r'id="cache-videos">0.0 KB<', cleared)
     assert (await admin.post("/manage/cache/clear/everything")).status == 404
 
-    await gw.add_accounts("dash-1", "dash-2")
-    gw.services.metrics.record("grok-3-fast", True)
-    gw.services.metrics.record("grok-3-fast", False)
+    await gateway.add_accounts("dash-1", "dash-2")
+    gateway.services.metrics.record("grok-3-fast", True)
+    gateway.services.metrics.record("grok-3-fast", False)
     dash = await admin.get("/manage", **{"HX-Request": "true", "HX-Target": "dashboard"})
     assert re.search(r'data-state="active">2<', dash)
     assert re.search(r'<span class="ok">1 ok</span> · <span class="err">1 failed</span>', dash)
     assert dash.count('<g class="bar"') == 24 and 'data-ok="1" data-error="1"' in dash
 
 
-async def test_malformed_numbers_and_uploads_are_client_errors_never_500(gw: LiveGateway, admin: AdminClient) -> None:
+async def test_malformed_numbers_and_uploads_are_client_errors_never_500(
+    gateway: LiveGateway, admin: AdminClient
+) -> None:
     # "²".isdigit() is True but int("²") fails; 5000 digits exceed Python's int-parsing limit.
-    await gw.add_accounts("numbers-one")
+    await gateway.add_accounts("numbers-one")
     huge = "9" * 5000
     for path in (
         f"/manage/accounts?page={huge}",
@@ -452,9 +454,9 @@ async def test_malformed_numbers_and_uploads_are_client_errors_never_500(gw: Liv
         f"/manage/accounts/export.csv?ids={huge}",
         "/manage/accounts/export.json?ids=%C2%B2",
     ):
-        async with admin.http.get(gw.url + path, allow_redirects=False) as resp:
+        async with admin.http.get(gateway.url + path, allow_redirects=False) as resp:
             assert resp.status == 200, path[:60]
-    async with admin.http.get(gw.url + f"/manage/accounts/{huge}/row", allow_redirects=False) as resp:
+    async with admin.http.get(gateway.url + f"/manage/accounts/{huge}/row", allow_redirects=False) as resp:
         assert resp.status == 404
     for path, data in (
         ("/manage/accounts/bulk", {"action": "delete", "ids": "²"}),
@@ -468,56 +470,56 @@ async def test_malformed_numbers_and_uploads_are_client_errors_never_500(gw: Liv
     ):
         resp = await admin.post(path, data)
         assert resp.status < 500, (path[:60], resp.status)
-    await gw.services.reload(force=True)
-    states = {a.token: (a.state, a.tags) for a in gw.services.pool.accounts()}
+    await gateway.services.reload(force=True)
+    states = {a.token: (a.state, a.tags) for a in gateway.services.pool.accounts()}
     # Only the "matching" bulk ran; the token.json with unusable tags was imported without them.
     assert states == {"numbers-one": ("disabled", []), "t-1": ("active", [])}
 
 
-async def test_static_files_carry_the_security_headers(gw: LiveGateway) -> None:
+async def test_static_files_carry_the_security_headers(gateway: LiveGateway) -> None:
     async with aiohttp.ClientSession() as http:
         for path in ("/static/app.js", "/static/app.css", "/static/htmx-2.0.11.min.js"):
-            async with http.get(gw.url + path) as resp:
+            async with http.get(gateway.url + path) as resp:
                 assert resp.status == 200, path
                 assert "frame-ancestors 'none'" in resp.headers.get("Content-Security-Policy", ""), path
                 assert resp.headers.get("X-Content-Type-Options") == "nosniff", path
                 assert resp.headers.get("X-Frame-Options") == "DENY", path
         for path in ("/static/../pyproject.toml", "/static/%2e%2e/%2e%2e/pyproject.toml", "/static/..%2fREADME.md"):
-            async with http.get(gw.url + path) as resp:
+            async with http.get(gateway.url + path) as resp:
                 assert resp.status == 404, path
 
 
-async def test_sliding_renewal_also_renews_the_cookie(gw: LiveGateway, admin: AdminClient) -> None:
+async def test_sliding_renewal_also_renews_the_cookie(gateway: LiveGateway, admin: AdminClient) -> None:
     """The store extends a session in use; the browser's cookie must be extended too, or it is dropped
     after 24 h whatever the store says."""
     token = next(c.value for c in admin.http.cookie_jar if c.key == "g2a_admin")
-    found = await gw.services.store.get_session(session_hash(token))
+    found = await gateway.services.store.get_session(session_hash(token))
     assert found is not None
     found.expires_at = time.time() + 600  # past half-life: the next request slides it
-    await gw.services.store.put_session(found)
-    async with admin.http.get(gw.url + "/manage", allow_redirects=False) as resp:
+    await gateway.services.store.put_session(found)
+    async with admin.http.get(gateway.url + "/manage", allow_redirects=False) as resp:
         assert resp.status == 200
         cookie = next((c for c in resp.headers.getall("Set-Cookie", []) if c.startswith("g2a_admin=")), "")
     assert cookie.startswith(f"g2a_admin={token};") and f"Max-Age={int(SESSION_TTL)}" in cookie
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
-    async with admin.http.get(gw.url + "/manage", allow_redirects=False) as resp:
+    async with admin.http.get(gateway.url + "/manage", allow_redirects=False) as resp:
         assert not [c for c in resp.headers.getall("Set-Cookie", []) if c.startswith("g2a_admin=")]
-    found = await gw.services.store.get_session(session_hash(token))
+    found = await gateway.services.store.get_session(session_hash(token))
     assert found is not None
     found.expires_at = time.time() + 600
-    await gw.services.store.put_session(found)
-    async with admin.http.get(gw.url + "/login", allow_redirects=False) as resp:  # signed in: redirected
+    await gateway.services.store.put_session(found)
+    async with admin.http.get(gateway.url + "/login", allow_redirects=False) as resp:  # signed in: redirected
         assert resp.status == 303
         assert [c for c in resp.headers.getall("Set-Cookie", []) if c.startswith(f"g2a_admin={token};")]
     # Signing out in a request that also slides the session must still clear the cookie.
-    found = await gw.services.store.get_session(session_hash(token))
+    found = await gateway.services.store.get_session(session_hash(token))
     assert found is not None
     found.expires_at = time.time() + 600
-    await gw.services.store.put_session(found)
+    await gateway.services.store.put_session(found)
     resp = await admin.post("/logout")
     cookies = [c for c in resp.headers.getall("Set-Cookie", []) if c.startswith("g2a_admin=")]
     assert len(cookies) == 1 and "Max-Age=0" in cookies[0]
-    assert await gw.services.store.get_session(session_hash(token)) is None
+    assert await gateway.services.store.get_session(session_hash(token)) is None
 
 
 async def test_password_change_in_the_pages_also_ends_api_bearer_sessions(tmp_path: Path, fake: FakeGrok) -> None:
