@@ -8,7 +8,7 @@ import aiohttp
 import msgspec
 import openai
 import pytest
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionToolChoiceOptionParam
 
 from grok2api.testing.fake_grok import SEARCH_RESULTS, FakeGrok
 
@@ -534,7 +534,8 @@ async def test_required_or_named_tool_choice_is_refused_clearly(
     await gateway.add_accounts("tok-tools")
     tools: list[Any] = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     ask: list[Any] = [{"role": "user", "content": "hi"}]
-    for choice in ("required", {"type": "function", "function": {"name": "f"}}):
+    forced: list[ChatCompletionToolChoiceOptionParam] = ["required", {"type": "function", "function": {"name": "f"}}]
+    for choice in forced:
         with pytest.raises(openai.BadRequestError) as info:
             await client.chat.completions.create(model="grok-3-fast", messages=ask, tools=tools, tool_choice=choice)
         assert info.value.body is not None and info.value.body["param"] == "tool_choice"  # type: ignore[index]

@@ -266,7 +266,7 @@ def test_selection_is_bounded_spread_and_tier_ordered() -> None:
     accounts[2].remaining = 0
     pool = _pool_with(accounts)
     fast, heavy = MODELS["grok-3-fast"], MODELS["grok-4-heavy"]
-    firsts = Counter()
+    firsts: Counter[int] = Counter()
     for _ in range(400):
         picks = pool.candidates(fast, 1, set())
         assert len(picks) == SCAN_TARGET
