@@ -1,7 +1,8 @@
 """Shared fixtures (loaded by conftest.py as a pytest plugin) and what tests need to use them.
 
 Stores: ``store`` is a freshly opened store on each backend; ``store_factory`` opens more. SQLite always
-runs; MySQL and Redis need a server (TEST_MYSQL_URL, TEST_REDIS_URL).
+runs; MySQL and Redis need a server (TEST_MYSQL_URL, TEST_REDIS_URL). ``requires(service)`` skips a test
+whose service is missing, or fails it when TEST_REQUIRE_SERVICES is set.
 
 End to end: ``fake`` is a fake grok.com, ``gateway`` the real app under hypercorn (a ``LiveGateway``)
 pointed at it, and ``client`` the official OpenAI SDK pointed at the gateway.
@@ -184,6 +185,8 @@ ADMIN_PASSWORD = "live-test-password"
 
 
 class LiveGateway:
+    """The real app under hypercorn on a loopback port (an async context manager: started, then stopped)."""
+
     def __init__(
         self,
         data_dir: Path,
