@@ -17,7 +17,7 @@ from grok2api.admin.routes import SegmentMount
 from grok2api.admin.sessions import AdminAuth
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 PASSWORD = "routes-test-password"
 HTMX = {"HX-Request": "true"}

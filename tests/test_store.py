@@ -1,4 +1,4 @@
-"""The storage contract, run against every backend (see the ``store`` fixture in conftest.py)."""
+"""The storage contract, run against every backend (see the ``store`` fixture in harness.py)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ its keys afterwards, so the suite can share a server (and a database) with other
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,16 +27,13 @@ from grok2api.store.base import (
 )
 from grok2api.store.redis import RedisStore
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+from harness import drop_redis_keys
 
-pytestmark = [pytest.mark.redis, pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set")]
+pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("redis_url")]
 
 
 async def _drop(store: RedisStore) -> None:
-    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in store.prefix) + ":*"
-    keys = [k async for k in store.redis.scan_iter(match=pattern, count=1000)]
-    if keys:
-        await store.redis.delete(*keys)
+    await drop_redis_keys(store.redis, store.prefix)
 
 
 @pytest.fixture
@@ -46,8 +42,8 @@ async def prefix() -> str:
 
 
 @pytest.fixture
-async def store(prefix: str) -> AsyncIterator[RedisStore]:
-    s = RedisStore(REDIS_URL, prefix=prefix)
+async def store(redis_url: str, prefix: str) -> AsyncIterator[RedisStore]:
+    s = RedisStore(redis_url, prefix=prefix)
     await s.open()
     try:
         yield s
@@ -93,8 +89,8 @@ async def test_a_retried_reserve_or_settle_applies_once(store: RedisStore, monke
     assert 0 < await store.redis.ttl(once) <= 120
 
 
-async def test_keys_are_namespaced_by_prefix(store: RedisStore, prefix: str) -> None:
-    other = RedisStore(REDIS_URL, prefix="other-" + prefix)
+async def test_keys_are_namespaced_by_prefix(store: RedisStore, redis_url: str, prefix: str) -> None:
+    other = RedisStore(redis_url, prefix="other-" + prefix)
     await other.open()
     try:
         at = now()
@@ -142,9 +138,9 @@ async def test_session_keys_expire_with_the_session(store: RedisStore) -> None:
     assert await store.get_session("s2") is None
 
 
-async def test_delete_sessions_escapes_glob_characters_in_the_prefix(prefix: str) -> None:
+async def test_delete_sessions_escapes_glob_characters_in_the_prefix(redis_url: str, prefix: str) -> None:
     # Unescaped, the pattern "p[x]:session:*" would also match the neighbour's "px:session:..." keys.
-    globby, plain = RedisStore(REDIS_URL, prefix=prefix + "[x]"), RedisStore(REDIS_URL, prefix=prefix + "x")
+    globby, plain = RedisStore(redis_url, prefix=prefix + "[x]"), RedisStore(redis_url, prefix=prefix + "x")
     at = now()
     try:
         for s in (globby, plain):

@@ -118,7 +118,10 @@ def page(admin: Admin, handler: PageHandler) -> Endpoint:
                 return forbidden("Cross-origin request refused.")
             if not await csrf_ok(request, session):
                 return forbidden("Missing or wrong CSRF token: reload the page and try again.")
-        response = await handler(Ctx(request, admin, session))
+        try:
+            response = await handler(Ctx(request, admin, session))
+        finally:
+            await request.close()  # closes an uploaded form's temporary files (Starlette leaves them open)
         if renewed and token and not _sets_cookie(response, COOKIE_NAME):
             # The store now keeps the session for another SESSION_TTL: so must the browser.
             set_cookie(response, request, COOKIE_NAME, token, max_age=int(SESSION_TTL))
