@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from . import __version__
-from .admin.routes import admin_routes, admin_startup
+from .admin.routes import admin_mounts, admin_startup
 from .config import BootConfig
 from .edge import ApiCors, ClientGone, authenticate, client_gone, error_response, gateway_error, services
 from .errors import GatewayError, NotFound
@@ -108,7 +108,7 @@ def create_app(boot: BootConfig | None = None, services: Services | None = None)
     boot = boot or BootConfig.from_env()
     setup_logging(boot.environ.get("GROK2API_LOG_FILE", ""))
     svc = services or Services(boot)
-    routes = api_routes() + admin_routes(svc)
+    routes = api_routes() + admin_mounts(svc)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -87,6 +87,7 @@ def test_imported_records_get_the_same_limits_as_the_edit_form() -> None:
         }
     }
     out = {a.token: a for a in parse_input([json.dumps(doc)], "basic").accounts}
+    assert out["t-1"].tags is not None and out["t-1"].note is not None  # for the type checker: len(None) fails too
     assert len(out["t-1"].tags) <= MAX_TAGS and all(len(t) <= MAX_TAG_LENGTH for t in out["t-1"].tags)
     assert len(out["t-1"].note) <= MAX_NOTE_LENGTH
     assert out["t-2"].created_at is None and out["t-3"].created_at is None  # exports would overflow

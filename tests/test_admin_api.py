@@ -11,16 +11,9 @@ import pytest
 
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import ADMIN_PASSWORD, LiveGateway
 
-PASSWORD = "api-test-password"
-
-
-@pytest.fixture
-async def gw(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
-    env = {"GROK2API_ADMIN_PASSWORD": PASSWORD}
-    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env=env) as gateway:
-        yield gateway
+PASSWORD = ADMIN_PASSWORD  # the gateway fixture's
 
 
 @pytest.fixture
@@ -58,8 +51,8 @@ async def login(http: aiohttp.ClientSession, url: str, password: str = PASSWORD)
     return api
 
 
-async def test_login_success_failure_and_bad_body(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = Api(http, gw.url)
+async def test_login_success_failure_and_bad_body(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = Api(http, gateway.url)
     status, body = await api.call("POST", "/api/login", {"username": "admin", "password": "admin"})
     assert status == 401
     assert body == {"success": False, "token": None, "message": "Wrong username or password."}
@@ -67,7 +60,7 @@ async def test_login_success_failure_and_bad_body(gw: LiveGateway, http: aiohttp
     assert (status, body["success"]) == (401, False)
     status, body = await api.call("POST", "/api/login", {"username": "admin"})
     assert (status, body["success"], body["token"]) == (400, False, None)
-    async with http.post(gw.url + "/api/login", data=b"{not json") as resp:
+    async with http.post(gateway.url + "/api/login", data=b"{not json") as resp:
         assert resp.status == 400
         assert (await resp.json())["success"] is False
     status, body = await api.call("POST", "/api/login", {"username": "admin", "password": PASSWORD})
@@ -75,20 +68,20 @@ async def test_login_success_failure_and_bad_body(gw: LiveGateway, http: aiohttp
     assert set(body) == {"success", "token", "message"} and body["success"] is True and len(body["token"]) > 30
 
 
-async def test_login_is_throttled_after_repeated_failures(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = Api(http, gw.url)
+async def test_login_is_throttled_after_repeated_failures(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = Api(http, gateway.url)
     for _ in range(5):
         status, _ = await api.call("POST", "/api/login", {"username": "admin", "password": "guess"})
         assert status == 401
-    async with http.post(gw.url + "/api/login", json={"username": "admin", "password": PASSWORD}) as resp:
+    async with http.post(gateway.url + "/api/login", json={"username": "admin", "password": PASSWORD}) as resp:
         assert resp.status == 429  # even the right password waits: nothing is checked while locked out
         assert int(resp.headers["Retry-After"]) > 0
         body = await resp.json()
     assert body["success"] is False and body["token"] is None
 
 
-async def test_every_endpoint_needs_a_valid_bearer(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = Api(http, gw.url)
+async def test_every_endpoint_needs_a_valid_bearer(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = Api(http, gateway.url)
     endpoints = [
         ("POST", "/api/logout"),
         ("GET", "/api/tokens"),
@@ -114,15 +107,15 @@ async def test_every_endpoint_needs_a_valid_bearer(gw: LiveGateway, http: aiohtt
         assert (status, body["code"]) == (401, "SESSION_INVALID"), path
 
 
-async def test_logout_ends_the_session(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = await login(http, gw.url)
+async def test_logout_ends_the_session(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gateway.url)
     assert await api.post("/api/logout") == {"success": True, "message": "Signed out."}
     status, body = await api.call("GET", "/api/stats")
     assert (status, body["code"]) == (401, "SESSION_INVALID")
 
 
-async def test_tokens_add_list_and_delete(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = await login(http, gw.url)
+async def test_tokens_add_list_and_delete(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gateway.url)
     added = await api.post(
         "/api/tokens/add", {"tokens": ["sso=basic-one", "basic-two", "", "bad token!"], "token_type": "sso"}
     )
@@ -163,8 +156,8 @@ async def test_tokens_add_list_and_delete(gw: LiveGateway, http: aiohttp.ClientS
     assert (status, body["code"]) == (400, "INVALID_TYPE")
 
 
-async def test_tokens_list_paging_extension(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = await login(http, gw.url)
+async def test_tokens_list_paging_extension(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gateway.url)
     await api.post("/api/tokens/add", {"tokens": [f"page-{i:03d}" for i in range(60)], "token_type": "sso"})
     page = await api.get("/api/tokens?page=2&size=25&sort=created")
     assert (page["total"], page["page"], page["pages"], len(page["data"])) == (60, 2, 3, 25)
@@ -172,8 +165,8 @@ async def test_tokens_list_paging_extension(gw: LiveGateway, http: aiohttp.Clien
     assert sorted(r["token"] for r in found["data"]) == [f"page-04{i}" for i in range(10)]
 
 
-async def test_tags_all_tags_and_note(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = await login(http, gw.url)
+async def test_tags_all_tags_and_note(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gateway.url)
     await api.post("/api/tokens/add", {"tokens": ["tag-a", "tag-b"], "token_type": "sso"})
     body = await api.post(
         "/api/tokens/tags", {"token": "tag-a", "token_type": "sso", "tags": [" vip ", "", "eu", "vip"]}
@@ -193,8 +186,8 @@ async def test_tags_all_tags_and_note(gw: LiveGateway, http: aiohttp.ClientSessi
     assert (status, body["code"]) == (400, "INVALID_FIELD")
 
 
-async def test_token_test_valid_invalid_and_outside_the_pool(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = await login(http, gw.url)
+async def test_token_test_valid_invalid_and_outside_the_pool(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gateway.url)
     await api.post("/api/tokens/add", {"tokens": ["good-token", "invalid-token"], "token_type": "sso"})
 
     ok = await api.post("/api/tokens/test", {"token": "good-token", "token_type": "sso"})
@@ -218,8 +211,8 @@ async def test_token_test_valid_invalid_and_outside_the_pool(gw: LiveGateway, ht
     assert (status, body["code"]) == (400, "INVALID_TYPE")
 
 
-async def test_settings_get_masks_secrets_and_post_validates(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = await login(http, gw.url)
+async def test_settings_get_masks_secrets_and_post_validates(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gateway.url)
     saved = await api.post(
         "/api/settings",
         {
@@ -228,7 +221,7 @@ async def test_settings_get_masks_secrets_and_post_validates(gw: LiveGateway, ht
         },
     )
     assert saved["success"] is True and saved["changed"] == ["api_key", "image_mode", "proxy_url", "show_thinking"]
-    settings = gw.services.settings
+    settings = gateway.services.settings
     assert (settings.api_key, settings.proxy_url, settings.show_thinking, settings.image_mode) == (
         "sk-very-secret",
         "socks5h://u:p@h:1",
@@ -242,7 +235,7 @@ async def test_settings_get_masks_secrets_and_post_validates(gw: LiveGateway, ht
     assert got["data"]["global"]["admin_password"] == "********" and got["data"]["global"]["admin_username"] == "admin"
     assert got["data"]["grok"]["show_thinking"] is False and got["data"]["grok"]["stream_chunk_timeout"] == 120
     assert "upstream_url" in got["locked"]
-    async with http.get(gw.url + "/api/settings", headers={"Authorization": f"Bearer {api.token}"}) as resp:
+    async with http.get(gateway.url + "/api/settings", headers={"Authorization": f"Bearer {api.token}"}) as resp:
         raw = await resp.text()
     assert "sk-very-secret" not in raw and "u:p@h" not in raw
 
@@ -251,7 +244,7 @@ async def test_settings_get_masks_secrets_and_post_validates(gw: LiveGateway, ht
         "/api/settings", {"global_config": got["data"]["global"], "grok_config": got["data"]["grok"]}
     )
     assert echoed["changed"] == []
-    assert gw.services.settings.api_key == "sk-very-secret"
+    assert gateway.services.settings.api_key == "sk-very-secret"
 
     status, body = await api.call(
         "POST", "/api/settings", {"grok_config": {"stream_chunk_timeout": "soon", "no_such": 1}}
@@ -264,13 +257,14 @@ async def test_settings_get_masks_secrets_and_post_validates(gw: LiveGateway, ht
     assert status == 400 and "environment" in body["errors"]["upstream_url"]
     status, body = await api.call("POST", "/api/settings", {"other_config": {}})
     assert status == 400 and "other_config" in body["errors"]
-    assert gw.services.settings.stream_chunk_timeout == 120
+    assert gateway.services.settings.stream_chunk_timeout == 120
 
 
 async def test_admin_password_change_through_settings_ends_other_sessions(
     tmp_path: Path, fake: FakeGrok, http: aiohttp.ClientSession
 ) -> None:
-    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url)  # no env password: it may change
+    # No env password: it may change.
+    gateway = LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, admin_password="")
     await gateway.start()
     try:
         from grok2api.passwords import ADMIN_HASH_KEY, hash_password
@@ -293,14 +287,16 @@ async def test_admin_password_change_through_settings_ends_other_sessions(
         await gateway.stop()
 
 
-async def test_env_password_cannot_be_changed_through_the_api(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = await login(http, gw.url)
+async def test_env_password_cannot_be_changed_through_the_api(
+    gateway: LiveGateway, http: aiohttp.ClientSession
+) -> None:
+    api = await login(http, gateway.url)
     status, body = await api.call("POST", "/api/settings", {"global_config": {"admin_password": "a-new-password"}})
     assert status == 400 and "GROK2API_ADMIN_PASSWORD" in body["errors"]["admin_password"]
 
 
-async def test_stats_and_storage_mode(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = await login(http, gw.url)
+async def test_stats_and_storage_mode(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gateway.url)
     await api.post("/api/tokens/add", {"tokens": ["s-1", "s-2", "invalid-s-3"], "token_type": "sso"})
     await api.post("/api/tokens/add", {"tokens": ["super-s-4"], "token_type": "ssoSuper"})
     await api.post("/api/tokens/test", {"token": "s-1", "token_type": "sso"})
@@ -316,9 +312,9 @@ async def test_stats_and_storage_mode(gw: LiveGateway, http: aiohttp.ClientSessi
     assert await api.get("/api/storage/mode") == {"success": True, "data": {"mode": "FILE", "backend": "sqlite"}}
 
 
-async def test_cache_size_and_clear(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = await login(http, gw.url)
-    images, videos = gw.boot.data_dir / "images", gw.boot.data_dir / "videos"
+async def test_cache_size_and_clear(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gateway.url)
+    images, videos = gateway.boot.data_dir / "images", gateway.boot.data_dir / "videos"
     for d in (images, videos):
         d.mkdir(parents=True, exist_ok=True)
     (images / "a.png").write_bytes(b"\0" * 2048)
@@ -344,13 +340,13 @@ async def test_cache_size_and_clear(gw: LiveGateway, http: aiohttp.ClientSession
     assert (await api.get("/api/cache/size"))["data"]["total_size_bytes"] == 0
 
 
-async def test_malformed_bodies_are_client_errors_never_500(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+async def test_malformed_bodies_are_client_errors_never_500(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
     deep = b"[" * 20_000 + b"]" * 20_000  # 40 KB, far past the recursion limit
-    async with http.post(gw.url + "/api/login", data=deep, headers={"Content-Type": "application/json"}) as resp:
+    async with http.post(gateway.url + "/api/login", data=deep, headers={"Content-Type": "application/json"}) as resp:
         assert resp.status == 400  # unauthenticated: must not reach the 500 handler
-    api = await login(http, gw.url)
+    api = await login(http, gateway.url)
     headers = {"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"}
-    async with http.post(gw.url + "/api/tokens/add", data=deep, headers=headers) as resp:
+    async with http.post(gateway.url + "/api/tokens/add", data=deep, headers=headers) as resp:
         assert resp.status == 400
     for token_type in (["sso"], {"a": 1}, 5, None):
         for path, body in (
@@ -363,8 +359,10 @@ async def test_malformed_bodies_are_client_errors_never_500(gw: LiveGateway, htt
             assert (status, answer["code"]) == (400, "INVALID_TYPE"), (path, token_type)
 
 
-async def test_admin_login_fields_through_settings_are_validated(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
-    api = await login(http, gw.url)
+async def test_admin_login_fields_through_settings_are_validated(
+    gateway: LiveGateway, http: aiohttp.ClientSession
+) -> None:
+    api = await login(http, gateway.url)
     for section in ({"admin_username": "   "}, {"admin_username": 5}, {"admin_password": 12345678}):
         status, body = await api.call("POST", "/api/settings", {"global_config": section})
         assert status == 400 and body["code"] == "INVALID_SETTINGS", section
@@ -387,7 +385,7 @@ async def _endless(sent: list[int], prefix: bytes) -> AsyncIterator[bytes]:
     ],
 )
 async def test_unauthenticated_login_bodies_are_capped_while_reading(
-    gw: LiveGateway, path: str, content_type: str, prefix: bytes
+    gateway: LiveGateway, path: str, content_type: str, prefix: bytes
 ) -> None:
     """Sign-in is open to anyone: a huge body must be refused early, not buffered whole first."""
     sent = [0]
@@ -395,7 +393,7 @@ async def test_unauthenticated_login_bodies_are_capped_while_reading(
     async with aiohttp.ClientSession() as http:
         try:
             async with http.post(
-                gw.url + path, data=_endless(sent, prefix), headers={"Content-Type": content_type}
+                gateway.url + path, data=_endless(sent, prefix), headers={"Content-Type": content_type}
             ) as resp:
                 status = resp.status
         except aiohttp.ClientError:
@@ -404,12 +402,14 @@ async def test_unauthenticated_login_bodies_are_capped_while_reading(
     assert sent[0] < 100, f"the server read {sent[0]} MB before refusing"
 
 
-async def test_forwarded_for_headers_do_not_reset_the_throttle(gw: LiveGateway, http: aiohttp.ClientSession) -> None:
+async def test_forwarded_for_headers_do_not_reset_the_throttle(
+    gateway: LiveGateway, http: aiohttp.ClientSession
+) -> None:
     """The throttle keys on the connection's address: a spoofed X-Forwarded-For per guess changes nothing."""
     statuses = []
     for i in range(7):
         headers = {"X-Forwarded-For": f"203.0.113.{i}", "X-Real-IP": f"198.51.100.{i}", "Forwarded": f"for=192.0.2.{i}"}
         body = {"username": "admin", "password": f"guess-{i}"}
-        async with http.post(gw.url + "/api/login", json=body, headers=headers) as resp:
+        async with http.post(gateway.url + "/api/login", json=body, headers=headers) as resp:
             statuses.append(resp.status)
     assert statuses == [401] * 5 + [429] * 2

@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import ADMIN_PASSWORD, LiveGateway, requires
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium")
 SHOTS = Path(__file__).parent / "screenshots"
-PASSWORD = "browser-test-password"
+PASSWORD = ADMIN_PASSWORD  # the gateway fixture's
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -34,17 +32,12 @@ LAUNCH_ARGS = [
     "--no-first-run",
 ]
 
-if CHROMIUM is None and not os.environ.get("TEST_REQUIRE_SERVICES"):
-    pytest.skip("Debian chromium is not installed", allow_module_level=True)
-
-from playwright.async_api import Browser, Dialog, Page, async_playwright, expect  # noqa: E402
-
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM, "chromium is required when TEST_REQUIRE_SERVICES is set"
+    chromium = requires("chromium")
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        b = await p.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
         try:
             yield b
         finally:
@@ -52,10 +45,10 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def admin_gw(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
-    env = {"GROK2API_ADMIN_PASSWORD": PASSWORD}
-    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env=env) as gw:
-        yield gw
+async def first_start_gateway(tmp_path: Path, fake: FakeGrok) -> AsyncIterator[LiveGateway]:
+    """No admin password configured: the first start generates one and logs it."""
+    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, admin_password="") as gateway:
+        yield gateway
 
 
 async def _accept(dialog: Dialog) -> None:
@@ -91,11 +84,11 @@ async def sign_in(page: Page, url: str, password: str = PASSWORD, username: str 
 
 
 async def test_first_start_password_login_wrong_password_and_logout(
-    browser: Browser, gateway: LiveGateway, caplog: pytest.LogCaptureFixture
+    browser: Browser, first_start_gateway: LiveGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="grok2api.admin")
     page = await new_page(browser)
-    await page.goto(f"{gateway.url}/manage")
+    await page.goto(f"{first_start_gateway.url}/manage")
     await expect(page).to_have_url(re.compile(r"/login$"))  # not signed in: sent to the login page
     # The password is logged while the gateway starts (fixture setup), before the first request.
     records = caplog.get_records("setup") + caplog.records
@@ -103,32 +96,32 @@ async def test_first_start_password_login_wrong_password_and_logout(
     assert len(generated) == 1, "the first start logs one generated password"
     password = generated[0].group(1)
 
-    await sign_in(page, gateway.url, password="admin")  # the reference's default must not work
+    await sign_in(page, first_start_gateway.url, password="admin")  # the reference's default must not work
     await expect(page.locator("#login-error")).to_have_text("Wrong username or password.")
     await shot(page, "login")
 
-    await sign_in(page, gateway.url, password=password)
+    await sign_in(page, first_start_gateway.url, password=password)
     await expect(page).to_have_url(re.compile(r"/manage$"))
     await expect(page.locator("#card-accounts .big")).to_have_text("0")
     await expect(page.locator("#requests-chart .bar")).to_have_count(24)
     # The dashboard refreshes itself (htmx polling): accounts added elsewhere show up without a reload.
-    await gateway.add_accounts("live-1", "live-2")
+    await first_start_gateway.add_accounts("live-1", "live-2")
     await expect(page.locator("#card-accounts .big")).to_have_text("2", timeout=8000)
     cookie = next(c for c in await page.context.cookies() if c["name"] == "g2a_admin")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
     await page.click("#logout")
     await expect(page).to_have_url(re.compile(r"/login$"))
-    await page.goto(f"{gateway.url}/manage")
+    await page.goto(f"{first_start_gateway.url}/manage")
     await expect(page).to_have_url(re.compile(r"/login$"))
 
 
 async def test_accounts_bulk_add_filter_page_edit_test_and_delete(
-    browser: Browser, admin_gw: LiveGateway, fake: FakeGrok, tmp_path: Path
+    browser: Browser, gateway: LiveGateway, fake: FakeGrok, tmp_path: Path
 ) -> None:
     page = await new_page(browser)
-    await sign_in(page, admin_gw.url)
-    await page.goto(f"{admin_gw.url}/manage/accounts")
+    await sign_in(page, gateway.url)
+    await page.goto(f"{gateway.url}/manage/accounts")
 
     # 1 000 basic tokens pasted (plus a bad line and a duplicate), 1 000 super tokens from a token.json file.
     pasted = [f"sso=paste-{i:04d}-token" for i in range(1000)] + ["not a token!", "sso=paste-0000-token"]
@@ -164,14 +157,14 @@ async def test_accounts_bulk_add_filter_page_edit_test_and_delete(
     await expect(page.locator("#page-number")).to_have_text("40")
 
     # The copy button puts the full token (never rendered in the page) on the clipboard.
-    await page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=admin_gw.url)
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=gateway.url)
     first_row = page.locator("table.accounts tbody tr").first
     masked = await first_row.locator("code").inner_text()
     await first_row.locator("button.copy").click()
     await expect(page.locator(".toast")).to_have_text("Copied to the clipboard.")
     copied = await page.evaluate("navigator.clipboard.readText()")
     assert copied.startswith(masked.split("…")[0]) and "…" not in copied
-    assert copied in {a.token for a in admin_gw.services.pool.accounts()}
+    assert copied in {a.token for a in gateway.services.pool.accounts()}
     assert copied not in await page.content()
 
     # Tag and note one account, picking a tag from the palette too.
@@ -211,12 +204,12 @@ async def test_accounts_bulk_add_filter_page_edit_test_and_delete(
     await page.click("#bulk button[value=delete]")
     await expect(page.locator("#bulk-result")).to_have_text("Deleted 3 account(s).")
     await expect(page.locator("#match-count")).to_have_text("97")
-    assert len(admin_gw.services.pool.accounts()) == 2001 - 3
+    assert len(gateway.services.pool.accounts()) == 2001 - 3
 
 
-async def test_setting_change_takes_effect_on_chat(browser: Browser, admin_gw: LiveGateway) -> None:
-    await admin_gw.add_accounts("settings-token")
-    sdk = openai.AsyncOpenAI(base_url=f"{admin_gw.url}/v1", api_key="unused", max_retries=0)
+async def test_setting_change_takes_effect_on_chat(browser: Browser, gateway: LiveGateway) -> None:
+    await gateway.add_accounts("settings-token")
+    sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0)
     try:
         before = await sdk.chat.completions.create(
             model="grok-4-fast", messages=[{"role": "user", "content": "[[think]] hi"}]
@@ -224,8 +217,8 @@ async def test_setting_change_takes_effect_on_chat(browser: Browser, admin_gw: L
         assert getattr(before.choices[0].message, "reasoning_content", None)
 
         page = await new_page(browser)
-        await sign_in(page, admin_gw.url)
-        await page.goto(f"{admin_gw.url}/manage/settings")
+        await sign_in(page, gateway.url)
+        await page.goto(f"{gateway.url}/manage/settings")
         group = page.locator("#group-grok")
         await group.locator("select[name=show_thinking]").select_option("false")
         await group.get_by_role("button", name="Save").click()
@@ -243,16 +236,16 @@ async def test_setting_change_takes_effect_on_chat(browser: Browser, admin_gw: L
         )
         assert not getattr(after.choices[0].message, "reasoning_content", None)
         assert after.choices[0].message.content
-        assert admin_gw.services.settings.stream_chunk_timeout == 120.0  # the bad value was not stored
+        assert gateway.services.settings.stream_chunk_timeout == 120.0  # the bad value was not stored
     finally:
         await sdk.close()
 
 
-async def test_api_key_create_use_and_revoke(browser: Browser, admin_gw: LiveGateway) -> None:
-    await admin_gw.add_accounts("keys-token")
+async def test_api_key_create_use_and_revoke(browser: Browser, gateway: LiveGateway) -> None:
+    await gateway.add_accounts("keys-token")
     page = await new_page(browser)
-    await sign_in(page, admin_gw.url)
-    await page.goto(f"{admin_gw.url}/manage/keys")
+    await sign_in(page, gateway.url)
+    await page.goto(f"{gateway.url}/manage/keys")
     await page.fill("#key-name", "ci robot")
     await page.fill("#key-rpm", "100")
     await page.check("input[name=models][value=grok-3-fast]")
@@ -263,7 +256,7 @@ async def test_api_key_create_use_and_revoke(browser: Browser, admin_gw: LiveGat
     await expect(page.locator("#keys-table tbody tr td").nth(2)).to_have_text("grok-3-fast")
     await shot(page, "keys")
 
-    sdk = openai.AsyncOpenAI(base_url=f"{admin_gw.url}/v1", api_key=secret, max_retries=0)
+    sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=secret, max_retries=0)
     try:
         reply = await sdk.chat.completions.create(model="grok-3-fast", messages=[{"role": "user", "content": "hi"}])
         assert reply.choices[0].message.content
@@ -279,15 +272,15 @@ async def test_api_key_create_use_and_revoke(browser: Browser, admin_gw: LiveGat
         await sdk.close()
 
 
-async def test_cache_clear_with_confirmation_and_dashboard(browser: Browser, admin_gw: LiveGateway) -> None:
-    images = admin_gw.boot.data_dir / "images"
+async def test_cache_clear_with_confirmation_and_dashboard(browser: Browser, gateway: LiveGateway) -> None:
+    images = gateway.boot.data_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     (images / "users-u1-generated-a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 4096)
     page = await new_page(browser)
-    await sign_in(page, admin_gw.url)
+    await sign_in(page, gateway.url)
     await expect(page.locator("#card-cache .big")).to_have_text("4.0 KB")
     await shot(page, "dashboard")
-    await page.goto(f"{admin_gw.url}/manage/cache")
+    await page.goto(f"{gateway.url}/manage/cache")
     await expect(page.locator("#cache-images")).to_have_text("4.0 KB")
     await page.get_by_role("button", name="Clear all").click()
     await expect(page.locator("#cache-notice")).to_contain_text("1 image(s)")
@@ -296,18 +289,18 @@ async def test_cache_clear_with_confirmation_and_dashboard(browser: Browser, adm
     await shot(page, "cache")
 
 
-async def test_post_without_csrf_token_is_refused(browser: Browser, admin_gw: LiveGateway) -> None:
-    await admin_gw.add_accounts("csrf-token")
+async def test_post_without_csrf_token_is_refused(browser: Browser, gateway: LiveGateway) -> None:
+    await gateway.add_accounts("csrf-token")
     page = await new_page(browser)
-    await sign_in(page, admin_gw.url)
+    await sign_in(page, gateway.url)
     await expect(page).to_have_url(re.compile(r"/manage$"))
     # The browser's own cookies, but no CSRF header: refused, and nothing changes.
-    account_id = admin_gw.services.pool.accounts()[0].id
-    refused: Any = await page.request.post(f"{admin_gw.url}/manage/accounts/{account_id}/delete")
+    account_id = gateway.services.pool.accounts()[0].id
+    refused: Any = await page.request.post(f"{gateway.url}/manage/accounts/{account_id}/delete")
     assert refused.status == 403
-    assert len(admin_gw.services.pool.accounts()) == 1
+    assert len(gateway.services.pool.accounts()) == 1
     token = await page.get_attribute("body", "hx-headers")
     assert token is not None
-    allowed = await page.request.post(f"{admin_gw.url}/manage/accounts/{account_id}/delete", headers=json.loads(token))
+    allowed = await page.request.post(f"{gateway.url}/manage/accounts/{account_id}/delete", headers=json.loads(token))
     assert allowed.status == 200
-    assert admin_gw.services.pool.accounts() == []
+    assert gateway.services.pool.accounts() == []

@@ -13,11 +13,11 @@ from grok2api.grok.transport import AiohttpTransport
 from grok2api.media.service import MediaService
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway, StoreFactory
 
 
 @pytest.fixture
-async def media(tmp_path: Path, store_factory: Any) -> AsyncIterator[MediaService]:
+async def media(tmp_path: Path, store_factory: StoreFactory) -> AsyncIterator[MediaService]:
     http = AiohttpTransport()
     service = MediaService(tmp_path / "data", await store_factory("sqlite"), GrokClient(http))
     try:

@@ -18,7 +18,7 @@ from grok2api.passwords import ADMIN_HASH_KEY, ADMIN_USER_KEY, hash_password, ve
 from grok2api.services import Services
 from grok2api.store.base import AdminSession, Store
 
-from conftest import STORE_BACKENDS, StoreFactory
+from harness import STORE_BACKENDS, StoreFactory
 
 
 def services(tmp_path: Path, store: Store, **env: str) -> Services:

@@ -2,6 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from starlette.responses import Response
+from starlette.routing import Mount, Route, Router
+
 from grok2api.admin.views import Views, fmt_ago, fmt_bytes, fmt_quota, fmt_time, mask_token
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
@@ -27,3 +31,17 @@ def test_formatting_filters() -> None:
 def test_templates_autoescape() -> None:
     html = Views(TEMPLATES).page("_notice.html", message="<b onclick=x>hi</b>", error=True)
     assert "&lt;b onclick=x&gt;" in html and "<b" not in html
+
+
+def test_url_names_an_admin_route() -> None:
+    views = Views(TEMPLATES)
+    with pytest.raises(LookupError):
+        views.url("accounts")
+
+    async def endpoint(request: object) -> Response:
+        return Response()
+
+    views.router = Router(
+        [Route("/manage/accounts", endpoint, name="accounts"), Mount("/static", Response(), name="static")]
+    )
+    assert views.url("accounts") == "/manage/accounts" and views.url("static", path="app.css") == "/static/app.css"

@@ -6,14 +6,14 @@ import asyncio
 import logging
 import logging.handlers
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
 from grok2api.app import setup_logging
+from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 
 def test_log_file_rotates_when_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,7 +104,7 @@ async def test_a_client_that_leaves_mid_upload_is_not_an_error(
         assert r.status == 200
 
 
-async def test_prometheus_metrics(gateway: LiveGateway, fake: Any) -> None:
+async def test_prometheus_metrics(gateway: LiveGateway, fake: FakeGrok) -> None:
     await gateway.add_accounts("tok-m1", "tok-m2")
     fake.push_fault("500")  # one failed attempt, then failover succeeds
     async with aiohttp.ClientSession() as http:

@@ -11,7 +11,7 @@ from pathlib import Path
 from grok2api.store.base import AccountPatch, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 
 async def _cli(data: Path, *args: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -31,10 +32,10 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return c
 
 
-def _key(secret: str, **fields: object) -> ClientKey:
+def _key(secret: str, **fields: Any) -> ClientKey:
     return ClientKey(
         id=fields.pop("id", "k-" + secret[-4:]), name="test", key_hash=hash_key(secret), prefix=secret[:10], **fields
-    )  # type: ignore[arg-type]
+    )
 
 
 def _keys(*keys: ClientKey) -> ClientKeys:

@@ -12,7 +12,7 @@ from grok2api.passwords import ADMIN_HASH_KEY, ADMIN_USER_KEY, verify_password
 from grok2api.store.base import AccountState
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 TOKEN_JSON = {
     "ssoNormal": {

@@ -12,7 +12,7 @@ from grok2api.edge import decode, param_of
 from grok2api.errors import InvalidRequest
 from grok2api.openai.schemas import REQUEST_DECODER
 
-from live import LiveGateway
+from harness import LiveGateway
 
 MODEL = "grok-3-fast"
 

@@ -29,7 +29,7 @@ JPEG_MAGIC = b"\xff\xd8"
 Lines = list[Any]
 
 
-# ``fake`` (a FakeGrok on a loopback port) comes from conftest.py.
+# ``fake`` (a FakeGrok on a loopback port) comes from harness.py.
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from grok2api.store.base import AccountState
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway, sse_frames
 
 MODEL = "grok-3-fast"
 STALL = 2.0  # seconds the fake stalls; every timeout test must finish well before it
@@ -38,8 +38,8 @@ async def post(gateway: LiveGateway, payload: dict[str, Any]) -> tuple[int, byte
 
 def sse(raw: bytes) -> tuple[list[dict[str, Any]], str]:
     """(JSON chunks, last frame) of an SSE body."""
-    frames = [f.removeprefix("data: ") for f in raw.decode().strip().split("\n\n")]
-    return [msgspec.json.decode(f) for f in frames[:-1]], frames[-1]
+    *chunks, last = sse_frames(raw)
+    return [msgspec.json.decode(c) for c in chunks], last
 
 
 def text_of(chunks: list[dict[str, Any]]) -> str:

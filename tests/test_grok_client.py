@@ -225,7 +225,7 @@ async def test_http_pool_reuses_one_session_and_passes_http_proxies() -> None:
     ],
 )
 def test_transport_errors_read_as_plain_sentences(exc: BaseException, text: str) -> None:
-    from grok2api.grok.client import describe_connection_error
+    from grok2api.grok.transport import describe_connection_error
 
     message = describe_connection_error(exc)
     assert message == text and "<" not in message and "Error" not in message

@@ -21,7 +21,7 @@ from grok2api.grok.headers import (
 from grok2api.settings import RuntimeSettings
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 
 def decoded(value: str) -> str:

@@ -410,7 +410,7 @@ def test_unknown_events_chunks_and_outputs_are_counted_and_skipped() -> None:
     events = run(
         frame(ev("pong"), ev("conversation.queue.updated"), ev("response.persisted"), ev("conversation.title.updated")),
         frame(ev("response.hologram", data={}), chunk(hologram={"x": 1}), ev("response.hologram")),
-        frame(ev("response.grok.output", output={"hologram_card": {}}), {"no": "type"}),  # type: ignore[arg-type]
+        frame(ev("response.grok.output", output={"hologram_card": {}}), {"no": "type"}),
         frame(text("fine"), done()),
         parser=p,
     )

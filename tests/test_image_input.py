@@ -17,7 +17,7 @@ from grok2api.image_input import forbidden_address, prepare_bytes, prepare_image
 from grok2api.settings import RuntimeSettings
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
 JPEG_B64 = base64.b64encode(TINY_JPEG).decode()

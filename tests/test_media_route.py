@@ -9,7 +9,7 @@ from yarl import URL
 from grok2api.store.base import MediaEntry
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 TOKEN = "route-owner"
 SECRET = b"top secret, never served"

@@ -20,7 +20,7 @@ from grok2api.settings import RuntimeSettings
 from grok2api.store.base import ModeQuota, NewAccount
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway, StoreFactory
 
 TOKEN = "media-owner"
 LINK = re.compile(r"!\[Generated Image\]\(([^)]+)\)")
@@ -39,7 +39,7 @@ def _asset_gets(fake: FakeGrok) -> int:
 
 
 @pytest.fixture
-async def media(tmp_path: Path, store_factory: Any) -> AsyncIterator[MediaService]:
+async def media(tmp_path: Path, store_factory: StoreFactory) -> AsyncIterator[MediaService]:
     store = await store_factory("sqlite")
     http = AiohttpTransport()
     service = MediaService(tmp_path / "data", store, GrokClient(http))

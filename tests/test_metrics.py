@@ -12,7 +12,7 @@ from grok2api import metrics as metrics_module
 from grok2api.metrics import Metrics, render_prometheus
 from grok2api.store.base import ClientKey, Store, UsageRow, hour_of
 
-from conftest import StoreFactory
+from harness import StoreFactory
 
 NOW = 1_700_000_000.0 - 1_700_000_000.0 % 3600 + 1800  # the middle of an hour
 HOUR = hour_of(NOW)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
@@ -13,8 +12,7 @@ import pytest
 from grok2api.store.base import AccountPatch, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok
 
-from conftest import _clean_mysql, _drop_redis_prefix
-from live import LiveGateway
+from harness import LiveGateway, clean_mysql, drop_redis_prefix, requires
 
 QUOTA = 6
 ACCOUNTS = ("share-1", "share-2", "share-3")
@@ -23,16 +21,11 @@ ACCOUNTS = ("share-1", "share-2", "share-3")
 async def _backend(kind: str, tmp_path: Path) -> tuple[str, str]:
     if kind == "sqlite":
         return "file", ""
-    env = "TEST_MYSQL_URL" if kind == "mysql" else "TEST_REDIS_URL"
-    url = os.environ.get(env, "")
-    if not url:
-        if os.environ.get("TEST_REQUIRE_SERVICES"):
-            pytest.fail(f"{env} must be set when TEST_REQUIRE_SERVICES is")
-        pytest.skip(f"{env} is not set")
+    url = requires("mysql" if kind == "mysql" else "redis")
     if kind == "mysql":
-        await _clean_mysql(url)
+        await clean_mysql(url)
     else:
-        await _drop_redis_prefix(url, "g2a")  # the prefix a gateway uses by default
+        await drop_redis_prefix(url, "g2a")  # the prefix a gateway uses by default
     return kind, url
 
 

@@ -8,11 +8,11 @@ import aiohttp
 import msgspec
 import openai
 import pytest
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionToolChoiceOptionParam
 
 from grok2api.testing.fake_grok import SEARCH_RESULTS, FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway, sse_frames
 
 MODEL = "grok-3-fast"
 ANSWER = "Hello! You said: hi"
@@ -61,15 +61,6 @@ async def post_raw(gateway: LiveGateway, body: bytes | dict[str, Any], **headers
         http.post(f"{gateway.url}/v1/chat/completions", data=data, headers=headers) as resp,
     ):
         return resp.status, resp.headers.get("Content-Type", ""), await resp.read()
-
-
-def sse_frames(raw: bytes) -> list[str]:
-    """The ``data:`` payloads of an SSE body; every event must be one ``data:`` line and a blank line."""
-    text = raw.decode()
-    assert text.endswith("\n\n")
-    events = text[:-2].split("\n\n")
-    assert all(e.startswith("data: ") and "\n" not in e for e in events), events
-    return [e[len("data: ") :] for e in events]
 
 
 def error_of(raw: bytes) -> dict[str, Any]:
@@ -543,7 +534,8 @@ async def test_required_or_named_tool_choice_is_refused_clearly(
     await gateway.add_accounts("tok-tools")
     tools: list[Any] = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     ask: list[Any] = [{"role": "user", "content": "hi"}]
-    for choice in ("required", {"type": "function", "function": {"name": "f"}}):
+    forced: list[ChatCompletionToolChoiceOptionParam] = ["required", {"type": "function", "function": {"name": "f"}}]
+    for choice in forced:
         with pytest.raises(openai.BadRequestError) as info:
             await client.chat.completions.create(model="grok-3-fast", messages=ask, tools=tools, tool_choice=choice)
         assert info.value.body is not None and info.value.body["param"] == "tool_choice"  # type: ignore[index]

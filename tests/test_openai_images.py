@@ -11,7 +11,7 @@ import pytest
 from grok2api.store.base import ModeQuota, NewAccount
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 TOKEN = "painter"
 

@@ -10,7 +10,7 @@ import pytest
 from grok2api.openai.limits import OutputLimit
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 
 def run(limit: OutputLimit, pieces: list[str]) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from grok2api.grok.catalog import MODELS
 
-from live import LiveGateway
+from harness import LiveGateway
 
 
 async def get_raw(gateway: LiveGateway, path: str, **headers: str) -> tuple[int, dict[str, object]]:

@@ -8,7 +8,7 @@ import msgspec
 import openai
 import pytest
 
-from live import LiveGateway
+from harness import LiveGateway
 
 MODEL = "grok-3-fast"
 

@@ -13,7 +13,7 @@ import pytest
 from grok2api.store.base import AccountPatch, AccountState, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 # ---- behaviour against the fake ----------------------------------------------------------------
 
@@ -213,7 +213,7 @@ def test_selection_is_bounded_spread_and_tier_ordered() -> None:
     accounts[2].quotas["fast"].remaining = 0
     pool = _pool_with(accounts)
     fast, heavy = MODELS["grok-3-fast"], MODELS["grok-4-heavy"]
-    firsts = Counter()
+    firsts: Counter[int] = Counter()
     for _ in range(400):
         picks = pool.candidates(fast, 1, set())
         assert len(picks) == SCAN_TARGET

@@ -14,7 +14,7 @@ from grok2api.grok.client import QuotaInfo, parse_rate_limits
 from grok2api.store.base import AccountPatch, AccountState, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 # ---- parse_rate_limits ---------------------------------------------------------------------------
 

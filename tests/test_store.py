@@ -1,4 +1,4 @@
-"""The storage contract, run against every backend (see the ``store`` fixture in conftest.py)."""
+"""The storage contract, run against every backend (see the ``store`` fixture in harness.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from harness import StoreFactory
 
 from grok2api.store.base import (
     Account,
@@ -24,8 +25,6 @@ from grok2api.store.base import (
     Tier,
     UsageRow,
 )
-
-from conftest import StoreFactory
 
 
 def fast(remaining: int | None = None, **window: Any) -> dict[str, ModeQuota]:
@@ -411,7 +410,8 @@ async def test_two_instances_never_overdraw_one_window(store_factory: StoreFacto
         stores[i % 2].settle(a.id, Settlement(mode="heavy", refund=1, ok=True, failure=None if i % 3 else "x"))
         for i in range(20)
     ]
-    taken, _ = await asyncio.gather(asyncio.gather(*reserves, *firsts), asyncio.gather(*settles))
+    results = await asyncio.gather(asyncio.gather(*reserves, *firsts), asyncio.gather(*settles))
+    taken: list[bool] = results[0]
     assert sum(taken[:120]) == 25  # never more than the window held
     assert all(taken[120:])  # an unknown window is reservable, however the race goes
     for store in stores:

@@ -7,7 +7,6 @@ its keys afterwards, so the suite can share a server (and a database) with other
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -30,16 +29,13 @@ from grok2api.store.base import (
 )
 from grok2api.store.redis import RedisStore
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+from harness import drop_redis_keys
 
-pytestmark = [pytest.mark.redis, pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set")]
+pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("redis_url")]
 
 
 async def _drop(store: RedisStore) -> None:
-    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in store.prefix) + ":*"
-    keys = [k async for k in store.redis.scan_iter(match=pattern, count=1000)]
-    if keys:
-        await store.redis.delete(*keys)
+    await drop_redis_keys(store.redis, store.prefix)
 
 
 @pytest.fixture
@@ -48,8 +44,8 @@ async def prefix() -> str:
 
 
 @pytest.fixture
-async def store(prefix: str) -> AsyncIterator[RedisStore]:
-    s = RedisStore(REDIS_URL, prefix=prefix)
+async def store(redis_url: str, prefix: str) -> AsyncIterator[RedisStore]:
+    s = RedisStore(redis_url, prefix=prefix)
     await s.open()
     try:
         yield s
@@ -101,8 +97,8 @@ async def test_a_retried_reserve_or_settle_applies_once(store: RedisStore, monke
     assert 0 < await store.redis.ttl(once) <= 120
 
 
-async def test_keys_are_namespaced_by_prefix(store: RedisStore, prefix: str) -> None:
-    other = RedisStore(REDIS_URL, prefix="other-" + prefix)
+async def test_keys_are_namespaced_by_prefix(store: RedisStore, redis_url: str, prefix: str) -> None:
+    other = RedisStore(redis_url, prefix="other-" + prefix)
     await other.open()
     try:
         at = now()
@@ -150,9 +146,9 @@ async def test_session_keys_expire_with_the_session(store: RedisStore) -> None:
     assert await store.get_session("s2") is None
 
 
-async def test_delete_sessions_escapes_glob_characters_in_the_prefix(prefix: str) -> None:
+async def test_delete_sessions_escapes_glob_characters_in_the_prefix(redis_url: str, prefix: str) -> None:
     # Unescaped, the pattern "p[x]:session:*" would also match the neighbour's "px:session:..." keys.
-    globby, plain = RedisStore(REDIS_URL, prefix=prefix + "[x]"), RedisStore(REDIS_URL, prefix=prefix + "x")
+    globby, plain = RedisStore(redis_url, prefix=prefix + "[x]"), RedisStore(redis_url, prefix=prefix + "x")
     at = now()
     try:
         for s in (globby, plain):
@@ -253,10 +249,10 @@ def _v1_account(id_: int, token: str, remaining: str, heavy: str, reset: str) ->
     }
 
 
-async def _write_v1(prefix: str) -> None:
+async def _write_v1(redis_url: str, prefix: str) -> None:
     import hashlib
 
-    writer = RedisStore(REDIS_URL, prefix=prefix)  # only its client: not opened, so nothing is migrated yet
+    writer = RedisStore(redis_url, prefix=prefix)  # only its client: not opened, so nothing is migrated yet
     try:
         accounts = [
             _v1_account(1, "tok-1", "5", "", "1800000000.5"),
@@ -278,10 +274,10 @@ async def _write_v1(prefix: str) -> None:
         await writer.close()
 
 
-async def test_layout_1_is_migrated_when_opened(prefix: str) -> None:
-    await _write_v1(prefix)
+async def test_layout_1_is_migrated_when_opened(redis_url: str, prefix: str) -> None:
+    await _write_v1(redis_url, prefix)
     # Two instances starting together both run the migration; it must apply exactly once.
-    stores = [RedisStore(REDIS_URL, prefix=prefix) for _ in range(2)]
+    stores = [RedisStore(redis_url, prefix=prefix) for _ in range(2)]
     try:
         await asyncio.gather(*(s.open() for s in stores))
         accounts = {a.token: a for a in await stores[1].list_accounts()}
@@ -314,8 +310,8 @@ async def test_layout_1_is_migrated_when_opened(prefix: str) -> None:
             await s.close()
 
 
-async def test_a_newer_layout_is_refused(prefix: str) -> None:
-    s = RedisStore(REDIS_URL, prefix=prefix)
+async def test_a_newer_layout_is_refused(redis_url: str, prefix: str) -> None:
+    s = RedisStore(redis_url, prefix=prefix)
     try:
         await s.redis.set(f"{prefix}:schema", 3)
         with pytest.raises(RuntimeError, match="layout 3"):

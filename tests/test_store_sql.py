@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from grok2api.store import make_store
-from grok2api.store.base import ModeQuota, NewAccount, Settlement, Store
+from grok2api.store.base import ModeQuota, NewAccount, Settlement
 from grok2api.store.migrate import alembic_config, migrations_dir
 from grok2api.store.sql import SqlStore
 from grok2api.store.sql_engine import normalize_url
 from grok2api.store.sql_schema import Base
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import StoreFactory
 
-StoreFactory = Callable[..., Awaitable[Store]]  # the conftest fixture
+REPO = Path(__file__).resolve().parents[1]
 
 SQL_BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

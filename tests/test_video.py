@@ -14,7 +14,7 @@ from grok2api.openai.render import Translator
 from grok2api.settings import RuntimeSettings
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
 
-from live import LiveGateway
+from harness import LiveGateway
 
 MODEL = "grok-imagine-0.9"
 JPEG_URL = "data:image/jpeg;base64," + base64.b64encode(TINY_JPEG).decode()

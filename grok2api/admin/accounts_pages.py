@@ -14,9 +14,10 @@ from .accounts_export import csv_export, json_export
 from .accounts_input import parse_input
 from .accounts_query import PAGE_SIZES, SORTS, STATES, TIERS, AccountQuery, all_tags, filtered, paginate, small_int
 from .context import Ctx
+from .htmx import trigger
 
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
-CHANGED = {"HX-Trigger": "accounts-changed"}
+CHANGED = "accounts-changed"  # the event the accounts table reloads on
 BULK_ACTIONS = ("delete", "enable", "disable", "tag")
 
 
@@ -24,10 +25,8 @@ def _row(ctx: Ctx, acc: Account, result: ops.TestOutcome | None = None) -> Respo
     return ctx.html("_account_row.html", acc=acc, result=result, now=time.time())
 
 
-def _notice(
-    ctx: Ctx, message: str, status: int = 200, error: bool = False, headers: dict[str, str] | None = None
-) -> Response:
-    return ctx.html("_notice.html", status=status, headers=headers, message=message, error=error)
+def _notice(ctx: Ctx, message: str, status: int = 200, error: bool = False) -> Response:
+    return ctx.html("_notice.html", status=status, message=message, error=error)
 
 
 async def accounts_page(ctx: Ctx) -> Response:
@@ -65,7 +64,7 @@ async def add_accounts(ctx: Ctx) -> Response:
     if not any(s.strip() for s in sources):
         return _notice(ctx, "Paste tokens or choose a file first.", 422, error=True)
     summary = await ops.add(ctx.svc, parse_input(sources, tier))
-    return ctx.html("_add_result.html", headers=CHANGED, summary=summary)
+    return trigger(ctx.html("_add_result.html", summary=summary), CHANGED)
 
 
 async def bulk(ctx: Ctx) -> Response:
@@ -93,7 +92,7 @@ async def bulk(ctx: Ctx) -> Response:
             return _notice(ctx, "Type the tag to add.", 422, error=True)
         done = await ops.add_tag(ctx.svc, accounts, tag)
         message = f"Tagged {done} account(s) with {tag!r}."
-    return _notice(ctx, message, headers=CHANGED)
+    return trigger(_notice(ctx, message), CHANGED)
 
 
 def _account(ctx: Ctx) -> Account | None:
@@ -102,7 +101,7 @@ def _account(ctx: Ctx) -> Account | None:
 
 
 def _gone(ctx: Ctx) -> Response:
-    return _notice(ctx, "That account no longer exists.", 404, error=True, headers=CHANGED)
+    return trigger(_notice(ctx, "That account no longer exists.", 404, error=True), CHANGED)
 
 
 async def row(ctx: Ctx) -> Response:
@@ -151,7 +150,7 @@ async def delete(ctx: Ctx) -> Response:
     if acc is not None:
         await ops.remove(ctx.svc, [acc.token])
     # An empty answer removes the row; the table reloads for the counts and the next page's rows.
-    return Response(b"", headers=CHANGED)
+    return trigger(Response(b""), CHANGED)
 
 
 async def token(ctx: Ctx) -> Response:

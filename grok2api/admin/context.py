@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse
 
 from ..services import Services
 from ..store.base import AdminSession
+from .htmx import is_htmx
 from .sessions import AdminAuth
 from .views import Views
 
@@ -33,7 +34,7 @@ class Ctx:
 
     @property
     def htmx(self) -> bool:
-        return self.request.headers.get("HX-Request") == "true"
+        return is_htmx(self.request)
 
     def fragment(self) -> str:
         """The id htmx wants to swap ("" for a whole page, also when htmx restores history)."""
@@ -41,16 +42,17 @@ class Ctx:
             return ""
         return self.request.headers.get("HX-Target", "")
 
-    def html(
-        self, template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
-    ) -> HTMLResponse:
-        """Render with what every template may use: the CSRF token, the user and the storage mode."""
-        body = self.admin.views.page(
-            template,
-            csrf=self.session.csrf,
-            username=self.session.username,
-            storage_mode=self.svc.boot.storage_mode.upper(),
-            path=self.request.url.path,
-            **context,
-        )
-        return HTMLResponse(body, status_code=status, headers=headers)
+    def html(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        body = self.admin.views.page(template, **page_context(self.admin, self.request, self.session), **context)
+        return HTMLResponse(body, status_code=status)
+
+
+def page_context(admin: Admin, request: Request, session: AdminSession | None) -> dict[str, Any]:
+    """What ``base.html`` uses: the CSRF token and the user (blank when signed out), the storage
+    mode and the path (for the active tab)."""
+    return {
+        "csrf": session.csrf if session else "",
+        "username": session.username if session else "",
+        "storage_mode": admin.svc.boot.storage_mode.upper(),
+        "path": request.url.path,
+    }

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..store.base import AdminSession
 from .context import Admin, Ctx
+from .htmx import is_htmx, redirect
 from .json_api import BadRequest
 from .sessions import SESSION_TTL
 
@@ -36,11 +37,18 @@ PageHandler = Callable[[Ctx], Awaitable[Response]]
 ApiHandler = Callable[[Request, Admin, AdminSession], Awaitable[Response]]
 
 
+def protect(headers: MutableHeaders) -> None:
+    """The headers every admin response carries, pages and static files alike: the CSP, no MIME
+    sniffing, no framing, no referrer to other sites."""
+    headers["Content-Security-Policy"] = CSP
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Referrer-Policy"] = "same-origin"
+
+
 def secure_headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
+    """A page's headers: ``protect``, and no caching unless the handler chose otherwise."""
+    protect(response.headers)
     response.headers.setdefault("Cache-Control", "no-store")
     # The same URL renders a whole page or an htmx fragment: caches must keep them apart.
     response.headers["Vary"] = "HX-Request, Cookie"
@@ -99,18 +107,21 @@ def page(admin: Admin, handler: PageHandler) -> Endpoint:
         token = request.cookies.get(COOKIE_NAME)
         session, renewed = await admin.auth.session_renewed(token)
         if session is None:
-            if request.headers.get("HX-Request") == "true":
-                # htmx follows HX-Redirect whatever the status; a plain 401 would just fail silently.
-                return secure_headers(Response(status_code=401, headers={"HX-Redirect": "/login"}))
+            if is_htmx(request):
+                # A plain 401 would fail silently in the page: send the browser to the sign-in form.
+                return secure_headers(redirect(admin.views.url("login"), status=401))
             if request.method in SAFE_METHODS:
-                return secure_headers(RedirectResponse("/login", status_code=303))
+                return secure_headers(RedirectResponse(admin.views.url("login"), status_code=303))
             return forbidden("Not signed in.")
         if request.method not in SAFE_METHODS:
             if not same_origin(request):
                 return forbidden("Cross-origin request refused.")
             if not await csrf_ok(request, session):
                 return forbidden("Missing or wrong CSRF token: reload the page and try again.")
-        response = await handler(Ctx(request, admin, session))
+        try:
+            response = await handler(Ctx(request, admin, session))
+        finally:
+            await request.close()  # closes an uploaded form's temporary files (Starlette leaves them open)
         if renewed and token and not _sets_cookie(response, COOKIE_NAME):
             # The store now keeps the session for another SESSION_TTL: so must the browser.
             set_cookie(response, request, COOKIE_NAME, token, max_age=int(SESSION_TTL))
@@ -135,11 +146,7 @@ class SecureStatic:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_secured(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["Content-Security-Policy"] = CSP
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["X-Frame-Options"] = "DENY"
-                headers["Referrer-Policy"] = "same-origin"
+                protect(MutableHeaders(scope=message))
             await send(message)
 
         await self.app(scope, receive, send_secured)

@@ -11,8 +11,9 @@ from ..grok.catalog import MODELS
 from . import keys_ops
 from .context import Ctx
 from .dashboard_query import recent_usage
+from .htmx import trigger
 
-CHANGED = {"HX-Trigger": "keys-changed"}
+CHANGED = "keys-changed"  # the event the keys table reloads on
 
 
 async def _table_context(ctx: Ctx) -> dict[str, Any]:
@@ -49,11 +50,12 @@ async def create_key(ctx: Ctx) -> Response:
     except keys_ops.KeyFormError as exc:
         return ctx.html("_key_form.html", status=422, **_form_context(exc.errors, {**fields, "models": models}))
     key, secret = await keys_ops.create(ctx.svc, req)
-    return ctx.html("_key_form.html", headers=CHANGED, **{**_form_context(), "created": key, "secret": secret})
+    created = ctx.html("_key_form.html", **{**_form_context(), "created": key, "secret": secret})
+    return trigger(created, CHANGED)
 
 
 async def revoke_key(ctx: Ctx) -> Response:
     key_id = str(ctx.request.path_params.get("key_id", ""))
     if not await keys_ops.revoke(ctx.svc, key_id):
-        return ctx.html("_notice.html", status=404, message="No such key.", error=True, headers=CHANGED)
+        return trigger(ctx.html("_notice.html", status=404, message="No such key.", error=True), CHANGED)
     return ctx.html("_keys_table.html", **(await _table_context(ctx)))

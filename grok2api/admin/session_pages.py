@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .context import Admin, Ctx
 from .guard import COOKIE_NAME, Endpoint, client_of, same_origin, secure_headers, set_cookie
+from .htmx import redirect
 from .sessions import SESSION_TTL
 
 LOGIN_COOKIE = "g2a_login"
@@ -41,7 +42,7 @@ def login_page(admin: Admin) -> Endpoint:
         token = request.cookies.get(COOKIE_NAME)
         session, renewed = await admin.auth.session_renewed(token)
         if session is not None:
-            response = RedirectResponse("/manage", status_code=303)
+            response = RedirectResponse(admin.views.url("dashboard"), status_code=303)
             if renewed and token:
                 set_cookie(response, request, COOKIE_NAME, token, max_age=int(SESSION_TTL))
             return secure_headers(response)
@@ -72,7 +73,7 @@ def login_submit(admin: Admin) -> Endpoint:
             )
         if result.token is None:
             return _form(admin, request, "Wrong username or password.", 401, username)
-        response = RedirectResponse("/manage", status_code=303)
+        response = RedirectResponse(admin.views.url("dashboard"), status_code=303)
         set_cookie(response, request, COOKIE_NAME, result.token, max_age=int(SESSION_TTL))
         response.delete_cookie(LOGIN_COOKIE, path="/")
         return secure_headers(response)
@@ -83,8 +84,8 @@ def login_submit(admin: Admin) -> Endpoint:
 async def logout(ctx: Ctx) -> Response:
     await ctx.admin.auth.logout(ctx.session)
     if ctx.htmx:
-        response: Response = Response(status_code=204, headers={"HX-Redirect": "/login"})
+        response = redirect(ctx.admin.views.url("login"))
     else:
-        response = RedirectResponse("/login", status_code=303)
+        response = RedirectResponse(ctx.admin.views.url("login"), status_code=303)
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
     return response

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.routing import Router
 
 
 def mask_token(token: str) -> str:
@@ -63,6 +64,15 @@ class Views:
             auto_reload=False,
         )
         self.env.filters.update(mask=mask_token, time=fmt_time, ago=fmt_ago, bytes=fmt_bytes, quota=fmt_quota)
+        self.env.globals["url"] = self.url
+        # The HTML admin's routes, for ``url``; ``build_admin`` sets them (their handlers need the views).
+        self.router: Router | None = None
 
     def page(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(context)
+
+    def url(self, name: str, **path_params: str) -> str:
+        """The path of a named admin route: ``url("accounts")``, ``{{ url('static', path='app.css') }}``."""
+        if self.router is None:
+            raise LookupError(f"no admin routes to find {name!r} in")
+        return str(self.router.url_path_for(name, **path_params))

@@ -77,9 +77,6 @@
     }
   });
 
-  // HX-Trigger: {"toast": "..."} from the server.
-  document.body.addEventListener("toast", function (event) { toast(event.detail && event.detail.value); });
-
   document.body.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
     toast(textOf(xhr.responseText) || ("Request failed (" + xhr.status + ")."), true);

@@ -1,0 +1,308 @@
+"""Shared fixtures (loaded by conftest.py as a pytest plugin) and what tests need to use them.
+
+Stores: ``store`` is a freshly opened store on each backend; ``store_factory`` opens more. SQLite always
+runs; MySQL and Redis need a server (TEST_MYSQL_URL, TEST_REDIS_URL). ``requires(service)`` skips a test
+whose service is missing, or fails it when TEST_REQUIRE_SERVICES is set.
+
+End to end: ``fake`` is a fake grok.com, ``gateway`` the real app under hypercorn (a ``LiveGateway``)
+pointed at it, and ``client`` the official OpenAI SDK pointed at the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import aiohttp
+import openai
+import pytest
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from grok2api.app import create_app
+from grok2api.config import BootConfig
+from grok2api.services import Services
+from grok2api.store import make_store
+from grok2api.store.base import NewAccount, Store
+from grok2api.testing.fake_grok import FakeGrok
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+# ---- services ----------------------------------------------------------------------------------
+
+
+Service = Literal["mysql", "redis", "chromium"]
+
+_URLS = {
+    "mysql": ("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test", "asyncmy"),
+    "redis": ("TEST_REDIS_URL", "redis://127.0.0.1:6379/15", "redis"),
+}
+
+
+def requires(service: Service) -> str:
+    """What reaches ``service``: its URL (TEST_MYSQL_URL, TEST_REDIS_URL), or chromium's path.
+
+    Without it the test is skipped; when CI asks for every service (TEST_REQUIRE_SERVICES) it fails instead.
+    """
+    if service == "chromium":
+        found, reason = shutil.which("chromium") or "", "Debian chromium is not installed"
+    else:
+        variable, example, package = _URLS[service]
+        found, reason = os.environ.get(variable, ""), f"{variable} is not set (e.g. {variable}={example})"
+        if found and importlib.util.find_spec(package) is None:
+            found, reason = "", f"{package} is not installed (pip install -e '.[{service}]')"
+    if found:
+        return found
+    if os.environ.get("TEST_REQUIRE_SERVICES"):
+        pytest.fail(f"{reason}, and TEST_REQUIRE_SERVICES is set", pytrace=False)
+    pytest.skip(reason)
+
+
+async def clean_mysql(url: str) -> None:
+    """Drop every table (alembic_version too), so the store migrates an empty database."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from grok2api.store.sql_engine import normalize_url
+
+    engine = create_async_engine(normalize_url(url), poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))  # any order, child tables included
+            tables = (await conn.execute(text("SHOW TABLES"))).scalars().all()
+            for table in tables:
+                await conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))
+    finally:
+        await engine.dispose()
+
+
+def redis_pattern(prefix: str) -> str:
+    """The SCAN pattern for the keys under ``prefix`` and nothing else (its glob characters escaped)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + ":*"
+
+
+async def drop_redis_keys(redis_client: Redis, prefix: str) -> None:
+    """Delete the keys under ``prefix`` only: the Redis test database may be shared with concurrent runs."""
+    keys = [k async for k in redis_client.scan_iter(match=redis_pattern(prefix), count=1000)]
+    if keys:
+        await redis_client.delete(*keys)
+
+
+async def drop_redis_prefix(url: str, prefix: str) -> None:
+    """``drop_redis_keys`` over a connection of its own."""
+    import redis.asyncio as aioredis
+
+    redis_client = aioredis.Redis.from_url(url)
+    try:
+        await drop_redis_keys(redis_client, prefix)
+    finally:
+        await redis_client.aclose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """TEST_REDIS_URL (see ``requires``)."""
+    return requires("redis")
+
+
+# ---- stores ------------------------------------------------------------------------------------
+
+STORE_BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("mysql", id="mysql", marks=pytest.mark.mysql),
+    pytest.param("redis", id="redis", marks=pytest.mark.redis),
+]
+
+
+class StoreFactory(Protocol):
+    """The ``store_factory`` fixture."""
+
+    def __call__(self, kind: str, *, fresh: bool = True) -> Awaitable[Store]: ...
+
+
+@pytest.fixture
+async def store_factory(tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """``await store_factory(kind, fresh=True)`` opens a store on ``kind``; ``fresh`` wipes the backend first.
+    Open a second instance on the same data with ``fresh=False``. Everything opened is closed afterwards."""
+    opened: list[Store] = []
+    redis_prefix = f"g2a-test-{uuid.uuid4().hex[:12]}"
+    redis_url = ""
+
+    async def factory(kind: str, *, fresh: bool = True) -> Store:
+        nonlocal redis_url
+        store: Store
+        if kind == "sqlite":
+            if fresh:
+                for suffix in ("", "-wal", "-shm"):
+                    (tmp_path / f"grok2api.db{suffix}").unlink(missing_ok=True)
+            store = make_store("sqlite", "", tmp_path)  # grok2api.db in the data dir
+        elif kind == "mysql":
+            url = requires("mysql")
+            if fresh:
+                await clean_mysql(url)
+            store = make_store("mysql", url, tmp_path)
+        elif kind == "redis":
+            redis_url = requires("redis")
+            from grok2api.store.redis import RedisStore
+
+            if fresh:
+                await drop_redis_prefix(redis_url, redis_prefix)
+            # Built directly rather than by make_store, to give each test its own key prefix.
+            store = RedisStore(redis_url, prefix=redis_prefix)
+        else:
+            raise ValueError(f"unknown store backend {kind!r}")
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in reversed(opened):
+        await store.close()
+    if redis_url:
+        await drop_redis_prefix(redis_url, redis_prefix)
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+async def store(request: pytest.FixtureRequest, store_factory: StoreFactory) -> Store:
+    """A freshly opened store on each backend."""
+    kind: str = request.param
+    return await store_factory(kind)
+
+
+# ---- end to end ----------------------------------------------------------------------------------
+
+# The admin password a LiveGateway starts with unless told otherwise. With none configured, a gateway's
+# first start generates one and hashes it (about 0.3 s per start): only tests of that path want it.
+ADMIN_PASSWORD = "live-test-password"
+
+
+class LiveGateway:
+    """The real app under hypercorn on a loopback port (an async context manager: started, then stopped)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        upstream: str,
+        assets: str,
+        env: dict[str, str] | None = None,
+        storage_mode: str = "file",
+        database_url: str = "",
+        admin_password: str = ADMIN_PASSWORD,
+    ) -> None:
+        """``admin_password=""`` starts with no admin password configured (``env`` may still set one)."""
+        environ = {"GROK2API_UPSTREAM_URL": upstream, "GROK2API_ASSETS_URL": assets}
+        if admin_password:
+            environ["GROK2API_ADMIN_PASSWORD"] = admin_password
+        environ.update(env or {})
+        self.boot = BootConfig(
+            data_dir=data_dir,
+            storage_mode=storage_mode,
+            database_url=database_url,
+            environ=environ,
+            admin_password=environ.get("GROK2API_ADMIN_PASSWORD", ""),
+        )
+        self.services = Services(self.boot)
+        self.app = create_app(self.boot, self.services)
+        self._shutdown = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.url = ""
+
+    async def start(self) -> str:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.set_inheritable(True)
+        config = Config()
+        config.bind = [f"fd://{sock.detach()}"]
+        config.accesslog = None
+        config.errorlog = None
+        config.graceful_timeout = 1
+        self._task = asyncio.create_task(
+            serve(self.app, config, shutdown_trigger=self._shutdown.wait)  # type: ignore[arg-type]
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"{self.url}/healthz") as resp:
+                        if resp.status == 200:
+                            return self.url
+                except aiohttp.ClientError:
+                    pass
+                if self._task.done():
+                    self._task.result()
+                await asyncio.sleep(0.05)
+        raise RuntimeError("gateway did not start")
+
+    async def __aenter__(self) -> LiveGateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        self._shutdown.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 15)
+
+    async def settings(self, **changes: Any) -> None:
+        await self.services.update_settings(changes)
+
+    async def add_accounts(self, *tokens: str, tier: str = "basic") -> None:
+        await self.services.store.add_accounts([NewAccount(token=t, tier=tier) for t in tokens])
+        await self.services.reload(force=True)
+
+
+def sse_frames(raw: bytes) -> list[str]:
+    """The ``data:`` payloads of an SSE body; every event must be one ``data:`` line and a blank line."""
+    text = raw.decode()
+    assert text.endswith("\n\n")
+    events = text[:-2].split("\n\n")
+    assert all(e.startswith("data: ") and "\n" not in e for e in events), events
+    return [e[len("data: ") :] for e in events]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeGrok]:
+    """A fake grok.com on a loopback port."""
+    server = FakeGrok()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def gateway_env() -> dict[str, str]:
+    """Extra environment for the ``gateway`` fixture; a module overrides this fixture to change it."""
+    return {}
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, fake: FakeGrok, gateway_env: dict[str, str]) -> AsyncIterator[LiveGateway]:
+    """The real app under hypercorn on SQLite, pointed at the fake; no accounts yet. Its admin password
+    is ADMIN_PASSWORD."""
+    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env=gateway_env) as live:
+        yield live
+
+
+@pytest.fixture
+async def client(gateway: LiveGateway) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official OpenAI SDK pointed at the gateway (no SDK retries, so failures show)."""
+    sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="not-needed", max_retries=0, timeout=30)
+    try:
+        yield sdk
+    finally:
+        await sdk.close()
