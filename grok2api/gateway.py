@@ -21,11 +21,10 @@ from .errors import (
     StalledMidAnswer,
     UpstreamError,
 )
-from .grok.catalog import IMAGE_GENERATION_COST
 from .grok.chat import ChatTurn, prepare_turn, stream_turn
 from .grok.client import GrokClient
 from .grok.errors import TRANSPORT_ERRORS
-from .grok.events import ErrorEvent, Event, Images
+from .grok.events import ErrorEvent, Event
 from .grok.failures import Failure, FailureKind, classify, classify_event
 from .pool import Lease, Pool
 from .settings import RuntimeSettings
@@ -64,7 +63,6 @@ class Answer:
     source: EventSource
     settings: RuntimeSettings
     started: float
-    image_cost_charged: bool = False
     failure: Failure | None = None
     _done: bool = field(default=False, repr=False)
 
@@ -84,8 +82,6 @@ class Answer:
         for event in batch:
             if isinstance(event, ErrorEvent):
                 self.failure = classify_event(event, charged=True)
-            elif isinstance(event, Images):
-                self.image_cost_charged = True
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         """The first batch, then the rest, with idle and total timeouts enforced by real timers.
@@ -123,7 +119,6 @@ class Answer:
         self._done = True
         with suppress(Exception):
             await self.source.aclose()
-        extra = IMAGE_GENERATION_COST if self.image_cost_charged else 0
         if self.failure is not None and self.failure.kind in (
             FailureKind.RATE_LIMITED,
             FailureKind.INVALID,
@@ -131,7 +126,7 @@ class Answer:
         ):
             await self.lease.fail(self.failure)
             return
-        await self.lease.succeed(extra)
+        await self.lease.succeed()
 
 
 def _loop_time(monotonic_deadline: float) -> float:
@@ -158,7 +153,7 @@ class Gateway:
             if attempt and time.monotonic() - started > settings.retry_budget_seconds:
                 break
             try:
-                lease = await self.pool.acquire(spec, spec.cost, tried)
+                lease = await self.pool.acquire(spec, tried)
             except GatewayError:
                 if last is not None:
                     raise error_for(last) from None
@@ -166,7 +161,10 @@ class Gateway:
             tried.add(lease.account.id)
             source: EventSource | None = None
             try:
-                request = await prepare_turn(self.client, lease.token, job.turn, settings)
+                account = lease.account
+                request = await prepare_turn(self.client, lease.token, account.user_id, job.turn, settings)
+                if request.user_id and request.user_id != account.user_id:
+                    self.pool.remember_user_id(account, request.user_id)
                 source = stream_turn(self.client, lease.token, request, settings)
                 deadline = started + settings.stream_first_response_timeout
                 if settings.stream_total_timeout:

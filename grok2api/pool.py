@@ -12,15 +12,18 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from .errors import NoAccount, RateLimited
-from .grok.catalog import ModelSpec
+from .grok.catalog import TIER_RANK, ModelSpec
 from .grok.failures import Failure, FailureKind
 from .settings import RuntimeSettings
-from .store.base import FAST_MODE, HEAVY_MODE, Account, AccountState, ModeQuota, Settlement, Store, Tier
+from .store.base import Account, AccountPatch, AccountState, ModeQuota, Settlement, Store
+
+if TYPE_CHECKING:
+    from .quota import Learned
 
 log = logging.getLogger("grok2api.pool")
 
@@ -29,15 +32,20 @@ RECONCILE_EVERY = 600.0  # seconds between quota checks of one busy account
 SCAN_TARGET = 32  # eligible accounts looked at per pick (see Pool.candidates)
 
 
-def mode_of(spec: ModelSpec) -> str:
-    """The quota window a model draws from: its own mode once models are modes; until then the 2025
-    counters' successors (heavy models: ``heavy``, every other model: ``fast``)."""
-    return HEAVY_MODE if spec.heavy else FAST_MODE
+def serves(acc: Account, spec: ModelSpec) -> bool:
+    """May this account use ``spec``'s mode? Its learned window decides (a total of 0 means no); until
+    it is learned, the account's tier against the mode's minimum tier."""
+    window = acc.quotas.get(spec.mode)
+    if window is not None and window.total is not None:
+        return window.total > 0
+    return TIER_RANK.get(acc.tier, 0) >= TIER_RANK.get(spec.min_tier, 0)
 
 
-def _group(tier: str) -> str:
-    """Selection groups: heavy-tier accounts serve whatever super accounts serve."""
-    return Tier.SUPER if tier in (Tier.SUPER, Tier.HEAVY) else Tier.BASIC
+def has_room(window: ModeQuota | None, now: float) -> bool:
+    """Room for one more query: unknown, some left, or the window has rolled over since."""
+    if window is None or window.remaining is None or window.remaining >= 1:
+        return True
+    return window.reset_at is not None and window.reset_at <= now
 
 
 def _left(acc: Account, mode: str) -> int | None:
@@ -69,28 +77,27 @@ def _human_wait(seconds: float) -> str:
 class Lease:
     """One account reserved for one upstream attempt. Settle exactly once."""
 
-    def __init__(self, pool: Pool, account: Account, spec: ModelSpec, cost: int) -> None:
+    def __init__(self, pool: Pool, account: Account, spec: ModelSpec) -> None:
         self.pool = pool
         self.account = account
         self.spec = spec
-        self.mode = mode_of(spec)
-        self.cost = cost  # what the reservation took from the mode's window (given back when not charged)
+        self.mode = spec.mode
         self.settled = False
 
     @property
     def token(self) -> str:
         return self.account.token
 
-    async def succeed(self, extra_cost: int = 0) -> None:
-        """The upstream served the request. ``extra_cost`` charges more (e.g. image generation)."""
+    async def succeed(self) -> None:
+        """The upstream served the request (its one query of the mode stays taken)."""
         if not self.settled:
             self.settled = True
-            await self.pool.settle_success(self.account.id, self.spec, extra_cost)
+            await self.pool.settle_success(self.account.id, self.spec)
 
     async def fail(self, failure: Failure) -> None:
         if not self.settled:
             self.settled = True
-            refund = 0 if failure.charged else self.cost
+            refund = 0 if failure.charged else 1  # a query grok.com did not count goes back
             settlement = settlement_for(failure, self.pool.settings(), mode=self.mode, refund=refund)
             await self.pool.settle(self.account.id, settlement)
 
@@ -98,9 +105,10 @@ class Lease:
 def settlement_for(
     failure: Failure, settings: RuntimeSettings, *, mode: str = "", refund: int = 0, live_check: bool = False
 ) -> Settlement:
-    """What a failure does to its account, in one place. ``live_check`` is an operator's explicit test
-    (admin, CLI, reviver): rejected credentials then count at once instead of after several failures,
-    and a 429 cools the account without claiming its counter is empty."""
+    """What a failure does to its account, in one place. A usage limit empties the window of the mode
+    the request used until it resets (the account keeps serving other modes). ``live_check`` is an
+    operator's explicit test (admin, CLI, reviver), not tied to a mode: rejected credentials then count
+    at once instead of after several failures, and a 429 cools the whole account."""
     s = Settlement(mode=mode, refund=refund)
     if failure.kind in (FailureKind.EGRESS, FailureKind.CANCELLED):
         return s  # not the account's fault: only give the quota back
@@ -115,15 +123,15 @@ def settlement_for(
         s.state, s.state_reason = AccountState.BLOCKED, failure.reason
     elif failure.kind == FailureKind.RATE_LIMITED:
         wait = failure.retry_after or settings.default_cooldown_seconds
-        s.state = AccountState.COOLING
-        s.state_reason = failure.reason if live_check else f"{failure.reason}; cooling for {_human_wait(wait)}"
-        s.cooldown_until = time.time() + wait
-        if not live_check:  # the mode's window is empty until grok.com says otherwise
-            s.learned, s.learned_cap = ModeQuota(remaining=0), True
+        if live_check or not mode:
+            s.state, s.state_reason, s.cooldown_until = AccountState.COOLING, failure.reason, time.time() + wait
+        else:
+            s.failure = f"{failure.reason}; {mode} resumes in {_human_wait(wait)}"
+            s.learned, s.learned_cap = ModeQuota(remaining=0, reset_at=time.time() + wait), True
     return s
 
 
-Reconciler = Callable[[Account, ModelSpec], Awaitable[Settlement]]
+Reconciler = Callable[[Account, ModelSpec], Awaitable["Learned"]]
 
 
 class Pool:
@@ -137,7 +145,7 @@ class Pool:
         self._last_reconciled: dict[int, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._snapshot: dict[int, Account] = {}
-        self._tiers: dict[str, list[int]] = {Tier.BASIC: [], Tier.SUPER: []}
+        self._tiers: dict[str, list[int]] = {}
         self._in_flight: dict[int, int] = {}
         self._accounts_version = -1
         self._loaded_at = 0.0
@@ -153,10 +161,11 @@ class Pool:
         async with self._refresh_lock:
             accounts = await self.store.list_accounts()
             self._snapshot = {a.id: a for a in accounts}
-            self._tiers = {
-                Tier.BASIC: [a.id for a in accounts if _group(a.tier) == Tier.BASIC],
-                Tier.SUPER: [a.id for a in accounts if _group(a.tier) == Tier.SUPER],
-            }
+            by_tier: dict[str, list[int]] = {}
+            for a in accounts:
+                by_tier.setdefault(a.tier, []).append(a.id)
+            # Lowest tier first: a request takes the least capable account that serves it.
+            self._tiers = dict(sorted(by_tier.items(), key=lambda kv: TIER_RANK.get(kv[0], 0)))
             if accounts_version is not None:
                 self._accounts_version = accounts_version
             self._loaded_at = time.monotonic()
@@ -179,23 +188,24 @@ class Pool:
         self.apply_local(account_id, s)
         await self.store.settle(account_id, s)
 
-    async def settle_success(self, account_id: int, spec: ModelSpec, extra_cost: int = 0) -> None:
+    async def settle_success(self, account_id: int, spec: ModelSpec) -> None:
+        await self.settle(account_id, Settlement(mode=spec.mode, ok=True))
         local = self._snapshot.get(account_id)
-        mode = mode_of(spec)
-        window = local.quotas.get(mode) if local else None
-        remaining = window.remaining if window else None
-        if remaining is not None:
-            extra_cost = min(extra_cost, max(remaining, 0))  # never charge an account below zero
-        settlement = Settlement(mode=mode, refund=-extra_cost, ok=True)
-        if remaining is not None and remaining - extra_cost <= 0:
-            # Spent locally: cool until the window should reset; the reviver re-checks then.
-            fallback = time.time() + self.settings().default_cooldown_seconds
-            settlement.state = AccountState.COOLING
-            settlement.state_reason = "quota used up; waiting for the window to reset"
-            settlement.cooldown_until = (window.reset_at if window else None) or fallback
-        await self.settle(account_id, settlement)
         if local is not None:
             self._maybe_reconcile(local, spec)
+
+    def remember_user_id(self, account: Account, user_id: str) -> None:
+        """Keep the grok.com user id learned for an account (in the background; it is asked once)."""
+        local = self._snapshot.get(account.id)
+        if local is not None:
+            local.user_id = user_id
+        self._spawn(self._store_user_id(account.token, user_id))
+
+    async def _store_user_id(self, token: str, user_id: str) -> None:
+        try:
+            await self.store.update_account(token, AccountPatch(user_id=user_id))
+        except Exception as exc:  # asked again next time; nothing else depends on it
+            log.warning("could not store an account's user id: %s", exc)
 
     def _release(self, account_id: int) -> None:
         n = self._in_flight.get(account_id, 0) - 1
@@ -226,28 +236,25 @@ class Pool:
 
     # -- selection -----------------------------------------------------------------------------
 
-    def candidates(self, spec: ModelSpec, cost: int, exclude: set[int]) -> list[Account]:
-        """Accounts to try, best first: basic before super (super only for super-only models), then
-        least busy, ties at random.
+    def candidates(self, spec: ModelSpec, exclude: set[int]) -> list[Account]:
+        """Accounts to try, best first: the lowest tier that serves the mode, then least busy, ties at
+        random.
 
         With thousands of accounts a full sort per request would cost milliseconds, so the scan starts
         at a random place in each tier and stops once it has SCAN_TARGET eligible accounts: the work
         is bounded, bursts still spread over the whole pool, and an idle account is nearly always
         among those seen."""
         cap = self.settings().account_max_concurrency
-        mode = mode_of(spec)
+        now = time.time()
         ranked: list[tuple[int, int, float, Account]] = []
-        tiers = [Tier.SUPER] if spec.super_only else [Tier.BASIC, Tier.SUPER]
-        for rank, tier in enumerate(tiers):
-            ids = self._tiers[tier]
+        for rank, ids in enumerate(self._tiers.values()):
             n = len(ids)
             start = random.randrange(n) if n else 0
             for k in range(n):
                 acc = self._snapshot.get(ids[(start + k) % n])
-                if acc is None or acc.id in exclude or acc.state != AccountState.ACTIVE or _group(acc.tier) != tier:
+                if acc is None or acc.id in exclude or acc.state != AccountState.ACTIVE or not serves(acc, spec):
                     continue
-                left = _left(acc, mode)
-                if left is not None and left < cost:
+                if not has_room(acc.quotas.get(spec.mode), now):
                     continue
                 busy = self._in_flight.get(acc.id, 0)
                 if cap and busy >= cap:
@@ -260,45 +267,55 @@ class Pool:
         ranked.sort(key=lambda r: r[:3])
         return [r[3] for r in ranked]
 
-    async def acquire(self, spec: ModelSpec, cost: int, exclude: set[int] | None = None) -> Lease:
+    async def acquire(self, spec: ModelSpec, exclude: set[int] | None = None) -> Lease:
         exclude = exclude or set()
         if not self._snapshot or time.monotonic() - self._loaded_at > SNAPSHOT_MAX_AGE:
             await self.refresh(force=True)
-        mode = mode_of(spec)
-        for acc in self.candidates(spec, cost, exclude)[:8]:
+        for acc in self.candidates(spec, exclude)[:8]:
             self._in_flight[acc.id] = self._in_flight.get(acc.id, 0) + 1
             try:
-                taken = await self.store.reserve(acc.id, mode)  # one query of the mode per request
+                taken = await self.store.reserve(acc.id, spec.mode)  # one query of the mode per request
             except BaseException:
                 self._release(acc.id)
                 raise
             if taken:
-                window = acc.quotas.get(mode)
-                if window is not None and window.remaining is not None:
+                window = acc.quotas.get(spec.mode)
+                if window is not None and window.reset_at is not None and window.reset_at <= time.time():
+                    window.remaining = window.reset_at = None  # rolled over, as the store just recorded
+                elif window is not None and window.remaining is not None:
                     window.remaining -= 1
-                return Lease(self, acc, spec, 1)
+                return Lease(self, acc, spec)
             self._release(acc.id)
             # Another worker spent it, or its state changed: learn the truth for next time.
             fresh = await self.store.get_account(acc.token)
             if fresh is not None:
                 self._snapshot[acc.id] = fresh
-        raise self.exhausted_error(spec, exclude)
+        raise self.exhausted_error(spec)
 
-    def exhausted_error(self, spec: ModelSpec, exclude: set[int]) -> Exception:
+    def exhausted_error(self, spec: ModelSpec) -> Exception:
         accounts = list(self._snapshot.values())
-        eligible = [a for a in accounts if not spec.super_only or _group(a.tier) == Tier.SUPER]
         if not accounts:
             return NoAccount(
                 "No Grok accounts are configured. Add SSO tokens with `grok2api accounts add TOKEN` or in the admin."
             )
+        eligible = [a for a in accounts if serves(a, spec)]
         if not eligible:
-            return NoAccount(f"{spec.id} needs a super account and the pool has none. Add a super account.")
-        cooling = [a.cooldown_until for a in eligible if a.state == AccountState.COOLING and a.cooldown_until]
+            return NoAccount(
+                f"{spec.id} uses grok.com's {spec.mode} mode, which needs a {spec.min_tier} account, and no account "
+                f"in the pool has it. Add one (grok2api accounts add --tier {spec.min_tier} TOKEN)."
+            )
+        now = time.time()
+        waits = [a.cooldown_until for a in eligible if a.state == AccountState.COOLING and a.cooldown_until]
+        for a in eligible:
+            window = a.quotas.get(spec.mode)
+            if a.state == AccountState.ACTIVE and window is not None and window.reset_at and window.reset_at > now:
+                waits.append(window.reset_at)
         usable = [a for a in eligible if a.state in (AccountState.ACTIVE, AccountState.COOLING)]
         if usable:
-            retry = max(1, int(min(cooling) - time.time())) if cooling else 60
+            retry = max(1, int(min(waits) - now)) if waits else 60
             return RateLimited(
-                f"Every account that can serve {spec.id} is busy, cooling or out of quota; retry in about {retry} s.",
+                f"Every account that can serve {spec.id} ({spec.mode} mode) is busy, cooling or out of quota; "
+                f"retry in about {retry} s.",
                 headers={"Retry-After": str(retry)},
             )
         return NoAccount("No usable Grok account: every account is invalid, blocked or disabled. Add fresh SSO tokens.")
@@ -309,7 +326,7 @@ class Pool:
         """Ask grok.com for the true quota when ours is unknown or old; never on every request."""
         if self.reconcile is None or account.id in self._reconciling:
             return
-        current = _left(account, mode_of(spec))
+        current = _left(account, spec.mode)
         last = self._last_reconciled.get(account.id)
         if current is not None and last is not None and time.monotonic() - last < RECONCILE_EVERY:
             return
@@ -324,9 +341,13 @@ class Pool:
     async def _reconcile(self, account: Account, spec: ModelSpec) -> None:
         assert self.reconcile is not None
         try:
-            settlement = await self.reconcile(self._snapshot.get(account.id) or account, spec)
-            self.apply_local(account.id, settlement)
-            await self.store.settle(account.id, settlement)
+            learned = await self.reconcile(self._snapshot.get(account.id) or account, spec)
+            for settlement in learned.settlements:
+                self.apply_local(account.id, settlement)
+                await self.store.settle(account.id, settlement)
+            if learned.tier is not None:
+                log.info("account %s is %s by its quota windows", account.id, learned.tier)
+                await self.store.update_account(account.token, AccountPatch(tier=learned.tier))
         except Exception as exc:  # reconciliation is best effort
             log.info("quota check for account %s failed: %s", account.id, exc)
         finally:

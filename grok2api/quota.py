@@ -1,26 +1,50 @@
-"""Quota learning: reconcile an account with grok.com's rate-limits endpoint, bring cooling
-accounts back when their window resets, and refresh on demand (CLI and admin)."""
+"""Quota learning: read an account's per-mode query windows from grok.com's rate-limits endpoint,
+infer its tier from their totals, bring cooling accounts back, and refresh on demand (CLI, admin).
+
+This module talks to grok.com and says what to record; it never touches the pool, which asks it
+(``reconcile``) and applies the answer itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 
 import msgspec
 
-from .grok.catalog import MODELS, ModelSpec
+from .grok.catalog import TIER_RANK, ModelSpec
 from .grok.client import GrokClient, QuotaInfo
 from .grok.errors import TRANSPORT_ERRORS
 from .grok.failures import classify
-from .pool import mode_of, settlement_for
+from .pool import settlement_for
 from .settings import RuntimeSettings
 from .store.base import Account, AccountPatch, AccountState, ModeQuota, Settlement, Store, Tier
 
 log = logging.getLogger("grok2api.quota")
-PROBE_MODEL = MODELS["grok-3-fast"]
-HEAVY_MODEL = MODELS["grok-4-heavy"]
-EXHAUSTED = "quota used up"
+BASE_MODES = ("fast", "auto", "expert", "heavy")
+# The smallest window total that means super or heavy, per mode (grok.com's totals, late 2026: basic fast 30 /
+# auto 7-20, super fast 140 / auto and expert 50, heavy fast 400 / auto and expert 150 / heavy 20).
+_TIER_TOTALS: dict[str, tuple[int, int]] = {"fast": (140, 400), "auto": (50, 150), "expert": (50, 150)}
+
+
+def tier_from(mode: str, total: int | None) -> str | None:
+    """The tier a window's total shows, or None when it shows nothing (unknown total, unknown mode)."""
+    if total is None:
+        return None
+    if mode == "heavy":
+        return Tier.HEAVY if total > 0 else None
+    bounds = _TIER_TOTALS.get(mode)
+    if bounds is None:
+        return None
+    return Tier.HEAVY if total >= bounds[1] else Tier.SUPER if total >= bounds[0] else Tier.BASIC
+
+
+def best_tier(windows: dict[str, ModeQuota]) -> str | None:
+    """The highest tier any learned window shows."""
+    found = [t for mode, w in windows.items() if (t := tier_from(mode, w.total)) is not None]
+    return max(found, key=lambda t: TIER_RANK[t]) if found else None
 
 
 class QuotaResult(msgspec.Struct):
@@ -29,60 +53,68 @@ class QuotaResult(msgspec.Struct):
     remaining: int | None = None
     heavy_remaining: int | None = None
     state: str = ""
+    tier: str = ""
+
+
+class Learned(msgspec.Struct):
+    """What asking grok.com about an account taught: one settlement per mode, maybe a better tier."""
+
+    settlements: list[Settlement]
+    tier: str | None = None
+
+
+def window_of(info: QuotaInfo, known: ModeQuota | None) -> ModeQuota:
+    """The window grok.com reported. Its reset time: now + the wait when grok.com gives one (an empty
+    window), else one window length from when it was first seen (then it is read again)."""
+    if info.wait_seconds:
+        reset: float | None = time.time() + info.wait_seconds
+    elif known is not None and known.reset_at is not None:
+        reset = None  # keep the known one
+    else:
+        reset = time.time() + info.window_seconds if info.window_seconds else None
+    return ModeQuota(remaining=info.remaining, total=info.total, window_seconds=info.window_seconds, reset_at=reset)
 
 
 class QuotaService:
-    """Talks to grok.com about quota and says what to record; it never touches the pool, which asks
-    it (``reconcile``) and applies the answer itself."""
-
     def __init__(self, client: GrokClient, store: Store, settings: Callable[[], RuntimeSettings]) -> None:
         self.client = client
         self.store = store
         self._settings = settings
 
-    async def learn(self, account: Account, spec: ModelSpec) -> tuple[QuotaInfo, Settlement]:
-        """Read the window of ``spec``'s mode from grok.com. ``account`` is the caller's current copy:
-        an active account that grok.com reports empty starts cooling, and one cooling only because our
-        local count ran out comes back when grok.com says there is quota left."""
-        info = await self.client.rate_limits(account.token, spec, self._settings())
-        mode = mode_of(spec)
-        known = account.quotas.get(mode)
-        reset = None
-        if info.wait_seconds:
-            reset = time.time() + info.wait_seconds
-        elif info.window_seconds and (known is None or known.reset_at is None):
-            reset = time.time() + info.window_seconds
-        learned = ModeQuota(
-            remaining=info.remaining, total=info.total, window_seconds=info.window_seconds, reset_at=reset
-        )
-        s = Settlement(mode=mode, learned=learned, learned_cap=True)
-        if info.remaining is not None and info.remaining <= 0 and account.state == AccountState.ACTIVE:
-            wait = info.wait_seconds or self._settings().default_cooldown_seconds
-            s.state, s.cooldown_until = AccountState.COOLING, time.time() + wait
-            s.state_reason = f"grok.com reports the quota used up; window resets in {int(wait)} s"
-        elif info.remaining and account.state == AccountState.COOLING and account.state_reason.startswith(EXHAUSTED):
-            # Our local count ran out but grok.com says there is quota left: trust grok.com.
-            s.state, s.state_reason, s.cooldown_until = AccountState.ACTIVE, "quota confirmed by grok.com", None
-        return info, s
+    async def learn(self, account: Account, mode: str) -> tuple[QuotaInfo, Settlement]:
+        """Read the window of ``mode``. With ``learned_cap`` it only ever lowers a known count: the
+        reservations in flight already took theirs."""
+        info = await self.client.rate_limits(account.token, mode, self._settings())
+        learned = window_of(info, account.quotas.get(mode))
+        return info, Settlement(mode=mode, learned=learned, learned_cap=True)
 
-    async def reconcile(self, account: Account, spec: ModelSpec) -> Settlement:
-        """The pool's reconciler: what to record for ``account`` after asking grok.com."""
-        return (await self.learn(account, spec))[1]
+    async def reconcile(self, account: Account, spec: ModelSpec) -> Learned:
+        """The pool's reconciler: the mode just used, plus each base mode whose window was never learned
+        (the first time, that is how an account's tier and its other windows become known)."""
+        modes = [spec.mode] + [m for m in BASE_MODES if m != spec.mode and _total(account, m) is None]
+        learned = await asyncio.gather(*(self.learn(account, m) for m in modes), return_exceptions=True)
+        settlements = [r[1] for r in learned if not isinstance(r, BaseException)]
+        if not settlements:
+            first = learned[0]
+            assert isinstance(first, BaseException)
+            raise first
+        windows = {**account.quotas, **{s.mode: s.learned for s in settlements if isinstance(s.learned, ModeQuota)}}
+        tier = best_tier(windows)
+        return Learned(settlements, tier if tier is not None and tier != account.tier else None)
 
     async def check(self, account: Account, spec: ModelSpec) -> QuotaInfo:
-        """Learn one counter and store it."""
-        info, s = await self.learn(account, spec)
+        """Learn the window of ``spec``'s mode and store it."""
+        info, s = await self.learn(account, spec.mode)
         await self.store.settle(account.id, s)
         return info
 
     async def refresh(self, account: Account) -> QuotaResult:
-        """A live check of one account (the admin's "test" and "refresh quota"), with its state updated."""
+        """A live check of one account (the admin's "test" and "refresh quota"): every base mode's window
+        is read and stored, the tier follows the totals, and a cooling, invalid or blocked account that
+        passes comes back."""
         settings = self._settings()
         try:
-            info = await self.client.rate_limits(account.token, PROBE_MODEL, settings)
-            heavy_info = None
-            if account.tier in (Tier.SUPER, Tier.HEAVY):
-                heavy_info = await self.client.rate_limits(account.token, HEAVY_MODEL, settings)
+            infos = await asyncio.gather(*(self.client.rate_limits(account.token, m, settings) for m in BASE_MODES))
         except TRANSPORT_ERRORS as exc:
             failure = classify(exc)
             s = settlement_for(failure, settings, live_check=True)
@@ -92,31 +124,27 @@ class QuotaService:
                 s.state, s.state_reason, s.cooldown_until = AccountState.COOLING, account.state_reason, time.time() + 60
             await self.store.settle(account.id, s)
             return QuotaResult(False, failure.reason, state=s.state or account.state)
-        s = Settlement(mode=mode_of(PROBE_MODEL), learned=self._window(account, PROBE_MODEL, info))
-        heavy = None
-        if heavy_info is not None:
-            heavy = heavy_info.remaining
-            heavy_window = self._window(account, HEAVY_MODEL, heavy_info)
-            await self.store.settle(account.id, Settlement(mode=mode_of(HEAVY_MODEL), learned=heavy_window))
-        exhausted = info.remaining is not None and info.remaining <= 0
-        if exhausted:
-            wait = info.wait_seconds or settings.default_cooldown_seconds
-            s.state, s.state_reason = AccountState.COOLING, f"quota used up; window resets in {int(wait)} s"
-            s.cooldown_until = time.time() + wait
-        elif account.state in (AccountState.COOLING, AccountState.INVALID, AccountState.BLOCKED):
-            s.state, s.state_reason, s.cooldown_until = AccountState.ACTIVE, "live check passed", None
-            if account.failure_count:
-                await self.store.update_account(account.token, AccountPatch(failure_count=0))
-        await self.store.settle(account.id, s)
-        left = "unknown" if info.remaining is None else str(info.remaining)
-        return QuotaResult(True, f"valid; {left} units left", info.remaining, heavy, s.state or account.state)
-
-    @staticmethod
-    def _window(account: Account, spec: ModelSpec, info: QuotaInfo) -> ModeQuota:
-        """The window a live check learned; its reset time stays the known one when grok.com gives none."""
-        known = account.quotas.get(mode_of(spec))
-        reset = time.time() + info.wait_seconds if info.wait_seconds else (known.reset_at if known else None)
-        return ModeQuota(remaining=info.remaining, total=info.total, window_seconds=info.window_seconds, reset_at=reset)
+        windows = {m: window_of(i, account.quotas.get(m)) for m, i in zip(BASE_MODES, infos, strict=True)}
+        # A live check replaces what we had: it is grok.com's word now, nothing is in flight from here.
+        settlements = [Settlement(mode=m, learned=w) for m, w in windows.items()]
+        state = account.state
+        if account.state in (AccountState.COOLING, AccountState.INVALID, AccountState.BLOCKED):
+            first = settlements[0]
+            first.state, first.state_reason, first.cooldown_until = AccountState.ACTIVE, "live check passed", None
+            state = AccountState.ACTIVE
+        for s in settlements:
+            await self.store.settle(account.id, s)
+        patch = AccountPatch()
+        tier = best_tier(windows) or account.tier
+        if tier != account.tier:
+            patch.tier = tier
+        if account.failure_count and state == AccountState.ACTIVE:
+            patch.failure_count = 0
+        if patch != AccountPatch():
+            await self.store.update_account(account.token, patch)
+        fast, heavy = windows["fast"].remaining, windows["heavy"].remaining
+        left = "unknown" if fast is None else str(fast)
+        return QuotaResult(True, f"valid; {left} units left", fast, heavy, state, tier)
 
     async def revive_due(self, accounts: list[Account]) -> int:
         """Re-check cooling accounts whose cooldown has passed; returns how many were checked."""
@@ -133,3 +161,8 @@ class QuotaService:
             except Exception as exc:  # a revive failure must not stop the loop
                 log.warning("re-check of account %s failed: %s", account.id, exc)
         return len(due)
+
+
+def _total(account: Account, mode: str) -> int | None:
+    window = account.quotas.get(mode)
+    return None if window is None else window.total

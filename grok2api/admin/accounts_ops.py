@@ -10,7 +10,7 @@ import msgspec
 
 from ..grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from ..grok.failures import classify
-from ..quota import PROBE_MODEL, QuotaResult
+from ..quota import QuotaResult
 from ..services import Services
 from ..store.base import Account, AccountPatch, AccountState
 from .accounts_input import MAX_NOTE_LENGTH as MAX_NOTE_LENGTH  # the limits live with the input parsing
@@ -150,7 +150,7 @@ async def test(svc: Services, acc: Account) -> TestOutcome:
 async def test_outside_pool(svc: Services, token: str) -> TestOutcome:
     """The reference could test a token that is not in the pool: ask grok.com, store nothing."""
     try:
-        info = await svc.client.rate_limits(token, PROBE_MODEL, svc.settings)
+        info = await svc.client.rate_limits(token, "fast", svc.settings)
     except (UpstreamHTTPError, UpstreamConnectionError, TimeoutError) as exc:
         failure = classify(exc)
         return TestOutcome(

@@ -50,8 +50,6 @@ class ModeEntry(msgspec.Struct, frozen=True):
     available: bool = True
 
 
-IMAGE_GENERATION_COST = 0  # images drawn in a chat cost the chat's one query; no separate charge
-
 _BUILT_IN = (
     ModelSpec(
         id="grok-fast",
