@@ -20,6 +20,7 @@ from .admin.routes import admin_mounts, admin_startup
 from .config import BootConfig
 from .edge import ApiCors, ClientGone, authenticate, client_gone, error_response, gateway_error, services
 from .errors import GatewayError, NotFound
+from .grok.unknown_shapes import metric_lines as unknown_shape_lines
 from .mcp import mcp_endpoint
 from .media.route import serve_media
 from .metrics import render_prometheus
@@ -42,6 +43,7 @@ async def prometheus(request: Request) -> Response:
     svc = services(request)
     counts = Counter((a.state, a.tier) for a in svc.pool.accounts())
     text = render_prometheus(svc.metrics, [(s, t, n) for (s, t), n in counts.items()], svc.pool.total_in_flight())
+    text += "\n".join(unknown_shape_lines()) + "\n"  # how an operator learns grok.com changed again
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
