@@ -123,6 +123,7 @@ class Answer:
             FailureKind.RATE_LIMITED,
             FailureKind.INVALID,
             FailureKind.BLOCKED,
+            FailureKind.EGRESS,  # not the account's fault: no success counted, no penalty either
         ):
             await self.lease.fail(self.failure)
             return
