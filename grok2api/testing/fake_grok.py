@@ -70,7 +70,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import fake_auth, fake_chat, fake_control, fake_limits, fake_media
+from . import fake_auth, fake_chat, fake_control, fake_limits, fake_media, fake_mgw
 from .fake_accounts import FakeAccount
 from .fake_answer import SEARCH_RESULTS
 from .fake_auth import SESSION_PATH
@@ -82,6 +82,8 @@ from .fake_faults import CHAT_FAULTS, MGW_FAULTS, fault_endpoint
 from .fake_http import parse_cookies
 from .fake_limits import LIMITS_PATH, MODES_PATH, rate_limits
 from .fake_media import ASSETS_PREFIX, POST_PATH, TINY_JPEG, TINY_MP4, UPLOAD_PATH
+from .fake_mgw import MGW_PATH
+from .fake_mgw_answer import UNKNOWN_CHANNEL, UNKNOWN_CHUNK, UNKNOWN_EVENT, X_POST
 from .fake_records import MgwRecord, RecordedRequest
 from .fake_state import STATE_KEY, FakeState
 
@@ -95,13 +97,18 @@ __all__ = [
     "LIMITS_PATH",
     "MARKERS",
     "MGW_FAULTS",
+    "MGW_PATH",
     "MODES_PATH",
     "POST_PATH",
     "SEARCH_RESULTS",
     "SESSION_PATH",
     "TINY_JPEG",
     "TINY_MP4",
+    "UNKNOWN_CHANNEL",
+    "UNKNOWN_CHUNK",
+    "UNKNOWN_EVENT",
     "UPLOAD_PATH",
+    "X_POST",
     "FakeAccount",
     "FakeGrok",
     "MgwRecord",
@@ -117,6 +124,7 @@ __all__ = [
 # Every endpoint family is a module with its route table; serving a new family is one more entry here.
 FAMILIES: tuple[web.RouteTableDef, ...] = (
     fake_auth.routes,
+    fake_mgw.routes,
     fake_chat.routes,
     fake_media.routes,
     fake_limits.routes,
@@ -190,6 +198,10 @@ class FakeGrok(FakeState):
 
     def chat_calls(self, token: str | None = None) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == CHAT_PATH and (token is None or r.token == token)]
+
+    def mgw_url(self, uid: str) -> str:
+        """The WebSocket URL of the mgw chat for a userId (from ``/api/auth/session``)."""
+        return f"ws://{self.host}:{self.port}{MGW_PATH}?uid={uid}"
 
 
 # --------------------------------------------------------------------------------------------------- CLI
