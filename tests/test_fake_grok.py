@@ -16,6 +16,7 @@ import pytest
 from grok2api.testing.fake_grok import (
     CHAT_PATH,
     LIMITS_PATH,
+    MODES_PATH,
     POST_PATH,
     UPLOAD_PATH,
     FakeGrok,
@@ -410,6 +411,39 @@ async def test_rate_limits_per_mode_and_tier(fake: FakeGrok, http: aiohttp.Clien
         assert (await _post_json(http, url, bad))[0] == 400
 
 
+async def test_modes_catalogue(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
+    url = fake.base_url + MODES_PATH
+
+    async def modes(token: str = "tok-a") -> dict[str, dict[str, Any]]:
+        status, body, _ = await _post_json(http, url, {"locale": "en"}, token=token)
+        assert status == 200 and body["defaultModeId"] == "auto"
+        return {mode["id"]: mode for mode in body["modes"]}
+
+    basic = await modes()
+    assert list(basic) == ["auto", "fast", "expert", "heavy"]
+    assert set(basic["fast"]) == {"id", "title", "description", "availability", "iconHint", "tags"}
+    assert {k: v["availability"] for k, v in basic.items()} == {
+        "auto": {"available": {}},
+        "fast": {"available": {}},
+        "expert": {"unavailable": {}},
+        "heavy": {"unavailable": {}},
+    }
+    assert all("available" in m["availability"] for m in (await modes("heavy-1")).values())
+    fake.add_mode("grok-420-computer-use-sa", title="Grok 4.3 beta")
+    fake.set_mode_available("fast", False)
+    fake.set_mode_available("heavy", True)
+    listed = await modes()
+    beta = listed["grok-420-computer-use-sa"]
+    assert beta["title"] == "Grok 4.3 beta" and beta["badgeText"] == "Beta" and "available" in beta["availability"]
+    assert "unavailable" in listed["fast"]["availability"] and "available" in listed["heavy"]["availability"]
+    _, window, _ = await _post_json(http, fake.base_url + LIMITS_PATH, {"modelName": "grok-420-computer-use-sa"})
+    assert window["totalQueries"] == 20
+    fake.push_fault("modes-500")
+    assert (await _post_json(http, url, {"locale": "en"}))[0] == 500
+    async with http.post(url, json={"locale": "en"}, headers=_headers(statsig=None)) as r:
+        assert r.status == 403
+
+
 async def test_quota_exhaustion_and_window_reset(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
     account = fake.add_account("tok-q", quota=1)
     assert (await _chat(http, fake, "one", token="tok-q"))[0] == 200
@@ -459,7 +493,7 @@ async def test_legacy_chat_body_refused(fake: FakeGrok, http: aiohttp.ClientSess
     del no_mode["modeId"]
     assert (await _post_json(http, fake.base_url + CHAT_PATH, no_mode))[0] == 400
     # Imagine media bodies still name a model.
-    media = {"modelName": "imagine-video-gen", "mediaGenInput": {"textToVideo": {"prompt": "sea"}}}
+    media: dict[str, Any] = {"modelName": "imagine-video-gen", "mediaGenInput": {"textToVideo": {"prompt": "sea"}}}
     assert (await _chat(http, fake, "sea", **media))[0] == 200
     assert fake.account("tok-a").remaining == 29
 
@@ -697,6 +731,14 @@ async def test_control_endpoints(fake: FakeGrok, http: aiohttp.ClientSession) ->
     assert fake.require_cf_clearance == "cf" and fake.strict_statsig is True
     async with http.post(f"{base}/config", json={"framing": "xml"}) as r:
         assert r.status == 400
+    async with http.post(f"{base}/modes", json={"id": "grok-beta-x", "quotas": {"basic": 5}}) as r:
+        assert r.status == 200 and "grok-beta-x" in (await r.json())["modes"]
+    async with http.post(f"{base}/modes", json={"id": "heavy", "available": True}) as r:
+        assert r.status == 200 and fake.modes["heavy"].available is True
+    async with http.post(f"{base}/modes", json={"id": "x", "quotas": {"platinum": 1}}) as r:
+        assert r.status == 400
+    async with http.get(f"{base}/mgw") as r:
+        assert r.status == 200 and await r.json() == []
 
 
 async def test_serve_forever_runs_until_cancelled(http: aiohttp.ClientSession) -> None:
