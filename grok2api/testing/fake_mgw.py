@@ -46,9 +46,9 @@ async def handle_mgw(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=("json",), max_msg_size=MAX_FRAME)
     if not ws.can_prepare(request).ok:
         return plain_get(state, request)
-    refused, account = admit(state, request)
-    if refused is not None or account is None:
-        return refused or web.Response(status=500)
+    account = admit(state, request)
+    if isinstance(account, web.Response):
+        return account
     record = state.record_mgw(request, account.token, account.user_id)
     await ws.prepare(request)
     state.sockets.add(ws)
@@ -128,6 +128,9 @@ class MgwSession:
                 await self.sender.send(error_event("conversation_not_found", "Conversation not found"))
                 return
             item = client_event.get("item")
+            if kind == "conversation.item.create" and not isinstance(item, dict):
+                await self.sender.send(error_event("invalid_argument", "Missing item"))
+                return
             # One client sends the item inside response.create instead of on its own.
             if isinstance(item, dict) and not await self.on_item(client_event, item):
                 return

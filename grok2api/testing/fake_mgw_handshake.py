@@ -24,37 +24,39 @@ def _key(request: web.Request) -> tuple[str | None, str]:
     return request_token(request), request.query.get("uid", "")
 
 
-def _check(state: FakeState, request: web.Request) -> tuple[web.Response | None, FakeAccount | None]:
-    """The refusal grok.com would give this handshake, or the account it belongs to."""
+def _check(state: FakeState, request: web.Request) -> FakeAccount | web.Response:
+    """The account this handshake belongs to, or the refusal grok.com would give it."""
     token, uid = _key(request)
     account = state.identify(token)
     if account is None or account.state == "invalid":
-        return json_response(401, ERR_INVALID), None
+        return json_response(401, ERR_INVALID)
     if account.state == "blocked":
-        return json_response(403, ERR_BLOCKED), None
+        return json_response(403, ERR_BLOCKED)
     cookies = parse_cookies(request.headers.getall("Cookie", []))
     if not uid or uid != account.user_id or cookies.get("x-userid") != uid:
-        return json_response(401, ERR_INVALID), None
+        return json_response(401, ERR_INVALID)
     own_origin = f"{request.scheme}://{request.host}"
     if request.headers.get("Origin") not in (GROK_ORIGIN, own_origin):
-        return json_response(403, ERR_ANTIBOT), None
-    return None, account
+        return json_response(403, ERR_ANTIBOT)
+    return account
 
 
-def admit(state: FakeState, request: web.Request) -> tuple[web.Response | None, FakeAccount | None]:
-    """Check the handshake; a queued ``mgw-`` refusal, or a chat one, wins over letting it through."""
-    refused, account = _check(state, request)
-    if refused is None and account is not None:
-        fault = state.take_fault("mgw", account.token, MGW_HANDSHAKE_FAULTS) or state.take_fault(
-            "chat", account.token, MGW_HANDSHAKE_FAULTS
+def admit(state: FakeState, request: web.Request) -> FakeAccount | web.Response:
+    """The account of an acceptable handshake, else its refusal. A queued ``mgw-`` refusal, or a chat one, wins
+    over letting it through."""
+    checked = _check(state, request)
+    if isinstance(checked, FakeAccount):
+        token = checked.token
+        fault = state.take_fault("mgw", token, MGW_HANDSHAKE_FAULTS) or state.take_fault(
+            "chat", token, MGW_HANDSHAKE_FAULTS
         )
-        refused = refusal_response(fault) if fault is not None else None
-    if refused is None:
-        return None, account
-    state.mgw_refusals[_key(request)] = Refusal.of(refused)
+        if fault is None:
+            return checked
+        checked = refusal_response(fault)
+    state.mgw_refusals[_key(request)] = Refusal.of(checked)
     record = state.record_mgw(request, request_token(request), request.query.get("uid", ""))
-    record.refused = refused.status
-    return refused, None
+    record.refused = checked.status
+    return checked
 
 
 def plain_get(state: FakeState, request: web.Request) -> web.Response:
@@ -62,7 +64,7 @@ def plain_get(state: FakeState, request: web.Request) -> web.Response:
     kept = state.mgw_refusals.pop(_key(request), None)
     if kept is not None:
         return kept.response()
-    refused, _ = _check(state, request)
-    if refused is not None:
-        return refused
+    checked = _check(state, request)
+    if isinstance(checked, web.Response):
+        return checked
     return text_response(426, "Upgrade Required\n")
