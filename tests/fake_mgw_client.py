@@ -15,7 +15,7 @@ Event = dict[str, Any]
 
 
 def handshake_headers(fake: FakeGrok, token: str, uid: str | None = None, origin: str | None = None) -> dict[str, str]:
-    uid = fake.account(token).user_id if uid is None else uid
+    uid = fake.user_id(token) if uid is None else uid
     return {
         "Origin": fake.base_url if origin is None else origin,
         "User-Agent": "Mozilla/5.0 (Macintosh) Chrome/146.0.0.0 Safari/537.36",

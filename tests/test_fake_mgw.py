@@ -32,8 +32,7 @@ async def connect(fake: FakeGrok, http: aiohttp.ClientSession) -> AsyncIterator[
     sockets: list[aiohttp.ClientWebSocketResponse] = []
 
     async def open_socket(token: str = "tok-a") -> MgwClient:
-        fake.identify(token)
-        uid = fake.account(token).user_id
+        uid = fake.user_id(token)
         ws = await http.ws_connect(fake.mgw_url(uid), headers=handshake_headers(fake, token))
         sockets.append(ws)
         return MgwClient(ws)
@@ -57,7 +56,7 @@ async def test_auth_session(fake: FakeGrok, http: aiohttp.ClientSession) -> None
     first = await session("sso=tok-a; sso-rw=tok-a")
     assert first["status"] == "authenticated"
     user = first["session"]
-    assert isinstance(user, dict) and user["userId"] == fake.account("tok-a").user_id
+    assert isinstance(user, dict) and user["userId"] == fake.user_id("tok-a")
     assert set(user) == {"userId", "email", "organizationId"}
     other = await session("sso-rw=tok-b")
     assert isinstance(other["session"], dict) and other["session"]["userId"] != user["userId"]
@@ -214,7 +213,7 @@ async def test_draw_cards_and_assets(fake: FakeGrok, connect: Connect, http: aio
     assert all(i["imageUrl"].startswith("data:image/jpeg;base64,") for i in images if i["progress"] < 100)
     finals = [i for i in images if i["progress"] == 100]
     assert finals[2]["moderated"] is True and "imageUrl" not in finals[2]
-    uid = fake.account("tok-a").user_id
+    uid = fake.user_id("tok-a")
     for image in finals[:2]:
         assert image["imageUrl"] == f"users/{uid}/generated/{image['imageUuid']}/image.jpg"
         async with http.get(f"{fake.assets_url}/{image['imageUrl']}", headers={"Cookie": "sso=tok-a"}) as r:
@@ -279,7 +278,7 @@ async def test_recorded_session(fake: FakeGrok, connect: Connect) -> None:
     await client.answer("hello")
     await client.ws.close()
     [record] = fake.mgw_sessions("tok-r")
-    assert record.uid == fake.account("tok-r").user_id and record.mode == "auto" and record.refused is None
+    assert record.uid == fake.user_id("tok-r") and record.mode == "auto" and record.refused is None
     assert record.x_grok["use_chunk"] is True and record.x_grok["enable_image_generation"] is False
     assert record.session_id == client.session_id and record.input_chunks == [{"text": {"text": "hello"}}]
     assert record.headers["origin"] == fake.base_url and "x-userid=" in record.headers["cookie"]
@@ -306,8 +305,7 @@ async def test_packed_frames_marker(connect: Connect) -> None:
 async def test_stop_closes_open_sockets(http: aiohttp.ClientSession) -> None:
     fake = FakeGrok()
     await fake.start()
-    fake.identify("tok-a")
-    ws = await http.ws_connect(fake.mgw_url(fake.account("tok-a").user_id), headers=handshake_headers(fake, "tok-a"))
+    ws = await http.ws_connect(fake.mgw_url(fake.user_id("tok-a")), headers=handshake_headers(fake, "tok-a"))
     await fake.stop()
     message = await ws.receive(timeout=2)
     assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)

@@ -28,8 +28,7 @@ async def connect(fake: FakeGrok, http: aiohttp.ClientSession) -> AsyncIterator[
     sockets: list[aiohttp.ClientWebSocketResponse] = []
 
     async def open_socket(token: str = "tok-a", mode: str = "fast", **x_grok: object) -> MgwClient:
-        fake.identify(token)
-        ws = await http.ws_connect(fake.mgw_url(fake.account(token).user_id), headers=handshake_headers(fake, token))
+        ws = await http.ws_connect(fake.mgw_url(fake.user_id(token)), headers=handshake_headers(fake, token))
         sockets.append(ws)
         client = MgwClient(ws)
         await client.create(mode, **x_grok)
@@ -53,8 +52,7 @@ async def _refused(http: aiohttp.ClientSession, url: str, headers: dict[str, str
 
 
 async def test_handshake_identity_and_origin(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
-    fake.identify("tok-a")
-    uid = fake.account("tok-a").user_id
+    uid = fake.user_id("tok-a")
     url = fake.mgw_url(uid)
     good = handshake_headers(fake, "tok-a")
     status, body, ctype = await _refused(http, url, handshake_headers(fake, "invalid-x", uid=uid))
@@ -89,8 +87,7 @@ HANDSHAKE_FAULTS = [
 async def test_handshake_refusals_and_their_bodies(
     fake: FakeGrok, http: aiohttp.ClientSession, fault: str, status: int, text: str
 ) -> None:
-    fake.identify("tok-a")
-    url, headers = fake.mgw_url(fake.account("tok-a").user_id), handshake_headers(fake, "tok-a")
+    url, headers = fake.mgw_url(fake.user_id("tok-a")), handshake_headers(fake, "tok-a")
     fake.push_fault(fault)
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await http.ws_connect(url, headers=headers)
@@ -110,14 +107,12 @@ async def test_handshake_refusals_and_their_bodies(
 
 
 async def test_handshake_fault_scoped_to_token(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
-    for token in ("tok-a", "tok-b"):
-        fake.identify(token)
     fake.push_fault("mgw-403-cf", token="tok-b", count=2)
-    ws = await http.ws_connect(fake.mgw_url(fake.account("tok-a").user_id), headers=handshake_headers(fake, "tok-a"))
+    ws = await http.ws_connect(fake.mgw_url(fake.user_id("tok-a")), headers=handshake_headers(fake, "tok-a"))
     await ws.close()
     for _ in range(2):
         with pytest.raises(aiohttp.WSServerHandshakeError):
-            await http.ws_connect(fake.mgw_url(fake.account("tok-b").user_id), headers=handshake_headers(fake, "tok-b"))
+            await http.ws_connect(fake.mgw_url(fake.user_id("tok-b")), headers=handshake_headers(fake, "tok-b"))
 
 
 # ------------------------------------------------------------------------------------------------ modes and quota
@@ -140,8 +135,7 @@ async def test_unknown_mode_tier_and_availability(fake: FakeGrok, connect: Conne
 
 
 async def test_unknown_model_at_session_create(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
-    fake.identify("tok-a")
-    ws = await http.ws_connect(fake.mgw_url(fake.account("tok-a").user_id), headers=handshake_headers(fake, "tok-a"))
+    ws = await http.ws_connect(fake.mgw_url(fake.user_id("tok-a")), headers=handshake_headers(fake, "tok-a"))
     client = MgwClient(ws)
     await client.send({"type": "session.create", "event_id": "e", "session": {"model": "grok-3"}}, session=False)
     events = await client.read()

@@ -10,8 +10,9 @@ Endpoints, by family module (listed once in ``FAMILIES``):
   answers, and a plain GET of the same URL returns the last refusal's body. Then ``session.create`` (``model`` =
   mode, ``x_grok`` flags) → ``session.created`` + ``conversation.attached``; ``conversation.item.create`` +
   ``response.create`` → ``response.created``, text as ``response.chunk`` (with ``x_grok.use_chunk``) or as the
-  ``response.output_text.delta`` family (without), ``response.grok.output`` cards, ``response.done``, lifecycle
-  events and trailing chunks with empty ids; ``ping`` → ``pong``. ``FakeGrok.mgw_sessions()`` records it all.
+  ``response.output_text.delta`` family (without; tool cards then come as ``response.grok.output`` and results
+  also as ``response.search.result``), ``response.grok.output`` cards, ``response.done``, lifecycle events and
+  trailing chunks with empty ids; ``ping`` → ``pong``. ``FakeGrok.mgw_sessions()`` records it all.
 - ``fake_chat``: ``POST /rest/app-chat/conversations/new`` (streamed NDJSON or SSE) with the ``modeId`` body; a
   body naming ``modelName``/``modelMode`` gets 400 "Invalid request. Please update your client", except Imagine
   media bodies (``toolOverrides.videoGen``, ``mediaGenInput``).

@@ -137,6 +137,13 @@ class FakeState:
             account.refresh()
         return account
 
+    def user_id(self, token: str) -> str:
+        """The userId ``/api/auth/session`` gives ``token`` (the account is made up if new and allowed)."""
+        account = self.identify(token)
+        if account is None:
+            raise KeyError(token)
+        return account.user_id
+
     def resolve(self, request: web.Request) -> FakeAccount:
         """The account behind the sso cookie, or a 401/403 exactly as grok.com words it."""
         account = self.identify(request_token(request))
