@@ -96,6 +96,8 @@ class MgwSession:
             async for message in self.ws:
                 if message.type == WSMsgType.TEXT:
                     await self.on_frame(message.data)
+        except ConnectionError:  # the client left while we answered it
+            pass
         finally:
             if self.answering is not None:
                 self.answering.cancel()
@@ -188,6 +190,10 @@ class MgwSession:
             self.answering = asyncio.create_task(self.answer(turn))
 
     async def answer(self, turn: Turn) -> None:
+        with contextlib.suppress(ConnectionError):  # the client may leave at any point of its answer
+            await self._answer(turn)
+
+    async def _answer(self, turn: Turn) -> None:
         fault = self._take_fault(turn)
         name = fault.name if fault is not None else None
         if name in OPENING_ERRORS:
