@@ -16,6 +16,7 @@ import pytest
 from grok2api.testing.fake_grok import (
     CHAT_PATH,
     LIMITS_PATH,
+    MODES_PATH,
     POST_PATH,
     UPLOAD_PATH,
     FakeGrok,
@@ -50,17 +51,21 @@ def _headers(token: str | None = "tok-a", *, extra_cookie: str = "", statsig: st
 
 
 def _chat_body(message: str, **overrides: Any) -> dict[str, Any]:
+    """The modeId body of the 2026 protocol."""
     body: dict[str, Any] = {
         "temporary": True,
-        "modelName": "grok-3",
-        "modelMode": "MODEL_MODE_FAST",
+        "modeId": "fast",
         "message": message,
         "fileAttachments": [],
         "imageAttachments": [],
+        "disableSearch": False,
         "enableImageGeneration": True,
+        "enableImageStreaming": True,
         "imageGenerationCount": 2,
-        "toolOverrides": {},
+        "enableSideBySide": True,
+        "disableMemory": True,
         "sendFinalMetadata": True,
+        "responseMetadata": {},
     }
     body.update(overrides)
     return body
@@ -140,12 +145,12 @@ async def test_plain_trace_order_and_message(fake: FakeGrok, http: aiohttp.Clien
         lines = _parse(await r.text())
     assert "conversationId" in lines[0]["result"]["conversation"]
     user = lines[1]["result"]["response"]["userResponse"]
-    assert user["model"] == "grok-3" and user["message"] == "hi there"
+    assert user["model"] == "fast" and user["message"] == "hi there"
     tokens = _final_tokens(lines)
     assert len(tokens) > 3
     model = _model_response(lines)
     assert model["message"] == "".join(tokens) == "Hello! You said: hi there"
-    assert model["model"] == "grok-3" and model["generatedImageUrls"] == []
+    assert model["model"] == "fast" and model["generatedImageUrls"] == []
     assert lines[-1]["result"]["response"]["finalMetadata"] is not None
     assert lines[-1]["result"]["response"]["isSoftStop"] is True
     kinds = [next(iter(line["result"])) for line in lines]
@@ -164,7 +169,7 @@ async def test_tokens_marker_gives_exact_count(fake: FakeGrok, http: aiohttp.Cli
 
 
 async def test_thinking_trace(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
-    _, lines = await _chat(http, fake, "why? [[think]]", modelName="grok-4-mini-thinking-tahoe")
+    _, lines = await _chat(http, fake, "why? [[think]]", modeId="auto")
     tokens = [r for r in _responses(lines) if "token" in r]
     assert tokens[0]["messageTag"] == "header" and tokens[0]["isThinking"] is True
     thinking = [t for t in tokens if t["isThinking"]]
@@ -266,7 +271,7 @@ async def test_draw_and_asset_download(fake: FakeGrok, http: aiohttp.ClientSessi
     assert (await _get_asset(http, fake, urls[0], None))[0] == 403
     assert (await _get_asset(http, fake, urls[0], "tok-other"))[0] == 403
     assert (await _get_asset(http, fake, f"users/{uid}/generated/nope/image.jpg", "tok-a"))[0] == 404
-    assert fake.account("tok-a").remaining == 80 - 5  # one query plus four for the images
+    assert fake.account("tok-a").remaining == 30 - 1  # one query of the mode, images included
 
 
 async def test_draw_moderated_and_count(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
@@ -367,10 +372,11 @@ async def test_side_endpoint_faults(fake: FakeGrok, http: aiohttp.ClientSession)
     assert (await _post_json(http, fake.base_url + POST_PATH, {"mediaUrl": "x"}))[0] == 500
     for fault, status in (("limits-401", 401), ("limits-403", 403), ("limits-429", 429), ("limits-500", 500)):
         fake.push_fault(fault)
-        assert (await _post_json(http, fake.base_url + LIMITS_PATH, {"modelName": "grok-3"}))[0] == status
+        assert (await _post_json(http, fake.base_url + LIMITS_PATH, {"modelName": "fast"}))[0] == status
     fake.push_fault("limits-missing")
-    status, body, _ = await _post_json(http, fake.base_url + LIMITS_PATH, {"modelName": "grok-3"})
-    assert status == 200 and "remainingTokens" not in body and "totalTokens" in body
+    status, body, _ = await _post_json(http, fake.base_url + LIMITS_PATH, {"modelName": "fast"})
+    assert status == 200 and "totalQueries" not in body and "windowSizeSeconds" not in body
+    assert body["remainingQueries"] == 30
     with pytest.raises(ValueError):
         fake.push_fault("upload-teapot")
 
@@ -378,21 +384,64 @@ async def test_side_endpoint_faults(fake: FakeGrok, http: aiohttp.ClientSession)
 # ------------------------------------------------------------------------------------------------ quota
 
 
-async def test_rate_limit_shapes_and_consumption(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
+async def test_rate_limits_per_mode_and_tier(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
     url = fake.base_url + LIMITS_PATH
-    _, before, _ = await _post_json(http, url, {"requestKind": "DEFAULT", "modelName": "grok-3"})
-    assert before["remainingTokens"] == before["totalTokens"] == 80 and before["windowSizeSeconds"] == 72000
-    assert before["remainingQueries"] == 0 and before["highEffortRateLimits"] == {"cost": 4, "remainingQueries": 20}
-    await _chat(http, fake, "hi")
-    await _chat(http, fake, "hi", modelName="grok-4", modelMode="MODEL_MODE_EXPERT")
-    _, after, _ = await _post_json(http, url, {"requestKind": "DEFAULT", "modelName": "grok-4-mini-thinking-tahoe"})
-    assert after["remainingTokens"] == 75 and after["lowEffortRateLimits"]["remainingQueries"] == 75
-    _, flat, _ = await _post_json(http, url, {"modelName": "grok-4-1-thinking-1108b"})
-    assert flat["remainingQueries"] == 75 and flat["totalQueries"] == 80 and "remainingTokens" not in flat
-    fake.add_account("super-1", tier="super")
-    await _chat(http, fake, "big", token="super-1", modelName="grok-4-heavy", modelMode="MODEL_MODE_HEAVY")
-    _, heavy, _ = await _post_json(http, url, {"modelName": "grok-4-heavy"}, token="super-1")
-    assert heavy["remainingQueries"] == 19 and heavy["totalQueries"] == 20
+    expected = {
+        "tok-basic": {"fast": 30, "auto": 20, "expert": 0, "heavy": 0},
+        "super-1": {"fast": 140, "auto": 50, "expert": 50, "heavy": 0},
+        "heavy-1": {"fast": 400, "auto": 150, "expert": 150, "heavy": 20},
+    }
+    for token, totals in expected.items():
+        for mode, total in totals.items():
+            status, body, _ = await _post_json(http, url, {"modelName": mode}, token=token)
+            assert status == 200 and body == {
+                "windowSizeSeconds": 7200,
+                "remainingQueries": total,
+                "totalQueries": total,
+                "lowEffortRateLimits": None,
+                "highEffortRateLimits": None,
+            }, (token, mode)
+    await _chat(http, fake, "hi", token="super-1")
+    await _chat(http, fake, "hi", token="super-1", modeId="expert")
+    await _chat(http, fake, "hi", token="super-1", modeId="expert")
+    _, fast, _ = await _post_json(http, url, {"modelName": "fast"}, token="super-1")
+    _, expert, _ = await _post_json(http, url, {"modelName": "expert"}, token="super-1")
+    assert (fast["remainingQueries"], expert["remainingQueries"]) == (139, 48)
+    for bad in ({"modelName": "grok-3"}, {"requestKind": "DEFAULT"}, {"modelName": 3}):
+        assert (await _post_json(http, url, bad))[0] == 400
+
+
+async def test_modes_catalogue(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
+    url = fake.base_url + MODES_PATH
+
+    async def modes(token: str = "tok-a") -> dict[str, dict[str, Any]]:
+        status, body, _ = await _post_json(http, url, {"locale": "en"}, token=token)
+        assert status == 200 and body["defaultModeId"] == "auto"
+        return {mode["id"]: mode for mode in body["modes"]}
+
+    basic = await modes()
+    assert list(basic) == ["auto", "fast", "expert", "heavy"]
+    assert set(basic["fast"]) == {"id", "title", "description", "availability", "iconHint", "tags"}
+    assert {k: v["availability"] for k, v in basic.items()} == {
+        "auto": {"available": {}},
+        "fast": {"available": {}},
+        "expert": {"unavailable": {}},
+        "heavy": {"unavailable": {}},
+    }
+    assert all("available" in m["availability"] for m in (await modes("heavy-1")).values())
+    fake.add_mode("grok-420-computer-use-sa", title="Grok 4.3 beta")
+    fake.set_mode_available("fast", False)
+    fake.set_mode_available("heavy", True)
+    listed = await modes()
+    beta = listed["grok-420-computer-use-sa"]
+    assert beta["title"] == "Grok 4.3 beta" and beta["badgeText"] == "Beta" and "available" in beta["availability"]
+    assert "unavailable" in listed["fast"]["availability"] and "available" in listed["heavy"]["availability"]
+    _, window, _ = await _post_json(http, fake.base_url + LIMITS_PATH, {"modelName": "grok-420-computer-use-sa"})
+    assert window["totalQueries"] == 20
+    fake.push_fault("modes-500")
+    assert (await _post_json(http, url, {"locale": "en"}))[0] == 500
+    async with http.post(url, json={"locale": "en"}, headers=_headers(statsig=None)) as r:
+        assert r.status == 403
 
 
 async def test_quota_exhaustion_and_window_reset(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
@@ -400,21 +449,53 @@ async def test_quota_exhaustion_and_window_reset(fake: FakeGrok, http: aiohttp.C
     assert (await _chat(http, fake, "one", token="tok-q"))[0] == 200
     async with http.post(fake.base_url + CHAT_PATH, json=_chat_body("two"), headers=_headers("tok-q")) as r:
         assert r.status == 429
-        assert 0 < int(r.headers["Retry-After"]) <= 72000
+        assert 0 < int(r.headers["Retry-After"]) <= 7200
         assert (await r.json())["error"]["code"] == 8
-    _, limits, _ = await _post_json(http, fake.base_url + LIMITS_PATH, {"modelName": "grok-3"}, token="tok-q")
-    assert limits["remainingTokens"] == 0 and limits["waitTimeSeconds"] > 0
-    account.window_started -= account.window_seconds
+    _, limits, _ = await _post_json(http, fake.base_url + LIMITS_PATH, {"modelName": "fast"}, token="tok-q")
+    assert limits["remainingQueries"] == 0 and 0 < limits["waitTimeSeconds"] <= 7200
+    _, auto, _ = await _post_json(http, fake.base_url + LIMITS_PATH, {"modelName": "auto"}, token="tok-q")
+    assert auto["remainingQueries"] == 20 and "waitTimeSeconds" not in auto  # windows are per mode
+    _, heavy, _ = await _post_json(http, fake.base_url + LIMITS_PATH, {"modelName": "heavy"}, token="tok-q")
+    assert heavy["totalQueries"] == 0 and "waitTimeSeconds" not in heavy  # nothing to wait for
+    assert (await _chat(http, fake, "two", token="tok-q", modeId="auto"))[0] == 200
+    account.end_windows()
     assert (await _chat(http, fake, "three", token="tok-q"))[0] == 200
 
 
-async def test_heavy_tier_gating(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
-    heavy = {"modelName": "grok-4-heavy", "modelMode": "MODEL_MODE_HEAVY"}
-    status, body = await _chat(http, fake, "x", token="tok-basic", **heavy)
+async def test_mode_tier_gating(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
+    status, body = await _chat(http, fake, "x", token="tok-basic", modeId="heavy")
     assert status == 403 and json.loads(body[0])["error"]["code"] == 7
+    assert (await _chat(http, fake, "x", token="tok-basic", modeId="expert"))[0] == 403
     assert fake.add_account("heavy-1").tier == "basic"  # explicit accounts keep the tier they are given
-    assert (await _chat(http, fake, "x", token="heavy-2", **heavy))[0] == 200
+    assert (await _chat(http, fake, "x", token="heavy-2", modeId="heavy"))[0] == 200
     assert fake.account("heavy-2").tier == "heavy" and fake.account("heavy-2").heavy_remaining == 19
+    fake.set_tier("tok-basic", "heavy")
+    assert (await _chat(http, fake, "x", token="tok-basic", modeId="heavy"))[0] == 200
+    fake.set_mode_available("heavy", False)
+    assert (await _chat(http, fake, "x", token="tok-basic", modeId="heavy"))[0] == 403
+    status, body = await _chat(http, fake, "x", modeId="grok-9")
+    assert status == 400
+
+
+async def test_legacy_chat_body_refused(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
+    outdated = {"error": {"code": 3, "message": "Invalid request. Please update your client"}}
+    for legacy in (
+        {"modelName": "grok-3", "modelMode": "MODEL_MODE_FAST"},
+        {"modelName": "grok-4"},
+        {"modelMode": "MODEL_MODE_EXPERT", "modeId": "expert"},
+    ):
+        body = _chat_body("x", **legacy)
+        if "modeId" not in legacy:
+            del body["modeId"]
+        async with http.post(fake.base_url + CHAT_PATH, json=body, headers=_headers()) as r:
+            assert r.status == 400 and await r.json() == outdated
+    no_mode = _chat_body("x")
+    del no_mode["modeId"]
+    assert (await _post_json(http, fake.base_url + CHAT_PATH, no_mode))[0] == 400
+    # Imagine media bodies still name a model.
+    media: dict[str, Any] = {"modelName": "imagine-video-gen", "mediaGenInput": {"textToVideo": {"prompt": "sea"}}}
+    assert (await _chat(http, fake, "sea", **media))[0] == 200
+    assert fake.account("tok-a").remaining == 29
 
 
 async def test_concurrency_cap(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
@@ -506,7 +587,7 @@ async def test_pre_stream_faults(
         assert r.status == status and r.headers["Content-Type"].startswith(ctype)
         assert "Retry-After" not in r.headers
         await r.read()
-    assert fake.account("tok-a").remaining == 80  # rejected calls cost nothing
+    assert fake.account("tok-a").remaining == 30  # rejected calls cost nothing
 
 
 async def test_429_fault_retry_after_and_empty_body(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
@@ -650,6 +731,14 @@ async def test_control_endpoints(fake: FakeGrok, http: aiohttp.ClientSession) ->
     assert fake.require_cf_clearance == "cf" and fake.strict_statsig is True
     async with http.post(f"{base}/config", json={"framing": "xml"}) as r:
         assert r.status == 400
+    async with http.post(f"{base}/modes", json={"id": "grok-beta-x", "quotas": {"basic": 5}}) as r:
+        assert r.status == 200 and "grok-beta-x" in (await r.json())["modes"]
+    async with http.post(f"{base}/modes", json={"id": "heavy", "available": True}) as r:
+        assert r.status == 200 and fake.modes["heavy"].available is True
+    async with http.post(f"{base}/modes", json={"id": "x", "quotas": {"platinum": 1}}) as r:
+        assert r.status == 400
+    async with http.get(f"{base}/mgw") as r:
+        assert r.status == 200 and await r.json() == []
 
 
 async def test_serve_forever_runs_until_cancelled(http: aiohttp.ClientSession) -> None:

@@ -106,9 +106,14 @@ def _after_first_token(script: Script, fields: JsonDict) -> None:
 
 
 def _answer_tokens(chat: Chat) -> list[str]:
-    if chat.markers.token_count is not None:
-        return [f"tok{i} " for i in range(chat.markers.token_count)]
-    return _wordish(f"Hello! You said: {chat.prompt[-40:]}")
+    return answer_tokens(chat.prompt, chat.markers.token_count)
+
+
+def answer_tokens(prompt: str, token_count: int | None) -> list[str]:
+    """Exactly ``token_count`` numbered tokens, or a greeting that echoes the end of the prompt."""
+    if token_count is not None:
+        return [f"tok{i} " for i in range(token_count)]
+    return _wordish(f"Hello! You said: {prompt[-40:]}")
 
 
 def _wordish(text: str) -> list[str]:

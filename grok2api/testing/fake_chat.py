@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .fake_accounts import FakeAccount
 from .fake_answer import answer_phase, thinking_phase
 from .fake_chat_request import Chat, parse_chat
-from .fake_errors import (
-    ERR_ANTIBOT,
-    ERR_BLOCKED,
-    ERR_INVALID,
-    ERR_RATE,
-    ERR_TIER,
-    cloudflare_response,
-    server_error,
-    too_many_requests,
-)
+from .fake_errors import ERR_RATE, ERR_TIER, refusal_response
 from .fake_faults import PRE_STREAM_FAULTS, Fault
 from .fake_generation import draw_phase, video_phase
-from .fake_http import Reject, json_body, json_response
+from .fake_http import Reject, bad_request, json_body, json_response
 from .fake_script import Script, conversation_line, finish, user_response
-from .fake_state import FakeAccount, FakeState, state_of
+from .fake_state import FakeState, state_of
 from .fake_stream import play
 
 CHAT_PATH = "/rest/app-chat/conversations/new"
@@ -50,38 +42,22 @@ async def handle_chat(request: web.Request) -> web.StreamResponse:
 
 def _pre_stream_fault(fault: Fault) -> web.Response:
     """Faults that answer instead of the stream, shaped like the real failure."""
-    name = fault.name
-    if name == "401":
-        return json_response(401, ERR_INVALID)
-    if name == "403-blocked":
-        return json_response(403, ERR_BLOCKED)
-    if name == "403-antibot":
-        return json_response(403, ERR_ANTIBOT)
-    if name == "403-cf":
-        return cloudflare_response()
-    if name == "429":
-        return too_many_requests(fault.value())
-    if name == "empty":
+    if fault.name == "empty":
         return web.Response(status=200, body=b"", content_type="application/json")
-    return server_error(int(name), fault.style())
+    return refusal_response(fault)
 
 
 def _admit_chat(state: FakeState, account: FakeAccount, chat: Chat) -> None:
-    """Tier gating, the concurrency cap and quota, in that order; quota is charged only when admitted."""
-    if chat.heavy and account.tier == "basic":
+    """The mode (known, offered to the tier), the concurrency cap, then one query of the mode's window."""
+    refusal = state.mode_refusal(account, chat.mode)
+    if refusal == "unknown":
+        raise bad_request(f"Invalid mode: {chat.mode}")
+    if refusal in ("unavailable", "tier"):
         raise Reject(json_response(403, ERR_TIER))
-    cap = state.max_concurrency_per_account
-    if cap > 0 and account.in_flight >= cap:
+    if refusal == "busy":
         raise Reject(json_response(429, ERR_RATE))
-    retry = {"Retry-After": str(account.seconds_left())}
-    if chat.heavy:
-        if account.heavy_remaining < 1:
-            raise Reject(json_response(429, ERR_RATE, retry))
-        account.heavy_remaining -= 1
-        return
-    if account.remaining < chat.cost:
-        raise Reject(json_response(429, ERR_RATE, retry))
-    account.remaining -= chat.cost
+    if refusal == "quota" or not account.window(chat.mode).take():
+        raise Reject(json_response(429, ERR_RATE, {"Retry-After": str(account.seconds_left(chat.mode))}))
 
 
 def _build_script(state: FakeState, account: FakeAccount, chat: Chat, fault: Fault | None) -> Script:

@@ -1,4 +1,8 @@
-"""The parts of an E1 chat body that steer the fake: model and mode, attachments, media and magic markers."""
+"""The parts of an E1 chat body that steer the fake: the mode, attachments, media and magic markers.
+
+The body names a mode (``modeId``, §2.3 of the 2026 protocol). A 2025 body naming ``modelName``/``modelMode`` is
+refused the way grok.com refuses it, except Imagine media bodies, which still name a model.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,17 @@ import contextlib
 import re
 from dataclasses import dataclass, field
 
+from .fake_accounts import FakeAccount
 from .fake_faults import CHAT_FAULTS, Fault, split_fault
-from .fake_http import JsonDict, bad_request
-from .fake_state import EXPERT_COST, IMAGE_COST, FakeAccount
+from .fake_http import JsonDict, Reject, bad_request, json_response
 
 MARKERS = frozenset(
     (
         "think search cite artifact header draw draw-moderated video-moderated video-in-attachments emoji "
-        "list-token dict-token empty-token late-think unclosed-think no-model sse"
+        "list-token dict-token empty-token late-think unclosed-think no-model sse packed echo cite-card card-json"
     ).split()
 )
+ERR_OUTDATED_CLIENT = {"error": {"code": 3, "message": "Invalid request. Please update your client"}}
 _MARKER_RE = re.compile(r"\[\[([^\[\]\n]{1,80})\]\]")
 _DRAW_RE = re.compile(r"\bdraw|画", re.IGNORECASE)
 _POST_ID_RE = re.compile(r"grok\.com/imagine/([0-9A-Za-z-]{6,})")
@@ -31,14 +36,15 @@ class Markers:
         return flag in self.flags
 
 
-def parse_markers(message: str) -> Markers:
+def parse_markers(message: str, faults: frozenset[str] = CHAT_FAULTS) -> Markers:
+    """The markers of a prompt; ``faults`` are the fault names the endpoint knows."""
     markers = Markers()
     for raw in _MARKER_RE.findall(message):
         text = raw.strip()
         lowered = text.lower()
         if lowered.startswith("fault:") and markers.fault is None:
             name, param = split_fault(text[len("fault:") :])
-            if name in CHAT_FAULTS:
+            if name in faults:
                 markers.fault = Fault(name, param)
         elif lowered.startswith("tokens:"):
             with contextlib.suppress(ValueError):
@@ -46,6 +52,16 @@ def parse_markers(message: str) -> Markers:
         elif lowered in MARKERS:
             markers.flags.add(lowered)
     return markers
+
+
+def strip_markers(message: str) -> str:
+    """The message without magic markers, which the default answer echoes."""
+    return " ".join(_MARKER_RE.sub(" ", message).split())
+
+
+def wants_draw(message: str, markers: Markers, images_enabled: bool) -> bool:
+    """An image answer: a draw marker, or a drawing request in words while image generation is on."""
+    return markers.has("draw") or markers.has("draw-moderated") or (images_enabled and bool(_DRAW_RE.search(message)))
 
 
 @dataclass
@@ -63,18 +79,8 @@ class Chat:
     draw: bool
 
     @property
-    def heavy(self) -> bool:
-        return self.mode in ("MODEL_MODE_HEAVY", "heavy") or self.model == "grok-4-heavy"
-
-    @property
-    def cost(self) -> int:
-        base = EXPERT_COST if self.mode in ("MODEL_MODE_EXPERT", "expert") else 1
-        return base + (IMAGE_COST if self.draw else 0)
-
-    @property
     def prompt(self) -> str:
-        """The message without magic markers, which the default answer echoes."""
-        return " ".join(_MARKER_RE.sub(" ", self.message).split())
+        return strip_markers(self.message)
 
     @property
     def post_id(self) -> str | None:
@@ -82,34 +88,34 @@ class Chat:
         return match.group(1) if match else None
 
 
-def _is_video(body: JsonDict) -> bool:
+def _media(body: JsonDict) -> tuple[bool, bool]:
+    """(an Imagine media body, a video one): they keep naming a model until the media change."""
     overrides = body.get("toolOverrides")
     media = body.get("mediaGenInput")
-    return (isinstance(overrides, dict) and overrides.get("videoGen") is True) or (
-        isinstance(media, dict) and isinstance(media.get("textToVideo"), dict)
-    )
+    video_tool = isinstance(overrides, dict) and overrides.get("videoGen") is True
+    video = video_tool or (isinstance(media, dict) and isinstance(media.get("textToVideo"), dict))
+    return video_tool or isinstance(media, dict), video
 
 
 def parse_chat(body: JsonDict, account: FakeAccount) -> Chat:
     message = body.get("message")
     if not isinstance(message, str):
         raise bad_request("message must be a string")
-    video = _is_video(body)
-    model_name, model_mode, mode_id = body.get("modelName"), body.get("modelMode"), body.get("modeId")
-    # 2025 bodies name a model and a mode, 2026 bodies a modeId; video/imagine bodies carry only a model.
-    if not (isinstance(mode_id, str) or (isinstance(model_name, str) and (isinstance(model_mode, str) or video))):
-        raise bad_request("modelName and modelMode (or modeId) are required")
+    media, video = _media(body)
+    model_name, mode_id = body.get("modelName"), body.get("modeId")
+    if not media and ("modelName" in body or "modelMode" in body):
+        raise Reject(json_response(400, ERR_OUTDATED_CLIENT))
+    if not media and not (isinstance(mode_id, str) and mode_id):
+        raise bad_request("modeId is required")
     attachments = _attachments(body, account)
     markers = parse_markers(message)
     count = body.get("imageGenerationCount", 2)
-    wants_images = body.get("enableImageGeneration") is not False
-    draw = not video and (
-        markers.has("draw") or markers.has("draw-moderated") or (wants_images and bool(_DRAW_RE.search(message)))
-    )
+    draw = not video and wants_draw(message, markers, body.get("enableImageGeneration") is not False)
     return Chat(
         message=message,
         model=model_name if isinstance(model_name, str) else (mode_id if isinstance(mode_id, str) else None),
-        mode=model_mode if isinstance(model_mode, str) else (mode_id if isinstance(mode_id, str) else ""),
+        # Media bodies carry no mode; their query comes out of the fast window.
+        mode=mode_id if isinstance(mode_id, str) and mode_id else "fast",
         temporary=body.get("temporary") is True,
         image_count=min(max(count, 1), 10) if isinstance(count, int) else 2,
         attachments=attachments,

@@ -66,10 +66,34 @@ async def add_account(request: web.Request) -> web.StreamResponse:
             state=str(body.get("state", "ok")),
             quota=body.get("quota"),
             heavy_quota=body.get("heavy_quota"),
+            quotas=body.get("quotas"),
         )
     except (KeyError, ValueError) as exc:
         return error_response(400, 3, f"bad account: {exc}")
     return json_response(200, account.to_dict())
+
+
+@routes.post(CONTROL_PREFIX + "modes")
+async def modes(request: web.Request) -> web.StreamResponse:
+    """Add a mode (``{"id", "title"?, "quotas"?, "available"?}``) or, for a listed one, set its availability."""
+    state = state_of(request)
+    body = await _control_body(request)
+    mode_id, available = body.get("id"), body.get("available")
+    if not isinstance(mode_id, str) or not (available is None or isinstance(available, bool)):
+        return error_response(400, 3, "id must be a string and available a boolean or null")
+    try:
+        if mode_id in state.modes:
+            state.set_mode_available(mode_id, available)
+        else:
+            state.add_mode(mode_id, title=body.get("title"), quotas=body.get("quotas"), available=available)
+    except (TypeError, ValueError) as exc:
+        return error_response(400, 3, f"bad mode: {exc}")
+    return json_response(200, {"modes": sorted(state.modes)})
+
+
+@routes.get(CONTROL_PREFIX + "mgw")
+async def list_mgw(request: web.Request) -> web.StreamResponse:
+    return json_response(200, [r.to_dict() for r in state_of(request).mgw])
 
 
 @routes.post(CONTROL_PREFIX + "config")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 from aiohttp import web
 
-from .fake_faults import Fault
+from .fake_faults import Fault, strip_prefix
 from .fake_http import json_response, text_response
 
 ERR_INVALID = {
@@ -73,3 +74,32 @@ def status_fault(status: int, fault: Fault) -> web.Response:
     if status == 404:
         return text_response(404, "Not Found\n")
     return server_error(status, fault.style())
+
+
+async def status_or_slow(fault: Fault | None) -> web.Response | None:
+    """A queued side-endpoint fault: its status answer, or ``slow:S`` (then the normal answer). Suffixes that are
+    neither (``limits-missing``, ``asset-truncated``…) are the endpoint's own business."""
+    if fault is None:
+        return None
+    suffix = strip_prefix(fault.name)
+    if suffix == "slow":
+        await asyncio.sleep(fault.seconds(35.0))
+        return None
+    return status_fault(int(suffix), fault) if suffix.isdigit() else None
+
+
+def refusal_response(fault: Fault) -> web.Response:
+    """A chat refused before it starts (``401``, ``403-blocked``, ``403-antibot``, ``403-cf``, ``429``, 5xx),
+    worded like the real refusal; the WebSocket handshake is refused the same way."""
+    name = strip_prefix(fault.name)
+    if name == "401":
+        return json_response(401, ERR_INVALID)
+    if name == "403-blocked":
+        return json_response(403, ERR_BLOCKED)
+    if name == "403-antibot":
+        return json_response(403, ERR_ANTIBOT)
+    if name == "403-cf":
+        return cloudflare_response()
+    if name == "429":
+        return too_many_requests(fault.value())
+    return server_error(int(name), fault.style())

@@ -1,7 +1,9 @@
 """Faults tests queue for the fake: which names exist for which endpoint, and the queue they wait in.
 
-A fault name's prefix picks its endpoint (``upload-``, ``post-``, ``limits-``, ``asset-``); anything else is a chat
-fault. A new endpoint that takes faults adds its prefix to ``SIDE_FAULTS``.
+A fault name's prefix picks its endpoint (``upload-``, ``post-``, ``limits-``, ``asset-``, ``auth-``, ``modes-``,
+``mgw-``); anything else is a chat fault, which the REST chat and the mgw WebSocket chat both take (the WebSocket
+maps it onto its own failure, see ``MGW_FROM_CHAT``). A new endpoint that takes faults adds its prefix to
+``SIDE_FAULTS``.
 """
 
 from __future__ import annotations
@@ -17,12 +19,34 @@ IN_STREAM_FAULTS = frozenset(
     ).split()
 )
 CHAT_FAULTS = PRE_STREAM_FAULTS | IN_STREAM_FAULTS
+
+# The mgw WebSocket: refusals of the handshake, then what can go wrong once a response was asked for.
+MGW_HANDSHAKE_FAULTS = PRE_STREAM_FAULTS - {"empty"}
+MGW_STREAM_FAULTS = frozenset(
+    (
+        "antibot usage stream-error failed session-ended empty close unknown stall-first stall-mid slow-tokens "
+        "malformed blank multi-json long-line inband-8 inband-13"
+    ).split()
+)
+MGW_FAULTS = MGW_HANDSHAKE_FAULTS | MGW_STREAM_FAULTS
+# REST chat faults that have no mgw namesake, and the mgw failure that stands in for them.
+MGW_FROM_CHAT = {
+    "reset": "close",
+    "inband-usage": "usage",
+    "model-error": "stream-error",
+    "stream-errors": "stream-error",
+    "no-model-response": "session-ended",
+    "trickle": "slow-tokens",
+}
 _STATUS_FAULTS = frozenset({"401", "403", "404", "413", "429", "500", "502", "503", "slow"})
 SIDE_FAULTS: dict[str, frozenset[str]] = {
     "upload": _STATUS_FAULTS,
     "post": _STATUS_FAULTS,
     "limits": _STATUS_FAULTS | {"missing"},
     "asset": _STATUS_FAULTS | {"truncated", "redirect"},
+    "auth": _STATUS_FAULTS,
+    "modes": _STATUS_FAULTS,
+    "mgw": MGW_FAULTS,
 }
 
 
@@ -56,9 +80,15 @@ class Fault:
 
 
 def fault_endpoint(name: str) -> str:
-    """Which endpoint a fault name targets: upload, post, limits, asset or chat."""
+    """Which endpoint family a fault name targets: a ``SIDE_FAULTS`` prefix, or chat."""
     prefix, sep, _ = name.partition("-")
     return prefix if sep and prefix in SIDE_FAULTS else "chat"
+
+
+def strip_prefix(name: str) -> str:
+    """The fault name without its endpoint prefix (chat faults have none)."""
+    endpoint = fault_endpoint(name)
+    return name if endpoint == "chat" else name[len(endpoint) + 1 :]
 
 
 def split_fault(spec: str) -> tuple[str, str | None]:
@@ -69,8 +99,7 @@ def split_fault(spec: str) -> tuple[str, str | None]:
 def check_fault_name(name: str) -> None:
     endpoint = fault_endpoint(name)
     known = CHAT_FAULTS if endpoint == "chat" else SIDE_FAULTS[endpoint]
-    suffix = name if endpoint == "chat" else name[len(endpoint) + 1 :]
-    if suffix not in known:
+    if strip_prefix(name) not in known:
         raise ValueError(f"unknown fault {name!r}")
 
 
@@ -87,9 +116,14 @@ class FaultQueue:
             raise ValueError("count must be >= 1")
         self._faults.append(Fault(name, param, dict(params), token, count))
 
-    def take(self, endpoint: str, token: str | None) -> Fault | None:
-        """Pop one use of the first queued fault for this endpoint; faults scoped to the token go first."""
+    def take(self, endpoint: str, token: str | None, names: frozenset[str] | None = None) -> Fault | None:
+        """Pop one use of the first queued fault for this endpoint; faults scoped to the token go first.
+
+        ``names`` (without the endpoint prefix) limits the pick, for an endpoint that takes its faults in stages.
+        """
         candidates = [f for f in self._faults if fault_endpoint(f.name) == endpoint]
+        if names is not None:
+            candidates = [f for f in candidates if strip_prefix(f.name) in names]
         scoped = [f for f in candidates if f.token is not None and f.token == token]
         pick = next(iter(scoped), None) or next((f for f in candidates if f.token is None), None)
         if pick is None:

@@ -5,9 +5,10 @@ Each generated asset is registered on the state so that E5 serves it to its owne
 
 from __future__ import annotations
 
+from .fake_accounts import FakeAccount
 from .fake_http import JsonDict
 from .fake_script import Script, model_response
-from .fake_state import FakeAccount, FakeState
+from .fake_state import FakeState
 
 VIDEO_STEPS = (1, 5, 25, 50, 75, 95)
 VIDEO_CLOSING = "I generated a video"

@@ -1,33 +1,65 @@
-"""A fake grok.com: the private web API served by a real aiohttp server for tests and benchmarks.
+"""A fake grok.com: the private web API of late 2026, served by a real aiohttp server for tests and benchmarks.
 
-Endpoints: E1 ``POST /rest/app-chat/conversations/new`` (streamed NDJSON or SSE), E2 ``POST
-/rest/app-chat/upload-file``, E3 ``POST /rest/media/post/create``, E4 ``POST /rest/rate-limits`` and E5
-``GET /assets/<path>``, plus control endpoints under ``/__fake/`` for a fake running in another process.
+Endpoints, by family module (listed once in ``FAMILIES``):
 
-Scenarios are chosen by magic markers in the chat ``message``:
+- ``fake_auth``: ``GET /api/auth/session`` → ``{"status":"authenticated","session":{"userId",…}}`` (one userId per
+  token), ``{"status":"unauthenticated"}`` for a missing, unknown (with ``accept_unknown=False``) or invalid token,
+  ``{"status":"blocked"}`` for a blocked account.
+- ``fake_mgw``: ``GET /ws/mgw/?uid=<userId>``, the WebSocket chat. The handshake wants the sso cookie, an
+  ``x-userid`` cookie equal to the uid, and an Origin of grok.com or of the fake; refusals are grok.com's HTTP
+  answers, and a plain GET of the same URL returns the last refusal's body. Then ``session.create`` (``model`` =
+  mode, ``x_grok`` flags) → ``session.created`` + ``conversation.attached``; ``conversation.item.create`` +
+  ``response.create`` → ``response.created``, text as ``response.chunk`` (with ``x_grok.use_chunk``) or as the
+  ``response.output_text.delta`` family (without; tool cards then come as ``response.grok.output`` and results
+  also as ``response.search.result``), ``response.grok.output`` cards, ``response.done``, lifecycle events and
+  trailing chunks with empty ids; ``ping`` → ``pong``. ``FakeGrok.mgw_sessions()`` records it all.
+- ``fake_chat``: ``POST /rest/app-chat/conversations/new`` (streamed NDJSON or SSE) with the ``modeId`` body; a
+  body naming ``modelName``/``modelMode`` gets 400 "Invalid request. Please update your client", except Imagine
+  media bodies (``toolOverrides.videoGen``, ``mediaGenInput``).
+- ``fake_limits``: ``POST /rest/modes`` (fast, auto, expert, heavy and modes added with ``add_mode``) and
+  ``POST /rest/rate-limits {"modelName": <mode>}`` (one window per mode and tier; 7200 s windows).
+- ``fake_media``: ``POST /rest/app-chat/upload-file``, ``POST /rest/media/post/create``, ``GET /assets/<path>``.
+- ``fake_control``: endpoints under ``/__fake/`` for a fake running in another process.
 
-- ``[[think]]`` ``[[search]]`` ``[[cite]]`` ``[[artifact]]`` ``[[header]]``: thinking, web search, inline citation,
-  artifact and step-header frames.
-- ``[[draw]]`` (or "draw" / "画" when ``enableImageGeneration`` is not false), ``[[draw-moderated]]``: images.
+Every request costs one query of its mode's window (tiers basic, super, heavy; see ``fake_modes``). A mode the
+tier does not get is refused (REST 403; mgw ``error`` event), an empty window too (REST 429; mgw usage-limit
+``error`` event).
+
+Scenarios are chosen by magic markers in the chat message (REST ``message``, mgw text chunks):
+
+- ``[[think]]`` ``[[search]]`` ``[[cite]]`` ``[[artifact]]`` ``[[header]]``: thinking, web (and, over mgw, X)
+  search, inline citation, artifact and step-header frames. Over mgw the modes other than ``fast`` always think
+  (auto on ``…ANALYSIS``, expert on ``…REASONING`` plus a ``…NOTETAKER_SUMMARY`` line, heavy on ``…THINKING``),
+  ``[[cite]]`` is a ``render_citation`` chunk and ``[[cite-card]]`` a ``<grok:render>`` tag with its
+  ``card_attachment``; ``[[card-json]]`` wraps card attachments in a ``jsonData`` string; ``[[packed]]`` packs
+  two events per frame; ``[[echo]]`` answers with the JSON of the input chunks that arrived.
+- ``[[draw]]`` (or "draw" / "画" while image generation is on), ``[[draw-moderated]]``: images.
 - video (``toolOverrides.videoGen`` or ``mediaGenInput.textToVideo``), ``[[video-moderated]]``,
   ``[[video-in-attachments]]``.
 - ``[[emoji]]`` ``[[list-token]]`` ``[[dict-token]]`` ``[[empty-token]]`` ``[[late-think]]`` ``[[unclosed-think]]``
   ``[[no-model]]``: content edge cases; ``[[tokens:N]]`` answers with exactly N tokens; ``[[sse]]`` SSE framing.
-- ``[[fault:NAME]]`` / ``[[fault:NAME:PARAM]]``: one of ``CHAT_FAULTS``.
+- ``[[fault:NAME]]`` / ``[[fault:NAME:PARAM]]``: one of ``CHAT_FAULTS`` (over mgw also ``MGW_FAULTS``).
 
 Faults queued with ``FakeGrok.push_fault`` win over a marker. A fault name's prefix picks its endpoint:
-``upload-`` E2, ``post-`` E3, ``limits-`` E4, ``asset-`` E5, anything else E1.
+``upload-`` E2, ``post-`` E3, ``limits-`` rate limits, ``modes-`` modes, ``auth-`` the session, ``asset-`` assets,
+``mgw-`` the WebSocket; anything else is a chat fault, taken by whichever chat comes next, REST or mgw.
 
-Timing faults take seconds as their parameter: ``stall-first:S`` (before the first line, after the headers),
-``stall-mid:S`` (after two answer tokens), ``slow-tokens:S`` (between tokens); S defaults to 1 s (0.1 s for
-``slow-tokens``), so pass e.g. ``stall-first:35`` to trip a 30 s first-response timeout. ``trickle[:S]`` writes
-the first 10 bytes of one line a byte at a time, S seconds apart (default 1 s, like a 1 byte/s link), then carries
-on at full speed, so that a test need not wait for the whole stream. ``*-slow:S`` on the other endpoints
-defaults to 35 s.
+Over mgw, the handshake takes ``401 403-blocked 403-antibot 403-cf 429 500 502 503``; once a response was asked
+for: ``antibot`` (``error`` event ``anti_bot``), ``usage`` (usage-limit ``error`` event mid-answer),
+``inband-8``/``inband-13`` (other ``error`` events mid-answer), ``stream-error`` (``response.grok.output``
+``stream_error``), ``failed`` (``response.done`` with status failed), ``session-ended`` (``session.ended`` before
+``response.done``, then a close), ``empty`` (a completed answer without text), ``close`` (the connection cut),
+``unknown`` (unknown event, chunk and channel types beside a normal answer), ``malformed``, ``blank``,
+``multi-json``, ``long-line`` and the timing faults. REST-only chat faults map onto these (``MGW_FROM_CHAT``).
 
-Each endpoint family is a module with an aiohttp route table (``fake_chat``, ``fake_media``, ``fake_limits``,
-``fake_control``), listed once in ``FAMILIES``; they share one ``FakeState`` (``fake_state``) behind the ``fake_edge``
-middleware. This module assembles the app and server and re-exports what tests import.
+Timing faults take seconds as their parameter: ``stall-first:S`` (before the first line, after the headers; over
+mgw before ``response.created``), ``stall-mid:S`` (after two answer tokens), ``slow-tokens:S`` (between tokens); S
+defaults to 1 s (0.1 s for ``slow-tokens``), so pass e.g. ``stall-first:35`` to trip a 30 s first-response
+timeout. ``trickle[:S]`` writes the first 10 bytes of one line a byte at a time, S seconds apart (default 1 s, like
+a 1 byte/s link), then carries on at full speed. ``*-slow:S`` on the other endpoints defaults to 35 s.
+
+The families share one ``FakeState`` (``fake_state``) behind the ``fake_edge`` middleware. This module assembles
+the app and server and re-exports what tests import.
 """
 
 from __future__ import annotations
@@ -39,17 +71,22 @@ from typing import Any
 
 from aiohttp import web
 
-from . import fake_chat, fake_control, fake_limits, fake_media
+from . import fake_auth, fake_chat, fake_control, fake_limits, fake_media, fake_mgw
+from .fake_accounts import FakeAccount
 from .fake_answer import SEARCH_RESULTS
+from .fake_auth import SESSION_PATH
 from .fake_chat import CHAT_PATH
-from .fake_chat_request import MARKERS
+from .fake_chat_request import ERR_OUTDATED_CLIENT, MARKERS
 from .fake_control import CONTROL_PREFIX
 from .fake_edge import edge, statsig_valid
-from .fake_faults import CHAT_FAULTS, fault_endpoint
+from .fake_faults import CHAT_FAULTS, MGW_FAULTS, fault_endpoint
 from .fake_http import parse_cookies
-from .fake_limits import LIMITS_PATH, rate_limits
+from .fake_limits import LIMITS_PATH, MODES_PATH, rate_limits
 from .fake_media import ASSETS_PREFIX, POST_PATH, TINY_JPEG, TINY_MP4, UPLOAD_PATH
-from .fake_state import STATE_KEY, FakeAccount, FakeState, RecordedRequest
+from .fake_mgw import MGW_PATH
+from .fake_mgw_answer import UNKNOWN_CHANNEL, UNKNOWN_CHUNK, UNKNOWN_EVENT, X_POST
+from .fake_records import MgwRecord, RecordedRequest
+from .fake_state import STATE_KEY, FakeState
 
 # What tests, the CLI and the benchmark import from here; everything else lives in its family's module.
 __all__ = [
@@ -57,15 +94,25 @@ __all__ = [
     "CHAT_FAULTS",
     "CHAT_PATH",
     "CONTROL_PREFIX",
+    "ERR_OUTDATED_CLIENT",
     "LIMITS_PATH",
     "MARKERS",
+    "MGW_FAULTS",
+    "MGW_PATH",
+    "MODES_PATH",
     "POST_PATH",
     "SEARCH_RESULTS",
+    "SESSION_PATH",
     "TINY_JPEG",
     "TINY_MP4",
+    "UNKNOWN_CHANNEL",
+    "UNKNOWN_CHUNK",
+    "UNKNOWN_EVENT",
     "UPLOAD_PATH",
+    "X_POST",
     "FakeAccount",
     "FakeGrok",
+    "MgwRecord",
     "RecordedRequest",
     "fault_endpoint",
     "main",
@@ -76,7 +123,14 @@ __all__ = [
 ]
 
 # Every endpoint family is a module with its route table; serving a new family is one more entry here.
-FAMILIES: tuple[web.RouteTableDef, ...] = (fake_chat.routes, fake_media.routes, fake_limits.routes, fake_control.routes)
+FAMILIES: tuple[web.RouteTableDef, ...] = (
+    fake_auth.routes,
+    fake_mgw.routes,
+    fake_chat.routes,
+    fake_media.routes,
+    fake_limits.routes,
+    fake_control.routes,
+)
 
 
 class FakeGrok(FakeState):
@@ -124,6 +178,9 @@ class FakeGrok(FakeState):
     async def stop(self) -> None:
         if self._runner is not None:
             runner, self._runner = self._runner, None
+            # Open sockets would hold the shutdown up to its timeout.
+            for ws in list(self.sockets):
+                await ws.close(code=1001, message=b"server shutting down")
             await runner.cleanup()
 
     async def __aenter__(self) -> FakeGrok:
@@ -142,6 +199,10 @@ class FakeGrok(FakeState):
 
     def chat_calls(self, token: str | None = None) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == CHAT_PATH and (token is None or r.token == token)]
+
+    def mgw_url(self, uid: str) -> str:
+        """The WebSocket URL of the mgw chat for a userId (from ``/api/auth/session``)."""
+        return f"ws://{self.host}:{self.port}{MGW_PATH}?uid={uid}"
 
 
 # --------------------------------------------------------------------------------------------------- CLI

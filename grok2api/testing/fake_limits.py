@@ -1,20 +1,17 @@
-"""E4 ``POST /rest/rate-limits``: what is left of an account's quota window, in the shape grok.com answers."""
+"""What an account may use: E4 ``POST /rest/rate-limits`` (one mode's query window) and ``POST /rest/modes``."""
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
-from .fake_errors import status_fault
+from .fake_accounts import FakeAccount
+from .fake_errors import status_or_slow
 from .fake_http import JsonDict, bad_request, json_body, json_response
-from .fake_state import EXPERT_COST, FakeAccount, state_of
+from .fake_modes import DEFAULT_MODE
+from .fake_state import state_of
 
 LIMITS_PATH = "/rest/rate-limits"
-
-# Model names whose E4 answer is a shared token budget (2025 shape); others get flat query counts.
-TOKEN_BUDGET_MODELS = frozenset({"grok-3", "grok-4-mini-thinking-tahoe", "grok-4"})
-HEAVY_LIMIT_NAMES = frozenset({"grok-4-heavy", "heavy"})
+MODES_PATH = "/rest/modes"
 
 routes = web.RouteTableDef()
 
@@ -24,58 +21,46 @@ async def handle_limits(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     account = state.resolve(request)
     fault = state.take_fault("limits", account.token)
-    if fault is not None and fault.name == "limits-slow":
-        await asyncio.sleep(fault.seconds(35.0))
-    elif fault is not None and fault.name != "limits-missing":
-        return status_fault(int(fault.name[len("limits-") :]), fault)
-    body = json_body(request)
-    model = body.get("modelName")
-    if not isinstance(model, str) or not model:
+    failed = await status_or_slow(fault)
+    if failed is not None:
+        return failed
+    mode = json_body(request).get("modelName")
+    if not isinstance(mode, str) or not mode:
         raise bad_request("modelName is required")
-    limits = rate_limits(account, model)
+    if mode not in state.modes:
+        raise bad_request(f"Invalid model name: {mode}")
+    limits = rate_limits(account, mode)
     if fault is not None and fault.name == "limits-missing":
-        limits.pop("remainingTokens", None)
+        # What a client may only assume: chenyme's client falls back to a 7200 s window.
+        del limits["totalQueries"], limits["windowSizeSeconds"]
     return json_response(200, limits)
 
 
-def rate_limits(account: FakeAccount, model: str) -> JsonDict:
-    """The E4 answer for one model name, reflecting what E1 has consumed in the current window."""
-    account.refresh()
-    wait = account.seconds_left()
-    if model in HEAVY_LIMIT_NAMES:
-        remaining, total = account.heavy_remaining, account.heavy_total
-    elif model in TOKEN_BUDGET_MODELS:
-        return _token_budget_limits(account, wait)
-    else:
-        cost = EXPERT_COST if model == "expert" else 1
-        remaining, total = account.remaining // cost, account.total // cost
+def rate_limits(account: FakeAccount, mode: str) -> JsonDict:
+    """The window of one mode, reflecting what the chats have used; ``waitTimeSeconds`` once it is empty."""
+    window = account.window(mode)
     out: JsonDict = {
-        "windowSizeSeconds": account.window_seconds,
-        "remainingQueries": remaining,
-        "totalQueries": total,
+        "windowSizeSeconds": window.window_seconds,
+        "remainingQueries": window.remaining,
+        "totalQueries": window.total,
         "lowEffortRateLimits": None,
         "highEffortRateLimits": None,
     }
-    if remaining <= 0:
-        out["waitTimeSeconds"] = wait
+    # A mode the tier does not get (total 0) has nothing to wait for.
+    if window.remaining <= 0 < window.total:
+        out["waitTimeSeconds"] = window.seconds_left()
     return out
 
 
-def _token_budget_limits(account: FakeAccount, wait: int) -> JsonDict:
-    low: JsonDict = {"cost": 1, "remainingQueries": account.remaining}
-    high: JsonDict = {"cost": EXPERT_COST, "remainingQueries": account.remaining // EXPERT_COST}
-    for effort in (low, high):
-        if effort["remainingQueries"] <= 0:
-            effort["waitTimeSeconds"] = wait
-    out: JsonDict = {
-        "windowSizeSeconds": account.window_seconds,
-        "remainingQueries": 0,
-        "totalQueries": 0,
-        "remainingTokens": account.remaining,
-        "totalTokens": account.total,
-        "lowEffortRateLimits": low,
-        "highEffortRateLimits": high,
-    }
-    if account.remaining <= 0:
-        out["waitTimeSeconds"] = wait
-    return out
+@routes.post(MODES_PATH)
+async def handle_modes(request: web.Request) -> web.StreamResponse:
+    state = state_of(request)
+    account = state.resolve(request)
+    failed = await status_or_slow(state.take_fault("modes", account.token))
+    if failed is not None:
+        return failed
+    locale = json_body(request).get("locale", "en")
+    if not isinstance(locale, str):
+        raise bad_request("locale must be a string")
+    modes = [mode.to_dict(account.tier) for mode in state.modes.values()]
+    return json_response(200, {"modes": modes, "defaultModeId": DEFAULT_MODE})

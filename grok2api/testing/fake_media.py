@@ -4,16 +4,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 
 from aiohttp import web
 
-from .fake_errors import status_fault
+from .fake_errors import status_or_slow
 from .fake_faults import Fault
 from .fake_http import JsonDict, Reject, bad_request, json_body, json_response, now_iso, request_token, text_response
-from .fake_state import FakeAccount, FakeState, state_of
+from .fake_state import FakeState, state_of
 
 UPLOAD_PATH = "/rest/app-chat/upload-file"
 POST_PATH = "/rest/media/post/create"
@@ -67,23 +66,11 @@ TINY_MP4 = bytes.fromhex(
 routes = web.RouteTableDef()
 
 
-async def _side_fault(state: FakeState, endpoint: str, account: FakeAccount) -> web.Response | None:
-    """Queued faults for E2 and E3: a status answer, or ``slow:S`` then the normal answer."""
-    fault = state.take_fault(endpoint, account.token)
-    if fault is None:
-        return None
-    suffix = fault.name[len(endpoint) + 1 :]
-    if suffix == "slow":
-        await asyncio.sleep(fault.seconds(35.0))
-        return None
-    return status_fault(int(suffix), fault)
-
-
 @routes.post(UPLOAD_PATH)
 async def handle_upload(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     account = state.resolve(request)
-    failed = await _side_fault(state, "upload", account)
+    failed = await status_or_slow(state.take_fault("upload", account.token))
     if failed is not None:
         return failed
     body = json_body(request)
@@ -112,7 +99,7 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
 async def handle_post(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     account = state.resolve(request)
-    failed = await _side_fault(state, "post", account)
+    failed = await status_or_slow(state.take_fault("post", account.token))
     if failed is not None:
         return failed
     body = json_body(request)
@@ -153,15 +140,9 @@ async def handle_asset(request: web.Request) -> web.StreamResponse:
 
 
 async def _asset_fault(fault: Fault, path: str) -> web.StreamResponse | None:
-    suffix = fault.name[len("asset-") :]
-    if suffix == "slow":
-        await asyncio.sleep(fault.seconds(35.0))
-        return None
-    if suffix == "truncated":
-        return None
-    if suffix == "redirect":
+    if fault.name == "asset-redirect":
         return web.Response(status=302, headers={"Location": f"{ASSETS_PREFIX}{ALIAS_SEGMENT}{path}"})
-    return status_fault(int(suffix), fault)
+    return await status_or_slow(fault)
 
 
 def _lookup_asset(state: FakeState, path: str) -> tuple[str, str, bytes]:

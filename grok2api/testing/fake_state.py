@@ -1,160 +1,31 @@
 """What the fake grok.com remembers between calls, and the knobs tests turn.
 
-Accounts with their quota windows, recorded requests, queued faults, generated assets and media posts. Every
-endpoint family reads and changes this one object, which it finds on the app under ``STATE_KEY``.
+Accounts with their mode windows, the mode catalogue, recorded requests and mgw sessions, queued faults, generated
+assets and media posts. Every endpoint family reads and changes this one object, which it finds on the app under
+``STATE_KEY``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from .fake_accounts import STATES, FakeAccount, state_from_token, tier_from_token
 from .fake_errors import ERR_BLOCKED, ERR_INVALID
 from .fake_faults import Fault, FaultQueue
 from .fake_http import JsonDict, Reject, decode_json, headers_dict, json_response, request_token
+from .fake_modes import TIERS, ModeSpec, builtin_modes, extra_mode
+from .fake_records import MAX_RECORDED_BODY, MgwRecord, RecordedRequest, Refusal, shrink
 
-MAX_RECORDED_BODY = 64 * 1024
 MAX_ASSETS = 100_000
 MAX_POSTS = 10_000
-
-# tier -> (quota units, window seconds, heavy quota)
-TIER_DEFAULTS: dict[str, tuple[int, int, int]] = {
-    "basic": (80, 72_000, 0),
-    "super": (140, 7_200, 20),
-    "heavy": (400, 7_200, 20),
-}
-EXPERT_COST = 4
-IMAGE_COST = 4
-
-
-# --------------------------------------------------------------------------------------------------- records
-
-
-@dataclass
-class RecordedRequest:
-    """One request as the fake saw it. Header names are lower-cased; bodies over 64 KiB are truncated."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    json: Any
-    raw: bytes
-    time: float
-    token: str | None = None
-    query: dict[str, str] = field(default_factory=dict)
-    truncated: bool = False
-
-    def to_dict(self) -> JsonDict:
-        return {
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "headers": self.headers,
-            "json": self.json,
-            "time": self.time,
-            "token": self.token,
-            "truncated": self.truncated,
-        }
-
-
-def _shrink(value: Any) -> Any:
-    """Cut long strings (base64 uploads, huge prompts) so recordings stay small."""
-    if isinstance(value, str) and len(value) > 1024:
-        return f"{value[:256]}...[{len(value) - 256} more chars]"
-    if isinstance(value, dict):
-        return {k: _shrink(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shrink(v) for v in value]
-    return value
-
-
-# --------------------------------------------------------------------------------------------------- accounts
-
-
-def _user_id(token: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fake-grok-user:{token}"))
-
-
-@dataclass
-class FakeAccount:
-    """A grok.com account: quota units in one window, a separate heavy counter, and its uploads."""
-
-    token: str
-    tier: str = "basic"
-    state: str = "ok"
-    remaining: int = 80
-    total: int = 80
-    heavy_remaining: int = 0
-    heavy_total: int = 0
-    window_seconds: int = 72_000
-    window_started: float = field(default_factory=time.time)
-    user_id: str = ""
-    uploads: dict[str, tuple[str, bytes]] = field(default_factory=dict)
-    in_flight: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.user_id:
-            self.user_id = _user_id(self.token)
-
-    @property
-    def quota(self) -> int:
-        """Remaining units in the current window (alias of ``remaining``)."""
-        return self.remaining
-
-    @quota.setter
-    def quota(self, value: int) -> None:
-        self.remaining = value
-
-    def refresh(self, now: float | None = None) -> None:
-        """Windows reset lazily: whoever looks at the quota first after the window ends refills it."""
-        now = time.time() if now is None else now
-        if now - self.window_started >= self.window_seconds:
-            self.remaining = self.total
-            self.heavy_remaining = self.heavy_total
-            self.window_started = now
-
-    def seconds_left(self, now: float | None = None) -> int:
-        now = time.time() if now is None else now
-        return max(1, math.ceil(self.window_started + self.window_seconds - now))
-
-    def to_dict(self) -> JsonDict:
-        self.refresh()
-        return {
-            "token": self.token,
-            "tier": self.tier,
-            "state": self.state,
-            "remaining": self.remaining,
-            "total": self.total,
-            "heavy_remaining": self.heavy_remaining,
-            "heavy_total": self.heavy_total,
-            "window_seconds": self.window_seconds,
-            "window_started": self.window_started,
-            "user_id": self.user_id,
-            "uploads": len(self.uploads),
-            "in_flight": self.in_flight,
-        }
-
-
-def _tier_from_token(token: str) -> str:
-    for tier in ("super", "heavy"):
-        if token.startswith(tier):
-            return tier
-    return "basic"
-
-
-def _state_from_token(token: str) -> str:
-    for state in ("invalid", "blocked"):
-        if token.startswith(state):
-            return state
-    return "ok"
+MAX_MGW_SESSIONS = 10_000
 
 
 # --------------------------------------------------------------------------------------------------- state
@@ -179,12 +50,17 @@ class FakeState:
         self.accept_unknown = accept_unknown
         self.framing = framing
         self.requests: list[RecordedRequest] = []
+        self.mgw: list[MgwRecord] = []
         self.posts: dict[str, JsonDict] = {}
         self.require_cf_clearance: str | None = None
         self.strict_statsig = False
         self.statsig_prefixes: tuple[str, ...] = ("e:", "x1:")
         self.max_concurrency_per_account = 0
         self.max_recorded = 50_000
+        self.modes: dict[str, ModeSpec] = builtin_modes()
+        self.sockets: set[web.WebSocketResponse] = set()
+        # Refused mgw handshakes by (token, uid), until a plain GET of the same URL reads them.
+        self.mgw_refusals: dict[tuple[str | None, str], Refusal] = {}
         self._accounts: dict[str, FakeAccount] = {}
         self._by_uid: dict[str, FakeAccount] = {}
         self._assets: dict[str, str] = {}  # generated asset path -> owner token
@@ -200,24 +76,21 @@ class FakeState:
         state: str = "ok",
         quota: int | None = None,
         heavy_quota: int | None = None,
+        quotas: dict[str, int] | None = None,
     ) -> FakeAccount:
-        if tier not in TIER_DEFAULTS:
+        """An account with the tier's windows; ``quota``/``heavy_quota``/``quotas`` override totals per mode."""
+        if tier not in TIERS:
             raise ValueError(f"unknown tier {tier!r}")
-        if state not in ("ok", "invalid", "blocked"):
+        if state not in STATES:
             raise ValueError(f"unknown state {state!r}")
-        units, window, heavy = TIER_DEFAULTS[tier]
-        units = units if quota is None else quota
-        heavy = heavy if heavy_quota is None else heavy_quota
-        account = FakeAccount(
-            token=token,
-            tier=tier,
-            state=state,
-            remaining=units,
-            total=units,
-            heavy_remaining=heavy,
-            heavy_total=heavy,
-            window_seconds=window,
-        )
+        totals = dict(quotas or {})
+        if quota is not None:
+            totals["fast"] = quota
+        if heavy_quota is not None:
+            totals["heavy"] = heavy_quota
+        account = FakeAccount(token=token, tier=tier, state=state)
+        for mode in self.modes.values():
+            account.grant(mode, totals.get(mode.id))
         self._accounts[token] = account
         self._by_uid[account.user_id] = account
         return account
@@ -232,22 +105,91 @@ class FakeState:
     def account_by_user_id(self, user_id: str) -> FakeAccount | None:
         return self._by_uid.get(user_id)
 
+    def set_tier(self, token: str, tier: str) -> FakeAccount:
+        """Move an account (made up if new) to ``tier``; every window reopens with that tier's totals."""
+        if tier not in TIERS:
+            raise ValueError(f"unknown tier {tier!r}")
+        account = self._accounts.get(token) or self.add_account(token, tier=tier)
+        account.tier = tier
+        for mode in self.modes.values():
+            account.grant(mode)
+        return account
+
+    def set_state(self, token: str, state: str) -> FakeAccount:
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r}")
+        account = self._accounts.get(token) or self.add_account(token)
+        account.state = state
+        return account
+
+    def block(self, token: str) -> FakeAccount:
+        """grok.com blocks the account: 403 blocked-user everywhere, ``status: blocked`` from the session."""
+        return self.set_state(token, "blocked")
+
+    def identify(self, token: str | None) -> FakeAccount | None:
+        """The account behind a token, made up from its prefixes when unknown tokens are accepted."""
+        if token is None:
+            return None
+        account = self._accounts.get(token)
+        if account is None and self.accept_unknown:
+            account = self.add_account(token, tier=tier_from_token(token), state=state_from_token(token))
+        if account is not None:
+            account.refresh()
+        return account
+
+    def user_id(self, token: str) -> str:
+        """The userId ``/api/auth/session`` gives ``token`` (the account is made up if new and allowed)."""
+        account = self.identify(token)
+        if account is None:
+            raise KeyError(token)
+        return account.user_id
+
     def resolve(self, request: web.Request) -> FakeAccount:
         """The account behind the sso cookie, or a 401/403 exactly as grok.com words it."""
-        token = request_token(request)
-        if token is None:
-            raise Reject(json_response(401, ERR_INVALID))
-        account = self._accounts.get(token)
-        if account is None:
-            if not self.accept_unknown:
-                raise Reject(json_response(401, ERR_INVALID))
-            account = self.add_account(token, tier=_tier_from_token(token), state=_state_from_token(token))
-        if account.state == "invalid":
+        account = self.identify(request_token(request))
+        if account is None or account.state == "invalid":
             raise Reject(json_response(401, ERR_INVALID))
         if account.state == "blocked":
             raise Reject(json_response(403, ERR_BLOCKED))
-        account.refresh()
         return account
+
+    # ---------------------------------------------------------------- modes
+
+    def add_mode(
+        self,
+        mode_id: str,
+        *,
+        title: str | None = None,
+        description: str = "",
+        quotas: dict[str, int] | None = None,
+        available: bool | None = None,
+    ) -> ModeSpec:
+        """List one more mode (e.g. ``grok-420-computer-use-sa``); every account gets its tier's window."""
+        mode = extra_mode(mode_id, title=title, description=description, quotas=quotas, available=available)
+        self.modes[mode_id] = mode
+        for account in self._accounts.values():
+            account.grant(mode)
+        return mode
+
+    def set_mode_available(self, mode_id: str, available: bool | None) -> None:
+        """Force a mode available or unavailable for everyone; None goes back to 'the tiers with quota'."""
+        self.modes[mode_id].available = available
+
+    def mode_refusal(self, account: FakeAccount, mode_id: str) -> str | None:
+        """Why ``account`` may not run a query of ``mode_id`` now: unknown, unavailable, tier, busy or quota."""
+        mode = self.modes.get(mode_id)
+        if mode is None:
+            return "unknown"
+        if mode.available is False:
+            return "unavailable"
+        if not mode.offered_to(account.tier):
+            return "tier"
+        cap = self.max_concurrency_per_account
+        if cap > 0 and account.in_flight >= cap:
+            return "busy"
+        if account.window(mode_id).remaining < 1:
+            return "quota"
+        return None
 
     # ---------------------------------------------------------------- faults
 
@@ -255,11 +197,13 @@ class FakeState:
         """Queue ``fault`` (``name`` or ``name:param``) for the next ``count`` calls of its endpoint."""
         self._faults.push(fault, token=token, count=count, params=params)
 
-    def take_fault(self, endpoint: str, token: str | None) -> Fault | None:
-        return self._faults.take(endpoint, token)
+    def take_fault(self, endpoint: str, token: str | None, names: frozenset[str] | None = None) -> Fault | None:
+        return self._faults.take(endpoint, token, names)
 
     def clear(self) -> None:
         self.requests.clear()
+        self.mgw.clear()
+        self.mgw_refusals.clear()
         self._faults.clear()
 
     # ---------------------------------------------------------------- records
@@ -271,7 +215,7 @@ class FakeState:
             with contextlib.suppress(msgspec.DecodeError):
                 body = decode_json(raw)
         if truncated:
-            body, raw = _shrink(body), raw[:MAX_RECORDED_BODY]
+            body, raw = shrink(body), raw[:MAX_RECORDED_BODY]
         self.requests.append(
             RecordedRequest(
                 method=request.method,
@@ -287,6 +231,17 @@ class FakeState:
         )
         if len(self.requests) > self.max_recorded:
             del self.requests[: len(self.requests) - self.max_recorded]
+
+    def record_mgw(self, request: web.Request, token: str | None, uid: str) -> MgwRecord:
+        record = MgwRecord(token=token, uid=uid, headers=headers_dict(request), time=time.time())
+        self.mgw.append(record)
+        if len(self.mgw) > MAX_MGW_SESSIONS:
+            del self.mgw[: len(self.mgw) - MAX_MGW_SESSIONS]
+        return record
+
+    def mgw_sessions(self, token: str | None = None) -> list[MgwRecord]:
+        """Recorded mgw connections (refused handshakes included), optionally of one token."""
+        return [r for r in self.mgw if token is None or r.token == token]
 
     # ---------------------------------------------------------------- media
 
@@ -309,6 +264,9 @@ class FakeState:
 
     def new_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def new_hex(self) -> str:
+        return f"{self._rng.getrandbits(128):032x}"
 
 
 STATE_KEY = web.AppKey("fake_grok_state", FakeState)
