@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-from harness import StoreFactory
 
 from grok2api.store.base import (
     Account,
@@ -25,6 +24,8 @@ from grok2api.store.base import (
     Tier,
     UsageRow,
 )
+
+from harness import StoreFactory
 
 
 def fast(remaining: int | None = None, **window: Any) -> dict[str, ModeQuota]:
