@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import openai
 import pytest
 
 from grok2api.config import BootConfig
@@ -13,6 +14,9 @@ from grok2api.passwords import ADMIN_HASH_KEY, verify_password
 from grok2api.services import Services
 from grok2api.settings import SettingsError
 from grok2api.store.base import NewAccount
+from grok2api.testing.fake_grok import FakeGrok
+
+from harness import LiveGateway
 
 MakeServices = Callable[..., Awaitable[Services]]
 
@@ -178,3 +182,31 @@ async def test_start_without_reference_files_leaves_the_store_empty(make_service
     svc = await make_services()
     assert await svc.store.list_accounts() == []
     assert await svc.store.load_settings() == {}
+
+
+async def test_a_mode_grok_com_adds_is_listed_and_usable_within_one_poll(
+    gateway: LiveGateway, fake: FakeGrok, client: openai.AsyncOpenAI
+) -> None:
+    await gateway.add_accounts("tok1")
+    fake.add_mode("grok-420-computer-use-sa", title="Grok 4.3 beta")
+    assert "grok-420-computer-use-sa" not in {m.id async for m in client.models.list()}
+    assert await gateway.services.refresh_modes()  # one poll
+    listed = {m.id: m async for m in client.models.list()}
+    assert (listed["grok-420-computer-use-sa"].model_extra or {})["mode"] == "grok-420-computer-use-sa"
+    answer = await client.chat.completions.create(
+        model="grok-420-computer-use-sa", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert answer.choices[0].message.content
+    assert fake.mgw_sessions("tok1")[-1].mode == "grok-420-computer-use-sa"
+
+    fake.set_mode_available("heavy", False)  # grok.com withdraws a mode: it is hidden, and refused
+    assert await gateway.services.refresh_modes()
+    ids = {m.id async for m in client.models.list()}
+    assert "grok-heavy" not in ids and "grok-4-heavy" not in ids and "grok-fast" in ids
+    with pytest.raises(openai.NotFoundError):
+        await client.chat.completions.create(model="grok-heavy", messages=[{"role": "user", "content": "hi"}])
+
+
+async def test_modes_are_not_polled_without_an_account(make_services: MakeServices) -> None:
+    svc = await make_services()
+    assert not await svc.refresh_modes()
