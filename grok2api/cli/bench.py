@@ -510,11 +510,12 @@ async def _warm_up(direct: DirectWs | DirectRest, gateway: Gateway, accounts: in
     """Connections up, and every account known to the gateway (its user id and windows learned), so
     no timed turn pays a first-use cost that the direct client paid in its own warm-up."""
     await direct.warm_up()
-    await direct.full(TTFT_PROMPT)
     await asyncio.gather(*(gateway.full(WARM_PROMPT) for _ in range(accounts)))
     for _ in range(3):
-        await gateway.full(TTFT_PROMPT)
-    await asyncio.sleep(0.5)  # the gateway settles and learns windows after answering
+        for target in (direct, gateway):
+            await target.full(TTFT_PROMPT)
+            await target.stream(TTFT_PROMPT, _ignore)
+    await asyncio.sleep(1.0)  # the gateway learns the accounts' windows in the background after answering
 
 
 def _report(r: TransportResult) -> None:
