@@ -50,8 +50,8 @@ TRANSPORTS: tuple[TransportName, ...] = ("ws", "rest")
 MODE, MODEL = "fast", "grok-fast"  # the mode the gateway's grok-fast asks for
 MIN_ACCOUNTS = 40
 TURNS_PER_ACCOUNT = 300  # the fake gives a heavy account 400 fast queries per window: keep a margin
-TTFT_SAMPLES = 40
-SETUP_SAMPLES = 40
+TTFT_SAMPLES = 100
+SETUP_SAMPLES = 100
 THROUGHPUT_REQUESTS = 480
 THROUGHPUT_CONCURRENCY = 16
 STREAM_TOKENS = 40
@@ -267,25 +267,38 @@ def _stamp(stamps: list[float]) -> None:
     stamps.append(time.perf_counter())
 
 
-async def _ttft(target: Target, count: int, errors: Errors) -> Latency:
-    samples: list[float] = []
+async def _first_token(target: Target, errors: Errors) -> float | None:
+    stamps: list[float] = []
+    start = time.perf_counter()
+    try:
+        await target.stream(TTFT_PROMPT, partial(_stamp, stamps))
+    except Exception as exc:
+        errors.add(exc)
+        return None
+    if not stamps:
+        errors.add(BenchError("an answer without text"))
+        return None
+    return stamps[0] - start
+
+
+async def _ttft(
+    direct: Target, gateway: Target, count: int, err_direct: Errors, err_gateway: Errors
+) -> tuple[Latency, Latency]:
+    """Time to first token at c=1, direct and gateway samples interleaved (the order swapping each
+    round), so a noisy neighbour on the machine weighs on both sides alike."""
+    samples: dict[int, list[float]] = {0: [], 1: []}
+    sides: tuple[tuple[Target, Errors], ...] = ((direct, err_direct), (gateway, err_gateway))
 
     async def run() -> None:
-        for _ in range(count):
-            stamps: list[float] = []
-            start = time.perf_counter()
-            try:
-                await target.stream(TTFT_PROMPT, partial(_stamp, stamps))
-            except Exception as exc:
-                errors.add(exc)
-                continue
-            if not stamps:
-                errors.add(BenchError("an answer without text"))
-                continue
-            samples.append(stamps[0] - start)
+        for i in range(count):
+            for side in (0, 1) if i % 2 == 0 else (1, 0):
+                target, errors = sides[side]
+                sample = await _first_token(target, errors)
+                if sample is not None:
+                    samples[side].append(sample)
 
     await _bounded(run(), "time to first token")
-    return Latency.of(samples)
+    return Latency.of(samples[0]), Latency.of(samples[1])
 
 
 async def _setup(direct: DirectWs, count: int, errors: Errors) -> tuple[Latency, Latency]:
@@ -475,8 +488,7 @@ async def _measure(
             handshake = setup = None
             if isinstance(direct, DirectWs):
                 handshake, setup = await _setup(direct, plan.setup, err_direct)
-            ttft_direct = await _ttft(direct, plan.ttft, err_direct)
-            ttft_gw = await _ttft(gateway, plan.ttft, err_gw)
+            ttft_direct, ttft_gw = await _ttft(direct, gateway, plan.ttft, err_direct, err_gw)
             rps_direct = await _throughput(direct, plan.requests, err_direct)
             rps_gw = await _throughput(gateway, plan.requests, err_gw)
             streams_direct = await _many_streams(direct, plan.streams, err_direct)
