@@ -86,7 +86,7 @@ def _fake(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from .cli import bench
 
-    asyncio.run(bench.main(streams=args.streams, quick=args.quick))
+    asyncio.run(bench.main(streams=args.streams, quick=args.quick, transport=args.transport))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("bench", help="benchmark the gateway against the fake grok.com on loopback")
     p.add_argument("--streams", type=int, default=500)
     p.add_argument("--quick", action="store_true", help="few samples: check that the bench runs")
+    p.add_argument("--transport", choices=["ws", "rest", "both"], default="both", help="chat transport(s) to measure")
     p.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     try:
