@@ -28,6 +28,7 @@ from hypercorn.config import Config
 
 from grok2api.app import create_app
 from grok2api.config import BootConfig
+from grok2api.grok.transport import AiohttpTransport
 from grok2api.services import Services
 from grok2api.store import make_store
 from grok2api.store.base import NewAccount, Store
@@ -306,3 +307,13 @@ async def client(gateway: LiveGateway) -> AsyncIterator[openai.AsyncOpenAI]:
         yield sdk
     finally:
         await sdk.close()
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[AiohttpTransport]:
+    """The aiohttp transport the protocol layer talks through, closed after the test."""
+    t = AiohttpTransport()
+    try:
+        yield t
+    finally:
+        await t.close()

@@ -116,15 +116,6 @@ async def grok() -> AsyncIterator[MgwServer]:
         await runner.cleanup()
 
 
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    t = AiohttpTransport()
-    try:
-        yield t
-    finally:
-        await t.close()
-
-
 Turn = Callable[..., Awaitable[list[list[Event]]]]
 
 

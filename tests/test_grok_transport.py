@@ -61,15 +61,6 @@ async def server() -> AsyncIterator[Server]:
         await runner.cleanup()
 
 
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    t = AiohttpTransport()
-    try:
-        yield t
-    finally:
-        await t.close()
-
-
 async def test_frames_go_both_ways_and_a_close_reads_as_none(server: Server, transport: AiohttpTransport) -> None:
     typed: Transport = transport  # the aiohttp transport is a Transport, and still an HttpPool
     ws = await typed.websocket(server.url, {"Cookie": "sso=a; x-userid=u", "Origin": "http://o.example"}, "")
