@@ -763,6 +763,7 @@ async def test_every_upstream_fault_maps_to_a_clean_answer(
         await gateway.add_accounts(f"fault-{n}")  # a fresh account: earlier faults may have cooled or blocked one
         fake.push_fault(fault)  # taken by the next chat, whichever account serves it
         got, ctype, raw = await post_raw(gateway, {"model": MODEL, "messages": user("hi"), "stream": stream})
+        assert fake.take_fault("chat", None) is None and fake.take_fault("mgw", None) is None, case  # it struck
         if stream and (status == 200 or fault in MID_ANSWER):
             assert got == 200, case
             frames = sse_frames(raw)
