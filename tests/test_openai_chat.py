@@ -428,6 +428,8 @@ async def test_filtered_tags_in_both_modes(gateway: LiveGateway, client: openai.
     assert streamed.strip() == expected
     for text in (resp.choices[0].message.content or "", streamed):
         assert "xaiartifact" not in text.lower() and "print(1)" not in text
+    if transport == "rest":  # an artifact as grok.com's REST answer sends one
+        assert (await create(client, "hi [[artifact]]")).choices[0].message.content == ANSWER + " Code:"
 
     await gateway.settings(filtered_tags="")  # nothing filtered: the artifact comes through untouched
     assert (await create(client, f"ok {ARTIFACT}")).choices[0].message.content == f"{expected} {ARTIFACT}"
