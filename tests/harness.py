@@ -5,9 +5,9 @@ runs; MySQL and Redis need a server (TEST_MYSQL_URL, TEST_REDIS_URL). ``requires
 whose service is missing, or fails it when TEST_REQUIRE_SERVICES is set.
 
 End to end: ``fake`` is a fake grok.com, ``gateway`` the real app under hypercorn (a ``LiveGateway``)
-pointed at it, and ``client`` the official OpenAI SDK pointed at the gateway. A test that takes ``transport``
-runs once per ``chat_transport`` (WebSocket and REST); ``upstream_chats(fake)`` shows the chat turns the fake
-received over either, in one shape.
+pointed at it, and ``client`` the official OpenAI SDK pointed at the gateway. A test that takes
+``chat_transport`` runs once per way a chat reaches grok.com (WebSocket and REST); ``upstream_chats(fake)`` shows
+the chat turns the fake received over either, in one shape.
 """
 
 from __future__ import annotations
@@ -346,19 +346,19 @@ TRANSPORTS = ("ws", "rest")
 
 
 @pytest.fixture(params=TRANSPORTS)
-def transport(request: pytest.FixtureRequest) -> str:
-    """The ``chat_transport`` the ``gateway`` runs with: a test that takes this fixture runs once per transport
-    (parametrize it indirectly to pick one). Tests without it run on the default, the WebSocket."""
+def chat_transport(request: pytest.FixtureRequest) -> str:
+    """The ``chat_transport`` setting the ``gateway`` runs with: a test that takes this fixture runs once per
+    transport (parametrize it indirectly to pick one). Tests without it run on the default, the WebSocket."""
     value: str = request.param
     return value
 
 
 @pytest.fixture
 def gateway_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Extra environment for the ``gateway`` fixture: ``chat_transport`` when the test takes ``transport``.
-    A module overrides this fixture to change it."""
-    if "transport" in request.fixturenames:
-        return {"GROK2API_CHAT_TRANSPORT": request.getfixturevalue("transport")}
+    """Extra environment for the ``gateway`` fixture: the ``chat_transport`` setting when the test takes that
+    fixture. A module overrides this fixture to change it."""
+    if "chat_transport" in request.fixturenames:
+        return {"GROK2API_CHAT_TRANSPORT": request.getfixturevalue("chat_transport")}
     return {}
 
 

@@ -77,7 +77,7 @@ def test_cookie_and_headers() -> None:
 
 
 async def test_a_strict_grok_accepts_the_defaults_and_names_the_fix_otherwise(
-    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, transport: str
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, chat_transport: str
 ) -> None:
     fake.strict_statsig = True
     fake.statsig_prefixes = ("x1:",)  # what grok.com accepts since mid-2026
@@ -90,7 +90,7 @@ async def test_a_strict_grok_accepts_the_defaults_and_names_the_fix_otherwise(
     await gateway.settings(dynamic_statsig=True)
     assert (await client.chat.completions.create(model="grok-3-fast", messages=ask)).choices[0].message.content
     await gateway.settings(statsig_prefix="e:")
-    if transport == "ws":
+    if chat_transport == "ws":
         # The chat WebSocket carries no statsig, so only the HTTP calls around it (here the upload) are refused.
         assert (await client.chat.completions.create(model="grok-3-fast", messages=ask)).choices[0].message.content
         assert [s.refused for s in fake.mgw_sessions()] == [None, None, None]

@@ -249,7 +249,9 @@ def _image_message(url: str) -> list[dict[str, Any]]:
     ]
 
 
-async def test_chat_uploads_a_data_url_image(fake: FakeGrok, gateway: LiveGateway, client: Any, transport: str) -> None:
+async def test_chat_uploads_a_data_url_image(
+    fake: FakeGrok, gateway: LiveGateway, client: Any, chat_transport: str
+) -> None:
     await gateway.add_accounts("img-in")
     reply = await client.chat.completions.create(
         model="grok-3-fast", messages=_image_message(f"data:image/jpeg;base64,{JPEG_B64}")
@@ -261,9 +263,9 @@ async def test_chat_uploads_a_data_url_image(fake: FakeGrok, gateway: LiveGatewa
     assert base64.b64decode(upload.json["content"]) == TINY_JPEG
     (file_id,) = fake.account("img-in").uploads
     (chat,) = upstream_chats(fake)
-    assert (chat.transport, chat.token, chat.file_ids) == (transport, "img-in", [file_id])
+    assert (chat.transport, chat.token, chat.file_ids) == (chat_transport, "img-in", [file_id])
     assert "what is this?" in chat.message
-    if transport == "ws":
+    if chat_transport == "ws":
         # the file is mentioned before the text, and named on the item too
         (session,) = fake.mgw_sessions("img-in")
         mention, text = session.input_chunks

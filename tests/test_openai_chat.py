@@ -1,6 +1,6 @@
 """POST /v1/chat/completions end to end: the official openai SDK against the real app and the fake grok.com.
 
-The chat features run over both ways a chat reaches grok.com (tests that take ``transport``): the mgw
+The chat features run over both ways a chat reaches grok.com (tests that take ``chat_transport``): the mgw
 WebSocket (the default) and the REST fallback (``chat_transport=rest``). What only the WebSocket protocol has
 (its event families, card tags, unknown shapes) and what does not depend on the transport (request validation,
 prompt flattening) runs once, over the WebSocket.
@@ -116,7 +116,9 @@ def error_of(raw: bytes) -> dict[str, Any]:
 # ---- answers -----------------------------------------------------------------------------------
 
 
-async def test_non_stream(gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, transport: str) -> None:
+async def test_non_stream(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, chat_transport: str
+) -> None:
     await gateway.add_accounts("tok1")
     resp = await create(client, "hi")
     assert resp.object == "chat.completion"
@@ -130,7 +132,7 @@ async def test_non_stream(gateway: LiveGateway, client: openai.AsyncOpenAI, fake
     assert usage is not None
     assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
-    if transport == "ws":
+    if chat_transport == "ws":
         assert fake.chat_calls() == []
         (session,) = fake.mgw_sessions("tok1")
         assert (session.mode, session.input_chunks, session.refused) == ("fast", [{"text": {"text": "hi"}}], None)
@@ -152,15 +154,17 @@ async def test_non_stream(gateway: LiveGateway, client: openai.AsyncOpenAI, fake
     await gateway.settings(temporary=False)
     assert (await create(client, "hi")).choices[0].message.content == ANSWER
     kept = upstream_chats(fake)[-1]
-    assert (kept.transport, kept.temporary, kept.memory) == (transport, False, True)
-    if transport == "ws":
+    assert (kept.transport, kept.temporary, kept.memory) == (chat_transport, False, True)
+    if chat_transport == "ws":
         session = fake.mgw_sessions()[-1]
         assert "keep_context" not in session.x_grok and "disable_memory" not in session.x_grok
         assert "conversation.title.updated" in session.sent_types()  # grok.com keeps (and names) the chat
         assert len([r for r in fake.requests if r.path == SESSION_PATH]) == 1  # the identity is asked for once
 
 
-async def test_stream_with_the_sdk_and_usage(gateway: LiveGateway, client: openai.AsyncOpenAI, transport: str) -> None:
+async def test_stream_with_the_sdk_and_usage(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str
+) -> None:
     await gateway.add_accounts("tok1")
     items = await chunks(client, "hi")
     assert len(items) >= 4
@@ -192,7 +196,7 @@ async def test_stream_with_the_sdk_and_usage(gateway: LiveGateway, client: opena
     assert all(c.usage is None and c.choices for c in plain)
 
 
-async def test_stream_raw_sse(gateway: LiveGateway, transport: str) -> None:
+async def test_stream_raw_sse(gateway: LiveGateway, chat_transport: str) -> None:
     await gateway.add_accounts("tok1")
     status, ctype, raw = await post_raw(gateway, {"model": MODEL, "messages": user("hi"), "stream": True})
     assert status == 200
@@ -213,7 +217,7 @@ async def test_stream_raw_sse(gateway: LiveGateway, transport: str) -> None:
 
 
 async def test_model_is_the_requested_id_and_picks_the_mode(
-    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, transport: str
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, chat_transport: str
 ) -> None:
     fake.set_tier("tok1", "super")  # expert needs a super account (the gateway learns the tier from its windows)
     await gateway.add_accounts("tok1", tier="super")
@@ -224,12 +228,12 @@ async def test_model_is_the_requested_id_and_picks_the_mode(
     assert content_of(streamed) == ANSWER
     resp = await create(client, "hi", model="grok-expert")
     assert (resp.model, resp.choices[0].message.content) == ("grok-expert", ANSWER)
-    if transport == "ws":
+    if chat_transport == "ws":
         assert extra(resp.choices[0].message, "reasoning_content")  # the expert mode always thinks
     assert [(c.transport, c.mode) for c in upstream_chats(fake)] == [
-        (transport, "auto"),  # grok-4-fast is an alias of grok-auto
-        (transport, "fast"),  # grok-4.1 of grok-fast
-        (transport, "expert"),
+        (chat_transport, "auto"),  # grok-4-fast is an alias of grok-auto
+        (chat_transport, "fast"),  # grok-4.1 of grok-fast
+        (chat_transport, "expert"),
     ]
 
 
@@ -316,16 +320,16 @@ async def test_deeply_nested_body_is_400_not_500(gateway: LiveGateway, fake: Fak
 
 
 async def test_reasoning_content_or_think_tags(
-    gateway: LiveGateway, client: openai.AsyncOpenAI, transport: str
+    gateway: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str
 ) -> None:
     await gateway.add_accounts("tok1")
     resp = await create(client, "hi [[think]]")
     message = resp.choices[0].message
-    assert extra(message, "reasoning_content") == REASONING[transport]
+    assert extra(message, "reasoning_content") == REASONING[chat_transport]
     assert message.content == ANSWER
 
     items = await chunks(client, "hi [[think]]")
-    assert reasoning_of(items) == REASONING[transport]
+    assert reasoning_of(items) == REASONING[chat_transport]
     assert content_of(items) == ANSWER
     # every reasoning delta comes before the first content delta
     order = ""
@@ -335,7 +339,7 @@ async def test_reasoning_content_or_think_tags(
     assert order.startswith("r") and "rc" in order and "cr" not in order
 
     await gateway.settings(think_format="think_tags")  # reasoning inside <think>…</think> in content instead
-    expected = f"<think>\n{REASONING[transport]}\n</think>\n{ANSWER}"
+    expected = f"<think>\n{REASONING[chat_transport]}\n</think>\n{ANSWER}"
     resp = await create(client, "hi [[think]]")
     assert resp.choices[0].message.content == expected
     assert extra(resp.choices[0].message, "reasoning_content") is None
@@ -345,7 +349,7 @@ async def test_reasoning_content_or_think_tags(
 
 
 async def test_show_thinking_false_drops_reasoning(
-    gateway: LiveGateway, client: openai.AsyncOpenAI, transport: str
+    gateway: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str
 ) -> None:
     await gateway.add_accounts("tok1")
     for think_format in ("reasoning_content", "think_tags"):
@@ -358,7 +362,7 @@ async def test_show_thinking_false_drops_reasoning(
 
 
 async def test_web_search_as_a_markdown_source_list(
-    gateway: LiveGateway, client: openai.AsyncOpenAI, transport: str
+    gateway: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str
 ) -> None:
     await gateway.add_accounts("tok1")
     assert [r["url"] for r in SEARCH_RESULTS] == [
@@ -366,17 +370,19 @@ async def test_web_search_as_a_markdown_source_list(
         "https://example.org/fake-grok/second",
     ]
     resp = await create(client, "hi [[search]]")
-    assert extra(resp.choices[0].message, "reasoning_content") == SOURCES[transport]
+    assert extra(resp.choices[0].message, "reasoning_content") == SOURCES[chat_transport]
     assert resp.choices[0].message.content == ANSWER
     items = await chunks(client, "hi [[search]]")
-    assert reasoning_of(items) == SOURCES[transport]
+    assert reasoning_of(items) == SOURCES[chat_transport]
 
     await gateway.settings(think_format="think_tags")
     resp = await create(client, "hi [[search]]")
-    assert resp.choices[0].message.content == f"<think>\n{SOURCES[transport]}\n</think>\n{ANSWER}"
+    assert resp.choices[0].message.content == f"<think>\n{SOURCES[chat_transport]}\n</think>\n{ANSWER}"
 
 
-async def test_citations_are_inline_links(gateway: LiveGateway, client: openai.AsyncOpenAI, transport: str) -> None:
+async def test_citations_are_inline_links(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str
+) -> None:
     """A ``render_citation`` chunk (socket) or a ``<grok:render>`` tag with its card (REST) becomes ``[[n]](url)``,
     never a raw tag, whether or not grok:render is a filtered tag."""
     await gateway.add_accounts("tok1")
@@ -418,7 +424,9 @@ async def test_web_and_x_citations_are_numbered_in_order(gateway: LiveGateway, c
 ARTIFACT = "<xaiArtifact>print(1)</xaiArtifact>"
 
 
-async def test_filtered_tags_in_both_modes(gateway: LiveGateway, client: openai.AsyncOpenAI, transport: str) -> None:
+async def test_filtered_tags_in_both_modes(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str
+) -> None:
     # The answer echoes the end of the prompt, so the artifact arrives split over several answer tokens.
     await gateway.add_accounts("tok1")
     expected = "Hello! You said: ok"
@@ -428,7 +436,7 @@ async def test_filtered_tags_in_both_modes(gateway: LiveGateway, client: openai.
     assert streamed.strip() == expected
     for text in (resp.choices[0].message.content or "", streamed):
         assert "xaiartifact" not in text.lower() and "print(1)" not in text
-    if transport == "rest":  # an artifact as grok.com's REST answer sends one
+    if chat_transport == "rest":  # an artifact as grok.com's REST answer sends one
         assert (await create(client, "hi [[artifact]]")).choices[0].message.content == ANSWER + " Code:"
 
     await gateway.settings(filtered_tags="")  # nothing filtered: the artifact comes through untouched
@@ -448,7 +456,7 @@ async def test_filtered_tags_setting_is_case_insensitive(gateway: LiveGateway, c
 
 
 async def test_images_drawn_in_chat_are_linked(
-    gateway: LiveGateway, client: openai.AsyncOpenAI, transport: str
+    gateway: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str
 ) -> None:
     await gateway.add_accounts("tok1")
     resp = await create(client, "[[draw]] a red fox")
@@ -461,7 +469,7 @@ async def test_images_drawn_in_chat_are_linked(
     assert len(IMAGE_LINK.findall(content_of(items))) == 2 and finish_of(items) == ["stop"]
 
 
-async def test_stop_and_max_tokens(gateway: LiveGateway, client: openai.AsyncOpenAI, transport: str) -> None:
+async def test_stop_and_max_tokens(gateway: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str) -> None:
     await gateway.add_accounts("tok1")
     resp = await create(client, "hi", stop=["said"])
     assert (resp.choices[0].message.content, resp.choices[0].finish_reason) == ("Hello! You", "stop")
@@ -625,7 +633,7 @@ async def test_no_accounts_is_503(gateway: LiveGateway, client: openai.AsyncOpen
 
 
 async def test_upstream_failure_is_502(
-    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, transport: str
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, chat_transport: str
 ) -> None:
     # Over the socket grok.com refuses the handshake with the status; over REST it answers the POST with it.
     await gateway.add_accounts("tok1", "tok2")
@@ -637,7 +645,7 @@ async def test_upstream_failure_is_502(
     assert "500" in info.value.message
     chats = upstream_chats(fake)
     assert sorted(c.token or "" for c in chats) == ["tok1", "tok2"]  # both accounts were tried
-    if transport == "ws":
+    if chat_transport == "ws":
         assert [c.refused for c in chats] == [500, 500]
     fake.push_fault("502", count=2)
     status, _, raw = await post_raw(gateway, {"model": MODEL, "messages": user("hi"), "stream": True})
@@ -645,7 +653,7 @@ async def test_upstream_failure_is_502(
 
 
 async def test_an_empty_answer_is_retried_on_another_account(
-    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, transport: str
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, chat_transport: str
 ) -> None:
     """An answer that completes without text or images (grok.com's way with throttled accounts) fails over to
     another account before the first byte, so the client sees only the good answer."""
@@ -659,14 +667,14 @@ async def test_an_empty_answer_is_retried_on_another_account(
     assert len(chats) == 4
     for empty, good in (chats[0:2], chats[2:4]):
         assert empty.token != good.token and empty.message == good.message == "hi"
-    if transport == "ws":
+    if chat_transport == "ws":
         completed = [s.sent_events("response.done")[0]["response"]["status"] for s in fake.mgw_sessions()]
         texts = [[c for c in s.sent_events("response.chunk") if answer_text(c)] for s in fake.mgw_sessions()]
         assert completed == ["completed"] * 4  # the empty ones completed too, just without any text
         assert [bool(t) for t in texts] == [False, True, False, True]
 
 
-async def test_failures_mid_answer(gateway: LiveGateway, client: openai.AsyncOpenAI, transport: str) -> None:
+async def test_failures_mid_answer(gateway: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str) -> None:
     await gateway.add_accounts("tok1")
     status, _, raw = await post_raw(gateway, {"model": MODEL, "messages": user("hi [[fault:reset]]")})
     assert status == 502
@@ -756,10 +764,10 @@ def streamed_content(frames: list[str]) -> str:
 
 
 async def test_every_upstream_fault_maps_to_a_clean_answer(
-    gateway: LiveGateway, fake: FakeGrok, transport: str
+    gateway: LiveGateway, fake: FakeGrok, chat_transport: str
 ) -> None:
     await gateway.settings(max_attempts=1)
-    faults = {**FAULTS, **TRANSPORT_FAULTS[transport]}
+    faults = {**FAULTS, **TRANSPORT_FAULTS[chat_transport]}
     for n, (stream, (fault, (status, code))) in enumerate((s, f) for s in (False, True) for f in faults.items()):
         case = f"{fault} ({'sse' if stream else 'json'})"
         await gateway.add_accounts(f"fault-{n}")  # a fresh account: earlier faults may have cooled or blocked one

@@ -104,10 +104,10 @@ async def test_generation_errors_use_the_openai_envelope(
 
 
 async def test_an_answer_without_images_is_an_error_not_an_empty_list(
-    gateway: LiveGateway, client: Any, fake: FakeGrok, transport: str
+    gateway: LiveGateway, client: Any, fake: FakeGrok, chat_transport: str
 ) -> None:
     await _account(gateway, fake)
-    if transport == "rest":
+    if chat_transport == "rest":
         # The answer's text arrives, then the stream ends before any image.
         with pytest.raises(openai.APIStatusError) as info:
             await client.images.generate(prompt="a cat [[fault:no-model-response]]")
@@ -151,7 +151,7 @@ async def test_deeply_nested_generation_body_is_400_not_500(fake: FakeGrok, gate
 
 
 async def test_edit_uploads_the_image_and_returns_new_ones(
-    fake: FakeGrok, gateway: LiveGateway, client: Any, transport: str
+    fake: FakeGrok, gateway: LiveGateway, client: Any, chat_transport: str
 ) -> None:
     await _account(gateway, fake)
     result = await client.images.edit(
@@ -162,7 +162,7 @@ async def test_edit_uploads_the_image_and_returns_new_ones(
     (upload,) = [r for r in fake.requests if r.path == "/rest/app-chat/upload-file"]
     assert base64.b64decode(upload.json["content"]) == TINY_JPEG and upload.token == TOKEN
     (chat,) = upstream_chats(fake)
-    assert chat.transport == transport and "make it night" in chat.message
+    assert chat.transport == chat_transport and "make it night" in chat.message
     assert chat.file_ids == list(fake.account(TOKEN).uploads)  # the uploaded file, mentioned in the chat
 
 

@@ -104,14 +104,14 @@ async def test_video_without_stream_and_only_the_first_image(fake: FakeGrok, gat
 
 
 async def test_without_an_image_it_answers_as_a_chat(
-    fake: FakeGrok, gateway: LiveGateway, client: Any, transport: str
+    fake: FakeGrok, gateway: LiveGateway, client: Any, chat_transport: str
 ) -> None:
     await gateway.add_accounts("director")
     reply = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi there"}])
     assert reply.choices[0].message.content == "Hello! You said: hi there"
     (chat,) = upstream_chats(fake)
-    assert (chat.transport, chat.mode, chat.message, chat.file_ids) == (transport, "fast", "hi there", [])
-    if transport == "rest":
+    assert (chat.transport, chat.mode, chat.message, chat.file_ids) == (chat_transport, "fast", "hi there", [])
+    if chat_transport == "rest":
         (call,) = fake.chat_calls()
         assert "toolOverrides" not in call.json and "modelName" not in call.json  # a plain chat, not a video
     assert _calls(fake, "/rest/media/post/create") == [] and _calls(fake, "/rest/app-chat/upload-file") == []
