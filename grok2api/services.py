@@ -12,7 +12,7 @@ from typing import Any
 from .client_keys import ClientKeys
 from .config import BootConfig
 from .gateway import Gateway
-from .grok.catalog import Catalog, ModeEntry
+from .grok.catalog import TIER_RANK, Catalog, ModeEntry
 from .grok.client import GrokClient
 from .grok.transport import AiohttpTransport
 from .media.service import MediaService
@@ -124,8 +124,10 @@ class Services:
 
     async def refresh_modes(self) -> bool:
         """Read grok.com's modes with one active account, so a new mode is usable within one poll and a
-        withdrawn one disappears; False when no account could ask."""
-        account = next((a for a in self.pool.accounts() if a.state == AccountState.ACTIVE), None)
+        withdrawn one disappears; False when no account could ask. grok.com marks the modes above an
+        account's tier unavailable to it, so the highest-tier account asks."""
+        active = [a for a in self.pool.accounts() if a.state == AccountState.ACTIVE]
+        account = max(active, key=lambda a: TIER_RANK.get(a.tier, 0), default=None)
         if account is None:
             return False
         offered = await self.client.modes(account.token, self.settings)

@@ -5,7 +5,9 @@ runs; MySQL and Redis need a server (TEST_MYSQL_URL, TEST_REDIS_URL). ``requires
 whose service is missing, or fails it when TEST_REQUIRE_SERVICES is set.
 
 End to end: ``fake`` is a fake grok.com, ``gateway`` the real app under hypercorn (a ``LiveGateway``)
-pointed at it, and ``client`` the official OpenAI SDK pointed at the gateway.
+pointed at it, and ``client`` the official OpenAI SDK pointed at the gateway. A test that takes
+``chat_transport`` runs once per way a chat reaches grok.com (WebSocket and REST); ``upstream_chats(fake)`` shows
+the chat turns the fake received over either, in one shape.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -274,6 +277,60 @@ def sse_frames(raw: bytes) -> list[str]:
     return [e[len("data: ") :] for e in events]
 
 
+@dataclass
+class UpstreamChat:
+    """One chat turn as the fake grok.com received it, over either transport: a mgw WebSocket session (``ws``)
+    or a REST ``conversations/new`` call (``rest``). ``refused`` is the status of a refused handshake."""
+
+    transport: str
+    token: str | None
+    mode: str | None
+    message: str
+    file_ids: list[str]
+    temporary: bool
+    memory: bool  # False when the chat told grok.com to leave the account's memory alone
+    refused: int | None = None
+
+
+def _text_of(chunks: list[dict[str, Any]]) -> str:
+    return "\n".join(str(c["text"].get("text", "")) for c in chunks if isinstance(c.get("text"), dict))
+
+
+def _file_mentions(chunks: list[dict[str, Any]]) -> list[str]:
+    return [str(c["mention"]["target"]["file_mention"]["file_id"]) for c in chunks if "mention" in c]
+
+
+def upstream_chats(fake: FakeGrok) -> list[UpstreamChat]:
+    """Every chat turn the fake saw, WebSocket sessions (refused handshakes included) and REST calls, in order."""
+    found: list[tuple[float, UpstreamChat]] = []
+    for session in fake.mgw_sessions():
+        chunks, x_grok = session.input_chunks, session.x_grok
+        chat = UpstreamChat(
+            "ws",
+            session.token,
+            session.mode,
+            _text_of(chunks),
+            _file_mentions(chunks),
+            temporary=x_grok.get("is_temporary") is True,
+            memory=x_grok.get("disable_memory") is not True,
+            refused=session.refused,
+        )
+        found.append((session.time, chat))
+    for call in fake.chat_calls():
+        body = call.json if isinstance(call.json, dict) else {}
+        chat = UpstreamChat(
+            "rest",
+            call.token,
+            body.get("modeId"),
+            str(body.get("message", "")),
+            list(body.get("fileAttachments", [])),
+            temporary=body.get("temporary") is True,
+            memory=body.get("disableMemory") is not True,
+        )
+        found.append((call.time, chat))
+    return [chat for _, chat in sorted(found, key=lambda pair: pair[0])]
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeGrok]:
     """A fake grok.com on a loopback port."""
@@ -285,9 +342,24 @@ async def fake() -> AsyncIterator[FakeGrok]:
         await server.stop()
 
 
+# The ways a chat reaches grok.com (the ``chat_transport`` setting): the mgw WebSocket, or the REST fallback.
+TRANSPORTS = ("ws", "rest")
+
+
+@pytest.fixture(params=TRANSPORTS)
+def chat_transport(request: pytest.FixtureRequest) -> str:
+    """The ``chat_transport`` setting the ``gateway`` runs with: a test that takes this fixture runs once per
+    transport (parametrize it indirectly to pick one). Tests without it run on the default, the WebSocket."""
+    value: str = request.param
+    return value
+
+
 @pytest.fixture
-def gateway_env() -> dict[str, str]:
-    """Extra environment for the ``gateway`` fixture; a module overrides this fixture to change it."""
+def gateway_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Extra environment for the ``gateway`` fixture: the ``chat_transport`` setting when the test takes that
+    fixture. A module overrides this fixture to change it."""
+    if "chat_transport" in request.fixturenames:
+        return {"GROK2API_CHAT_TRANSPORT": request.getfixturevalue("chat_transport")}
     return {}
 
 

@@ -136,6 +136,32 @@ def test_web_search_results() -> None:
     assert parse(line({"webSearchResults": {"results": [{"title": "x"}]}})) == []
 
 
+def test_citation_cards_turn_render_tags_into_links() -> None:
+    """A ``<grok:render card_id=…>`` tag becomes ``[[n]](url)`` once its card attachment (a JSON string in
+    ``jsonData``) is known; text after a tag waits for the card, and an unknown card's tag is dropped."""
+    p = StreamParser()
+    card = {"jsonData": _enc.encode({"id": "k9", "url": "https://example.com/a"}).decode()}
+    tag = '<grok:render card_id="{}" card_type="citation_card"><argument name="citation_id">0</argument></grok:render>'
+    assert parse(tok("Hello "), tok(tag.format("k1")), tok(" world"), parser=p) == [Text("Hello ")]
+    assert parse(line({"cardAttachment": card, "messageTag": "final"}), tok(tag.format("k9")), parser=p) == []
+    final = line({"modelResponse": {"message": "Hello …", "model": "grok-3"}})
+    # k1 never came: its tag is dropped at the end, and what waited behind it is released in order.
+    assert parse(final, parser=p) == [Text(" world[[1]](https://example.com/a)"), End("Hello …", "grok-3")]
+
+    p = StreamParser()
+    assert parse(line({"cardAttachment": card}), tok("See " + tag.format("k9")), tok(" and"), parser=p) == [
+        Text("See [[1]](https://example.com/a)"),
+        Text(" and"),
+    ]
+
+
+def test_text_held_back_is_released_when_the_stream_ends_without_a_final_response() -> None:
+    p = StreamParser()
+    assert parse(tok("a <grok:re"), parser=p) == [Text("a ")]  # could still become a citation tag
+    assert p.finish() == [Text("<grok:re")]
+    assert p.finish() == []
+
+
 def test_errors_in_band() -> None:
     rate = parse(_enc.encode({"error": {"code": 8, "message": "Too many requests", "details": []}}))
     assert rate == [ErrorEvent("Too many requests", 8, True)]

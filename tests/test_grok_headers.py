@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import Any
 
 import openai
 import pytest
@@ -19,9 +20,11 @@ from grok2api.grok.headers import (
     ws_headers,
 )
 from grok2api.settings import RuntimeSettings
-from grok2api.testing.fake_grok import FakeGrok
+from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
 
 from harness import LiveGateway
+
+JPEG = "data:image/jpeg;base64," + base64.b64encode(TINY_JPEG).decode()
 
 
 def decoded(value: str) -> str:
@@ -74,18 +77,27 @@ def test_cookie_and_headers() -> None:
 
 
 async def test_a_strict_grok_accepts_the_defaults_and_names_the_fix_otherwise(
-    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, chat_transport: str
 ) -> None:
     fake.strict_statsig = True
     fake.statsig_prefixes = ("x1:",)  # what grok.com accepts since mid-2026
     await gateway.add_accounts("tok-statsig")
-    ask = [{"role": "user", "content": "hi"}]
-    assert (await client.chat.completions.create(model="grok-3-fast", messages=ask)).choices[0].message.content  # type: ignore[arg-type]
+    ask: list[Any] = [{"role": "user", "content": "hi"}]
+    with_image: list[Any] = [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": JPEG}}]}
+    ]
+    assert (await client.chat.completions.create(model="grok-3-fast", messages=ask)).choices[0].message.content
     await gateway.settings(dynamic_statsig=True)
-    assert (await client.chat.completions.create(model="grok-3-fast", messages=ask)).choices[0].message.content  # type: ignore[arg-type]
+    assert (await client.chat.completions.create(model="grok-3-fast", messages=ask)).choices[0].message.content
     await gateway.settings(statsig_prefix="e:")
+    if chat_transport == "ws":
+        # The chat WebSocket carries no statsig, so only the HTTP calls around it (here the upload) are refused.
+        assert (await client.chat.completions.create(model="grok-3-fast", messages=ask)).choices[0].message.content
+        assert [s.refused for s in fake.mgw_sessions()] == [None, None, None]
+        assert not any("x-statsig-id" in s.headers for s in fake.mgw_sessions())
+        ask = with_image
     with pytest.raises(openai.APIStatusError) as info:
-        await client.chat.completions.create(model="grok-3-fast", messages=ask)  # type: ignore[arg-type]
+        await client.chat.completions.create(model="grok-3-fast", messages=ask)
     assert info.value.status_code == 502 and "statsig" in info.value.response.json()["error"]["message"]
 
 

@@ -17,7 +17,7 @@ from grok2api.image_input import forbidden_address, prepare_bytes, prepare_image
 from grok2api.settings import RuntimeSettings
 from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
 
-from harness import LiveGateway
+from harness import LiveGateway, upstream_chats
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
 JPEG_B64 = base64.b64encode(TINY_JPEG).decode()
@@ -249,7 +249,9 @@ def _image_message(url: str) -> list[dict[str, Any]]:
     ]
 
 
-async def test_chat_uploads_a_data_url_image(fake: FakeGrok, gateway: LiveGateway, client: Any) -> None:
+async def test_chat_uploads_a_data_url_image(
+    fake: FakeGrok, gateway: LiveGateway, client: Any, chat_transport: str
+) -> None:
     await gateway.add_accounts("img-in")
     reply = await client.chat.completions.create(
         model="grok-3-fast", messages=_image_message(f"data:image/jpeg;base64,{JPEG_B64}")
@@ -259,9 +261,18 @@ async def test_chat_uploads_a_data_url_image(fake: FakeGrok, gateway: LiveGatewa
     assert upload.token == "img-in"  # uploaded with the account that answers
     assert upload.json["fileMimeType"] == "image/jpeg"
     assert base64.b64decode(upload.json["content"]) == TINY_JPEG
-    (chat,) = fake.chat_calls()
-    assert chat.token == "img-in"
-    assert len(chat.json["fileAttachments"]) == 1
+    (file_id,) = fake.account("img-in").uploads
+    (chat,) = upstream_chats(fake)
+    assert (chat.transport, chat.token, chat.file_ids) == (chat_transport, "img-in", [file_id])
+    assert "what is this?" in chat.message
+    if chat_transport == "ws":
+        # the file is mentioned before the text, and named on the item too
+        (session,) = fake.mgw_sessions("img-in")
+        mention, text = session.input_chunks
+        assert mention == {"mention": {"target": {"file_mention": {"file_id": file_id}}}}
+        assert text["text"]["text"] == chat.message
+        (item_event,) = [r["event"] for r in session.received if r["event"]["type"] == "conversation.item.create"]
+        assert item_event["item"]["file_attachment_ids"] == [file_id]
 
 
 async def test_chat_refuses_a_loopback_url_until_allowed(
@@ -271,7 +282,7 @@ async def test_chat_refuses_a_loopback_url_until_allowed(
     with pytest.raises(openai.BadRequestError) as info:
         await client.chat.completions.create(model="grok-3-fast", messages=_image_message(f"{images.url}/cat.jpg"))
     assert "loopback" in info.value.message
-    assert fake.chat_calls() == [] and _uploads(fake) == []  # nothing was sent upstream, no quota used
+    assert upstream_chats(fake) == [] and _uploads(fake) == []  # nothing was sent upstream, no quota used
     await gateway.settings(allow_private_image_urls=True)
     await client.chat.completions.create(model="grok-3-fast", messages=_image_message(f"{images.url}/cat.jpg"))
     (upload,) = _uploads(fake)

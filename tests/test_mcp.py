@@ -9,7 +9,7 @@ import pytest
 
 from grok2api.testing.fake_grok import FakeGrok
 
-from harness import LiveGateway
+from harness import LiveGateway, upstream_chats
 
 
 async def rpc(
@@ -41,17 +41,23 @@ async def test_initialize_list_and_call(gateway: LiveGateway, fake: FakeGrok) ->
     assert status == 200 and body["result"]["serverInfo"]["name"] == "grok2api"
     assert (await rpc(gateway, "notifications/initialized", id_=None))[0] == 202
     status, body = await rpc(gateway, "tools/list")
-    assert [t["name"] for t in body["result"]["tools"]] == ["ask_grok"]
+    (tool,) = body["result"]["tools"]
+    assert tool["name"] == "ask_grok"
+    model = tool["inputSchema"]["properties"]["model"]
+    assert model["default"] == "grok-fast"  # the modes by their public ids, the earlier ids as aliases
+    assert {"grok-fast", "grok-auto", "grok-expert", "grok-heavy", "grok-3-fast", "grok-4-heavy"} <= set(model["enum"])
     status, body = await rpc(
         gateway, "tools/call", {"name": "ask_grok", "arguments": {"query": "what is up", "system_prompt": "be brief"}}
     )
     assert status == 200 and body["result"]["isError"] is False
     assert body["result"]["content"][0]["text"].startswith("Hello! You said:")
-    sent = fake.chat_calls()[-1].json["message"]
-    assert sent.startswith("System: be brief") and "User: what is up" in sent
+    (session,) = fake.mgw_sessions("tok-mcp")
+    (chunk,) = session.input_chunks
+    assert chunk["text"]["text"] == "System: be brief\n\nUser: what is up"
+    assert session.mode == "fast"  # the default model
 
 
-async def test_errors_are_reported_in_band(gateway: LiveGateway) -> None:
+async def test_errors_are_reported_in_band(gateway: LiveGateway, fake: FakeGrok) -> None:
     status, body = await rpc(gateway, "tools/call", {"name": "ask_grok", "arguments": {"query": "hi"}})
     assert status == 200 and body["result"]["isError"] is True
     assert "add" in body["result"]["content"][0]["text"].lower()  # no accounts: says to add some
@@ -63,6 +69,7 @@ async def test_errors_are_reported_in_band(gateway: LiveGateway) -> None:
     assert body["error"]["code"] == -32602
     async with aiohttp.ClientSession() as http, http.post(f"{gateway.url}/mcp", data=b"{nope") as r:
         assert r.status == 400 and (await r.json())["error"]["code"] == -32700
+    assert upstream_chats(fake) == []
 
 
 async def test_api_key_is_checked_live(gateway: LiveGateway) -> None:

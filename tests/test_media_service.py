@@ -176,10 +176,15 @@ async def test_new_downloads_evict_least_recently_used(fake: FakeGrok, media: Me
 # ---- image generation through chat, end to end -----------------------------------------------------
 
 
-async def _add_account(gateway: LiveGateway, token: str, remaining: int | None = 80) -> None:
-    quotas = None if remaining is None else {"fast": ModeQuota(remaining=remaining)}
-    await gateway.services.store.add_accounts([NewAccount(token=token, quotas=quotas)])
+async def _add_account(gateway: LiveGateway, fake: FakeGrok, token: str, known_window: bool = True) -> int:
+    """Add the account; with ``known_window`` its fast window is seeded with what the fake will report (so
+    learning it from grok.com changes nothing). Returns that window's size."""
+    window = fake.add_account(token).window("fast")
+    total = window.total
+    quotas = {"fast": ModeQuota(remaining=total, total=total, window_seconds=window.window_seconds)}
+    await gateway.services.store.add_accounts([NewAccount(token=token, quotas=quotas if known_window else None)])
     await gateway.services.reload(force=True)
+    return total
 
 
 async def _remaining(gateway: LiveGateway, token: str, expect: int) -> int | None:
@@ -198,8 +203,8 @@ async def _get(url: str) -> tuple[int, bytes, str]:
         return resp.status, await resp.read(), resp.headers.get("Content-Type", "")
 
 
-async def test_chat_draws_url_mode_with_relative_links(gateway: LiveGateway, client: Any) -> None:
-    await _add_account(gateway, TOKEN)
+async def test_chat_draws_url_mode_with_relative_links(gateway: LiveGateway, client: Any, fake: FakeGrok) -> None:
+    total = await _add_account(gateway, fake, TOKEN)
     reply = await client.chat.completions.create(
         model="grok-3-fast", messages=[{"role": "user", "content": "[[draw]] a red fox"}]
     )
@@ -211,12 +216,15 @@ async def test_chat_draws_url_mode_with_relative_links(gateway: LiveGateway, cli
         assert (status, ctype) == (200, "image/jpeg")
         assert body == TINY_JPEG and body.startswith(b"\xff\xd8\xff") and body.endswith(b"\xff\xd9")
     assert "Generating image 1: 100%" in reply.choices[0].message.reasoning_content
-    # 1 for the turn plus 4 for the image generation, as the reference charged.
-    assert await _remaining(gateway, TOKEN, 75) == 75
+    # One query of the fast window, images included (grok.com's count since 2026; the 2025 budget charged 1 + 4).
+    assert fake.account(TOKEN).window("fast").remaining == total - 1
+    (session,) = fake.mgw_sessions(TOKEN)
+    assert (session.x_grok["enable_image_generation"], session.x_grok["image_generation_count"]) == (True, 2)
+    assert await _remaining(gateway, TOKEN, total - 1) == total - 1
 
 
-async def test_chat_draws_base64_mode_streamed(gateway: LiveGateway, client: Any) -> None:
-    await _add_account(gateway, TOKEN)
+async def test_chat_draws_base64_mode_streamed(gateway: LiveGateway, client: Any, fake: FakeGrok) -> None:
+    total = await _add_account(gateway, fake, TOKEN)
     await gateway.settings(image_mode="base64")
     stream = await client.chat.completions.create(
         model="grok-3-fast", messages=[{"role": "user", "content": "[[draw]] a red fox"}], stream=True
@@ -236,11 +244,11 @@ async def test_chat_draws_base64_mode_streamed(gateway: LiveGateway, client: Any
         assert link.startswith("data:image/jpeg;base64,")
         assert base64.b64decode(link.split(",", 1)[1]) == TINY_JPEG
     assert "Generating image 2: 50%" in "".join(reasoning)
-    assert await _remaining(gateway, TOKEN, 75) == 75
+    assert await _remaining(gateway, TOKEN, total - 1) == total - 1
 
 
-async def test_chat_draw_stream_ends_with_done(gateway: LiveGateway) -> None:
-    await _add_account(gateway, TOKEN)
+async def test_chat_draw_stream_ends_with_done(gateway: LiveGateway, fake: FakeGrok) -> None:
+    await _add_account(gateway, fake, TOKEN)
     await gateway.settings(base_url="https://gw.example")
     body = {"model": "grok-3-fast", "stream": True, "messages": [{"role": "user", "content": "[[draw]] a fox"}]}
     async with aiohttp.ClientSession() as http, http.post(f"{gateway.url}/v1/chat/completions", json=body) as resp:
@@ -251,8 +259,8 @@ async def test_chat_draw_stream_ends_with_done(gateway: LiveGateway) -> None:
     assert "](https://gw.example/images/users-" in raw
 
 
-async def test_moderated_image_is_reported_as_reasoning(gateway: LiveGateway, client: Any) -> None:
-    await _add_account(gateway, TOKEN)
+async def test_moderated_image_is_reported_as_reasoning(gateway: LiveGateway, client: Any, fake: FakeGrok) -> None:
+    await _add_account(gateway, fake, TOKEN)
     reply = await client.chat.completions.create(
         model="grok-3-fast", messages=[{"role": "user", "content": "[[draw-moderated]] a fox"}]
     )
@@ -260,8 +268,10 @@ async def test_moderated_image_is_reported_as_reasoning(gateway: LiveGateway, cl
     assert "Image 2 was moderated" in reply.choices[0].message.reasoning_content
 
 
-async def test_cache_stays_under_a_tiny_cap_evicting_least_recently_used(gateway: LiveGateway, client: Any) -> None:
-    await _add_account(gateway, TOKEN, remaining=None)
+async def test_cache_stays_under_a_tiny_cap_evicting_least_recently_used(
+    gateway: LiveGateway, client: Any, fake: FakeGrok
+) -> None:
+    await _add_account(gateway, fake, TOKEN, known_window=False)
     await gateway.settings(image_cache_max_size_mb=1)
     images = gateway.boot.data_dir / "images"
     images.mkdir(exist_ok=True)

@@ -14,7 +14,7 @@ from grok2api.openai.render import Translator
 from grok2api.settings import RuntimeSettings
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
 
-from harness import LiveGateway
+from harness import LiveGateway, upstream_chats
 
 MODEL = "grok-imagine-0.9"
 JPEG_URL = "data:image/jpeg;base64," + base64.b64encode(TINY_JPEG).decode()
@@ -83,6 +83,7 @@ async def test_image_and_prompt_make_a_playable_video(fake: FakeGrok, gateway: L
     (upload,) = _calls(fake, "/rest/app-chat/upload-file")
     (post,) = _calls(fake, "/rest/media/post/create")
     (chat,) = fake.chat_calls()
+    assert fake.mgw_sessions() == []  # a video is an Imagine media call, over REST even with chat_transport=ws
     file_id = chat.json["fileAttachments"][0]
     file_uri = f"users/{fake.account('director').user_id}/{file_id}/content"
     assert post.json == {"media_url": f"{fake.assets_url}/{file_uri}", "media_type": "MEDIA_POST_TYPE_IMAGE"}
@@ -102,14 +103,18 @@ async def test_video_without_stream_and_only_the_first_image(fake: FakeGrok, gat
     assert len(_calls(fake, "/rest/app-chat/upload-file")) == 1  # the reference also used only the first
 
 
-async def test_without_an_image_it_answers_as_a_chat(fake: FakeGrok, gateway: LiveGateway, client: Any) -> None:
+async def test_without_an_image_it_answers_as_a_chat(
+    fake: FakeGrok, gateway: LiveGateway, client: Any, chat_transport: str
+) -> None:
     await gateway.add_accounts("director")
     reply = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi there"}])
     assert reply.choices[0].message.content == "Hello! You said: hi there"
-    (chat,) = fake.chat_calls()
-    assert chat.json["modelName"] == "grok-3" and chat.json["modelMode"] == "MODEL_MODE_FAST"
-    assert chat.json["toolOverrides"] == {}
-    assert _calls(fake, "/rest/media/post/create") == []
+    (chat,) = upstream_chats(fake)
+    assert (chat.transport, chat.mode, chat.message, chat.file_ids) == (chat_transport, "fast", "hi there", [])
+    if chat_transport == "rest":
+        (call,) = fake.chat_calls()
+        assert "toolOverrides" not in call.json and "modelName" not in call.json  # a plain chat, not a video
+    assert _calls(fake, "/rest/media/post/create") == [] and _calls(fake, "/rest/app-chat/upload-file") == []
 
 
 async def test_failed_media_post_falls_back_to_the_asset_link(

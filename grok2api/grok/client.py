@@ -99,10 +99,10 @@ class GrokClient:
                         buf.clear()  # an absurd line: drop it rather than grow without bound
                     if batch:
                         yield batch
-                if buf:
-                    batch = list(parser.feed_line(bytes(buf)))
-                    if batch:
-                        yield batch
+                batch = list(parser.feed_line(bytes(buf))) if buf else []
+                batch += parser.finish()
+                if batch:
+                    yield batch
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from .citations import InlineCitations, card_data
+
 
 class Text(msgspec.Struct, gc=False):
     text: str
@@ -132,7 +134,8 @@ def split_objects(line: str) -> list[Any]:
 
 class StreamParser:
     """Turns raw lines into events. Keeps the little state Grok's protocol needs (image mode,
-    last progress values, video URL already sent)."""
+    last progress values, video URL already sent, citation cards). ``finish`` releases answer text
+    held back for a citation card that never came, when the stream ends without a final response."""
 
     def __init__(self) -> None:
         self.image_mode = False
@@ -140,6 +143,11 @@ class StreamParser:
         self._video_progress = -1
         self._image_seen: dict[int, int] = {}
         self.model: str | None = None
+        self._citations = InlineCitations()
+
+    def finish(self) -> list[Event]:
+        tail = self._citations.finish()
+        return [Text(tail)] if tail else []
 
     def feed_line(self, raw: bytes | str) -> Iterator[Event]:
         line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
@@ -201,6 +209,10 @@ class StreamParser:
             return
         if resp.get("toolUsageCardId") is not None or resp.get("messageTag") == "tool_usage_card":
             return  # the tool card markup itself carries nothing for the client
+        card = resp.get("cardAttachment")
+        if isinstance(card, dict):
+            yield from self._card(card)
+            return
         token = resp.get("token")
         if not isinstance(token, str) or not token:
             return  # list/dict tokens are internal structures, not text
@@ -208,8 +220,18 @@ class StreamParser:
             token = f"\n\n{token}\n\n"
         if resp.get("isThinking"):
             yield Reasoning(token)
-        else:
-            yield Text(token)
+            return
+        released = self._citations.add(token)  # <grok:render> citation tags become [[n]](url)
+        if released:
+            yield Text(released)
+
+    def _card(self, card: dict[str, Any]) -> Iterator[Event]:
+        data = card_data(card)
+        card_id, url = data.get("id"), data.get("url")
+        if isinstance(card_id, str) and card_id:
+            released = self._citations.card(card_id, url if isinstance(url, str) else "")
+            if released:
+                yield Text(released)
 
     def _image_progress(self, image: dict[str, Any]) -> Iterator[Event]:
         index = image.get("imageIndex")
@@ -244,6 +266,7 @@ class StreamParser:
         if isinstance(stream_errors, list) and stream_errors:
             yield _error(stream_errors[0] if isinstance(stream_errors[0], dict) else {"message": str(stream_errors[0])})
             return
+        yield from self.finish()
         urls = [u for u in model_resp.get("generatedImageUrls") or [] if isinstance(u, str) and u]
         if urls:
             yield Images(urls)

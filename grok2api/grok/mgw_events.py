@@ -11,12 +11,10 @@ Unknown event types, chunk kinds, output kinds and channels are skipped and coun
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
+from .citations import InlineCitations, card_data, link
 from .events import (
     End,
     ErrorEvent,
@@ -56,11 +54,6 @@ _QUIET_EVENTS = frozenset(
 )
 # The tool card only announces a search (its results come as tool_result): nothing to show.
 _QUIET_CHUNKS = frozenset({"metadata", "ui_layout", "phase_marker", "follow_up_suggestions", "tool_usage_card"})
-_RENDER_START = re.compile(r"<grok:render\b", re.IGNORECASE)
-_RENDER_CLOSE = re.compile(r"</grok:render\s*>", re.IGNORECASE)
-_CARD_ID = re.compile(r"""card_id\s*=\s*["']([^"']*)["']""")
-_TAG_PREFIX = "<grok:render"
-_DECODER = msgspec.json.Decoder()
 
 
 def _number(value: Any) -> float | None:
@@ -94,138 +87,6 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _link(url: str) -> str:
-    """A URL safe inside markdown's ``(…)``; empty when it is not an http(s) URL."""
-    url = url.strip()
-    if not url.startswith(("http://", "https://")):
-        return ""
-    for raw, quoted in ((" ", "%20"), ("(", "%28"), (")", "%29"), ("<", "%3C"), (">", "%3E")):
-        url = url.replace(raw, quoted)
-    return url
-
-
-def _card_data(card: dict[str, Any]) -> dict[str, Any]:
-    """A card attachment's payload: ``jsonData`` as an object or a JSON string, else the card itself."""
-    data = card.get("jsonData")
-    if isinstance(data, str) and data:
-        try:
-            data = _DECODER.decode(data)
-        except msgspec.DecodeError:
-            data = None
-    if isinstance(data, dict):
-        return {**card, **data}
-    return card
-
-
-def _card_id(tag: str) -> str | None:
-    match = _CARD_ID.search(tag)
-    return match.group(1) if match is not None else None
-
-
-def _partial_tag(text: str) -> int:
-    """How many trailing characters could still become ``<grok:render``."""
-    low = text[-len(_TAG_PREFIX) :].lower()
-    for size in range(min(len(low), len(_TAG_PREFIX) - 1), 0, -1):
-        if _TAG_PREFIX.startswith(low[-size:]):
-            return size
-    return 0
-
-
-class _Answer:
-    """The answer text on its way out. ``<grok:render card_id=…>`` tags become ``[[n]](url)`` once
-    their card is known; until then the tag and everything after it is held back (order matters)."""
-
-    def __init__(self) -> None:
-        self.cards: dict[str, str] = {}  # card id → url ("" for a card that is not a link)
-        self.citations: dict[str, int] = {}  # url → n, shared by tags and render_citation chunks
-        self.parts: list[str] = []
-        self._held = ""
-        self._waiting_for: str | None = None  # the card the held text waits for
-
-    def cite(self, url: str) -> str:
-        n = self.citations.setdefault(url, len(self.citations) + 1)
-        return f"[[{n}]]({url})"
-
-    def add_citation(self, url: str) -> str:
-        """A citation at the current end of the answer. Behind held text it waits in line as a tag
-        of its own (a card id upstream never uses), so numbers follow the order of the text."""
-        if not self._held:
-            return self._release(self.cite(url), "")
-        key = f"\x00{len(self.cards)}"
-        self.cards[key] = url
-        return self.add(f'<grok:render card_id="{key}"/>')
-
-    def add(self, text: str) -> str:
-        """Text to append; returns what can be released now."""
-        self._held += text
-        if self._waiting_for is not None and self._waiting_for not in self.cards:
-            return ""  # still waiting for that card: no need to scan the held text again
-        self._waiting_for = None
-        if "<" not in self._held:
-            return self._release(self._held, "")
-        out: list[str] = []
-        buf = self._held
-        while (match := _RENDER_START.search(buf)) is not None:
-            out.append(buf[: match.start()])
-            buf = buf[match.start() :]
-            end = self._tag_end(buf)
-            if end is None:
-                return self._release("".join(out), buf)  # the tag is still arriving
-            replacement = self._resolve(buf[:end])
-            if replacement is None:
-                self._waiting_for = _card_id(buf[:end])
-                return self._release("".join(out), buf)
-            out.append(replacement)
-            buf = buf[end:]
-        keep = _partial_tag(buf)
-        out.append(buf[: len(buf) - keep])
-        return self._release("".join(out), buf[len(buf) - keep :])
-
-    def finish(self) -> str:
-        """End of the turn: resolve what can be, drop tags that never resolved, release the rest."""
-        out: list[str] = []
-        buf = self._held
-        while (match := _RENDER_START.search(buf)) is not None:
-            out.append(buf[: match.start()])
-            buf = buf[match.start() :]
-            end = self._tag_end(buf)
-            if end is None:
-                buf = ""  # an unfinished tag: never shown raw
-                break
-            out.append(self._resolve(buf[:end]) or "")
-            buf = buf[end:]
-        out.append(buf)
-        self._waiting_for = None
-        return self._release("".join(out), "")
-
-    def _release(self, text: str, held: str) -> str:
-        self._held = held
-        if text:
-            self.parts.append(text)
-        return text
-
-    @staticmethod
-    def _tag_end(buf: str) -> int | None:
-        """Where the tag that starts ``buf`` ends (self-closing or with its closer), if it arrived."""
-        gt = buf.find(">")
-        if gt < 0:
-            return None
-        if buf[gt - 1] == "/":
-            return gt + 1
-        close = _RENDER_CLOSE.search(buf, gt + 1)
-        return close.end() if close is not None else None
-
-    def _resolve(self, tag: str) -> str | None:
-        """The tag's replacement, or None while its card has not arrived."""
-        card_id = _card_id(tag)
-        if card_id is None:
-            return ""
-        url = self.cards.get(card_id)
-        if url is None:
-            return None
-        return self.cite(url) if url else ""
 
 
 class _Images:
@@ -276,7 +137,7 @@ class MgwParser:
         self.failure: ErrorEvent | None = None
         self._family: str | None = None  # "chunk" or "delta": the text family this response uses
         self._delta_answer = ""
-        self._answer = _Answer()
+        self._answer = InlineCitations()
         self._images = _Images()
         self._reasoning_step: tuple[str, str] | None = None
         self._seen_urls: set[str] = set()
@@ -415,7 +276,7 @@ class MgwParser:
         return self._answer_text(rest) if rest else []
 
     def _render_citation(self, cite: dict[str, Any]) -> list[Event]:
-        url = _link(_str(cite.get("url")))
+        url = link(_str(cite.get("url")))
         if not url or url == self._last_citation:
             return []  # adjacent repeats of one source show once
         self._last_citation = url
@@ -467,15 +328,14 @@ class MgwParser:
         return out
 
     def _card(self, card: dict[str, Any]) -> list[Event]:
-        data = _card_data(card)
+        data = card_data(card)
         chunk = data.get("image_chunk") or data.get("imageChunk")
         out: list[Event] = []
         if isinstance(chunk, dict):
             out += self._images.chunk(chunk)
         card_id = _str(data.get("id"))
         if card_id:
-            self._answer.cards[card_id] = _link(_str(data.get("url")))
-            released = self._answer.add("")  # text held back for this card can go now
+            released = self._answer.card(card_id, _str(data.get("url")))
             if released:
                 out.append(Text(released))
         return out
