@@ -22,7 +22,8 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     min_tier: str = "basic"
     reasoning: bool = False
-    video: bool = False  # with an image attached, generates a video
+    video: bool = False  # a video model: chats with it make a video
+    kind: str = "chat"  # "chat", "image" (the Images API) or "video"
     max_output_tokens: int = 32768
     alias_of: str | None = None  # the canonical public id this alias stands for
     discovered: bool = False  # offered by grok.com's /rest/modes, not built in
@@ -85,11 +86,26 @@ _BUILT_IN = (
         max_output_tokens=65536,
     ),
     ModelSpec(
-        id="grok-imagine-0.9",
-        mode="fast",
-        display_name="Grok Imagine 0.9",
-        description="Image + prompt to video; without an image it answers as the fast mode.",
+        id="grok-imagine-video",
+        mode="imagine-video",
+        kind="video",
+        display_name="Grok Imagine Video",
+        description="Text (and optionally an image) to a short video, through grok.com's Imagine.",
         video=True,
+    ),
+    ModelSpec(
+        id="grok-imagine-image",
+        mode="imagine-image",
+        kind="image",
+        display_name="Grok Imagine Image",
+        description="Images from grok.com's Imagine (/v1/images/generations and /edits).",
+    ),
+    ModelSpec(
+        id="grok-imagine-image-pro",
+        mode="imagine-image-pro",
+        kind="image",
+        display_name="Grok Imagine Image Pro",
+        description="Imagine's higher-quality image model.",
     ),
 )
 
@@ -102,6 +118,7 @@ ALIASES = {
     "grok-4-fast-expert": "grok-expert",
     "grok-4-expert": "grok-expert",
     "grok-4-heavy": "grok-heavy",
+    "grok-imagine-0.9": "grok-imagine-video",
 }
 DEFAULT_MODEL = "grok-fast"
 
