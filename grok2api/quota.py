@@ -24,6 +24,16 @@ from .store.base import Account, AccountPatch, AccountState, ModeQuota, Settleme
 
 log = logging.getLogger("grok2api.quota")
 BASE_MODES = ("fast", "auto", "expert", "heavy")
+# grok.com's Imagine quota kinds (``/rest/media/imagine/quota_info``) and the windows they are kept as, beside
+# the chat modes: an image, video or edit request reserves one query of its window like a chat does.
+IMAGINE_WINDOWS = {
+    "image": "imagine-image",
+    "imagePro": "imagine-image-pro",
+    "imageEdit": "imagine-edit",
+    "video": "imagine-video",
+    "video720p": "imagine-video-720p",
+}
+IMAGINE_MODES = frozenset(IMAGINE_WINDOWS.values())
 # The smallest window total that means super or heavy, per mode (grok.com's totals, late 2026: basic fast 30 /
 # auto 7-20, super fast 140 / auto and expert 50, heavy fast 400 / auto and expert 150 / heavy 20).
 _TIER_TOTALS: dict[str, tuple[int, int]] = {"fast": (140, 400), "auto": (50, 150), "expert": (50, 150)}
@@ -88,9 +98,21 @@ class QuotaService:
         learned = window_of(info, account.quotas.get(mode))
         return info, Settlement(mode=mode, learned=learned, learned_cap=True)
 
+    async def learn_imagine(self, account: Account) -> list[Settlement]:
+        """Every Imagine window, from one call (capped like ``learn``)."""
+        reported = await self.client.imagine_quota(account.token, self._settings())
+        return [
+            Settlement(mode=mode, learned=window_of(info, account.quotas.get(mode)), learned_cap=True)
+            for kind, info in reported.items()
+            if (mode := IMAGINE_WINDOWS.get(kind)) is not None
+        ]
+
     async def reconcile(self, account: Account, spec: ModelSpec) -> Learned:
         """The pool's reconciler: the mode just used, plus each base mode whose window was never learned
-        (the first time, that is how an account's tier and its other windows become known)."""
+        (the first time, that is how an account's tier and its other windows become known). An Imagine
+        window is read with all the others of its kind in one call."""
+        if spec.mode in IMAGINE_MODES:
+            return Learned(await self.learn_imagine(account))
         modes = [spec.mode] + [m for m in BASE_MODES if m != spec.mode and _total(account, m) is None]
         learned = await asyncio.gather(*(self.learn(account, m) for m in modes), return_exceptions=True)
         settlements = [r[1] for r in learned if not isinstance(r, BaseException)]
@@ -132,6 +154,7 @@ class QuotaService:
             first = settlements[0]
             first.state, first.state_reason, first.cooldown_until = AccountState.ACTIVE, "live check passed", None
             state = AccountState.ACTIVE
+        settlements += await self._imagine_live(account)
         for s in settlements:
             await self.store.settle(account.id, s)
         patch = AccountPatch()
@@ -145,6 +168,17 @@ class QuotaService:
         fast, heavy = windows["fast"].remaining, windows["heavy"].remaining
         left = "unknown" if fast is None else str(fast)
         return QuotaResult(True, f"valid; {left} units left", fast, heavy, state, tier)
+
+    async def _imagine_live(self, account: Account) -> list[Settlement]:
+        """The Imagine windows for a live check (replacing ours), or none when grok.com will not say."""
+        try:
+            learned = await self.learn_imagine(account)
+        except TRANSPORT_ERRORS as exc:  # the chat windows decide the check; Imagine's are extra
+            log.info("Imagine quota of account %s not read: %s", account.id, exc)
+            return []
+        for s in learned:
+            s.learned_cap = False
+        return learned
 
     async def revive_due(self, accounts: list[Account]) -> int:
         """Re-check cooling accounts whose cooldown has passed; returns how many were checked."""

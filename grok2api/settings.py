@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -33,6 +34,7 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # grok
     upstream_url: str = "https://grok.com"
     assets_url: str = "https://assets.grok.com"
+    asset_hosts: str = "assets.grok.com,imagine-public.x.ai,imgen.x.ai"
     filtered_tags: str = DEFAULT_FILTERED_TAGS
     show_thinking: bool = True
     think_format: Literal["reasoning_content", "think_tags"] = "reasoning_content"
@@ -79,6 +81,12 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 raise ValueError(f"{name} must start with http://, https://, socks5:// or socks5h://")
         if not self.dynamic_statsig and not self.x_statsig_id:
             raise ValueError("x_statsig_id cannot be empty unless dynamic_statsig is on")
+
+    def asset_host_list(self) -> frozenset[str]:
+        """Hosts generated media may be downloaded from: the list, plus ``assets_url``'s own host."""
+        hosts = {h.strip().lower() for h in self.asset_hosts.split(",") if h.strip()}
+        own = urlsplit(self.assets_url).hostname
+        return frozenset(hosts | ({own} if own else set()))
 
     def filtered_tag_list(self) -> list[str]:
         return [t.strip().lower() for t in self.filtered_tags.split(",") if t.strip()]

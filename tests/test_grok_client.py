@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from grok2api.grok.catalog import MODELS
-from grok2api.grok.client import GrokClient, ModeInfo, QuotaInfo, parse_modes, parse_rate_limits
+from grok2api.grok.client import GrokClient, ModeInfo, QuotaInfo, parse_imagine_quota, parse_modes, parse_rate_limits
 from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from grok2api.grok.events import End, Reasoning, Text
 from grok2api.grok.failures import FailureKind, classify
@@ -201,6 +202,42 @@ async def test_download(grok: GrokClient, mocked: aioresponses) -> None:
     with pytest.raises(UpstreamHTTPError) as info:
         await grok.download("tok-1", asset, SETTINGS, max_bytes=10)
     assert info.value.status == 413
+
+
+async def test_download_fetches_only_from_asset_hosts(grok: GrokClient, mocked: aioresponses) -> None:
+    public = "https://imagine-public.x.ai/imagine-public/images/a.jpg"
+    mocked.get(public, body=b"\xff\xd8\xffjpeg", content_type="image/jpeg")
+    assert (await grok.download("tok-1", public, SETTINGS))[0] == b"\xff\xd8\xffjpeg"  # a listed host
+    for elsewhere in ("https://evil.example/x.jpg", "http://169.254.169.254/latest/meta-data", "https:///x"):
+        with pytest.raises(UpstreamHTTPError, match="not an asset host") as info:
+            await grok.download("tok-1", elsewhere, SETTINGS)
+        assert info.value.status == 404
+    assert ("GET", URL("https://evil.example/x.jpg")) not in mocked.requests  # refused before any request
+    narrowed = msgspec.structs.replace(SETTINGS, asset_hosts="assets.grok.com")
+    with pytest.raises(UpstreamHTTPError, match="not an asset host"):
+        await grok.download("tok-1", public, narrowed)
+
+
+def test_parse_imagine_quota() -> None:
+    now = time.time()
+    parsed = parse_imagine_quota(
+        {
+            "image": {"available": True, "remainingQueries": 37, "windowSizeSeconds": 86400},
+            "imagePro": None,  # the tier has none
+            "imageEdit": {"available": False, "remainingQueries": 0},  # not for this account
+            "video": {"available": False, "remainingQueries": 0, "nextAvailableAt": int((now + 600) * 1000)},
+            "video720p": {"available": False, "nextAvailableAt": "2999-01-01T00:00:00Z"},
+            "future": "odd",  # not an object: skipped
+        }
+    )
+    assert parsed["image"] == QuotaInfo(37, None, 86400, None)
+    assert parsed["imagePro"] == QuotaInfo(0, 0, None, None)
+    assert parsed["imageEdit"] == QuotaInfo(0, 0, None, None)
+    video = parsed["video"]
+    assert video.remaining == 0 and video.wait_seconds is not None and 590 < video.wait_seconds <= 600
+    assert parsed["video720p"].wait_seconds is not None and parsed["video720p"].wait_seconds > 10**8
+    assert "future" not in parsed
+    assert parse_imagine_quota(None) == {}
 
 
 async def test_http_pool_reuses_one_session_and_passes_http_proxies() -> None:

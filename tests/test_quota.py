@@ -282,3 +282,32 @@ async def test_check_cools_an_active_account_grok_reports_exhausted(quiet: LiveG
     after = await _stored(quiet, "tok-empty")
     assert after.state == AccountState.COOLING and after.remaining == 0
     assert after.cooldown_until is not None and after.cooldown_until > time.time() + 60
+
+
+async def test_a_live_check_reads_the_imagine_windows_too(quiet: LiveGateway, fake: FakeGrok) -> None:
+    fake.add_account("tok-img")
+    await quiet.add_accounts("tok-img")
+    result = await quiet.services.quota.refresh(await _stored(quiet, "tok-img"))
+    assert result.ok
+    windows = (await _stored(quiet, "tok-img")).quotas
+    image = windows["imagine-image"]
+    assert (image.remaining, image.total, image.window_seconds) == (40, None, 7200)
+    assert image.reset_at is not None and abs(image.reset_at - (time.time() + 7200)) < 60
+    assert windows["imagine-video"].remaining == 20
+    # What a basic account lacks grok.com answers null for: a window of 0 that keeps the pool from trying.
+    assert (windows["imagine-image-pro"].remaining, windows["imagine-image-pro"].total) == (0, 0)
+
+
+async def test_an_imagine_request_reconciles_every_imagine_window_in_one_call(
+    quiet: LiveGateway, fake: FakeGrok
+) -> None:
+    fake.add_account("tok-img", tier="super")
+    await quiet.add_accounts("tok-img")
+    spec = quiet.services.catalog.find("grok-imagine-image")
+    assert spec is not None
+    learned = await quiet.services.quota.reconcile(await _stored(quiet, "tok-img"), spec)
+    got = {s.mode: s.learned for s in learned.settlements}
+    assert set(got) == {"imagine-image", "imagine-image-pro", "imagine-edit", "imagine-video", "imagine-video-720p"}
+    assert all(isinstance(w, ModeQuota) and w.remaining is not None and w.remaining > 0 for w in got.values())
+    assert all(s.learned_cap for s in learned.settlements)  # never raise what requests in flight took
+    assert len([r for r in fake.requests if r.path == "/rest/media/imagine/quota_info"]) == 1

@@ -5,8 +5,11 @@ proxy)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -107,9 +110,16 @@ class GrokClient:
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
 
     async def _post_json(
-        self, token: str, path: str, body: dict[str, Any], settings: RuntimeSettings, *, upload: bool = False
+        self,
+        token: str,
+        path: str,
+        body: dict[str, Any],
+        settings: RuntimeSettings,
+        *,
+        upload: bool = False,
+        referer: str | None = None,
     ) -> Any:
-        return await self._json_call("POST", token, path, body, settings, upload=upload)
+        return await self._json_call("POST", token, path, body, settings, upload=upload, referer=referer)
 
     async def _json_call(
         self,
@@ -120,9 +130,10 @@ class GrokClient:
         settings: RuntimeSettings,
         *,
         upload: bool = False,
+        referer: str | None = None,
     ) -> Any:
         session, proxy = self.http.session(settings.proxy_url)
-        headers = api_headers(token, settings, upload=upload)
+        headers = api_headers(token, settings, upload=upload, referer=referer)
         if body is None:
             del headers["Content-Type"]
         try:
@@ -148,6 +159,14 @@ class GrokClient:
         """The query window of a mode (``"fast"``, ``"expert"``, …, or a model's mode)."""
         name = mode if isinstance(mode, str) else mode.mode
         return parse_mode_limits(await self._post_json(token, "/rest/rate-limits", {"modelName": name}, settings))
+
+    async def imagine_quota(self, token: str, settings: RuntimeSettings) -> dict[str, QuotaInfo]:
+        """The Imagine windows (``image``, ``imagePro``, ``imageEdit``, ``video``, ``video720p``) grok.com
+        reports for the account; a kind it answers null for is left out."""
+        data = await self._post_json(
+            token, "/rest/media/imagine/quota_info", {}, settings, referer=f"{settings.upstream_url}/imagine"
+        )
+        return parse_imagine_quota(data)
 
     async def auth_session(self, token: str, settings: RuntimeSettings) -> str:
         """The account's userId (the chat WebSocket needs it). A signed-out session raises a 401 and a
@@ -194,6 +213,10 @@ class GrokClient:
         proxy_url = settings.cache_proxy_url or settings.proxy_url
         session, proxy = self.http.session(proxy_url)
         url = path if path.startswith(("http://", "https://")) else f"{settings.assets_url}/{path.lstrip('/')}"
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in settings.asset_host_list():
+            # grok.com's answers name the assets to fetch: never let one point the gateway elsewhere.
+            raise UpstreamHTTPError(404, f"not fetched: {host or 'no host'} is not an asset host (asset_hosts)")
         try:
             async with session.get(
                 url,
@@ -256,6 +279,46 @@ def parse_mode_limits(data: Any) -> QuotaInfo:
         _count(data.get("windowSizeSeconds")),
         _wait(data),
     )
+
+
+def parse_imagine_quota(data: Any) -> dict[str, QuotaInfo]:
+    """Each Imagine kind's ``{available, remainingQueries, windowSizeSeconds, nextAvailableAt?}``. A kind
+    answered null, or unavailable without a next time, is one the account does not have (total 0); with a
+    next time it is empty until then (``nextAvailableAt`` in epoch seconds, milliseconds or ISO 8601)."""
+    out: dict[str, QuotaInfo] = {}
+    if not isinstance(data, dict):
+        return out
+    for kind, entry in data.items():
+        if entry is None:
+            out[kind] = QuotaInfo(0, 0, None, None)
+            continue
+        if not isinstance(entry, dict):
+            continue
+        remaining, window = _count(entry.get("remainingQueries")), _count(entry.get("windowSizeSeconds"))
+        wait = _until(entry.get("nextAvailableAt"))
+        available = entry.get("available")
+        if available is False and wait is None:
+            out[kind] = QuotaInfo(0, 0, window, None)
+        else:
+            out[kind] = QuotaInfo(0 if available is False else remaining, None, window, wait)
+    return out
+
+
+def _until(value: Any) -> float | None:
+    """Seconds from now until ``value`` (epoch s or ms, or an ISO 8601 time); None when absent or past."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        at = value / 1000 if value > 10**11 else float(value)
+    elif isinstance(value, str):
+        try:
+            at = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    else:
+        return None
+    left = at - time.time()
+    return left if left > 0 else None
 
 
 def parse_auth_session(data: Any) -> str:

@@ -18,6 +18,8 @@ Endpoints, by family module (listed once in ``FAMILIES``):
   media bodies (``toolOverrides.videoGen``, ``mediaGenInput``).
 - ``fake_limits``: ``POST /rest/modes`` (fast, auto, expert, heavy and modes added with ``add_mode``) and
   ``POST /rest/rate-limits {"modelName": <mode>}`` (one window per mode and tier; 7200 s windows).
+- ``fake_imagine_quota``: ``POST /rest/media/imagine/quota_info`` (image, imagePro, imageEdit, video, video720p
+  windows per tier; ``charge_imagine`` takes a query).
 - ``fake_media``: ``POST /rest/app-chat/upload-file``, ``POST /rest/media/post/create``, ``GET /assets/<path>``.
 - ``fake_control``: endpoints under ``/__fake/`` for a fake running in another process.
 
@@ -71,7 +73,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import fake_auth, fake_chat, fake_control, fake_limits, fake_media, fake_mgw
+from . import fake_auth, fake_chat, fake_control, fake_imagine_quota, fake_limits, fake_media, fake_mgw
 from .fake_accounts import FakeAccount
 from .fake_answer import SEARCH_RESULTS
 from .fake_auth import SESSION_PATH
@@ -129,6 +131,7 @@ FAMILIES: tuple[web.RouteTableDef, ...] = (
     fake_chat.routes,
     fake_media.routes,
     fake_limits.routes,
+    fake_imagine_quota.routes,
     fake_control.routes,
 )
 
