@@ -136,12 +136,14 @@ async def test(svc: Services, acc: Account) -> TestOutcome:
     # Quota moves do not bump the store's version counter: reload the snapshot explicitly.
     await svc.pool.refresh(force=True)
     after = by_id(svc, acc.id)
+    fast = result.windows.get("fast")
     return TestOutcome(
         result.ok,
         result.message,
         explain(result, after),
         result.remaining,
         result.heavy_remaining,
+        limit=None if fast is None else fast.total,
         state=result.state,
         account=after,
     )
