@@ -89,6 +89,21 @@ async def test_blocked_session_makes_the_account_blocked(
     assert (await _account(gateway, "tok-ok")).requests_ok == sent
 
 
+async def test_session_check_rate_limited_cools_the_account_not_a_mode(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
+) -> None:
+    await gateway.add_accounts("tok-busy")
+    fake.push_fault("auth-429", token="tok-busy", retry_after=30)
+    with pytest.raises(openai.APIStatusError) as info:
+        await client.chat.completions.create(model="grok-3-fast", messages=_ask())
+    assert info.value.status_code == 429
+    acc = await _account(gateway, "tok-busy")
+    # Not a chat of any mode: like an operator's live check, the whole account rests for the Retry-After.
+    assert acc.state == AccountState.COOLING and "429" in acc.state_reason and "session check" in acc.state_reason
+    assert acc.cooldown_until is not None and abs(acc.cooldown_until - (time.time() + 30)) < 5
+    assert acc.quotas.get("fast") is None and fake.mgw_sessions("tok-busy") == []
+
+
 async def test_session_check_asks_once_per_account(
     gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
 ) -> None:
