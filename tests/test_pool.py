@@ -141,7 +141,7 @@ async def test_credential_failures_on_the_socket_count_towards_invalid(
 
 @pytest.mark.parametrize(
     ("fault", "fix"),
-    [("403-cf", "cf_clearance"), ("mgw-403-cf", "cf_clearance"), ("mgw-403-antibot", "statsig")],
+    [("403-cf", "cf_clearance"), ("mgw-403-cf", "cf_clearance"), ("mgw-403-antibot", "anti-bot")],
 )
 async def test_egress_refusal_of_the_handshake_penalises_no_account(
     gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, fault: str, fix: str
