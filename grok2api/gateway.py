@@ -161,9 +161,11 @@ class Gateway:
                 raise
             tried.add(lease.account.id)
             source: EventSource | None = None
+            definitive = False
             try:
                 account = lease.account
-                request = await prepare_turn(self.client, lease.token, account.user_id, job.turn, settings)
+                user_id = await self._user_id(lease, settings)
+                request = await prepare_turn(self.client, lease.token, user_id, job.turn, settings)
                 if request.user_id and request.user_id != account.user_id:
                     self.pool.remember_user_id(account, request.user_id)
                 source = stream_turn(self.client, lease.token, request, settings)
@@ -181,6 +183,8 @@ class Gateway:
                 raise FirstResponseTimeout from None
             except StopAsyncIteration:
                 failure = Failure(FailureKind.SERVER, "grok.com closed the answer without any content")
+            except _SessionCheckFailed as exc:
+                failure, definitive = exc.failure, True
             except _InBand as exc:
                 failure = classify_event(exc.event)
             except TRANSPORT_ERRORS as exc:
@@ -190,7 +194,7 @@ class Gateway:
                 await lease.fail(Failure(FailureKind.CANCELLED, "request cancelled"))
                 raise
             await _close(source)
-            await lease.fail(failure)
+            await lease.fail(failure, definitive=definitive)
             if self.on_failure is not None:
                 self.on_failure(failure.kind)
             log.info("attempt %d on account %d failed: %s", attempt + 1, lease.account.id, failure.reason)
@@ -199,6 +203,29 @@ class Gateway:
             last = failure
         assert last is not None
         raise error_for(last)
+
+    async def _user_id(self, lease: Lease, settings: RuntimeSettings) -> str:
+        """The account's grok.com user id, which the chat WebSocket needs: asked once per account
+        (``GET /api/auth/session``) and kept. That answer is grok.com's own word on the session, so a
+        signed-out (``unauthenticated``) or ``blocked`` session settles the account at once rather
+        than counting as one more credential failure."""
+        account = lease.account
+        if account.user_id or settings.chat_transport == "rest":
+            return account.user_id
+        try:
+            user_id = await self.client.auth_session(lease.token, settings)
+        except TRANSPORT_ERRORS as exc:
+            failure = classify(exc)
+            failure.reason = f"{failure.reason} (session check)"
+            raise _SessionCheckFailed(failure) from None
+        self.pool.remember_user_id(account, user_id)
+        return user_id
+
+
+class _SessionCheckFailed(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
 
 
 class _InBand(Exception):

@@ -94,11 +94,15 @@ class Lease:
             self.settled = True
             await self.pool.settle_success(self.account.id, self.spec)
 
-    async def fail(self, failure: Failure) -> None:
+    async def fail(self, failure: Failure, *, definitive: bool = False) -> None:
+        """``definitive``: grok.com's own word on the account (its session check), which settles it
+        like an operator's live check does (see ``settlement_for``)."""
         if not self.settled:
             self.settled = True
             refund = 0 if failure.charged else 1  # a query grok.com did not count goes back
-            settlement = settlement_for(failure, self.pool.settings(), mode=self.mode, refund=refund)
+            settlement = settlement_for(
+                failure, self.pool.settings(), mode=self.mode, refund=refund, live_check=definitive
+            )
             await self.pool.settle(self.account.id, settlement)
 
 
@@ -107,8 +111,9 @@ def settlement_for(
 ) -> Settlement:
     """What a failure does to its account, in one place. A usage limit empties the window of the mode
     the request used until it resets (the account keeps serving other modes). ``live_check`` is an
-    operator's explicit test (admin, CLI, reviver), not tied to a mode: rejected credentials then count
-    at once instead of after several failures, and a 429 cools the whole account."""
+    operator's explicit test (admin, CLI, reviver) or grok.com's session check, neither tied to a mode:
+    rejected credentials then count at once instead of after several failures, and a 429 cools the
+    whole account."""
     s = Settlement(mode=mode, refund=refund)
     if failure.kind in (FailureKind.EGRESS, FailureKind.CANCELLED):
         return s  # not the account's fault: only give the quota back

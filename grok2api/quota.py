@@ -60,10 +60,20 @@ def best_tier(windows: dict[str, ModeQuota]) -> str | None:
 class QuotaResult(msgspec.Struct):
     ok: bool
     message: str
-    remaining: int | None = None
+    remaining: int | None = None  # the fast window's
     heavy_remaining: int | None = None
     state: str = ""
     tier: str = ""
+    windows: dict[str, ModeQuota] = msgspec.field(default_factory=dict)  # every window read, by mode
+
+
+def describe_windows(windows: dict[str, ModeQuota]) -> str:
+    """``fast 30 of 30, auto 20 of 20, expert 0 of 0, heavy 0 of 0``: queries left per mode."""
+
+    def count(value: int | None) -> str:
+        return "?" if value is None else str(value)
+
+    return ", ".join(f"{mode} {count(w.remaining)} of {count(w.total)}" for mode, w in windows.items())
 
 
 class Learned(msgspec.Struct):
@@ -166,8 +176,8 @@ class QuotaService:
         if patch != AccountPatch():
             await self.store.update_account(account.token, patch)
         fast, heavy = windows["fast"].remaining, windows["heavy"].remaining
-        left = "unknown" if fast is None else str(fast)
-        return QuotaResult(True, f"valid; {left} units left", fast, heavy, state, tier)
+        message = f"valid, {tier} tier; queries left: {describe_windows(windows)}"
+        return QuotaResult(True, message, fast, heavy, state, tier, windows)
 
     async def _imagine_live(self, account: Account) -> list[Settlement]:
         """The Imagine windows for a live check (replacing ours), or none when grok.com will not say."""

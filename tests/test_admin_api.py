@@ -188,13 +188,22 @@ async def test_tags_all_tags_and_note(gateway: LiveGateway, http: aiohttp.Client
 
 async def test_token_test_valid_invalid_and_outside_the_pool(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
     api = await login(http, gateway.url)
-    await api.post("/api/tokens/add", {"tokens": ["good-token", "invalid-token"], "token_type": "sso"})
+    await api.post("/api/tokens/add", {"tokens": ["good-token", "invalid-token", "super-guessed"], "token_type": "sso"})
 
     ok = await api.post("/api/tokens/test", {"token": "good-token", "token_type": "sso"})
     assert ok["success"] is True
-    assert (ok["data"]["valid"], ok["data"]["remaining_queries"], ok["data"]["state"]) == (True, 80, "active")
+    data = ok["data"]
+    assert (data["valid"], data["remaining_queries"], data["limit"], data["state"]) == (True, 30, 30, "active")
+    assert data["heavy_remaining_queries"] == 0 and "fast 30 of 30, auto 20 of 20" in data["explanation"]
     row = next(r for r in (await api.get("/api/tokens"))["data"] if r["token"] == "good-token")
-    assert (row["remaining_queries"], row["status"]) == (80, "正常")  # the live check refreshed the quota
+    assert (row["remaining_queries"], row["status"], row["tier"]) == (30, "正常", "basic")  # refreshed by the check
+
+    # Added as a basic account, but its windows are a super account's: the check corrects the tier.
+    learned = await api.post("/api/tokens/test", {"token": "super-guessed", "token_type": "sso"})
+    assert (learned["data"]["remaining_queries"], learned["data"]["limit"]) == (140, 140)
+    assert "(super tier)" in learned["data"]["explanation"]
+    row = next(r for r in (await api.get("/api/tokens"))["data"] if r["token"] == "super-guessed")
+    assert (row["tier"], row["token_type"], row["remaining_queries"]) == ("super", "ssoSuper", 140)
 
     bad = await api.post("/api/tokens/test", {"token": "invalid-token", "token_type": "sso"})
     assert bad["success"] is False and "401" in bad["message"]
@@ -205,7 +214,8 @@ async def test_token_test_valid_invalid_and_outside_the_pool(gateway: LiveGatewa
 
     outside = await api.post("/api/tokens/test", {"token": "never-added", "token_type": "sso"})
     assert (outside["data"]["valid"], outside["data"]["in_pool"]) == (True, False)
-    assert (await api.get("/api/tokens"))["total"] == 2  # testing does not add it
+    assert (outside["data"]["remaining_queries"], outside["data"]["limit"]) == (30, 30)
+    assert (await api.get("/api/tokens"))["total"] == 3  # testing does not add it
 
     status, body = await api.call("POST", "/api/tokens/test", {"token": "good-token", "token_type": "x"})
     assert (status, body["code"]) == (400, "INVALID_TYPE")
@@ -307,7 +317,7 @@ async def test_stats_and_storage_mode(gateway: LiveGateway, http: aiohttp.Client
     assert data["normal"] == {"total": 3, "unused": 1, "limited": 0, "expired": 1, "active": 1}
     assert data["super"] == {"total": 1, "unused": 1, "limited": 0, "expired": 0, "active": 0}
     assert data["total"] == 4
-    assert data["states"]["invalid"] == 1 and data["quota"]["remaining"] == 80
+    assert data["states"]["invalid"] == 1 and data["quota"]["remaining"] == 30  # s-1's fast window
     assert set(data["requests"]) == {"hour_ok", "hour_errors", "day_ok", "day_errors"}
     assert await api.get("/api/storage/mode") == {"success": True, "data": {"mode": "FILE", "backend": "sqlite"}}
 

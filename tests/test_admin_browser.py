@@ -181,8 +181,9 @@ async def test_accounts_bulk_add_filter_page_edit_test_and_delete(
 
     # Test it live against the fake grok.com, then one whose credentials grok.com rejects.
     await row.get_by_role("button", name="Test").click()
-    await expect(row.locator(".result")).to_contain_text("grok.com accepted the session")
-    await expect(row.locator("td.num")).to_contain_text("80")
+    await expect(row.locator(".result")).to_contain_text("grok.com accepted the session (basic tier)")
+    await expect(row.locator("td.num")).to_contain_text("30")  # every window read live
+    await expect(row.locator("td.num .muted")).to_have_text(["20 auto", "0 expert", "0 heavy"])
     await page.fill("#add-tokens", "invalid-session-token")
     await page.click("#add-form button[type=submit]")
     # The form emptied itself after the upload, so the file is not sent a second time.
@@ -208,7 +209,7 @@ async def test_accounts_bulk_add_filter_page_edit_test_and_delete(
 
 
 async def test_setting_change_takes_effect_on_chat(browser: Browser, gateway: LiveGateway) -> None:
-    await gateway.add_accounts("settings-token")
+    await gateway.add_accounts("super-settings-token", tier="super")  # grok-4-fast is the auto mode: super
     sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0)
     try:
         before = await sdk.chat.completions.create(

@@ -3,6 +3,7 @@ page's form handling."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import openai
 import pytest
 
 from grok2api.admin.accounts_input import parse_input
@@ -283,9 +285,12 @@ async def test_row_actions_and_token_copy(gateway: LiveGateway, admin: AdminClie
     assert await admin.get(f"/manage/accounts/{row_id}/token") == "row-token-0123456789abcdef"
 
     tested = await (await admin.post(f"/manage/accounts/{row_id}/test")).text()
-    assert "grok.com accepted the session: 80 units left" in tested
+    assert (
+        "grok.com accepted the session (basic tier): fast 30 of 30, auto 20 of 20, expert 0 of 0, heavy 0 of 0 "
+        "queries left per mode. The account is active."
+    ) in tested
     refreshed = await (await admin.post(f"/manage/accounts/{row_id}/refresh")).text()
-    assert 'class="result' not in refreshed and ">80<" in refreshed  # quiet on success
+    assert 'class="result' not in refreshed and ">30<" in refreshed  # quiet on success
     blocked = await (await admin.post(f"/manage/accounts/{ids['blocked-row-token']}/refresh")).text()
     assert "has blocked this account" in blocked and "state-blocked" in blocked
 
@@ -297,6 +302,33 @@ async def test_row_actions_and_token_copy(gateway: LiveGateway, admin: AdminClie
     assert gone.status == 404
     async with admin.http.get(f"{admin.url}/manage/accounts/{row_id}/token") as resp:
         assert resp.status == 404
+
+
+async def test_learned_windows_and_tier_show_in_the_accounts_page(
+    gateway: LiveGateway, admin: AdminClient, fake: FakeGrok
+) -> None:
+    fake.add_account("learned-row", tier="super")
+    await gateway.add_accounts("learned-row")  # the operator guessed basic
+    (acc,) = gateway.services.pool.accounts()
+    row = await admin.get(f"/manage/accounts/{acc.id}/row")
+    assert "<td>basic</td>" in row and '<td class="num">?' in row  # nothing learned yet
+    # One chat: its background reconciliation reads every base window and infers the tier from the totals.
+    sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0)
+    try:
+        await sdk.chat.completions.create(model="grok-fast", messages=[{"role": "user", "content": "hi"}])
+    finally:
+        await sdk.close()
+    deadline = time.monotonic() + 3
+    while (stored := await gateway.services.store.get_account("learned-row")) is None or stored.tier != "super":
+        assert time.monotonic() < deadline, "the tier was not learned"
+        await asyncio.sleep(0.02)
+    await gateway.services.reload()
+    row = await admin.get(f"/manage/accounts/{acc.id}/row")
+    assert "<td>super</td>" in row
+    cell = re.search(r'<td class="num">(.*?)</td>', row)
+    assert cell is not None
+    assert re.sub(r"<[^>]+>", " ", cell.group(1)).split() == ["139", "50", "auto", "50", "expert", "0", "heavy"]
+    assert re.search(r'id="match-count">1<', await admin.get("/manage/accounts?tier=super"))
 
 
 async def test_exports_csv_and_json(gateway: LiveGateway, admin: AdminClient) -> None:

@@ -89,7 +89,7 @@ async def test_cli_refresh_checks_quota_live(tmp_path: Path, fake: FakeGrok) -> 
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     text = out.decode()
-    assert "33 units left" in text
+    assert "basic tier; queries left: fast 33 of 33, auto 20 of 20, expert 0 of 0, heavy 0 of 0" in text
     assert "invalid credentials" in text
     rows = {r["token"]: r for r in json.loads(await _cli(data, "list", "--json"))}
     assert rows["tok-live"]["remaining"] == 33

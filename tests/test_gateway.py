@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from grok2api.store.base import AccountState
-from grok2api.testing.fake_grok import FakeGrok
+from grok2api.testing.fake_grok import FakeGrok, MgwRecord
 
 from harness import LiveGateway, sse_frames
 
@@ -59,6 +59,11 @@ async def account_ids(gateway: LiveGateway) -> dict[str, int]:
     return {a.token: a.id for a in await gateway.services.store.list_accounts()}
 
 
+def chats(fake: FakeGrok) -> list[MgwRecord]:
+    """Every chat socket the gateway opened, refused handshakes included, in order."""
+    return fake.mgw_sessions()
+
+
 # ---- timeouts ----------------------------------------------------------------------------------
 
 
@@ -70,7 +75,7 @@ async def test_first_byte_timeout_non_stream_is_504(gateway: LiveGateway, fake: 
     err = msgspec.json.decode(raw)["error"]
     assert (err["type"], err["code"]) == ("timeout_error", "upstream_timeout")
     assert 0.4 < elapsed < 1.5
-    assert len(fake.chat_calls()) == 1
+    assert len(chats(fake)) == 1  # not retried: the first-response budget is spent
     ids = await account_ids(gateway)
     assert gateway.services.pool.in_flight(ids["tok1"]) == 0
 
@@ -211,24 +216,26 @@ async def test_client_disconnect_cancels_a_request_that_has_not_streamed(
 # ---- failover ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fault", ["500", "503", "429", "401"])
+@pytest.mark.parametrize("fault", ["500", "503", "429", "401", "mgw-503", "mgw-empty"])
 async def test_failover_before_the_first_byte(
     gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, fault: str
 ) -> None:
     await gateway.add_accounts("tok1", "tok2")
-    fake.push_fault(fault)  # the next chat call fails, whichever account makes it
+    fake.push_fault(fault)  # the next chat fails, whichever account makes it
     resp = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
     assert resp.choices[0].message.content == "Hello! You said: hi"
-    first, second = fake.chat_calls()
+    first, second = chats(fake)
     assert {first.token, second.token} == {"tok1", "tok2"}
+    assert second.refused is None and second.responses
     ids = await account_ids(gateway)
     assert all(gateway.services.pool.in_flight(i) == 0 for i in ids.values())
     failed = await gateway.services.store.get_account(first.token or "")
     assert failed is not None
-    if fault == "429":
-        assert failed.state == AccountState.COOLING
-    else:
-        assert failed.state == AccountState.ACTIVE and failed.last_failure
+    # The account stays active whatever the fault; a usage limit empties only the fast window.
+    assert failed.state == AccountState.ACTIVE and failed.last_failure and failed.requests_failed == 1
+    limited = fault == "429"
+    assert (failed.remaining == 0) is limited
+    assert failed.failure_count == (1 if fault == "401" else 0)
 
 
 async def test_stream_fails_over_before_the_first_byte(gateway: LiveGateway, fake: FakeGrok) -> None:
@@ -238,38 +245,51 @@ async def test_stream_fails_over_before_the_first_byte(gateway: LiveGateway, fak
     assert status == 200
     chunks, last = sse(raw)
     assert last == "[DONE]" and text_of(chunks) == "Hello! You said: hi"
-    assert len(fake.chat_calls()) == 2
+    assert [c.refused for c in chats(fake)] == [502, None]
 
 
-async def test_no_failover_after_the_first_byte(gateway: LiveGateway, fake: FakeGrok) -> None:
+@pytest.mark.parametrize(
+    ("fault", "kind"), [("inband-13", "upstream_error"), ("usage", "rate_limit_error"), ("close", "upstream_error")]
+)
+async def test_no_failover_after_the_first_byte(gateway: LiveGateway, fake: FakeGrok, fault: str, kind: str) -> None:
     await gateway.add_accounts("tok1", "tok2")
-    status, raw, _ = await post(gateway, body("hi [[fault:inband-13]]", stream=True))
+    status, raw, _ = await post(gateway, body(f"hi [[fault:{fault}]]", stream=True))
     assert status == 200
     frames = raw.decode().strip().split("\n\n")
     assert frames[-1] == "data: [DONE]"
     error = msgspec.json.decode(frames[-2].removeprefix("data: "))
-    assert set(error) == {"error"} and error["error"]["type"] == "upstream_error"
-    assert "Internal error" in error["error"]["message"]
+    assert set(error) == {"error"} and error["error"]["type"] == kind
     chunks = [msgspec.json.decode(f.removeprefix("data: ")) for f in frames[:-2]]
     assert text_of(chunks) == "Hello! You "  # what had been sent stays; nothing is replayed
-    assert len(fake.chat_calls()) == 1
+    (chat,) = chats(fake)
+    served = await gateway.services.store.get_account(chat.token or "")
+    assert served is not None and served.state == AccountState.ACTIVE
+    if fault == "usage":  # a usage limit mid-answer still empties that mode's window
+        assert served.remaining == 0 and served.requests_ok == 0 and "fast resumes in" in served.last_failure
+    if fault == "inband-13":
+        assert "Internal error" in error["error"]["message"]
 
 
 async def test_egress_block_is_not_retried_on_other_accounts(gateway: LiveGateway, fake: FakeGrok) -> None:
     await gateway.add_accounts("tok1", "tok2")
-    status, raw, _ = await post(gateway, body("hi [[fault:403-antibot]]"))
+    status, raw, _ = await post(gateway, body("hi [[fault:antibot]]"))  # the chat's anti_bot error event
     assert status == 502
     err = msgspec.json.decode(raw)["error"]
-    assert err["code"] == "egress_blocked" and "statsig" in err["message"]
-    assert len(fake.chat_calls()) == 1
+    assert err["code"] == "egress_blocked" and "cf_clearance" in err["message"]
+    assert len(chats(fake)) == 1
     accounts = await gateway.services.store.list_accounts()
-    assert all(a.state == AccountState.ACTIVE and not a.last_failure for a in accounts)
+    assert all(a.state == AccountState.ACTIVE and not a.last_failure and a.requests_failed == 0 for a in accounts)
+    assert all(a.requests_ok == 0 for a in accounts)  # and no success either
 
 
-async def test_attempts_are_capped_by_max_attempts(gateway: LiveGateway, fake: FakeGrok) -> None:
+@pytest.mark.parametrize("handshake", [False, True])
+async def test_attempts_are_capped_by_max_attempts(gateway: LiveGateway, fake: FakeGrok, handshake: bool) -> None:
     await gateway.add_accounts("tok1", "tok2", "tok3", "tok4")
     await gateway.settings(max_attempts=2)
-    status, raw, _ = await post(gateway, body("hi [[fault:500]]"))
+    if handshake:
+        fake.push_fault("mgw-500", count=10)
+    # The marker is an error event before any answer, in every attempt; the pushed fault refuses each handshake.
+    status, raw, _ = await post(gateway, body("hi" if handshake else "hi [[fault:500]]"))
     assert status == 502
-    assert len(fake.chat_calls()) == 2
-    assert len({c.token for c in fake.chat_calls()}) == 2
+    assert [c.refused for c in chats(fake)] == ([500, 500] if handshake else [None, None])
+    assert len({c.token for c in chats(fake)}) == 2

@@ -13,7 +13,7 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from grok2api.grok.catalog import MODELS
-from grok2api.grok.client import GrokClient, ModeInfo, QuotaInfo, parse_imagine_quota, parse_modes, parse_rate_limits
+from grok2api.grok.client import GrokClient, ModeInfo, QuotaInfo, parse_imagine_quota, parse_mode_limits, parse_modes
 from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from grok2api.grok.events import End, Reasoning, Text
 from grok2api.grok.failures import FailureKind, classify
@@ -111,18 +111,34 @@ async def test_connection_failure_raises_connection_error(grok: GrokClient, mock
 
 
 async def test_rate_limits_both_shapes(grok: GrokClient, mocked: aioresponses) -> None:
+    """grok.com's per-mode window, with room and empty, asked by a model (its mode) or by a mode id. The 2025
+    token keys that may ride along (``remainingTokens``, ``*EffortRateLimits``) are not the window."""
     url = f"{BASE}/rest/rate-limits"
-    mocked.post(url, payload={"remainingTokens": 60, "totalTokens": 80, "windowSizeSeconds": 72000})
-    mocked.post(url, payload={"remainingQueries": 3, "totalQueries": 20, "windowSizeSeconds": 7200})
-    budget = await grok.rate_limits("tok-1", MODELS["grok-4-fast"], SETTINGS)
-    assert (budget.remaining, budget.total, budget.window_seconds, budget.wait_seconds) == (60, 80, 72000, None)
+    with_room = {
+        "windowSizeSeconds": 7200,
+        "remainingQueries": 47,
+        "totalQueries": 50,
+        "remainingTokens": 60,
+        "totalTokens": 80,
+        "lowEffortRateLimits": {"cost": 1, "remainingQueries": 60},
+    }
+    empty = {"windowSizeSeconds": 7200, "remainingQueries": 0, "totalQueries": 20, "waitTimeSeconds": 5400}
+    mocked.post(url, payload=with_room)
+    mocked.post(url, payload=empty)
+    mocked.post(url, payload=with_room)
+    auto = await grok.rate_limits("tok-1", MODELS["grok-4-fast"], SETTINGS)  # an alias of grok-auto
+    assert auto == QuotaInfo(47, 50, 7200, None)
     heavy = await grok.rate_limits("tok-1", MODELS["grok-4-heavy"], SETTINGS)
-    assert (heavy.remaining, heavy.total, heavy.window_seconds) == (3, 20, 7200)
+    assert heavy == QuotaInfo(0, 20, 7200, 5400.0)
+    assert await grok.rate_limits("tok-1", "grok-420-computer-use-sa", SETTINGS) == auto  # any mode id
     calls = sent(mocked, "POST", url)
-    assert [msgspec.json.decode(c.kwargs["data"])["modelName"] for c in calls] == [
-        "grok-4-mini-thinking-tahoe",
-        "grok-4-heavy",
+    assert [msgspec.json.decode(c.kwargs["data"]) for c in calls] == [
+        {"modelName": "auto"},
+        {"modelName": "heavy"},
+        {"modelName": "grok-420-computer-use-sa"},
     ]
+    headers = calls[0].kwargs["headers"]
+    assert headers["x-statsig-id"] == SETTINGS.x_statsig_id and "sso=tok-1" in headers["Cookie"]
 
 
 async def test_rate_limits_of_a_mode(grok: GrokClient, mocked: aioresponses) -> None:
@@ -137,7 +153,7 @@ async def test_rate_limits_of_a_mode(grok: GrokClient, mocked: aioresponses) -> 
     assert bodies == [{"modelName": "expert"}, {"modelName": "heavy"}]
 
 
-def test_parse_rate_limits_edge_cases() -> None:
+def test_parse_mode_limits_edge_cases() -> None:
     nested = {
         "remainingQueries": 0,
         "totalQueries": 0,
@@ -145,12 +161,11 @@ def test_parse_rate_limits_edge_cases() -> None:
         "totalTokens": 80,
         "lowEffortRateLimits": {"cost": 1, "remainingQueries": 0, "waitTimeSeconds": 321},
     }
-    info = parse_rate_limits(nested, heavy=False)
-    assert (info.remaining, info.total, info.wait_seconds) == (0, 80, 321.0)
-    assert parse_rate_limits({"remainingQueries": True, "waitTimeSeconds": 5}, heavy=False).remaining is None
-    assert parse_rate_limits({"waitTimeSeconds": 5}, heavy=False).wait_seconds == 5.0
-    empty = parse_rate_limits(["not", "an", "object"], heavy=False)
-    assert (empty.remaining, empty.total, empty.window_seconds, empty.wait_seconds) == (None, None, None, None)
+    info = parse_mode_limits(nested)
+    assert (info.remaining, info.total, info.wait_seconds) == (0, 0, 321.0)  # queries, never tokens
+    assert parse_mode_limits({"remainingQueries": True, "waitTimeSeconds": 5}).remaining is None
+    assert parse_mode_limits({"waitTimeSeconds": 5}).wait_seconds == 5.0
+    assert parse_mode_limits(["not", "an", "object"]) == QuotaInfo(None, None, None, None)
 
 
 async def test_upload_and_media_post(grok: GrokClient, mocked: aioresponses) -> None:

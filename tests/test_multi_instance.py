@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import openai
@@ -14,8 +16,11 @@ from grok2api.testing.fake_grok import FakeGrok
 
 from harness import LiveGateway, clean_mysql, drop_redis_prefix, requires
 
-QUOTA = 6
-ACCOUNTS = ("share-1", "share-2", "share-3")
+# Small per-mode windows on super accounts (auto needs super): two modes drain side by side.
+WINDOWS = {"fast": 6, "auto": 4}
+ACCOUNTS = ("super-share-1", "super-share-2", "super-share-3")
+ASKS = {"fast": 40, "auto": 30}  # more than the windows hold
+MODELS = {"fast": "grok-3-fast", "auto": "grok-4-fast"}  # an older id of each mode
 
 
 async def _backend(kind: str, tmp_path: Path) -> tuple[str, str]:
@@ -42,8 +47,8 @@ async def test_concurrent_requests_never_over_reserve(
     kind: str, instances: int, tmp_path: Path, fake: FakeGrok
 ) -> None:
     mode, url = await _backend(kind, tmp_path)
-    for token in ACCOUNTS:
-        fake.add_account(token, quota=QUOTA)  # grok.com agrees with the store, so reconciliation is exact
+    for token in ACCOUNTS:  # grok.com agrees with the store, so reconciliation is exact
+        fake.add_account(token, tier="super", quotas=WINDOWS)
     gateways = [
         LiveGateway(tmp_path / f"node{i}", fake.base_url, fake.assets_url, storage_mode=mode, database_url=url)
         for i in range(instances)
@@ -51,36 +56,64 @@ async def test_concurrent_requests_never_over_reserve(
     for gw in gateways:
         await gw.start()
     clients = [openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0) for gw in gateways]
+    store = gateways[0].services.store
     try:
-        await gateways[0].add_accounts(*ACCOUNTS)
+        await gateways[0].add_accounts(*ACCOUNTS, tier="super")
         for token in ACCOUNTS:
-            await gateways[0].services.store.update_account(
-                token, AccountPatch(quotas={"fast": ModeQuota(remaining=QUOTA)})
-            )
+            quotas = {m: ModeQuota(remaining=n, total=n) for m, n in WINDOWS.items()}
+            await store.update_account(token, AccountPatch(quotas=quotas))
         for gw in gateways:
             await gw.services.reload(force=True)
 
-        async def ask(i: int) -> bool:
+        lowest: dict[str, int] = {}
+
+        async def watch(done: asyncio.Event) -> None:
+            """The lowest count each (account, mode) window shows while the burst runs."""
+            while not done.is_set():
+                for acc in await store.list_accounts():
+                    for m, window in acc.quotas.items():
+                        if window.remaining is not None:
+                            key = f"{acc.token}/{m}"
+                            lowest[key] = min(lowest.get(key, window.remaining), window.remaining)
+                await asyncio.sleep(0.005)
+
+        async def ask(i: int, m: str) -> bool:
             try:
                 await clients[i % instances].chat.completions.create(
-                    model="grok-3-fast", messages=[{"role": "user", "content": "[[tokens:3]] count me"}]
+                    model=MODELS[m], messages=[{"role": "user", "content": "[[tokens:3]] count me"}]
                 )
                 return True
             except openai.APIStatusError as exc:
                 assert exc.status_code == 429, exc.response.text
+                assert int(exc.response.headers["retry-after"]) >= 1
                 return False
 
-        results = await asyncio.gather(*(ask(i) for i in range(40)))
+        done = asyncio.Event()
+        watcher = asyncio.ensure_future(watch(done))
+        asks = [(i, m) for m, n in ASKS.items() for i in range(n)]
+        random.Random(3).shuffle(asks)
+        results = await asyncio.gather(*(ask(i, m) for i, m in asks))
         await asyncio.sleep(0.3)  # let background quota reconciliation land
-        successes = sum(results)
-        accounts = await gateways[0].services.store.list_accounts()
-        remaining = [a.remaining for a in accounts]
-        assert all(r is not None and r >= 0 for r in remaining), remaining
-        charged = QUOTA * len(ACCOUNTS) - sum(r or 0 for r in remaining)
-        assert successes == QUOTA * len(ACCOUNTS)
-        assert charged == successes * 1  # grok-3-fast costs 1
-        assert len(fake.chat_calls()) == successes  # no upstream call beyond the quota
-        assert sum(fake.account(t).remaining for t in ACCOUNTS) == 0
+        done.set()
+        await watcher
+
+        served = {m: sum(ok for (_, am), ok in zip(asks, results, strict=True) if am == m) for m in ASKS}
+        assert served == {m: n * len(ACCOUNTS) for m, n in WINDOWS.items()}  # every query used, none beyond
+        accounts = await store.list_accounts()
+        assert {(a.token, m): w.remaining for a in accounts for m, w in a.quotas.items() if m in WINDOWS} == {
+            (t, m): 0 for t in ACCOUNTS for m in WINDOWS
+        }
+        assert all(a.state == "active" and a.requests_failed == 0 for a in accounts)
+        assert lowest and min(lowest.values()) >= 0  # no window was ever overdrawn, even for a moment
+        # grok.com saw exactly what was served, each account exactly its windows, and never refused one.
+        chats = [r for r in fake.mgw_sessions() if r.responses]
+        assert all(r.refused is None for r in fake.mgw_sessions())
+        assert Counter((r.token, r.mode) for r in chats) == {(t, m): n for t in ACCOUNTS for m, n in WINDOWS.items()}
+        assert not [e for r in chats for e in r.sent_events("error")]
+        assert all(fake.account(t).window(m).remaining == 0 for t in ACCOUNTS for m in WINDOWS)
+        # Every instance served its share from the one shared count.
+        by_instance = Counter(i % instances for (i, _), ok in zip(asks, results, strict=True) if ok)
+        assert sorted(by_instance) == list(range(instances))
     finally:
         for c in clients:
             await c.close()

@@ -1,24 +1,26 @@
-"""The account pool: failure classification, failover, cooling and revival, tier routing, spread."""
+"""The account pool: failure classification (session check, WebSocket handshake, in-band errors), failover,
+per-mode usage limits and their reset, cooling, tier routing per mode, spread."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import openai
 import pytest
 
-from grok2api.store.base import AccountPatch, AccountState, ModeQuota
-from grok2api.testing.fake_grok import FakeGrok
+from grok2api.store.base import Account, AccountPatch, AccountState, ModeQuota
+from grok2api.testing.fake_grok import FakeGrok, MgwRecord
 
 from harness import LiveGateway
 
 # ---- behaviour against the fake ----------------------------------------------------------------
 
 
-async def _account(gateway: LiveGateway, token: str) -> Any:
+async def _account(gateway: LiveGateway, token: str) -> Account:
     acc = await gateway.services.store.get_account(token)
     assert acc is not None
     return acc
@@ -28,98 +30,267 @@ def _ask(content: str = "hello") -> list[Any]:
     return [{"role": "user", "content": content}]
 
 
-async def test_invalid_account_is_marked_and_every_request_succeeds(
-    gateway: LiveGateway, client: openai.AsyncOpenAI
+def _answered(fake: FakeGrok, token: str | None = None, mode: str | None = None) -> list[MgwRecord]:
+    """The chat sockets grok.com let through (and answered), optionally of one account and mode."""
+    return [
+        r for r in fake.mgw_sessions(token) if r.refused is None and r.responses and (mode is None or r.mode == mode)
+    ]
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 3.0) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def _window(gateway: LiveGateway, token: str, mode: str) -> ModeQuota | None:
+    return (await _account(gateway, token)).quotas.get(mode)
+
+
+async def test_signed_out_session_makes_the_account_invalid_at_once(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
 ) -> None:
     await gateway.add_accounts("invalid-one", "healthy-one")
     sent = 0
-    # Ties are broken at random, so run until the bad account was tried invalid_after_failures (3) times.
-    while sent < 80 and (await _account(gateway, "invalid-one")).state != AccountState.INVALID:
+    # Ties are broken at random: run until the bad account was picked once.
+    while sent < 40 and (await _account(gateway, "invalid-one")).state != AccountState.INVALID:
         reply = await client.chat.completions.create(model="grok-3-fast", messages=_ask())
         assert reply.choices[0].message.content
         sent += 1
     bad = await _account(gateway, "invalid-one")
     good = await _account(gateway, "healthy-one")
+    # /api/auth/session said "unauthenticated": grok.com's own word, so no three strikes are needed.
     assert bad.state == AccountState.INVALID
-    assert "invalid credentials" in bad.state_reason
-    assert bad.last_failure and bad.requests_failed == 3
+    assert "invalid credentials" in bad.state_reason and "session check" in bad.state_reason
+    assert bad.requests_failed == 1 and bad.user_id == ""
+    assert fake.mgw_sessions("invalid-one") == []  # no chat socket was opened for it
     assert good.state == AccountState.ACTIVE and good.requests_ok == sent
+    assert good.user_id == fake.user_id("healthy-one")  # resolved once, kept with the account
+    assert len(fake.mgw_sessions("healthy-one")) == sent
     for _ in range(5):  # once invalid it is never tried again
         await client.chat.completions.create(model="grok-3-fast", messages=_ask())
-    assert (await _account(gateway, "invalid-one")).requests_failed == 3
+    assert (await _account(gateway, "invalid-one")).requests_failed == 1
 
 
-async def test_rate_limited_account_cools_then_comes_back(
+async def test_blocked_session_makes_the_account_blocked(
     gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
 ) -> None:
-    await gateway.add_accounts("tok-cool", "tok-spare")
-    fake.push_fault("429", token="tok-cool", retry_after=1)
-    # Whichever account is tried first, the request succeeds; run until tok-cool took its 429.
-    for _ in range(20):
-        await client.chat.completions.create(model="grok-3-fast", messages=_ask())
-        if (await _account(gateway, "tok-cool")).state == AccountState.COOLING:
-            break
-    cooling = await _account(gateway, "tok-cool")
-    assert cooling.state == AccountState.COOLING
-    assert "429" in cooling.state_reason and cooling.remaining == 0
-    assert cooling.cooldown_until is not None and cooling.cooldown_until <= time.time() + 2
-    # While cooling it is never chosen.
-    calls_before = len(fake.chat_calls("tok-cool"))
-    for _ in range(5):
-        await client.chat.completions.create(model="grok-3-fast", messages=_ask())
-    assert len(fake.chat_calls("tok-cool")) == calls_before
-    await asyncio.sleep(max(0.0, cooling.cooldown_until - time.time()) + 0.1)
-    await gateway.services.reload(force=True)
-    assert await gateway.services.revive_due() >= 1
-    back = await _account(gateway, "tok-cool")
-    assert back.state == AccountState.ACTIVE
-    assert back.remaining is not None and back.remaining > 0  # learned from rate-limits
+    await gateway.add_accounts("blocked-acc", "tok-ok")
+    sent = 0
+    while sent < 40 and (await _account(gateway, "blocked-acc")).state != AccountState.BLOCKED:
+        reply = await client.chat.completions.create(model="grok-3-fast", messages=_ask())
+        assert reply.choices[0].message.content  # failed over to the healthy account
+        sent += 1
+    blocked = await _account(gateway, "blocked-acc")
+    assert blocked.state == AccountState.BLOCKED
+    assert "blocked" in blocked.state_reason and "session check" in blocked.state_reason
+    assert blocked.requests_failed == 1 and fake.mgw_sessions("blocked-acc") == []
+    assert (await _account(gateway, "tok-ok")).requests_ok == sent
 
 
-async def test_cloudflare_403_penalises_no_account(
+async def test_session_check_rate_limited_cools_the_account_not_a_mode(
     gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
+) -> None:
+    await gateway.add_accounts("tok-busy")
+    fake.push_fault("auth-429", token="tok-busy", retry_after=30)
+    with pytest.raises(openai.APIStatusError) as info:
+        await client.chat.completions.create(model="grok-3-fast", messages=_ask())
+    assert info.value.status_code == 429
+    acc = await _account(gateway, "tok-busy")
+    # Not a chat of any mode: like an operator's live check, the whole account rests for the Retry-After.
+    assert acc.state == AccountState.COOLING and "429" in acc.state_reason and "session check" in acc.state_reason
+    assert acc.cooldown_until is not None and abs(acc.cooldown_until - (time.time() + 30)) < 5
+    assert acc.quotas.get("fast") is None and fake.mgw_sessions("tok-busy") == []
+
+
+async def test_session_check_asks_once_per_account(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
+) -> None:
+    await gateway.add_accounts("tok-once")
+    for _ in range(4):
+        await client.chat.completions.create(model="grok-3-fast", messages=_ask())
+    asked = [r for r in fake.requests if r.path == "/api/auth/session"]
+    assert len(asked) == 1
+    uid = fake.user_id("tok-once")
+    assert [r.uid for r in fake.mgw_sessions("tok-once")] == [uid] * 4
+
+
+async def test_credential_failures_on_the_socket_count_towards_invalid(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
+) -> None:
+    await gateway.add_accounts("tok-creds")
+    await client.chat.completions.create(model="grok-3-fast", messages=_ask())  # resolves the user id
+    fake.push_fault("mgw-401", token="tok-creds", count=2)
+    for _ in range(2):
+        with pytest.raises(openai.APIStatusError) as info:
+            await client.chat.completions.create(model="grok-3-fast", messages=_ask())
+        assert info.value.status_code == 502
+    acc = await _account(gateway, "tok-creds")
+    assert acc.state == AccountState.ACTIVE and acc.failure_count == 2 and "credentials" in acc.last_failure
+    await client.chat.completions.create(model="grok-3-fast", messages=_ask())  # a success resets the count
+    assert (await _account(gateway, "tok-creds")).failure_count == 0
+    fake.push_fault("mgw-401", token="tok-creds", count=3)
+    for _ in range(3):
+        with pytest.raises(openai.APIStatusError):
+            await client.chat.completions.create(model="grok-3-fast", messages=_ask())
+    acc = await _account(gateway, "tok-creds")
+    assert acc.state == AccountState.INVALID and "invalid credentials" in acc.state_reason
+    assert [r.refused for r in fake.mgw_sessions("tok-creds")].count(401) == 5
+
+
+@pytest.mark.parametrize(
+    ("fault", "fix"),
+    [("403-cf", "cf_clearance"), ("mgw-403-cf", "cf_clearance"), ("mgw-403-antibot", "anti-bot")],
+)
+async def test_egress_refusal_of_the_handshake_penalises_no_account(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, fault: str, fix: str
 ) -> None:
     await gateway.add_accounts("tok-a", "tok-b")
-    fake.push_fault("403-cf", count=5)
+    fake.push_fault(fault, count=5)
     with pytest.raises(openai.APIStatusError) as info:
         await client.chat.completions.create(model="grok-3-fast", messages=_ask())
     assert info.value.status_code == 502
     body = info.value.response.json()["error"]
-    assert body["code"] == "egress_blocked" and "cf_clearance" in body["message"]
-    assert len(fake.chat_calls()) == 1  # not retried on other accounts: it would fail the same way
+    assert body["code"] == "egress_blocked" and fix in body["message"]
+    # Not retried on other accounts: it would fail the same way.
+    assert [r.refused for r in fake.mgw_sessions()] == [403]
     for token in ("tok-a", "tok-b"):
         acc = await _account(gateway, token)
         assert acc.state == AccountState.ACTIVE and acc.failure_count == 0 and acc.requests_failed == 0
+        assert acc.quotas.get("fast") is None or acc.quotas["fast"].remaining != 0  # the query went back
 
 
-async def test_blocked_account_is_marked_and_request_fails_over(
-    gateway: LiveGateway, client: openai.AsyncOpenAI
-) -> None:
-    await gateway.add_accounts("blocked-acc", "tok-ok")
-    for _ in range(6):
-        await client.chat.completions.create(model="grok-3-fast", messages=_ask())
-    blocked = await _account(gateway, "blocked-acc")
-    if blocked.requests_failed:  # it was tried at least once
-        assert blocked.state == AccountState.BLOCKED and "blocked" in blocked.state_reason
-
-
-async def test_heavy_only_reaches_super_accounts(
+async def test_blocked_handshake_blocks_the_account_though_it_is_a_403_code_7(
     gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
 ) -> None:
-    await gateway.add_accounts("basic-1", "basic-2")
-    with pytest.raises(openai.APIStatusError) as info:
-        await client.chat.completions.create(model="grok-4-heavy", messages=_ask())
-    assert info.value.status_code == 503 and "super" in info.value.response.json()["error"]["message"]
-    await gateway.add_accounts("super-1", tier="super")
-    for _ in range(6):
-        await client.chat.completions.create(model="grok-4-heavy", messages=_ask())
-    heavy_calls = [c for c in fake.chat_calls() if (c.json or {}).get("modelMode") == "MODEL_MODE_HEAVY"]
-    assert len(heavy_calls) == 6 and {c.token for c in heavy_calls} == {"super-1"}
-    # Normal models prefer basic accounts.
-    for _ in range(4):
+    await gateway.add_accounts("tok-banned", "tok-fine")
+    for token in ("tok-banned", "tok-fine"):
+        fake.user_id(token)  # known to grok.com from the start
+    fake.push_fault("mgw-403-blocked", token="tok-banned", count=5)
+    sent = 0
+    while sent < 40 and (await _account(gateway, "tok-banned")).state != AccountState.BLOCKED:
+        reply = await client.chat.completions.create(model="grok-3-fast", messages=_ask())
+        assert reply.choices[0].message.content
+        sent += 1
+    banned = await _account(gateway, "tok-banned")
+    # The body says blocked-user: checked before the anti-bot rule that would blame the egress.
+    assert banned.state == AccountState.BLOCKED and "blocked-user" in banned.state_reason
+    assert [r.refused for r in fake.mgw_sessions("tok-banned")] == [403]
+    assert (await _account(gateway, "tok-fine")).state == AccountState.ACTIVE
+
+
+RESET = 3.0  # seconds until the emptied fast window resets in the usage-limit test
+
+
+@pytest.mark.parametrize("limit", ["handshake-429", "usage-limit-event"])
+async def test_usage_limit_empties_one_mode_until_its_window_resets(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, limit: str
+) -> None:
+    await gateway.settings(default_cooldown_seconds=RESET)  # the usage-limit event names no wait
+    upstream = fake.add_account("super-cool", tier="super")
+    fake.add_account("super-spare", tier="super", quotas={"auto": 0})  # no auto, once that is learned
+    await gateway.add_accounts("super-cool", "super-spare", tier="super")
+    if limit == "handshake-429":
+        fake.push_fault("429", token="super-cool", retry_after=RESET)
+    else:  # grok.com's own fast window is empty until it resets: its chat answers with a usage-limit error
+        window = upstream.window("fast")
+        window.remaining = 0
+        window.started = time.time() - window.window_seconds + RESET
+    # Whichever account is tried first, every request succeeds; run until super-cool took its limit.
+    for _ in range(20):
+        reply = await client.chat.completions.create(model="grok-3-fast", messages=_ask())
+        assert reply.choices[0].message.content
+        fast = await _window(gateway, "super-cool", "fast")
+        if fast is not None and fast.remaining == 0:
+            break
+    empty_upstream = upstream.window("fast").remaining == 0  # only with the usage-limit event
+    upstream_reset = time.time() + (upstream.seconds_left("fast") if empty_upstream else 0)
+    assert upstream_reset <= time.time() + RESET + 1
+    cool = await _account(gateway, "super-cool")
+    fast = cool.quotas["fast"]
+    assert fast.remaining == 0 and fast.reset_at is not None
+    assert time.time() < fast.reset_at <= time.time() + RESET + 0.5
+    # Only that window: the account itself stays active, with the limit as its last failure.
+    assert cool.state == AccountState.ACTIVE and cool.cooldown_until is None
+    assert "fast resumes in" in cool.last_failure and cool.failure_count == 0
+    # While the fast window is empty it gets no fast chat...
+    sessions_before = len(fake.mgw_sessions("super-cool"))
+    for _ in range(5):
         await client.chat.completions.create(model="grok-3-fast", messages=_ask())
-    fast = [c.token for c in fake.chat_calls() if (c.json or {}).get("modelMode") == "MODEL_MODE_FAST"]
-    assert set(fast) <= {"basic-1", "basic-2"}
+    assert len(fake.mgw_sessions("super-cool")) == sessions_before
+    assert len(_answered(fake, "super-spare", "fast")) >= 5
+
+    # ...but still serves another mode (the spare's first chat learned that it has no auto queries).
+    async def spare_learned() -> bool:
+        auto = await _window(gateway, "super-spare", "auto")
+        return auto is not None and auto.total == 0
+
+    await _eventually(spare_learned)
+    reply = await client.chat.completions.create(model="grok-auto", messages=_ask())
+    assert reply.choices[0].message.content
+    assert len(_answered(fake, "super-cool", "auto")) == 1
+    # Once the window has reset, fast comes back to it (the spare is switched off to prove it).
+    await asyncio.sleep(max(fast.reset_at, upstream_reset) - time.time() + 0.1)
+    await gateway.services.store.update_account("super-spare", AccountPatch(state=AccountState.DISABLED))
+    await gateway.services.reload(force=True)
+    reply = await client.chat.completions.create(model="grok-3-fast", messages=_ask())
+    assert reply.choices[0].message.content
+    assert len(_answered(fake, "super-cool", "fast")) == 1
+    after = await _account(gateway, "super-cool")
+    assert after.state == AccountState.ACTIVE and after.requests_ok == 2
+
+
+async def test_tier_routing_per_mode(gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok) -> None:
+    async def refused(model: str, tier: str) -> None:
+        with pytest.raises(openai.APIStatusError) as info:
+            await client.chat.completions.create(model=model, messages=_ask())
+        assert info.value.status_code == 503, model
+        assert f"needs a {tier} account" in info.value.response.json()["error"]["message"]
+
+    async def served_by(model: str, mode: str) -> str:
+        before = {r.session_id for r in fake.mgw_sessions()}
+        reply = await client.chat.completions.create(model=model, messages=_ask())
+        assert reply.choices[0].message.content
+        (new,) = [r for r in fake.mgw_sessions() if r.session_id not in before]
+        assert new.mode == mode
+        return str(new.token)
+
+    await gateway.add_accounts("basic-1")
+    # Before its windows are learned, a basic account gets the fast mode only.
+    await refused("grok-auto", "super")
+    await refused("grok-4.1-thinking", "super")  # an alias of auto
+    await refused("grok-expert", "super")
+    await refused("grok-heavy", "heavy")
+    assert {r.mode for r in fake.mgw_sessions()} == set()
+    assert await served_by("grok-fast", "fast") == "basic-1"
+
+    # That first chat learned every base window; grok.com gives this basic account 20 auto queries.
+    async def learned() -> bool:
+        quotas = (await _account(gateway, "basic-1")).quotas
+        return all(m in quotas and quotas[m].total is not None for m in ("fast", "auto", "expert", "heavy"))
+
+    await _eventually(learned)
+    basic = await _account(gateway, "basic-1")
+    assert {m: w.total for m, w in basic.quotas.items()} == {"fast": 30, "auto": 20, "expert": 0, "heavy": 0}
+    assert basic.tier == "basic"
+    assert await served_by("grok-auto", "auto") == "basic-1"
+    await refused("grok-expert", "super")  # its expert total is 0
+    await refused("grok-4-heavy", "heavy")
+
+    await gateway.add_accounts("super-1", tier="super")
+    for _ in range(3):
+        assert await served_by("grok-expert", "expert") == "super-1"
+    await refused("grok-heavy", "heavy")
+
+    await gateway.add_accounts("heavy-1", tier="heavy")
+    for _ in range(3):
+        assert await served_by("grok-4-heavy", "heavy") == "heavy-1"
+    # Every other mode goes to the lowest tier that serves it: heavy accounts are kept for heavy.
+    for _ in range(3):
+        assert await served_by("grok-3-fast", "fast") == "basic-1"
+        assert await served_by("grok-auto", "auto") == "basic-1"
+        assert await served_by("grok-expert", "expert") == "super-1"
 
 
 async def test_burst_spreads_over_the_pool(gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok) -> None:
@@ -131,7 +302,8 @@ async def test_burst_spreads_over_the_pool(gateway: LiveGateway, client: openai.
     ]
     replies = await asyncio.gather(*burst)
     assert all(r.choices[0].message.content for r in replies)
-    counts = Counter(c.token for c in fake.chat_calls())
+    counts = Counter(r.token for r in _answered(fake))
+    assert sum(counts.values()) == 50
     assert set(counts) == set(tokens)
     assert max(counts.values()) <= 20  # least-busy first: no account takes the whole burst
 
@@ -144,7 +316,8 @@ async def test_disabled_account_is_never_chosen(
     await gateway.services.reload(force=True)
     for _ in range(5):
         await client.chat.completions.create(model="grok-3-fast", messages=_ask())
-    assert fake.chat_calls("off-1") == []
+    assert fake.mgw_sessions("off-1") == []
+    assert len(_answered(fake, "on-1")) == 5
 
 
 async def test_pool_exhausted_is_429_with_retry_after(
@@ -159,9 +332,25 @@ async def test_pool_exhausted_is_429_with_retry_after(
         await client.chat.completions.create(model="grok-3-fast", messages=_ask())
     assert info.value.status_code == 429
     assert int(info.value.response.headers["retry-after"]) >= 1
-    await asyncio.sleep(0.2)  # the background reconciliation with grok.com's rate limits
+    assert len(fake.mgw_sessions("tiny-1")) == 1  # the empty window was never sent upstream
+
+    # The background reconciliation learns grok.com's window: empty, and when it resets.
+    async def learned() -> bool:
+        window = await _window(gateway, "tiny-1", "fast")
+        return window is not None and window.total == 1 and window.reset_at is not None
+
+    await _eventually(learned)
     acc = await _account(gateway, "tiny-1")
-    assert acc.remaining == 0 and acc.state == AccountState.COOLING
+    left = fake.account("tiny-1").seconds_left("fast")
+    assert acc.remaining == 0 and acc.state == AccountState.ACTIVE  # the account is fine; its fast window is not
+    assert acc.window_reset_at is not None and abs(acc.window_reset_at - (time.time() + left)) < 5
+    with pytest.raises(openai.APIStatusError) as info:
+        await client.chat.completions.create(model="grok-3-fast", messages=_ask())
+    assert info.value.status_code == 429
+    assert abs(int(info.value.response.headers["retry-after"]) - left) <= 5  # until the window resets
+    # Another mode of the same account still answers.
+    reply = await client.chat.completions.create(model="grok-auto", messages=_ask())
+    assert reply.choices[0].message.content and len(_answered(fake, "tiny-1", "auto")) == 1
 
 
 async def test_server_errors_fail_over_within_max_attempts(
@@ -171,63 +360,91 @@ async def test_server_errors_fail_over_within_max_attempts(
     fake.push_fault("500", count=2)
     reply = await client.chat.completions.create(model="grok-3-fast", messages=_ask())
     assert reply.choices[0].message.content
-    assert len(fake.chat_calls()) == 3
-    fake.push_fault("503", count=10)
+    assert [r.refused for r in fake.mgw_sessions()] == [500, 500, None]
+    (served,) = _answered(fake)
+
+    async def learned() -> bool:  # the success's background reconciliation
+        window = await _window(gateway, str(served.token), "fast")
+        return window is not None and window.remaining is not None
+
+    await _eventually(learned)
+    fake.push_fault("mgw-503", count=10)
     with pytest.raises(openai.APIStatusError) as info:
         await client.chat.completions.create(model="grok-3-fast", messages=_ask())
     assert info.value.status_code == 502
-    assert len(fake.chat_calls()) == 6  # max_attempts (3) more
+    assert [r.refused for r in fake.mgw_sessions()][3:] == [503] * 3  # max_attempts (3) more
     accounts = await gateway.services.store.list_accounts()
     assert all(a.state == AccountState.ACTIVE for a in accounts)  # 5xx is not the accounts' fault
     assert sum(a.requests_failed for a in accounts) == 5
     assert all(a.failure_count == 0 for a in accounts)
+    # A refused handshake was never counted by grok.com: every reserved query went back.
+    windows = {a.token: a.remaining for a in accounts}
+    assert windows == {t: 29 if t == served.token else None for t in windows}
+    assert fake.account(str(served.token)).window("fast").remaining == 29
 
 
 # ---- selection over a large pool (no I/O) --------------------------------------------------------
 
 
-def _pool_with(accounts: list[Any]) -> Any:
+def _pool_with(accounts: list[Account]) -> Any:
     from grok2api.pool import Pool
     from grok2api.settings import RuntimeSettings
 
     settings = RuntimeSettings()
     pool = Pool(None, lambda: settings)  # type: ignore[arg-type]
     pool._snapshot = {a.id: a for a in accounts}
-    pool._tiers = {
-        "basic": [a.id for a in accounts if a.tier == "basic"],
-        "super": [a.id for a in accounts if a.tier == "super"],
-    }
+    pool._tiers = {tier: [a.id for a in accounts if a.tier == tier] for tier in ("basic", "super", "heavy")}
     return pool
 
 
 def test_selection_is_bounded_spread_and_tier_ordered() -> None:
     from grok2api.grok.catalog import MODELS
-    from grok2api.pool import SCAN_TARGET
-    from grok2api.store.base import Account
+    from grok2api.pool import SCAN_TARGET, has_room
 
+    tiers = ("super", "heavy", "basic", "basic")
+    windows = {"fast": 5, "auto": 5, "expert": 5, "heavy": 5}
     accounts = [
-        Account(id=i, token=f"t{i}", tier="super" if i % 4 == 0 else "basic", quotas={"fast": ModeQuota(remaining=5)})
+        Account(id=i, token=f"t{i}", tier=tiers[i % 4], quotas={m: ModeQuota(remaining=n) for m, n in windows.items()})
         for i in range(4000)
     ]
-    accounts[1].state = AccountState.COOLING
-    accounts[2].quotas["fast"].remaining = 0
+    accounts[2].state = AccountState.COOLING
+    accounts[3].quotas["fast"].remaining = 0
     pool = _pool_with(accounts)
-    fast, heavy = MODELS["grok-3-fast"], MODELS["grok-4-heavy"]
+    fast, auto, heavy = MODELS["grok-3-fast"], MODELS["grok-auto"], MODELS["grok-4-heavy"]
     firsts: Counter[int] = Counter()
     for _ in range(400):
-        picks = pool.candidates(fast, 1, set())
+        picks = pool.candidates(fast, set())
         assert len(picks) == SCAN_TARGET
         assert all(p.tier == "basic" and p.state == AccountState.ACTIVE and (p.remaining or 0) >= 1 for p in picks)
+        assert accounts[2] not in picks and accounts[3] not in picks
         firsts[picks[0].id] += 1
     assert len(firsts) > 300  # bursts land all over the pool, not on one "best" account
     # Least busy first among those seen.
-    busy_id = pool.candidates(fast, 1, set())[0].id
+    busy_id = pool.candidates(fast, set())[0].id
     pool._in_flight[busy_id] = 5
-    assert all(p.id != busy_id for p in pool.candidates(fast, 1, {busy_id}))
-    # Heavy: super accounts only.
-    assert {p.tier for p in pool.candidates(heavy, 1, set())} == {"super"}
-    # When no basic account is usable, super accounts serve normal models too.
+    assert all(p.id != busy_id for p in pool.candidates(fast, {busy_id}))
+    # Auto: super accounts first (basic ones need a learned window); heavy: heavy accounts only.
+    assert {p.tier for p in pool.candidates(auto, set())} == {"super"}
+    assert {p.tier for p in pool.candidates(heavy, set())} == {"heavy"}
+    # A learned window decides over the tier: a basic account with auto queries serves auto first...
+    accounts[3].quotas["auto"].total = 20
+    assert accounts[3] in pool.candidates(auto, set())
+    assert pool.candidates(auto, set())[0].tier == "basic"
+    # ...and a heavy account whose heavy total is 0 does not serve heavy.
+    accounts[1].quotas["heavy"].total = 0
+    assert all(p.id != 1 for _ in range(50) for p in pool.candidates(heavy, set()))
+    # An empty window is skipped until its reset time has passed.
+    accounts[3].quotas["fast"].reset_at = time.time() + 60
+    assert not has_room(accounts[3].quotas["fast"], time.time())
+    accounts[3].quotas["fast"].reset_at = time.time() - 1
+    assert has_room(accounts[3].quotas["fast"], time.time())
+    assert has_room(None, time.time()) and has_room(ModeQuota(total=30), time.time())  # unknown: may be tried
+    # When no basic account is usable, super accounts serve the fast mode too; heavy ones last.
     for acc in accounts:
         if acc.tier == "basic":
             acc.state = AccountState.DISABLED
-    assert {p.tier for p in pool.candidates(fast, 1, set())} == {"super"}
+    assert {p.tier for p in pool.candidates(fast, set())} == {"super"}
+    for acc in accounts:
+        if acc.tier == "super":
+            acc.state = AccountState.DISABLED
+    assert {p.tier for p in pool.candidates(fast, set())} == {"heavy"}

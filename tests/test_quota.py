@@ -7,77 +7,69 @@ import time
 from contextlib import suppress
 from typing import Any
 
+import openai
 import pytest
 
 from grok2api.grok.catalog import MODELS
-from grok2api.grok.client import QuotaInfo, parse_rate_limits
+from grok2api.grok.client import QuotaInfo, parse_mode_limits
+from grok2api.quota import best_tier
 from grok2api.store.base import AccountPatch, AccountState, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok
 
 from harness import LiveGateway
 
-# ---- parse_rate_limits ---------------------------------------------------------------------------
+# ---- parse_mode_limits ---------------------------------------------------------------------------
 
-TOKEN_BUDGET = {
-    "windowSizeSeconds": 72000,
-    "remainingQueries": 0,
-    "totalQueries": 0,
-    "remainingTokens": 57,
-    "totalTokens": 80,
-    "lowEffortRateLimits": {"cost": 1, "remainingQueries": 57},
-    "highEffortRateLimits": {"cost": 4, "remainingQueries": 14},
-}
-FLAT = {
+# POST /rest/rate-limits {"modelName": "<mode>"}: one query window of that mode.
+WINDOW = {
     "windowSizeSeconds": 7200,
     "remainingQueries": 12,
     "totalQueries": 20,
     "lowEffortRateLimits": None,
     "highEffortRateLimits": None,
 }
+# The same answer with the 2025 keys some accounts still get beside the queries: they are not the window.
+WITH_LEGACY_KEYS = {
+    **WINDOW,
+    "remainingTokens": 57,
+    "totalTokens": 80,
+    "lowEffortRateLimits": {"cost": 1, "remainingQueries": 57},
+    "highEffortRateLimits": {"cost": 4, "remainingQueries": 14},
+}
 
 
-def test_token_budget_shape_reads_remaining_tokens() -> None:
-    assert parse_rate_limits(TOKEN_BUDGET, heavy=False) == QuotaInfo(57, 80, 72000, None)
+def test_a_window_reads_remaining_and_total_queries() -> None:
+    assert parse_mode_limits(WINDOW) == QuotaInfo(12, 20, 7200, None)
 
 
-def test_flat_shape_reads_remaining_queries() -> None:
-    assert parse_rate_limits(FLAT, heavy=False) == QuotaInfo(12, 20, 7200, None)
-
-
-def test_heavy_reads_queries_even_when_tokens_are_present() -> None:
-    data = {**TOKEN_BUDGET, "remainingQueries": 3, "totalQueries": 20}
-    assert parse_rate_limits(data, heavy=True) == QuotaInfo(3, 20, 72000, None)
-    assert parse_rate_limits(FLAT, heavy=True) == QuotaInfo(12, 20, 7200, None)
-
-
-def test_token_budget_without_tokens_falls_back_to_queries() -> None:
-    for tokens in (None, "57", True):
-        data = {**TOKEN_BUDGET, "remainingTokens": tokens, "remainingQueries": 9, "totalQueries": 10}
-        info = parse_rate_limits(data, heavy=False)
-        assert (info.remaining, info.total) == (9, 10), tokens
+def test_legacy_token_keys_are_ignored() -> None:
+    assert parse_mode_limits(WITH_LEGACY_KEYS) == QuotaInfo(12, 20, 7200, None)
+    # Even when the queries say the mode is not available and tokens are left over.
+    data = {**WITH_LEGACY_KEYS, "remainingQueries": 0, "totalQueries": 0}
+    assert parse_mode_limits(data) == QuotaInfo(0, 0, 7200, None)
 
 
 def test_float_counts_are_truncated_to_int() -> None:
-    info = parse_rate_limits({"remainingQueries": 7.9, "totalQueries": 20.0, "windowSizeSeconds": 60.5}, heavy=False)
+    info = parse_mode_limits({"remainingQueries": 7.9, "totalQueries": 20.0, "windowSizeSeconds": 60.5})
     assert info == QuotaInfo(7, 20, 60, None)
     assert isinstance(info.remaining, int) and isinstance(info.window_seconds, int)
 
 
 def test_top_level_wait_time() -> None:
-    data = {**FLAT, "remainingQueries": 0, "waitTimeSeconds": 1234}
-    info = parse_rate_limits(data, heavy=False)
+    data = {**WINDOW, "remainingQueries": 0, "waitTimeSeconds": 1234}
+    info = parse_mode_limits(data)
     assert info.remaining == 0 and info.wait_seconds == 1234.0
     assert isinstance(info.wait_seconds, float)
 
 
 def test_top_level_wait_time_wins_over_per_effort() -> None:
     data = {
-        **TOKEN_BUDGET,
-        "remainingTokens": 0,
+        **WITH_LEGACY_KEYS,
+        "remainingQueries": 0,
         "waitTimeSeconds": 10,
         "lowEffortRateLimits": {"remainingQueries": 0, "waitTimeSeconds": 99},
     }
-    assert parse_rate_limits(data, heavy=False).wait_seconds == 10.0
+    assert parse_mode_limits(data).wait_seconds == 10.0
 
 
 @pytest.mark.parametrize(
@@ -91,19 +83,44 @@ def test_top_level_wait_time_wins_over_per_effort() -> None:
     ],
 )
 def test_per_effort_wait_time(low: Any, high: Any, wait: float | None) -> None:
-    data = {**TOKEN_BUDGET, "lowEffortRateLimits": low, "highEffortRateLimits": high}
-    assert parse_rate_limits(data, heavy=False).wait_seconds == wait
+    data = {**WINDOW, "remainingQueries": 0, "lowEffortRateLimits": low, "highEffortRateLimits": high}
+    assert parse_mode_limits(data).wait_seconds == wait
 
 
-@pytest.mark.parametrize("data", [{}, None, [], "text", 3, {"unrelated": 1}])
+@pytest.mark.parametrize("data", [{}, None, [], "text", 3, {"unrelated": 1}, {"remainingTokens": 80}])
 def test_missing_fields_are_none(data: Any) -> None:
-    assert parse_rate_limits(data, heavy=False) == QuotaInfo(None, None, None, None)
-    assert parse_rate_limits(data, heavy=True) == QuotaInfo(None, None, None, None)
+    assert parse_mode_limits(data) == QuotaInfo(None, None, None, None)
 
 
 def test_non_numeric_fields_are_none() -> None:
     data = {"remainingQueries": "12", "totalQueries": None, "windowSizeSeconds": False, "waitTimeSeconds": "5"}
-    assert parse_rate_limits(data, heavy=False) == QuotaInfo(None, None, None, None)
+    assert parse_mode_limits(data) == QuotaInfo(None, None, None, None)
+    assert parse_mode_limits({"remainingQueries": True, "totalQueries": 20}) == QuotaInfo(None, 20, None, None)
+
+
+# ---- tiers from window totals (grok.com, late 2026) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("totals", "tier"),
+    [
+        ({"fast": 30, "auto": 20, "expert": 0, "heavy": 0}, "basic"),
+        ({"fast": 30, "auto": 7}, "basic"),
+        ({"fast": 140, "auto": 50, "expert": 50, "heavy": 0}, "super"),
+        ({"auto": 50}, "super"),
+        ({"fast": 400, "auto": 150, "expert": 150, "heavy": 20}, "heavy"),
+        ({"heavy": 1}, "heavy"),
+        ({"fast": 30, "expert": 150}, "heavy"),  # the highest any window shows
+        ({"grok-420-computer-use-sa": 500}, None),  # a mode whose totals say nothing about tiers
+        ({}, None),
+    ],
+)
+def test_best_tier_from_totals(totals: dict[str, int], tier: str | None) -> None:
+    windows = {mode: ModeQuota(remaining=total, total=total) for mode, total in totals.items()}
+    assert best_tier(windows) == tier
+    assert best_tier({**windows, "fast": ModeQuota(remaining=3)}) == best_tier(
+        {m: w for m, w in windows.items() if m != "fast"}
+    )  # an unknown total shows nothing
 
 
 # ---- QuotaService against the fake -------------------------------------------------------------
@@ -132,25 +149,59 @@ async def _cooling(gw: LiveGateway, token: str, until: float, reason: str = "quo
     return await _stored(gw, token)
 
 
-async def test_refresh_learns_remaining_of_a_healthy_account(quiet: LiveGateway, fake: FakeGrok) -> None:
+async def test_refresh_learns_every_window_of_a_healthy_account(quiet: LiveGateway, fake: FakeGrok) -> None:
     fake.add_account("tok-healthy", quota=50)
     await quiet.add_accounts("tok-healthy")
     acc = await _stored(quiet, "tok-healthy")
-    assert acc.remaining is None
+    assert acc.remaining is None and acc.quotas == {}
     result = await quiet.services.quota.refresh(acc)
-    assert result.ok and result.remaining == 50 and result.heavy_remaining is None
-    assert result.state == AccountState.ACTIVE and "50" in result.message
+    assert result.ok and result.remaining == 50 and result.heavy_remaining == 0
+    assert result.state == AccountState.ACTIVE and result.tier == "basic"
+    assert result.message == (
+        "valid, basic tier; queries left: fast 50 of 50, auto 20 of 20, expert 0 of 0, heavy 0 of 0"
+    )
     after = await _stored(quiet, "tok-healthy")
-    assert after.remaining == 50 and after.state == AccountState.ACTIVE
+    assert after.state == AccountState.ACTIVE and after.tier == "basic"
+    chat_windows = {m: w for m, w in after.quotas.items() if not m.startswith("imagine-")}
+    assert {m: (w.remaining, w.total, w.window_seconds) for m, w in chat_windows.items()} == {
+        "fast": (50, 50, 7200),
+        "auto": (20, 20, 7200),
+        "expert": (0, 0, 7200),
+        "heavy": (0, 0, 7200),
+    }
+    assert set(after.quotas) - set(chat_windows) == {  # the Imagine windows come with the check
+        "imagine-image",
+        "imagine-image-pro",
+        "imagine-edit",
+        "imagine-video",
+        "imagine-video-720p",
+    }
+    asked = [r.json for r in fake.requests if r.path == "/rest/rate-limits"]
+    assert sorted(body["modelName"] for body in asked) == ["auto", "expert", "fast", "heavy"]
 
 
-async def test_refresh_learns_heavy_quota_of_a_super_account(quiet: LiveGateway, fake: FakeGrok) -> None:
-    fake.add_account("tok-super", tier="super", quota=100, heavy_quota=7)
-    await quiet.add_accounts("tok-super", tier="super")
-    result = await quiet.services.quota.refresh(await _stored(quiet, "tok-super"))
-    assert result.ok and (result.remaining, result.heavy_remaining) == (100, 7)
-    after = await _stored(quiet, "tok-super")
-    assert (after.remaining, after.heavy_remaining) == (100, 7)
+async def test_refresh_learns_heavy_quota_and_tier_of_a_heavy_account(quiet: LiveGateway, fake: FakeGrok) -> None:
+    fake.add_account("tok-heavy", tier="heavy", quota=100, heavy_quota=7)
+    await quiet.add_accounts("tok-heavy", tier="super")  # the operator's guess was too low
+    result = await quiet.services.quota.refresh(await _stored(quiet, "tok-heavy"))
+    assert result.ok and (result.remaining, result.heavy_remaining, result.tier) == (100, 7, "heavy")
+    after = await _stored(quiet, "tok-heavy")
+    assert (after.remaining, after.heavy_remaining, after.tier) == (100, 7, "heavy")
+    assert (after.quotas["auto"].total, after.quotas["expert"].total) == (150, 150)
+
+
+@pytest.mark.parametrize(("upstream", "guess"), [("super", "basic"), ("basic", "super"), ("heavy", "basic")])
+async def test_refresh_infers_the_tier_from_the_totals(
+    quiet: LiveGateway, fake: FakeGrok, upstream: str, guess: str
+) -> None:
+    fake.add_account("tok-tier", tier=upstream)
+    await quiet.add_accounts("tok-tier", tier=guess)
+    result = await quiet.services.quota.refresh(await _stored(quiet, "tok-tier"))
+    assert result.ok and result.tier == upstream
+    assert (await _stored(quiet, "tok-tier")).tier == upstream
+    await quiet.services.reload()  # the tier change bumped the accounts version
+    local = quiet.services.pool.account((await _stored(quiet, "tok-tier")).id)
+    assert local is not None and local.tier == upstream
 
 
 async def test_refresh_marks_an_invalid_token_invalid(quiet: LiveGateway) -> None:
@@ -175,18 +226,23 @@ async def test_cooling_account_whose_window_reset_comes_back(quiet: LiveGateway,
     assert after.remaining == 30 and after.state_reason == "live check passed"
 
 
-async def test_cooling_account_still_exhausted_stays_cooling(quiet: LiveGateway, fake: FakeGrok) -> None:
-    upstream = fake.add_account("tok-spent", quota=30)
+async def test_cooling_account_with_an_empty_window_comes_back_without_it(quiet: LiveGateway, fake: FakeGrok) -> None:
+    upstream = fake.add_account("super-spent", tier="super", quota=30)
     upstream.remaining = 0
-    await quiet.add_accounts("tok-spent")
-    acc = await _cooling(quiet, "tok-spent", time.time() - 1)
+    await quiet.add_accounts("super-spent", tier="super")
+    acc = await _cooling(quiet, "super-spent", time.time() - 1)
     result = await quiet.services.quota.refresh(acc)
-    assert result.ok and result.state == AccountState.COOLING
-    after = await _stored(quiet, "tok-spent")
+    # The session is fine and other modes have queries: the account serves again, its fast window does not.
+    assert result.ok and result.state == AccountState.ACTIVE and result.remaining == 0
+    after = await _stored(quiet, "super-spent")
     left = upstream.seconds_left()
-    assert after.state == AccountState.COOLING and after.remaining == 0
-    assert after.cooldown_until is not None and abs(after.cooldown_until - (time.time() + left)) < 5
-    assert after.window_reset_at is not None and abs(after.window_reset_at - after.cooldown_until) < 5
+    assert after.state == AccountState.ACTIVE and after.cooldown_until is None and after.remaining == 0
+    assert after.window_reset_at is not None and abs(after.window_reset_at - (time.time() + left)) < 5
+    assert after.quotas["auto"].remaining == 50
+    await quiet.services.reload(force=True)
+    pool = quiet.services.pool
+    assert [a.token for a in pool.candidates(MODELS["grok-fast"], set())] == []
+    assert [a.token for a in pool.candidates(MODELS["grok-auto"], set())] == ["super-spent"]
 
 
 async def test_revive_due_brings_back_a_due_cooling_account(quiet: LiveGateway, fake: FakeGrok) -> None:
@@ -274,14 +330,67 @@ async def test_check_lowers_a_higher_count_and_fills_an_unknown_one(quiet: LiveG
     assert (await _stored(quiet, "tok-unknown")).remaining == 33
 
 
-async def test_check_cools_an_active_account_grok_reports_exhausted(quiet: LiveGateway, fake: FakeGrok) -> None:
+async def test_check_empties_the_window_grok_reports_exhausted(quiet: LiveGateway, fake: FakeGrok) -> None:
     upstream = fake.add_account("tok-empty", quota=10)
     upstream.remaining = 0
     await quiet.add_accounts("tok-empty")
     await quiet.services.quota.check(await _stored(quiet, "tok-empty"), MODELS["grok-3-fast"])
     after = await _stored(quiet, "tok-empty")
-    assert after.state == AccountState.COOLING and after.remaining == 0
-    assert after.cooldown_until is not None and after.cooldown_until > time.time() + 60
+    # Only that mode's window is empty until grok.com's reset; the account itself is not cooled.
+    assert after.state == AccountState.ACTIVE and after.cooldown_until is None
+    fast = after.quotas["fast"]
+    assert (fast.remaining, fast.total) == (0, 10)
+    assert fast.reset_at is not None and abs(fast.reset_at - (time.time() + upstream.seconds_left())) < 5
+    assert set(after.quotas) == {"fast"}  # check reads the one mode it was asked about
+
+
+async def test_reconciliation_after_a_chat_learns_every_window_and_the_tier(quiet: LiveGateway, fake: FakeGrok) -> None:
+    fake.add_account("tok-recon", tier="super")
+    await quiet.add_accounts("tok-recon")  # added as basic: the pool does not know better yet
+    sdk = openai.AsyncOpenAI(base_url=f"{quiet.url}/v1", api_key="unused", max_retries=0)
+    try:
+        await sdk.chat.completions.create(model="grok-fast", messages=[{"role": "user", "content": "hi"}])
+        deadline = time.monotonic() + 3
+        while (await _stored(quiet, "tok-recon")).tier != "super":
+            assert time.monotonic() < deadline, "the tier was not learned"
+            await asyncio.sleep(0.02)
+        after = await _stored(quiet, "tok-recon")
+        totals = {m: (w.remaining, w.total) for m, w in after.quotas.items()}
+        assert totals == {"fast": (139, 140), "auto": (50, 50), "expert": (50, 50), "heavy": (0, 0)}
+        # What it learned routes at once: a super account serves expert, not heavy.
+        await quiet.services.reload(force=True)
+        reply = await sdk.chat.completions.create(model="grok-expert", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content
+        with pytest.raises(openai.APIStatusError) as info:
+            await sdk.chat.completions.create(model="grok-heavy", messages=[{"role": "user", "content": "hi"}])
+        assert info.value.status_code == 503
+    finally:
+        await sdk.close()
+    assert [r.mode for r in fake.mgw_sessions("tok-recon")] == ["fast", "expert"]
+
+
+async def test_reconcile_reads_unknown_windows_once_then_only_the_mode_used(quiet: LiveGateway, fake: FakeGrok) -> None:
+    fake.add_account("tok-lower", quota=30)
+    await quiet.add_accounts("tok-lower", tier="super")
+    acc = await _stored(quiet, "tok-lower")
+    learned = await quiet.services.quota.reconcile(acc, MODELS["grok-fast"])
+    # Every base window, each capped; the totals say basic, so the guess is corrected.
+    assert sorted(s.mode for s in learned.settlements) == ["auto", "expert", "fast", "heavy"]
+    assert all(s.learned_cap for s in learned.settlements) and learned.tier == "basic"
+    for settlement in learned.settlements:
+        await quiet.services.store.settle(acc.id, settlement)
+    await quiet.services.store.update_account("tok-lower", AccountPatch(tier="basic"))
+    # Once every window is known, only the mode used is read again, and the tier is settled.
+    again = await quiet.services.quota.reconcile(await _stored(quiet, "tok-lower"), MODELS["grok-auto"])
+    assert [s.mode for s in again.settlements] == ["auto"] and again.tier is None
+    # An answer without totals changes neither the known total nor the tier.
+    fake.push_fault("limits-missing", token="tok-lower")
+    blind = await quiet.services.quota.reconcile(await _stored(quiet, "tok-lower"), MODELS["grok-fast"])
+    (settlement,) = blind.settlements
+    assert isinstance(settlement.learned, ModeQuota) and settlement.learned.total is None and blind.tier is None
+    await quiet.services.store.settle(acc.id, settlement)
+    after = await _stored(quiet, "tok-lower")
+    assert (after.quotas["fast"].remaining, after.quotas["fast"].total, after.tier) == (30, 30, "basic")
 
 
 async def test_a_live_check_reads_the_imagine_windows_too(quiet: LiveGateway, fake: FakeGrok) -> None:

@@ -10,7 +10,7 @@ import msgspec
 
 from ..grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from ..grok.failures import classify
-from ..quota import QuotaResult
+from ..quota import QuotaResult, describe_windows
 from ..services import Services
 from ..store.base import Account, AccountPatch, AccountState
 from .accounts_input import MAX_NOTE_LENGTH as MAX_NOTE_LENGTH  # the limits live with the input parsing
@@ -111,9 +111,9 @@ def explain(result: QuotaResult, after: Account | None) -> str:
                 f"The session is valid but its quota is used up; it rests until the window resets "
                 f"({fmt_ago(after.cooldown_until)}) and is re-checked by itself then."
             )
-        heavy = f", {result.heavy_remaining} heavy" if result.heavy_remaining is not None else ""
-        left = "an unknown number of" if result.remaining is None else str(result.remaining)
-        return f"grok.com accepted the session: {left} units left in this window{heavy}. The account is {state}."
+        tier = f" ({result.tier} tier)" if result.tier else ""
+        left = describe_windows(result.windows) or "an unknown number of"
+        return f"grok.com accepted the session{tier}: {left} queries left per mode. The account is {state}."
     if state == AccountState.INVALID:
         return "grok.com no longer accepts this SSO cookie. Sign in to grok.com again and replace the token."
     if state == AccountState.BLOCKED:
@@ -136,12 +136,14 @@ async def test(svc: Services, acc: Account) -> TestOutcome:
     # Quota moves do not bump the store's version counter: reload the snapshot explicitly.
     await svc.pool.refresh(force=True)
     after = by_id(svc, acc.id)
+    fast = result.windows.get("fast")
     return TestOutcome(
         result.ok,
         result.message,
         explain(result, after),
         result.remaining,
         result.heavy_remaining,
+        limit=None if fast is None else fast.total,
         state=result.state,
         account=after,
     )
@@ -158,7 +160,7 @@ async def test_outside_pool(svc: Services, token: str) -> TestOutcome:
         )
     return TestOutcome(
         True,
-        f"valid; {info.remaining} units left",
+        f"valid; fast {info.remaining} of {info.total} queries left",
         "The token is not in the pool; add it to use it.",
         info.remaining,
         limit=info.total,

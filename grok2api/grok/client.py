@@ -258,17 +258,6 @@ def _wait(data: dict[str, Any]) -> float | None:
     return wait
 
 
-def parse_rate_limits(data: Any, *, heavy: bool) -> QuotaInfo:
-    """Read both response shapes: token budget (``remainingTokens``) and flat (``remainingQueries``)."""
-    if not isinstance(data, dict):
-        return QuotaInfo(None, None, None, None)
-    if not heavy and _count(data.get("remainingTokens")) is not None:
-        remaining, total = _count(data.get("remainingTokens")), _count(data.get("totalTokens"))
-    else:
-        remaining, total = _count(data.get("remainingQueries")), _count(data.get("totalQueries"))
-    return QuotaInfo(remaining, total, _count(data.get("windowSizeSeconds")), _wait(data))
-
-
 def parse_mode_limits(data: Any) -> QuotaInfo:
     """A mode's window: queries, one per request (legacy token keys may appear beside them; ignored)."""
     if not isinstance(data, dict):
