@@ -18,7 +18,7 @@ from grok2api.settings import RuntimeSettings
 from grok2api.store.base import AccountPatch, ModeQuota
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
 
-from harness import LiveGateway
+from harness import LiveGateway, assert_playable_mp4
 
 MODEL = "grok-imagine-0.9"
 JPEG_URL = "data:image/jpeg;base64," + base64.b64encode(TINY_JPEG).decode()
@@ -37,28 +37,6 @@ def _calls(fake: FakeGrok, path: str) -> list[Any]:
 async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:
     async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as resp:
         return resp.status, await resp.read(), resp.headers
-
-
-def _boxes(data: bytes) -> dict[bytes, bytes]:
-    """Top-level ISO-BMFF boxes of ``data`` by type (size-prefixed; every byte must be accounted for)."""
-    out: dict[bytes, bytes] = {}
-    at = 0
-    while at < len(data):
-        size = int.from_bytes(data[at : at + 4], "big")
-        assert size >= 8 and at + size <= len(data), "a box runs past the end of the file"
-        out[data[at + 4 : at + 8]] = data[at + 8 : at + size]
-        at += size
-    return out
-
-
-def assert_playable_mp4(data: bytes) -> None:
-    """A file a player can open: ftyp, a movie with a video track (H.264 sample entry) and media data."""
-    top = _boxes(data)
-    assert top[b"ftyp"][:4] in (b"isom", b"mp42", b"avc1")
-    moov = _boxes(top[b"moov"])
-    assert b"mvhd" in moov and b"trak" in moov
-    assert b"vide" in moov[b"trak"] and b"avc1" in moov[b"trak"]  # handler type and sample entry
-    assert len(top[b"mdat"]) > 0
 
 
 async def test_image_and_prompt_make_a_playable_video(fake: FakeGrok, gateway: LiveGateway, client: Any) -> None:
