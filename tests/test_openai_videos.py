@@ -273,7 +273,7 @@ async def test_a_job_whose_worker_died_completes_elsewhere_charged_once(fake: Fa
             return bool(video.status == "in_progress" and video.progress > 0)
 
         await _until(running)
-        await first.services.videos.stop()  # the worker dies mid-job: nothing is written for it
+        await first.services.videos.stop(handover=False)  # the worker dies mid-job: nothing is written for it
         second.services.videos.start()
         done = await _settle(sdk[1], created.id, timeout=20)
         assert (done.status, done.progress) == ("completed", 100)

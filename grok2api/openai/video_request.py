@@ -86,9 +86,9 @@ def frame_of(size: str | None, aspect_ratio: str | None = None, resolution: str 
     """(aspect ratio, resolution, reported size): ``size`` as WIDTHxHEIGHT picks the nearest aspect ratio, and
     720p from 720 pixels on the short side; ``aspect_ratio``/``resolution`` name grok.com's values directly."""
     match = _SIZE.fullmatch(size or DEFAULT_SIZE)
-    if match is None:
+    width, height = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if not width or not height:
         raise InvalidRequest("size must be WIDTHxHEIGHT, e.g. 720x1280 or 1280x720.", param="size")
-    width, height = int(match.group(1)), int(match.group(2))
     ratio = aspect_ratio or min(ASPECT_RATIOS, key=lambda r: abs(math.log(width / height / _ratio(r))))
     if ratio not in ASPECT_RATIOS:
         raise InvalidRequest(f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}.", param="aspect_ratio")

@@ -17,7 +17,7 @@ import uuid
 from contextlib import suppress
 
 from ..errors import GatewayError
-from ..store.base import VideoJob
+from ..store.base import VideoJob, VideoPatch
 from .claim import Claim, LeaseLost
 from .generate import VideoContext, generate
 
@@ -37,6 +37,7 @@ class VideoRunner:
         self.poll_seconds = POLL_SECONDS
         self.max_running = MAX_RUNNING
         self._wake = asyncio.Event()
+        self._handover = True
         self._loop_task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
 
@@ -44,9 +45,11 @@ class VideoRunner:
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._loop(), name="video-jobs")
 
-    async def stop(self) -> None:
-        """Stop claiming and drop the running jobs where they are: like a worker that dies, their leases run
-        out and another worker takes them over."""
+    async def stop(self, handover: bool = True) -> None:
+        """Stop claiming and drop the running jobs where they are. With ``handover`` their leases end now, so any
+        worker (this one after a restart too) takes them over at once; without, they run out like those of a
+        worker that died. The charge each job carries stays with it."""
+        self._handover = handover
         tasks = [t for t in (self._loop_task, *self._running) if t is not None]
         self._loop_task = None
         for task in tasks:
@@ -54,6 +57,11 @@ class VideoRunner:
         for task in tasks:
             with suppress(asyncio.CancelledError, Exception):
                 await task
+
+    @property
+    def running(self) -> int:
+        """How many jobs this process is making now."""
+        return len(self._running)
 
     def wake(self) -> None:
         """Look for a job now (one was just created here)."""
@@ -102,8 +110,10 @@ class VideoRunner:
             log.info("video %s failed: %s", job.id, err.message)
             await self._fail(claim, err)
         except asyncio.CancelledError:
-            if not claim.lost:
-                raise  # the runner is stopping
+            if not claim.lost:  # the runner is stopping
+                if self._handover:
+                    await self._hand_over(claim)
+                raise
             me.uncancel()
             log.warning("video %s: its lease could not be kept; another worker takes it over", job.id)
         except Exception:
@@ -111,6 +121,13 @@ class VideoRunner:
             await self._fail(claim, GatewayError("The gateway hit an internal error making the video."))
         finally:
             beat.cancel()
+
+    async def _hand_over(self, claim: Claim) -> None:
+        try:
+            async with asyncio.timeout(2):
+                await claim.write(VideoPatch(lease_until=time.time()))
+        except Exception as exc:  # LeaseLost, or the store is gone: the lease runs out by itself
+            log.info("video %s was not handed over: %r", claim.job.id, exc)
 
     async def _fail(self, claim: Claim, err: GatewayError) -> None:
         try:
