@@ -855,8 +855,8 @@ async def test_two_claimers_never_get_the_same_job(store: Store, store_factory: 
 
 
 async def test_an_expired_lease_is_claimed_again_and_fences_the_old_attempt(store: Store) -> None:
-    job = _video()
-    await store.create_video_job(job)
+    job = _video(has_image=True)
+    await store.create_video_job(job, VideoImage(file_name="a.png", mime="image/png", b64="AAAA"))
     first = await _claim(store, "w1", lease=0.2)
     assert await store.update_video_job(job.id, 1, VideoPatch(progress=30)) is True
     assert await store.claim_video_job("w2", time.time() + 60, time.time()) is None
@@ -876,6 +876,7 @@ async def test_an_expired_lease_is_claimed_again_and_fences_the_old_attempt(stor
         None,
     )
     assert await store.update_video_job(job.id, 2, VideoPatch(progress=1)) is False  # ended: no more writes
+    assert await store.get_video_image(job.id) is None  # and its input image is not kept
     assert await store.claim_video_job("w3", time.time() + 60, time.time() + 3600) is None
 
 

@@ -259,7 +259,7 @@ class VideoImage(msgspec.Struct, kw_only=True):
 
 class VideoPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What one runner write changes (UNSET fields are left alone). ``status`` completed or failed ends the job:
-    its lease is gone and no later write of any attempt is taken."""
+    its lease and its input image are gone and no later write of any attempt is taken."""
 
     status: str | msgspec.UnsetType = msgspec.UNSET
     progress: int | msgspec.UnsetType = msgspec.UNSET
@@ -348,7 +348,9 @@ class Store(Protocol):
         arrive at the same moment."""
 
     async def get_video_job(self, job_id: str) -> VideoJob | None: ...
-    async def get_video_image(self, job_id: str) -> VideoImage | None: ...
+    async def get_video_image(self, job_id: str) -> VideoImage | None:
+        """The input image of a job made from one, until the job ends."""
+
     async def list_video_jobs(
         self, key_id: str, *, after: str = "", limit: int = 20, descending: bool = True
     ) -> tuple[list[VideoJob], bool]:

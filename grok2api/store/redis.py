@@ -17,7 +17,7 @@ Layout (``p`` = prefix, ``g2a`` by default)::
     p:usage:hours      sorted set of the hours above (for usage_since and pruning)
     p:once:{nonce}     result of a reserve/settle call, kept briefly (see _ONCE_TTL)
     p:vjob:{id}        hash, one field per VideoJob field ("" = None, booleans "1"/"0")
-    p:vjob:{id}:image  hash file_name, mime, b64 (the input image of a job made from one)
+    p:vjob:{id}:image  hash file_name, mime, b64 (the input image of a job made from one, until it ends)
     p:vjobs:queued     sorted set of queued job ids, all scored 0 (ids sort by creation)
     p:vjobs:running    sorted set of in-progress job ids scored by lease_until
     p:vjobs:key:{key}  sorted set of one client key's job ids, all scored 0 (for listing)
@@ -284,7 +284,8 @@ end
 return false
 """
 
-# KEYS: job, running.  ARGV: id, attempt, JSON [field, value, ...], new lease_until or "", ends the job "1"/"0".
+# KEYS: job, running, image.  ARGV: id, attempt, JSON [field, value, ...], new lease_until or "", ends the job
+# "1"/"0" (then its lease and its input image go).
 _VIDEO_UPDATE = """
 local cur = redis.call('HMGET', KEYS[1], 'attempt', 'status')
 if cur[1] ~= ARGV[2] or cur[2] ~= 'in_progress' then return 0 end
@@ -292,6 +293,7 @@ local kv = cjson.decode(ARGV[3])
 if #kv > 0 then redis.call('HSET', KEYS[1], unpack(kv)) end
 if ARGV[5] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('DEL', KEYS[3])
 elseif ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 end
@@ -893,7 +895,7 @@ class RedisStore:
             values["lease_until"] = None
         lease = values.get("lease_until")
         done = await self._video_update(
-            keys=[self._vjob + job_id, self._vjobs_running],
+            keys=[self._vjob + job_id, self._vjobs_running, self._video_keys(job_id)[1]],
             args=[
                 job_id,
                 str(attempt),

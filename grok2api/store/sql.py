@@ -719,8 +719,8 @@ class SqlStore:
         values = {k: v for k, v in values.items() if v is not msgspec.UNSET}
         if "error_message" in values:
             values["error_message"] = values["error_message"][:REASON_LEN]
-        if values.get("status") in _VIDEO_ENDS:
-            values["lease_until"] = None
+        if values.get("status") in _VIDEO_ENDS:  # no lease any more, and the input image is not needed again
+            values.update(lease_until=None, image_name=None, image_mime=None, image_b64=None)
         if not values:
             return await self._holds(job_id, attempt)
         stmt = update(VideoJobRow).where(t.c.id == job_id, t.c.attempt == attempt, _VIDEO_IN_PROGRESS).values(**values)

@@ -151,7 +151,8 @@ class UsageCountRow(Base):
 
 
 class VideoJobRow(Base):
-    """A video job (see store.base.VideoJob); the input image is base64 text beside it, read only to run it."""
+    """A video job (see store.base.VideoJob); the input image is base64 text beside it, read only to run it and
+    dropped when the job ends."""
 
     __tablename__ = "video_jobs"
     __table_args__ = (
