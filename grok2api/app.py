@@ -27,6 +27,7 @@ from .metrics import render_prometheus
 from .openai.chat import chat_completions
 from .openai.images import image_edits, image_generations
 from .openai.models import get_model, list_models
+from .openai.videos import create_video, delete_video, get_video, list_videos, video_content
 from .services import Services
 
 log = logging.getLogger("grok2api")
@@ -80,6 +81,11 @@ def api_routes() -> list[BaseRoute]:
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/images/generations", image_generations, methods=["POST"]),
         Route("/v1/images/edits", image_edits, methods=["POST"]),
+        Route("/v1/videos", create_video, methods=["POST"]),
+        Route("/v1/videos", list_videos, methods=["GET"]),
+        Route("/v1/videos/{video_id}", get_video, methods=["GET"]),
+        Route("/v1/videos/{video_id}", delete_video, methods=["DELETE"]),
+        Route("/v1/videos/{video_id}/content", video_content, methods=["GET"]),
         Route("/v1/models", list_models),
         Route("/v1/models/{model_id:path}", get_model),
         Route("/images/{name:path}", serve_media, methods=["GET", "HEAD"]),

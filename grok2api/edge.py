@@ -52,7 +52,7 @@ class ApiCors:
         self.cors = CORSMiddleware(
             app,
             allow_origins=["*"],
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=["Retry-After"],
             max_age=600,

@@ -137,6 +137,7 @@ def settlement_for(
 
 
 Reconciler = Callable[[Account, ModelSpec], Awaitable["Learned"]]
+Reserve = Callable[[int, str], Awaitable[bool]]  # (account id, mode) -> one query taken
 
 
 class Pool:
@@ -272,14 +273,17 @@ class Pool:
         ranked.sort(key=lambda r: r[:3])
         return [r[3] for r in ranked]
 
-    async def acquire(self, spec: ModelSpec, exclude: set[int] | None = None) -> Lease:
+    async def acquire(self, spec: ModelSpec, exclude: set[int] | None = None, reserve: Reserve | None = None) -> Lease:
+        """Lease the best account for ``spec``. ``reserve`` takes its query instead of the store's ``reserve``
+        (a video job records the query it took on itself, in the same step)."""
         exclude = exclude or set()
+        take = reserve or self.store.reserve
         if not self._snapshot or time.monotonic() - self._loaded_at > SNAPSHOT_MAX_AGE:
             await self.refresh(force=True)
         for acc in self.candidates(spec, exclude)[:8]:
             self._in_flight[acc.id] = self._in_flight.get(acc.id, 0) + 1
             try:
-                taken = await self.store.reserve(acc.id, spec.mode)  # one query of the mode per request
+                taken = await take(acc.id, spec.mode)  # one query of the mode per request
             except BaseException:
                 self._release(acc.id)
                 raise

@@ -1,5 +1,5 @@
 """Everything one process needs, built in order and torn down in reverse: store → settings →
-HTTP sessions → pool → gateway → background watchers."""
+HTTP sessions → pool → gateway → media → video runner → background watchers."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from .quota import QuotaService
 from .settings import RuntimeSettings, build, env_overrides, validate_update
 from .store import make_store
 from .store.base import AccountState, Store
+from .videos.generate import VideoContext
+from .videos.runner import VideoRunner
 
 log = logging.getLogger("grok2api")
 
@@ -46,6 +48,7 @@ class Services:
         self.metrics = Metrics()
         self.gateway = Gateway(self.pool, self.client, self.metrics.upstream_failure)
         self.media = MediaService(boot.data_dir, self.store, self.client)
+        self.videos = VideoRunner(VideoContext(self.store, self.pool, self.client, self.media, lambda: self.settings))
         self.keys = ClientKeys()
         self.started = time.time()
         self._settings_version = -1
@@ -63,6 +66,7 @@ class Services:
             asyncio.create_task(self._every(KEYS_INTERVAL, self.load_keys), name="load-keys"),
             asyncio.create_task(self._modes_loop(), name="refresh-modes"),
         ]
+        self.videos.start()
 
     async def import_reference_files(self) -> None:
         """On first start with an empty store, take over the reference gateway's token.json/setting.toml."""
@@ -79,6 +83,7 @@ class Services:
             log.info("imported %d setting(s) from the reference setting.toml", len(values))
 
     async def stop(self) -> None:
+        await self.videos.stop()  # the jobs it was making resume elsewhere once their leases run out
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

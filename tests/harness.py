@@ -268,6 +268,28 @@ class LiveGateway:
         await self.services.reload(force=True)
 
 
+def _boxes(data: bytes) -> dict[bytes, bytes]:
+    """Top-level ISO-BMFF boxes of ``data`` by type (size-prefixed; every byte must be accounted for)."""
+    out: dict[bytes, bytes] = {}
+    at = 0
+    while at < len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        assert size >= 8 and at + size <= len(data), "a box runs past the end of the file"
+        out[data[at + 4 : at + 8]] = data[at + 8 : at + size]
+        at += size
+    return out
+
+
+def assert_playable_mp4(data: bytes) -> None:
+    """A file a player can open: ftyp, a movie with a video track (H.264 sample entry) and media data."""
+    top = _boxes(data)
+    assert top[b"ftyp"][:4] in (b"isom", b"mp42", b"avc1")
+    moov = _boxes(top[b"moov"])
+    assert b"mvhd" in moov and b"trak" in moov
+    assert b"vide" in moov[b"trak"] and b"avc1" in moov[b"trak"]  # handler type and sample entry
+    assert len(top[b"mdat"]) > 0
+
+
 def sse_frames(raw: bytes) -> list[str]:
     """The ``data:`` payloads of an SSE body; every event must be one ``data:`` line and a blank line."""
     text = raw.decode()

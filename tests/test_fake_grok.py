@@ -282,38 +282,6 @@ async def test_draw_moderated_and_count(fake: FakeGrok, http: aiohttp.ClientSess
     assert len(_model_response(lines)["generatedImageUrls"]) == 2
 
 
-async def test_video_via_tool_override(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
-    body: dict[str, Any] = {"temporary": True, "modelName": "grok-3", "toolOverrides": {"videoGen": True}}
-    _, lines = await _chat(http, fake, "https://grok.com/imagine/abc12345-0000  make it move --mode=custom", **body)
-    frames = _frames(lines, "streamingVideoGenerationResponse")
-    assert [f["progress"] for f in frames] == [1, 5, 25, 50, 75, 95, 100]
-    assert frames[0]["videoPostId"] == "abc12345-0000"
-    url, thumb = frames[-1]["videoUrl"], frames[-1]["thumbnailImageUrl"]
-    assert url.endswith("/generated_video.mp4") and thumb.endswith("/preview_image.jpg")
-    closing = _responses(lines)[-1]
-    assert closing["token"] == "I generated a video" and closing["isSoftStop"] is True
-    status, data = await _get_asset(http, fake, url, "tok-a")
-    assert status == 200 and data[4:12] == b"ftypisom" and b"moov" in data
-    status, data = await _get_asset(http, fake, thumb, "tok-a")
-    assert status == 200 and data.startswith(JPEG_MAGIC)
-
-
-async def test_video_variants(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
-    media: dict[str, Any] = {
-        "mediaGenInput": {"textToVideo": {"prompt": "sunrise", "duration": 6}},
-        "modelName": "imagine-video-gen",
-    }
-    _, lines = await _chat(http, fake, "sunrise [[video-moderated]]", **media)
-    last = _frames(lines, "streamingVideoGenerationResponse")
-    assert last[-1]["moderated"] is True and "videoUrl" not in last[-1]
-    _, lines = await _chat(http, fake, "sunrise [[video-in-attachments]]", **media)
-    frames = _frames(lines, "streamingVideoGenerationResponse")
-    assert all("videoUrl" not in f for f in frames)
-    attachments = _model_response(lines)["fileAttachments"]
-    assert attachments[0].endswith("/generated_video.mp4")
-    assert (await _get_asset(http, fake, attachments[0], "tok-a"))[0] == 200
-
-
 async def test_upload_then_content_and_attachment(fake: FakeGrok, http: aiohttp.ClientSession) -> None:
     payload = {"fileName": "image.png", "fileMimeType": "image/png", "content": base64.b64encode(b"PNGDATA").decode()}
     headers = _headers() | {"Content-Type": "text/plain;charset=UTF-8"}
@@ -492,10 +460,15 @@ async def test_legacy_chat_body_refused(fake: FakeGrok, http: aiohttp.ClientSess
     no_mode = _chat_body("x")
     del no_mode["modeId"]
     assert (await _post_json(http, fake.base_url + CHAT_PATH, no_mode))[0] == 400
-    # Imagine media bodies still name a model.
-    media: dict[str, Any] = {"modelName": "imagine-video-gen", "mediaGenInput": {"textToVideo": {"prompt": "sea"}}}
+    # Imagine media bodies still name a model (a video costs no chat query).
+    video = {"prompt": "sea", "aspectRatio": "16:9", "duration": 6, "resolutionName": "720p"}
+    media: dict[str, Any] = {
+        "modelName": "imagine-video-gen",
+        "mediaGenInput": {"textToVideo": video},
+        "kind": "CONVERSATION_KIND_IMAGINE",
+    }
     assert (await _chat(http, fake, "sea", **media))[0] == 200
-    assert fake.account("tok-a").remaining == 29
+    assert fake.account("tok-a").remaining == 30
 
 
 async def test_concurrency_cap(fake: FakeGrok, http: aiohttp.ClientSession) -> None:

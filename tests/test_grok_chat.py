@@ -10,8 +10,8 @@ import msgspec
 from grok2api.grok.catalog import MODELS
 from grok2api.grok.chat import ChatTurn, mode_chat_payload, prepare_turn
 from grok2api.grok.client import GrokClient
-from grok2api.grok.errors import UpstreamHTTPError
 from grok2api.grok.transport import AiohttpTransport
+from grok2api.grok.video import VideoOptions
 from grok2api.settings import RuntimeSettings
 
 SETTINGS = RuntimeSettings(upstream_url="http://up.test", assets_url="http://assets.test")
@@ -25,24 +25,17 @@ class Image:
 
 
 class StubClient(GrokClient):
-    """Records uploads and answers media posts, without a network."""
+    """Records uploads and session checks, without a network."""
 
-    def __init__(self, post_fails: bool = False) -> None:
+    def __init__(self) -> None:
         super().__init__(AiohttpTransport())
         self.uploads: list[str] = []
         self.sessions = 0
-        self.post_fails = post_fails
 
     async def upload(self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings) -> tuple[str, str]:
         self.uploads.append(name)
         n = len(self.uploads)
         return f"file-{n}", f"users/u/file-{n}/content"
-
-    async def create_post(self, token: str, media_url: str, settings: RuntimeSettings) -> str:
-        if self.post_fails:
-            raise UpstreamHTTPError(500, "down")
-        assert media_url == "http://assets.test/users/u/file-1/content"
-        return "post-1"
 
     async def auth_session(self, token: str, settings: RuntimeSettings) -> str:
         self.sessions += 1
@@ -68,25 +61,39 @@ async def test_the_rest_fallback_posts_the_mode_chat_body() -> None:
     assert (request.payload["modeId"], request.payload["fileAttachments"]) == ("auto", ["file-1"])
 
 
-async def test_a_video_turn_posts_the_first_image_and_refers_to_the_post() -> None:
+async def test_a_video_turn_asks_imagine_for_a_video_of_the_first_image() -> None:
     client = StubClient()
     spec = MODELS["grok-imagine-0.9"]
-    request = await prepare_turn(client, "tok", "", ChatTurn(spec, "make it move", [Image(), Image()]), SETTINGS)
-    assert client.uploads == ["image.png"]  # only the first image makes the video
+    options = VideoOptions(duration=10, aspect_ratio="9:16", resolution="480p")
+    turn = ChatTurn(spec, "make it move", [Image(), Image()], video=options)
+    request = await prepare_turn(client, "tok", "", turn, SETTINGS)
+    assert client.uploads == ["image.png"] and client.sessions == 0  # only the first image makes the video
     payload: dict[str, Any] | None = request.payload
-    assert payload is not None
-    assert payload["message"] == "http://up.test/imagine/post-1  make it move --mode=custom"
-    assert payload["fileAttachments"] == ["file-1"]
-    assert request.referer == "http://up.test/imagine/post-1"
+    assert payload is not None and request.referer == "http://up.test/imagine"
+    assert (payload["modelName"], payload["kind"]) == ("imagine-video-gen", "CONVERSATION_KIND_IMAGINE")
+    assert payload["message"] == "make it move --mode=custom"
+    assert payload["mediaGenInput"] == {
+        "imageToVideo": {
+            "prompt": "make it move",
+            "aspectRatio": "9:16",
+            "duration": 10,
+            "resolutionName": "480p",
+            "inputAssets": ["file-1"],
+            "mode": "custom",
+        }
+    }
+    assert "toolOverrides" not in payload and "fileAttachments" not in payload and "modeId" not in payload
 
 
-async def test_a_video_turn_falls_back_to_the_asset_link_when_the_post_fails() -> None:
-    client = StubClient(post_fails=True)
-    spec = MODELS["grok-imagine-0.9"]
-    request = await prepare_turn(client, "tok", "", ChatTurn(spec, "move", [Image()]), SETTINGS)
+async def test_a_video_turn_without_an_image_is_text_to_video_with_the_default_options() -> None:
+    client = StubClient()
+    request = await prepare_turn(client, "tok", "", ChatTurn(MODELS["grok-imagine-video"], "a sunrise"), SETTINGS)
+    assert client.uploads == [] and client.sessions == 0 and request.file_ids == []
     assert request.payload is not None
-    assert request.payload["message"].startswith("http://assets.test/post/users/u/file-1/content  move")
-    assert request.referer == "http://up.test/imagine/file-1"
+    assert request.payload["mediaGenInput"] == {
+        "textToVideo": {"prompt": "a sunrise", "aspectRatio": "16:9", "duration": 6, "resolutionName": "720p"}
+    }
+    assert VideoOptions().min_tier == "basic" and VideoOptions(duration=10).min_tier == "super"
 
 
 def test_the_mode_chat_body_names_the_mode_and_no_model() -> None:

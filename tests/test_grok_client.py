@@ -183,13 +183,6 @@ async def test_upload_and_media_post(grok: GrokClient, mocked: aioresponses) -> 
     with pytest.raises(UpstreamHTTPError, match="fileMetadataId"):
         await grok.upload("tok-1", "a.png", "image/png", "AAAA", SETTINGS)
 
-    post_url = f"{BASE}/rest/media/post/create"
-    mocked.post(post_url, payload={"post": {"id": "p1"}})
-    mocked.post(post_url, body=b"<html>not json</html>")
-    assert await grok.create_post("tok-1", "http://127.0.0.1:9/assets/x", SETTINGS) == "p1"
-    with pytest.raises(UpstreamHTTPError, match="not json"):
-        await grok.create_post("tok-1", "http://127.0.0.1:9/assets/x", SETTINGS)
-
 
 async def test_side_calls_map_failures(grok: GrokClient, mocked: aioresponses) -> None:
     url = f"{BASE}/rest/rate-limits"

@@ -15,6 +15,7 @@ from grok2api.store.base import (
     AccountState,
     AddResult,
     AdminSession,
+    Charge,
     ClientKey,
     MediaEntry,
     ModeQuota,
@@ -23,6 +24,10 @@ from grok2api.store.base import (
     Store,
     Tier,
     UsageRow,
+    VideoImage,
+    VideoJob,
+    VideoPatch,
+    VideoStatus,
 )
 
 from harness import StoreFactory
@@ -736,6 +741,199 @@ async def test_media(store: Store) -> None:
     assert await store.get_media("a.png") == replaced
     got = await store.get_media("A.png")
     assert got is not None and got.upstream_path == "/other"
+
+
+# video jobs
+
+_VIDEO_IDS = iter(range(1, 1_000_000))
+
+
+def _video(key_id: str = "", idempotency_key: str = "", **fields: Any) -> VideoJob:
+    """A queued job; ids sort by creation like the real ones (``video_`` + time-ordered hex)."""
+    n = next(_VIDEO_IDS)
+    values: dict[str, Any] = {
+        "id": f"video_{time.time_ns() // 1000:014x}{n:06x}",
+        "key_id": key_id,
+        "idempotency_key": idempotency_key,
+        "model": "grok-imagine-video",
+        "prompt": "a sunrise over the sea",
+        "seconds": 6,
+        "size": "720x1280",
+        "aspect_ratio": "9:16",
+        "resolution": "720p",
+        "created_at": 1_790_000_000.25,
+    }
+    values.update(fields)
+    return VideoJob(**values)
+
+
+async def _claim(store: Store, owner: str = "w1", lease: float = 60.0) -> VideoJob:
+    now = time.time()
+    job = await store.claim_video_job(owner, now + lease, now)
+    assert job is not None
+    return job
+
+
+async def test_video_job_round_trip(store: Store) -> None:
+    image = VideoImage(file_name="in.png", mime="image/png", b64="iVBORw0KGgo=" * 1000)
+    job = _video("key-a", has_image=True)
+    assert await store.create_video_job(job, image) == (job, True)
+    assert await store.get_video_job(job.id) == job
+    assert await store.get_video_image(job.id) == image
+    plain = _video("key-a", prompt="ünïcödé ✓ " * 100)
+    await store.create_video_job(plain)
+    assert await store.get_video_job(plain.id) == plain
+    assert await store.get_video_image(plain.id) is None
+    assert await store.get_video_job("video_missing") is None
+
+
+async def test_video_idempotency_key_is_per_client_key(store: Store) -> None:
+    first = _video("key-a", idempotency_key="d" * 64)
+    assert await store.create_video_job(first) == (first, True)
+    assert await store.create_video_job(_video("key-a", idempotency_key="d" * 64)) == (first, False)
+    other = _video("key-b", idempotency_key="d" * 64)
+    assert await store.create_video_job(other) == (other, True)
+    assert (await store.create_video_job(_video("key-a")))[1] is True  # no key: always a new job
+
+
+async def test_the_same_idempotency_key_at_the_same_moment_makes_one_job(
+    store: Store, store_factory: StoreFactory
+) -> None:
+    second = await store_factory(store.kind, fresh=False)
+    jobs = [_video("key-a", idempotency_key="e" * 64) for _ in range(6)]
+    results = await asyncio.gather(*(s.create_video_job(j) for s, j in zip([store, second] * 3, jobs, strict=True)))
+    assert sum(created for _, created in results) == 1
+    assert len({job.id for job, _ in results}) == 1
+    listed, _ = await store.list_video_jobs("key-a")
+    assert [j.id for j in listed] == [results[0][0].id]
+
+
+async def test_video_jobs_list_by_client_key_in_pages(store: Store) -> None:
+    mine = [_video("key-a") for _ in range(5)]
+    for job in mine:
+        await store.create_video_job(job)
+    await store.create_video_job(_video("key-b"))
+    ids = [j.id for j in mine]
+    page, more = await store.list_video_jobs("key-a", limit=2)
+    assert ([j.id for j in page], more) == (ids[::-1][:2], True)
+    page, more = await store.list_video_jobs("key-a", after=page[-1].id, limit=2)
+    assert ([j.id for j in page], more) == (ids[::-1][2:4], True)
+    page, more = await store.list_video_jobs("key-a", after=page[-1].id, limit=2)
+    assert ([j.id for j in page], more) == (ids[:1], False)
+    page, more = await store.list_video_jobs("key-a", after=ids[1], limit=10, descending=False)
+    assert ([j.id for j in page], more) == (ids[2:], False)
+    assert await store.list_video_jobs("key-c") == ([], False)
+
+
+async def test_claims_take_the_oldest_job_and_count_attempts(store: Store) -> None:
+    assert await store.claim_video_job("w1", time.time() + 60, time.time()) is None
+    old, new = _video(), _video()
+    await store.create_video_job(old)
+    await store.create_video_job(new)
+    claimed = await _claim(store, "w1")
+    assert (claimed.id, claimed.status, claimed.attempt, claimed.lease_owner) == (old.id, "in_progress", 1, "w1")
+    assert claimed.lease_until is not None and claimed.lease_until > time.time() + 50
+    assert (await _claim(store, "w2")).id == new.id
+    assert await store.claim_video_job("w3", time.time() + 60, time.time()) is None  # both leases hold
+
+
+async def test_two_claimers_never_get_the_same_job(store: Store, store_factory: StoreFactory) -> None:
+    second = await store_factory(store.kind, fresh=False)
+    jobs = [_video() for _ in range(8)]
+    for job in jobs:
+        await store.create_video_job(job)
+    now = time.time()
+    claims = await asyncio.gather(
+        *(s.claim_video_job(f"w{i}", now + 60, now) for i, s in enumerate([store, second] * 6))
+    )
+    taken = [c.id for c in claims if c is not None]
+    assert len(taken) == len(set(taken))  # nothing twice
+    while (late := await store.claim_video_job("late", now + 60, now)) is not None:
+        taken.append(late.id)  # a claimer that lost every race finds the rest on its next poll
+    assert sorted(taken) == sorted(j.id for j in jobs)
+    assert all(c.attempt == 1 for c in claims if c is not None)
+
+
+async def test_an_expired_lease_is_claimed_again_and_fences_the_old_attempt(store: Store) -> None:
+    job = _video(has_image=True)
+    await store.create_video_job(job, VideoImage(file_name="a.png", mime="image/png", b64="AAAA"))
+    first = await _claim(store, "w1", lease=0.2)
+    assert await store.update_video_job(job.id, 1, VideoPatch(progress=30)) is True
+    assert await store.claim_video_job("w2", time.time() + 60, time.time()) is None
+    await asyncio.sleep(0.3)
+    again = await _claim(store, "w2")
+    assert (again.id, again.attempt, again.lease_owner, again.progress) == (first.id, 2, "w2", 30)
+    assert await store.update_video_job(job.id, 1, VideoPatch(progress=90)) is False  # the old worker is fenced
+    assert await store.update_video_job(job.id, 2, VideoPatch(progress=50, lease_until=time.time() + 60)) is True
+    done = VideoPatch(status=VideoStatus.COMPLETED, progress=100, completed_at=123.5, media_name="v.mp4")
+    assert await store.update_video_job(job.id, 2, done) is True
+    finished = await store.get_video_job(job.id)
+    assert finished is not None
+    assert (finished.status, finished.progress, finished.media_name, finished.lease_until) == (
+        "completed",
+        100,
+        "v.mp4",
+        None,
+    )
+    assert await store.update_video_job(job.id, 2, VideoPatch(progress=1)) is False  # ended: no more writes
+    assert await store.get_video_image(job.id) is None  # and its input image is not kept
+    assert await store.claim_video_job("w3", time.time() + 60, time.time() + 3600) is None
+
+
+async def test_a_charge_is_one_query_tied_to_the_attempt(store: Store) -> None:
+    await store.add_accounts(
+        [NewAccount(token="a", quotas={"imagine-video": ModeQuota(remaining=3)}), NewAccount(token="b")]
+    )
+    a, b = (await _get(store, "a")).id, (await _get(store, "b")).id
+    job = _video()
+    await store.create_video_job(job)
+    assert await store.charge_video_job(job.id, 1, a, "imagine-video") == Charge.LOST  # not claimed yet
+    await _claim(store)
+    assert await store.charge_video_job(job.id, 2, a, "imagine-video") == Charge.LOST  # not this attempt
+    assert await store.charge_video_job(job.id, 1, a, "imagine-video") == Charge.TAKEN
+    assert await store.charge_video_job(job.id, 1, a, "imagine-video") == Charge.TAKEN  # a retry: no second query
+    assert await store.charge_video_job(job.id, 1, b, "imagine-video") == Charge.LOST  # charged already
+    charged = await store.get_video_job(job.id)
+    assert charged is not None and (charged.account_id, charged.upstream_accepted) == (a, False)
+    assert (await _get(store, "a")).quotas["imagine-video"].remaining == 2
+    assert await store.update_video_job(job.id, 1, VideoPatch(upstream_accepted=True)) is True
+
+    assert await store.release_video_charge(job.id, 1, b, "imagine-video", refund=True) is False
+    assert await store.release_video_charge(job.id, 1, a, "imagine-video", refund=True) is True
+    released = await store.get_video_job(job.id)
+    assert released is not None and (released.account_id, released.upstream_accepted) == (None, False)
+    assert (await _get(store, "a")).quotas["imagine-video"].remaining == 3
+    assert await store.charge_video_job(job.id, 1, b, "imagine-video") == Charge.TAKEN  # unknown window: taken
+    assert "imagine-video" not in (await _get(store, "b")).quotas  # and it stays unknown
+    assert await store.release_video_charge(job.id, 1, b, "imagine-video", refund=False) is True
+
+
+async def test_a_charge_without_quota_changes_nothing(store: Store) -> None:
+    empty = {"imagine-video": ModeQuota(remaining=0, total=10)}
+    await store.add_accounts([NewAccount(token="empty", quotas=empty), NewAccount(token="off", state="disabled")])
+    job = _video()
+    await store.create_video_job(job)
+    await _claim(store)
+    for token in ("empty", "off"):
+        account = await _get(store, token)
+        assert await store.charge_video_job(job.id, 1, account.id, "imagine-video") == Charge.NO_QUOTA
+    after = await store.get_video_job(job.id)
+    assert after is not None and after.account_id is None
+    assert (await _get(store, "empty")).quotas["imagine-video"].remaining == 0
+
+
+async def test_deleting_a_video_job_frees_its_idempotency_key(store: Store) -> None:
+    job = _video("key-a", idempotency_key="f" * 64, has_image=True)
+    await store.create_video_job(job, VideoImage(file_name="a.png", mime="image/png", b64="AAAA"))
+    await _claim(store)
+    assert await store.delete_video_job(job.id) is True
+    assert await store.delete_video_job(job.id) is False
+    assert await store.get_video_job(job.id) is None and await store.get_video_image(job.id) is None
+    assert await store.update_video_job(job.id, 1, VideoPatch(progress=5)) is False
+    assert await store.list_video_jobs("key-a") == ([], False)
+    assert await store.claim_video_job("w2", time.time() + 60, time.time() + 3600) is None
+    again = _video("key-a", idempotency_key="f" * 64)
+    assert await store.create_video_job(again) == (again, True)
 
 
 # usage

@@ -57,6 +57,9 @@ def test_normalize_url(url: str, expected: str, kind: str) -> None:
     assert SqlStore(url).kind == kind
 
 
+HEAD = "0003"  # the newest revision
+
+
 def test_unsupported_url() -> None:
     with pytest.raises(ValueError, match="unsupported database URL"):
         SqlStore("postgresql://u@db/g2a")
@@ -93,7 +96,7 @@ def _diff(conn: Connection) -> list[Any]:
 async def test_migration_matches_models(sql_store: SqlStore) -> None:
     async with sql_store.engine.connect() as conn:
         assert await conn.run_sync(_diff) == []
-        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == "0002"
+        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == HEAD
 
 
 async def test_open_is_idempotent_and_keeps_data(sql_store: SqlStore, store_factory: StoreFactory) -> None:
@@ -209,7 +212,7 @@ def test_alembic_cli(tmp_path: Path) -> None:
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
-    assert "0002 (head)" in done.stdout
+    assert f"{HEAD} (head)" in done.stdout
     assert (tmp_path / "cli" / "g.db").is_file()
 
 
@@ -266,7 +269,7 @@ async def _schema_0001_with_data(store: SqlStore) -> None:
 async def _check_migrated(store: SqlStore) -> None:
     async with store.engine.connect() as conn:
         assert await conn.run_sync(_diff) == []
-        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == "0002"
+        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == HEAD
     accounts = {a.token: a for a in await store.list_accounts()}
     assert {t: a.quotas for t, a in accounts.items()} == _MIGRATED
     for id_, token, tier, state, remaining, heavy, reset in _OLD_ROWS:
@@ -340,3 +343,22 @@ async def test_downgrade_to_0001_keeps_the_fast_and_heavy_counts(sql_store: SqlS
         "",
         {},
     )
+
+
+# 0002 → 0003 (video jobs)
+
+
+async def test_the_video_jobs_upgrade_cut_short_runs_again(sql_store: SqlStore) -> None:
+    # MySQL commits each DDL statement: a crash after the table and one index leaves the revision at 0002.
+    async with sql_store.engine.begin() as conn:
+        on_table = " ON video_jobs" if sql_store.kind == "mysql" else ""
+        await conn.execute(text(f"DROP INDEX ix_video_jobs_status_lease_until{on_table}"))
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+    async with sql_store.engine.begin() as conn:
+        await conn.run_sync(_alembic, command.upgrade, "head")
+        assert await conn.run_sync(_diff) == []
+    async with sql_store.engine.begin() as conn:
+        await conn.run_sync(_alembic, command.downgrade, "0002")
+        assert "video_jobs" not in await conn.run_sync(lambda c: c.dialect.get_table_names(c))
+        await conn.run_sync(_alembic, command.upgrade, "head")
+    assert await sql_store.list_video_jobs("") == ([], False)

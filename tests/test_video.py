@@ -1,3 +1,6 @@
+"""Videos in the chat: grok-imagine-video (and its alias grok-imagine-0.9) asks Imagine for a video of the text
+or of the first image, reports progress as reasoning and answers with a <video> tag."""
+
 from __future__ import annotations
 
 import base64
@@ -12,9 +15,10 @@ from grok2api.errors import UpstreamError
 from grok2api.grok.events import Text, VideoProgress
 from grok2api.openai.render import Translator
 from grok2api.settings import RuntimeSettings
+from grok2api.store.base import AccountPatch, ModeQuota
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
 
-from harness import LiveGateway, upstream_chats
+from harness import LiveGateway, assert_playable_mp4
 
 MODEL = "grok-imagine-0.9"
 JPEG_URL = "data:image/jpeg;base64," + base64.b64encode(TINY_JPEG).decode()
@@ -33,28 +37,6 @@ def _calls(fake: FakeGrok, path: str) -> list[Any]:
 async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:
     async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as resp:
         return resp.status, await resp.read(), resp.headers
-
-
-def _boxes(data: bytes) -> dict[bytes, bytes]:
-    """Top-level ISO-BMFF boxes of ``data`` by type (size-prefixed; every byte must be accounted for)."""
-    out: dict[bytes, bytes] = {}
-    at = 0
-    while at < len(data):
-        size = int.from_bytes(data[at : at + 4], "big")
-        assert size >= 8 and at + size <= len(data), "a box runs past the end of the file"
-        out[data[at + 4 : at + 8]] = data[at + 8 : at + size]
-        at += size
-    return out
-
-
-def assert_playable_mp4(data: bytes) -> None:
-    """A file a player can open: ftyp, a movie with a video track (H.264 sample entry) and media data."""
-    top = _boxes(data)
-    assert top[b"ftyp"][:4] in (b"isom", b"mp42", b"avc1")
-    moov = _boxes(top[b"moov"])
-    assert b"mvhd" in moov and b"trak" in moov
-    assert b"vide" in moov[b"trak"] and b"avc1" in moov[b"trak"]  # handler type and sample entry
-    assert len(top[b"mdat"]) > 0
 
 
 async def test_image_and_prompt_make_a_playable_video(fake: FakeGrok, gateway: LiveGateway, client: Any) -> None:
@@ -81,16 +63,24 @@ async def test_image_and_prompt_make_a_playable_video(fake: FakeGrok, gateway: L
     assert headers["Content-Range"] == f"bytes 0-7/{len(TINY_MP4)}"
 
     (upload,) = _calls(fake, "/rest/app-chat/upload-file")
-    (post,) = _calls(fake, "/rest/media/post/create")
     (chat,) = fake.chat_calls()
     assert fake.mgw_sessions() == []  # a video is an Imagine media call, over REST even with chat_transport=ws
-    file_id = chat.json["fileAttachments"][0]
-    file_uri = f"users/{fake.account('director').user_id}/{file_id}/content"
-    assert post.json == {"media_url": f"{fake.assets_url}/{file_uri}", "media_type": "MEDIA_POST_TYPE_IMAGE"}
-    post_id = next(iter(fake.posts))
-    assert chat.json["toolOverrides"] == {"videoGen": True}
-    assert chat.json["message"] == f"{fake.base_url}/imagine/{post_id}  make the sun rise --mode=custom"
-    assert chat.headers["referer"] == f"{fake.base_url}/imagine/{post_id}"
+    assert _calls(fake, "/rest/media/post/create") == []  # the 2025 media post is gone
+    file_id = fake.videos[0].order.input_assets[0]
+    assert file_id in fake.account("director").uploads
+    assert chat.json["modelName"] == "imagine-video-gen" and chat.json["kind"] == "CONVERSATION_KIND_IMAGINE"
+    assert chat.json["message"] == "make the sun rise --mode=custom"
+    assert chat.json["mediaGenInput"] == {
+        "imageToVideo": {
+            "prompt": "make the sun rise",
+            "aspectRatio": "16:9",
+            "duration": 6,
+            "resolutionName": "720p",
+            "inputAssets": [file_id],
+            "mode": "custom",
+        }
+    }
+    assert chat.headers["referer"] == f"{fake.base_url}/imagine"
     assert base64.b64decode(upload.json["content"]) == TINY_JPEG
 
 
@@ -103,31 +93,25 @@ async def test_video_without_stream_and_only_the_first_image(fake: FakeGrok, gat
     assert len(_calls(fake, "/rest/app-chat/upload-file")) == 1  # the reference also used only the first
 
 
-async def test_without_an_image_it_answers_as_a_chat(
-    fake: FakeGrok, gateway: LiveGateway, client: Any, chat_transport: str
+@pytest.mark.parametrize("model", ["grok-imagine-video", MODEL])
+async def test_without_an_image_it_makes_a_video_from_the_text(
+    fake: FakeGrok, gateway: LiveGateway, client: Any, chat_transport: str, model: str
 ) -> None:
     await gateway.add_accounts("director")
-    reply = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi there"}])
-    assert reply.choices[0].message.content == "Hello! You said: hi there"
-    (chat,) = upstream_chats(fake)
-    assert (chat.transport, chat.mode, chat.message, chat.file_ids) == (chat_transport, "fast", "hi there", [])
-    if chat_transport == "rest":
-        (call,) = fake.chat_calls()
-        assert "toolOverrides" not in call.json and "modelName" not in call.json  # a plain chat, not a video
-    assert _calls(fake, "/rest/media/post/create") == [] and _calls(fake, "/rest/app-chat/upload-file") == []
-
-
-async def test_failed_media_post_falls_back_to_the_asset_link(
-    fake: FakeGrok, gateway: LiveGateway, client: Any
-) -> None:
-    await gateway.add_accounts("director")
-    fake.push_fault("post-500")
-    reply = await client.chat.completions.create(model=MODEL, messages=_ask("zoom out"))
-    assert VIDEO_TAG.search(reply.choices[0].message.content)
+    window = {"imagine-video": ModeQuota(remaining=5)}
+    await gateway.services.store.update_account("director", AccountPatch(quotas=window))
+    await gateway.services.reload(force=True)
+    reply = await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "a red fox runs"}])
+    (src,) = VIDEO_TAG.findall(reply.choices[0].message.content)
+    assert (await _get(gateway.url + src))[1] == TINY_MP4
+    assert "Generating video: 100%" in reply.choices[0].message.reasoning_content
     (chat,) = fake.chat_calls()
-    file_id = chat.json["fileAttachments"][0]
-    file_uri = f"users/{fake.account('director').user_id}/{file_id}/content"
-    assert chat.json["message"] == f"{fake.assets_url}/post/{file_uri}  zoom out --mode=custom"
+    assert chat.json["mediaGenInput"] == {
+        "textToVideo": {"prompt": "a red fox runs", "aspectRatio": "16:9", "duration": 6, "resolutionName": "720p"}
+    }
+    assert fake.mgw_sessions() == [] and _calls(fake, "/rest/app-chat/upload-file") == []
+    (account,) = await gateway.services.store.list_accounts()
+    assert account.quotas["imagine-video"].remaining == 4  # one query of the video window, taken and kept
 
 
 async def test_video_url_in_file_attachments(gateway: LiveGateway, client: Any) -> None:

@@ -1,5 +1,5 @@
 """One chat turn on grok.com: upload the attachments with the serving account, build the request
-(a chat message, or a video generated from the first image) and stream its events."""
+(a chat message, or a video made from the prompt and the first image) and stream its events."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any, Protocol
 from ..settings import RuntimeSettings
 from .catalog import ModelSpec
 from .client import GrokClient
-from .errors import TRANSPORT_ERRORS
 from .events import Event
 from .mgw import stream_mgw
+from .video import VideoOptions, imagine_referer, video_payload
 
 log = logging.getLogger("grok2api.grok.chat")
 UPLOAD_CONCURRENCY = 4
@@ -33,11 +33,13 @@ class Attachment(Protocol):
 
 @dataclass
 class ChatTurn:
-    """What to ask grok.com: the model, the prompt text and the images to attach."""
+    """What to ask grok.com: the model, the prompt text and the images to attach (for a video model,
+    what kind of video: its defaults when ``video`` is None)."""
 
     spec: ModelSpec
     message: str
     attachments: Sequence[Attachment] = field(default_factory=list)
+    video: VideoOptions | None = None
 
 
 @dataclass
@@ -89,16 +91,6 @@ def mode_chat_payload(mode: str, message: str, file_ids: list[str], settings: Ru
     }
 
 
-def video_payload(post_ref: str, prompt: str, file_ids: list[str]) -> dict[str, Any]:
-    return {
-        "temporary": True,
-        "modelName": "grok-3",
-        "message": f"{post_ref}  {prompt} --mode=custom",
-        "fileAttachments": file_ids,
-        "toolOverrides": {"videoGen": True},
-    }
-
-
 async def upload_all(
     client: GrokClient, token: str, attachments: Sequence[Attachment], settings: RuntimeSettings
 ) -> list[tuple[str, str]]:
@@ -112,18 +104,11 @@ async def upload_all(
     return list(await asyncio.gather(*(one(a) for a in attachments)))
 
 
-async def _video_request(
-    client: GrokClient, token: str, turn: ChatTurn, uploaded: list[tuple[str, str]], settings: RuntimeSettings
-) -> TurnRequest:
-    file_id, file_uri = uploaded[0]
-    try:
-        post_id = await client.create_post(token, f"{settings.assets_url}/{file_uri}", settings)
-        ref = referer = f"{settings.upstream_url}/imagine/{post_id}"
-    except TRANSPORT_ERRORS as exc:
-        log.info("media post failed (%s); using the asset link", exc)
-        ref, referer = f"{settings.assets_url}/post/{file_uri}", f"{settings.upstream_url}/imagine/{file_id}"
-    payload = video_payload(ref, turn.message, [file_id])
-    return TurnRequest(turn.spec.mode, turn.message, [file_id], payload=payload, referer=referer)
+def _video_request(turn: ChatTurn, uploaded: list[tuple[str, str]], settings: RuntimeSettings) -> TurnRequest:
+    file_ids = [u[0] for u in uploaded[:1]]
+    options = turn.video or VideoOptions()
+    payload = video_payload(turn.message, options, file_ids[0] if file_ids else None, settings)
+    return TurnRequest(turn.spec.mode, turn.message, file_ids, payload=payload, referer=imagine_referer(settings))
 
 
 async def prepare_turn(
@@ -131,14 +116,14 @@ async def prepare_turn(
 ) -> TurnRequest:
     """Upload the turn's images with the account's ``token`` and decide how to send it: over the chat
     WebSocket (resolving the account's user id when ``user_id`` is not known yet), over REST when
-    ``chat_transport`` is ``rest``, and a video always over REST."""
+    ``chat_transport`` is ``rest``, and a video (with or without an image) always over REST."""
     attachments = list(turn.attachments)
     if turn.spec.video and len(attachments) > 1:
         log.info("video uses only the first image; %d more were not uploaded", len(attachments) - 1)
         attachments = attachments[:1]
     uploaded = await upload_all(client, token, attachments, settings)
-    if turn.spec.video and uploaded:
-        return await _video_request(client, token, turn, uploaded, settings)
+    if turn.spec.video:
+        return _video_request(turn, uploaded, settings)
     file_ids = [u[0] for u in uploaded]
     mode = turn.spec.mode
     if settings.chat_transport == "rest":

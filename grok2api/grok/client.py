@@ -1,5 +1,5 @@
 """The aiohttp calls to grok.com: chat (streamed NDJSON → events), the account's identity, modes and
-rate limits, upload, media post and asset download. One ClientSession per process (one more per SOCKS
+rate limits, upload and asset download. One ClientSession per process (one more per SOCKS
 proxy)."""
 
 from __future__ import annotations
@@ -189,16 +189,6 @@ class GrokClient:
         if not isinstance(file_id, str) or not file_id:
             raise UpstreamHTTPError(200, "upload-file answered without fileMetadataId")
         return file_id, str(data.get("fileUri") or "")
-
-    async def create_post(self, token: str, media_url: str, settings: RuntimeSettings) -> str:
-        data = await self._post_json(
-            token, "/rest/media/post/create", {"media_url": media_url, "media_type": "MEDIA_POST_TYPE_IMAGE"}, settings
-        )
-        post = data.get("post") if isinstance(data, dict) else None
-        post_id = post.get("id") if isinstance(post, dict) else None
-        if not isinstance(post_id, str) or not post_id:
-            raise UpstreamHTTPError(200, "media post answered without an id")
-        return post_id
 
     async def download(
         self,

@@ -12,6 +12,8 @@ from starlette.responses import FileResponse, Response
 from ..edge import services
 from ..errors import NotFound, UpstreamError
 from ..grok.errors import UpstreamHTTPError
+from ..services import Services
+from .cache import CachedFile
 from .service import FETCH_ERRORS
 
 log = logging.getLogger("grok2api.media")
@@ -24,8 +26,13 @@ CACHE_HEADERS = {
 
 
 async def serve_media(request: Request) -> Response:
-    svc = services(request)
-    name: str = request.path_params["name"]
+    cached = await cached_media(services(request), request.path_params["name"])
+    return FileResponse(cached.path, media_type=cached.content_type, headers=CACHE_HEADERS, stat_result=cached.stat)
+
+
+async def cached_media(svc: Services, name: str) -> CachedFile:
+    """The cached file of a media name, fetched again through the media index on a miss; NotFound or
+    UpstreamError (both GatewayErrors) when there is nothing to serve."""
     try:
         cached = await svc.media.open(name, svc.settings)
     except FETCH_ERRORS as exc:
@@ -36,4 +43,4 @@ async def serve_media(request: Request) -> Response:
         raise UpstreamError("The media file is not cached and grok.com could not be reached; try again.") from None
     if cached is None:
         raise NotFound("No such media file.")
-    return FileResponse(cached.path, media_type=cached.content_type, headers=CACHE_HEADERS, stat_result=cached.stat)
+    return cached

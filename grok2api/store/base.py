@@ -206,6 +206,80 @@ class UsageRow(msgspec.Struct, kw_only=True):
     count: int = 0
 
 
+class VideoStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class VideoJob(msgspec.Struct, kw_only=True):
+    """A video made in the background (OpenAI's Videos API). Any worker or replica answers for it and any
+    runner may claim it.
+
+    Ids are time-ordered (``video_`` + 12 hex digits of milliseconds + random), so id order is creation order.
+    Running it: every claim takes a lease (``lease_owner`` until ``lease_until``) and increments ``attempt``;
+    each write of the runner names the attempt it holds and is refused once another claim took over.
+    ``account_id`` is the account charged for the job, one query of the model's mode, at most once for the
+    whole job (a later attempt reuses it); ``upstream_accepted`` records that grok.com took the call.
+    """
+
+    id: str
+    key_id: str = ""  # the client key that made it ("" = the shared api_key, or an open gateway)
+    idempotency_key: str = ""  # a digest of the client's Idempotency-Key ("" = none)
+    model: str
+    prompt: str
+    seconds: int  # grok.com's duration
+    size: str  # as reported to the client, e.g. "720x1280"
+    aspect_ratio: str
+    resolution: str
+    status: str = VideoStatus.QUEUED
+    progress: int = 0
+    created_at: float
+    completed_at: float | None = None
+    error_code: str = ""
+    error_message: str = ""
+    media_name: str = ""  # the MP4 in the media index, once completed
+    thumbnail_name: str = ""
+    has_image: bool = False  # made from an input image (``video_image``)
+    attempt: int = 0
+    lease_owner: str = ""
+    lease_until: float | None = None
+    account_id: int | None = None
+    upstream_accepted: bool = False
+
+
+class VideoImage(msgspec.Struct, kw_only=True):
+    """The input image of a video job, as it will be uploaded to grok.com."""
+
+    file_name: str
+    mime: str
+    b64: str
+
+
+class VideoPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What one runner write changes (UNSET fields are left alone). ``status`` completed or failed ends the job:
+    its lease and its input image are gone and no later write of any attempt is taken."""
+
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    progress: int | msgspec.UnsetType = msgspec.UNSET
+    lease_until: float | msgspec.UnsetType = msgspec.UNSET
+    completed_at: float | msgspec.UnsetType = msgspec.UNSET
+    error_code: str | msgspec.UnsetType = msgspec.UNSET
+    error_message: str | msgspec.UnsetType = msgspec.UNSET
+    media_name: str | msgspec.UnsetType = msgspec.UNSET
+    thumbnail_name: str | msgspec.UnsetType = msgspec.UNSET
+    upstream_accepted: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class Charge(StrEnum):
+    """The outcome of charging a video job to an account."""
+
+    TAKEN = "taken"  # one query of the account's window is now the job's
+    NO_QUOTA = "no_quota"  # the account is not active or its window is empty: nothing changed
+    LOST = "lost"  # the attempt no longer holds the job (or it is charged already): nothing changed
+
+
 class Store(Protocol):
     """The persistence contract. Implementations: store.sql.SqlStore, store.redis.RedisStore."""
 
@@ -266,6 +340,42 @@ class Store(Protocol):
         """Add ``count`` to each (hour, model, outcome, key_id) bucket."""
 
     async def usage_since(self, hour: int) -> list[UsageRow]: ...
+
+    # video jobs
+    async def create_video_job(self, job: VideoJob, image: VideoImage | None = None) -> tuple[VideoJob, bool]:
+        """Store a new queued job (and its input image); (job, True). When ``job.idempotency_key`` is set and
+        the same ``key_id`` already has a job under it, that job instead, (existing, False), also when both
+        arrive at the same moment."""
+
+    async def get_video_job(self, job_id: str) -> VideoJob | None: ...
+    async def get_video_image(self, job_id: str) -> VideoImage | None:
+        """The input image of a job made from one, until the job ends."""
+
+    async def list_video_jobs(
+        self, key_id: str, *, after: str = "", limit: int = 20, descending: bool = True
+    ) -> tuple[list[VideoJob], bool]:
+        """One page of ``key_id``'s jobs in id (creation) order, starting past the id ``after``; and whether
+        more follow."""
+
+    async def delete_video_job(self, job_id: str) -> bool:
+        """Remove a job, its image and its idempotency key; a runner still holding it loses its next write."""
+
+    async def claim_video_job(self, owner: str, lease_until: float, now: float) -> VideoJob | None:
+        """Atomically take the oldest job that is queued, or running under a lease that expired before ``now``:
+        it becomes in progress under ``owner`` until ``lease_until``, with ``attempt`` + 1. Two claimers never
+        get the same job for the same attempt. None when there is nothing to run."""
+
+    async def update_video_job(self, job_id: str, attempt: int, patch: VideoPatch) -> bool:
+        """Apply ``patch`` when the job is in progress under ``attempt``; False (and nothing changed) otherwise."""
+
+    async def charge_video_job(self, job_id: str, attempt: int, account_id: int, mode: str) -> Charge:
+        """In one atomic step, reserve one query of ``mode`` on the account (as ``reserve`` does) and record it
+        as the job's charge: only while ``attempt`` holds the job in progress and no charge is recorded yet.
+        Charging the same account again for the same attempt is TAKEN without a second query (safe to retry)."""
+
+    async def release_video_charge(self, job_id: str, attempt: int, account_id: int, mode: str, refund: bool) -> bool:
+        """Forget the job's charge on ``account_id`` (and ``upstream_accepted``), giving the query back to a known
+        window when ``refund``; only while ``attempt`` holds the job. False when nothing was released."""
 
 
 def now() -> float:

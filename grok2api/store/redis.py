@@ -16,6 +16,12 @@ Layout (``p`` = prefix, ``g2a`` by default)::
     p:usage:{hour}     hash "model|outcome|key_id" -> count
     p:usage:hours      sorted set of the hours above (for usage_since and pruning)
     p:once:{nonce}     result of a reserve/settle call, kept briefly (see _ONCE_TTL)
+    p:vjob:{id}        hash, one field per VideoJob field ("" = None, booleans "1"/"0")
+    p:vjob:{id}:image  hash file_name, mime, b64 (the input image of a job made from one, until it ends)
+    p:vjobs:queued     sorted set of queued job ids, all scored 0 (ids sort by creation)
+    p:vjobs:running    sorted set of in-progress job ids scored by lease_until
+    p:vjobs:key:{key}  sorted set of one client key's job ids, all scored 0 (for listing)
+    p:vjobs:idem:{key}:{digest}  the job id an Idempotency-Key of that client key made
 
 Every multi-key change to accounts runs as a Lua script, so it is atomic and one round trip.
 Scripts address keys they compute from the prefix, so this targets a single Redis (not Cluster).
@@ -42,6 +48,7 @@ from .base import (
     AccountState,
     AddResult,
     AdminSession,
+    Charge,
     ClientKey,
     MediaEntry,
     ModeQuota,
@@ -49,6 +56,10 @@ from .base import (
     Settlement,
     UsageRow,
     Versions,
+    VideoImage,
+    VideoJob,
+    VideoPatch,
+    VideoStatus,
     hour_of,
     now,
 )
@@ -232,6 +243,141 @@ return 1
 """
 
 
+# The video job scripts address a job's other keys from the prefixes they are given (single Redis, as above).
+# KEYS: job, image, queued, by key, idempotency (or the job again).  ARGV: id, JSON [field, value, ...], has an
+# idempotency key "1"/"0", then the image's file_name, mime and b64 (or nothing). Returns the job id stored.
+_VIDEO_CREATE = """
+if ARGV[3] == '1' then
+  local existing = redis.call('GET', KEYS[5])
+  if existing then return existing end
+  redis.call('SET', KEYS[5], ARGV[1])
+end
+redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[2])))
+if #ARGV >= 6 then redis.call('HSET', KEYS[2], 'file_name', ARGV[4], 'mime', ARGV[5], 'b64', ARGV[6]) end
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('ZADD', KEYS[4], 0, ARGV[1])
+return ARGV[1]
+"""
+
+# KEYS: queued, running.  ARGV: job key prefix, owner, lease_until, now. The job's fields, or nil.
+_VIDEO_CLAIM = """
+for _ = 1, 10 do
+  local id
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4], 'LIMIT', 0, 1)
+  if #expired > 0 then
+    id = expired[1]
+  else
+    local first = redis.call('ZRANGE', KEYS[1], 0, 0)
+    if #first == 0 then return false end
+    id = first[1]
+    redis.call('ZREM', KEYS[1], id)
+  end
+  local key = ARGV[1] .. id
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HINCRBY', key, 'attempt', 1)
+    redis.call('HSET', key, 'status', 'in_progress', 'lease_owner', ARGV[2], 'lease_until', ARGV[3])
+    redis.call('ZADD', KEYS[2], ARGV[3], id)
+    return redis.call('HGETALL', key)
+  end
+  redis.call('ZREM', KEYS[2], id)  -- deleted meanwhile
+end
+return false
+"""
+
+# KEYS: job, running, image.  ARGV: id, attempt, JSON [field, value, ...], new lease_until or "", ends the job
+# "1"/"0" (then its lease and its input image go).
+_VIDEO_UPDATE = """
+local cur = redis.call('HMGET', KEYS[1], 'attempt', 'status')
+if cur[1] ~= ARGV[2] or cur[2] ~= 'in_progress' then return 0 end
+local kv = cjson.decode(ARGV[3])
+if #kv > 0 then redis.call('HSET', KEYS[1], unpack(kv)) end
+if ARGV[5] == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('DEL', KEYS[3])
+elseif ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: job, account.  ARGV: attempt, account id, the window's remaining field, its reset field, now.
+# The reserve of _RESERVE and the job's record of it, in one step. Retrying it is harmless: the same account
+# already recorded for the attempt is "taken" again without a second query.
+_VIDEO_CHARGE = """
+local cur = redis.call('HMGET', KEYS[1], 'attempt', 'status', 'account_id')
+if cur[1] ~= ARGV[1] or cur[2] ~= 'in_progress' then return 'lost' end
+if cur[3] and cur[3] ~= '' then
+  if cur[3] == ARGV[2] then return 'taken' end
+  return 'lost'
+end
+local acc = redis.call('HMGET', KEYS[2], 'state', ARGV[3], ARGV[4])
+if acc[1] ~= 'active' then return 'no_quota' end
+local left, reset = acc[2], acc[3]
+if reset and reset ~= '' and tonumber(reset) <= tonumber(ARGV[5]) then
+  redis.call('HDEL', KEYS[2], ARGV[3], ARGV[4])  -- the window rolled over: its count is stale, now unknown
+elseif left and left ~= '' then
+  if tonumber(left) < 1 then return 'no_quota' end
+  redis.call('HINCRBY', KEYS[2], ARGV[3], -1)
+end
+redis.call('HSET', KEYS[1], 'account_id', ARGV[2], 'upstream_accepted', '0')
+return 'taken'
+"""
+
+# KEYS: job, account.  ARGV: attempt, account id, the window's remaining field, refund "1"/"0".
+_VIDEO_RELEASE = """
+local cur = redis.call('HMGET', KEYS[1], 'attempt', 'status', 'account_id')
+if cur[1] ~= ARGV[1] or cur[2] ~= 'in_progress' or cur[3] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'account_id', '', 'upstream_accepted', '0')
+if ARGV[4] == '1' then
+  local left = redis.call('HGET', KEYS[2], ARGV[3])
+  if left and left ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[3], 1) end  -- unknown stays unknown
+end
+return 1
+"""
+
+# KEYS: job, image, queued, running.  ARGV: id, by-key prefix, idempotency prefix.
+_VIDEO_DELETE = """
+local f = redis.call('HMGET', KEYS[1], 'key_id', 'idempotency_key')
+if not f[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', ARGV[2] .. f[1], ARGV[1])
+if f[2] and f[2] ~= '' then redis.call('DEL', ARGV[3] .. f[1] .. ':' .. f[2]) end
+return 1
+"""
+
+_VIDEO_INTS = frozenset(("seconds", "progress", "attempt"))
+_VIDEO_OPTIONAL = frozenset(("completed_at", "lease_until", "account_id"))
+_VIDEO_BOOLS = frozenset(("has_image", "upstream_accepted"))
+
+
+def _video_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return _enc(value)
+
+
+def _video_kv(values: dict[str, Any]) -> list[str]:
+    kv: list[str] = []
+    for field, value in values.items():
+        kv += [field, _video_value(value)]
+    return kv
+
+
+def _decode_video(raw: dict[Any, Any]) -> VideoJob:
+    data: dict[str, Any] = {}
+    for field, value in raw.items():
+        name, text = _str(field), _str(value)
+        if name in _VIDEO_BOOLS:
+            data[name] = text == "1"
+        elif name in _VIDEO_OPTIONAL and text == "":
+            data[name] = None
+        elif name in VideoJob.__struct_fields__:
+            data[name] = text
+    return msgspec.convert(data, VideoJob, strict=False)  # strict=False parses the numeric strings
+
+
 def _enc(value: Any) -> str:
     """A value as stored in an account hash field."""
     if value is None:
@@ -329,6 +475,17 @@ class RedisStore:
         self._dump = self.redis.register_script(_DUMP)
         self._migrate_1 = self.redis.register_script(_MIGRATE_1)
         self._set_schema = self.redis.register_script(_SET_SCHEMA)
+        self._vjob = f"{p}:vjob:"
+        self._vjobs_queued = f"{p}:vjobs:queued"
+        self._vjobs_running = f"{p}:vjobs:running"
+        self._vjobs_key = f"{p}:vjobs:key:"
+        self._vjobs_idem = f"{p}:vjobs:idem:"
+        self._video_create = self.redis.register_script(_VIDEO_CREATE)
+        self._video_claim = self.redis.register_script(_VIDEO_CLAIM)
+        self._video_update = self.redis.register_script(_VIDEO_UPDATE)
+        self._video_charge = self.redis.register_script(_VIDEO_CHARGE)
+        self._video_release = self.redis.register_script(_VIDEO_RELEASE)
+        self._video_delete = self.redis.register_script(_VIDEO_DELETE)
 
     def _session_key(self, id_hash: str) -> str:
         return f"{self.prefix}:session:{id_hash}"
@@ -665,3 +822,101 @@ class RedisStore:
                 rows.append(UsageRow(hour=h, model=model, outcome=outcome, key_id=key_id, count=int(count)))
         rows.sort(key=lambda r: (r.hour, r.model, r.outcome, r.key_id))
         return rows
+
+    # video jobs
+
+    def _video_keys(self, job_id: str) -> tuple[str, str]:
+        return self._vjob + job_id, f"{self._vjob}{job_id}:image"
+
+    async def create_video_job(self, job: VideoJob, image: VideoImage | None = None) -> tuple[VideoJob, bool]:
+        key, image_key = self._video_keys(job.id)
+        idem = f"{self._vjobs_idem}{job.key_id}:{job.idempotency_key}" if job.idempotency_key else key
+        args: list[str] = [job.id, msgspec.json.encode(_video_kv(msgspec.structs.asdict(job))).decode()]
+        args.append("1" if job.idempotency_key else "0")
+        if image is not None:
+            args += [image.file_name, image.mime, image.b64]
+        stored = _str(
+            await self._video_create(
+                keys=[key, image_key, self._vjobs_queued, self._vjobs_key + job.key_id, idem], args=args
+            )
+        )
+        if stored == job.id:
+            return job, True
+        found = await self.get_video_job(stored)
+        if found is None:  # deleted in between: its key went with it, so the next try stores this one
+            return await self.create_video_job(job, image)
+        return found, False
+
+    async def get_video_job(self, job_id: str) -> VideoJob | None:
+        raw = await self.redis.hgetall(self._vjob + job_id)
+        return _decode_video(raw) if raw else None
+
+    async def get_video_image(self, job_id: str) -> VideoImage | None:
+        raw = await self.redis.hgetall(self._video_keys(job_id)[1])
+        if not raw:
+            return None
+        return msgspec.convert({_str(k): _str(v) for k, v in raw.items()}, VideoImage)
+
+    async def list_video_jobs(
+        self, key_id: str, *, after: str = "", limit: int = 20, descending: bool = True
+    ) -> tuple[list[VideoJob], bool]:
+        index = self._vjobs_key + key_id
+        if descending:
+            found = await self.redis.zrevrangebylex(index, f"({after}" if after else "+", "-", start=0, num=limit + 1)
+        else:
+            found = await self.redis.zrangebylex(index, f"({after}" if after else "-", "+", start=0, num=limit + 1)
+        ids = [_str(i) for i in found]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids[:limit]:
+                pipe.hgetall(self._vjob + job_id)
+            rows = await pipe.execute()
+        return [_decode_video(row) for row in rows if row], len(ids) > limit
+
+    async def delete_video_job(self, job_id: str) -> bool:
+        key, image_key = self._video_keys(job_id)
+        done = await self._video_delete(
+            keys=[key, image_key, self._vjobs_queued, self._vjobs_running],
+            args=[job_id, self._vjobs_key, self._vjobs_idem],
+        )
+        return bool(done)
+
+    async def claim_video_job(self, owner: str, lease_until: float, now: float) -> VideoJob | None:
+        row = await self._video_claim(
+            keys=[self._vjobs_queued, self._vjobs_running], args=[self._vjob, owner, _enc(lease_until), _enc(now)]
+        )
+        if not row:
+            return None
+        return _decode_video(dict(zip(row[::2], row[1::2], strict=True)))
+
+    async def update_video_job(self, job_id: str, attempt: int, patch: VideoPatch) -> bool:
+        values = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+        ends = values.get("status") in (VideoStatus.COMPLETED, VideoStatus.FAILED)
+        if ends:
+            values["lease_until"] = None
+        lease = values.get("lease_until")
+        done = await self._video_update(
+            keys=[self._vjob + job_id, self._vjobs_running, self._video_keys(job_id)[1]],
+            args=[
+                job_id,
+                str(attempt),
+                msgspec.json.encode(_video_kv(values)).decode(),
+                "" if lease is None else _enc(lease),
+                "1" if ends else "0",
+            ],
+        )
+        return bool(done)
+
+    async def charge_video_job(self, job_id: str, attempt: int, account_id: int, mode: str) -> Charge:
+        window = [_quota_key(mode, "remaining"), _quota_key(mode, "reset_at")]
+        outcome = await self._video_charge(
+            keys=[self._vjob + job_id, f"{self._acct}{account_id}"],
+            args=[str(attempt), str(account_id), *window, _enc(now())],
+        )
+        return Charge(_str(outcome))
+
+    async def release_video_charge(self, job_id: str, attempt: int, account_id: int, mode: str, refund: bool) -> bool:
+        done = await self._video_release(
+            keys=[self._vjob + job_id, f"{self._acct}{account_id}"],
+            args=[str(attempt), str(account_id), _quota_key(mode, "remaining"), "1" if refund else "0"],
+        )
+        return bool(done)

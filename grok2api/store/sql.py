@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
@@ -40,6 +41,7 @@ from .base import (
     AccountState,
     AddResult,
     AdminSession,
+    Charge,
     ClientKey,
     MediaEntry,
     ModeQuota,
@@ -47,6 +49,10 @@ from .base import (
     Settlement,
     UsageRow,
     Versions,
+    VideoImage,
+    VideoJob,
+    VideoPatch,
+    VideoStatus,
     now,
 )
 from .sql_engine import make_engine, normalize_url, sqlite_pragmas
@@ -60,6 +66,7 @@ from .sql_schema import (
     MetaRow,
     SettingRow,
     UsageCountRow,
+    VideoJobRow,
     table_of,
 )
 from .sql_statements import (
@@ -122,6 +129,12 @@ _ACCOUNT_COLUMNS = (
 _CLIENT_KEY_COLUMNS = tuple(table_of(ClientKeyRow).c)
 
 
+_VIDEOS = table_of(VideoJobRow)
+_VIDEO_COLUMNS = tuple(_VIDEOS.c[f] for f in VideoJob.__struct_fields__)  # everything but the image
+_VIDEO_IN_PROGRESS = _VIDEOS.c.status == VideoStatus.IN_PROGRESS
+_VIDEO_ENDS = (VideoStatus.COMPLETED, VideoStatus.FAILED)
+_REFUND_SQL = "UPDATE account_quotas SET remaining = remaining + 1 WHERE account_id = :id AND mode = :mode"
+
 _ACCOUNT_FIELDS = tuple(c.key for c in _ACCOUNT_COLUMNS)
 _LIST_ACCOUNTS_SQL = f"SELECT {', '.join(_ACCOUNT_FIELDS)} FROM accounts ORDER BY id"
 _QUOTA_KEYS = ("account_id", "mode")
@@ -149,6 +162,18 @@ def _windows(rows: Iterable[Sequence[Any]]) -> dict[int, dict[str, ModeQuota]]:
 
 def _quota_rows(account_id: int, quotas: dict[str, ModeQuota]) -> list[dict[str, Any]]:
     return [{"account_id": account_id, "mode": m, **msgspec.structs.asdict(q)} for m, q in quotas.items()]
+
+
+def _video_job(row: Sequence[Any]) -> VideoJob:
+    fields = dict(zip(VideoJob.__struct_fields__, row, strict=True))
+    fields["idempotency_key"] = fields["idempotency_key"] or ""  # NULL: none (NULLs never collide)
+    fields["has_image"] = bool(fields["has_image"])
+    fields["upstream_accepted"] = bool(fields["upstream_accepted"])
+    return VideoJob(**fields)
+
+
+class _NoQuota(Exception):
+    """Rolls a video charge back: the account had no query to give."""
 
 
 def _client_key(row: Any) -> ClientKey:
@@ -599,3 +624,148 @@ class SqlStore:
         stmt = select(t).where(t.c.hour >= hour).order_by(t.c.hour, t.c.model, t.c.outcome, t.c.key_id)
         async with self.engine.connect() as conn:
             return [UsageRow(**r._asdict()) for r in await conn.execute(stmt)]
+
+    # video jobs (rare next to chats: plain transactions on the engine, never the hot path)
+
+    async def create_video_job(self, job: VideoJob, image: VideoImage | None = None) -> tuple[VideoJob, bool]:
+        row = msgspec.structs.asdict(job)
+        row["idempotency_key"] = job.idempotency_key or None
+        row["error_message"] = job.error_message[:REASON_LEN]
+        row.update(image_name=None, image_mime=None, image_b64=None)
+        if image is not None:
+            row.update(image_name=image.file_name, image_mime=image.mime, image_b64=image.b64)
+        if job.idempotency_key and (found := await self._video_by_idempotency(job)) is not None:
+            return found, False
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(VideoJobRow), [row])
+        except IntegrityError:
+            # The same key at the same moment: the unique constraint let only the other request in.
+            found = await self._video_by_idempotency(job) if job.idempotency_key else None
+            if found is None:
+                raise
+            return found, False
+        return job, True
+
+    async def _video_by_idempotency(self, job: VideoJob) -> VideoJob | None:
+        t = _VIDEOS
+        stmt = select(*_VIDEO_COLUMNS).where(t.c.key_id == job.key_id, t.c.idempotency_key == job.idempotency_key)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _video_job(row)
+
+    async def get_video_job(self, job_id: str) -> VideoJob | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(*_VIDEO_COLUMNS).where(_VIDEOS.c.id == job_id))).first()
+        return None if row is None else _video_job(row)
+
+    async def get_video_image(self, job_id: str) -> VideoImage | None:
+        t = _VIDEOS
+        stmt = select(t.c.image_name, t.c.image_mime, t.c.image_b64).where(t.c.id == job_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None or row.image_b64 is None:
+            return None
+        return VideoImage(file_name=row.image_name or "image", mime=row.image_mime or "", b64=row.image_b64)
+
+    async def list_video_jobs(
+        self, key_id: str, *, after: str = "", limit: int = 20, descending: bool = True
+    ) -> tuple[list[VideoJob], bool]:
+        t = _VIDEOS
+        stmt = select(*_VIDEO_COLUMNS).where(t.c.key_id == key_id)
+        if after:
+            stmt = stmt.where(t.c.id < after if descending else t.c.id > after)
+        stmt = stmt.order_by(t.c.id.desc() if descending else t.c.id.asc()).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            jobs = [_video_job(r) for r in await conn.execute(stmt)]
+        return jobs[:limit], len(jobs) > limit
+
+    async def delete_video_job(self, job_id: str) -> bool:
+        async with self.engine.begin() as conn:
+            return (await conn.execute(delete(VideoJobRow).where(VideoJobRow.id == job_id))).rowcount == 1
+
+    async def claim_video_job(self, owner: str, lease_until: float, now: float) -> VideoJob | None:
+        t = _VIDEOS
+        claimable = (t.c.status == VideoStatus.QUEUED) | (_VIDEO_IN_PROGRESS & (t.c.lease_until < now))
+        # Read, then take with a guarded UPDATE in its own transaction: a read-then-write transaction fails on
+        # SQLite when another writer got in between, and the guard alone decides between two claimers.
+        lost: set[str] = set()
+        for _ in range(3):  # a claimer that lost every race reads again, past the jobs it lost
+            async with self.engine.connect() as conn:
+                found = (
+                    await conn.execute(select(t.c.id, t.c.attempt).where(claimable).order_by(t.c.id).limit(10))
+                ).all()
+            candidates = [(str(job_id), int(attempt)) for job_id, attempt in found if job_id not in lost]
+            if not candidates:
+                return None
+            for job_id, attempt in candidates:
+                take = (
+                    update(VideoJobRow)
+                    .where(t.c.id == job_id, t.c.attempt == attempt, claimable)
+                    .values(
+                        status=VideoStatus.IN_PROGRESS, attempt=attempt + 1, lease_owner=owner, lease_until=lease_until
+                    )
+                )
+                async with self.engine.begin() as conn:
+                    won = (await conn.execute(take)).rowcount == 1
+                if won:  # read once committed
+                    return await self.get_video_job(job_id)
+                lost.add(job_id)
+        return None
+
+    async def update_video_job(self, job_id: str, attempt: int, patch: VideoPatch) -> bool:
+        t = _VIDEOS
+        values = msgspec.structs.asdict(patch)
+        values = {k: v for k, v in values.items() if v is not msgspec.UNSET}
+        if "error_message" in values:
+            values["error_message"] = values["error_message"][:REASON_LEN]
+        if values.get("status") in _VIDEO_ENDS:  # no lease any more, and the input image is not needed again
+            values.update(lease_until=None, image_name=None, image_mime=None, image_b64=None)
+        if not values:
+            return await self._holds(job_id, attempt)
+        stmt = update(VideoJobRow).where(t.c.id == job_id, t.c.attempt == attempt, _VIDEO_IN_PROGRESS).values(**values)
+        async with self.engine.begin() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
+
+    async def _holds(self, job_id: str, attempt: int) -> bool:
+        t = _VIDEOS
+        stmt = select(t.c.id).where(t.c.id == job_id, t.c.attempt == attempt, _VIDEO_IN_PROGRESS)
+        async with self.engine.connect() as conn:
+            return await conn.scalar(stmt) is not None
+
+    async def charge_video_job(self, job_id: str, attempt: int, account_id: int, mode: str) -> Charge:
+        t = _VIDEOS
+        held = (t.c.id == job_id, t.c.attempt == attempt, _VIDEO_IN_PROGRESS)
+        record = (
+            update(VideoJobRow)
+            .where(*held, t.c.account_id.is_(None))
+            .values(account_id=account_id, upstream_accepted=False)
+        )
+        params = {"id": account_id, "mode": mode, "now": now()}
+        try:
+            # One transaction, the job's row first: the charge and the query it stands for commit together or not.
+            async with self.engine.begin() as conn:
+                if (await conn.execute(record)).rowcount != 1:
+                    charged = await conn.scalar(select(t.c.account_id).where(*held))
+                    return Charge.TAKEN if charged == account_id else Charge.LOST
+                if (await conn.execute(_text(RESERVE_SQL), params)).rowcount != 1:
+                    await conn.execute(_text(FIRST_WINDOW_SQL[self.kind]), params)
+                    if (await conn.execute(_text(RESERVE_SQL), params)).rowcount != 1:
+                        raise _NoQuota
+        except _NoQuota:
+            return Charge.NO_QUOTA
+        return Charge.TAKEN
+
+    async def release_video_charge(self, job_id: str, attempt: int, account_id: int, mode: str, refund: bool) -> bool:
+        t = _VIDEOS
+        forget = (
+            update(VideoJobRow)
+            .where(t.c.id == job_id, t.c.attempt == attempt, _VIDEO_IN_PROGRESS, t.c.account_id == account_id)
+            .values(account_id=None, upstream_accepted=False)
+        )
+        async with self.engine.begin() as conn:
+            if (await conn.execute(forget)).rowcount != 1:
+                return False
+            if refund:  # an unknown window stays unknown (NULL + 1)
+                await conn.execute(_text(_REFUND_SQL), {"id": account_id, "mode": mode})
+        return True

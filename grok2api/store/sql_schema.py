@@ -3,7 +3,21 @@ SQL store's statements are built from (nothing else; the store itself is in ``sq
 
 from __future__ import annotations
 
-from sqlalchemy import CHAR, BigInteger, Boolean, Double, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .sql_statements import REASON_LEN
@@ -134,6 +148,47 @@ class UsageCountRow(Base):
     outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger)
+
+
+class VideoJobRow(Base):
+    """A video job (see store.base.VideoJob); the input image is base64 text beside it, read only to run it and
+    dropped when the job ends."""
+
+    __tablename__ = "video_jobs"
+    __table_args__ = (
+        # The same Idempotency-Key of the same client key is one job, even for two requests at once (NULL = none).
+        UniqueConstraint("key_id", "idempotency_key", name="uq_video_jobs_key_id_idempotency_key"),
+        Index("ix_video_jobs_key_id_id", "key_id", "id"),  # a client's listing
+        Index("ix_video_jobs_status_lease_until", "status", "lease_until"),  # what a runner may claim
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+    prompt: Mapped[str] = mapped_column(Text)
+    seconds: Mapped[int] = mapped_column(Integer)
+    size: Mapped[str] = mapped_column(String(32))
+    aspect_ratio: Mapped[str] = mapped_column(String(16))
+    resolution: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Double)
+    completed_at: Mapped[float | None] = mapped_column(Double)
+    error_code: Mapped[str] = mapped_column(String(64))
+    error_message: Mapped[str] = mapped_column(String(REASON_LEN))
+    media_name: Mapped[str] = mapped_column(String(255))
+    thumbnail_name: Mapped[str] = mapped_column(String(255))
+    has_image: Mapped[bool] = mapped_column(Boolean)
+    attempt: Mapped[int] = mapped_column(Integer)
+    lease_owner: Mapped[str] = mapped_column(String(128))
+    lease_until: Mapped[float | None] = mapped_column(Double)
+    account_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: a job outlives a removed account
+    upstream_accepted: Mapped[bool] = mapped_column(Boolean)
+    image_name: Mapped[str | None] = mapped_column(String(255))
+    image_mime: Mapped[str | None] = mapped_column(String(64))
+    image_b64: Mapped[str | None] = mapped_column(Text().with_variant(LONGTEXT(), "mysql"))
 
 
 def table_of(model: type[Base]) -> Table:

@@ -14,6 +14,7 @@ from .fake_http import Reject, bad_request, json_body, json_response
 from .fake_script import Script, conversation_line, finish, user_response
 from .fake_state import FakeState, state_of
 from .fake_stream import play
+from .fake_video import admit_video
 
 CHAT_PATH = "/rest/app-chat/conversations/new"
 
@@ -28,7 +29,10 @@ async def handle_chat(request: web.Request) -> web.StreamResponse:
     fault = state.take_fault("chat", account.token) or chat.markers.fault
     if fault is not None and fault.name in PRE_STREAM_FAULTS:
         return _pre_stream_fault(fault)
-    _admit_chat(state, account, chat)
+    if chat.video is not None:
+        admit_video(account, chat.video)  # Imagine counts videos apart from the chat modes
+    else:
+        _admit_chat(state, account, chat)
     script = _build_script(state, account, chat, fault)
     framing = "sse" if chat.markers.has("sse") else state.framing
     delay = fault.seconds(0.1) if fault is not None and fault.name == "slow-tokens" else state.token_delay
@@ -38,6 +42,8 @@ async def handle_chat(request: web.Request) -> web.StreamResponse:
         return await play(request, script, framing, delay, first)
     finally:
         account.in_flight -= 1
+        if script.video is not None:
+            script.video.delivered = script.delivered
 
 
 def _pre_stream_fault(fault: Fault) -> web.Response:
@@ -64,8 +70,8 @@ def _build_script(state: FakeState, account: FakeAccount, chat: Chat, fault: Fau
     script = Script(chat, fault, state.new_id)
     script.line(conversation_line(script))
     script.frame(user_response(script))
-    if chat.video:
-        video_phase(state, script, account)
+    if chat.video is not None:
+        script.video = video_phase(state, script, account, chat.video)
         return script
     thinking_phase(script)
     if chat.markers.has("unclosed-think"):

@@ -1,7 +1,8 @@
 """The parts of an E1 chat body that steer the fake: the mode, attachments, media and magic markers.
 
 The body names a mode (``modeId``, §2.3 of the 2026 protocol). A 2025 body naming ``modelName``/``modelMode`` is
-refused the way grok.com refuses it, except Imagine media bodies, which still name a model.
+refused the way grok.com refuses it, except Imagine media bodies, which still name a model (the 2025 video body,
+``toolOverrides.videoGen``, is refused too).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from .fake_accounts import FakeAccount
 from .fake_faults import CHAT_FAULTS, Fault, split_fault
 from .fake_http import JsonDict, Reject, bad_request, json_response
+from .fake_video import VideoOrder, old_video_body, parse_video, video_body
 
 MARKERS = frozenset(
     (
@@ -23,7 +25,6 @@ MARKERS = frozenset(
 ERR_OUTDATED_CLIENT = {"error": {"code": 3, "message": "Invalid request. Please update your client"}}
 _MARKER_RE = re.compile(r"\[\[([^\[\]\n]{1,80})\]\]")
 _DRAW_RE = re.compile(r"\bdraw|画", re.IGNORECASE)
-_POST_ID_RE = re.compile(r"grok\.com/imagine/([0-9A-Za-z-]{6,})")
 
 
 @dataclass
@@ -75,46 +76,33 @@ class Chat:
     image_count: int
     attachments: list[str]
     markers: Markers
-    video: bool
+    video: VideoOrder | None
     draw: bool
 
     @property
     def prompt(self) -> str:
         return strip_markers(self.message)
 
-    @property
-    def post_id(self) -> str | None:
-        match = _POST_ID_RE.search(self.message)
-        return match.group(1) if match else None
-
-
-def _media(body: JsonDict) -> tuple[bool, bool]:
-    """(an Imagine media body, a video one): they keep naming a model until the media change."""
-    overrides = body.get("toolOverrides")
-    media = body.get("mediaGenInput")
-    video_tool = isinstance(overrides, dict) and overrides.get("videoGen") is True
-    video = video_tool or (isinstance(media, dict) and isinstance(media.get("textToVideo"), dict))
-    return video_tool or isinstance(media, dict), video
-
 
 def parse_chat(body: JsonDict, account: FakeAccount) -> Chat:
     message = body.get("message")
     if not isinstance(message, str):
         raise bad_request("message must be a string")
-    media, video = _media(body)
+    media = isinstance(body.get("mediaGenInput"), dict)  # Imagine media bodies keep naming a model
     model_name, mode_id = body.get("modelName"), body.get("modeId")
-    if not media and ("modelName" in body or "modelMode" in body):
+    if old_video_body(body) or (not media and ("modelName" in body or "modelMode" in body)):
         raise Reject(json_response(400, ERR_OUTDATED_CLIENT))
     if not media and not (isinstance(mode_id, str) and mode_id):
         raise bad_request("modeId is required")
     attachments = _attachments(body, account)
+    video = parse_video(body, account) if video_body(body) else None
     markers = parse_markers(message)
     count = body.get("imageGenerationCount", 2)
-    draw = not video and wants_draw(message, markers, body.get("enableImageGeneration") is not False)
+    draw = video is None and wants_draw(message, markers, body.get("enableImageGeneration") is not False)
     return Chat(
         message=message,
         model=model_name if isinstance(model_name, str) else (mode_id if isinstance(mode_id, str) else None),
-        # Media bodies carry no mode; their query comes out of the fast window.
+        # Media bodies carry no mode; their query comes out of the fast window (videos are counted apart).
         mode=mode_id if isinstance(mode_id, str) and mode_id else "fast",
         temporary=body.get("temporary") is True,
         image_count=min(max(count, 1), 10) if isinstance(count, int) else 2,

@@ -15,7 +15,9 @@ Endpoints, by family module (listed once in ``FAMILIES``):
   trailing chunks with empty ids; ``ping`` → ``pong``. ``FakeGrok.mgw_sessions()`` records it all.
 - ``fake_chat``: ``POST /rest/app-chat/conversations/new`` (streamed NDJSON or SSE) with the ``modeId`` body; a
   body naming ``modelName``/``modelMode`` gets 400 "Invalid request. Please update your client", except Imagine
-  media bodies (``toolOverrides.videoGen``, ``mediaGenInput``).
+  media bodies (``mediaGenInput``); the 2025 video body (``toolOverrides.videoGen``) gets that 400 too.
+  ``fake_video``: the ``imagine-video-gen`` body (``textToVideo``, or ``imageToVideo`` naming an upload), more than
+  6 s on a basic account → 429; videos cost no chat query, and ``FakeGrok.videos`` records each generation.
 - ``fake_limits``: ``POST /rest/modes`` (fast, auto, expert, heavy and modes added with ``add_mode``) and
   ``POST /rest/rate-limits {"modelName": <mode>}`` (one window per mode and tier; 7200 s windows).
 - ``fake_imagine_quota``: ``POST /rest/media/imagine/quota_info`` (image, imagePro, imageEdit, video, video720p
@@ -36,8 +38,8 @@ Scenarios are chosen by magic markers in the chat message (REST ``message``, mgw
   ``card_attachment``; ``[[card-json]]`` wraps card attachments in a ``jsonData`` string; ``[[packed]]`` packs
   two events per frame; ``[[echo]]`` answers with the JSON of the input chunks that arrived.
 - ``[[draw]]`` (or "draw" / "画" while image generation is on), ``[[draw-moderated]]``: images.
-- video (``toolOverrides.videoGen`` or ``mediaGenInput.textToVideo``), ``[[video-moderated]]``,
-  ``[[video-in-attachments]]``.
+- video (``mediaGenInput.textToVideo`` or ``.imageToVideo``), ``[[video-moderated]]``, ``[[video-in-attachments]]``;
+  mid-stream faults strike at 25 %.
 - ``[[emoji]]`` ``[[list-token]]`` ``[[dict-token]]`` ``[[empty-token]]`` ``[[late-think]]`` ``[[unclosed-think]]``
   ``[[no-model]]``: content edge cases; ``[[tokens:N]]`` answers with exactly N tokens; ``[[sse]]`` SSE framing.
 - ``[[fault:NAME]]`` / ``[[fault:NAME:PARAM]]``: one of ``CHAT_FAULTS`` (over mgw also ``MGW_FAULTS``).

@@ -13,6 +13,7 @@ from .fake_chat_request import Chat
 from .fake_errors import ERR_RATE, USAGE_LIMIT_MESSAGE
 from .fake_faults import Fault
 from .fake_http import JsonDict, encode_json, now_iso
+from .fake_video import VideoRecord
 
 
 @dataclass(slots=True)
@@ -36,6 +37,8 @@ class Script:
         self.conversation_id = ids()
         self.user_response_id = ids()
         self.response_id = ids()
+        self.video: VideoRecord | None = None  # the generation this answer carries
+        self.delivered = False  # every step reached the client
         self._final_count = 0
         self._mid_done = False
 

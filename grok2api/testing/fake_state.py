@@ -1,8 +1,8 @@
 """What the fake grok.com remembers between calls, and the knobs tests turn.
 
 Accounts with their mode windows, the mode catalogue, recorded requests and mgw sessions, queued faults, generated
-assets and media posts. Every endpoint family reads and changes this one object, which it finds on the app under
-``STATE_KEY``.
+assets, media posts and video generations. Every endpoint family reads and changes this one object, which it finds on
+the app under ``STATE_KEY``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from .fake_faults import Fault, FaultQueue
 from .fake_http import JsonDict, Reject, decode_json, headers_dict, json_response, request_token
 from .fake_modes import TIERS, ModeSpec, builtin_modes, extra_mode
 from .fake_records import MAX_RECORDED_BODY, MgwRecord, RecordedRequest, Refusal, shrink
+from .fake_video import VideoRecord
 
 MAX_ASSETS = 100_000
 MAX_POSTS = 10_000
 MAX_MGW_SESSIONS = 10_000
+MAX_VIDEOS = 10_000
 
 
 # --------------------------------------------------------------------------------------------------- state
@@ -52,6 +54,7 @@ class FakeState:
         self.requests: list[RecordedRequest] = []
         self.mgw: list[MgwRecord] = []
         self.posts: dict[str, JsonDict] = {}
+        self.videos: list[VideoRecord] = []
         self.require_cf_clearance: str | None = None
         self.strict_statsig = False
         self.statsig_prefixes: tuple[str, ...] = ("e:", "x1:")
@@ -202,6 +205,7 @@ class FakeState:
 
     def clear(self) -> None:
         self.requests.clear()
+        self.videos.clear()
         self.mgw.clear()
         self.mgw_refusals.clear()
         self._faults.clear()
@@ -261,6 +265,15 @@ class FakeState:
         self.posts[post["id"]] = post
         if len(self.posts) > MAX_POSTS:
             del self.posts[next(iter(self.posts))]
+
+    def add_video(self, record: VideoRecord) -> None:
+        self.videos.append(record)
+        if len(self.videos) > MAX_VIDEOS:
+            del self.videos[: len(self.videos) - MAX_VIDEOS]
+
+    def delivered_videos(self, token: str | None = None) -> list[VideoRecord]:
+        """Videos whose answer reached the client in full, optionally of one token."""
+        return [v for v in self.videos if v.delivered and (token is None or v.token == token)]
 
     def new_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))

@@ -27,6 +27,7 @@ async def play(
         if framing == "sse":
             await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
+        script.delivered = True
     return response
 
 
