@@ -24,7 +24,7 @@ from .store.base import Account, AccountPatch, AccountState, ModeQuota, Settleme
 
 log = logging.getLogger("grok2api.quota")
 BASE_MODES = ("fast", "auto", "expert", "heavy")
-# grok.com's Imagine quota kinds (``/rest/media/imagine/quota_info``) and the windows they are kept as, beside
+# grok.com's Imagine quota kinds (its quota_info endpoint) and the windows they are kept as, beside
 # the chat modes: an image, video or edit request reserves one query of its window like a chat does.
 IMAGINE_WINDOWS = {
     "image": "imagine-image",

@@ -183,7 +183,18 @@ async def test_accounts_bulk_add_filter_page_edit_test_and_delete(
     await row.get_by_role("button", name="Test").click()
     await expect(row.locator(".result")).to_contain_text("grok.com accepted the session (basic tier)")
     await expect(row.locator("td.num")).to_contain_text("30")  # every window read live
-    await expect(row.locator("td.num .muted")).to_have_text(["20 auto", "0 expert", "0 heavy"])
+    await expect(row.locator("td.num .muted")).to_have_text(
+        [  # each window the live check read, chat modes and Imagine's (a kind the tier lacks shows 0)
+            "20 auto",
+            "0 expert",
+            "0 heavy",
+            "40 imagine-edit",
+            "40 imagine-image",
+            "0 imagine-image-pro",
+            "20 imagine-video",
+            "0 imagine-video-720p",
+        ]
+    )
     await page.fill("#add-tokens", "invalid-session-token")
     await page.click("#add-form button[type=submit]")
     # The form emptied itself after the upload, so the file is not sent a second time.

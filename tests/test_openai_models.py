@@ -17,6 +17,12 @@ from harness import LiveGateway
 
 MODES = {"grok-fast": ("fast", "basic"), "grok-auto": ("auto", "super"), "grok-expert": ("expert", "super")}
 MODES["grok-heavy"] = ("heavy", "heavy")
+# Imagine's models: each with its own quota window (named like a mode), for the Images and Videos APIs.
+MEDIA = {
+    "grok-imagine-image": ("imagine-image", "basic"),
+    "grok-imagine-image-pro": ("imagine-image-pro", "basic"),
+    "grok-imagine-video": ("imagine-video", "basic"),
+}
 
 
 async def get_raw(gateway: LiveGateway, path: str, **headers: str) -> tuple[int, dict[str, Any]]:
@@ -33,7 +39,7 @@ async def model_cards(gateway: LiveGateway) -> dict[str, dict[str, Any]]:
 async def test_list_models(client: openai.AsyncOpenAI) -> None:
     page = await client.models.list()
     assert [m.id for m in page.data] == list(MODELS)
-    assert set(MODES) | set(ALIASES) | {"grok-imagine-0.9"} == set(MODELS)
+    assert set(MODES) | set(MEDIA) | set(ALIASES) == set(MODELS)
     for model in page.data:
         assert (model.object, model.owned_by) == ("model", "x-ai")
         assert model.created > 0
@@ -41,7 +47,7 @@ async def test_list_models(client: openai.AsyncOpenAI) -> None:
 
 async def test_list_models_raw_shape(gateway: LiveGateway) -> None:
     by_id = await model_cards(gateway)
-    for model_id, (mode, tier) in MODES.items():
+    for model_id, (mode, tier) in {**MODES, **MEDIA}.items():
         card, spec = by_id[model_id], MODELS[model_id]
         assert (card["mode"], card["raw_model_path"], card["min_tier"], card["alias_of"]) == (mode, mode, tier, None)
         assert (card["display_name"], card["description"]) == (spec.display_name, spec.description)
@@ -55,21 +61,25 @@ async def test_list_models_raw_shape(gateway: LiveGateway) -> None:
         "grok-4-fast-expert": "grok-expert",
         "grok-4-expert": "grok-expert",
         "grok-4-heavy": "grok-heavy",
+        "grok-imagine-0.9": "grok-imagine-video",
     }
     for alias, target in ALIASES.items():
         card = by_id[alias]
-        assert (card["alias_of"], card["mode"], card["min_tier"]) == (target, *MODES[target]), alias
+        assert (card["alias_of"], card["mode"], card["min_tier"]) == (target, *{**MODES, **MEDIA}[target]), alias
         assert target in card["description"], alias
 
 
-@pytest.mark.parametrize("model_id", ["grok-fast", "grok-3-fast", "grok-4.1", "grok-imagine-0.9"])
-async def test_retrieve_model(client: openai.AsyncOpenAI, model_id: str) -> None:
+@pytest.mark.parametrize(
+    ("model_id", "mode"),
+    [("grok-fast", "fast"), ("grok-3-fast", "fast"), ("grok-4.1", "fast"), ("grok-imagine-0.9", "imagine-video")],
+)
+async def test_retrieve_model(client: openai.AsyncOpenAI, model_id: str, mode: str) -> None:
     model = await client.models.retrieve(model_id)
     assert model.id == model_id
     assert model.object == "model"
     extra = model.model_extra or {}
     assert extra["display_name"] == MODELS[model_id].display_name
-    assert (extra["mode"], extra["alias_of"]) == ("fast", MODELS[model_id].alias_of)
+    assert (extra["mode"], extra["alias_of"]) == (mode, MODELS[model_id].alias_of)
 
 
 @pytest.mark.parametrize("model_id", ["gpt-4o", "grok-3", "grok-3-fast/extra"])
