@@ -18,12 +18,13 @@ from .errors import (
     EgressBlocked,
     FirstResponseTimeout,
     GatewayError,
+    InvalidRequest,
     StalledMidAnswer,
     UpstreamError,
 )
 from .grok.chat import ChatTurn, prepare_turn, stream_turn
 from .grok.client import GrokClient
-from .grok.errors import TRANSPORT_ERRORS
+from .grok.errors import TRANSPORT_ERRORS, UploadRejected
 from .grok.events import ErrorEvent, Event
 from .grok.failures import Failure, FailureKind, classify, classify_event
 from .pool import Lease, Pool
@@ -185,6 +186,15 @@ class Gateway:
                 failure = classify_event(exc.event)
             except TRANSPORT_ERRORS as exc:
                 failure = classify(exc)
+            except UploadRejected as exc:
+                await _close(source)
+                # The client's image, not the account: nothing is held against it and its query goes back.
+                await lease.fail(Failure(FailureKind.CANCELLED, f"grok.com refused an uploaded image: {exc.reason}"))
+                raise InvalidRequest(
+                    f"image {exc.index + 1}: grok.com refused the upload: {exc.reason}",
+                    param="messages",
+                    code="invalid_image",
+                ) from None
             except BaseException:
                 await _close(source)
                 await lease.fail(Failure(FailureKind.CANCELLED, "request cancelled"))

@@ -9,7 +9,8 @@ import openai
 import pytest
 
 from grok2api.store.base import ModeQuota, NewAccount
-from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
+from grok2api.testing.fake_grok import TINY_JPEG, UPLOAD_V2_PATH, FakeGrok
+from grok2api.testing.fake_upload import sent_file
 
 from harness import LiveGateway, upstream_chats
 
@@ -159,8 +160,8 @@ async def test_edit_uploads_the_image_and_returns_new_ones(
     )
     (image,) = result.data
     assert base64.b64decode(image.b64_json) == TINY_JPEG
-    (upload,) = [r for r in fake.requests if r.path == "/rest/app-chat/upload-file"]
-    assert base64.b64decode(upload.json["content"]) == TINY_JPEG and upload.token == TOKEN
+    (upload,) = [r for r in fake.requests if r.path == UPLOAD_V2_PATH]
+    assert sent_file(upload).data == TINY_JPEG and upload.token == TOKEN
     (chat,) = upstream_chats(fake)
     assert chat.transport == chat_transport and "make it night" in chat.message
     assert chat.file_ids == list(fake.account(TOKEN).uploads)  # the uploaded file, mentioned in the chat

@@ -1,9 +1,9 @@
 """Faults tests queue for the fake: which names exist for which endpoint, and the queue they wait in.
 
-A fault name's prefix picks its endpoint (``upload-``, ``post-``, ``limits-``, ``asset-``, ``auth-``, ``modes-``,
-``mgw-``); anything else is a chat fault, which the REST chat and the mgw WebSocket chat both take (the WebSocket
-maps it onto its own failure, see ``MGW_FROM_CHAT``). A new endpoint that takes faults adds its prefix to
-``SIDE_FAULTS``.
+A fault name's prefix picks its endpoint (``upload-``, ``uploadv2-``, ``post-``, ``limits-``, ``asset-``, ``auth-``,
+``modes-``, ``mgw-``); anything else is a chat fault, which the REST chat and the mgw WebSocket chat
+both take (the WebSocket maps it onto its own failure, see ``MGW_FROM_CHAT``). A new endpoint that takes faults adds
+its prefix to ``SIDE_FAULTS``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ MGW_FROM_CHAT = {
 _STATUS_FAULTS = frozenset({"401", "403", "404", "413", "429", "500", "502", "503", "slow"})
 SIDE_FAULTS: dict[str, frozenset[str]] = {
     "upload": _STATUS_FAULTS,
+    "uploadv2": _STATUS_FAULTS | {"405", "410", "501"},
     "post": _STATUS_FAULTS,
     "limits": _STATUS_FAULTS | {"missing"},
     "asset": _STATUS_FAULTS | {"truncated", "redirect"},

@@ -18,7 +18,9 @@ Endpoints, by family module (listed once in ``FAMILIES``):
   media bodies (``toolOverrides.videoGen``, ``mediaGenInput``).
 - ``fake_limits``: ``POST /rest/modes`` (fast, auto, expert, heavy and modes added with ``add_mode``) and
   ``POST /rest/rate-limits {"modelName": <mode>}`` (one window per mode and tier; 7200 s windows).
-- ``fake_media``: ``POST /rest/app-chat/upload-file``, ``POST /rest/media/post/create``, ``GET /assets/<path>``.
+- ``fake_media``: ``POST /rest/app-chat/upload-file`` (the legacy upload), ``POST /rest/media/post/create``,
+  ``GET /assets/<path>``.
+- ``fake_upload``: ``POST /http/upload-file-v2/direct`` (multipart; ``terminalError`` for images under 64×64).
 - ``fake_control``: endpoints under ``/__fake/`` for a fake running in another process.
 
 Every request costs one query of its mode's window (tiers basic, super, heavy; see ``fake_modes``). A mode the
@@ -41,8 +43,9 @@ Scenarios are chosen by magic markers in the chat message (REST ``message``, mgw
 - ``[[fault:NAME]]`` / ``[[fault:NAME:PARAM]]``: one of ``CHAT_FAULTS`` (over mgw also ``MGW_FAULTS``).
 
 Faults queued with ``FakeGrok.push_fault`` win over a marker. A fault name's prefix picks its endpoint:
-``upload-`` E2, ``post-`` E3, ``limits-`` rate limits, ``modes-`` modes, ``auth-`` the session, ``asset-`` assets,
-``mgw-`` the WebSocket; anything else is a chat fault, taken by whichever chat comes next, REST or mgw.
+``upload-`` E2, ``uploadv2-`` upload v2, ``post-`` E3, ``limits-`` rate limits, ``modes-`` modes, ``auth-`` the
+session, ``asset-`` assets, ``mgw-`` the WebSocket; anything else is a chat fault, taken by whichever chat comes
+next, REST or mgw.
 
 Over mgw, the handshake takes ``401 403-blocked 403-antibot 403-cf 429 500 502 503``; once a response was asked
 for: ``antibot`` (``error`` event ``anti_bot``), ``usage`` (usage-limit ``error`` event mid-answer),
@@ -71,7 +74,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import fake_auth, fake_chat, fake_control, fake_limits, fake_media, fake_mgw
+from . import fake_auth, fake_chat, fake_control, fake_limits, fake_media, fake_mgw, fake_upload
 from .fake_accounts import FakeAccount
 from .fake_answer import SEARCH_RESULTS
 from .fake_auth import SESSION_PATH
@@ -87,6 +90,7 @@ from .fake_mgw import MGW_PATH
 from .fake_mgw_answer import UNKNOWN_CHANNEL, UNKNOWN_CHUNK, UNKNOWN_EVENT, X_POST
 from .fake_records import MgwRecord, RecordedRequest
 from .fake_state import STATE_KEY, FakeState
+from .fake_upload import UPLOAD_V2_PATH
 
 # What tests, the CLI and the benchmark import from here; everything else lives in its family's module.
 __all__ = [
@@ -109,6 +113,7 @@ __all__ = [
     "UNKNOWN_CHUNK",
     "UNKNOWN_EVENT",
     "UPLOAD_PATH",
+    "UPLOAD_V2_PATH",
     "X_POST",
     "FakeAccount",
     "FakeGrok",
@@ -128,6 +133,7 @@ FAMILIES: tuple[web.RouteTableDef, ...] = (
     fake_mgw.routes,
     fake_chat.routes,
     fake_media.routes,
+    fake_upload.routes,
     fake_limits.routes,
     fake_control.routes,
 )
