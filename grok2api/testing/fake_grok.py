@@ -15,7 +15,11 @@ Endpoints, by family module (listed once in ``FAMILIES``):
   trailing chunks with empty ids; ``ping`` → ``pong``. ``FakeGrok.mgw_sessions()`` records it all.
 - ``fake_chat``: ``POST /rest/app-chat/conversations/new`` (streamed NDJSON or SSE) with the ``modeId`` body; a
   body naming ``modelName``/``modelMode`` gets 400 "Invalid request. Please update your client", except Imagine
-  media bodies (``toolOverrides.videoGen``, ``mediaGenInput``).
+  media bodies (``toolOverrides.videoGen``, ``mediaGenInput``). The ``imagine-image-edit`` body goes to
+  ``fake_imagine_edit`` (edited images as ``streamingImageGenerationResponse`` frames).
+- ``fake_imagine``: ``GET /ws/imagine/listen``, the Imagine WebSocket (reset, then ``input_text`` with
+  ``num_generations``; previews, finals as ``blob`` or ``url``, per-image moderation, ``error`` frames).
+  ``FakeGrok.imagine_sessions()`` records it.
 - ``fake_limits``: ``POST /rest/modes`` (fast, auto, expert, heavy and modes added with ``add_mode``) and
   ``POST /rest/rate-limits {"modelName": <mode>}`` (one window per mode and tier; 7200 s windows).
 - ``fake_media``: ``POST /rest/app-chat/upload-file`` (the legacy upload), ``POST /rest/media/post/create``,
@@ -44,8 +48,8 @@ Scenarios are chosen by magic markers in the chat message (REST ``message``, mgw
 
 Faults queued with ``FakeGrok.push_fault`` win over a marker. A fault name's prefix picks its endpoint:
 ``upload-`` E2, ``uploadv2-`` upload v2, ``post-`` E3, ``limits-`` rate limits, ``modes-`` modes, ``auth-`` the
-session, ``asset-`` assets, ``mgw-`` the WebSocket; anything else is a chat fault, taken by whichever chat comes
-next, REST or mgw.
+session, ``asset-`` assets, ``mgw-`` the WebSocket, ``imagine-`` the Imagine WebSocket; anything else is a chat
+fault, taken by whichever chat comes next, REST or mgw.
 
 Over mgw, the handshake takes ``401 403-blocked 403-antibot 403-cf 429 500 502 503``; once a response was asked
 for: ``antibot`` (``error`` event ``anti_bot``), ``usage`` (usage-limit ``error`` event mid-answer),
@@ -74,7 +78,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import fake_auth, fake_chat, fake_control, fake_limits, fake_media, fake_mgw, fake_upload
+from . import fake_auth, fake_chat, fake_control, fake_imagine, fake_limits, fake_media, fake_mgw, fake_upload
 from .fake_accounts import FakeAccount
 from .fake_answer import SEARCH_RESULTS
 from .fake_auth import SESSION_PATH
@@ -84,11 +88,12 @@ from .fake_control import CONTROL_PREFIX
 from .fake_edge import edge, statsig_valid
 from .fake_faults import CHAT_FAULTS, MGW_FAULTS, fault_endpoint
 from .fake_http import parse_cookies
+from .fake_imagine import IMAGINE_PATH
 from .fake_limits import LIMITS_PATH, MODES_PATH, rate_limits
 from .fake_media import ASSETS_PREFIX, POST_PATH, TINY_JPEG, TINY_MP4, UPLOAD_PATH
 from .fake_mgw import MGW_PATH
 from .fake_mgw_answer import UNKNOWN_CHANNEL, UNKNOWN_CHUNK, UNKNOWN_EVENT, X_POST
-from .fake_records import MgwRecord, RecordedRequest
+from .fake_records import ImagineRecord, MgwRecord, RecordedRequest
 from .fake_state import STATE_KEY, FakeState
 from .fake_upload import UPLOAD_V2_PATH
 
@@ -99,6 +104,7 @@ __all__ = [
     "CHAT_PATH",
     "CONTROL_PREFIX",
     "ERR_OUTDATED_CLIENT",
+    "IMAGINE_PATH",
     "LIMITS_PATH",
     "MARKERS",
     "MGW_FAULTS",
@@ -117,6 +123,7 @@ __all__ = [
     "X_POST",
     "FakeAccount",
     "FakeGrok",
+    "ImagineRecord",
     "MgwRecord",
     "RecordedRequest",
     "fault_endpoint",
@@ -134,6 +141,7 @@ FAMILIES: tuple[web.RouteTableDef, ...] = (
     fake_chat.routes,
     fake_media.routes,
     fake_upload.routes,
+    fake_imagine.routes,
     fake_limits.routes,
     fake_control.routes,
 )
