@@ -17,6 +17,7 @@ from grok2api.grok.client import (
     GrokClient,
     ModeInfo,
     QuotaInfo,
+    asset_url,
     parse_modes,
     parse_rate_limits,
     parse_upload_v2,
@@ -287,6 +288,23 @@ async def test_download(grok: GrokClient, mocked: aioresponses) -> None:
     with pytest.raises(UpstreamHTTPError) as info:
         await grok.download("tok-1", asset, SETTINGS, max_bytes=10)
     assert info.value.status == 413
+
+
+async def test_assets_come_only_from_asset_hosts(grok: GrokClient, mocked: aioresponses) -> None:
+    public = "https://imagine-public.x.ai/imagine-public/images/i1.jpg"
+    mocked.get(public, body=b"\xff\xd8\xffjpeg", content_type="image/jpeg")
+    assert (await grok.download("tok-1", public, SETTINGS))[0] == b"\xff\xd8\xffjpeg"
+    refused = ("https://evil.example/i.jpg", "http://127.0.0.1:80/i.jpg", "https://imgen.x.ai.evil/i.jpg")
+    for elsewhere in (*refused, "http://imgen.x.ai/i.jpg", "https://imgen.x.ai:8443/i.jpg"):
+        with pytest.raises(UpstreamHTTPError) as info:
+            await grok.download("tok-1", elsewhere, SETTINGS)
+        assert info.value.status == 403 and "asset_hosts" in info.value.body
+    assert asset_url("users/u/i.jpg", SETTINGS) == f"{BASE}/assets/users/u/i.jpg"
+    assert asset_url(f"{BASE}/elsewhere/i.jpg", SETTINGS).startswith(BASE)  # the configured hosts themselves
+    own = RuntimeSettings(asset_hosts="cdn.example")
+    assert asset_url("https://CDN.example/i.jpg", own) == "https://CDN.example/i.jpg"
+    with pytest.raises(UpstreamHTTPError):
+        asset_url("https://imgen.x.ai/i.jpg", own)
 
 
 async def test_http_pool_reuses_one_session_and_passes_http_proxies() -> None:

@@ -56,6 +56,11 @@ GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             ),
             ("upstream_url", "grok.com's base URL. Change it only for a mirror or the bundled fake grok.com."),
             ("assets_url", "Where generated images and videos are downloaded from."),
+            (
+                "asset_hosts",
+                "Comma-separated hosts an answer may link media on (besides assets_url's); "
+                "links elsewhere are never downloaded.",
+            ),
         ),
     ),
     (

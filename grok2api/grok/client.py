@@ -8,6 +8,7 @@ import base64
 import logging
 from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -246,9 +247,9 @@ class GrokClient:
         max_bytes: int = 512 * 1024 * 1024,
     ) -> tuple[bytes, str]:
         """Fetch one asset with the owning account's cookie; returns (bytes, content type)."""
+        url = asset_url(path, settings)
         proxy_url = settings.cache_proxy_url or settings.proxy_url
         session, proxy = self.http.session(proxy_url)
-        url = path if path.startswith(("http://", "https://")) else f"{settings.assets_url}/{path.lstrip('/')}"
         try:
             async with session.get(
                 url,
@@ -269,6 +270,21 @@ class GrokClient:
                 return bytes(body), resp.headers.get("Content-Type", "")
         except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+
+
+def asset_url(path: str, settings: RuntimeSettings) -> str:
+    """Where an asset is fetched: a path under ``assets_url``; an absolute URL on ``assets_url``'s or
+    ``upstream_url``'s host and port; or an https URL on one of ``asset_hosts``. Anything else is refused
+    (403) before a request: it would be sent the account's cookie."""
+    if not path.startswith(("http://", "https://")):
+        return f"{settings.assets_url}/{path.lstrip('/')}"
+    parts = urlsplit(path)
+    if parts.netloc.lower() in {urlsplit(u).netloc.lower() for u in (settings.assets_url, settings.upstream_url)}:
+        return path
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and parts.port in (None, 443) and host in settings.asset_host_list():
+        return path
+    raise UpstreamHTTPError(403, f"{host or path[:80]} is not an asset host (see the asset_hosts setting)")
 
 
 def _seconds(value: Any) -> float | None:
