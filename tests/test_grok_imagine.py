@@ -110,6 +110,13 @@ def test_a_verdict_alone_carries_the_image() -> None:
     assert events == [ImageProgress(0, 100, url="u/j.jpg", final=True), End("")]
 
 
+def test_a_verdict_before_its_picture_waits_for_it() -> None:
+    parser = ImagineParser(2)
+    assert feed(parser, {"type": "json", "image_id": "a", "current_status": "completed"}) == []
+    assert feed(parser, image("a", 100, blob=B64)) == [ImageProgress(0, 100, url="u/a.jpg", data=PICTURE, final=True)]
+    assert feed(parser, verdict("b", url="u/b.jpg"))[-1] == End("")
+
+
 def test_errors_unknown_frames_and_packed_frames() -> None:
     shapes = UnknownShapes()
     parser = ImagineParser(4, unknown=shapes)

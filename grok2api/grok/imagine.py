@@ -135,7 +135,8 @@ class _Slot:
     progress: int = -1
     url: str = ""
     blob: Any = None
-    finished: bool = False
+    finished: bool = False  # its verdict came
+    awaiting: bool = False  # approved, but its picture has not arrived yet
 
 
 class ImagineParser:
@@ -180,7 +181,7 @@ class ImagineParser:
         if progress >= 100:
             # The final picture waits for its verdict: a moderated image must never be handed out.
             slot.url, slot.blob = url or slot.url, obj.get("blob") or slot.blob
-            return []
+            return self._release(slot) if slot.awaiting else []
         if progress <= slot.progress or slot.finished:
             return []
         slot.progress = progress
@@ -191,13 +192,20 @@ class ImagineParser:
         if slot.finished or (obj.get("current_status") != "completed" and not moderated):
             return []
         slot.finished = True
-        self.finished += 1
-        events: list[Event] = []
         if moderated:
-            events.append(ImageProgress(slot.index, 100, True, final=True))
-        else:
-            url, blob = url or slot.url, obj.get("blob") or slot.blob
-            events.append(ImageProgress(slot.index, 100, url=url, data=decode_blob(blob), final=True))
+            return self._count([ImageProgress(slot.index, 100, True, final=True)])
+        slot.url, slot.blob = url or slot.url, obj.get("blob") or slot.blob
+        if not (slot.url or slot.blob):
+            slot.awaiting = True  # approved before its picture arrived: the picture frame completes it
+            return []
+        return self._release(slot)
+
+    def _release(self, slot: _Slot) -> list[Event]:
+        slot.awaiting = False
+        return self._count([ImageProgress(slot.index, 100, url=slot.url, data=decode_blob(slot.blob), final=True)])
+
+    def _count(self, events: list[Event]) -> list[Event]:
+        self.finished += 1
         if self.finished >= self.expected:
             self.done = True
             events.append(End(""))
