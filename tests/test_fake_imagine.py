@@ -97,6 +97,9 @@ async def test_a_generation_plays_previews_finals_and_verdicts(fake: FakeGrok, h
     assert session.properties["num_generations"] == 4 and session.request is not None
     assert session.request["text"] == "a red fox" and session.closed
     assert [m["item"]["content"][0]["type"] for m in session.received] == ["reset", "input_text"]
+    async with http.get(f"{fake.base_url}/__fake/imagine") as resp:  # the same, for a fake in another process
+        (listed,) = await resp.json()
+    assert listed["request"]["text"] == "a red fox" and len(listed["sent"]) == len(frames)
 
 
 async def test_moderation_and_final_styles(fake: FakeGrok, http: aiohttp.ClientSession) -> None:

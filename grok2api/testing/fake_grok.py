@@ -19,7 +19,7 @@ Endpoints, by family module (listed once in ``FAMILIES``):
   ``fake_imagine_edit`` (edited images as ``streamingImageGenerationResponse`` frames).
 - ``fake_imagine``: ``GET /ws/imagine/listen``, the Imagine WebSocket (reset, then ``input_text`` with
   ``num_generations``; previews, finals as ``blob`` or ``url``, per-image moderation, ``error`` frames).
-  ``FakeGrok.imagine_sessions()`` records it.
+  ``FakeGrok.imagine_sessions()`` (and ``GET /__fake/imagine``) records it.
 - ``fake_limits``: ``POST /rest/modes`` (fast, auto, expert, heavy and modes added with ``add_mode``) and
   ``POST /rest/rate-limits {"modelName": <mode>}`` (one window per mode and tier; 7200 s windows).
 - ``fake_media``: ``POST /rest/app-chat/upload-file`` (the legacy upload), ``POST /rest/media/post/create``,
