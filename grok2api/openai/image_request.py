@@ -66,8 +66,7 @@ class ImageOrder:
     """One Images API request, ready to run: ``job`` for the gateway, and what the answer should hold."""
 
     kind: Kind
-    model: str  # as the client named it
-    spec: ModelSpec
+    spec: ModelSpec  # the model the client named (its key's allowlist applies to it)
     job: MediaJob
     prompt: str
     n: int
@@ -129,7 +128,6 @@ async def generation_order(request: Request, svc: Services) -> ImageOrder:
     imagine = ImagineRequest(prompt, ratio, spec.mode == PRO_MODE, generations_for(n))
     return ImageOrder(
         kind="generation",
-        model=req.model or spec.id,
         spec=spec,
         job=MediaJob(spec, imagine, svc.settings),
         prompt=prompt,
@@ -176,7 +174,6 @@ async def edit_order(request: Request, svc: Services) -> ImageOrder:
     edit = ImageEditRequest(prompt, images, None if ratio == "auto" else ratio)
     return ImageOrder(
         kind="edit",
-        model=model or spec.id,
         spec=spec,
         job=_edit_job(edit, svc.settings),
         prompt=prompt,
