@@ -1,5 +1,5 @@
-"""Runs one chat job across attempts: pick an account, let the protocol layer prepare and open the
-turn with it, and fail over to another account while nothing has reached the client yet.
+"""Runs one job across attempts: pick an account, let the protocol layer prepare and open the chat turn
+(or the media request) with it, and fail over to another account while nothing has reached the client yet.
 
 Everything the protocol layer raises stops here: above the gateway there are only ``GatewayError``s.
 """
@@ -9,21 +9,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .errors import (
     ConnectionLost,
     EgressBlocked,
     FirstResponseTimeout,
     GatewayError,
+    InvalidRequest,
     StalledMidAnswer,
     UpstreamError,
 )
+from .grok.catalog import ModelSpec
 from .grok.chat import ChatTurn, prepare_turn, stream_turn
 from .grok.client import GrokClient
-from .grok.errors import TRANSPORT_ERRORS
+from .grok.errors import TRANSPORT_ERRORS, UploadRejected
 from .grok.events import ErrorEvent, Event
 from .grok.failures import Failure, FailureKind, classify, classify_event
 from .pool import Lease, Pool
@@ -40,6 +43,26 @@ class ChatJob:
     requested_model: str
     settings: RuntimeSettings
     stream: bool = False
+
+
+class MediaRequest(Protocol):
+    """What the protocol layer makes of a media job: its events, for one account (``token``, ``user_id``)."""
+
+    def stream(self, client: GrokClient, token: str, user_id: str, settings: RuntimeSettings) -> EventSource: ...
+
+
+@dataclass
+class MediaJob:
+    """A job that is not a chat turn. Each attempt reserves one query of ``spec``'s mode; ``image_param``
+    names the request field of its images in errors."""
+
+    spec: ModelSpec
+    request: MediaRequest
+    settings: RuntimeSettings
+    image_param: str = "image"
+
+
+Starter = Callable[[Lease], Awaitable[EventSource]]
 
 
 def error_for(failure: Failure) -> GatewayError:
@@ -145,8 +168,27 @@ class Gateway:
     async def open(self, job: ChatJob) -> Answer:
         """Return an answer whose first event has arrived, failing over before that point.
         Raises GatewayError when no attempt succeeds (FirstResponseTimeout when nothing came in time)."""
-        settings = job.settings
-        spec = job.turn.spec
+
+        async def start(lease: Lease) -> EventSource:
+            account = lease.account
+            user_id = await self._user_id(lease, job.settings)
+            request = await prepare_turn(self.client, lease.token, user_id, job.turn, job.settings)
+            if request.user_id and request.user_id != account.user_id:
+                self.pool.remember_user_id(account, request.user_id)
+            return stream_turn(self.client, lease.token, request, job.settings)
+
+        return await self._open(job.turn.spec, job.settings, start, image_param="messages")
+
+    async def open_media(self, job: MediaJob) -> Answer:
+        """``open`` for a job that is not a chat turn (an Imagine generation or edit): the same attempts,
+        failover and first-event rules, one query of ``job.spec``'s mode per attempt."""
+
+        async def start(lease: Lease) -> EventSource:
+            return job.request.stream(self.client, lease.token, lease.account.user_id, job.settings)
+
+        return await self._open(job.spec, job.settings, start, image_param=job.image_param)
+
+    async def _open(self, spec: ModelSpec, settings: RuntimeSettings, start: Starter, *, image_param: str) -> Answer:
         started = time.monotonic()
         tried: set[int] = set()
         last: Failure | None = None
@@ -163,12 +205,7 @@ class Gateway:
             source: EventSource | None = None
             definitive = False
             try:
-                account = lease.account
-                user_id = await self._user_id(lease, settings)
-                request = await prepare_turn(self.client, lease.token, user_id, job.turn, settings)
-                if request.user_id and request.user_id != account.user_id:
-                    self.pool.remember_user_id(account, request.user_id)
-                source = stream_turn(self.client, lease.token, request, settings)
+                source = await start(lease)
                 deadline = started + settings.stream_first_response_timeout
                 if settings.stream_total_timeout:
                     deadline = min(deadline, started + settings.stream_total_timeout)
@@ -189,6 +226,15 @@ class Gateway:
                 failure = classify_event(exc.event)
             except TRANSPORT_ERRORS as exc:
                 failure = classify(exc)
+            except UploadRejected as exc:
+                await _close(source)
+                # The client's image, not the account: nothing is held against it and its query goes back.
+                await lease.fail(Failure(FailureKind.CANCELLED, f"grok.com refused an uploaded image: {exc.reason}"))
+                raise InvalidRequest(
+                    f"image {exc.index + 1}: grok.com refused the upload: {exc.reason}",
+                    param=image_param,
+                    code="invalid_image",
+                ) from None
             except BaseException:
                 await _close(source)
                 await lease.fail(Failure(FailureKind.CANCELLED, "request cancelled"))

@@ -56,6 +56,48 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOFn markers (not DHT, JPG, DAC)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 <= len(data) and data[i] == 0xFF:
+        marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in _JPEG_FRAMES:
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+        i += 2 + length
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 " and len(data) >= 30:
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(data) >= 30:
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return None
+
+
+def image_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image's header, or None when it cannot be read there."""
+    mime = sniff_image(data)
+    if mime == "image/jpeg":
+        return _jpeg_size(data)
+    if mime == "image/png" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if mime == "image/gif" and len(data) >= 10:
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    if mime == "image/webp":
+        return _webp_size(data)
+    if mime == "image/bmp" and len(data) >= 26:
+        width = int.from_bytes(data[18:22], "little", signed=True)
+        return abs(width), abs(int.from_bytes(data[22:26], "little", signed=True))
+    return None
+
+
 def forbidden_address(addr: IPAddress) -> bool:
     """True for anything but a public unicast address, including IPv4 hidden inside IPv6."""
     candidates: list[IPAddress] = [addr]

@@ -29,7 +29,7 @@ BASE_MODES = ("fast", "auto", "expert", "heavy")
 IMAGINE_WINDOWS = {
     "image": "imagine-image",
     "imagePro": "imagine-image-pro",
-    "imageEdit": "imagine-edit",
+    "imageEdit": "imagine-image-edit",
     "video": "imagine-video",
     "video720p": "imagine-video-720p",
 }

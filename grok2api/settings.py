@@ -7,7 +7,6 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -34,6 +33,7 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # grok
     upstream_url: str = "https://grok.com"
     assets_url: str = "https://assets.grok.com"
+    # Hosts an answer's absolute asset URLs may point at (besides assets_url's): no other is ever sent a cookie.
     asset_hosts: str = "assets.grok.com,imagine-public.x.ai,imgen.x.ai"
     filtered_tags: str = DEFAULT_FILTERED_TAGS
     show_thinking: bool = True
@@ -82,11 +82,8 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if not self.dynamic_statsig and not self.x_statsig_id:
             raise ValueError("x_statsig_id cannot be empty unless dynamic_statsig is on")
 
-    def asset_host_list(self) -> frozenset[str]:
-        """Hosts generated media may be downloaded from: the list, plus ``assets_url``'s own host."""
-        hosts = {h.strip().lower() for h in self.asset_hosts.split(",") if h.strip()}
-        own = urlsplit(self.assets_url).hostname
-        return frozenset(hosts | ({own} if own else set()))
+    def asset_host_list(self) -> list[str]:
+        return [h.strip().lower() for h in self.asset_hosts.split(",") if h.strip()]
 
     def filtered_tag_list(self) -> list[str]:
         return [t.strip().lower() for t in self.filtered_tags.split(",") if t.strip()]

@@ -32,7 +32,9 @@ class StubClient(GrokClient):
         self.uploads: list[str] = []
         self.sessions = 0
 
-    async def upload(self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings) -> tuple[str, str]:
+    async def upload(
+        self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings, *, source: str | None = None
+    ) -> tuple[str, str]:
         self.uploads.append(name)
         n = len(self.uploads)
         return f"file-{n}", f"users/u/file-{n}/content"

@@ -13,8 +13,18 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from grok2api.grok.catalog import MODELS
-from grok2api.grok.client import GrokClient, ModeInfo, QuotaInfo, parse_imagine_quota, parse_mode_limits, parse_modes
-from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
+from grok2api.grok.client import (
+    IMAGINE_UPLOAD_SOURCE,
+    GrokClient,
+    ModeInfo,
+    QuotaInfo,
+    asset_url,
+    parse_imagine_quota,
+    parse_mode_limits,
+    parse_modes,
+    parse_upload_v2,
+)
+from grok2api.grok.errors import UploadRejected, UpstreamConnectionError, UpstreamHTTPError
 from grok2api.grok.events import End, Reasoning, Text
 from grok2api.grok.failures import FailureKind, classify
 from grok2api.grok.transport import AiohttpTransport
@@ -46,7 +56,7 @@ def mocked() -> Iterator[aioresponses]:
 
 
 def sent(m: aioresponses, method: str, url: str) -> list[Any]:
-    return m.requests[(method, URL(url))]
+    return m.requests.get((method, URL(url)), [])
 
 
 async def collect(grok: GrokClient, payload: dict[str, Any] | None = None) -> list[Any]:
@@ -168,18 +178,96 @@ def test_parse_mode_limits_edge_cases() -> None:
     assert parse_mode_limits(["not", "an", "object"]) == QuotaInfo(None, None, None, None)
 
 
-async def test_upload_and_media_post(grok: GrokClient, mocked: aioresponses) -> None:
-    upload_url = f"{BASE}/rest/app-chat/upload-file"
-    mocked.post(upload_url, payload={"fileMetadataId": "f1", "fileUri": "users/u/f1/content"})
-    mocked.post(upload_url, payload={"fileUri": "no id"})
+V2_URL = f"{BASE}/http/upload-file-v2/direct"
+LEGACY_URL = f"{BASE}/rest/app-chat/upload-file"
+V2_ANSWER = {
+    "uploadId": "up-1",
+    "fileMetadata": {"fileMetadataId": "f1", "fileId": "blob-1", "fileUri": "users/u/f1/content"},
+    "terminalError": None,
+}
+
+
+def form_fields(call: Any) -> dict[str, tuple[str | None, str | None, Any]]:
+    """The multipart fields aiohttp was asked to send: name -> (filename, content type, value)."""
+    form: aiohttp.FormData = call.kwargs["data"]
+    return {
+        opts["name"]: (opts.get("filename"), headers.get("Content-Type"), value)
+        for opts, headers, value in form._fields
+    }
+
+
+async def test_upload_v2_sends_the_file_as_multipart(grok: GrokClient, mocked: aioresponses) -> None:
+    mocked.post(V2_URL, payload=V2_ANSWER, repeat=True)
     assert await grok.upload("tok-1", "a.png", "image/png", "AAAA", SETTINGS) == ("f1", "users/u/f1/content")
-    (call,) = sent(mocked, "POST", upload_url)
+    assert await grok.upload("tok-1", "b.jpg", "image/jpeg", "AAAA", SETTINGS, source=IMAGINE_UPLOAD_SOURCE)
+    chat, edit = sent(mocked, "POST", V2_URL)
+    assert form_fields(chat) == {"file": ("a.png", "image/png", b"\x00\x00\x00")}
+    assert form_fields(edit)["file_source"] == (None, None, "IMAGINE_SELF_UPLOAD_FILE_SOURCE")
+    for call, referer in ((chat, f"{BASE}/"), (edit, f"{BASE}/imagine")):
+        headers = call.kwargs["headers"]
+        assert "x-xai-request-id" not in headers and "Content-Type" not in headers  # aiohttp sets the boundary
+        assert headers["Referer"] == referer and "sso=tok-1" in headers["Cookie"]
+    assert not sent(mocked, "POST", LEGACY_URL)
+
+
+@pytest.mark.parametrize(
+    ("terminal", "reason"),
+    [
+        ("Image dimensions are insufficient", "Image dimensions are insufficient"),
+        ({"code": 3, "message": "Image dimensions are insufficient"}, "Image dimensions are insufficient"),
+        ({"error": {"reason": "unsupported format"}}, "unsupported format"),
+        ({"code": 13}, '{"code":13}'),
+    ],
+)
+def test_a_terminal_error_rejects_the_file(terminal: Any, reason: str) -> None:
+    with pytest.raises(UploadRejected) as info:
+        parse_upload_v2({**V2_ANSWER, "fileMetadata": None, "terminalError": terminal})
+    assert info.value.reason == reason
+
+
+def test_upload_v2_answers_without_an_id_are_upstream_errors() -> None:
+    empty: Any
+    for empty in (None, "", False, {}, []):
+        assert parse_upload_v2({**V2_ANSWER, "terminalError": empty}) == ("f1", "users/u/f1/content")
+    # fileMetadataId first; the others stand in for it
+    assert parse_upload_v2({"fileMetadata": {"fileId": "b2"}, "uploadId": "u2"}) == ("b2", "")
+    assert parse_upload_v2({"uploadId": "u2"}) == ("u2", "")
+    for bad in ({"fileMetadata": {"fileUri": "x"}}, ["not", "an", "object"]):
+        with pytest.raises(UpstreamHTTPError):
+            parse_upload_v2(bad)
+
+
+@pytest.mark.parametrize("status", [404, 405, 410, 501])
+async def test_the_legacy_upload_stands_in_only_when_v2_is_missing(
+    grok: GrokClient, mocked: aioresponses, status: int
+) -> None:
+    mocked.post(V2_URL, status=status, body="Not Found")
+    mocked.post(LEGACY_URL, payload={"fileMetadataId": "f1", "fileUri": "users/u/f1/content"})
+    assert await grok.upload("tok-1", "a.png", "image/png", "AAAA", SETTINGS) == ("f1", "users/u/f1/content")
+    (call,) = sent(mocked, "POST", LEGACY_URL)
     assert call.kwargs["headers"]["Content-Type"] == "text/plain;charset=UTF-8"
     assert msgspec.json.decode(call.kwargs["data"]) == {
         "fileName": "a.png",
         "fileMimeType": "image/png",
         "content": "AAAA",
     }
+
+
+async def test_other_v2_failures_are_not_retried_on_the_legacy_upload(grok: GrokClient, mocked: aioresponses) -> None:
+    mocked.post(V2_URL, status=500, body="boom")
+    mocked.post(V2_URL, status=403, body='{"error":{"code":7,"message":"Request rejected by anti-bot rules."}}')
+    with pytest.raises(UpstreamHTTPError) as info:
+        await grok.upload("tok-1", "a.png", "image/png", "AAAA", SETTINGS)
+    assert info.value.status == 500
+    with pytest.raises(UpstreamHTTPError) as info:
+        await grok.upload("tok-1", "a.png", "image/png", "AAAA", SETTINGS)
+    assert classify(info.value).kind == FailureKind.EGRESS
+    assert not sent(mocked, "POST", LEGACY_URL)
+
+
+async def test_legacy_upload_without_an_id_and_media_post(grok: GrokClient, mocked: aioresponses) -> None:
+    mocked.post(V2_URL, status=404, body="Not Found")
+    mocked.post(LEGACY_URL, payload={"fileUri": "no id"})
     with pytest.raises(UpstreamHTTPError, match="fileMetadataId"):
         await grok.upload("tok-1", "a.png", "image/png", "AAAA", SETTINGS)
 
@@ -212,18 +300,21 @@ async def test_download(grok: GrokClient, mocked: aioresponses) -> None:
     assert info.value.status == 413
 
 
-async def test_download_fetches_only_from_asset_hosts(grok: GrokClient, mocked: aioresponses) -> None:
-    public = "https://imagine-public.x.ai/imagine-public/images/a.jpg"
+async def test_assets_come_only_from_asset_hosts(grok: GrokClient, mocked: aioresponses) -> None:
+    public = "https://imagine-public.x.ai/imagine-public/images/i1.jpg"
     mocked.get(public, body=b"\xff\xd8\xffjpeg", content_type="image/jpeg")
-    assert (await grok.download("tok-1", public, SETTINGS))[0] == b"\xff\xd8\xffjpeg"  # a listed host
-    for elsewhere in ("https://evil.example/x.jpg", "http://169.254.169.254/latest/meta-data", "https:///x"):
-        with pytest.raises(UpstreamHTTPError, match="not an asset host") as info:
+    assert (await grok.download("tok-1", public, SETTINGS))[0] == b"\xff\xd8\xffjpeg"
+    refused = ("https://evil.example/i.jpg", "http://127.0.0.1:80/i.jpg", "https://imgen.x.ai.evil/i.jpg")
+    for elsewhere in (*refused, "http://imgen.x.ai/i.jpg", "https://imgen.x.ai:8443/i.jpg"):
+        with pytest.raises(UpstreamHTTPError) as info:
             await grok.download("tok-1", elsewhere, SETTINGS)
-        assert info.value.status == 404
-    assert ("GET", URL("https://evil.example/x.jpg")) not in mocked.requests  # refused before any request
-    narrowed = msgspec.structs.replace(SETTINGS, asset_hosts="assets.grok.com")
-    with pytest.raises(UpstreamHTTPError, match="not an asset host"):
-        await grok.download("tok-1", public, narrowed)
+        assert info.value.status == 403 and "asset_hosts" in info.value.body
+    assert asset_url("users/u/i.jpg", SETTINGS) == f"{BASE}/assets/users/u/i.jpg"
+    assert asset_url(f"{BASE}/elsewhere/i.jpg", SETTINGS).startswith(BASE)  # the configured hosts themselves
+    own = RuntimeSettings(asset_hosts="cdn.example")
+    assert asset_url("https://CDN.example/i.jpg", own) == "https://CDN.example/i.jpg"
+    with pytest.raises(UpstreamHTTPError):
+        asset_url("https://imgen.x.ai/i.jpg", own)
 
 
 def test_parse_imagine_quota() -> None:

@@ -237,10 +237,27 @@ def test_image_generation() -> None:
         ImageProgress(1, 0, True),
         ImageProgress(0, 50, False),
         ImageProgress(1, 50, True),
-        ImageProgress(0, 100, False),
-        ImageProgress(1, 100, True),
+        ImageProgress(0, 100, False, final=True),
+        ImageProgress(1, 100, True, final=True),
     ]
     assert events[-2:] == [Images(["users/u/a.jpg"]), End("", None)]
+
+
+def test_imagine_edit_frames_carry_their_image() -> None:
+    """An edit answer names its images and sends previews and finals with their asset path."""
+    frames = [
+        line({"streamingImageGenerationResponse": {"imageId": "a", "progress": 50, "imageUrl": "u/a-part-0/i.jpg"}}),
+        line({"streamingImageGenerationResponse": {"imageId": "b", "progress": 50, "moderated": True}}),
+        line({"streamingImageGenerationResponse": {"imageId": "a", "isFinal": True, "imageUrl": "u/a/i.jpg"}}),
+        line({"streamingImageGenerationResponse": {"imageId": "b", "progress": 100, "moderated": True}}),
+        line({"streamingImageGenerationResponse": {"progress": 100}}),  # neither index nor id: not an image
+    ]
+    assert parse(*frames) == [
+        ImageProgress(0, 50, url="u/a-part-0/i.jpg"),
+        ImageProgress(1, 50, True),
+        ImageProgress(0, 100, url="u/a/i.jpg", final=True),
+        ImageProgress(1, 100, True, final=True),
+    ]
 
 
 def test_video_generation() -> None:

@@ -13,9 +13,10 @@ from aiohttp import web
 from grok2api import image_input
 from grok2api.errors import InvalidRequest
 from grok2api.grok.transport import HttpPool
-from grok2api.image_input import forbidden_address, prepare_bytes, prepare_images
+from grok2api.image_input import forbidden_address, image_dimensions, prepare_bytes, prepare_images
 from grok2api.settings import RuntimeSettings
-from grok2api.testing.fake_grok import TINY_JPEG, FakeGrok
+from grok2api.testing.fake_grok import TINY_JPEG, UPLOAD_PATH, UPLOAD_V2_PATH, FakeGrok
+from grok2api.testing.fake_upload import DIMENSIONS_INSUFFICIENT, SentFile, sent_file, solid_png
 
 from harness import LiveGateway, upstream_chats
 
@@ -236,8 +237,10 @@ async def test_connections_are_pinned_and_redirects_rechecked(
 # ---- end to end through the chat endpoint --------------------------------------------------------
 
 
-def _uploads(fake: FakeGrok) -> list[Any]:
-    return [r for r in fake.requests if r.path == "/rest/app-chat/upload-file"]
+def _uploads(fake: FakeGrok) -> list[SentFile]:
+    """The upload v2 calls the fake received, read back (the legacy upload is never used here)."""
+    assert not [r for r in fake.requests if r.path == UPLOAD_PATH]
+    return [sent_file(r) for r in fake.requests if r.path == UPLOAD_V2_PATH]
 
 
 def _image_message(url: str) -> list[dict[str, Any]]:
@@ -258,10 +261,16 @@ async def test_chat_uploads_a_data_url_image(
     )
     assert reply.choices[0].message.content
     (upload,) = _uploads(fake)
-    assert upload.token == "img-in"  # uploaded with the account that answers
-    assert upload.json["fileMimeType"] == "image/jpeg"
-    assert base64.b64decode(upload.json["content"]) == TINY_JPEG
-    (file_id,) = fake.account("img-in").uploads
+    (call,) = [r for r in fake.requests if r.path == UPLOAD_V2_PATH]
+    assert call.token == "img-in"  # uploaded with the account that answers
+    assert "x-xai-request-id" not in call.headers
+    assert (upload.filename, upload.content_type, upload.data, upload.source) == (
+        "image.jpeg",
+        "image/jpeg",
+        TINY_JPEG,
+        None,  # a chat upload names no file_source
+    )
+    (file_id,) = fake.account("img-in").uploads  # the fileMetadataId
     (chat,) = upstream_chats(fake)
     assert (chat.transport, chat.token, chat.file_ids) == (chat_transport, "img-in", [file_id])
     assert "what is this?" in chat.message
@@ -275,6 +284,65 @@ async def test_chat_uploads_a_data_url_image(
         assert item_event["item"]["file_attachment_ids"] == [file_id]
 
 
+async def test_a_refused_upload_is_a_400_naming_the_image_and_is_not_retried(
+    fake: FakeGrok, gateway: LiveGateway, client: Any, chat_transport: str
+) -> None:
+    await gateway.add_accounts("img-a", "img-b")
+    tiny = "data:image/png;base64," + base64.b64encode(solid_png(1, 1)).decode()
+    messages = _image_message(f"data:image/jpeg;base64,{JPEG_B64}")
+    messages[0]["content"].append({"type": "image_url", "image_url": {"url": tiny}})
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.chat.completions.create(model="grok-3-fast", messages=messages)
+    error = info.value.response.json()["error"]
+    assert error["message"] == f"image 2: grok.com refused the upload: {DIMENSIONS_INSUFFICIENT}"
+    assert (error["param"], error["code"]) == ("messages", "invalid_image")
+    # The image is at fault, not the account: one attempt, no chat, nothing held against it.
+    assert len({u.token for u in [r for r in fake.requests if r.path == UPLOAD_V2_PATH]}) == 1
+    assert upstream_chats(fake) == []
+    for account in await gateway.services.store.list_accounts():
+        assert (account.state, account.last_failure) == ("active", "")
+
+
+async def test_chat_falls_back_to_the_legacy_upload_when_v2_is_missing(
+    fake: FakeGrok, gateway: LiveGateway, client: Any
+) -> None:
+    await gateway.add_accounts("img-old")
+    fake.push_fault("uploadv2-404")
+    reply = await client.chat.completions.create(
+        model="grok-3-fast", messages=_image_message(f"data:image/jpeg;base64,{JPEG_B64}")
+    )
+    assert reply.choices[0].message.content
+    (legacy,) = [r for r in fake.requests if r.path == UPLOAD_PATH]
+    assert base64.b64decode(legacy.json["content"]) == TINY_JPEG
+    (file_id,) = fake.account("img-old").uploads
+    assert upstream_chats(fake)[0].file_ids == [file_id]
+
+
+@pytest.mark.parametrize("status", [500, 429, 401])
+async def test_other_v2_failures_do_not_fall_back(
+    fake: FakeGrok, gateway: LiveGateway, client: Any, status: int
+) -> None:
+    await gateway.add_accounts("img-v2")
+    fake.push_fault(f"uploadv2-{status}")
+    with pytest.raises(openai.APIStatusError):
+        await client.chat.completions.create(
+            model="grok-3-fast", messages=_image_message(f"data:image/jpeg;base64,{JPEG_B64}")
+        )
+    assert not [r for r in fake.requests if r.path == UPLOAD_PATH]
+
+
+def test_image_dimensions_are_read_from_the_header() -> None:
+    assert image_dimensions(TINY_JPEG) == (64, 64)
+    assert image_dimensions(solid_png(3, 2)) == (3, 2)
+    assert image_dimensions(b"GIF89a\x05\x00\x07\x00") == (5, 7)
+    bmp = b"BM" + bytes(16) + (9).to_bytes(4, "little") + (-4).to_bytes(4, "little", signed=True)
+    assert image_dimensions(bmp) == (9, 4)  # a top-down BMP's height is negative
+    webp = b"RIFF" + bytes(4) + b"WEBPVP8X" + bytes(8) + (99).to_bytes(3, "little") + (49).to_bytes(3, "little")
+    assert image_dimensions(webp) == (100, 50)
+    assert image_dimensions(b"\xff\xd8\xff\xe0\x00\x02") is None  # a JPEG cut before its frame header
+    assert image_dimensions(b"not an image") is None
+
+
 async def test_chat_refuses_a_loopback_url_until_allowed(
     fake: FakeGrok, gateway: LiveGateway, client: Any, images: ImageServer
 ) -> None:
@@ -286,7 +354,7 @@ async def test_chat_refuses_a_loopback_url_until_allowed(
     await gateway.settings(allow_private_image_urls=True)
     await client.chat.completions.create(model="grok-3-fast", messages=_image_message(f"{images.url}/cat.jpg"))
     (upload,) = _uploads(fake)
-    assert base64.b64decode(upload.json["content"]) == TINY_JPEG
+    assert upload.data == TINY_JPEG
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ from grok2api.grok.events import Text, VideoProgress
 from grok2api.openai.render import Translator
 from grok2api.settings import RuntimeSettings
 from grok2api.store.base import AccountPatch, ModeQuota
-from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, FakeGrok
+from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, UPLOAD_V2_PATH, FakeGrok
+from grok2api.testing.fake_upload import sent_file
 
 from harness import LiveGateway, assert_playable_mp4
 
@@ -62,7 +63,7 @@ async def test_image_and_prompt_make_a_playable_video(fake: FakeGrok, gateway: L
     assert status == 206 and part == TINY_MP4[:8]
     assert headers["Content-Range"] == f"bytes 0-7/{len(TINY_MP4)}"
 
-    (upload,) = _calls(fake, "/rest/app-chat/upload-file")
+    (upload,) = _calls(fake, UPLOAD_V2_PATH)
     (chat,) = fake.chat_calls()
     assert fake.mgw_sessions() == []  # a video is an Imagine media call, over REST even with chat_transport=ws
     assert _calls(fake, "/rest/media/post/create") == []  # the 2025 media post is gone
@@ -81,7 +82,7 @@ async def test_image_and_prompt_make_a_playable_video(fake: FakeGrok, gateway: L
         }
     }
     assert chat.headers["referer"] == f"{fake.base_url}/imagine"
-    assert base64.b64decode(upload.json["content"]) == TINY_JPEG
+    assert sent_file(upload).data == TINY_JPEG
 
 
 async def test_video_without_stream_and_only_the_first_image(fake: FakeGrok, gateway: LiveGateway, client: Any) -> None:
@@ -90,7 +91,7 @@ async def test_video_without_stream_and_only_the_first_image(fake: FakeGrok, gat
     (src,) = VIDEO_TAG.findall(reply.choices[0].message.content)
     assert (await _get(gateway.url + src))[1] == TINY_MP4
     assert "Generating video: 100%" in reply.choices[0].message.reasoning_content
-    assert len(_calls(fake, "/rest/app-chat/upload-file")) == 1  # the reference also used only the first
+    assert len(_calls(fake, UPLOAD_V2_PATH)) == 1  # the reference also used only the first
 
 
 @pytest.mark.parametrize("model", ["grok-imagine-video", MODEL])

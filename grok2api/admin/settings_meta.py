@@ -58,8 +58,8 @@ GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             ("assets_url", "Where generated images and videos are downloaded from."),
             (
                 "asset_hosts",
-                "Comma-separated hosts a generated image or video may be fetched from when grok.com answers with "
-                "a full URL; any other host is never fetched.",
+                "Comma-separated hosts an answer may link media on (besides assets_url's); "
+                "links elsewhere are never downloaded.",
             ),
         ),
     ),

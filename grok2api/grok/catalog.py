@@ -109,6 +109,16 @@ _BUILT_IN = (
     ),
 )
 
+# Imagine edits spend their own window. Internal: clients name an image model, so it is neither listed
+# nor found by id.
+IMAGE_EDIT = ModelSpec(
+    id="grok-imagine-image-edit",
+    mode="imagine-image-edit",
+    kind="image",
+    display_name="Grok Imagine Image Edit",
+    description="Imagine's image edit (/v1/images/edits).",
+)
+
 # Ids of the earlier catalogue, still accepted: alias -> canonical public id.
 ALIASES = {
     "grok-3-fast": "grok-fast",

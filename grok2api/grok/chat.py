@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from ..settings import RuntimeSettings
 from .catalog import ModelSpec
 from .client import GrokClient
+from .errors import UploadRejected
 from .events import Event
 from .mgw import stream_mgw
 from .video import VideoOptions, imagine_referer, video_payload
@@ -92,16 +93,25 @@ def mode_chat_payload(mode: str, message: str, file_ids: list[str], settings: Ru
 
 
 async def upload_all(
-    client: GrokClient, token: str, attachments: Sequence[Attachment], settings: RuntimeSettings
+    client: GrokClient,
+    token: str,
+    attachments: Sequence[Attachment],
+    settings: RuntimeSettings,
+    *,
+    source: str | None = None,
 ) -> list[tuple[str, str]]:
-    """(file id, file uri) per attachment, a few uploads at a time."""
+    """(file id, file uri) per attachment, a few uploads at a time. A file grok.com refuses raises
+    UploadRejected carrying its position."""
     sem = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
-    async def one(item: Attachment) -> tuple[str, str]:
+    async def one(index: int, item: Attachment) -> tuple[str, str]:
         async with sem:
-            return await client.upload(token, item.file_name, item.mime, item.b64, settings)
+            try:
+                return await client.upload(token, item.file_name, item.mime, item.b64, settings, source=source)
+            except UploadRejected as exc:
+                raise UploadRejected(exc.reason, index) from None
 
-    return list(await asyncio.gather(*(one(a) for a in attachments)))
+    return list(await asyncio.gather(*(one(i, a) for i, a in enumerate(attachments))))
 
 
 def _video_request(turn: ChatTurn, uploaded: list[tuple[str, str]], settings: RuntimeSettings) -> TurnRequest:

@@ -1,9 +1,10 @@
 """The aiohttp calls to grok.com: chat (streamed NDJSON → events), the account's identity, modes and
-rate limits, upload and asset download. One ClientSession per process (one more per SOCKS
-proxy)."""
+rate limits, upload (v2, with the legacy JSON upload as fallback), media post and asset download. One
+ClientSession per process (one more per SOCKS proxy)."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -16,7 +17,7 @@ import msgspec
 
 from ..settings import RuntimeSettings
 from .catalog import ModelSpec
-from .errors import UpstreamConnectionError, UpstreamHTTPError
+from .errors import UploadRejected, UpstreamConnectionError, UpstreamHTTPError
 from .events import Event, StreamParser
 from .headers import api_headers, asset_headers
 from .transport import AiohttpTransport, WebSocketOpener, describe_connection_error, retry_after_of
@@ -25,6 +26,12 @@ log = logging.getLogger("grok2api.client")
 MAX_LINE = 16 * 1024 * 1024
 _ERROR_BODY_LIMIT = 4096
 _SHORT_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
+_UPLOAD_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
+UPLOAD_V2_PATH = "/http/upload-file-v2/direct"
+LEGACY_UPLOAD_PATH = "/rest/app-chat/upload-file"
+IMAGINE_UPLOAD_SOURCE = "IMAGINE_SELF_UPLOAD_FILE_SOURCE"
+# Answers that mean "no upload v2 here" (an older or trimmed deployment), never "this file is bad".
+LEGACY_UPLOAD_STATUSES = frozenset({404, 405, 410, 501})
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder()
 
@@ -177,10 +184,58 @@ class GrokClient:
         """The modes grok.com offers this account."""
         return parse_modes(await self._post_json(token, "/rest/modes", {"locale": "en"}, settings))
 
-    async def upload(self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings) -> tuple[str, str]:
+    async def upload(
+        self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings, *, source: str | None = None
+    ) -> tuple[str, str]:
+        """Upload one file with the account; returns (fileMetadataId, fileUri). Upload v2 (multipart) first;
+        the legacy JSON upload only when v2 is not there (404/405/410/501). ``source`` is v2's ``file_source``
+        (``IMAGINE_UPLOAD_SOURCE`` for Imagine edits). A file grok.com refuses raises UploadRejected."""
+        data = base64.b64decode(b64)
+        try:
+            return await self._upload_v2(token, name, mime, data, settings, source)
+        except UpstreamHTTPError as exc:
+            if exc.status not in LEGACY_UPLOAD_STATUSES:
+                raise
+            log.info("upload v2 answered HTTP %d; using the legacy upload", exc.status)
+        return await self._upload_legacy(token, name, mime, b64, settings)
+
+    async def _upload_v2(
+        self, token: str, name: str, mime: str, data: bytes, settings: RuntimeSettings, source: str | None
+    ) -> tuple[str, str]:
+        session, proxy = self.http.session(settings.proxy_url)
+        referer = f"{settings.upstream_url}/imagine" if source == IMAGINE_UPLOAD_SOURCE else None
+        headers = api_headers(token, settings, referer=referer)
+        del headers["Content-Type"]  # aiohttp writes the multipart type with its boundary
+        del headers["x-xai-request-id"]  # the web app sends none on this call
+        form = aiohttp.FormData()
+        form.add_field("file", data, filename=name, content_type=mime)
+        if source:
+            form.add_field("file_source", source)
+        try:
+            async with session.post(
+                f"{settings.upstream_url}{UPLOAD_V2_PATH}",
+                data=form,
+                headers=headers,
+                proxy=proxy,
+                timeout=_UPLOAD_TIMEOUT,
+            ) as resp:
+                if resp.status != 200:
+                    raise await _error_from(resp)
+                raw = await resp.read()
+        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+        try:
+            answer = _DECODER.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise UpstreamHTTPError(200, raw[:200].decode("utf-8", "replace"), "invalid JSON") from exc
+        return parse_upload_v2(answer)
+
+    async def _upload_legacy(
+        self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings
+    ) -> tuple[str, str]:
         data = await self._post_json(
             token,
-            "/rest/app-chat/upload-file",
+            LEGACY_UPLOAD_PATH,
             {"fileName": name, "fileMimeType": mime, "content": b64},
             settings,
             upload=True,
@@ -200,13 +255,9 @@ class GrokClient:
         max_bytes: int = 512 * 1024 * 1024,
     ) -> tuple[bytes, str]:
         """Fetch one asset with the owning account's cookie; returns (bytes, content type)."""
+        url = asset_url(path, settings)
         proxy_url = settings.cache_proxy_url or settings.proxy_url
         session, proxy = self.http.session(proxy_url)
-        url = path if path.startswith(("http://", "https://")) else f"{settings.assets_url}/{path.lstrip('/')}"
-        host = (urlsplit(url).hostname or "").lower()
-        if host not in settings.asset_host_list():
-            # grok.com's answers name the assets to fetch: never let one point the gateway elsewhere.
-            raise UpstreamHTTPError(404, f"not fetched: {host or 'no host'} is not an asset host (asset_hosts)")
         try:
             async with session.get(
                 url,
@@ -227,6 +278,21 @@ class GrokClient:
                 return bytes(body), resp.headers.get("Content-Type", "")
         except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+
+
+def asset_url(path: str, settings: RuntimeSettings) -> str:
+    """Where an asset is fetched: a path under ``assets_url``; an absolute URL on ``assets_url``'s or
+    ``upstream_url``'s host and port; or an https URL on one of ``asset_hosts``. Anything else is refused
+    (403) before a request: it would be sent the account's cookie."""
+    if not path.startswith(("http://", "https://")):
+        return f"{settings.assets_url}/{path.lstrip('/')}"
+    parts = urlsplit(path)
+    if parts.netloc.lower() in {urlsplit(u).netloc.lower() for u in (settings.assets_url, settings.upstream_url)}:
+        return path
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and parts.port in (None, 443) and host in settings.asset_host_list():
+        return path
+    raise UpstreamHTTPError(403, f"{host or path[:80]} is not an asset host (see the asset_hosts setting)")
 
 
 def _seconds(value: Any) -> float | None:
@@ -298,6 +364,41 @@ def _until(value: Any) -> float | None:
         return None
     left = at - time.time()
     return left if left > 0 else None
+
+
+def _terminal_reason(value: Any) -> str | None:
+    """Why upload v2 refused the file, or None when ``terminalError`` is empty (null, "", false, {}, …)."""
+    if not value:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, dict):
+        for key in ("message", "reason", "error", "detail", "description", "code"):
+            found = value.get(key)
+            if isinstance(found, str) and found.strip():
+                return found.strip()
+            if isinstance(found, dict):
+                nested = _terminal_reason(found)
+                if nested:
+                    return nested
+    return _ENCODER.encode(value).decode()[:_ERROR_BODY_LIMIT]
+
+
+def parse_upload_v2(data: Any) -> tuple[str, str]:
+    """(fileMetadataId, fileUri) of an upload v2 answer; UploadRejected for a ``terminalError``."""
+    if not isinstance(data, dict):
+        raise UpstreamHTTPError(200, "upload v2 answered without an object")
+    reason = _terminal_reason(data.get("terminalError"))
+    if reason is not None:
+        raise UploadRejected(reason)
+    meta = data.get("fileMetadata")
+    meta = meta if isinstance(meta, dict) else {}
+    # fileMetadataId is what chats and edits reference; the others stand in when grok.com finishes later.
+    for file_id in (meta.get("fileMetadataId"), meta.get("fileId"), data.get("uploadId")):
+        if isinstance(file_id, str) and file_id.strip():
+            uri = meta.get("fileUri")
+            return file_id.strip(), uri if isinstance(uri, str) else ""
+    raise UpstreamHTTPError(200, "upload v2 answered without a fileMetadataId")
 
 
 def parse_auth_session(data: Any) -> str:

@@ -34,4 +34,15 @@ class UpstreamConnectionError(Exception):
     """grok.com could not be reached or dropped the connection."""
 
 
+class UploadRejected(Exception):
+    """grok.com took an upload but refused the file itself (upload v2's ``terminalError``, e.g. "Image
+    dimensions are insufficient"). The file is at fault, not the account: no other account would take it.
+    ``index`` is the file's position among the request's images."""
+
+    def __init__(self, reason: str, index: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.index = index
+
+
 TRANSPORT_ERRORS = (UpstreamHTTPError, UpstreamConnectionError)

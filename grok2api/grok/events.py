@@ -33,9 +33,15 @@ class SearchResults(msgspec.Struct):
 
 
 class ImageProgress(msgspec.Struct):
+    """One image's progress. Imagine answers also carry the image: a preview below 100 %, the final one
+    with ``final`` (as an asset ``url``, or its bytes in ``data`` when grok.com sent them inline)."""
+
     index: int
     progress: int
     moderated: bool = False
+    url: str = ""
+    data: bytes | None = None
+    final: bool = False
 
 
 class Images(msgspec.Struct):
@@ -142,6 +148,7 @@ class StreamParser:
         self._video_done = False
         self._video_progress = -1
         self._image_seen: dict[int, int] = {}
+        self._image_keys: dict[str, int] = {}
         self.model: str | None = None
         self._citations = InlineCitations()
 
@@ -235,11 +242,27 @@ class StreamParser:
 
     def _image_progress(self, image: dict[str, Any]) -> Iterator[Event]:
         index = image.get("imageIndex")
+        if not isinstance(index, int):
+            key = image.get("imageId")  # Imagine edit answers may name their images instead of numbering them
+            if not isinstance(key, str) or not key:
+                return
+            index = self._image_keys.setdefault(key, len(self._image_keys))
         progress = image.get("progress")
-        if isinstance(index, int) and isinstance(progress, int):
-            if progress > self._image_seen.get(index, -1):
-                self._image_seen[index] = progress
-                yield ImageProgress(index, progress, bool(image.get("moderated")))
+        final = image.get("isFinal") is True
+        if not isinstance(progress, int):
+            if not final:
+                return
+            progress = 100
+        if progress > self._image_seen.get(index, -1):
+            self._image_seen[index] = progress
+            url = image.get("imageUrl")
+            yield ImageProgress(
+                index,
+                progress,
+                bool(image.get("moderated")),
+                url=url if isinstance(url, str) else "",
+                final=final or progress >= 100,
+            )
 
     def _video(self, video: dict[str, Any]) -> Iterator[Event]:
         progress = video.get("progress")

@@ -92,16 +92,17 @@ def asset_headers(token: str, settings: RuntimeSettings) -> dict[str, str]:
 
 
 def ws_cookie(token: str, user_id: str, settings: RuntimeSettings) -> str:
-    """The chat WebSocket's cookie: the browser's order, plus ``x-userid`` naming the account."""
+    """A WebSocket's cookie: the browser's order, plus ``x-userid`` naming the account when it is known."""
     parts = [f"sso={token}", f"sso-rw={token}"]
     if settings.cf_clearance:
         parts.append(f"cf_clearance={settings.cf_clearance}")
-    parts.append(f"x-userid={user_id}")
+    if user_id:
+        parts.append(f"x-userid={user_id}")
     return "; ".join(parts)
 
 
 def ws_headers(token: str, user_id: str, settings: RuntimeSettings) -> dict[str, str]:
-    """Handshake headers of the chat WebSocket. The socket carries no statsig and no fetch metadata."""
+    """Handshake headers of grok.com's WebSockets (chat and Imagine): no statsig, no fetch metadata."""
     return {
         "Origin": settings.upstream_url,
         "User-Agent": USER_AGENT,

@@ -23,7 +23,7 @@ from .errors import UpstreamConnectionError
 from .events import Event
 from .headers import ws_headers
 from .mgw_events import MgwParser
-from .transport import WebSocket, WebSocketOpener
+from .transport import WebSocket, WebSocketOpener, ws_url
 
 PING_SECONDS = 25.0
 SESSION_TIMEOUT = 20.0
@@ -31,12 +31,7 @@ SESSION_TIMEOUT = 20.0
 
 def mgw_url(upstream_url: str, user_id: str) -> str:
     """``https://grok.com`` → ``wss://grok.com/ws/mgw/?uid=<userId>`` (http → ws)."""
-    base = upstream_url.rstrip("/")
-    if base.startswith("https://"):
-        base = "wss://" + base[len("https://") :]
-    elif base.startswith("http://"):
-        base = "ws://" + base[len("http://") :]
-    return f"{base}/ws/mgw/?uid={quote(user_id, safe='')}"
+    return f"{ws_url(upstream_url.rstrip('/'))}/ws/mgw/?uid={quote(user_id, safe='')}"
 
 
 def session_create(mode: str, settings: RuntimeSettings) -> dict[str, Any]:

@@ -147,6 +147,15 @@ class AiohttpWebSocket:
             log.debug("closing the WebSocket failed: %r", exc)
 
 
+def ws_url(http_url: str) -> str:
+    """The WebSocket form of an HTTP(S) URL (``https://grok.com/x`` → ``wss://grok.com/x``)."""
+    if http_url.startswith("https://"):
+        return "wss://" + http_url[len("https://") :]
+    if http_url.startswith("http://"):
+        return "ws://" + http_url[len("http://") :]
+    return http_url
+
+
 def _http_url(ws_url: str) -> str:
     if ws_url.startswith("wss://"):
         return "https://" + ws_url[len("wss://") :]

@@ -105,6 +105,27 @@ class MediaService:
             raise FileNotFoundError(f"{name} vanished right after it was cached")
         return cached
 
+    async def download(self, path: str, token: str, settings: RuntimeSettings) -> bytes:
+        """An image's bytes without caching or indexing them (a passing preview)."""
+        cap = min(cache_cap_bytes("image", settings), MAX_ASSET_BYTES)
+        data, _ = await self.client.download(token, path, settings, timeout=DOWNLOAD_TIMEOUT["image"], max_bytes=cap)
+        return data
+
+    async def keep(self, path: str, data: bytes, token: str, settings: RuntimeSettings) -> str:
+        """Cache image bytes grok.com sent inline (an Imagine ``blob``) and return their public name. With
+        the asset's ``path`` they are indexed like a download (re-fetchable later); without one the name
+        comes from the bytes and lives as long as the cached file."""
+        content_type = sniff_type(data[:16])
+        if not content_type.startswith("image/"):
+            raise UpstreamHTTPError(200, f"the inline image is not an image ({content_type})")
+        if path:
+            name = await self.remember(path, token)
+        else:
+            name = f"imagine-{hashlib.sha256(data).hexdigest()[:40]}.{content_type.split('/')[1]}"
+        await self.cache.write(name, data)
+        await self.cache.evict("image", cache_cap_bytes("image", settings), keep=name)
+        return name
+
     async def open(self, name: str, settings: RuntimeSettings) -> CachedFile | None:
         """A file to serve: from the cache, else re-fetched through the media index (so links made
         by another replica, or before the cache was cleared, keep working). None when unknown."""

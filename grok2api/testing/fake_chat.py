@@ -11,6 +11,7 @@ from .fake_errors import ERR_RATE, ERR_TIER, refusal_response
 from .fake_faults import PRE_STREAM_FAULTS, Fault
 from .fake_generation import draw_phase, video_phase
 from .fake_http import Reject, bad_request, json_body, json_response
+from .fake_imagine_edit import handle_edit, is_edit
 from .fake_script import Script, conversation_line, finish, user_response
 from .fake_state import FakeState, state_of
 from .fake_stream import play
@@ -25,7 +26,10 @@ routes = web.RouteTableDef()
 async def handle_chat(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     account = state.resolve(request)
-    chat = parse_chat(json_body(request), account)
+    body = json_body(request)
+    if is_edit(body):
+        return await handle_edit(request, state, account, body)
+    chat = parse_chat(body, account)
     fault = state.take_fault("chat", account.token) or chat.markers.fault
     if fault is not None and fault.name in PRE_STREAM_FAULTS:
         return _pre_stream_fault(fault)

@@ -96,6 +96,11 @@ async def list_mgw(request: web.Request) -> web.StreamResponse:
     return json_response(200, [r.to_dict() for r in state_of(request).mgw])
 
 
+@routes.get(CONTROL_PREFIX + "imagine")
+async def list_imagine(request: web.Request) -> web.StreamResponse:
+    return json_response(200, [r.to_dict() for r in state_of(request).imagine])
+
+
 @routes.post(CONTROL_PREFIX + "config")
 async def config(request: web.Request) -> web.StreamResponse:
     """Change the knobs a test would otherwise set as attributes on an in-process fake."""

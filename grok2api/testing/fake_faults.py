@@ -1,9 +1,9 @@
 """Faults tests queue for the fake: which names exist for which endpoint, and the queue they wait in.
 
-A fault name's prefix picks its endpoint (``upload-``, ``post-``, ``limits-``, ``asset-``, ``auth-``, ``modes-``,
-``mgw-``); anything else is a chat fault, which the REST chat and the mgw WebSocket chat both take (the WebSocket
-maps it onto its own failure, see ``MGW_FROM_CHAT``). A new endpoint that takes faults adds its prefix to
-``SIDE_FAULTS``.
+A fault name's prefix picks its endpoint (``upload-``, ``uploadv2-``, ``post-``, ``limits-``, ``asset-``, ``auth-``,
+``modes-``, ``mgw-``, ``imagine-``); anything else is a chat fault, which the REST chat and the mgw WebSocket chat
+both take (the WebSocket maps it onto its own failure, see ``MGW_FROM_CHAT``). A new endpoint that takes faults adds
+its prefix to ``SIDE_FAULTS``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ MGW_STREAM_FAULTS = frozenset(
     ).split()
 )
 MGW_FAULTS = MGW_HANDSHAKE_FAULTS | MGW_STREAM_FAULTS
+# The Imagine WebSocket: the same handshake refusals, then ``error`` frames or a cut connection.
+IMAGINE_STREAM_FAULTS = frozenset({"error", "usage", "antibot", "close", "stall-first"})
 # REST chat faults that have no mgw namesake, and the mgw failure that stands in for them.
 MGW_FROM_CHAT = {
     "reset": "close",
@@ -41,12 +43,14 @@ MGW_FROM_CHAT = {
 _STATUS_FAULTS = frozenset({"401", "403", "404", "413", "429", "500", "502", "503", "slow"})
 SIDE_FAULTS: dict[str, frozenset[str]] = {
     "upload": _STATUS_FAULTS,
+    "uploadv2": _STATUS_FAULTS | {"405", "410", "501"},
     "post": _STATUS_FAULTS,
     "limits": _STATUS_FAULTS | {"missing"},
     "asset": _STATUS_FAULTS | {"truncated", "redirect"},
     "auth": _STATUS_FAULTS,
     "modes": _STATUS_FAULTS,
     "mgw": MGW_FAULTS,
+    "imagine": MGW_HANDSHAKE_FAULTS | IMAGINE_STREAM_FAULTS,
 }
 
 

@@ -15,14 +15,20 @@ Endpoints, by family module (listed once in ``FAMILIES``):
   trailing chunks with empty ids; ``ping`` → ``pong``. ``FakeGrok.mgw_sessions()`` records it all.
 - ``fake_chat``: ``POST /rest/app-chat/conversations/new`` (streamed NDJSON or SSE) with the ``modeId`` body; a
   body naming ``modelName``/``modelMode`` gets 400 "Invalid request. Please update your client", except Imagine
-  media bodies (``mediaGenInput``); the 2025 video body (``toolOverrides.videoGen``) gets that 400 too.
+  media bodies (``mediaGenInput``); the 2025 video body (``toolOverrides.videoGen``) gets that 400 too. The
+  ``imagine-image-edit`` body goes to ``fake_imagine_edit`` (edited images as ``streamingImageGenerationResponse``
+  frames).
   ``fake_video``: the ``imagine-video-gen`` body (``textToVideo``, or ``imageToVideo`` naming an upload), more than
   6 s on a basic account → 429; videos cost no chat query, and ``FakeGrok.videos`` records each generation.
+- ``fake_imagine``: ``GET /ws/imagine/listen``, the Imagine WebSocket (reset, then ``input_text`` with
+  ``num_generations``; previews, finals as ``blob`` or ``url``, per-image moderation, ``error`` frames).
+  ``FakeGrok.imagine_sessions()`` (and ``GET /__fake/imagine``) records it.
 - ``fake_limits``: ``POST /rest/modes`` (fast, auto, expert, heavy and modes added with ``add_mode``) and
   ``POST /rest/rate-limits {"modelName": <mode>}`` (one window per mode and tier; 7200 s windows).
 - ``fake_imagine_quota``: ``POST /rest/media/imagine/quota_info`` (image, imagePro, imageEdit, video, video720p
   windows per tier; ``charge_imagine`` takes a query).
-- ``fake_media``: ``POST /rest/app-chat/upload-file``, ``POST /rest/media/post/create``, ``GET /assets/<path>``.
+- ``fake_media``: ``POST /rest/app-chat/upload-file`` (the legacy upload), ``GET /assets/<path>``.
+- ``fake_upload``: ``POST /http/upload-file-v2/direct`` (multipart; ``terminalError`` for images under 64×64).
 - ``fake_control``: endpoints under ``/__fake/`` for a fake running in another process.
 
 Every request costs one query of its mode's window (tiers basic, super, heavy; see ``fake_modes``). A mode the
@@ -45,8 +51,9 @@ Scenarios are chosen by magic markers in the chat message (REST ``message``, mgw
 - ``[[fault:NAME]]`` / ``[[fault:NAME:PARAM]]``: one of ``CHAT_FAULTS`` (over mgw also ``MGW_FAULTS``).
 
 Faults queued with ``FakeGrok.push_fault`` win over a marker. A fault name's prefix picks its endpoint:
-``upload-`` E2, ``post-`` E3, ``limits-`` rate limits, ``modes-`` modes, ``auth-`` the session, ``asset-`` assets,
-``mgw-`` the WebSocket; anything else is a chat fault, taken by whichever chat comes next, REST or mgw.
+``upload-`` E2, ``uploadv2-`` upload v2, ``post-`` E3, ``limits-`` rate limits, ``modes-`` modes, ``auth-`` the
+session, ``asset-`` assets, ``mgw-`` the WebSocket, ``imagine-`` the Imagine WebSocket; anything else is a chat
+fault, taken by whichever chat comes next, REST or mgw.
 
 Over mgw, the handshake takes ``401 403-blocked 403-antibot 403-cf 429 500 502 503``; once a response was asked
 for: ``antibot`` (``error`` event ``anti_bot``), ``usage`` (usage-limit ``error`` event mid-answer),
@@ -75,7 +82,17 @@ from typing import Any
 
 from aiohttp import web
 
-from . import fake_auth, fake_chat, fake_control, fake_imagine_quota, fake_limits, fake_media, fake_mgw
+from . import (
+    fake_auth,
+    fake_chat,
+    fake_control,
+    fake_imagine,
+    fake_imagine_quota,
+    fake_limits,
+    fake_media,
+    fake_mgw,
+    fake_upload,
+)
 from .fake_accounts import FakeAccount
 from .fake_answer import SEARCH_RESULTS
 from .fake_auth import SESSION_PATH
@@ -85,12 +102,14 @@ from .fake_control import CONTROL_PREFIX
 from .fake_edge import edge, statsig_valid
 from .fake_faults import CHAT_FAULTS, MGW_FAULTS, fault_endpoint
 from .fake_http import parse_cookies
+from .fake_imagine import IMAGINE_PATH
 from .fake_limits import LIMITS_PATH, MODES_PATH, rate_limits
 from .fake_media import ASSETS_PREFIX, POST_PATH, TINY_JPEG, TINY_MP4, UPLOAD_PATH
 from .fake_mgw import MGW_PATH
 from .fake_mgw_answer import UNKNOWN_CHANNEL, UNKNOWN_CHUNK, UNKNOWN_EVENT, X_POST
-from .fake_records import MgwRecord, RecordedRequest
+from .fake_records import ImagineRecord, MgwRecord, RecordedRequest
 from .fake_state import STATE_KEY, FakeState
+from .fake_upload import UPLOAD_V2_PATH
 
 # What tests, the CLI and the benchmark import from here; everything else lives in its family's module.
 __all__ = [
@@ -99,6 +118,7 @@ __all__ = [
     "CHAT_PATH",
     "CONTROL_PREFIX",
     "ERR_OUTDATED_CLIENT",
+    "IMAGINE_PATH",
     "LIMITS_PATH",
     "MARKERS",
     "MGW_FAULTS",
@@ -113,9 +133,11 @@ __all__ = [
     "UNKNOWN_CHUNK",
     "UNKNOWN_EVENT",
     "UPLOAD_PATH",
+    "UPLOAD_V2_PATH",
     "X_POST",
     "FakeAccount",
     "FakeGrok",
+    "ImagineRecord",
     "MgwRecord",
     "RecordedRequest",
     "fault_endpoint",
@@ -132,6 +154,8 @@ FAMILIES: tuple[web.RouteTableDef, ...] = (
     fake_mgw.routes,
     fake_chat.routes,
     fake_media.routes,
+    fake_upload.routes,
+    fake_imagine.routes,
     fake_limits.routes,
     fake_imagine_quota.routes,
     fake_control.routes,

@@ -17,7 +17,7 @@ QUOTA_INFO_PATH = "/rest/media/imagine/quota_info"
 IMAGINE_WINDOWS = {
     "image": "imagine-image",
     "imagePro": "imagine-image-pro",
-    "imageEdit": "imagine-edit",
+    "imageEdit": "imagine-image-edit",
     "video": "imagine-video",
     "video720p": "imagine-video-720p",
 }

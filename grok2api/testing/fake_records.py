@@ -129,3 +129,38 @@ class Refusal:
         if self.charset is not None:
             response.charset = self.charset
         return response
+
+
+@dataclass
+class ImagineRecord:
+    """One ``/ws/imagine/listen`` connection: the handshake, the messages the client sent and the frames it got.
+
+    ``refused`` is the handshake's status when it was turned away; ``request`` is the last ``input_text`` content
+    (with its ``properties``). Blobs in ``sent`` are shortened.
+    """
+
+    token: str | None
+    headers: dict[str, str]
+    time: float
+    refused: int | None = None
+    received: list[JsonDict] = field(default_factory=list)
+    sent: list[JsonDict] = field(default_factory=list)
+    request: JsonDict | None = None
+    closed: bool = False
+
+    @property
+    def properties(self) -> JsonDict:
+        found = self.request.get("properties") if self.request else None
+        return found if isinstance(found, dict) else {}
+
+    def to_dict(self) -> JsonDict:
+        return {
+            "token": self.token,
+            "headers": self.headers,
+            "time": self.time,
+            "refused": self.refused,
+            "received": self.received,
+            "sent": self.sent,
+            "request": self.request,
+            "closed": self.closed,
+        }

@@ -21,7 +21,7 @@ from .fake_errors import ERR_BLOCKED, ERR_INVALID
 from .fake_faults import Fault, FaultQueue
 from .fake_http import JsonDict, Reject, decode_json, headers_dict, json_response, request_token
 from .fake_modes import TIERS, ModeSpec, builtin_modes, extra_mode
-from .fake_records import MAX_RECORDED_BODY, MgwRecord, RecordedRequest, Refusal, shrink
+from .fake_records import MAX_RECORDED_BODY, ImagineRecord, MgwRecord, RecordedRequest, Refusal, shrink
 from .fake_video import VideoRecord
 
 MAX_ASSETS = 100_000
@@ -53,6 +53,7 @@ class FakeState:
         self.framing = framing
         self.requests: list[RecordedRequest] = []
         self.mgw: list[MgwRecord] = []
+        self.imagine: list[ImagineRecord] = []
         self.posts: dict[str, JsonDict] = {}
         self.videos: list[VideoRecord] = []
         self.require_cf_clearance: str | None = None
@@ -62,7 +63,8 @@ class FakeState:
         self.max_recorded = 50_000
         self.modes: dict[str, ModeSpec] = builtin_modes()
         self.sockets: set[web.WebSocketResponse] = set()
-        # Refused mgw handshakes by (token, uid), until a plain GET of the same URL reads them.
+        # Refused mgw handshakes by (token, uid) and Imagine ones by (token, path), until a plain GET of the same URL
+        # reads them.
         self.mgw_refusals: dict[tuple[str | None, str], Refusal] = {}
         self._accounts: dict[str, FakeAccount] = {}
         self._by_uid: dict[str, FakeAccount] = {}
@@ -207,6 +209,7 @@ class FakeState:
         self.requests.clear()
         self.videos.clear()
         self.mgw.clear()
+        self.imagine.clear()
         self.mgw_refusals.clear()
         self._faults.clear()
 
@@ -246,6 +249,17 @@ class FakeState:
     def mgw_sessions(self, token: str | None = None) -> list[MgwRecord]:
         """Recorded mgw connections (refused handshakes included), optionally of one token."""
         return [r for r in self.mgw if token is None or r.token == token]
+
+    def record_imagine(self, request: web.Request, token: str | None) -> ImagineRecord:
+        record = ImagineRecord(token=token, headers=headers_dict(request), time=time.time())
+        self.imagine.append(record)
+        if len(self.imagine) > MAX_MGW_SESSIONS:
+            del self.imagine[: len(self.imagine) - MAX_MGW_SESSIONS]
+        return record
+
+    def imagine_sessions(self, token: str | None = None) -> list[ImagineRecord]:
+        """Recorded Imagine connections (refused handshakes included), optionally of one token."""
+        return [r for r in self.imagine if token is None or r.token == token]
 
     # ---------------------------------------------------------------- media
 
