@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from grok2api.store.base import ModeQuota, NewAccount
+from grok2api.testing import fake_imagine_windows
 from grok2api.testing.fake_grok import CHAT_PATH, TINY_JPEG, UPLOAD_PATH, UPLOAD_V2_PATH, FakeGrok
 from grok2api.testing.fake_records import RecordedRequest
 from grok2api.testing.fake_upload import DIMENSIONS_INSUFFICIENT, IMAGINE_FILE_SOURCE, sent_file, solid_png
@@ -22,6 +23,14 @@ from harness import LiveGateway, upstream_chats
 TOKEN = "painter"
 WINDOW = 20
 MODES = ("fast", "imagine-image", "imagine-image-pro", "imagine-image-edit")
+
+
+@pytest.fixture(autouse=True)
+def _imagine_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake's Imagine windows hold WINDOW queries of every kind too, so what the gateway learns from
+    grok.com's quota_info agrees with what ``_account`` seeds."""
+    totals = {tier: dict.fromkeys(kinds, WINDOW) for tier, kinds in fake_imagine_windows.IMAGINE_TOTALS.items()}
+    monkeypatch.setattr(fake_imagine_windows, "IMAGINE_TOTALS", totals)
 
 
 async def _account(gateway: LiveGateway, token: str = TOKEN) -> None:

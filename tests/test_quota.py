@@ -416,7 +416,13 @@ async def test_an_imagine_request_reconciles_every_imagine_window_in_one_call(
     assert spec is not None
     learned = await quiet.services.quota.reconcile(await _stored(quiet, "tok-img"), spec)
     got = {s.mode: s.learned for s in learned.settlements}
-    assert set(got) == {"imagine-image", "imagine-image-pro", "imagine-image-edit", "imagine-video", "imagine-video-720p"}
+    assert set(got) == {
+        "imagine-image",
+        "imagine-image-pro",
+        "imagine-image-edit",
+        "imagine-video",
+        "imagine-video-720p",
+    }
     assert all(isinstance(w, ModeQuota) and w.remaining is not None and w.remaining > 0 for w in got.values())
     assert all(s.learned_cap for s in learned.settlements)  # never raise what requests in flight took
     assert len([r for r in fake.requests if r.path == "/rest/media/imagine/quota_info"]) == 1

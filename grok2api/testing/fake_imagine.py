@@ -13,7 +13,8 @@ Prompt markers: ``[[moderate…]]`` (``fake_imagine_images``), ``[[finals:url]]`
 ``[[finals:data-url]]`` (``blob`` as a ``data:`` URL), ``[[fault:NAME]]`` for ``IMAGINE_STREAM_FAULTS``: ``error``
 (an ``error`` frame after the previews), ``usage`` (a usage-limit ``error`` frame first), ``antibot`` (an
 ``anti_bot`` ``error`` frame first), ``close`` (the connection cut before any frame), ``stall-first:S``. Mistakes
-in what the client sent come back as ``error`` frames. Generations are not charged to any window.
+in what the client sent come back as ``error`` frames. Each request takes one query of the account's
+``image`` (or ``imagePro``) Imagine window; an empty window is a usage-limit ``error`` frame.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .fake_errors import ERR_ANTIBOT, ERR_BLOCKED, ERR_INVALID, USAGE_LIMIT_MESS
 from .fake_faults import IMAGINE_STREAM_FAULTS, MGW_HANDSHAKE_FAULTS, Fault, strip_prefix
 from .fake_http import JsonDict, encode_json, json_response, request_token, text_response
 from .fake_imagine_images import IMAGE_B64, IMAGE_DATA_URL, FakeImage, make_image, moderated_positions
+from .fake_imagine_windows import charge_imagine
 from .fake_mgw_handshake import GROK_ORIGIN
 from .fake_records import ImagineRecord, Refusal, shrink
 from .fake_state import FakeState, state_of
@@ -152,6 +154,9 @@ class ImagineSession:
         fault = self.state.take_fault("imagine", self.account.token, IMAGINE_STREAM_FAULTS) or markers.fault
         name = strip_prefix(fault.name) if fault is not None else None
         if await self._opening_fault(fault, name):
+            return
+        if not charge_imagine(self.account, "imagePro" if properties.get("enable_pro") else "image"):
+            await self.send(_error("resource_exhausted", "You've reached your usage limit for Imagine images."))
             return
         count = int(properties["num_generations"])
         images = [make_image(self.state, self.account) for _ in range(count)]

@@ -21,10 +21,11 @@ from aiohttp import web
 
 from .fake_accounts import FakeAccount
 from .fake_chat_request import ERR_OUTDATED_CLIENT
-from .fake_errors import refusal_response
+from .fake_errors import ERR_RATE, refusal_response
 from .fake_faults import MGW_HANDSHAKE_FAULTS
 from .fake_http import JsonDict, Reject, bad_request, encode_json, json_response, now_iso
 from .fake_imagine_images import make_image, moderated_positions
+from .fake_imagine_windows import charge_imagine
 from .fake_state import FakeState
 
 EDIT_MODEL = "imagine-image-edit"
@@ -59,6 +60,8 @@ async def handle_edit(
     if fault is not None:
         return refusal_response(fault)
     edit = _edit_input(body, account)
+    if not charge_imagine(account, "imageEdit"):
+        return json_response(429, ERR_RATE)
     lines = _answer(state, account, edit, count=2 if body.get("enableSideBySide") is not False else 1)
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()

@@ -15,6 +15,7 @@ from typing import Any
 from .fake_accounts import FakeAccount
 from .fake_errors import ERR_RATE
 from .fake_http import JsonDict, Reject, bad_request, json_response
+from .fake_imagine_windows import charge_imagine
 
 VIDEO_MODEL = "imagine-video-gen"
 IMAGINE_KIND = "CONVERSATION_KIND_IMAGINE"
@@ -98,4 +99,6 @@ def parse_video(body: JsonDict, account: FakeAccount) -> VideoOrder:
 def admit_video(account: FakeAccount, order: VideoOrder) -> None:
     """Basic accounts make videos of up to 6 s; grok.com answers longer ones with 429."""
     if account.tier == "basic" and order.duration > BASIC_MAX_SECONDS:
+        raise Reject(json_response(429, ERR_RATE))
+    if not charge_imagine(account, "video"):
         raise Reject(json_response(429, ERR_RATE))
