@@ -19,6 +19,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import aiohttp
 import openai
 import pytest
+from aiohttp import web
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
@@ -411,3 +413,17 @@ async def transport() -> AsyncIterator[AiohttpTransport]:
         yield t
     finally:
         await t.close()
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on a free loopback port for the block; yields its base URL. A client that leaves
+    cancels its handler, as on a real server."""
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

@@ -31,6 +31,8 @@ from grok2api.grok.transport import AiohttpTransport
 from grok2api.grok.unknown_shapes import UnknownShapes
 from grok2api.settings import RuntimeSettings
 
+from harness import serve_app
+
 Json = dict[str, Any]
 PICTURE = b"\xff\xd8\xff\xe0picture"
 B64 = base64.b64encode(PICTURE).decode()
@@ -170,15 +172,8 @@ async def grok() -> AsyncIterator[ImagineServer]:
     server = ImagineServer()
     app = web.Application()
     app.router.add_get("/ws/imagine/listen", server.handle)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serve_app(app) as server.url:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 async def generate(grok: ImagineServer, transport: AiohttpTransport, user_id: str = "", n: int = 4) -> list[Event]:

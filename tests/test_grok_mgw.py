@@ -19,6 +19,8 @@ from grok2api.grok.mgw import mgw_url, session_create, stream_mgw, turn_events
 from grok2api.grok.transport import AiohttpTransport
 from grok2api.settings import RuntimeSettings
 
+from harness import serve_app
+
 Json = dict[str, Any]
 
 
@@ -105,15 +107,8 @@ async def grok() -> AsyncIterator[MgwServer]:
     server = MgwServer()
     app = web.Application()
     app.router.add_get("/ws/mgw/", server.handle)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serve_app(app) as server.url:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 Turn = Callable[..., Awaitable[list[list[Event]]]]

@@ -15,6 +15,8 @@ from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from grok2api.grok.failures import FailureKind, classify
 from grok2api.grok.transport import AiohttpTransport, Transport
 
+from harness import serve_app
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -49,16 +51,9 @@ async def server() -> AsyncIterator[Server]:
     srv = Server()
     app = web.Application()
     app.router.add_get("/ws", srv._route)
-    runner = web.AppRunner(app, handler_cancellation=True)  # a client gone cancels its handler
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    srv.url = f"ws://127.0.0.1:{port}/ws"
-    try:
+    async with serve_app(app) as base:
+        srv.url = base.replace("http://", "ws://") + "/ws"
         yield srv
-    finally:
-        await runner.cleanup()
 
 
 async def test_frames_go_both_ways_and_a_close_reads_as_none(server: Server, transport: AiohttpTransport) -> None:

@@ -57,6 +57,30 @@ class ModeInfo(msgspec.Struct, frozen=True, kw_only=True):
         return self.availability.lower() == "available"
 
 
+async def _json_answer(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    data: Any,
+    headers: dict[str, str],
+    proxy: str | None,
+    timeout: aiohttp.ClientTimeout,
+) -> Any:
+    """One call whose answer is JSON: a non-200 raises UpstreamHTTPError (with grok.com's body), a broken
+    connection UpstreamConnectionError, and a 200 that is not JSON an UpstreamHTTPError too."""
+    try:
+        async with session.request(method, url, data=data, headers=headers, proxy=proxy, timeout=timeout) as resp:
+            if resp.status != 200:
+                raise await _error_from(resp)
+            raw = await resp.read()
+    except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+        raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+    try:
+        return _DECODER.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise UpstreamHTTPError(200, raw[:200].decode("utf-8", "replace"), "invalid JSON") from exc
+
+
 async def _error_from(resp: aiohttp.ClientResponse) -> UpstreamHTTPError:
     try:
         raw = await resp.content.read(_ERROR_BODY_LIMIT)
@@ -143,24 +167,9 @@ class GrokClient:
         headers = api_headers(token, settings, upload=upload, referer=referer)
         if body is None:
             del headers["Content-Type"]
-        try:
-            async with session.request(
-                method,
-                f"{settings.upstream_url}{path}",
-                data=_ENCODER.encode(body) if body is not None else None,
-                headers=headers,
-                proxy=proxy,
-                timeout=_SHORT_TIMEOUT,
-            ) as resp:
-                if resp.status != 200:
-                    raise await _error_from(resp)
-                raw = await resp.read()
-        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
-            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
-        try:
-            return _DECODER.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise UpstreamHTTPError(200, raw[:200].decode("utf-8", "replace"), "invalid JSON") from exc
+        data = _ENCODER.encode(body) if body is not None else None
+        url = f"{settings.upstream_url}{path}"
+        return await _json_answer(session, method, url, data, headers, proxy, _SHORT_TIMEOUT)
 
     async def rate_limits(self, token: str, mode: ModelSpec | str, settings: RuntimeSettings) -> QuotaInfo:
         """The query window of a mode (``"fast"``, ``"expert"``, …, or a model's mode)."""
@@ -211,24 +220,8 @@ class GrokClient:
         form.add_field("file", data, filename=name, content_type=mime)
         if source:
             form.add_field("file_source", source)
-        try:
-            async with session.post(
-                f"{settings.upstream_url}{UPLOAD_V2_PATH}",
-                data=form,
-                headers=headers,
-                proxy=proxy,
-                timeout=_UPLOAD_TIMEOUT,
-            ) as resp:
-                if resp.status != 200:
-                    raise await _error_from(resp)
-                raw = await resp.read()
-        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
-            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
-        try:
-            answer = _DECODER.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise UpstreamHTTPError(200, raw[:200].decode("utf-8", "replace"), "invalid JSON") from exc
-        return parse_upload_v2(answer)
+        url = f"{settings.upstream_url}{UPLOAD_V2_PATH}"
+        return parse_upload_v2(await _json_answer(session, "POST", url, form, headers, proxy, _UPLOAD_TIMEOUT))
 
     async def _upload_legacy(
         self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings
