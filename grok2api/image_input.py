@@ -20,7 +20,7 @@ import msgspec
 from yarl import URL
 
 from .errors import InvalidRequest
-from .grok.transport import HttpPool
+from .grok.transport import SessionPool
 from .settings import RuntimeSettings
 
 FETCH_TIMEOUT = 15.0
@@ -234,7 +234,7 @@ async def _get(session: aiohttp.ClientSession, target: _Target) -> aiohttp.Clien
     raise failure
 
 
-async def _fetch(url: str, settings: RuntimeSettings, http: HttpPool, src: _Source) -> bytes:
+async def _fetch(url: str, settings: RuntimeSettings, http: SessionPool, src: _Source) -> bytes:
     limit = settings.image_fetch_max_mb * 1024 * 1024
     session, _ = http.session("")  # user URLs go out directly, never through grok.com's proxy
     try:
@@ -263,7 +263,7 @@ async def _fetch(url: str, settings: RuntimeSettings, http: HttpPool, src: _Sour
         raise src.error(f"could not fetch it ({type(exc).__name__})") from None
 
 
-async def prepare_images(urls: list[str], settings: RuntimeSettings, http: HttpPool) -> list[PreparedImage]:
+async def prepare_images(urls: list[str], settings: RuntimeSettings, http: SessionPool) -> list[PreparedImage]:
     """Every ``image_url`` of a chat request as an upload-ready image (raises InvalidRequest)."""
     sem = asyncio.Semaphore(FETCH_CONCURRENCY)
 

@@ -12,9 +12,9 @@ from typing import Any
 from .client_keys import ClientKeys
 from .config import BootConfig
 from .gateway import Gateway
+from .grok.browser import SelectedTransport
 from .grok.catalog import TIER_RANK, Catalog, ModeEntry
 from .grok.client import GrokClient
-from .grok.transport import AiohttpTransport
 from .media.service import MediaService
 from .metrics import Metrics
 from .pool import Pool
@@ -41,7 +41,7 @@ class Services:
         self.overrides = env_overrides(boot.environ)
         self.settings: RuntimeSettings = build({}, self.overrides)
         self.catalog = Catalog()
-        self.http = AiohttpTransport()
+        self.http = SelectedTransport(lambda: self.settings)
         self.client = GrokClient(self.http)
         self.quota = QuotaService(self.client, self.store, lambda: self.settings)
         self.pool = Pool(self.store, lambda: self.settings, reconcile=self.quota.reconcile)

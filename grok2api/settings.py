@@ -45,6 +45,9 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     dynamic_statsig: bool = False
     statsig_prefix: Literal["x1:", "e:"] = "x1:"
     # proxy
+    # aiohttp until curl_cffi lets go of an abandoned chat socket as promptly (see the README's Transport).
+    upstream_transport: Literal["auto", "aiohttp", "curl_cffi"] = "aiohttp"
+    browser_profile: str = "chrome146"
     proxy_url: str = ""
     cache_proxy_url: str = ""
     cf_clearance: str = ""
@@ -79,8 +82,20 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             value = getattr(self, name)
             if value and not _PROXY_URL.match(value):
                 raise ValueError(f"{name} must start with http://, https://, socks5:// or socks5h://")
+        from .grok.browser import profile_error
+
+        if (problem := profile_error(self.browser_profile)) is not None:
+            raise ValueError(problem)
         if not self.dynamic_statsig and not self.x_statsig_id:
             raise ValueError("x_statsig_id cannot be empty unless dynamic_statsig is on")
+
+    def transport_name(self) -> Literal["aiohttp", "curl_cffi"]:
+        """The transport ``upstream_transport`` picks: ``auto`` is curl_cffi when it is installed."""
+        if self.upstream_transport != "auto":
+            return self.upstream_transport
+        from .grok.browser import available
+
+        return "curl_cffi" if available() else "aiohttp"
 
     def asset_host_list(self) -> list[str]:
         return [h.strip().lower() for h in self.asset_hosts.split(",") if h.strip()]

@@ -33,7 +33,8 @@ from hypercorn.config import Config
 
 from grok2api.app import create_app
 from grok2api.config import BootConfig
-from grok2api.grok.transport import AiohttpTransport
+from grok2api.grok.browser import CurlTransport
+from grok2api.grok.transport import AiohttpTransport, Transport
 from grok2api.services import Services
 from grok2api.store import make_store
 from grok2api.store.base import NewAccount, Store
@@ -205,7 +206,13 @@ class LiveGateway:
         admin_password: str = ADMIN_PASSWORD,
     ) -> None:
         """``admin_password=""`` starts with no admin password configured (``env`` may still set one)."""
-        environ = {"GROK2API_UPSTREAM_URL": upstream, "GROK2API_ASSETS_URL": assets}
+        # aiohttp unless a test asks for curl_cffi: curl_cffi does not yet end an upstream WebSocket the moment
+        # the gateway gives up on it (the cancellation tests wait for the fake to see the socket close).
+        environ = {
+            "GROK2API_UPSTREAM_URL": upstream,
+            "GROK2API_ASSETS_URL": assets,
+            "GROK2API_UPSTREAM_TRANSPORT": "aiohttp",
+        }
         if admin_password:
             environ["GROK2API_ADMIN_PASSWORD"] = admin_password
         environ.update(env or {})
@@ -405,10 +412,15 @@ async def client(gateway: LiveGateway) -> AsyncIterator[openai.AsyncOpenAI]:
         await sdk.close()
 
 
-@pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    """The aiohttp transport the protocol layer talks through, closed after the test."""
-    t = AiohttpTransport()
+# The transports the protocol layer can talk through (the ``upstream_transport`` setting).
+UPSTREAM_TRANSPORTS = ("aiohttp", "curl_cffi")
+
+
+@pytest.fixture(params=UPSTREAM_TRANSPORTS)
+async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
+    """A transport the protocol layer talks through, closed after the test: a test that takes it runs once
+    with aiohttp and once with curl_cffi impersonating Chrome."""
+    t: Transport = AiohttpTransport() if request.param == "aiohttp" else CurlTransport()
     try:
         yield t
     finally:

@@ -16,7 +16,7 @@ from grok2api.grok.events import End, ErrorEvent, Event, Reasoning, Text
 from grok2api.grok.failures import FailureKind, classify, classify_event
 from grok2api.grok.headers import USER_AGENT
 from grok2api.grok.mgw import mgw_url, session_create, stream_mgw, turn_events
-from grok2api.grok.transport import AiohttpTransport
+from grok2api.grok.transport import Transport
 from grok2api.settings import RuntimeSettings
 
 from harness import serve_app
@@ -115,7 +115,7 @@ Turn = Callable[..., Awaitable[list[list[Event]]]]
 
 
 @pytest.fixture
-def turn(grok: MgwServer, transport: AiohttpTransport) -> Turn:
+def turn(grok: MgwServer, transport: Transport) -> Turn:
     async def run(**kwargs: Any) -> list[list[Event]]:
         settings = kwargs.pop("settings", RuntimeSettings(upstream_url=grok.url, cf_clearance="cfv"))
         files = kwargs.pop("file_ids", ["file-1", "file-2"])
@@ -185,7 +185,7 @@ async def test_pings_keep_a_slow_answer_alive(grok: MgwServer, turn: Turn) -> No
     assert all(p["event"]["event_id"].startswith("evt_hb_") and "session_id" not in p for p in pings)
 
 
-async def test_the_socket_closes_when_the_consumer_stops(grok: MgwServer, transport: AiohttpTransport) -> None:
+async def test_the_socket_closes_when_the_consumer_stops(grok: MgwServer, transport: Transport) -> None:
     grok.hold_open = True
     settings = RuntimeSettings(upstream_url=grok.url)
     stream = stream_mgw(transport, "tok-1", "uid-1", "fast", "hello", [], settings, ping_seconds=0.01)

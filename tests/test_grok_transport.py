@@ -1,5 +1,6 @@
-"""The aiohttp transport's WebSockets against a small aiohttp server on 127.0.0.1: frames both ways,
-closes, and refused handshakes turned into classifiable HTTP answers."""
+"""Both transports' WebSockets (aiohttp, and curl_cffi impersonating Chrome) against a small aiohttp
+server on 127.0.0.1: frames both ways, closes, and refused handshakes turned into classifiable HTTP
+answers."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from aiohttp import web
 from grok2api.grok import transport as transport_module
 from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from grok2api.grok.failures import FailureKind, classify
-from grok2api.grok.transport import AiohttpTransport, Transport
+from grok2api.grok.transport import Transport
 
 from harness import serve_app
 
@@ -56,9 +57,8 @@ async def server() -> AsyncIterator[Server]:
         yield srv
 
 
-async def test_frames_go_both_ways_and_a_close_reads_as_none(server: Server, transport: AiohttpTransport) -> None:
-    typed: Transport = transport  # the aiohttp transport is a Transport, and still an HttpPool
-    ws = await typed.websocket(server.url, {"Cookie": "sso=a; x-userid=u", "Origin": "http://o.example"}, "")
+async def test_frames_go_both_ways_and_a_close_reads_as_none(server: Server, transport: Transport) -> None:
+    ws = await transport.websocket(server.url, {"Cookie": "sso=a; x-userid=u", "Origin": "http://o.example"}, "")
     await ws.send_json({"event": {"type": "ping", "n": 1}})
     assert await ws.receive_text() == 'echo:{"event":{"type":"ping","n":1}}'
     assert await ws.receive_text() == 'bytes:{"event":{"type":"ping","n":1}}'
@@ -68,13 +68,11 @@ async def test_frames_go_both_ways_and_a_close_reads_as_none(server: Server, tra
     await ws.close()
     (request,) = server.requests
     assert request.headers["Cookie"] == "sso=a; x-userid=u" and request.headers["Origin"] == "http://o.example"
-    session, proxy = transport.session("")
+    session, proxy = transport.session("")  # other hosts stay on aiohttp, whatever reaches grok.com
     assert isinstance(session, aiohttp.ClientSession) and proxy is None
 
 
-async def test_the_server_closing_reads_as_none_and_sending_after_fails(
-    server: Server, transport: AiohttpTransport
-) -> None:
+async def test_the_server_closing_reads_as_none_and_sending_after_fails(server: Server, transport: Transport) -> None:
     async def close_at_once(request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
@@ -92,7 +90,7 @@ async def test_the_server_closing_reads_as_none_and_sending_after_fails(
 
 
 async def test_an_oversized_frame_is_a_connection_error(
-    server: Server, transport: AiohttpTransport, monkeypatch: pytest.MonkeyPatch
+    server: Server, transport: Transport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def big(request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse()
@@ -151,7 +149,7 @@ def refuse(status: int, body: str, content_type: str, headers: dict[str, str] | 
     ],
 )
 async def test_a_refused_handshake_is_classified_like_an_http_answer(
-    server: Server, transport: AiohttpTransport, handler: Handler, kind: FailureKind, marker: str
+    server: Server, transport: Transport, handler: Handler, kind: FailureKind, marker: str
 ) -> None:
     server.handler = handler
     with pytest.raises(UpstreamHTTPError) as info:
@@ -167,7 +165,7 @@ async def test_a_refused_handshake_is_classified_like_an_http_answer(
 
 
 async def test_the_refusal_body_is_capped_and_a_different_get_answer_is_not_used(
-    server: Server, transport: AiohttpTransport
+    server: Server, transport: Transport
 ) -> None:
     server.handler = refuse(403, "blocked-user " + "x" * 10000, "text/plain")
     with pytest.raises(UpstreamHTTPError) as info:
@@ -187,7 +185,7 @@ async def test_the_refusal_body_is_capped_and_a_different_get_answer_is_not_used
 
 
 async def test_connection_failures_and_slow_handshakes(
-    server: Server, transport: AiohttpTransport, monkeypatch: pytest.MonkeyPatch
+    server: Server, transport: Transport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(UpstreamConnectionError, match="could not connect"):
         await transport.websocket("ws://127.0.0.1:9/ws", {}, "")

@@ -68,6 +68,18 @@ GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         "Proxy and anti-bot",
         (
             (
+                "upstream_transport",
+                "How calls reach grok.com: curl_cffi looks like Chrome to Cloudflare (TLS and HTTP/2 fingerprint); "
+                "aiohttp looks like Python and is often refused. auto uses curl_cffi when it is installed "
+                "(the 'browser' extra, included in the container image). The default is aiohttp while curl_cffi "
+                "releases an abandoned chat socket late. Applies to new calls.",
+            ),
+            (
+                "browser_profile",
+                "The Chrome release curl_cffi impersonates (e.g. chrome146). The User-Agent and Sec-Ch-Ua headers "
+                "name the same Chrome major, on either transport, so a cf_clearance stays matched to them.",
+            ),
+            (
                 "proxy_url",
                 "HTTP or SOCKS5 proxy for calls to grok.com (socks5:// becomes socks5h:// so DNS resolves "
                 "through the proxy). Use it when grok.com answers the gateway's IP with 403s.",

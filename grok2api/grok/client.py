@@ -1,6 +1,6 @@
-"""The aiohttp calls to grok.com: chat (streamed NDJSON → events), the account's identity, modes and
-rate limits, upload (v2, with the legacy JSON upload as fallback), media post and asset download. One
-ClientSession per process (one more per SOCKS proxy)."""
+"""The HTTP calls to grok.com: chat (streamed NDJSON → events), the account's identity, modes and
+rate limits, upload (v2, with the legacy JSON upload as fallback), media post and asset download. They go
+through the process's transport (aiohttp, or curl_cffi impersonating Chrome)."""
 
 from __future__ import annotations
 
@@ -12,21 +12,21 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import msgspec
+from multidict import CIMultiDict
 
 from ..settings import RuntimeSettings
 from .catalog import ModelSpec
 from .errors import UploadRejected, UpstreamConnectionError, UpstreamHTTPError
 from .events import Event, StreamParser
 from .headers import api_headers, asset_headers
-from .transport import AiohttpTransport, WebSocketOpener, describe_connection_error, retry_after_of
+from .transport import FormPart, HttpStream, Transport, WebSocketOpener, retry_after_of
 
 log = logging.getLogger("grok2api.client")
 MAX_LINE = 16 * 1024 * 1024
 _ERROR_BODY_LIMIT = 4096
-_SHORT_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
-_UPLOAD_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
+_SHORT_TIMEOUT = 30.0
+_UPLOAD_TIMEOUT = 120.0
 UPLOAD_V2_PATH = "/http/upload-file-v2/direct"
 LEGACY_UPLOAD_PATH = "/rest/app-chat/upload-file"
 IMAGINE_UPLOAD_SOURCE = "IMAGINE_SELF_UPLOAD_FILE_SOURCE"
@@ -58,45 +58,43 @@ class ModeInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def _json_answer(
-    session: aiohttp.ClientSession,
+    http: Transport,
     method: str,
     url: str,
-    data: Any,
     headers: dict[str, str],
-    proxy: str | None,
-    timeout: aiohttp.ClientTimeout,
+    proxy: str,
+    timeout: float,
+    *,
+    data: bytes | None = None,
+    form: list[FormPart] | None = None,
 ) -> Any:
     """One call whose answer is JSON: a non-200 raises UpstreamHTTPError (with grok.com's body), a broken
     connection UpstreamConnectionError, and a 200 that is not JSON an UpstreamHTTPError too."""
+    answer = await http.request(method, url, headers, data=data, form=form, proxy=proxy, timeout=timeout)
+    if answer.status != 200:
+        raise _error(answer.status, answer.headers, answer.body[:_ERROR_BODY_LIMIT])
     try:
-        async with session.request(method, url, data=data, headers=headers, proxy=proxy, timeout=timeout) as resp:
-            if resp.status != 200:
-                raise await _error_from(resp)
-            raw = await resp.read()
-    except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
-        raise UpstreamConnectionError(describe_connection_error(exc)) from exc
-    try:
-        return _DECODER.decode(raw)
+        return _DECODER.decode(answer.body)
     except msgspec.DecodeError as exc:
-        raise UpstreamHTTPError(200, raw[:200].decode("utf-8", "replace"), "invalid JSON") from exc
+        raise UpstreamHTTPError(200, answer.body[:200].decode("utf-8", "replace"), "invalid JSON") from exc
 
 
-async def _error_from(resp: aiohttp.ClientResponse) -> UpstreamHTTPError:
-    try:
-        raw = await resp.content.read(_ERROR_BODY_LIMIT)
-    except (aiohttp.ClientError, TimeoutError):
-        raw = b""
+def _error(status: int, headers: CIMultiDict[str], raw: bytes) -> UpstreamHTTPError:
     return UpstreamHTTPError(
-        resp.status,
+        status,
         raw.decode("utf-8", "replace"),
-        resp.headers.get("Content-Type", ""),
-        retry_after_of(resp.headers),
-        headers=resp.headers,
+        headers.get("Content-Type", ""),
+        retry_after_of(headers),
+        headers=headers,
     )
 
 
+async def _error_from(resp: HttpStream) -> UpstreamHTTPError:
+    return _error(resp.status, resp.headers, await resp.read_some(_ERROR_BODY_LIMIT))
+
+
 class GrokClient:
-    def __init__(self, http: AiohttpTransport) -> None:
+    def __init__(self, http: Transport) -> None:
         self.http = http
 
     @property
@@ -111,34 +109,31 @@ class GrokClient:
         (under load one read carries many lines; batching keeps per-event overhead off the hot path).
         Raises UpstreamHTTPError for a non-200 answer and UpstreamConnectionError when the connection
         fails or drops."""
-        session, proxy = self.http.session(settings.proxy_url)
         url = f"{settings.upstream_url}/rest/app-chat/conversations/new"
         headers = api_headers(token, settings, referer=referer)
         parser = StreamParser()
-        try:
-            async with session.post(url, data=_ENCODER.encode(payload), headers=headers, proxy=proxy) as resp:
-                if resp.status != 200:
-                    raise await _error_from(resp)
-                buf = bytearray()
-                async for chunk in resp.content.iter_any():
-                    buf += chunk
-                    start = 0
-                    batch: list[Event] = []
-                    while (nl := buf.find(b"\n", start)) >= 0:
-                        batch.extend(parser.feed_line(bytes(buf[start:nl])))
-                        start = nl + 1
-                    if start:
-                        del buf[:start]
-                    if len(buf) > MAX_LINE:
-                        buf.clear()  # an absurd line: drop it rather than grow without bound
-                    if batch:
-                        yield batch
-                batch = list(parser.feed_line(bytes(buf))) if buf else []
-                batch += parser.finish()
+        data = _ENCODER.encode(payload)
+        async with self.http.stream("POST", url, headers, data=data, proxy=settings.proxy_url) as resp:
+            if resp.status != 200:
+                raise await _error_from(resp)
+            buf = bytearray()
+            async for chunk in resp.chunks():
+                buf += chunk
+                start = 0
+                batch: list[Event] = []
+                while (nl := buf.find(b"\n", start)) >= 0:
+                    batch.extend(parser.feed_line(bytes(buf[start:nl])))
+                    start = nl + 1
+                if start:
+                    del buf[:start]
+                if len(buf) > MAX_LINE:
+                    buf.clear()  # an absurd line: drop it rather than grow without bound
                 if batch:
                     yield batch
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+            batch = list(parser.feed_line(bytes(buf))) if buf else []
+            batch += parser.finish()
+            if batch:
+                yield batch
 
     async def _post_json(
         self,
@@ -163,13 +158,12 @@ class GrokClient:
         upload: bool = False,
         referer: str | None = None,
     ) -> Any:
-        session, proxy = self.http.session(settings.proxy_url)
         headers = api_headers(token, settings, upload=upload, referer=referer)
         if body is None:
             del headers["Content-Type"]
         data = _ENCODER.encode(body) if body is not None else None
         url = f"{settings.upstream_url}{path}"
-        return await _json_answer(session, method, url, data, headers, proxy, _SHORT_TIMEOUT)
+        return await _json_answer(self.http, method, url, headers, settings.proxy_url, _SHORT_TIMEOUT, data=data)
 
     async def rate_limits(self, token: str, mode: ModelSpec | str, settings: RuntimeSettings) -> QuotaInfo:
         """The query window of a mode (``"fast"``, ``"expert"``, …, or a model's mode)."""
@@ -211,17 +205,16 @@ class GrokClient:
     async def _upload_v2(
         self, token: str, name: str, mime: str, data: bytes, settings: RuntimeSettings, source: str | None
     ) -> tuple[str, str]:
-        session, proxy = self.http.session(settings.proxy_url)
         referer = f"{settings.upstream_url}/imagine" if source == IMAGINE_UPLOAD_SOURCE else None
         headers = api_headers(token, settings, referer=referer)
-        del headers["Content-Type"]  # aiohttp writes the multipart type with its boundary
+        del headers["Content-Type"]  # the transport writes the multipart type with its boundary
         del headers["x-xai-request-id"]  # the web app sends none on this call
-        form = aiohttp.FormData()
-        form.add_field("file", data, filename=name, content_type=mime)
+        form = [FormPart("file", data, filename=name, content_type=mime)]
         if source:
-            form.add_field("file_source", source)
+            form.append(FormPart("file_source", source))
         url = f"{settings.upstream_url}{UPLOAD_V2_PATH}"
-        return parse_upload_v2(await _json_answer(session, "POST", url, form, headers, proxy, _UPLOAD_TIMEOUT))
+        answer = await _json_answer(self.http, "POST", url, headers, settings.proxy_url, _UPLOAD_TIMEOUT, form=form)
+        return parse_upload_v2(answer)
 
     async def _upload_legacy(
         self, token: str, name: str, mime: str, b64: str, settings: RuntimeSettings
@@ -250,27 +243,21 @@ class GrokClient:
         """Fetch one asset with the owning account's cookie; returns (bytes, content type)."""
         url = asset_url(path, settings)
         proxy_url = settings.cache_proxy_url or settings.proxy_url
-        session, proxy = self.http.session(proxy_url)
-        try:
-            async with session.get(
-                url,
-                headers=asset_headers(token, settings),
-                proxy=proxy,
-                timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10),
-            ) as resp:
-                if resp.status != 200:
-                    raise await _error_from(resp)
-                body = bytearray()
-                async for chunk in resp.content.iter_chunked(1 << 16):
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise UpstreamHTTPError(413, "asset larger than the cache limit")
-                expected = resp.content_length
-                if expected is not None and expected != len(body):
-                    raise UpstreamConnectionError("asset download was truncated")
-                return bytes(body), resp.headers.get("Content-Type", "")
-        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
-            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+        async with self.http.stream(
+            "GET", url, asset_headers(token, settings), proxy=proxy_url, timeout=timeout
+        ) as resp:
+            if resp.status != 200:
+                raise await _error_from(resp)
+            body = bytearray()
+            async for chunk in resp.chunks():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise UpstreamHTTPError(413, "asset larger than the cache limit")
+            length = resp.headers.get("Content-Length")
+            encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
+            if length is not None and length.isdigit() and not encoded and int(length) != len(body):
+                raise UpstreamConnectionError("asset download was truncated")
+            return bytes(body), resp.headers.get("Content-Type", "")
 
 
 def asset_url(path: str, settings: RuntimeSettings) -> str:

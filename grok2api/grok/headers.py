@@ -8,11 +8,29 @@ import string
 import uuid
 
 from ..settings import RuntimeSettings
+from .browser import DEFAULT_PROFILE, chrome_major, resolve_profile
 
-USER_AGENT = (
+_UA = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/133.0.0.0 Safari/537.36"
+    "Chrome/{major}.0.0.0 Safari/537.36"
 )
+_SEC_CH_UA = '"Chromium";v="{major}", "Not-A.Brand";v="24", "Google Chrome";v="{major}"'
+USER_AGENT = _UA.format(major=chrome_major(DEFAULT_PROFILE))  # the default profile's
+
+
+def user_agent(settings: RuntimeSettings) -> str:
+    """A macOS Chrome User-Agent naming the major of ``browser_profile`` (what curl_cffi's TLS presents)."""
+    return _UA.format(major=_major(settings))
+
+
+def sec_ch_ua(settings: RuntimeSettings) -> str:
+    return _SEC_CH_UA.format(major=_major(settings))
+
+
+def _major(settings: RuntimeSettings) -> int:
+    return chrome_major(resolve_profile(settings.browser_profile)) or chrome_major(DEFAULT_PROFILE)
+
+
 _BASE = {
     "Accept": "*/*",
     "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8",
@@ -20,7 +38,7 @@ _BASE = {
     "Content-Type": "application/json",
     "Priority": "u=1, i",
     "User-Agent": USER_AGENT,
-    "Sec-Ch-Ua": '"Not(A:Brand";v="99", "Google Chrome";v="133", "Chromium";v="133"',
+    "Sec-Ch-Ua": _SEC_CH_UA.format(major=chrome_major(DEFAULT_PROFILE)),
     "Sec-Ch-Ua-Mobile": "?0",
     "Sec-Ch-Ua-Platform": '"macOS"',
     "Sec-Fetch-Dest": "empty",
@@ -69,10 +87,17 @@ def cookie(token: str, settings: RuntimeSettings) -> str:
     return value
 
 
+def _base(settings: RuntimeSettings) -> dict[str, str]:
+    headers = dict(_BASE)
+    headers["User-Agent"] = user_agent(settings)
+    headers["Sec-Ch-Ua"] = sec_ch_ua(settings)
+    return headers
+
+
 def api_headers(
     token: str, settings: RuntimeSettings, *, referer: str | None = None, upload: bool = False
 ) -> dict[str, str]:
-    headers = dict(_BASE)
+    headers = _base(settings)
     headers["Origin"] = settings.upstream_url
     headers["Referer"] = referer or f"{settings.upstream_url}/"
     if upload:
@@ -84,7 +109,7 @@ def api_headers(
 
 
 def asset_headers(token: str, settings: RuntimeSettings) -> dict[str, str]:
-    headers = {k: v for k, v in _BASE.items() if k != "Content-Type"}
+    headers = {k: v for k, v in _base(settings).items() if k != "Content-Type"}
     headers.update(_ASSET)
     headers["Referer"] = f"{settings.upstream_url}/"
     headers["Cookie"] = cookie(token, settings)
@@ -105,7 +130,7 @@ def ws_headers(token: str, user_id: str, settings: RuntimeSettings) -> dict[str,
     """Handshake headers of grok.com's WebSockets (chat and Imagine): no statsig, no fetch metadata."""
     return {
         "Origin": settings.upstream_url,
-        "User-Agent": USER_AGENT,
+        "User-Agent": user_agent(settings),
         "Accept-Language": _BASE["Accept-Language"],
         "Cache-Control": "no-cache",
         "Pragma": "no-cache",

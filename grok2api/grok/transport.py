@@ -4,8 +4,10 @@ small interface so a browser-impersonating implementation can stand beside the a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -87,6 +89,43 @@ class HttpPool:
         self._plain, self._socks = None, {}
 
 
+@dataclass(frozen=True)
+class FormPart:
+    """One part of a multipart body: a plain field (``filename`` None) or a file."""
+
+    name: str
+    value: bytes | str
+    filename: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """A whole HTTP answer, whatever the status."""
+
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+class HttpStream(Protocol):
+    """An answer being read: status and headers at once, the body in chunks as they arrive."""
+
+    status: int
+    headers: CIMultiDict[str]
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; UpstreamConnectionError when the connection fails."""
+
+    async def read_some(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the body (for error answers); b"" when it cannot be read."""
+
+
+class SessionPool(Protocol):
+    def session(self, proxy: str) -> tuple[aiohttp.ClientSession, str | None]:
+        """An aiohttp session for ``proxy`` and the per-request proxy to pass with it."""
+
+
 class WebSocket(Protocol):
     async def send_json(self, obj: Any) -> None:
         """Send one JSON text frame; UpstreamConnectionError when the socket is gone."""
@@ -103,9 +142,34 @@ class WebSocketOpener(Protocol):
         (its status and refusal body), anything else UpstreamConnectionError."""
 
 
-class Transport(WebSocketOpener, Protocol):
-    def session(self, proxy: str) -> tuple[aiohttp.ClientSession, str | None]:
-        """The HTTP session for ``proxy`` and the per-request proxy to pass with it."""
+class Transport(WebSocketOpener, SessionPool, Protocol):
+    """grok.com's HTTP calls (``request``, ``stream``) and WebSockets; ``session`` is an aiohttp session for
+    other hosts, such as client image URLs."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        data: bytes | None = None,
+        form: Sequence[FormPart] | None = None,
+        proxy: str = "",
+        timeout: float | None = None,
+    ) -> HttpAnswer:
+        """One call to grok.com, read whole. Connection trouble raises UpstreamConnectionError."""
+
+    def stream(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        data: bytes | None = None,
+        proxy: str = "",
+        timeout: float | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[HttpStream]:
+        """One call whose body is read as it arrives. Connection trouble raises UpstreamConnectionError."""
 
     async def close(self) -> None: ...
 
@@ -164,8 +228,80 @@ def _http_url(ws_url: str) -> str:
     return ws_url
 
 
+_CONNECTION_ERRORS = (aiohttp.ClientError, ConnectionError, TimeoutError)
+
+
+def _timeout(total: float | None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total, sock_connect=10 if total else 15)
+
+
+class _AiohttpStream:
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.headers: CIMultiDict[str] = CIMultiDict(resp.headers)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._resp.content.iter_any():
+                yield chunk
+        except _CONNECTION_ERRORS as exc:
+            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+
+    async def read_some(self, limit: int) -> bytes:
+        try:
+            return await self._resp.content.read(limit)
+        except _CONNECTION_ERRORS:
+            return b""
+
+
 class AiohttpTransport(HttpPool):
     """aiohttp for both: the process's HTTP sessions, and WebSockets opened on them."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        data: bytes | None = None,
+        form: Sequence[FormPart] | None = None,
+        proxy: str = "",
+        timeout: float | None = None,
+    ) -> HttpAnswer:
+        session, proxy_url = self.session(proxy)
+        body: Any = data
+        if form is not None:
+            body = aiohttp.FormData()
+            for part in form:
+                body.add_field(part.name, part.value, filename=part.filename, content_type=part.content_type)
+        try:
+            async with session.request(
+                method, url, data=body, headers=dict(headers), proxy=proxy_url, timeout=_timeout(timeout)
+            ) as resp:
+                return HttpAnswer(resp.status, CIMultiDict(resp.headers), await resp.read())
+        except _CONNECTION_ERRORS as exc:
+            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        data: bytes | None = None,
+        proxy: str = "",
+        timeout: float | None = None,
+    ) -> AsyncIterator[HttpStream]:
+        session, proxy_url = self.session(proxy)
+        try:
+            async with session.request(
+                method, url, data=data, headers=dict(headers), proxy=proxy_url, timeout=_timeout(timeout)
+            ) as resp:
+                yield _AiohttpStream(resp)
+        except _CONNECTION_ERRORS as exc:
+            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
 
     async def websocket(self, url: str, headers: Mapping[str, str], proxy: str) -> WebSocket:
         session, proxy_url = self.session(proxy)
