@@ -58,14 +58,7 @@ async def handle_imagine(request: web.Request) -> web.StreamResponse:
     if isinstance(account, web.Response):
         return account
     record = state.record_imagine(request, account.token)
-    await ws.prepare(request)
-    state.sockets.add(ws)
-    try:
-        await ImagineSession(state, request, ws, account, record).run()
-    finally:
-        state.sockets.discard(ws)
-        record.closed = True
-    return ws
+    return await state.hold_socket(request, ws, record, ImagineSession(state, request, ws, account, record).run)
 
 
 def _check(state: FakeState, request: web.Request) -> FakeAccount | web.Response:

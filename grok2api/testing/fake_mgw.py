@@ -50,14 +50,7 @@ async def handle_mgw(request: web.Request) -> web.StreamResponse:
     if isinstance(account, web.Response):
         return account
     record = state.record_mgw(request, account.token, account.user_id)
-    await ws.prepare(request)
-    state.sockets.add(ws)
-    try:
-        await MgwSession(state, request, ws, account, record).run()
-    finally:
-        state.sockets.discard(ws)
-        record.closed = True
-    return ws
+    return await state.hold_socket(request, ws, record, MgwSession(state, request, ws, account, record).run)
 
 
 def split_events(text: str) -> list[object]:

@@ -11,6 +11,7 @@ import contextlib
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -238,6 +239,24 @@ class FakeState:
         )
         if len(self.requests) > self.max_recorded:
             del self.requests[: len(self.requests) - self.max_recorded]
+
+    async def hold_socket(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        record: MgwRecord | ImagineRecord,
+        run: Callable[[], Awaitable[None]],
+    ) -> web.WebSocketResponse:
+        """Accept a WebSocket and run its session: tracked so ``stop()`` can close it, its record marked
+        closed when it ends."""
+        await ws.prepare(request)
+        self.sockets.add(ws)
+        try:
+            await run()
+        finally:
+            self.sockets.discard(ws)
+            record.closed = True
+        return ws
 
     def record_mgw(self, request: web.Request, token: str | None, uid: str) -> MgwRecord:
         record = MgwRecord(token=token, uid=uid, headers=headers_dict(request), time=time.time())
