@@ -46,7 +46,7 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     statsig_prefix: Literal["x1:", "e:"] = "x1:"
     # proxy
     # aiohttp until curl_cffi lets go of an abandoned chat socket as promptly (see the README's Transport).
-    upstream_transport: Literal["auto", "aiohttp", "curl_cffi"] = "aiohttp"
+    upstream_transport: Literal["auto", "aiohttp", "curl_cffi"] = "auto"
     browser_profile: str = "chrome146"
     proxy_url: str = ""
     cache_proxy_url: str = ""

@@ -206,13 +206,7 @@ class LiveGateway:
         admin_password: str = ADMIN_PASSWORD,
     ) -> None:
         """``admin_password=""`` starts with no admin password configured (``env`` may still set one)."""
-        # aiohttp unless a test asks for curl_cffi: curl_cffi does not yet end an upstream WebSocket the moment
-        # the gateway gives up on it (the cancellation tests wait for the fake to see the socket close).
-        environ = {
-            "GROK2API_UPSTREAM_URL": upstream,
-            "GROK2API_ASSETS_URL": assets,
-            "GROK2API_UPSTREAM_TRANSPORT": "aiohttp",
-        }
+        environ = {"GROK2API_UPSTREAM_URL": upstream, "GROK2API_ASSETS_URL": assets}
         if admin_password:
             environ["GROK2API_ADMIN_PASSWORD"] = admin_password
         environ.update(env or {})

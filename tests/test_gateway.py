@@ -16,9 +16,18 @@ import pytest
 from grok2api.store.base import AccountState
 from grok2api.testing.fake_grok import FakeGrok, MgwRecord
 
-from harness import LiveGateway, sse_frames
+from harness import UPSTREAM_TRANSPORTS, LiveGateway, sse_frames
 
 MODEL = "grok-3-fast"
+
+
+@pytest.fixture(params=UPSTREAM_TRANSPORTS)
+def gateway_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Every test here runs through both transports: failover, timeouts and cancellation must not depend
+    on which one carries the call."""
+    return {"GROK2API_UPSTREAM_TRANSPORT": request.param}
+
+
 STALL = 2.0  # seconds the fake stalls; every timeout test must finish well before it
 
 

@@ -170,8 +170,8 @@ async def test_the_selected_transport_follows_the_settings() -> None:
 
 
 def test_auto_is_aiohttp_without_curl_cffi(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert RuntimeSettings().transport_name() == "aiohttp"  # the default, until curl_cffi's gap is closed
-    auto = RuntimeSettings(upstream_transport="auto")
+    auto = RuntimeSettings()
+    assert auto.upstream_transport == "auto"  # the default
     assert auto.transport_name() == "curl_cffi"  # installed with the dev extra
     monkeypatch.setattr(browser, "available", lambda: False)
     assert auto.transport_name() == "aiohttp"

@@ -204,3 +204,41 @@ def test_websocket_urls_map_to_http_for_the_refusal_read() -> None:
     assert transport_module._http_url("wss://grok.com/ws/mgw/?uid=1") == "https://grok.com/ws/mgw/?uid=1"
     assert transport_module._http_url("ws://127.0.0.1:8/ws") == "http://127.0.0.1:8/ws"
     assert transport_module._http_url("https://x") == "https://x"
+
+
+class _SlowClosingSocket:
+    """A socket whose close takes a moment, as a closing handshake does."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+
+    async def send_json(self, obj: object) -> None:
+        return None
+
+    async def receive_text(self) -> str | None:
+        return None
+
+    async def close(self) -> None:
+        await asyncio.sleep(0.05)
+        self.closed.set()
+
+
+async def test_release_closes_the_socket_even_when_its_caller_keeps_being_cancelled() -> None:
+    ws = _SlowClosingSocket()
+    helper = asyncio.create_task(asyncio.sleep(60))
+
+    async def owner() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await transport_module.release(ws, helper)
+
+    task = asyncio.create_task(owner())
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    task.cancel()  # a server's cancel scope cancels every await of a cancelled request again
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(ws.closed.wait(), 5)
+    assert helper.cancelled()

@@ -159,6 +159,18 @@ class _CurlStream:
         return bytes(body[:limit])
 
 
+async def _end_transfer(resp: Response) -> None:
+    """End a streamed response: a finished transfer is just collected; one left early is cancelled, which
+    takes its handle off curl's multi and drops the connection (``Response.aclose`` would wait for grok.com
+    to end the answer, which a stalled or abandoned one never does)."""
+    transfer = resp.astream_task
+    if not isinstance(transfer, asyncio.Task):
+        return
+    if not transfer.done():
+        transfer.cancel()
+    await asyncio.wait({transfer})
+
+
 class CurlWebSocket:
     def __init__(self, ws: AsyncWebSocket) -> None:
         self._ws = ws
@@ -298,7 +310,7 @@ class CurlTransport:
         try:
             yield _CurlStream(resp)
         finally:
-            await resp.aclose()  # type: ignore[no-untyped-call]
+            await _end_transfer(resp)
 
     async def websocket(self, url: str, headers: Mapping[str, str], proxy: str) -> WebSocket:
         from curl_cffi import CurlOpt

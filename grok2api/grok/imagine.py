@@ -25,7 +25,7 @@ from .client import GrokClient
 from .errors import UpstreamConnectionError
 from .events import End, ErrorEvent, Event, ImageProgress, is_anti_bot, is_rate_limit, split_objects
 from .headers import ws_headers
-from .transport import WebSocketOpener, ws_url
+from .transport import WebSocketOpener, release, ws_url
 from .unknown_shapes import UNKNOWN_SHAPES, UnknownShapes
 
 IMAGINE_PATH = "/ws/imagine/listen"
@@ -235,4 +235,4 @@ async def stream_imagine(
             if batch:
                 yield batch
     finally:
-        await ws.close()
+        await release(ws)

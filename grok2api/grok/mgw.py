@@ -23,7 +23,7 @@ from .errors import UpstreamConnectionError
 from .events import Event
 from .headers import ws_headers
 from .mgw_events import MgwParser
-from .transport import WebSocket, WebSocketOpener, ws_url
+from .transport import WebSocket, WebSocketOpener, release, ws_url
 
 PING_SECONDS = 25.0
 SESSION_TIMEOUT = 20.0
@@ -116,9 +116,7 @@ async def stream_mgw(
                 await ws.send_json(response)
                 sent = True
     finally:
-        heartbeat.cancel()
-        await asyncio.wait({heartbeat})  # unlike awaiting it, never swallows our own cancellation
-        await ws.close()
+        await release(ws, heartbeat)
 
 
 async def _receive(ws: WebSocket, deadline: float | None) -> str:

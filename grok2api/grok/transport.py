@@ -136,6 +136,27 @@ class WebSocket(Protocol):
     async def close(self) -> None: ...
 
 
+_CLOSING: set[asyncio.Task[None]] = set()  # closings still running after their caller was cancelled
+
+
+async def release(ws: WebSocket, *helpers: asyncio.Task[Any]) -> None:
+    """Stop ``helpers`` and close ``ws``, also when the caller is being cancelled (a client left): the ASGI
+    server's cancel scope cancels every further await of that task, so the closing runs in a task of its own
+    that the caller only waits for. Without this an abandoned socket stays open until grok.com ends it."""
+    for helper in helpers:
+        helper.cancel()
+
+    async def close() -> None:
+        if helpers:
+            await asyncio.wait(helpers)
+        await ws.close()
+
+    closing = asyncio.create_task(close())
+    _CLOSING.add(closing)
+    closing.add_done_callback(_CLOSING.discard)
+    await asyncio.shield(closing)
+
+
 class WebSocketOpener(Protocol):
     async def websocket(self, url: str, headers: Mapping[str, str], proxy: str) -> WebSocket:
         """Open a WebSocket (through ``proxy`` when set). A refused handshake raises UpstreamHTTPError
