@@ -131,6 +131,14 @@ class StalledMidAnswer(UpstreamTimeout):
         super().__init__("grok.com stalled mid-answer, so the answer is incomplete; retry the request.")
 
 
+class ContentModerated(GatewayError):
+    """grok.com moderated what it was asked to generate."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "content_policy_violation"
+
+
 class ConnectionLost(UpstreamError):
     """The connection to grok.com broke after the answer had started."""
 
