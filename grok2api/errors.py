@@ -131,6 +131,23 @@ class StalledMidAnswer(UpstreamTimeout):
         super().__init__("grok.com stalled mid-answer, so the answer is incomplete; retry the request.")
 
 
+class ContentModerated(GatewayError):
+    """grok.com moderated what it was asked to generate."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "content_policy_violation"
+
+
+class UnusableAnswer(GatewayError):
+    """Grok's answer did not have the shape the request demanded (a required tool call, a JSON answer),
+    even after a repair turn."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "invalid_model_output"
+
+
 class ConnectionLost(UpstreamError):
     """The connection to grok.com broke after the answer had started."""
 

@@ -14,14 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import __version__
+from .conversation import Conversation, text_turn
+from .conversation.run import open_conversation
 from .edge import authenticate, authorize, read_body, record, services
 from .errors import GatewayError, InvalidRequest, ModelNotFound
-from .gateway import ChatJob
 from .grok.catalog import DEFAULT_MODEL, MODELS
-from .grok.chat import ChatTurn
-from .openai.prompt import flatten
 from .openai.render import collect_answer
-from .openai.schemas import Message, SystemMessage, UserMessage
 from .services import Services
 
 PROTOCOL_VERSION = "2025-06-18"
@@ -62,14 +60,13 @@ async def _ask(svc: Services, args: dict[str, Any], key_model_check: Any) -> str
     if spec is None:
         raise ModelNotFound(f"The model {model_id!r} does not exist.", param="model")
     key_model_check(spec.id)
-    messages: list[Message] = []
     system = args.get("system_prompt")
-    if isinstance(system, str) and system.strip():
-        messages.append(SystemMessage(content=system))
-    messages.append(UserMessage(content=query))
-    prompt = flatten(messages)
-    answer = await svc.gateway.open(ChatJob(ChatTurn(spec, prompt.message), spec.id, svc.settings))
-    completion = await collect_answer(answer, spec.id, prompt.message, svc.media)
+    conversation = Conversation(
+        system=system if isinstance(system, str) else "",
+        turns=[text_turn("user", query)],
+    )
+    run = await open_conversation(svc, spec, conversation, requested_model=spec.id, input_param="query")
+    completion = await collect_answer(run, spec.id)
     return completion.choices[0].message.content or ""
 
 

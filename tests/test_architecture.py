@@ -43,13 +43,25 @@ def _offenders(files: list[Path], forbidden: tuple[str, ...]) -> dict[str, list[
 
 
 def test_the_protocol_layer_knows_no_client_api_and_no_gateway() -> None:
-    forbidden = ("grok2api.openai", "grok2api.errors", "grok2api.gateway", "grok2api.pool", "grok2api.edge")
+    forbidden = (
+        "grok2api.openai",
+        "grok2api.conversation",
+        "grok2api.errors",
+        "grok2api.gateway",
+        "grok2api.pool",
+        "grok2api.edge",
+    )
     assert _offenders(_files("grok"), forbidden) == {}
 
 
 def test_client_apis_never_touch_the_http_client_or_its_errors() -> None:
     forbidden = ("aiohttp", "grok2api.grok.client", "grok2api.grok.errors", "grok2api.grok.failures")
     assert _offenders(_files("openai") + [PACKAGE / "mcp.py", PACKAGE / "edge.py"], forbidden) == {}
+
+
+def test_the_neutral_conversation_knows_no_client_api() -> None:
+    forbidden = ("grok2api.openai", "grok2api.mcp", "grok2api.edge", "aiohttp", "starlette")
+    assert _offenders(_files("conversation"), forbidden) == {}
 
 
 def test_the_pool_is_policy_over_the_store_not_a_protocol_reader() -> None:

@@ -11,9 +11,10 @@ import aiohttp
 import openai
 import pytest
 
+from grok2api.conversation.answer import AnswerReader
+from grok2api.conversation.events import ReasoningDelta
 from grok2api.errors import UpstreamError
 from grok2api.grok.events import Text, VideoProgress
-from grok2api.openai.render import Translator
 from grok2api.settings import RuntimeSettings
 from grok2api.store.base import AccountPatch, ModeQuota
 from grok2api.testing.fake_grok import TINY_JPEG, TINY_MP4, UPLOAD_V2_PATH, FakeGrok
@@ -143,8 +144,8 @@ class _NoMedia:
 
 
 async def test_a_video_that_never_arrives_is_an_error() -> None:
-    tr = Translator(RuntimeSettings(), _NoMedia(), "token")
-    assert (await tr.translate(VideoProgress(40))).reasoning == "Generating video: 40%\n"
-    await tr.translate(Text("I generated a video"))
+    tr = AnswerReader(RuntimeSettings(), _NoMedia(), "token")
+    assert await tr.read(VideoProgress(40)) == [ReasoningDelta("Generating video: 40%\n")]
+    await tr.read(Text("I generated a video"))
     with pytest.raises(UpstreamError, match="before the video was ready"):
         tr.finish()

@@ -1,4 +1,4 @@
-"""``POST /v1/chat/completions``: the request turned into a chat job, the answer rendered back."""
+"""``POST /v1/chat/completions``: the request turned into a ``Conversation``, its answer rendered back."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import logging
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..conversation import Conversation
+from ..conversation.run import ConversationRun, SilentUpstream, open_conversation
 from ..edge import (
     ClientGone,
     authenticate,
@@ -20,30 +22,18 @@ from ..edge import (
     sse_response,
     while_connected,
 )
-from ..errors import FirstResponseTimeout, InvalidRequest, ModelNotFound
-from ..gateway import ChatJob
-from ..grok.chat import ChatTurn
-from ..image_input import prepare_images
+from ..errors import ModelNotFound
+from ..grok.catalog import ModelSpec
 from ..services import Services
-from .limits import OutputLimit
-from .prompt import flatten
+from .chat_request import to_conversation
 from .render import collect_answer, stream_answer, timeout_stream
-from .schemas import REQUEST_DECODER, ChatCompletion, ChatCompletionRequest
+from .schemas import REQUEST_DECODER, ChatCompletion
 
 log = logging.getLogger("grok2api.chat")
 
 
-def output_limit(req: ChatCompletionRequest) -> OutputLimit:
-    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
-    max_tokens = req.max_completion_tokens if isinstance(req.max_completion_tokens, int) else None
-    if max_tokens is None and isinstance(req.max_tokens, int):
-        max_tokens = req.max_tokens
-    return OutputLimit(stop, max_tokens)
-
-
 async def chat_completions(request: Request) -> Response:
     svc = services(request)
-    settings = svc.settings
     key = authenticate(request)
     req = decode(REQUEST_DECODER, await read_body(request, svc.boot.max_body_bytes))
     spec = svc.catalog.find(req.model)
@@ -52,40 +42,29 @@ async def chat_completions(request: Request) -> Response:
             f"The model {req.model!r} does not exist. GET /v1/models lists the available models.", param="model"
         )
     authorize(request, key, spec.id)
-    if req.tool_choice == "required" or isinstance(req.tool_choice, dict):
-        raise InvalidRequest(
-            "Tool calling is not available through grok.com's web API: tool_choice may only be "
-            "'auto' or 'none' (tools are then ignored and Grok answers in text).",
-            param="tool_choice",
-        )
-    # A video is made from the attached image itself, so its prompt carries no "[image N]" markers.
-    prompt = flatten(req.messages, mark_images=not spec.video)
-    if not prompt.message.strip() and not prompt.image_urls:
-        raise InvalidRequest("The messages contain no text.", param="messages")
-    images = await prepare_images(prompt.image_urls, settings, svc.http) if prompt.image_urls else []
-    message = prompt.message.strip() if spec.video else prompt.message
-    job = ChatJob(ChatTurn(spec, message, images), req.model, settings, stream=bool(req.stream))
-    limit = output_limit(req)
+    conversation = to_conversation(req)
+    stream = bool(req.stream)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     try:
-        if not job.stream:
-            completion = await while_connected(request, _complete(svc, job, prompt.message, limit))
+        if not stream:
+            completion = await while_connected(request, _complete(svc, spec, conversation, req.model))
             record(request, True)
             return json_response(completion)
         # Until the first event nothing is streaming yet, so watch for the client leaving here too.
-        answer = await while_connected(request, svc.gateway.open(job))
+        run = await while_connected(
+            request, open_conversation(svc, spec, conversation, requested_model=req.model, stream=True)
+        )
     except ClientGone:
         log.info("client went away before its %s answer was ready; upstream call cancelled", spec.id)
         return Response(status_code=499)
-    except FirstResponseTimeout:
-        if not job.stream:
+    except SilentUpstream as silent:
+        if not stream:
             raise
         record(request, False)
-        return sse_response(timeout_stream(req.model, prompt.message, include_usage))
-    body = stream_answer(answer, req.model, prompt.message, svc.media, include_usage, limit, recorder(request))
-    return sse_response(body)
+        return sse_response(timeout_stream(req.model, silent.usage, include_usage))
+    return sse_response(stream_answer(run, req.model, include_usage, recorder(request)))
 
 
-async def _complete(svc: Services, job: ChatJob, prompt_text: str, limit: OutputLimit) -> ChatCompletion:
-    answer = await svc.gateway.open(job)
-    return await collect_answer(answer, job.requested_model, prompt_text, svc.media, limit)
+async def _complete(svc: Services, spec: ModelSpec, conversation: Conversation, model: str) -> ChatCompletion:
+    run: ConversationRun = await open_conversation(svc, spec, conversation, requested_model=model)
+    return await collect_answer(run, model)

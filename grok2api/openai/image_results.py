@@ -9,13 +9,12 @@ import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from ..errors import GatewayError, RateLimited, UpstreamError
+from ..errors import ContentModerated, GatewayError, RateLimited, UpstreamError
 from ..gateway import Answer
 from ..grok.events import ErrorEvent, ImageProgress, Images
 from ..image_input import image_dimensions, sniff_image
 from ..media.service import FETCH_ERRORS, MediaService
 from ..settings import RuntimeSettings
-from .render import ContentModerated
 
 log = logging.getLogger("grok2api.images")
 

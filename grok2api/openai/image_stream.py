@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Callable
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
+from ..conversation.events import estimate_tokens
 from ..errors import GatewayError
 from ..gateway import Answer
 from ..media.service import MediaService
 from ..settings import RuntimeSettings
 from .image_request import ImageOrder
 from .image_results import ImageReader, format_of, picture, preview_bytes, size_of
-from .render import estimate_tokens
 
 log = logging.getLogger("grok2api.images")
 _ENCODER = msgspec.json.Encoder()

@@ -1,6 +1,5 @@
-"""Turn Grok events into OpenAI output: SSE chunks for streams, one ChatCompletion otherwise.
-
-Both paths share one ``Translator`` so filtering, reasoning and media render identically.
+"""Render the neutral answer events as OpenAI chat output: SSE chunks for streams, one ChatCompletion
+otherwise. Both paths share one ``ChatPieces`` so reasoning renders identically.
 """
 
 from __future__ import annotations
@@ -10,54 +9,38 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from contextlib import aclosing
 
-from ..errors import GatewayError, RateLimited, StalledMidAnswer, UpstreamError
-from ..gateway import Answer
-from ..grok.events import (
-    End,
-    ErrorEvent,
-    Event,
-    ImageProgress,
-    Images,
-    Reasoning,
-    SearchResults,
-    Text,
-    Video,
-    VideoProgress,
+from ..conversation.events import (
+    AnswerEvent,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    TokenUsage,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStart,
 )
-from ..grok.markup import TagFilter
+from ..conversation.run import ConversationRun
+from ..errors import GatewayError
 from ..settings import RuntimeSettings
-from .limits import OutputLimit
 from .schemas import (
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
     ChunkChoice,
     Delta,
+    FunctionCall,
+    FunctionDelta,
     ResponseMessage,
+    ToolCall,
+    ToolCallChunk,
     Usage,
     encode,
 )
 
 log = logging.getLogger("grok2api.render")
 DONE = b"data: [DONE]\n\n"
-
-
-class MediaLinks(Protocol):
-    async def image_markdown(self, paths: list[str], token: str, settings: RuntimeSettings) -> str: ...
-    async def video_markdown(self, path: str, token: str, settings: RuntimeSettings) -> str: ...
-
-
-class ContentModerated(GatewayError):
-    status = 400
-    type = "invalid_request_error"
-    code = "content_policy_violation"
-
-
-def estimate_tokens(text: str) -> int:
-    """A cheap token estimate: ~4 bytes of UTF-8 per token, at least 1 for non-empty text."""
-    return (len(text.encode("utf-8")) + 3) // 4 if text else 0
 
 
 class Piece:
@@ -70,147 +53,43 @@ class Piece:
         self.reasoning = reasoning
 
 
-class Translator:
-    def __init__(
-        self, settings: RuntimeSettings, media: MediaLinks, token: str, limit: OutputLimit | None = None
-    ) -> None:
-        self.limit = limit or OutputLimit()
-        self.settings = settings
-        self.media = media
-        self.token = token
-        tags = settings.filtered_tag_list()
-        self.text_filter = TagFilter(tags)
-        self.reason_filter = TagFilter(tags)
-        self.think_tags = settings.think_format == "think_tags"
-        self.show = settings.show_thinking
-        self.answer_started = False
-        self.think_open = False
-        self.saw_text = False
-        self.video_pending = False  # progress seen, no video yet
-        self.content_parts: list[str] = []
-        self.reasoning_parts: list[str] = []
+class ChatPieces:
+    """Neutral deltas as chat content and ``reasoning_content``; with ``think_format`` ``think_tags``,
+    reasoning goes into the content inside ``<think>…</think>`` instead (a block that cannot reopen once
+    the answer text began, so later reasoning is dropped there)."""
 
-    def _reason(self, text: str) -> Piece:
-        if not self.show or self.answer_started or not text:
-            return Piece()
-        text = self.reason_filter.feed(text)
-        if not text:
-            return Piece()
-        self.reasoning_parts.append(text)
-        if self.think_tags:
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.think_tags = settings.think_format == "think_tags"
+        self.think_open = False
+        self.answer_started = False
+
+    def piece(self, event: AnswerEvent) -> Piece:
+        if isinstance(event, TextDelta):
+            closing = self.close()
+            self.answer_started = True
+            return Piece(content=closing.content + event.text)
+        if isinstance(event, ReasoningDelta):
+            if not self.think_tags:
+                return Piece(reasoning=event.text)
+            if self.answer_started:
+                return Piece()
             if not self.think_open:
                 self.think_open = True
-                text = "<think>\n" + text
-            return Piece(content=text)
-        return Piece(reasoning=text)
+                return Piece(content="<think>\n" + event.text)
+            return Piece(content=event.text)
+        return Piece()
 
-    def _progress(self, text: str) -> Piece:
-        """Media progress is reasoning even once the answer began (Grok announces images in text
-        first); a <think> block cannot reopen, so with think tags it only shows before the answer."""
-        if not self.answer_started or not self.show:
-            return self._reason(text)
-        if self.think_tags:
-            return Piece()
-        self.reasoning_parts.append(text)
-        return Piece(reasoning=text)
-
-    def _close_reasoning(self) -> Piece:
-        """The reasoning phase is over: release what the reasoning filter held back (and close <think>)."""
-        held = self.reason_filter.flush() if self.show else ""
-        if held:
-            self.reasoning_parts.append(held)
-        if not self.think_tags:
-            return Piece(reasoning=held)
-        if held and not self.think_open:
-            held = "<think>\n" + held
-            self.think_open = True
+    def close(self) -> Piece:
         if not self.think_open:
             return Piece()
         self.think_open = False
-        return Piece(content=held + "\n</think>\n")
-
-    def _content(self, text: str) -> Piece:
-        closing = Piece()
-        if not self.answer_started:
-            self.answer_started = True
-            closing = self._close_reasoning()
-        text = self.limit.feed(text)
-        if text:
-            self.content_parts.append(text)
-        return Piece(content=closing.content + text, reasoning=closing.reasoning)
-
-    @property
-    def finish_reason(self) -> str | None:
-        """Set once ``stop`` or ``max_tokens`` ended the answer early ("stop" / "length")."""
-        return self.limit.finish_reason
-
-    async def translate(self, event: Event) -> Piece:
-        if self.limit.finish_reason is not None:
-            return Piece()  # the client's limit ended the answer; the rest is not sent
-        if isinstance(event, Text):
-            self.saw_text = True
-            return self._content(self.text_filter.feed(event.text))
-        if isinstance(event, Reasoning):
-            return self._reason(event.text)
-        if isinstance(event, SearchResults):
-            lines = [
-                f'\n- [{r.title}]({r.url} "{r.preview.replace(chr(10), " ").replace(chr(34), chr(39))}")'
-                for r in event.results
-            ]
-            return self._reason("".join(lines) + "\n")
-        if isinstance(event, ImageProgress):
-            if event.moderated:
-                return self._progress(f"Image {event.index + 1} was moderated by grok.com\n")
-            return self._progress(f"Generating image {event.index + 1}: {event.progress}%\n")
-        if isinstance(event, VideoProgress):
-            self.video_pending = True
-            return self._progress(f"Generating video: {event.progress}%\n")
-        if isinstance(event, Images):
-            markdown = await self.media.image_markdown(event.urls, self.token, self.settings)
-            return self._content(self.text_filter.flush() + ("\n" if self.saw_text else "") + markdown)
-        if isinstance(event, Video):
-            self.video_pending = False
-            if event.url is None:
-                raise ContentModerated(
-                    "grok.com moderated the video; nothing was generated. Try another prompt or image."
-                )
-            html = await self.media.video_markdown(event.url, self.token, self.settings)
-            return self._content(html)
-        if isinstance(event, End):
-            if not self.saw_text and event.message:
-                self.saw_text = True
-                return self._content(self.text_filter.feed(event.message))
-            return Piece()
-        if isinstance(event, ErrorEvent):
-            message = f"grok.com reported an error mid-answer: {event.message.rstrip('. ')}."
-            if event.rate_limited:
-                raise RateLimited(message + " The account hit its usage limit; retry the request.")
-            raise UpstreamError(message)
-        return Piece()
-
-    def finish(self) -> Piece:
-        if self.video_pending:
-            self.video_pending = False
-            raise UpstreamError("grok.com stopped before the video was ready; nothing was generated. Try again.")
-        closing = Piece() if self.answer_started else self._close_reasoning()
-        tail = self.limit.feed(self.text_filter.flush()) + self.limit.flush()
-        if tail:
-            self.content_parts.append(tail)
-        return Piece(content=closing.content + tail, reasoning=closing.reasoning)
-
-    @property
-    def content(self) -> str:
-        return "".join(self.content_parts)
-
-    @property
-    def reasoning(self) -> str:
-        return "".join(self.reasoning_parts)
+        return Piece(content="\n</think>\n")
 
 
-def _usage(prompt_text: str, tr: Translator) -> Usage:
-    p = estimate_tokens(prompt_text)
-    c = estimate_tokens(tr.content) + estimate_tokens(tr.reasoning)
-    return Usage(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
+def _usage(usage: TokenUsage) -> Usage:
+    return Usage(
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens
+    )
 
 
 def completion_id() -> str:
@@ -250,64 +129,55 @@ class ChunkWriter:
         return None
 
 
+def tool_call_frame(writer: ChunkWriter, event: AnswerEvent) -> bytes | None:
+    """A tool call as OpenAI streams it: id, type and name in the call's first delta, then arguments."""
+    if isinstance(event, ToolCallStart):
+        function = FunctionDelta(name=event.name, arguments="")
+        return writer.frame(
+            Delta(tool_calls=[ToolCallChunk(index=event.index, id=event.id, type="function", function=function)])
+        )
+    if isinstance(event, ToolCallDelta):
+        function = FunctionDelta(arguments=event.arguments)
+        return writer.frame(Delta(tool_calls=[ToolCallChunk(index=event.index, function=function)]))
+    return None
+
+
 def error_frame(err: GatewayError) -> bytes:
     return b"data: " + err.to_json() + b"\n\n"
 
 
 async def stream_answer(
-    answer: Answer,
+    run: ConversationRun,
     model: str,
-    prompt_text: str,
-    media: MediaLinks,
     include_usage: bool,
-    limit: OutputLimit | None = None,
     on_end: Callable[[bool], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body: role delta, content/reasoning deltas, a finish chunk, optional usage, [DONE].
     ``on_end`` learns whether the stream ended well (a break after the first byte is a failure)."""
     writer = ChunkWriter(model)
-    tr = Translator(answer.settings, media, answer.token, limit)
+    pieces = ChatPieces(run.settings)
     ok = False
+    batches = run.batches()
     try:
         yield writer.frame(Delta(role="assistant", content=""))
-        try:
-            async for batch in answer.batches():
-                # One write per upstream read: under load a read carries many events.
-                out: list[bytes] = []
-                failed: GatewayError | None = None
-                for event in batch:
-                    try:
-                        frame = writer.piece(await tr.translate(event))
-                    except GatewayError as err:
-                        failed = err  # what came before the error is still sent
-                        break
-                    if frame is not None:
-                        out.append(frame)
-                if out:
-                    yield b"".join(out)
-                if failed is not None:
-                    raise failed
-                if tr.finish_reason is not None:
-                    break  # stop sequence or max_tokens: closing the upstream call happens in finish()
-            frame = writer.piece(tr.finish())
-            if frame is not None:
-                yield frame
-            yield writer.frame(Delta(), finish=tr.finish_reason or "stop")
-            ok = True
-        except StalledMidAnswer:
-            log.warning("upstream stalled mid-stream on account %s; ending the stream", answer.lease.account.id)
-            try:
-                frame = writer.piece(tr.finish())
-            except GatewayError as err:  # e.g. a video that never arrived
-                yield error_frame(err)
-            else:
+        async for batch in batches:
+            # One write per upstream read: under load a read carries many events.
+            out: list[bytes] = []
+            for event in batch:
+                if isinstance(event, Finish):
+                    out.extend(_ending(writer, pieces, event, include_usage))
+                    ok = event.error is None
+                    continue
+                if isinstance(event, ToolCallStart | ToolCallDelta | ToolCallDone):
+                    closing = writer.piece(pieces.close())  # a <think> block ends before a call
+                    frame = tool_call_frame(writer, event)
+                    out.extend(f for f in (closing, frame) if f is not None)
+                    continue
+                frame = writer.piece(pieces.piece(event))
                 if frame is not None:
-                    yield frame
-                yield writer.frame(Delta(), finish="stop")
-        except GatewayError as err:
-            yield error_frame(err)
-        if include_usage:
-            yield writer.usage_frame(_usage(prompt_text, tr))
+                    out.append(frame)
+            if out:
+                yield b"".join(out)
         yield DONE
     except (GeneratorExit, asyncio.CancelledError):
         ok = True  # the client left: not the gateway's failure
@@ -315,47 +185,67 @@ async def stream_answer(
     finally:
         if on_end is not None:
             on_end(ok)
-        await answer.finish()
+        await batches.aclose()
+        await run.close()
 
 
-async def timeout_stream(model: str, prompt_text: str = "", include_usage: bool = False) -> AsyncIterator[bytes]:
+def _ending(writer: ChunkWriter, pieces: ChatPieces, finish: Finish, include_usage: bool) -> list[bytes]:
+    out: list[bytes] = []
+    if finish.reason == "error" and finish.error is not None:
+        out.append(error_frame(finish.error))
+    else:
+        frame = writer.piece(pieces.close())
+        if frame is not None:
+            out.append(frame)
+        out.append(writer.frame(Delta(), finish=finish.reason))
+    if include_usage:
+        out.append(writer.usage_frame(_usage(finish.usage)))
+    return out
+
+
+async def timeout_stream(model: str, usage: TokenUsage, include_usage: bool = False) -> AsyncIterator[bytes]:
     """A stream whose upstream never answered: a clean, empty ending (with usage when asked for)."""
     writer = ChunkWriter(model)
     yield writer.frame(Delta(role="assistant", content=""))
     yield writer.frame(Delta(), finish="stop")
     if include_usage:
-        prompt_tokens = estimate_tokens(prompt_text)
-        yield writer.usage_frame(Usage(prompt_tokens=prompt_tokens, completion_tokens=0, total_tokens=prompt_tokens))
+        yield writer.usage_frame(_usage(usage))
     yield DONE
 
 
-async def collect_answer(
-    answer: Answer, model: str, prompt_text: str, media: MediaLinks, limit: OutputLimit | None = None
-) -> ChatCompletion:
+async def collect_answer(run: ConversationRun, model: str) -> ChatCompletion:
     """The non-stream answer. Raises GatewayError (the caller maps it to a JSON error)."""
-    tr = Translator(answer.settings, media, answer.token, limit)
-    # think_tags puts reasoning into content; otherwise it goes to reasoning_content.
+    pieces = ChatPieces(run.settings)
     content: list[str] = []
     reasoning: list[str] = []
-    try:
-        async for event in answer.events():
-            piece = await tr.translate(event)
+    calls: list[ToolCall] = []
+    finish: Finish | None = None
+    async with aclosing(run.events()) as events:
+        async for event in events:
+            if isinstance(event, Finish):
+                finish = event
+                break
+            if isinstance(event, ToolCallDone):
+                calls.append(ToolCall(id=event.id, function=FunctionCall(name=event.name, arguments=event.arguments)))
+                continue
+            piece = pieces.piece(event)
             content.append(piece.content)
             reasoning.append(piece.reasoning)
-            if tr.finish_reason is not None:
-                break
-        piece = tr.finish()
-        content.append(piece.content)
-        reasoning.append(piece.reasoning)
-    finally:
-        await answer.finish()
-    message = ResponseMessage(content="".join(content).strip())
+    await run.close()
+    assert finish is not None
+    if finish.error is not None:
+        raise finish.error
+    content.append(pieces.close().content)
+    text = "".join(content).strip()
+    message = ResponseMessage(content=text or (None if calls else ""))
+    if calls:
+        message.tool_calls = calls
     if "".join(reasoning):
         message.reasoning_content = "".join(reasoning)
     return ChatCompletion(
         id=completion_id(),
         created=int(time.time()),
         model=model,
-        choices=[Choice(message=message, finish_reason=tr.finish_reason or "stop")],
-        usage=_usage(prompt_text, tr),
+        choices=[Choice(message=message, finish_reason=finish.reason)],
+        usage=_usage(finish.usage),
     )

@@ -7,7 +7,7 @@ from typing import Any
 import openai
 import pytest
 
-from grok2api.openai.limits import OutputLimit
+from grok2api.conversation.limits import OutputLimit
 from grok2api.testing.fake_grok import FakeGrok
 
 from harness import LiveGateway

@@ -1,4 +1,5 @@
-"""Prompt flattening: OpenAI messages into Grok's single ``message`` plus the images to upload."""
+"""Prompt flattening: a conversation (here made from OpenAI chat messages) into Grok's single ``message``
+plus the images to upload."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ from typing import Any
 import msgspec
 import pytest
 
+from grok2api.conversation import Conversation, text_turn
+from grok2api.conversation.prompt import MAX_IMAGES, Prompt, flatten
 from grok2api.errors import InvalidRequest
-from grok2api.openai.prompt import MAX_IMAGES, Prompt, flatten
-from grok2api.openai.schemas import REQUEST_DECODER, Message
+from grok2api.openai.chat_request import to_conversation
+from grok2api.openai.schemas import REQUEST_DECODER
 
 
-def messages(*items: dict[str, Any]) -> list[Message]:
-    """Decode the messages exactly as the API does, from JSON."""
+def messages(*items: dict[str, Any]) -> Conversation:
+    """Decode the messages exactly as the API does, from JSON, and convert them."""
     body = msgspec.json.encode({"model": "grok-3-fast", "messages": list(items)})
-    return REQUEST_DECODER.decode(body).messages
+    return to_conversation(REQUEST_DECODER.decode(body))
 
 
 def test_single_user_message_is_sent_verbatim() -> None:
@@ -74,10 +77,31 @@ def test_tool_calls_and_results_are_written_out() -> None:
     )
     assert flatten(msgs).message == (
         "User: Weather in Paris?\n\n"
-        'Assistant: [called get_weather({"city":"Paris"})]\n[called get_time({})]\n\n'
-        "Tool: [result of call_1] 18C, sunny\n\n"
-        "Assistant: Checking.\n[called noop()]"
+        'Assistant: <tool_call>{"id":"call_1","name":"get_weather","arguments":{"city":"Paris"}}</tool_call>\n'
+        '<tool_call>{"id":"call_2","name":"get_time","arguments":{}}</tool_call>\n\n'
+        'Tool: <tool_result id="call_1" name="get_weather">18C, sunny</tool_result>\n\n'
+        "Assistant: Checking.\n"
+        '<tool_call>{"id":"","name":"noop","arguments":{}}</tool_call>'
     )
+
+
+def test_results_in_any_order_stay_next_to_their_call_ids() -> None:
+    calls = [
+        {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{not json"}},
+        {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": '{"tz":"UTC"}'}},
+    ]
+    msgs = messages(
+        {"role": "user", "content": "Both please"},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call_b", "content": "12:00"},
+        {"role": "tool", "tool_call_id": "call_a", "content": "rain"},
+    )
+    assert flatten(msgs).message.split("\n\n")[1:] == [
+        'Assistant: <tool_call>{"id":"call_a","name":"get_weather","arguments":"{not json"}</tool_call>\n'
+        '<tool_call>{"id":"call_b","name":"get_time","arguments":{"tz":"UTC"}}</tool_call>',
+        'Tool: <tool_result id="call_b" name="get_time">12:00</tool_result>',
+        'Tool: <tool_result id="call_a" name="get_weather">rain</tool_result>',
+    ]
 
 
 def test_empty_turns_are_skipped() -> None:
@@ -131,3 +155,17 @@ def test_too_many_images_is_a_clear_400() -> None:
     prompt = flatten(messages({"role": "user", "content": parts[:MAX_IMAGES]}))
     assert len(prompt.image_urls) == MAX_IMAGES
     assert prompt.image_urls[-1] == f"https://example.com/{MAX_IMAGES - 1}.png"
+
+
+def test_top_level_system_text_comes_first() -> None:
+    conversation = Conversation(system="Be brief.", turns=[text_turn("user", "Hi")])
+    assert flatten(conversation) == Prompt("System: Be brief.\n\nUser: Hi", [])
+
+
+def test_the_input_field_is_named_in_errors() -> None:
+    parts: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": f"https://example.com/{i}.png"}} for i in range(MAX_IMAGES + 1)
+    ]
+    with pytest.raises(InvalidRequest) as info:
+        flatten(messages({"role": "user", "content": parts}), param="input")
+    assert info.value.param == "input"
