@@ -89,9 +89,17 @@ class MgwClient:
         return events
 
     async def answer(self, text: str, **item: Any) -> list[Event]:
-        """Ask, then read the answer and whatever trails it."""
+        """Ask, then read the answer and whatever trails it. Up to its last event the read waits patiently
+        (a loaded machine can pause the fake longer than the quiet period that ends the trailing read)."""
         await self.ask(text, **item)
-        return await self.read()
+        events = await self.read(until=_ends_answer, idle=2.0)
+        if events and _ends_answer(events[-1]):
+            events += await self.read()
+        return events
+
+
+def _ends_answer(envelope: Event) -> bool:
+    return bool(envelope["event"]["type"] in ("response.done", "error"))
 
 
 def types(events: list[Event]) -> list[str]:
