@@ -25,6 +25,7 @@ def _without_secret(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     return f"{scheme}{sep}{rest.rpartition('@')[2]}"[:80]
 
+
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=86400)]
 Megabytes = Annotated[int, msgspec.Meta(ge=1, le=1024 * 1024)]
 

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("grok2api.grok.egress")
 PEEK = 4096  # enough of a refusal's body to tell a challenge page from an anti-bot answer
-_PROXY_DOWN = "could not connect to the configured proxy"
+# How the transports word a connection that failed; through a proxy, either means the proxy did not connect us.
+_NO_CONNECTION = frozenset({"could not connect to the configured proxy", "could not connect to grok.com"})
 _STATSIG = "x-statsig-id"
 
 
@@ -160,8 +161,8 @@ class EgressTransport:
         await self._hooks.refused(self.key, evidence)
         return not retried and await self._hooks.refresh(self.key)
 
-    async def _connection_failed(self, exc: UpstreamConnectionError) -> None:
-        if str(exc) == _PROXY_DOWN:
+    async def _connection_failed(self, exc: UpstreamConnectionError, egress: Egress) -> None:
+        if egress.proxy and str(exc) in _NO_CONNECTION:
             await self._hooks.refused(self.key, "the proxy could not be reached")
 
     # -- the Transport calls -------------------------------------------------------------------------------
@@ -186,7 +187,7 @@ class EgressTransport:
                     method, url, sent, data=data, form=form, proxy=proxy or egress.proxy, timeout=timeout
                 )
             except UpstreamConnectionError as exc:
-                await self._connection_failed(exc)
+                await self._connection_failed(exc, egress)
                 raise
             if not _suspect(answer.status, answer.headers):
                 await self._went_through(egress)
@@ -224,7 +225,7 @@ class EgressTransport:
                         yield _Peeked(resp, head)
                         return
             except UpstreamConnectionError as exc:
-                await self._connection_failed(exc)
+                await self._connection_failed(exc, egress)
                 raise
             retried = True
 
@@ -236,7 +237,7 @@ class EgressTransport:
             try:
                 ws = await self.inner.websocket(url, sent, proxy or egress.proxy)
             except UpstreamConnectionError as exc:
-                await self._connection_failed(exc)
+                await self._connection_failed(exc, egress)
                 raise
             except UpstreamHTTPError as exc:
                 if not await self._refused(exc, "GET", url, retried):

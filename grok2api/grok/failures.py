@@ -107,7 +107,8 @@ def classify(exc: BaseException) -> Failure:
 def classify_event(event: ErrorEvent, *, charged: bool = False) -> Failure:
     """An error grok.com reported inside an answer."""
     if event.anti_bot:
-        reason = f"grok.com rejected the chat as a bot ({event.message}): refresh the egress's cf_clearance or add proxy_urls"
+        fix = "refresh the egress's cf_clearance or add proxy_urls"
+        reason = f"grok.com rejected the chat as a bot ({event.message}): {fix}"
         return Failure(FailureKind.EGRESS, reason, charged=charged)
     kind = FailureKind.RATE_LIMITED if event.rate_limited else FailureKind.SERVER
     return Failure(kind, event.message, charged=charged)

@@ -810,7 +810,7 @@ class RedisStore:
         return f"{self.prefix}:egress:{key}"
 
     async def list_egresses(self) -> list[EgressState]:
-        keys = sorted(await self.redis.smembers(self._egresses))
+        keys = sorted(_str(k) for k in await self.redis.smembers(self._egresses))
         if not keys:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -822,13 +822,13 @@ class RedisStore:
     async def _write_egress(self, key: str, fields: dict[str, str]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.sadd(self._egresses, key)
-            pipe.hset(self._egress_key(key), mapping=fields)
+            pipe.hset(self._egress_key(key), mapping={k: v for k, v in fields.items()})
             await pipe.execute()
 
     async def save_egress_clearance(
         self, key: str, cookies: dict[str, str], user_agent: str, source: str, at: float
     ) -> None:
-        fields = {
+        fields: dict[str, str] = {
             "cookies": msgspec.json.encode(cookies).decode(),
             "user_agent": user_agent[:512],
             "clearance_source": source if cookies else "",
@@ -841,7 +841,7 @@ class RedisStore:
 
     async def mark_egress(self, key: str, challenged_at: float | None, evidence: str = "") -> None:
         marked = challenged_at is not None
-        fields = {
+        fields: dict[str, str] = {
             "challenged_at": repr(challenged_at) if marked else "",
             "evidence": evidence[:1024] if marked else "",
             "updated_at": repr(now()),

@@ -650,7 +650,8 @@ class SqlStore:
         }
         async with self.engine.begin() as conn:
             # A new egress gets the whole row; a known one only its mark (its clearance stays).
-            await conn.execute(self._upsert(EgressRow, ["key"], ["key", "challenged_at", "evidence", "updated_at"]), [row])
+            mark = ["key", "challenged_at", "evidence", "updated_at"]
+            await conn.execute(self._upsert(EgressRow, ["key"], mark), [row])
 
     # usage counters
 
