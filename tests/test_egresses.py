@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
+from local_proxy import LocalProxy, local_proxy
 
 from grok2api.egresses import Egresses, UnknownEgress
 from grok2api.grok.client import GrokClient
@@ -25,8 +26,6 @@ from grok2api.store.base import Store
 from grok2api.testing.fake_cloudflare import signed_value
 from grok2api.testing.fake_grok import LIMITS_PATH, FakeGrok
 from grok2api.testing.fake_services import FLARESOLVERR_UA, FakeFlareSolverr, FakeSigner
-
-from local_proxy import LocalProxy, local_proxy
 
 
 class Setup:
