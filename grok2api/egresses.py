@@ -180,7 +180,11 @@ class Egresses:
             log.warning("egress %s: no clearance from FlareSolverr: %s", egress.label, exc)
             self._solved[key] = (time.monotonic(), False)
             return False
-        await self.set_clearance(key, found.cookies, found.user_agent, source="flaresolverr")
+        try:
+            await self.set_clearance(key, found.cookies, found.user_agent, source="flaresolverr")
+        except Exception as exc:  # the store is down: the call fails as it was, without a retry
+            log.warning("egress %s: could not store FlareSolverr's clearance: %s", egress.label, exc)
+            return False
         log.info("egress %s: fresh clearance from FlareSolverr", egress.label)
         self._solved[key] = (time.monotonic(), True)
         return True

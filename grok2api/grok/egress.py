@@ -66,6 +66,8 @@ def pick(token: str, egresses: Sequence[Egress], retry_seconds: float, now: floa
     for it (rendezvous hashing). It needs no storage, every worker and replica agrees, adding or removing an
     egress moves only the accounts that must move, and an account leaves its egress only while that one is
     unhealthy. When none is healthy, every egress counts."""
+    if len(egresses) == 1:
+        return egresses[0]  # the usual case, on every call: nothing to choose
     if not egresses:
         raise ValueError("no egress configured")
     at = now if now is not None else time.time()
