@@ -116,7 +116,7 @@ GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             (
                 "statsig_signer_url",
                 "A signer that mints real x-statsig-id values: POST {method, path, environment:{metaContent}} → "
-                "{\"x-statsig-id\": …}. Cached per call for an hour and signed again after an anti-bot 403; "
+                '{"x-statsig-id": …}. Cached per call for an hour and signed again after an anti-bot 403; '
                 "empty sends x_statsig_id.",
             ),
         ),
