@@ -11,6 +11,7 @@ from typing import Any
 
 from .client_keys import ClientKeys
 from .config import BootConfig
+from .egresses import Egresses
 from .gateway import Gateway
 from .grok.browser import SelectedTransport
 from .grok.catalog import TIER_RANK, Catalog, ModeEntry
@@ -31,6 +32,7 @@ WATCH_INTERVAL = 1.0
 FLUSH_INTERVAL = 10.0
 REVIVE_INTERVAL = 5.0
 KEYS_INTERVAL = 5.0
+EGRESS_INTERVAL = 2.0  # how soon a challenge or a clearance seen by another worker or replica applies here
 MODES_RETRY = 30.0  # seconds before asking for the modes again after a failure or with no account
 
 
@@ -42,7 +44,8 @@ class Services:
         self.settings: RuntimeSettings = build({}, self.overrides)
         self.catalog = Catalog()
         self.http = SelectedTransport(lambda: self.settings)
-        self.client = GrokClient(self.http)
+        self.egresses = Egresses(self.store, lambda: self.settings, self.http)
+        self.client = GrokClient(self.http, router=self.egresses.transport_for)  # each account via its egress
         self.quota = QuotaService(self.client, self.store, lambda: self.settings)
         self.pool = Pool(self.store, lambda: self.settings, reconcile=self.quota.reconcile)
         self.metrics = Metrics()
@@ -59,11 +62,13 @@ class Services:
         await self.store.open()
         await self.import_reference_files()
         await self.reload(force=True)
+        await self.egresses.load()
         self._tasks = [
             asyncio.create_task(self._every(WATCH_INTERVAL, self.reload), name="watch-store"),
             asyncio.create_task(self._every(FLUSH_INTERVAL, self._flush), name="flush-metrics"),
             asyncio.create_task(self._every(REVIVE_INTERVAL, self.revive_due), name="revive-accounts"),
             asyncio.create_task(self._every(KEYS_INTERVAL, self.load_keys), name="load-keys"),
+            asyncio.create_task(self._every(EGRESS_INTERVAL, self.egresses.load), name="load-egresses"),
             asyncio.create_task(self._modes_loop(), name="refresh-modes"),
         ]
         self.videos.start()

@@ -17,6 +17,14 @@ DEFAULT_STATSIG = "eDE6VHlwZUVycm9yOiBDYW5ub3QgcmVhZCBwcm9wZXJ0aWVzIG9mIHVuZGVma
 DEFAULT_FILTERED_TAGS = "xaiartifact,xai:tool_usage_card,grok:render"
 _HTTP_URL = re.compile(r"https?://[^\s\"'<>]+")
 _PROXY_URL = re.compile(r"(https?|socks5h?|socks4a?)://\S+$")
+DIRECT = "direct"  # an egress without a proxy
+
+
+def _without_secret(url: str) -> str:
+    """A proxy URL fit for an error message: its credentials left out."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}"[:80]
+
 
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=86400)]
 Megabytes = Annotated[int, msgspec.Meta(ge=1, le=1024 * 1024)]
@@ -46,13 +54,19 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     x_statsig_id: str = DEFAULT_STATSIG
     dynamic_statsig: bool = False
     statsig_prefix: Literal["x1:", "e:"] = "x1:"
+    # A signer minting real x-statsig-id values (POST {method, path, environment}); "" keeps the value above.
+    statsig_signer_url: str = ""
     # proxy
     # aiohttp until curl_cffi lets go of an abandoned chat socket as promptly (see the README's Transport).
     upstream_transport: Literal["auto", "aiohttp", "curl_cffi"] = "auto"
     browser_profile: str = "chrome146"
     proxy_url: str = ""
+    # The egresses: proxies (comma or whitespace separated; "direct" for none), each with its own clearance.
+    proxy_urls: str = ""
     cache_proxy_url: str = ""
     cf_clearance: str = ""
+    flaresolverr_url: str = ""
+    egress_retry_seconds: Annotated[float, msgspec.Meta(ge=10, le=86400)] = 600.0
     # timeouts
     stream_first_response_timeout: Seconds = 30.0
     stream_chunk_timeout: Seconds = 120.0
@@ -84,6 +98,16 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             value = getattr(self, name)
             if value and not _PROXY_URL.match(value):
                 raise ValueError(f"{name} must start with http://, https://, socks5:// or socks5h://")
+        for value in self.proxy_url_list():
+            if value != DIRECT and not _PROXY_URL.match(value):
+                raise ValueError(
+                    f"proxy_urls: {_without_secret(value)} must start with http://, https://, socks5:// or socks5h://"
+                )
+        for name in ("flaresolverr_url", "statsig_signer_url"):
+            value = getattr(self, name).strip().rstrip("/")
+            setattr(self, name, value)
+            if value and not _HTTP_URL.fullmatch(value):
+                raise ValueError(f"{name} must be an http:// or https:// URL")
         from .grok.browser import profile_error
 
         if (problem := profile_error(self.browser_profile)) is not None:
@@ -99,6 +123,18 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
         return "curl_cffi" if available() else "aiohttp"
 
+    def proxy_url_list(self) -> list[str]:
+        """The egresses' proxies in order, ``direct`` for none: ``proxy_urls``, then the older ``proxy_url``
+        when it is not among them; just ``direct`` when neither is set. Duplicates are dropped."""
+        found: list[str] = []
+        for raw in [*re.split(r"[\s,]+", self.proxy_urls), self.proxy_url]:
+            value = raw.strip()
+            if value.startswith("socks5://"):
+                value = "socks5h://" + value[len("socks5://") :]
+            if value and value not in found:
+                found.append(value)
+        return found or [DIRECT]
+
     def asset_host_list(self) -> list[str]:
         return [h.strip().lower() for h in self.asset_hosts.split(",") if h.strip()]
 
@@ -107,7 +143,7 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 SETTING_NAMES: tuple[str, ...] = RuntimeSettings.__struct_fields__
-SECRET_SETTINGS = frozenset({"api_key", "cf_clearance", "proxy_url", "cache_proxy_url"})
+SECRET_SETTINGS = frozenset({"api_key", "cf_clearance", "proxy_url", "proxy_urls", "cache_proxy_url"})
 _FIELD_TYPES = {f.name: f.type for f in msgspec.structs.fields(RuntimeSettings)}
 
 

@@ -733,3 +733,21 @@ async def test_serve_forever_runs_until_cancelled(http: aiohttp.ClientSession) -
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_the_cloudflare_of_a_fake_in_another_process_is_driven_over_http(
+    fake: FakeGrok, http: aiohttp.ClientSession
+) -> None:
+    base = f"{fake.base_url}/__fake"
+    async with http.post(f"{base}/cloudflare", json={"challenge": ["127.0.0.1"]}) as r:
+        assert r.status == 200 and (await r.json())["challenged"] == ["127.0.0.1"]
+    async with http.get(f"{fake.base_url}/rest/modes") as r:
+        assert r.status == 403 and r.headers["cf-mitigated"] == "challenge"
+    async with http.get(f"{base}/cloudflare") as r:
+        assert (await r.json())["challenges"] == [{"source": "127.0.0.1", "path": "/rest/modes"}]
+    async with http.post(f"{base}/cloudflare", json={"release": ["127.0.0.1"]}) as r:
+        assert (await r.json())["challenged"] == []
+    async with http.post(f"{base}/cloudflare", json={"challenge": "127.0.0.1"}) as r:
+        assert r.status == 400
+    async with http.get(f"{fake.base_url}/") as r:
+        assert f'content="{fake.site_verification}"' in await r.text()

@@ -163,3 +163,21 @@ def test_urls_must_be_http_or_a_proxy_scheme(changes: dict[str, str], field: str
 def test_url_settings_accept_real_urls() -> None:
     ok = validate_update(RuntimeSettings(), {"base_url": "https://gw.example.com", "proxy_url": "socks5://u:p@h:1080"})
     assert RuntimeSettings(**ok).proxy_url == "socks5h://u:p@h:1080"
+
+
+def test_the_egresses_come_from_proxy_urls_and_the_older_proxy_url() -> None:
+    assert RuntimeSettings().proxy_url_list() == ["direct"]
+    assert RuntimeSettings(proxy_url="socks5://p:1").proxy_url_list() == ["socks5h://p:1"]
+    both = RuntimeSettings(proxy_urls="http://a:1, socks5://b:2\ndirect  http://a:1", proxy_url="http://c:3")
+    assert both.proxy_url_list() == ["http://a:1", "socks5h://b:2", "direct", "http://c:3"]
+
+
+def test_a_bad_egress_is_refused_without_showing_its_password() -> None:
+    with pytest.raises(ValueError) as bad:
+        RuntimeSettings(proxy_urls="http://a:1,ftp://user:hunter2@b:2")
+    assert "proxy_urls" in str(bad.value) and "hunter2" not in str(bad.value)
+    with pytest.raises(ValueError, match="flaresolverr_url"):
+        RuntimeSettings(flaresolverr_url="flaresolverr:8191")
+    assert RuntimeSettings(statsig_signer_url=" http://signer:8080/sign/ ").statsig_signer_url == (
+        "http://signer:8080/sign"
+    )

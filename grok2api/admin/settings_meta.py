@@ -90,17 +90,40 @@ GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
                 "HTTP or SOCKS5 proxy for calls to grok.com (socks5:// becomes socks5h:// so DNS resolves "
                 "through the proxy). Use it when grok.com answers the gateway's IP with 403s.",
             ),
-            ("cache_proxy_url", "Proxy for downloading generated media; empty uses proxy_url."),
+            (
+                "proxy_urls",
+                "The egresses: HTTP or SOCKS5 proxies separated by commas or spaces ('direct' for no proxy). Each "
+                "keeps its own Cloudflare cookies and health; an account always goes out through the same one and "
+                "moves only while that one is challenged. proxy_url is added to them when set.",
+            ),
+            ("cache_proxy_url", "Proxy for downloading generated media; empty uses the account's egress."),
             (
                 "cf_clearance",
                 "A Cloudflare clearance cookie value (with or without the 'cf_clearance=' prefix), for "
-                "egress IPs that get a Cloudflare challenge. It must come from the proxy's IP.",
+                "egress IPs that get a Cloudflare challenge. It must come from the proxy's IP. An egress with a "
+                "clearance of its own (Egresses page) sends that one instead.",
+            ),
+            (
+                "flaresolverr_url",
+                "A FlareSolverr server (e.g. http://flaresolverr:8191). When an egress is challenged, FlareSolverr "
+                "opens grok.com through that egress's proxy, and its cookies and User-Agent are kept for the egress; "
+                "the call is retried once.",
+            ),
+            (
+                "egress_retry_seconds",
+                "How long a challenged egress is avoided before accounts are sent through it again.",
             ),
             ("x_statsig_id", "The anti-bot header sent to grok.com when dynamic_statsig is off."),
             ("dynamic_statsig", "Generate a fresh x-statsig-id per request instead of the fixed value."),
             (
                 "statsig_prefix",
                 "Prefix of generated x-statsig-id values: x1: (what grok.com accepts since mid-2026) or the older e:.",
+            ),
+            (
+                "statsig_signer_url",
+                "A signer that mints real x-statsig-id values: POST {method, path, environment:{metaContent}} → "
+                '{"x-statsig-id": …}. Cached per call for an hour and signed again after an anti-bot 403; '
+                "empty sends x_statsig_id.",
             ),
         ),
     ),

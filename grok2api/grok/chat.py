@@ -149,4 +149,6 @@ def stream_turn(
 ) -> AsyncGenerator[list[Event], None]:
     if request.payload is not None:
         return client.stream_chat(token, request.payload, settings, referer=request.referer)
-    return stream_mgw(client.sockets, token, request.user_id, request.mode, request.message, request.file_ids, settings)
+    return stream_mgw(
+        client.sockets_for(token), token, request.user_id, request.mode, request.message, request.file_ids, settings
+    )

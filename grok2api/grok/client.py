@@ -1,13 +1,13 @@
 """The HTTP calls to grok.com: chat (streamed NDJSON → events), the account's identity, modes and
 rate limits, upload (v2, with the legacy JSON upload as fallback), media post and asset download. They go
-through the process's transport (aiohttp, or curl_cffi impersonating Chrome)."""
+through the process's transport (aiohttp, or curl_cffi impersonating Chrome), bound to the account's egress."""
 
 from __future__ import annotations
 
 import base64
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,14 +93,30 @@ async def _error_from(resp: HttpStream) -> UpstreamHTTPError:
     return _error(resp.status, resp.headers, await resp.read_some(_ERROR_BODY_LIMIT))
 
 
+Router = Callable[[str], Transport]  # an account's token -> the transport through its egress
+
+
 class GrokClient:
-    def __init__(self, http: Transport) -> None:
+    """grok.com's calls for an account (its ``token``). With a ``router`` each account's calls go through its own
+    egress (``router(token)``); without one, everything goes through ``http`` (a transport bound to one egress,
+    or a bare one)."""
+
+    def __init__(self, http: Transport, router: Router | None = None) -> None:
         self.http = http
+        self.router = router
+
+    def via(self, token: str) -> Transport:
+        """The transport ``token``'s calls go through."""
+        return self.router(token) if self.router is not None else self.http
 
     @property
     def sockets(self) -> WebSocketOpener:
-        """Opens the chat WebSockets, over the same transport as the HTTP calls."""
+        """Opens WebSockets over ``http`` (for a client bound to one egress)."""
         return self.http
+
+    def sockets_for(self, token: str) -> WebSocketOpener:
+        """Opens the account's WebSockets, through the same egress as its HTTP calls."""
+        return self.via(token)
 
     async def stream_chat(
         self, token: str, payload: dict[str, Any], settings: RuntimeSettings, *, referer: str | None = None
@@ -113,7 +129,7 @@ class GrokClient:
         headers = api_headers(token, settings, referer=referer)
         parser = StreamParser()
         data = _ENCODER.encode(payload)
-        async with self.http.stream("POST", url, headers, data=data, proxy=settings.proxy_url) as resp:
+        async with self.via(token).stream("POST", url, headers, data=data) as resp:
             if resp.status != 200:
                 raise await _error_from(resp)
             buf = bytearray()
@@ -163,7 +179,7 @@ class GrokClient:
             del headers["Content-Type"]
         data = _ENCODER.encode(body) if body is not None else None
         url = f"{settings.upstream_url}{path}"
-        return await _json_answer(self.http, method, url, headers, settings.proxy_url, _SHORT_TIMEOUT, data=data)
+        return await _json_answer(self.via(token), method, url, headers, "", _SHORT_TIMEOUT, data=data)
 
     async def rate_limits(self, token: str, mode: ModelSpec | str, settings: RuntimeSettings) -> QuotaInfo:
         """The query window of a mode (``"fast"``, ``"expert"``, …, or a model's mode)."""
@@ -213,7 +229,7 @@ class GrokClient:
         if source:
             form.append(FormPart("file_source", source))
         url = f"{settings.upstream_url}{UPLOAD_V2_PATH}"
-        answer = await _json_answer(self.http, "POST", url, headers, settings.proxy_url, _UPLOAD_TIMEOUT, form=form)
+        answer = await _json_answer(self.via(token), "POST", url, headers, "", _UPLOAD_TIMEOUT, form=form)
         return parse_upload_v2(answer)
 
     async def _upload_legacy(
@@ -242,9 +258,9 @@ class GrokClient:
     ) -> tuple[bytes, str]:
         """Fetch one asset with the owning account's cookie; returns (bytes, content type)."""
         url = asset_url(path, settings)
-        proxy_url = settings.cache_proxy_url or settings.proxy_url
-        async with self.http.stream(
-            "GET", url, asset_headers(token, settings), proxy=proxy_url, timeout=timeout
+        # The account's own egress, unless media downloads have a proxy of their own (cache_proxy_url).
+        async with self.via(token).stream(
+            "GET", url, asset_headers(token, settings), proxy=settings.cache_proxy_url, timeout=timeout
         ) as resp:
             if resp.status != 200:
                 raise await _error_from(resp)

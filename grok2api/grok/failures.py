@@ -47,8 +47,8 @@ class Failure(msgspec.Struct):
 
 _BLOCKED_MARKERS = ("blocked-user", "user is blocked")
 _ANTI_BOT_REASON = (
-    "grok.com rejected the request as a bot (403 anti-bot): enable dynamic_statsig or set a valid "
-    "x_statsig_id, refresh cf_clearance, or use proxy_url"
+    "grok.com rejected the request as a bot (403 anti-bot): set statsig_signer_url (or a valid x_statsig_id), "
+    "refresh the egress's cf_clearance, or add proxy_urls"
 )
 
 
@@ -57,6 +57,15 @@ def _cloudflare_challenge(exc: UpstreamHTTPError, body: str) -> bool:
         return True
     is_html = "html" in exc.content_type.lower() or body.lstrip().startswith("<")
     return exc.status in (403, 503) and is_html and any(m in body for m in _CLOUDFLARE_MARKERS)
+
+
+def egress_refusal(exc: UpstreamHTTPError) -> str | None:
+    """Which refusal of the egress an answer is: ``"challenge"`` (a Cloudflare challenge: the egress needs a
+    fresh clearance), ``"anti_bot"`` (grok.com's own anti-bot 403: the statsig or the clearance), or None
+    (anything else, a blocked account or rejected credentials included)."""
+    if classify_http(exc).kind != FailureKind.EGRESS:
+        return None
+    return "challenge" if _cloudflare_challenge(exc, exc.body.lower()) else "anti_bot"
 
 
 def classify_http(exc: UpstreamHTTPError) -> Failure:
@@ -69,7 +78,8 @@ def classify_http(exc: UpstreamHTTPError) -> Failure:
     if _cloudflare_challenge(exc, body):
         return Failure(
             FailureKind.EGRESS,
-            "grok.com answered with a Cloudflare challenge: set a fresh cf_clearance, or route through proxy_url",
+            "grok.com answered with a Cloudflare challenge: give the egress a fresh cf_clearance (admin Egresses, "
+            "or flaresolverr_url), or add proxy_urls",
         )
     if status == 401 or (status in (400, 403) and any(m in body for m in _CREDENTIAL_MARKERS)):
         return Failure(FailureKind.INVALID, f"session rejected by grok.com (HTTP {status}): invalid credentials")
@@ -97,7 +107,8 @@ def classify(exc: BaseException) -> Failure:
 def classify_event(event: ErrorEvent, *, charged: bool = False) -> Failure:
     """An error grok.com reported inside an answer."""
     if event.anti_bot:
-        reason = f"grok.com rejected the chat as a bot ({event.message}): refresh cf_clearance or change proxy_url"
+        fix = "refresh the egress's cf_clearance or add proxy_urls"
+        reason = f"grok.com rejected the chat as a bot ({event.message}): {fix}"
         return Failure(FailureKind.EGRESS, reason, charged=charged)
     kind = FailureKind.RATE_LIMITED if event.rate_limited else FailureKind.SERVER
     return Failure(kind, event.message, charged=charged)

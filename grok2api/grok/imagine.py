@@ -55,7 +55,7 @@ class ImagineRequest:
     def stream(
         self, client: GrokClient, token: str, user_id: str, settings: RuntimeSettings
     ) -> AsyncGenerator[list[Event], None]:
-        return stream_imagine(client.sockets, token, user_id, self, settings)
+        return stream_imagine(client.sockets_for(token), token, user_id, self, settings)
 
 
 def _message(content: dict[str, Any]) -> dict[str, Any]:
@@ -217,9 +217,7 @@ async def stream_imagine(
 ) -> AsyncGenerator[list[Event], None]:
     """One Imagine generation for the account (see the module docstring). The socket is closed when the
     answer ends or the consumer stops iterating (``aclose``); timeouts are the caller's."""
-    ws = await transport.websocket(
-        imagine_url(settings.upstream_url), ws_headers(token, user_id, settings), settings.proxy_url
-    )
+    ws = await transport.websocket(imagine_url(settings.upstream_url), ws_headers(token, user_id, settings), "")
     parser = ImagineParser(request.generations)
     try:
         await ws.send_json(reset_message())

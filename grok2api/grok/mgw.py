@@ -98,7 +98,7 @@ async def stream_mgw(
 ) -> AsyncGenerator[list[Event], None]:
     """One turn of ``mode`` for the account (``token``, ``user_id``); see the module docstring."""
     url = mgw_url(settings.upstream_url, user_id)
-    ws = await transport.websocket(url, ws_headers(token, user_id, settings), settings.proxy_url)
+    ws = await transport.websocket(url, ws_headers(token, user_id, settings), "")  # the egress's proxy
     heartbeat = asyncio.create_task(_heartbeat(ws, ping_seconds))
     parser = MgwParser()
     try:

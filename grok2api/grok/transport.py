@@ -76,7 +76,13 @@ class HttpPool:
                     raise UpstreamConnectionError(
                         "SOCKS proxies need the 'socks' extra: pip install grok2api[socks]"
                     ) from exc
-                sess = self._socks[proxy] = self._new(ProxyConnector.from_url(proxy))
+                # aiohttp-socks spells "resolve names at the proxy" (socks5h) as rdns
+                url, rdns = (
+                    (proxy.replace("socks5h://", "socks5://", 1), True)
+                    if proxy.startswith("socks5h://")
+                    else (proxy, None)
+                )
+                sess = self._socks[proxy] = self._new(ProxyConnector.from_url(url, rdns=rdns))
             return sess, None
         if self._plain is None:
             self._plain = self._new()

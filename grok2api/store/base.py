@@ -206,6 +206,21 @@ class UsageRow(msgspec.Struct, kw_only=True):
     count: int = 0
 
 
+class EgressState(msgspec.Struct, kw_only=True):
+    """What every worker and replica shares about one egress (a proxy, or the direct connection), by ``key``:
+    the Cloudflare cookies issued to it with the User-Agent they were issued with, and its last challenge
+    (``challenged_at`` None = none since its clearance or its last call that went through)."""
+
+    key: str
+    cookies: dict[str, str] = msgspec.field(default_factory=dict)
+    user_agent: str = ""
+    clearance_source: str = ""  # "operator" | "flaresolverr" | "" (none)
+    clearance_at: float | None = None
+    challenged_at: float | None = None
+    evidence: str = ""  # what the challenge looked like
+    updated_at: float = 0.0
+
+
 class VideoStatus(StrEnum):
     QUEUED = "queued"
     IN_PROGRESS = "in_progress"
@@ -340,6 +355,19 @@ class Store(Protocol):
         """Add ``count`` to each (hour, model, outcome, key_id) bucket."""
 
     async def usage_since(self, hour: int) -> list[UsageRow]: ...
+
+    # egresses
+    async def list_egresses(self) -> list[EgressState]:
+        """Every egress the store knows of, in key order."""
+
+    async def save_egress_clearance(
+        self, key: str, cookies: dict[str, str], user_agent: str, source: str, at: float
+    ) -> None:
+        """Store the egress's clearance (an empty ``cookies`` forgets it) and clear its challenge mark; the egress
+        is created when new."""
+
+    async def mark_egress(self, key: str, challenged_at: float | None, evidence: str = "") -> None:
+        """Set (or, with None, clear) the egress's challenge mark, leaving its clearance alone."""
 
     # video jobs
     async def create_video_job(self, job: VideoJob, image: VideoImage | None = None) -> tuple[VideoJob, bool]:

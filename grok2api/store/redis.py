@@ -50,6 +50,7 @@ from .base import (
     AdminSession,
     Charge,
     ClientKey,
+    EgressState,
     MediaEntry,
     ModeQuota,
     NewAccount,
@@ -429,6 +430,23 @@ def _decode_account(raw: dict[Any, Any]) -> Account:
     return msgspec.convert(data, Account, strict=False)  # strict=False parses the numeric strings
 
 
+def _decode_egress(key: str, raw: dict[Any, Any]) -> EgressState:
+    def when(name: str) -> float | None:
+        value = raw.get(name) or ""
+        return float(value) if value else None
+
+    return EgressState(
+        key=key,
+        cookies=msgspec.json.decode(raw.get("cookies") or "{}", type=dict[str, str]),
+        user_agent=str(raw.get("user_agent") or ""),
+        clearance_source=str(raw.get("clearance_source") or ""),
+        clearance_at=when("clearance_at"),
+        challenged_at=when("challenged_at"),
+        evidence=str(raw.get("evidence") or ""),
+        updated_at=when("updated_at") or 0.0,
+    )
+
+
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
@@ -466,6 +484,7 @@ class RedisStore:
         self._settings = f"{p}:settings"
         self._keys = f"{p}:keys"
         self._usage_hours = f"{p}:usage:hours"
+        self._egresses = f"{p}:egresses"  # the set of egress keys; each egress is a hash at {p}:egress:<key>
         self.settings_channel = f"{p}:settings:changed"
         self._reserve = self.redis.register_script(_RESERVE)
         self._settle = self.redis.register_script(_SETTLE)
@@ -784,6 +803,50 @@ class RedisStore:
     async def get_media(self, name: str) -> MediaEntry | None:
         raw = await self.redis.get(self._media_key(name))
         return None if raw is None else msgspec.json.decode(raw, type=MediaEntry)
+
+    # egresses
+
+    def _egress_key(self, key: str) -> str:
+        return f"{self.prefix}:egress:{key}"
+
+    async def list_egresses(self) -> list[EgressState]:
+        keys = sorted(_str(k) for k in await self.redis.smembers(self._egresses))
+        if not keys:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(self._egress_key(key))
+            rows = await pipe.execute()
+        return [_decode_egress(key, raw) for key, raw in zip(keys, rows, strict=True) if raw]
+
+    async def _write_egress(self, key: str, fields: dict[str, str]) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(self._egresses, key)
+            pipe.hset(self._egress_key(key), mapping={k: v for k, v in fields.items()})
+            await pipe.execute()
+
+    async def save_egress_clearance(
+        self, key: str, cookies: dict[str, str], user_agent: str, source: str, at: float
+    ) -> None:
+        fields: dict[str, str] = {
+            "cookies": msgspec.json.encode(cookies).decode(),
+            "user_agent": user_agent[:512],
+            "clearance_source": source if cookies else "",
+            "clearance_at": repr(at) if cookies else "",
+            "challenged_at": "",
+            "evidence": "",
+            "updated_at": repr(at),
+        }
+        await self._write_egress(key, fields)
+
+    async def mark_egress(self, key: str, challenged_at: float | None, evidence: str = "") -> None:
+        marked = challenged_at is not None
+        fields: dict[str, str] = {
+            "challenged_at": repr(challenged_at) if marked else "",
+            "evidence": evidence[:1024] if marked else "",
+            "updated_at": repr(now()),
+        }
+        await self._write_egress(key, fields)
 
     # usage counters
 

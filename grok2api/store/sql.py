@@ -43,6 +43,7 @@ from .base import (
     AdminSession,
     Charge,
     ClientKey,
+    EgressState,
     MediaEntry,
     ModeQuota,
     NewAccount,
@@ -62,6 +63,7 @@ from .sql_schema import (
     AdminSessionRow,
     Base,
     ClientKeyRow,
+    EgressRow,
     MediaRow,
     MetaRow,
     SettingRow,
@@ -604,6 +606,52 @@ class SqlStore:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(t).where(t.c.name == name))).first()
         return None if row is None else MediaEntry(**row._asdict())
+
+    # egresses
+
+    async def list_egresses(self) -> list[EgressState]:
+        t = table_of(EgressRow)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(t).order_by(t.c.key))).all()
+        out: list[EgressState] = []
+        for row in rows:
+            values = row._asdict()
+            values["cookies"] = msgspec.json.decode(values["cookies"] or "{}")
+            out.append(EgressState(**values))
+        return out
+
+    async def save_egress_clearance(
+        self, key: str, cookies: dict[str, str], user_agent: str, source: str, at: float
+    ) -> None:
+        row = {
+            "key": key,
+            "cookies": _json(cookies),
+            "user_agent": user_agent[:512],
+            "clearance_source": source if cookies else "",
+            "clearance_at": at if cookies else None,
+            "challenged_at": None,
+            "evidence": "",
+            "updated_at": at,
+        }
+        async with self.engine.begin() as conn:
+            await conn.execute(self._upsert(EgressRow, ["key"], list(row)), [row])
+
+    async def mark_egress(self, key: str, challenged_at: float | None, evidence: str = "") -> None:
+        ts = now()
+        row = {
+            "key": key,
+            "cookies": "{}",
+            "user_agent": "",
+            "clearance_source": "",
+            "clearance_at": None,
+            "challenged_at": challenged_at,
+            "evidence": evidence[:REASON_LEN] if challenged_at is not None else "",
+            "updated_at": ts,
+        }
+        async with self.engine.begin() as conn:
+            # A new egress gets the whole row; a known one only its mark (its clearance stays).
+            mark = ["key", "challenged_at", "evidence", "updated_at"]
+            await conn.execute(self._upsert(EgressRow, ["key"], mark), [row])
 
     # usage counters
 

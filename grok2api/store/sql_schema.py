@@ -150,6 +150,22 @@ class UsageCountRow(Base):
     count: Mapped[int] = mapped_column(BigInteger)
 
 
+class EgressRow(Base):
+    """One egress's shared state (see store.base.EgressState); ``key`` is a digest of its proxy URL or ``direct``."""
+
+    __tablename__ = "egresses"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cookies: Mapped[str] = mapped_column(Text)  # JSON object: Cloudflare cookie name -> value
+    user_agent: Mapped[str] = mapped_column(String(512))
+    clearance_source: Mapped[str] = mapped_column(String(16))
+    clearance_at: Mapped[float | None] = mapped_column(Double)
+    challenged_at: Mapped[float | None] = mapped_column(Double)
+    evidence: Mapped[str] = mapped_column(String(REASON_LEN))
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
 class VideoJobRow(Base):
     """A video job (see store.base.VideoJob); the input image is base64 text beside it, read only to run it and
     dropped when the job ends."""

@@ -19,6 +19,8 @@ CONFIG_KEYS = (
     "require_cf_clearance",
     "strict_statsig",
     "statsig_prefixes",
+    "signed_statsig",
+    "site_verification",
     "max_concurrency_per_account",
 )
 
@@ -112,6 +114,34 @@ async def config(request: web.Request) -> web.StreamResponse:
     for key, value in body.items():
         setattr(state, key, tuple(value) if key == "statsig_prefixes" else value)
     return json_response(200, {key: getattr(state, key) for key in CONFIG_KEYS})
+
+
+@routes.get(CONTROL_PREFIX + "cloudflare")
+async def cloudflare_state(request: web.Request) -> web.StreamResponse:
+    cloudflare = state_of(request).cloudflare
+    return json_response(
+        200,
+        {
+            "challenged": sorted(cloudflare.challenged),
+            "challenges": [{"source": source, "path": path} for source, path in cloudflare.challenges],
+            "refusals": cloudflare.refusals,
+        },
+    )
+
+
+@routes.post(CONTROL_PREFIX + "cloudflare")
+async def cloudflare_challenge(request: web.Request) -> web.StreamResponse:
+    """``{"challenge": [address, …]}``: challenge the egresses whose requests come from those addresses;
+    ``{"release": [...]}`` stops it."""
+    body = await _control_body(request)
+    cloudflare = state_of(request).cloudflare
+    for key in ("challenge", "release"):
+        value = body.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return error_response(400, 3, f"{key} must be a list of addresses")
+    cloudflare.challenge(*body.get("challenge", []))
+    cloudflare.challenged.difference_update(body.get("release", []))
+    return json_response(200, {"challenged": sorted(cloudflare.challenged)})
 
 
 async def _control_body(request: web.Request) -> JsonDict:

@@ -7,6 +7,7 @@ import binascii
 
 from aiohttp import web
 
+from .fake_cloudflare import CLOUDFLARE_PREFIX, statsig_refusal
 from .fake_control import CONTROL_PREFIX
 from .fake_errors import ERR_ANTIBOT, cloudflare_response
 from .fake_http import RAW_KEY, TOKEN_KEY, Handler, Reject, json_response, parse_cookies, sso_token
@@ -41,8 +42,15 @@ async def _admit(state: FakeState, request: web.Request) -> None:
     request[TOKEN_KEY] = token
     request[RAW_KEY] = raw
     state.record(request, raw, token)
+    if request.path.startswith(CLOUDFLARE_PREFIX):
+        return
     if state.require_cf_clearance is not None and cookies.get("cf_clearance") != state.require_cf_clearance:
         raise Reject(cloudflare_response())
+    if (challenge := state.cloudflare.check(request, cookies.get("cf_clearance"))) is not None:
+        raise Reject(challenge)
+    if state.signed_statsig and request.path.startswith(("/rest/", "/http/")):
+        if (refusal := statsig_refusal(request, state.site_verification)) is not None:
+            raise Reject(refusal)
     if request.path.startswith("/rest/"):
         statsig = request.headers.get("x-statsig-id", "")
         if not statsig or (state.strict_statsig and not statsig_valid(statsig, state.statsig_prefixes)):

@@ -30,6 +30,10 @@ Endpoints, by family module (listed once in ``FAMILIES``):
 - ``fake_media``: ``POST /rest/app-chat/upload-file`` (the legacy upload), ``GET /assets/<path>``.
 - ``fake_upload``: ``POST /http/upload-file-v2/direct`` (multipart; ``terminalError`` for images under 64×64).
 - ``fake_control``: endpoints under ``/__fake/`` for a fake running in another process.
+- ``fake_home``: ``GET /`` (the home page with its ``grok-site-verification`` meta) and the challenge-solving page of
+  the fake's Cloudflare (``fake_cloudflare``): ``FakeGrok.cloudflare.challenge(address)`` challenges the egress whose
+  requests come from that address until it presents a clearance issued to it (same address, same User-Agent, a
+  Sec-Ch-Ua of the same Chrome); ``signed_statsig`` wants the signer stand-in's value over ``site_verification``.
 
 Every request costs one query of its mode's window (tiers basic, super, heavy; see ``fake_modes``). A mode the
 tier does not get is refused (REST 403; mgw ``error`` event), an empty window too (REST 429; mgw usage-limit
@@ -86,6 +90,7 @@ from . import (
     fake_auth,
     fake_chat,
     fake_control,
+    fake_home,
     fake_imagine,
     fake_imagine_quota,
     fake_limits,
@@ -159,6 +164,7 @@ FAMILIES: tuple[web.RouteTableDef, ...] = (
     fake_limits.routes,
     fake_imagine_quota.routes,
     fake_control.routes,
+    fake_home.routes,
 )
 
 

@@ -89,3 +89,10 @@ def parse_cookies(header_values: list[str]) -> dict[str, str]:
 
 def sso_token(cookies: dict[str, str]) -> str | None:
     return cookies.get("sso") or cookies.get("sso-rw") or None
+
+
+def own_origins(request: web.Request) -> tuple[str, str]:
+    """The fake's own origins as a browser names them, from the Host header (a request relayed by a forward proxy
+    has an absolute target whose scheme is ``ws`` and whose host lost its port)."""
+    host = request.headers.get("Host", request.host)
+    return f"http://{host}", f"https://{host}"

@@ -30,7 +30,7 @@ from .fake_accounts import FakeAccount
 from .fake_chat_request import parse_markers
 from .fake_errors import ERR_ANTIBOT, ERR_BLOCKED, ERR_INVALID, USAGE_LIMIT_MESSAGE, refusal_response
 from .fake_faults import IMAGINE_STREAM_FAULTS, MGW_HANDSHAKE_FAULTS, Fault, strip_prefix
-from .fake_http import JsonDict, encode_json, json_response, request_token, text_response
+from .fake_http import JsonDict, encode_json, json_response, own_origins, request_token, text_response
 from .fake_imagine_images import IMAGE_B64, IMAGE_DATA_URL, FakeImage, make_image, moderated_positions
 from .fake_imagine_windows import charge_imagine
 from .fake_mgw_handshake import GROK_ORIGIN
@@ -67,7 +67,7 @@ def _check(state: FakeState, request: web.Request) -> FakeAccount | web.Response
         return json_response(401, ERR_INVALID)
     if account.state == "blocked":
         return json_response(403, ERR_BLOCKED)
-    if request.headers.get("Origin") not in (GROK_ORIGIN, f"{request.scheme}://{request.host}"):
+    if request.headers.get("Origin") not in (GROK_ORIGIN, *own_origins(request)):
         return json_response(403, ERR_ANTIBOT)
     fault = state.take_fault("imagine", account.token, MGW_HANDSHAKE_FAULTS)
     return account if fault is None else refusal_response(fault)

@@ -13,7 +13,7 @@ from aiohttp import web
 from .fake_accounts import FakeAccount
 from .fake_errors import ERR_ANTIBOT, ERR_BLOCKED, ERR_INVALID, refusal_response
 from .fake_faults import MGW_HANDSHAKE_FAULTS
-from .fake_http import json_response, parse_cookies, request_token, text_response
+from .fake_http import json_response, own_origins, parse_cookies, request_token, text_response
 from .fake_records import Refusal
 from .fake_state import FakeState
 
@@ -35,8 +35,7 @@ def _check(state: FakeState, request: web.Request) -> FakeAccount | web.Response
     cookies = parse_cookies(request.headers.getall("Cookie", []))
     if not uid or uid != account.user_id or cookies.get("x-userid") != uid:
         return json_response(401, ERR_INVALID)
-    own_origin = f"{request.scheme}://{request.host}"
-    if request.headers.get("Origin") not in (GROK_ORIGIN, own_origin):
+    if request.headers.get("Origin") not in (GROK_ORIGIN, *own_origins(request)):
         return json_response(403, ERR_ANTIBOT)
     return account
 

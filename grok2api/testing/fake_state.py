@@ -18,6 +18,7 @@ import msgspec
 from aiohttp import web
 
 from .fake_accounts import STATES, FakeAccount, state_from_token, tier_from_token
+from .fake_cloudflare import FakeCloudflare
 from .fake_errors import ERR_BLOCKED, ERR_INVALID
 from .fake_faults import Fault, FaultQueue
 from .fake_http import JsonDict, Reject, decode_json, headers_dict, json_response, request_token
@@ -58,6 +59,9 @@ class FakeState:
         self.posts: dict[str, JsonDict] = {}
         self.videos: list[VideoRecord] = []
         self.require_cf_clearance: str | None = None
+        self.cloudflare = FakeCloudflare()
+        self.site_verification = "ZmFrZS1idWlsZC0x"  # the home page's grok-site-verification meta (one per build)
+        self.signed_statsig = False  # /rest/ and /http/ calls need the signer's value for the current meta
         self.strict_statsig = False
         self.statsig_prefixes: tuple[str, ...] = ("e:", "x1:")
         self.max_concurrency_per_account = 0
