@@ -59,6 +59,12 @@ def _cloudflare_challenge(exc: UpstreamHTTPError, body: str) -> bool:
     return exc.status in (403, 503) and is_html and any(m in body for m in _CLOUDFLARE_MARKERS)
 
 
+def cloudflare_challenged(exc: UpstreamHTTPError) -> bool:
+    """Whether the answer is Cloudflare's challenge rather than grok.com's own anti-bot refusal (both are the
+    egress's problem, but their fixes differ)."""
+    return _cloudflare_challenge(exc, exc.body.lower())
+
+
 def classify_http(exc: UpstreamHTTPError) -> Failure:
     """Also classifies a refused WebSocket handshake (its status and refusal body)."""
     body = exc.body.lower()

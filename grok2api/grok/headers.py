@@ -116,6 +116,17 @@ def asset_headers(token: str, settings: RuntimeSettings) -> dict[str, str]:
     return headers
 
 
+def document_headers(settings: RuntimeSettings) -> dict[str, str]:
+    """A browser's navigation to the home page: no account cookie, only the Cloudflare clearance (the page
+    tells whether the egress gets through at all)."""
+    headers = {k: v for k, v in _base(settings).items() if k not in ("Content-Type", "Priority")}
+    headers.update(_ASSET)
+    headers["Sec-Fetch-Site"] = "none"
+    if settings.cf_clearance:
+        headers["Cookie"] = f"cf_clearance={settings.cf_clearance}"
+    return headers
+
+
 def ws_cookie(token: str, user_id: str, settings: RuntimeSettings) -> str:
     """A WebSocket's cookie: the browser's order, plus ``x-userid`` naming the account when it is known."""
     parts = [f"sso={token}", f"sso-rw={token}"]
