@@ -224,6 +224,36 @@ async def test_a_proxy_that_will_not_tunnel_fails_the_tls_step(refusing_proxy: s
     assert "would not open a tunnel to grok.example:443 (HTTP 407)" in tls.verdict
 
 
+async def test_the_handshake_goes_through_the_proxys_tunnel(fake: FakeGrok) -> None:
+    """An HTTP proxy that opens the tunnel (to the fake, which speaks no TLS): the handshake is tried inside it."""
+    heads: list[bytes] = []
+
+    async def tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", fake.port)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        upstream_writer.write(await reader.read(65536))  # the client's TLS hello, which the fake cannot answer
+        writer.write(await upstream_reader.read(65536))
+        await writer.drain()
+        for w in (writer, upstream_writer):
+            w.close()
+
+    server = await asyncio.start_server(tunnel, "127.0.0.1", 0)
+    proxy = f"http://user:pa%40ss@127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        https = fake.base_url.replace("http://", "https://")
+        report = await doctor(settings_of(fake, upstream_url=https, assets_url=f"{https}/assets", proxy_url=proxy))
+    finally:
+        server.close()
+        await server.wait_closed()
+    tls = report.step("tls")
+    assert tls is not None and tls.code == Verdict.TLS_FAILED and "TLS handshake with 127.0.0.1 failed" in tls.verdict
+    [head] = heads
+    assert head.startswith(f"CONNECT 127.0.0.1:{fake.port} HTTP/1.1\r\n".encode())
+    assert b"Proxy-Authorization: Basic dXNlcjpwYUBzcw==" in head  # user:pa@ss
+
+
 async def test_curl_cffi_chosen_but_missing(fake: FakeGrok, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(targets_module, "available", lambda: False)
     report = await doctor(settings_of(fake, upstream_transport="curl_cffi"))

@@ -111,14 +111,9 @@ async def tls_step(target: Target, upstream_url: str) -> Step:
     if scheme and scheme != "http":
         verdict = f"checked by the next step: the handshake goes through the {scheme} proxy; {presents}"
         return Step(name="tls", ok=True, verdict=verdict)
-    context = ssl.create_default_context()
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            if scheme == "http":
-                writer = await _tunnel(target.proxy_url, host, port)
-                await writer.start_tls(context, server_hostname=host)
-            else:
-                _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
+            writer = await _handshake(target.proxy_url if scheme else "", host, port)
     except _TunnelRefused as exc:
         return _tls_failure(target, f"the proxy would not open a tunnel to {host}:{port} ({exc})")
     except ssl.SSLCertVerificationError as exc:
@@ -137,19 +132,37 @@ class _TunnelRefused(Exception):
     pass
 
 
+async def _handshake(http_proxy: str, host: str, port: int) -> asyncio.StreamWriter:
+    """A TLS connection to ``host``: direct, or inside a CONNECT tunnel through ``http_proxy``."""
+    context = ssl.create_default_context()
+    if not http_proxy:
+        _, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=host)
+        return writer
+    writer = await _tunnel(http_proxy, host, port)
+    try:
+        await writer.start_tls(context, server_hostname=host)
+    except BaseException:
+        writer.close()
+        raise
+    return writer
+
+
 async def _tunnel(proxy_url: str, host: str, port: int) -> asyncio.StreamWriter:
     """A CONNECT tunnel through an HTTP proxy (with its credentials, if the URL has them)."""
     parts = urlsplit(proxy_url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
-    lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}"]
-    if parts.username is not None:
-        secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        lines.append("Proxy-Authorization: Basic " + base64.b64encode(secret).decode())
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-    status = (await reader.readline()).decode("latin-1").split()
-    while (await reader.readline()).strip():
-        pass  # the rest of the proxy's answer head
-    if len(status) < 2 or status[1] != "200":
+    try:
+        lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}"]
+        if parts.username is not None:
+            secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            lines.append("Proxy-Authorization: Basic " + base64.b64encode(secret).decode())
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status = (await reader.readline()).decode("latin-1").split()
+        while (await reader.readline()).strip():
+            pass  # the rest of the proxy's answer head
+        if len(status) < 2 or status[1] != "200":
+            raise _TunnelRefused(f"HTTP {status[1] if len(status) > 1 else '?'}")
+    except BaseException:
         writer.close()
-        raise _TunnelRefused(f"HTTP {status[1] if len(status) > 1 else '?'}")
+        raise
     return writer

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import struct
 import time
 import zlib
@@ -25,6 +26,7 @@ from .report import Step, Verdict, mask
 from .targets import Target
 from .verdicts import explain_event, failed, failing
 
+log = logging.getLogger("grok2api.diagnose")
 CHAT_MODE = "fast"  # the cheapest mode: every tier has it, one query per turn
 CHAT_PROMPT = "Reply with exactly one word: pong"
 PROBE_FILE = "grok2api-doctor.png"
@@ -54,6 +56,9 @@ class Probe:
             async with asyncio.timeout(limit or self.timeouts.step):
                 return await check()
         except _PROBE_ERRORS as exc:
+            return failed(name, subject, exc, self.target)
+        except Exception as exc:  # the doctor reports what it could not check; it never dies of it
+            log.warning("the doctor's %s step failed unexpectedly", name, exc_info=True)
             return failed(name, subject, exc, self.target)
 
 
