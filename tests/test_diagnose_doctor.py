@@ -60,6 +60,7 @@ async def test_every_step_is_green_against_a_healthy_fake(fake: FakeGrok, transp
     assert session.mode == "fast" and session.x_grok.get("is_temporary") is True
     home = [r for r in fake.requests if r.path == "/"]
     assert len(home) == 1 and home[0].token is None  # the home page is loaded without the account's cookie
+    assert home[0].headers["sec-fetch-mode"] == "navigate" and "Chrome/146" in home[0].headers["user-agent"]
 
 
 @dataclass(frozen=True)
