@@ -1,4 +1,4 @@
-"""The ``grok2api`` command line: serve, migrate, accounts, fake-upstream, bench."""
+"""The ``grok2api`` command line: serve, migrate, accounts, doctor, fake-upstream, bench."""
 
 from __future__ import annotations
 
@@ -76,6 +76,12 @@ def _accounts(args: argparse.Namespace) -> None:
     asyncio.run(_with_store(lambda store: accounts.run(args, store)))
 
 
+def _doctor(args: argparse.Namespace) -> None:
+    from .cli import doctor
+
+    sys.exit(asyncio.run(_with_store(lambda store: doctor.main(args, store))))
+
+
 def _fake(args: argparse.Namespace) -> None:
     from .testing import fake_grok
 
@@ -116,6 +122,10 @@ def main(argv: list[str] | None = None) -> None:
     a = acc.add_parser("refresh", help="check accounts' quota live (all when no token is given)")
     a.add_argument("tokens", nargs="*")
     p.set_defaults(func=_accounts)
+    p = sub.add_parser("doctor", help="check every step to grok.com and say what to fix (exit 0: a chat worked)")
+    p.add_argument("--account", metavar="TOKEN", help="the account to check with (default: the first active one)")
+    p.add_argument("--json", action="store_true", help='print {"ok", "steps": [{"name", "ok", "verdict", "fix"}]}')
+    p.set_defaults(func=_doctor)
     p = sub.add_parser("fake-upstream", help="run the fake grok.com for demos and tests")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)

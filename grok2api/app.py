@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from . import __version__
 from .admin.routes import admin_mounts, admin_startup
 from .config import BootConfig
+from .diagnose.canary import metric_lines as canary_lines
 from .edge import ApiCors, ClientGone, authenticate, client_gone, error_response, gateway_error, services
 from .errors import GatewayError, NotFound
 from .grok.unknown_shapes import metric_lines as unknown_shape_lines
@@ -45,6 +46,7 @@ async def prometheus(request: Request) -> Response:
     counts = Counter((a.state, a.tier) for a in svc.pool.accounts())
     text = render_prometheus(svc.metrics, [(s, t, n) for (s, t), n in counts.items()], svc.pool.total_in_flight())
     text += "\n".join(unknown_shape_lines()) + "\n"  # how an operator learns grok.com changed again
+    text += "\n".join(canary_lines(svc.canary)) + "\n"
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from .client_keys import ClientKeys
 from .config import BootConfig
+from .diagnose.canary import Canary
 from .egresses import Egresses
 from .gateway import Gateway
 from .grok.browser import SelectedTransport
@@ -53,6 +54,7 @@ class Services:
         self.media = MediaService(boot.data_dir, self.store, self.client)
         self.videos = VideoRunner(VideoContext(self.store, self.pool, self.client, self.media, lambda: self.settings))
         self.keys = ClientKeys()
+        self.canary = Canary(self.store, lambda: self.settings, self.pool.accounts, egress_of=self.egresses.for_token)
         self.started = time.time()
         self._settings_version = -1
         self._tasks: list[asyncio.Task[None]] = []
@@ -70,6 +72,7 @@ class Services:
             asyncio.create_task(self._every(KEYS_INTERVAL, self.load_keys), name="load-keys"),
             asyncio.create_task(self._every(EGRESS_INTERVAL, self.egresses.load), name="load-egresses"),
             asyncio.create_task(self._modes_loop(), name="refresh-modes"),
+            asyncio.create_task(self.canary.loop(), name="canary"),
         ]
         self.videos.start()
 

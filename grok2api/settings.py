@@ -51,6 +51,7 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     temporary: bool = True
     chat_transport: Literal["ws", "rest"] = "ws"
     modes_refresh_seconds: Annotated[float, msgspec.Meta(ge=60, le=86400)] = 1800.0
+    canary_interval_minutes: Annotated[int, msgspec.Meta(ge=0, le=1440)] = 0  # the drift canary (0 = off)
     x_statsig_id: str = DEFAULT_STATSIG
     dynamic_statsig: bool = False
     statsig_prefix: Literal["x1:", "e:"] = "x1:"

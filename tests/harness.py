@@ -7,7 +7,8 @@ whose service is missing, or fails it when TEST_REQUIRE_SERVICES is set.
 End to end: ``fake`` is a fake grok.com, ``gateway`` the real app under hypercorn (a ``LiveGateway``)
 pointed at it, and ``client`` the official OpenAI SDK pointed at the gateway. A test that takes
 ``chat_transport`` runs once per way a chat reaches grok.com (WebSocket and REST); ``upstream_chats(fake)`` shows
-the chat turns the fake received over either, in one shape.
+the chat turns the fake received over either, in one shape. ``AdminClient`` signs in to the HTML admin through its
+login form, as a browser does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -269,6 +271,56 @@ class LiveGateway:
     async def add_accounts(self, *tokens: str, tier: str = "basic") -> None:
         await self.services.store.add_accounts([NewAccount(token=t, tier=tier) for t in tokens])
         await self.services.reload(force=True)
+
+
+class AdminClient:
+    """A cookie-keeping HTTP client that signs in through the login form, like a browser would."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        # The default jar ignores cookies from IP hosts; the gateway listens on 127.0.0.1.
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf = ""
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def login(self, password: str = ADMIN_PASSWORD, username: str = "admin") -> aiohttp.ClientResponse:
+        async with self.http.get(self.url + "/login") as resp:
+            form_token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
+        assert form_token
+        resp = await self.http.post(
+            self.url + "/login",
+            allow_redirects=False,
+            data={"username": username, "password": password, "csrf_token": form_token.group(1)},
+        )
+        if resp.status == 303:
+            page = await self.get("/manage")
+            found = re.search(r'"X-CSRF-Token": "([^"]+)"', page)
+            assert found
+            self.csrf = found.group(1)
+        return resp
+
+    async def get(self, path: str, **headers: str) -> str:
+        async with self.http.get(self.url + path, headers=headers, allow_redirects=False) as resp:
+            assert resp.status == 200, (path, resp.status)
+            return await resp.text()
+
+    async def post(
+        self,
+        path: str,
+        data: object = None,
+        *,
+        csrf: bool = True,
+        htmx: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        sent = dict(headers or {})
+        if csrf:
+            sent["X-CSRF-Token"] = self.csrf
+        if htmx:
+            sent["HX-Request"] = "true"
+        return await self.http.post(self.url + path, data=data, headers=sent, allow_redirects=False)
 
 
 def _boxes(data: bytes) -> dict[bytes, bytes]:

@@ -316,3 +316,34 @@ async def test_post_without_csrf_token_is_refused(browser: Browser, gateway: Liv
     allowed = await page.request.post(f"{gateway.url}/manage/accounts/{account_id}/delete", headers=json.loads(token))
     assert allowed.status == 200
     assert gateway.services.pool.accounts() == []
+
+
+async def test_diagnose_button_runs_the_doctor_and_swaps_in_the_result(
+    browser: Browser, gateway: LiveGateway, fake: FakeGrok
+) -> None:
+    await gateway.add_accounts("diag-basic-1", "diag-basic-2")
+    chosen = next(a for a in gateway.services.pool.accounts() if a.token == "diag-basic-2")
+    page = await new_page(browser)
+    await sign_in(page, gateway.url)
+    await page.click("nav >> text=Diagnose")
+    section = page.locator("#egress-default")
+    await expect(section.locator("[data-summary]")).to_have_text("Not checked yet.")
+
+    # Cloudflare challenges the home page only: the verdict names it and its fix, and the chat still works.
+    fake.push_fault("home-403-cf")
+    await page.select_option("#diagnose-account", str(chosen.id))
+    await section.get_by_role("button", name="Run").click()
+    await expect(section.locator("[data-summary]")).to_have_text("A chat turn worked.")
+    home = section.locator("tr[data-step=home_page]")
+    await expect(home).to_have_attribute("data-code", "cloudflare_challenge")
+    await expect(home).to_contain_text("Cloudflare challenged this egress")
+    await expect(home.locator(".fix")).to_contain_text("cf_clearance")
+    assert [s.token for s in fake.mgw_sessions()] == ["diag-basic-2"]
+    await shot(page, "diagnose")
+
+    # Run again: every step passes, and the page keeps the result after a reload.
+    await page.locator("#egress-default").get_by_role("button", name="Run again").click()
+    await expect(page.locator("#egress-default tr.step-fail")).to_have_count(0)
+    await expect(page.locator("#egress-default tr.step-ok")).to_have_count(9)
+    await page.reload()
+    await expect(page.locator("#egress-default tr.step-ok")).to_have_count(9)

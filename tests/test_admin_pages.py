@@ -20,7 +20,7 @@ from grok2api.admin.accounts_input import parse_input
 from grok2api.admin.sessions import SESSION_TTL, session_hash
 from grok2api.testing.fake_grok import FakeGrok
 
-from harness import ADMIN_PASSWORD, LiveGateway
+from harness import ADMIN_PASSWORD, AdminClient, LiveGateway
 
 PASSWORD = ADMIN_PASSWORD  # the gateway fixture's
 
@@ -28,56 +28,6 @@ PASSWORD = ADMIN_PASSWORD  # the gateway fixture's
 @pytest.fixture
 def gateway_env() -> dict[str, str]:
     return {"GROK2API_CF_CLEARANCE": "env-clearance"}  # a setting the environment locks
-
-
-class AdminClient:
-    """A cookie-keeping HTTP client that signs in through the login form, like a browser would."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        # The default jar ignores cookies from IP hosts; the gateway listens on 127.0.0.1.
-        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-        self.csrf = ""
-
-    async def close(self) -> None:
-        await self.http.close()
-
-    async def login(self, password: str = PASSWORD, username: str = "admin") -> aiohttp.ClientResponse:
-        async with self.http.get(self.url + "/login") as resp:
-            form_token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
-        assert form_token
-        resp = await self.http.post(
-            self.url + "/login",
-            allow_redirects=False,
-            data={"username": username, "password": password, "csrf_token": form_token.group(1)},
-        )
-        if resp.status == 303:
-            page = await self.get("/manage")
-            found = re.search(r'"X-CSRF-Token": "([^"]+)"', page)
-            assert found
-            self.csrf = found.group(1)
-        return resp
-
-    async def get(self, path: str, **headers: str) -> str:
-        async with self.http.get(self.url + path, headers=headers, allow_redirects=False) as resp:
-            assert resp.status == 200, (path, resp.status)
-            return await resp.text()
-
-    async def post(
-        self,
-        path: str,
-        data: object = None,
-        *,
-        csrf: bool = True,
-        htmx: bool = True,
-        headers: dict[str, str] | None = None,
-    ) -> aiohttp.ClientResponse:
-        sent = dict(headers or {})
-        if csrf:
-            sent["X-CSRF-Token"] = self.csrf
-        if htmx:
-            sent["HX-Request"] = "true"
-        return await self.http.post(self.url + path, data=data, headers=sent, allow_redirects=False)
 
 
 @pytest.fixture

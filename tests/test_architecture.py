@@ -54,6 +54,20 @@ def test_the_protocol_layer_knows_no_client_api_and_no_gateway() -> None:
     assert _offenders(_files("grok"), forbidden) == {}
 
 
+def test_the_doctor_reaches_grok_com_only_through_the_protocol_layer() -> None:
+    forbidden = (
+        "grok2api.openai",
+        "grok2api.errors",
+        "grok2api.gateway",
+        "grok2api.pool",
+        "grok2api.edge",
+        "grok2api.mcp",
+        "grok2api.admin",
+        "grok2api.services",
+    )
+    assert _offenders(_files("diagnose"), forbidden) == {}
+
+
 def test_client_apis_never_touch_the_http_client_or_its_errors() -> None:
     forbidden = ("aiohttp", "grok2api.grok.client", "grok2api.grok.errors", "grok2api.grok.failures")
     assert _offenders(_files("openai") + [PACKAGE / "mcp.py", PACKAGE / "edge.py"], forbidden) == {}

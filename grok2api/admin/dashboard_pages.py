@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from ..diagnose.canary import notices
 from . import dashboard_query
 from .cache_pages import sizes as cache_sizes
 from .context import Ctx
@@ -16,5 +17,11 @@ async def dashboard_page(ctx: Ctx) -> Response:
     cache = await cache_sizes(ctx.svc)
     template = "_dashboard.html" if ctx.fragment() == "dashboard" else "dashboard.html"
     return ctx.html(
-        template, s=summary, cache=cache, poll=POLL_SECONDS, states=dashboard_query.STATES, tiers=dashboard_query.TIERS
+        template,
+        s=summary,
+        cache=cache,
+        poll=POLL_SECONDS,
+        states=dashboard_query.STATES,
+        tiers=dashboard_query.TIERS,
+        notices=notices(ctx.svc.canary),
     )

@@ -27,6 +27,7 @@ from . import (
     cache_pages,
     dashboard_api,
     dashboard_pages,
+    diagnose_pages,
     egresses_api,
     egresses_pages,
     keys_pages,
@@ -111,6 +112,8 @@ def page_routes(admin: Admin) -> list[BaseRoute]:
         html("/manage/keys/{key_id}/revoke", keys_pages.revoke_key, POST),
         html("/manage/cache", cache_pages.cache_page, name="cache"),
         html("/manage/cache/clear/{kind}", cache_pages.clear, POST),
+        html("/manage/diagnose", diagnose_pages.diagnose_page, name="diagnose"),
+        html("/manage/diagnose/run", diagnose_pages.run_doctor, POST, name="diagnose_run"),
         Mount("/static", SecureStatic(StaticFiles(directory=admin.svc.boot.web_dir / "static")), name="static"),
     ]
 

@@ -60,6 +60,12 @@ GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
                 "modes_refresh_seconds",
                 "How often grok.com's list of modes is read again (new modes appear as grok-<mode>).",
             ),
+            (
+                "canary_interval_minutes",
+                "Every this many minutes, one chat turn (mode fast, one account's query) checks that grok.com "
+                "still answers the gateway; a failure, or answers the parser does not know, show on the "
+                "dashboard and in /metrics. 0 = off.",
+            ),
             ("upstream_url", "grok.com's base URL. Change it only for a mirror or the bundled fake grok.com."),
             ("assets_url", "Where generated images and videos are downloaded from."),
             (

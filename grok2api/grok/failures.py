@@ -68,6 +68,12 @@ def egress_refusal(exc: UpstreamHTTPError) -> str | None:
     return "challenge" if _cloudflare_challenge(exc, exc.body.lower()) else "anti_bot"
 
 
+def cloudflare_challenged(exc: UpstreamHTTPError) -> bool:
+    """Whether the answer is Cloudflare's challenge rather than grok.com's own anti-bot refusal (both are the
+    egress's problem, but their fixes differ)."""
+    return _cloudflare_challenge(exc, exc.body.lower())
+
+
 def classify_http(exc: UpstreamHTTPError) -> Failure:
     """Also classifies a refused WebSocket handshake (its status and refusal body)."""
     body = exc.body.lower()

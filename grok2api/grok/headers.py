@@ -117,8 +117,9 @@ def asset_headers(token: str, settings: RuntimeSettings) -> dict[str, str]:
 
 
 def page_headers(settings: RuntimeSettings) -> dict[str, str]:
-    """A browser opening grok.com's home page: no account cookie, only a Cloudflare clearance when one is set."""
-    headers = {k: v for k, v in _base(settings).items() if k != "Content-Type"}
+    """A browser's navigation to the home page: no account cookie, only the Cloudflare clearance (the page
+    tells whether the egress gets through at all)."""
+    headers = {k: v for k, v in _base(settings).items() if k not in ("Content-Type", "Priority")}
     headers.update(_ASSET)
     headers["Sec-Fetch-Site"] = "none"
     if settings.cf_clearance:

@@ -1,9 +1,9 @@
 """Faults tests queue for the fake: which names exist for which endpoint, and the queue they wait in.
 
 A fault name's prefix picks its endpoint (``upload-``, ``uploadv2-``, ``post-``, ``limits-``, ``asset-``, ``auth-``,
-``modes-``, ``mgw-``, ``imagine-``); anything else is a chat fault, which the REST chat and the mgw WebSocket chat
-both take (the WebSocket maps it onto its own failure, see ``MGW_FROM_CHAT``). A new endpoint that takes faults adds
-its prefix to ``SIDE_FAULTS``.
+``modes-``, ``home-``, ``mgw-``, ``imagine-``); anything else is a chat fault, which the REST chat and the mgw WebSocket
+chat both take (the WebSocket maps it onto its own failure, see ``MGW_FROM_CHAT``). A new endpoint that takes faults
+adds its prefix to ``SIDE_FAULTS``.
 """
 
 from __future__ import annotations
@@ -47,8 +47,10 @@ SIDE_FAULTS: dict[str, frozenset[str]] = {
     "post": _STATUS_FAULTS,
     "limits": _STATUS_FAULTS | {"missing"},
     "asset": _STATUS_FAULTS | {"truncated", "redirect"},
-    "auth": _STATUS_FAULTS,
+    # Session answers of a 200: signed out, blocked, or a shape without a userId.
+    "auth": _STATUS_FAULTS | {"unauthenticated", "blocked", "shape"},
     "modes": _STATUS_FAULTS,
+    "home": _STATUS_FAULTS | {"403-cf"},
     "mgw": MGW_FAULTS,
     "imagine": MGW_HANDSHAKE_FAULTS | IMAGINE_STREAM_FAULTS,
 }

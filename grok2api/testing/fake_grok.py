@@ -29,6 +29,8 @@ Endpoints, by family module (listed once in ``FAMILIES``):
   windows per tier; ``charge_imagine`` takes a query).
 - ``fake_media``: ``POST /rest/app-chat/upload-file`` (the legacy upload), ``GET /assets/<path>``.
 - ``fake_upload``: ``POST /http/upload-file-v2/direct`` (multipart; ``terminalError`` for images under 64×64).
+- ``fake_home``: ``GET /``, the home page (an app shell; Cloudflare's challenge or grok.com's anti-bot 403 on
+  demand).
 - ``fake_control``: endpoints under ``/__fake/`` for a fake running in another process.
 - ``fake_home``: ``GET /`` (the home page with its ``grok-site-verification`` meta) and the challenge-solving page of
   the fake's Cloudflare (``fake_cloudflare``): ``FakeGrok.cloudflare.challenge(address)`` challenges the egress whose
@@ -56,8 +58,8 @@ Scenarios are chosen by magic markers in the chat message (REST ``message``, mgw
 
 Faults queued with ``FakeGrok.push_fault`` win over a marker. A fault name's prefix picks its endpoint:
 ``upload-`` E2, ``uploadv2-`` upload v2, ``post-`` E3, ``limits-`` rate limits, ``modes-`` modes, ``auth-`` the
-session, ``asset-`` assets, ``mgw-`` the WebSocket, ``imagine-`` the Imagine WebSocket; anything else is a chat
-fault, taken by whichever chat comes next, REST or mgw.
+session, ``home-`` the home page, ``asset-`` assets, ``mgw-`` the WebSocket, ``imagine-`` the Imagine WebSocket;
+anything else is a chat fault, taken by whichever chat comes next, REST or mgw.
 
 Over mgw, the handshake takes ``401 403-blocked 403-antibot 403-cf 429 500 502 503``; once a response was asked
 for: ``antibot`` (``error`` event ``anti_bot``), ``usage`` (usage-limit ``error`` event mid-answer),
@@ -106,6 +108,7 @@ from .fake_chat_request import ERR_OUTDATED_CLIENT, MARKERS
 from .fake_control import CONTROL_PREFIX
 from .fake_edge import edge, statsig_valid
 from .fake_faults import CHAT_FAULTS, MGW_FAULTS, fault_endpoint
+from .fake_home import HOME_PATH
 from .fake_http import parse_cookies
 from .fake_imagine import IMAGINE_PATH
 from .fake_limits import LIMITS_PATH, MODES_PATH, rate_limits
@@ -123,6 +126,7 @@ __all__ = [
     "CHAT_PATH",
     "CONTROL_PREFIX",
     "ERR_OUTDATED_CLIENT",
+    "HOME_PATH",
     "IMAGINE_PATH",
     "LIMITS_PATH",
     "MARKERS",
