@@ -139,6 +139,15 @@ class ContentModerated(GatewayError):
     code = "content_policy_violation"
 
 
+class UnusableAnswer(GatewayError):
+    """Grok's answer did not have the shape the request demanded (a required tool call, a JSON answer),
+    even after a repair turn."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "invalid_model_output"
+
+
 class ConnectionLost(UpstreamError):
     """The connection to grok.com broke after the answer had started."""
 

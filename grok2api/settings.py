@@ -40,6 +40,8 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     filtered_tags: str = DEFAULT_FILTERED_TAGS
     show_thinking: bool = True
     think_format: Literal["reasoning_content", "think_tags"] = "reasoning_content"
+    # How often Grok is asked again when an emulated tool call or a JSON answer does not validate.
+    output_repair_turns: Annotated[int, msgspec.Meta(ge=0, le=3)] = 1
     temporary: bool = True
     chat_transport: Literal["ws", "rest"] = "ws"
     modes_refresh_seconds: Annotated[float, msgspec.Meta(ge=60, le=86400)] = 1800.0

@@ -77,10 +77,31 @@ def test_tool_calls_and_results_are_written_out() -> None:
     )
     assert flatten(msgs).message == (
         "User: Weather in Paris?\n\n"
-        'Assistant: [called get_weather({"city":"Paris"})]\n[called get_time({})]\n\n'
-        "Tool: [result of call_1] 18C, sunny\n\n"
-        "Assistant: Checking.\n[called noop()]"
+        'Assistant: <tool_call>{"id":"call_1","name":"get_weather","arguments":{"city":"Paris"}}</tool_call>\n'
+        '<tool_call>{"id":"call_2","name":"get_time","arguments":{}}</tool_call>\n\n'
+        'Tool: <tool_result id="call_1" name="get_weather">18C, sunny</tool_result>\n\n'
+        "Assistant: Checking.\n"
+        '<tool_call>{"id":"","name":"noop","arguments":{}}</tool_call>'
     )
+
+
+def test_results_in_any_order_stay_next_to_their_call_ids() -> None:
+    calls = [
+        {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{not json"}},
+        {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": '{"tz":"UTC"}'}},
+    ]
+    msgs = messages(
+        {"role": "user", "content": "Both please"},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call_b", "content": "12:00"},
+        {"role": "tool", "tool_call_id": "call_a", "content": "rain"},
+    )
+    assert flatten(msgs).message.split("\n\n")[1:] == [
+        'Assistant: <tool_call>{"id":"call_a","name":"get_weather","arguments":"{not json"}</tool_call>\n'
+        '<tool_call>{"id":"call_b","name":"get_time","arguments":{"tz":"UTC"}}</tool_call>',
+        'Tool: <tool_result id="call_b" name="get_time">12:00</tool_result>',
+        'Tool: <tool_result id="call_a" name="get_weather">rain</tool_result>',
+    ]
 
 
 def test_empty_turns_are_skipped() -> None:

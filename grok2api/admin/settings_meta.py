@@ -49,6 +49,12 @@ GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
                 "How reasoning is sent: reasoning_content deltas (what current clients read) or "
                 "<think>…</think> inside the content, as the reference did.",
             ),
+            (
+                "output_repair_turns",
+                "When Grok's tool call or JSON answer does not validate against the client's schema, how many "
+                "times it is asked again with the validation error (0 = never) before the answer falls back to "
+                "text or fails.",
+            ),
             ("temporary", "Ask grok.com not to keep the conversations in the accounts' history."),
             (
                 "chat_transport",

@@ -2,7 +2,7 @@
 
 Roles are kept and turns separated: a lone user turn is sent as-is; a conversation becomes
 ``Role: text`` blocks separated by blank lines, earlier reasoning (``<think>``) is dropped, and tool
-calls/results are written out.
+calls and results are written in the envelope Grok is asked to use, each result next to its call's id.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import re
 import msgspec
 
 from ..errors import InvalidRequest
+from .instructions import call_block, result_block
 from .model import Conversation, Image, Text, Turn
 
 MAX_IMAGES = 10
@@ -38,13 +39,12 @@ def _parts(turn: Turn, images: list[str], mark: bool, param: str) -> str:
     return "\n".join(t for t in texts if t)
 
 
-def _block(turn: Turn, text: str) -> str:
+def _block(turn: Turn, text: str, names: dict[str, str]) -> str:
     if turn.role == "assistant":
         text = _THINK.sub("", text)
-        calls = [f"[called {c.name}({c.arguments_json()})]" for c in turn.tool_calls]
-        text = "\n".join(t for t in [text, *calls] if t)
+        text = "\n".join(t for t in [text, *(call_block(c) for c in turn.tool_calls)] if t)
     elif turn.role == "tool" and (turn.tool_call_id or turn.name):
-        text = f"[result of {turn.tool_call_id or turn.name}] {text}"
+        text = result_block(turn.tool_call_id, turn.name or names.get(turn.tool_call_id, ""), text)
     return text.strip()
 
 
@@ -62,8 +62,9 @@ def flatten(conversation: Conversation, mark_images: bool = True, param: str = "
     blocks: list[str] = []
     if conversation.system.strip():
         blocks.append(f"System: {conversation.system.strip()}")
+    names = {call.id: call.name for turn in turns for call in turn.tool_calls if call.id}
     for turn in turns:
-        text = _block(turn, _parts(turn, images, mark_images, param))
+        text = _block(turn, _parts(turn, images, mark_images, param), names)
         if text:
             blocks.append(f"{_LABELS[turn.role]}: {text}")
     return Prompt("\n\n".join(blocks), images)

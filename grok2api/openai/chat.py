@@ -22,7 +22,7 @@ from ..edge import (
     sse_response,
     while_connected,
 )
-from ..errors import InvalidRequest, ModelNotFound
+from ..errors import ModelNotFound
 from ..grok.catalog import ModelSpec
 from ..services import Services
 from .chat_request import to_conversation
@@ -42,12 +42,6 @@ async def chat_completions(request: Request) -> Response:
             f"The model {req.model!r} does not exist. GET /v1/models lists the available models.", param="model"
         )
     authorize(request, key, spec.id)
-    if req.tool_choice == "required" or isinstance(req.tool_choice, dict):
-        raise InvalidRequest(
-            "Tool calling is not available through grok.com's web API: tool_choice may only be "
-            "'auto' or 'none' (tools are then ignored and Grok answers in text).",
-            param="tool_choice",
-        )
     conversation = to_conversation(req)
     stream = bool(req.stream)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)

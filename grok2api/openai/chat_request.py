@@ -6,7 +6,17 @@ messages become tool results named after their function.
 
 from __future__ import annotations
 
-from ..conversation import Conversation, Image, Part, Text, ToolCall, Turn
+from ..conversation import (
+    Conversation,
+    Image,
+    Part,
+    ResponseFormat,
+    Text,
+    ToolCall,
+    ToolChoice,
+    ToolSpec,
+    Turn,
+)
 from .schemas import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -14,7 +24,10 @@ from .schemas import (
     DeveloperMessage,
     FunctionMessage,
     ImagePart,
+    JSONObjectFormat,
+    JSONSchemaFormat,
     Message,
+    NamedToolChoice,
     RefusalPart,
     SystemMessage,
     TextPart,
@@ -62,10 +75,41 @@ def max_output_tokens(req: ChatCompletionRequest) -> int | None:
     return req.max_tokens if isinstance(req.max_tokens, int) else None
 
 
+def tool_choice(req: ChatCompletionRequest) -> ToolChoice:
+    choice = req.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        return ToolChoice(mode="named", name=choice.function.name)
+    return ToolChoice(mode=choice or "auto")
+
+
+def response_format(req: ChatCompletionRequest) -> ResponseFormat:
+    fmt = req.response_format
+    if isinstance(fmt, JSONObjectFormat):
+        return ResponseFormat(type="json_object")
+    if isinstance(fmt, JSONSchemaFormat):
+        spec = fmt.json_schema
+        return ResponseFormat(type="json_schema", name=spec.name, schema=spec.schema or {}, strict=bool(spec.strict))
+    return ResponseFormat()
+
+
 def to_conversation(req: ChatCompletionRequest) -> Conversation:
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    tools = [
+        ToolSpec(
+            name=t.function.name,
+            description=t.function.description or "",
+            parameters=t.function.parameters or {"type": "object", "properties": {}},
+            strict=bool(t.function.strict),
+        )
+        for t in req.tools or []
+    ]
     return Conversation(
         turns=[message_turn(m) for m in req.messages],
+        tools=tools,
+        tool_choice=tool_choice(req),
+        parallel_tool_calls=req.parallel_tool_calls is not False,
+        response_format=response_format(req),
+        reasoning_effort=req.reasoning_effort if isinstance(req.reasoning_effort, str) else None,
         max_output_tokens=max_output_tokens(req),
         stop=stop,
     )

@@ -17,6 +17,9 @@ from ..conversation.events import (
     ReasoningDelta,
     TextDelta,
     TokenUsage,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStart,
 )
 from ..conversation.run import ConversationRun
 from ..errors import GatewayError
@@ -27,7 +30,11 @@ from .schemas import (
     Choice,
     ChunkChoice,
     Delta,
+    FunctionCall,
+    FunctionDelta,
     ResponseMessage,
+    ToolCall,
+    ToolCallChunk,
     Usage,
     encode,
 )
@@ -122,6 +129,19 @@ class ChunkWriter:
         return None
 
 
+def tool_call_frame(writer: ChunkWriter, event: AnswerEvent) -> bytes | None:
+    """A tool call as OpenAI streams it: id, type and name in the call's first delta, then arguments."""
+    if isinstance(event, ToolCallStart):
+        function = FunctionDelta(name=event.name, arguments="")
+        return writer.frame(
+            Delta(tool_calls=[ToolCallChunk(index=event.index, id=event.id, type="function", function=function)])
+        )
+    if isinstance(event, ToolCallDelta):
+        function = FunctionDelta(arguments=event.arguments)
+        return writer.frame(Delta(tool_calls=[ToolCallChunk(index=event.index, function=function)]))
+    return None
+
+
 def error_frame(err: GatewayError) -> bytes:
     return b"data: " + err.to_json() + b"\n\n"
 
@@ -147,6 +167,11 @@ async def stream_answer(
                 if isinstance(event, Finish):
                     out.extend(_ending(writer, pieces, event, include_usage))
                     ok = event.error is None
+                    continue
+                if isinstance(event, ToolCallStart | ToolCallDelta | ToolCallDone):
+                    closing = writer.piece(pieces.close())  # a <think> block ends before a call
+                    frame = tool_call_frame(writer, event)
+                    out.extend(f for f in (closing, frame) if f is not None)
                     continue
                 frame = writer.piece(pieces.piece(event))
                 if frame is not None:
@@ -193,12 +218,16 @@ async def collect_answer(run: ConversationRun, model: str) -> ChatCompletion:
     pieces = ChatPieces(run.settings)
     content: list[str] = []
     reasoning: list[str] = []
+    calls: list[ToolCall] = []
     finish: Finish | None = None
     async with aclosing(run.events()) as events:
         async for event in events:
             if isinstance(event, Finish):
                 finish = event
                 break
+            if isinstance(event, ToolCallDone):
+                calls.append(ToolCall(id=event.id, function=FunctionCall(name=event.name, arguments=event.arguments)))
+                continue
             piece = pieces.piece(event)
             content.append(piece.content)
             reasoning.append(piece.reasoning)
@@ -207,7 +236,10 @@ async def collect_answer(run: ConversationRun, model: str) -> ChatCompletion:
     if finish.error is not None:
         raise finish.error
     content.append(pieces.close().content)
-    message = ResponseMessage(content="".join(content).strip())
+    text = "".join(content).strip()
+    message = ResponseMessage(content=text or (None if calls else ""))
+    if calls:
+        message.tool_calls = calls
     if "".join(reasoning):
         message.reasoning_content = "".join(reasoning)
     return ChatCompletion(

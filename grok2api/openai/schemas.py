@@ -83,6 +83,49 @@ class FunctionMessage(Struct, tag_field="role", tag="function", kw_only=True):
 Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage | FunctionMessage
 
 
+class FunctionDef(Struct, kw_only=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolDef(Struct, kw_only=True):
+    type: Literal["function"] = "function"
+    function: FunctionDef
+
+
+class NamedFunction(Struct, kw_only=True):
+    name: str
+
+
+class NamedToolChoice(Struct, kw_only=True):
+    type: Literal["function"] = "function"
+    function: NamedFunction
+
+
+class TextFormat(Struct, tag_field="type", tag="text", kw_only=True):
+    pass
+
+
+class JSONObjectFormat(Struct, tag_field="type", tag="json_object", kw_only=True):
+    pass
+
+
+class JSONSchemaSpec(Struct, kw_only=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    description: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class JSONSchemaFormat(Struct, tag_field="type", tag="json_schema", kw_only=True):
+    json_schema: JSONSchemaSpec
+
+
+ResponseFormatParam = TextFormat | JSONObjectFormat | JSONSchemaFormat
+
+
 class StreamOptions(Struct, kw_only=True):
     include_usage: bool | None = False
 
@@ -98,7 +141,11 @@ class ChatCompletionRequest(Struct, kw_only=True):
     max_completion_tokens: Annotated[int, Meta(ge=1)] | None | UnsetType = UNSET
     n: Annotated[int, Meta(ge=1, le=1)] | None = 1
     stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
-    tool_choice: Any = None  # only checked: grok.com's web API cannot call tools
+    tools: list[ToolDef] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormatParam | None = None
+    reasoning_effort: str | None | UnsetType = UNSET
     user: str | None | UnsetType = UNSET
 
 
@@ -111,10 +158,25 @@ class Usage(Struct, kw_only=True):
     total_tokens: int
 
 
+class FunctionDelta(Struct, kw_only=True, omit_defaults=True):
+    name: str | UnsetType = UNSET
+    arguments: str | UnsetType = UNSET
+
+
+class ToolCallChunk(Struct, kw_only=True, omit_defaults=True):
+    """One call's part of a stream delta: ``id``, ``type`` and the name only in its first delta."""
+
+    index: int
+    id: str | UnsetType = UNSET
+    type: str | UnsetType = UNSET
+    function: FunctionDelta
+
+
 class Delta(Struct, kw_only=True, omit_defaults=True):
     role: str | UnsetType = UNSET
     content: str | UnsetType = UNSET
     reasoning_content: str | UnsetType = UNSET
+    tool_calls: list[ToolCallChunk] | UnsetType = UNSET
 
 
 class ChunkChoice(Struct, kw_only=True, gc=False):
@@ -138,6 +200,7 @@ class ResponseMessage(Struct, kw_only=True):
     role: str = "assistant"
     content: str | None = None
     reasoning_content: str | UnsetType = UNSET
+    tool_calls: list[ToolCall] | UnsetType = UNSET
     refusal: None = None
 
 

@@ -7,6 +7,7 @@ import re
 from .fake_chat_request import Chat
 from .fake_http import JsonDict, encode_json
 from .fake_script import Script
+from .fake_tools import tool_answer
 
 EMOJI_TOKENS = ["Family ", "👨\u200d", "👩\u200d👧", " flag ", "🇯", "🇵", " 漢", "字 ", "cafe", "\u0301 "]
 THINK_TOKENS = ["Let me ", "think ", "about ", "this."]
@@ -106,7 +107,7 @@ def _after_first_token(script: Script, fields: JsonDict) -> None:
 
 
 def _answer_tokens(chat: Chat) -> list[str]:
-    return answer_tokens(chat.prompt, chat.markers.token_count)
+    return tool_answer(chat.prompt, chat.markers) or answer_tokens(chat.prompt, chat.markers.token_count)
 
 
 def answer_tokens(prompt: str, token_count: int | None) -> list[str]:

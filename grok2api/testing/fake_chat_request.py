@@ -19,7 +19,9 @@ from .fake_video import VideoOrder, old_video_body, parse_video, video_body
 MARKERS = frozenset(
     (
         "think search cite artifact header draw draw-moderated video-moderated video-in-attachments emoji "
-        "list-token dict-token empty-token late-think unclosed-think no-model sse packed echo cite-card card-json"
+        "list-token dict-token empty-token late-think unclosed-think no-model sse packed echo cite-card card-json "
+        "tool-call tool-prose tool-parallel tool-split tool-nested tool-repair tool-never tool-done "
+        "json-valid json-fenced json-repair json-never"
     ).split()
 )
 ERR_OUTDATED_CLIENT = {"error": {"code": 3, "message": "Invalid request. Please update your client"}}

@@ -27,6 +27,7 @@ from .fake_mgw_script import (
     event,
 )
 from .fake_state import FakeState
+from .fake_tools import tool_answer
 
 THINK_CHANNELS = {"fast": REASONING, "auto": ANALYSIS, "expert": REASONING, "heavy": THINKING}
 THINK_HEADER = "Thinking about your request"
@@ -130,7 +131,7 @@ def _card(script: TurnScript, card: JsonDict) -> JsonDict:
 
 def _answer(script: TurnScript) -> None:
     turn = script.turn
-    tokens = answer_tokens(turn.prompt, turn.markers.token_count)
+    tokens = tool_answer(turn.prompt, turn.markers) or answer_tokens(turn.prompt, turn.markers.token_count)
     if turn.markers.has("echo"):
         tokens = [encode_json(turn.chunks).decode()]
     for index, text in enumerate(tokens):

@@ -10,11 +10,12 @@ from aiohttp import web
 from .fake_http import JsonDict
 
 MAX_RECORDED_BODY = 64 * 1024
+MAX_RECORDED_STRING = 16 * 1024  # a prompt with tool schemas in it stays whole
 
 
 def shrink(value: Any) -> Any:
     """Cut long strings (base64 uploads, huge prompts, 1 MiB chunks) so recordings stay small."""
-    if isinstance(value, str) and len(value) > 1024:
+    if isinstance(value, str) and len(value) > MAX_RECORDED_STRING:
         return f"{value[:256]}...[{len(value) - 256} more chars]"
     if isinstance(value, dict):
         return {k: shrink(v) for k, v in value.items()}
