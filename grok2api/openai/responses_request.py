@@ -25,6 +25,7 @@ from ..conversation import (
     ToolSpec,
     Turn,
 )
+from ..conversation.validation import SchemaCheck
 from ..edge import param_of
 from ..errors import InvalidRequest
 
@@ -254,6 +255,8 @@ def tool_specs(tools: list[Raw] | None) -> list[ToolSpec]:
         tool = decode_at(_FUNCTION_TOOL, raw, at)
         if any(s.name == tool.name for s in specs):
             raise InvalidRequest(f"Two tools are named {tool.name!r}; tool names must be unique.", param=f"{at}.name")
+        if tool.parameters:
+            SchemaCheck(tool.parameters, f"{at}.parameters", f"The parameters of tool {tool.name!r}")
         specs.append(
             ToolSpec(
                 name=tool.name,
@@ -298,17 +301,8 @@ def response_format(text: TextConfig | None) -> ResponseFormat:
         raise InvalidRequest("A json_schema format needs a name.", param="text.format.name")
     if fmt.schema is None:
         raise InvalidRequest("A json_schema format needs a schema.", param="text.format.schema")
+    SchemaCheck(fmt.schema, "text.format.schema", "The text format's schema")
     return ResponseFormat(type="json_schema", name=fmt.name, schema=fmt.schema, strict=bool(fmt.strict))
-
-
-def _name_tool_results(turns: list[Turn]) -> None:
-    """Give each tool result the name of the call it answers, when that call is in the conversation."""
-    names: dict[str, str] = {}
-    for turn in turns:
-        for call in turn.tool_calls:
-            names[call.id] = call.name
-        if turn.role == "tool" and not turn.name:
-            turn.name = names.get(turn.tool_call_id, "")
 
 
 class ResponsesOrder:
@@ -333,11 +327,9 @@ class ResponsesOrder:
         self.stream = bool(req.stream)
 
     def conversation(self, history: list[Turn]) -> Conversation:
-        turns = [*history, *self.turns]
-        _name_tool_results(turns)
         req = self.req
         return Conversation(
-            turns=turns,
+            turns=[*history, *self.turns],
             system=req.instructions or "",
             tools=self.tools,
             tool_choice=self.tool_choice,
