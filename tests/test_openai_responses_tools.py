@@ -71,7 +71,7 @@ TOOLS: list[FunctionToolParam] = [
     tool("get_time", TIME_SCHEMA),
     tool("plan_trip", TRIP_SCHEMA, "Plan a trip."),
 ]
-PERSON_FORMAT: dict[str, Any] = {"format": {"type": "json_schema", "name": "person", "schema": PERSON_SCHEMA}}
+PERSON_FORMAT: Any = {"format": {"type": "json_schema", "name": "person", "schema": PERSON_SCHEMA}}
 
 
 class Person(BaseModel):
@@ -304,10 +304,10 @@ async def test_json_schema_answers_are_valid_json(
 
 async def test_the_sdk_parses_the_structured_answer(ready: LiveGateway, client: openai.AsyncOpenAI) -> None:
     parsed = await client.responses.parse(model=MODEL, input="[[json-valid]] who?", text_format=Person)
-    assert parsed.output_parsed == Person(**PERSON)
+    assert parsed.output_parsed == Person.model_validate(PERSON)
     async with client.responses.stream(model=MODEL, input="[[json-valid]] who?", text_format=Person) as stream:
         final = await stream.get_final_response()
-    assert final.output_parsed == Person(**PERSON)
+    assert final.output_parsed == Person.model_validate(PERSON)
 
 
 async def test_json_object_format(ready: LiveGateway, client: openai.AsyncOpenAI) -> None:
