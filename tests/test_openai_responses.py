@@ -4,7 +4,8 @@ app under hypercorn and the fake grok.com."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import aiohttp
 import msgspec
@@ -24,7 +25,7 @@ from grok2api.conversation.instructions import call_block, result_block
 from grok2api.store.base import ClientKey
 from grok2api.testing.fake_grok import FakeGrok
 
-from harness import LiveGateway, upstream_chats
+from harness import LiveGateway, clean_mysql, drop_redis_prefix, requires, upstream_chats
 
 MODEL = "grok-3-fast"
 ANSWER = "Hello! You said: hi"
@@ -289,6 +290,47 @@ async def test_previous_response_id_replays_the_conversation(
     # The streamed response was stored before its last event went out.
     fetched = await client.responses.retrieve(third.response.id)
     assert fetched.output_text == third.response.output_text
+
+
+@pytest.mark.parametrize(
+    "kind", [pytest.param("mysql", marks=pytest.mark.mysql), pytest.param("redis", marks=pytest.mark.redis)]
+)
+async def test_a_follow_up_works_on_another_replica_and_account(
+    kind: Literal["mysql", "redis"], tmp_path: Path, fake: FakeGrok
+) -> None:
+    """Two replicas sharing a store, each with its own account: the follow-up replays the conversation."""
+    url = requires(kind)
+    if kind == "mysql":
+        await clean_mysql(url)
+    else:
+        await drop_redis_prefix(url, "g2a")  # the prefix a gateway uses by default
+    replicas = [
+        LiveGateway(tmp_path / f"node{i}", fake.base_url, fake.assets_url, storage_mode=kind, database_url=url)
+        for i in range(2)
+    ]
+    clients: list[openai.AsyncOpenAI] = []
+    try:
+        for replica in replicas:
+            await replica.start()
+            clients.append(openai.AsyncOpenAI(base_url=f"{replica.url}/v1", api_key="x", max_retries=0))
+        await replicas[0].add_accounts("tok-one")
+        first = await create(clients[0], "first question")
+        await replicas[0].services.store.remove_accounts(["tok-one"])
+        await replicas[1].add_accounts("tok-two")
+        second = await create(clients[1], "second question", previous_response_id=first.id)
+        assert second.status == "completed"
+        chat = upstream_chats(fake)[-1]
+        assert chat.token == "tok-two"
+        assert chat.message == f"User: first question\n\nAssistant: {first.output_text}\n\nUser: second question"
+        assert (await clients[1].responses.retrieve(first.id)).output_text == first.output_text
+        assert (await clients[0].responses.retrieve(second.id)).output_text == second.output_text
+    finally:
+        for sdk in clients:
+            await sdk.close()
+        for replica in replicas:
+            await replica.stop()
+        if kind == "redis":
+            await drop_redis_prefix(url, "g2a")
 
 
 async def test_retrieve_and_delete(gateway: LiveGateway, client: openai.AsyncOpenAI) -> None:
