@@ -181,7 +181,7 @@ async def test_nested_objects_enums_and_arrays_validate(ready: LiveGateway, clie
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 async def test_an_invalid_call_is_repaired_once(
-    ready: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, stream: bool
+    ready: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, stream: bool, chat_transport: str
 ) -> None:
     ask = user("[[tool-repair]] plan a trip to Lisbon")
     if stream:
@@ -193,6 +193,7 @@ async def test_an_invalid_call_is_repaired_once(
     (call,) = calls
     assert arguments(call.function.arguments) == TRIP_CALL["arguments"]
     first, repair = upstream_chats(fake)
+    assert first.transport == repair.transport == chat_transport
     assert INVALID not in first.message and INVALID in repair.message  # the bad answer is shown back
     assert repair.message.startswith(first.message)  # the same conversation, continued
     for problem in ("$.days: 'three' is not of type 'integer'", "'country' is a required property", "$.pace"):
@@ -287,7 +288,7 @@ async def test_no_envelope_text_reaches_the_client(ready: LiveGateway, scenario:
 
 
 async def test_a_call_split_into_tiny_frames_streams_only_its_prose(
-    ready: LiveGateway, client: openai.AsyncOpenAI
+    ready: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str
 ) -> None:
     chunks = await collect(
         await client.chat.completions.create(model=MODEL, messages=user("[[tool-split]] go"), tools=TOOLS, stream=True)

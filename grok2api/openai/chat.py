@@ -1,4 +1,4 @@
-"""``POST /v1/chat/completions``: the request turned into a chat job, the answer rendered back."""
+"""``POST /v1/chat/completions``: the request turned into a ``Conversation``, its answer rendered back."""
 
 from __future__ import annotations
 
