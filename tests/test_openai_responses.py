@@ -1,5 +1,6 @@
 """POST /v1/responses (and GET/DELETE /v1/responses/{id}) end to end: the official openai SDK against the real
-app under hypercorn and the fake grok.com."""
+app under hypercorn and the fake grok.com. The core answers run over both ways a chat reaches grok.com (the tests
+that take ``chat_transport``)."""
 
 from __future__ import annotations
 
@@ -76,7 +77,9 @@ def last_message(fake: FakeGrok) -> str:
 # ---- answers -------------------------------------------------------------------------------------
 
 
-async def test_non_stream(gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok) -> None:
+async def test_non_stream(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, chat_transport: str
+) -> None:
     await gateway.add_accounts("tok1")
     resp = await create(client, metadata={"ticket": "42"}, temperature=0.2)
     assert resp.id.startswith("resp_") and resp.object == "response"
@@ -101,7 +104,7 @@ async def test_non_stream(gateway: LiveGateway, client: openai.AsyncOpenAI, fake
     assert last_message(fake) == "hi"
 
 
-async def test_stream_event_sequence(gateway: LiveGateway, client: openai.AsyncOpenAI) -> None:
+async def test_stream_event_sequence(gateway: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str) -> None:
     await gateway.add_accounts("tok1")
     items = await events(client)
     kinds = types_of(items)
@@ -245,7 +248,9 @@ async def test_max_output_tokens_makes_an_incomplete_response(gateway: LiveGatew
     assert last.response.output_text == resp.output_text
 
 
-async def test_a_stall_mid_answer_fails_the_response(gateway: LiveGateway, client: openai.AsyncOpenAI) -> None:
+async def test_a_stall_mid_answer_fails_the_response(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str
+) -> None:
     await gateway.add_accounts("tok1")
     await gateway.settings(stream_chunk_timeout=0.5)
     items = await events(client, f"hi [[fault:stall-mid:{STALL}]]")
@@ -272,7 +277,7 @@ async def test_a_stall_mid_answer_fails_the_response(gateway: LiveGateway, clien
 
 
 async def test_previous_response_id_replays_the_conversation(
-    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, chat_transport: str
 ) -> None:
     await gateway.add_accounts("tok1")
     first = await create(client, "first question", instructions="Only for the first turn.")

@@ -131,7 +131,7 @@ async def test_a_function_call_is_a_function_call_item(
 
 
 async def test_the_tool_loop_with_previous_response_id(
-    ready: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
+    ready: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok, chat_transport: str
 ) -> None:
     first = await create(client, "[[tool-call]] What is the weather in Paris?", tools=TOOLS)
     (call,) = calls_of(first)
@@ -177,7 +177,9 @@ async def test_prose_then_parallel_calls(ready: LiveGateway, client: openai.Asyn
     assert [c.name for c in calls_of(one)] == ["get_weather"] and one.parallel_tool_calls is False
 
 
-async def test_streamed_calls_use_the_documented_events(ready: LiveGateway, client: openai.AsyncOpenAI) -> None:
+async def test_streamed_calls_use_the_documented_events(
+    ready: LiveGateway, client: openai.AsyncOpenAI, chat_transport: str
+) -> None:
     items = await events(client, "[[tool-prose]] weather in Paris?", tools=TOOLS)
     kinds = [e.type for e in items]
     (call_added,) = [
