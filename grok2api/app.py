@@ -28,6 +28,7 @@ from .metrics import render_prometheus
 from .openai.chat import chat_completions
 from .openai.images import image_edits, image_generations
 from .openai.models import get_model, list_models
+from .openai.responses import create_response, delete_response, get_response
 from .openai.videos import create_video, delete_video, get_video, list_videos, video_content
 from .services import Services
 
@@ -81,6 +82,9 @@ def api_routes() -> list[BaseRoute]:
         Route("/metrics", prometheus),
         Route("/", root),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/responses", create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
         Route("/v1/images/generations", image_generations, methods=["POST"]),
         Route("/v1/images/edits", image_edits, methods=["POST"]),
         Route("/v1/videos", create_video, methods=["POST"]),

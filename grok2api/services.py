@@ -34,6 +34,7 @@ FLUSH_INTERVAL = 10.0
 REVIVE_INTERVAL = 5.0
 KEYS_INTERVAL = 5.0
 EGRESS_INTERVAL = 2.0  # how soon a challenge or a clearance seen by another worker or replica applies here
+PURGE_INTERVAL = 600.0  # expired stored responses are removed this often
 MODES_RETRY = 30.0  # seconds before asking for the modes again after a failure or with no account
 
 
@@ -73,6 +74,7 @@ class Services:
             asyncio.create_task(self._every(EGRESS_INTERVAL, self.egresses.load), name="load-egresses"),
             asyncio.create_task(self._modes_loop(), name="refresh-modes"),
             asyncio.create_task(self.canary.loop(), name="canary"),
+            asyncio.create_task(self._every(PURGE_INTERVAL, self.purge_responses), name="purge-responses"),
         ]
         self.videos.start()
 
@@ -134,6 +136,10 @@ class Services:
     async def revive_due(self) -> int:
         """Bring back cooling accounts whose window has reset (see QuotaService.revive_due)."""
         return await self.quota.revive_due(self.pool.accounts())
+
+    async def purge_responses(self) -> int:
+        """Remove the stored responses that have expired (a read already ignores them)."""
+        return await self.store.purge_responses(time.time())
 
     async def refresh_modes(self) -> bool:
         """Read grok.com's modes with one active account, so a new mode is usable within one poll and a

@@ -38,6 +38,8 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     image_cache_max_size_mb: Megabytes = 512
     video_cache_max_size_mb: Megabytes = 1024
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # How long the Responses API keeps a stored response (store: true) for GET and previous_response_id.
+    responses_ttl_hours: Annotated[int, msgspec.Meta(ge=1, le=8760)] = 720
     # grok
     upstream_url: str = "https://grok.com"
     assets_url: str = "https://assets.grok.com"

@@ -362,3 +362,22 @@ async def test_the_video_jobs_upgrade_cut_short_runs_again(sql_store: SqlStore) 
         assert "video_jobs" not in await conn.run_sync(lambda c: c.dialect.get_table_names(c))
         await conn.run_sync(_alembic, command.upgrade, "head")
     assert await sql_store.list_video_jobs("") == ([], False)
+
+
+# 0003 → 0005 (stored responses)
+
+
+async def test_the_stored_responses_upgrade_cut_short_runs_again(sql_store: SqlStore) -> None:
+    # MySQL commits each DDL statement: a crash after the table and before its index leaves the revision at 0003.
+    async with sql_store.engine.begin() as conn:
+        on_table = " ON stored_responses" if sql_store.kind == "mysql" else ""
+        await conn.execute(text(f"DROP INDEX ix_stored_responses_expires_at{on_table}"))
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+    async with sql_store.engine.begin() as conn:
+        await conn.run_sync(_alembic, command.upgrade, "head")
+        assert await conn.run_sync(_diff) == []
+    async with sql_store.engine.begin() as conn:
+        await conn.run_sync(_alembic, command.downgrade, "0003")
+        assert "stored_responses" not in await conn.run_sync(lambda c: c.dialect.get_table_names(c))
+        await conn.run_sync(_alembic, command.upgrade, "head")
+    assert await sql_store.get_response("resp_1", "") is None

@@ -27,6 +27,11 @@ GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
                 "means /v1 is open to anyone who can reach it. Named keys live under API keys.",
             ),
             ("log_level", "How much the gateway logs. Applies at once on every worker."),
+            (
+                "responses_ttl_hours",
+                "How long the Responses API keeps a response it stored (store: true), for GET /v1/responses/{id} "
+                "and previous_response_id follow-ups. Applies to responses stored from then on.",
+            ),
         ),
     ),
     (

@@ -405,6 +405,21 @@ class Store(Protocol):
         """Forget the job's charge on ``account_id`` (and ``upstream_accepted``), giving the query back to a known
         window when ``refund``; only while ``attempt`` holds the job. False when nothing was released."""
 
+    # stored responses (the Responses API's ``store``): opaque UTF-8 JSON per (id, client key), until expires_at
+    async def put_response(self, response_id: str, key_id: str, body: bytes, expires_at: float) -> None:
+        """Keep ``body`` (UTF-8 text) as response ``response_id`` of client key ``key_id`` until ``expires_at``;
+        putting the same id again replaces it."""
+
+    async def get_response(self, response_id: str, key_id: str) -> bytes | None:
+        """The body, when the response exists, belongs to ``key_id`` and has not expired; None otherwise."""
+
+    async def delete_response(self, response_id: str, key_id: str) -> bool:
+        """Remove ``key_id``'s response; False when there was none (or it was another key's, or expired)."""
+
+    async def purge_responses(self, before: float) -> int:
+        """Remove the responses that expired before ``before`` (housekeeping); how many went. Backends whose
+        entries expire by themselves may return 0."""
+
 
 def now() -> float:
     import time

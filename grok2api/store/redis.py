@@ -22,6 +22,7 @@ Layout (``p`` = prefix, ``g2a`` by default)::
     p:vjobs:running    sorted set of in-progress job ids scored by lease_until
     p:vjobs:key:{key}  sorted set of one client key's job ids, all scored 0 (for listing)
     p:vjobs:idem:{key}:{digest}  the job id an Idempotency-Key of that client key made
+    p:resp:{id}        hash key_id, body (a stored response), expiring with it
 
 Every multi-key change to accounts runs as a Lua script, so it is atomic and one round trip.
 Scripts address keys they compute from the prefix, so this targets a single Redis (not Cluster).
@@ -348,6 +349,12 @@ if f[2] and f[2] ~= '' then redis.call('DEL', ARGV[3] .. f[1] .. ':' .. f[2]) en
 return 1
 """
 
+# KEYS: the stored response.  ARGV: the client key id. Deletes it only when it is that key's.
+_RESPONSE_DELETE = """
+if redis.call('HGET', KEYS[1], 'key_id') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
 _VIDEO_INTS = frozenset(("seconds", "progress", "attempt"))
 _VIDEO_OPTIONAL = frozenset(("completed_at", "lease_until", "account_id"))
 _VIDEO_BOOLS = frozenset(("has_image", "upstream_accepted"))
@@ -505,6 +512,8 @@ class RedisStore:
         self._video_charge = self.redis.register_script(_VIDEO_CHARGE)
         self._video_release = self.redis.register_script(_VIDEO_RELEASE)
         self._video_delete = self.redis.register_script(_VIDEO_DELETE)
+        self._resp = f"{p}:resp:"
+        self._response_delete = self.redis.register_script(_RESPONSE_DELETE)
 
     def _session_key(self, id_hash: str) -> str:
         return f"{self.prefix}:session:{id_hash}"
@@ -983,3 +992,25 @@ class RedisStore:
             args=[str(attempt), str(account_id), _quota_key(mode, "remaining"), "1" if refund else "0"],
         )
         return bool(done)
+
+    # stored responses (Redis expires them by itself)
+
+    async def put_response(self, response_id: str, key_id: str, body: bytes, expires_at: float) -> None:
+        key = self._resp + response_id
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping={"key_id": key_id, "body": body})
+            pipe.pexpireat(key, int(expires_at * 1000))
+            await pipe.execute()
+
+    async def get_response(self, response_id: str, key_id: str) -> bytes | None:
+        owner, body = await self.redis.hmget(self._resp + response_id, ["key_id", "body"])
+        if owner != key_id or body is None:
+            return None
+        return body.encode() if isinstance(body, str) else bytes(body)
+
+    async def delete_response(self, response_id: str, key_id: str) -> bool:
+        return bool(await self._response_delete(keys=[self._resp + response_id], args=[key_id]))
+
+    async def purge_responses(self, before: float) -> int:
+        return 0  # each one carries its own expiry

@@ -67,6 +67,7 @@ from .sql_schema import (
     MediaRow,
     MetaRow,
     SettingRow,
+    StoredResponseRow,
     UsageCountRow,
     VideoJobRow,
     table_of,
@@ -132,6 +133,7 @@ _CLIENT_KEY_COLUMNS = tuple(table_of(ClientKeyRow).c)
 
 
 _VIDEOS = table_of(VideoJobRow)
+_RESPONSES = table_of(StoredResponseRow)
 _VIDEO_COLUMNS = tuple(_VIDEOS.c[f] for f in VideoJob.__struct_fields__)  # everything but the image
 _VIDEO_IN_PROGRESS = _VIDEOS.c.status == VideoStatus.IN_PROGRESS
 _VIDEO_ENDS = (VideoStatus.COMPLETED, VideoStatus.FAILED)
@@ -817,3 +819,27 @@ class SqlStore:
             if refund:  # an unknown window stays unknown (NULL + 1)
                 await conn.execute(_text(_REFUND_SQL), {"id": account_id, "mode": mode})
         return True
+
+    # stored responses
+
+    async def put_response(self, response_id: str, key_id: str, body: bytes, expires_at: float) -> None:
+        row = {"id": response_id, "key_id": key_id, "body": body, "expires_at": expires_at}
+        async with self.engine.begin() as conn:
+            await conn.execute(self._upsert(StoredResponseRow, ["id"], list(row)), [row])
+
+    async def get_response(self, response_id: str, key_id: str) -> bytes | None:
+        t = _RESPONSES
+        stmt = select(t.c.body).where(t.c.id == response_id, t.c.key_id == key_id, t.c.expires_at > now())
+        async with self.engine.connect() as conn:
+            body = (await conn.execute(stmt)).scalar()
+        return None if body is None else bytes(body)
+
+    async def delete_response(self, response_id: str, key_id: str) -> bool:
+        t = _RESPONSES
+        stmt = delete(t).where(t.c.id == response_id, t.c.key_id == key_id, t.c.expires_at > now())
+        async with self.engine.begin() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
+
+    async def purge_responses(self, before: float) -> int:
+        async with self.engine.begin() as conn:
+            return (await conn.execute(delete(_RESPONSES).where(_RESPONSES.c.expires_at < before))).rowcount

@@ -11,13 +11,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.mysql import LONGTEXT
+from sqlalchemy.dialects.mysql import LONGBLOB, LONGTEXT
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .sql_statements import REASON_LEN
@@ -205,6 +206,21 @@ class VideoJobRow(Base):
     image_name: Mapped[str | None] = mapped_column(String(255))
     image_mime: Mapped[str | None] = mapped_column(String(64))
     image_b64: Mapped[str | None] = mapped_column(Text().with_variant(LONGTEXT(), "mysql"))
+
+
+class StoredResponseRow(Base):
+    """A response of the Responses API kept for ``GET`` and ``previous_response_id`` (see store.base.Store)."""
+
+    __tablename__ = "stored_responses"
+    __table_args__ = (
+        Index("ix_stored_responses_expires_at", "expires_at"),  # the purge of expired rows
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    body: Mapped[bytes] = mapped_column(LargeBinary().with_variant(LONGBLOB(), "mysql"))
+    expires_at: Mapped[float] = mapped_column(Double)
 
 
 def table_of(model: type[Base]) -> Table:
