@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
+from starlette.datastructures import FormData
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -127,7 +128,10 @@ def param_of(message: str) -> str | None:
 
 
 def decode(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
-    """Decode a JSON body, or raise a 400 that names the offending field."""
+    """Decode a JSON body, or raise a 400 that names the offending field.
+
+    msgspec refuses what Python's ``json`` lets through, such as a lone surrogate escape (``"\\ud800"``): a string no
+    UTF-8 encoder, database or response can hold, so it must never get past the edge."""
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
@@ -137,6 +141,34 @@ def decode(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
         raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
     except RecursionError:
         raise InvalidRequest(NESTED_TOO_DEEPLY, code="invalid_json") from None
+
+
+ANY_JSON: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+
+def decode_json(raw: bytes) -> Any:
+    """Any JSON value (dicts, lists, str, numbers, bool, None), with ``decode``'s 400s."""
+    return decode(ANY_JSON, raw)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def is_text(value: str) -> bool:
+    """False for a string holding a surrogate code point, which only an odd codec can produce (a form posted as
+    ``charset=utf-7`` or ``unicode_escape`` is decoded with it) and which no encoder or database takes."""
+    return value.isascii() or _SURROGATE.search(value) is None
+
+
+async def read_form(request: Request) -> FormData:
+    """The request's form (Starlette keeps it for later ``request.form()`` calls), refused with a 400 when a name,
+    value or file name is not valid Unicode."""
+    form = await request.form()
+    for name, value in form.multi_items():
+        text = value if isinstance(value, str) else value.filename or ""
+        if not (is_text(name) and is_text(text)):
+            raise InvalidRequest("The form holds text that is not valid Unicode.", code="invalid_encoding")
+    return form
 
 
 # -- client authentication and outcome ------------------------------------------------------------

@@ -423,3 +423,39 @@ async def test_forwarded_for_headers_do_not_reset_the_throttle(
         async with http.post(gateway.url + "/api/login", json=body, headers=headers) as resp:
             statuses.append(resp.status)
     assert statuses == [401] * 5 + [429] * 2
+
+
+# A JSON string escape may name half of a UTF-16 surrogate pair; no encoder, database or response can hold it.
+LONE_SURROGATE_BODIES = [
+    ("/api/tokens/add", b'{"tokens": ["abc"], "token_type": "sso", "tags": ["\\ud800"]}'),
+    ("/api/tokens/delete", b'{"tokens": ["\\ud800"], "token_type": "sso"}'),
+    ("/api/tokens/note", b'{"token": "abc", "token_type": "sso", "note": "\\udc00"}'),
+    ("/api/tokens/tags", b'{"token": "abc", "token_type": "sso", "tags": ["\\ud800x"]}'),
+    ("/api/settings", b'{"global_config": {"admin_username": "\\ud800"}}'),
+    ("/api/settings", b'{"grok_config": {"\\ud800": 1}}'),
+]
+
+
+async def test_lone_surrogates_are_a_400_never_a_500(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    json_type = {"Content-Type": "application/json"}
+    async with http.post(
+        gateway.url + "/api/login", data=b'{"username": "\\ud800", "password": "x"}', headers=json_type
+    ) as resp:
+        assert resp.status == 400  # unauthenticated, and in the login's own shape
+        assert await resp.json() == {"success": False, "token": None, "message": "The body is not valid JSON."}
+    api = await login(http, gateway.url)
+    await gateway.add_accounts("abc")
+    headers = {"Authorization": f"Bearer {api.token}", **json_type}
+    for path, raw in LONE_SURROGATE_BODIES:
+        async with http.post(gateway.url + path, data=raw, headers=headers) as resp:
+            body = await resp.json()
+            assert (resp.status, body["success"], body["code"]) == (400, False, "INVALID_JSON"), (path, body)
+    # A proper pair (an emoji) is fine.
+    async with http.post(
+        gateway.url + "/api/tokens/note",
+        data=b'{"token": "abc", "token_type": "sso", "note": "\\ud83d\\ude00"}',
+        headers=headers,
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    (account,) = await gateway.services.store.list_accounts()
+    assert account.note == "\U0001f600"
