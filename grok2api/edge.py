@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import AuthError, BodyTooLarge, GatewayError, InvalidRequest
+from .errors import DEFAULT_RETRY_AFTER, AuthError, BodyTooLarge, GatewayError, InvalidRequest, whole_seconds
 from .store.base import ClientKey
 
 if TYPE_CHECKING:
@@ -227,9 +227,18 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
     tracked = isinstance(getattr(request.state, "outcome", None), Outcome)  # a client API request
     if tracked and (exc.status >= 500 or exc.status == 429):
         record(request, False)
+    if exc.status == 429 and "Retry-After" not in exc.headers:
+        exc.headers["Retry-After"] = str(whole_seconds(_pool_wait(request) or DEFAULT_RETRY_AFTER))
     if not isinstance(exc, AuthError):
         log.info("%s %s failed: %s %s", request.method, request.url.path, exc.status, exc.message)
     return error_response(exc)
+
+
+def _pool_wait(request: Request) -> float | None:
+    """When the pool expects room again for the request's model (a usage limit grok.com reported mid-answer
+    has just emptied that account's window)."""
+    spec = services(request).catalog.find(outcome(request).model)
+    return services(request).pool.retry_after(spec) if spec is not None else None
 
 
 # -- client disconnects ---------------------------------------------------------------------------

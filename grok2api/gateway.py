@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import (
+    DEFAULT_RETRY_AFTER,
     ConnectionLost,
     EgressBlocked,
     FirstResponseTimeout,
     GatewayError,
     InvalidRequest,
+    RateLimited,
     StalledMidAnswer,
     UpstreamError,
+    whole_seconds,
 )
 from .grok.catalog import ModelSpec
 from .grok.chat import ChatTurn, prepare_turn, stream_turn
@@ -65,14 +68,17 @@ class MediaJob:
 Starter = Callable[[Lease], Awaitable[EventSource]]
 
 
-def error_for(failure: Failure) -> GatewayError:
+def error_for(failure: Failure, pool_wait: float | None = None) -> GatewayError:
+    """The client's error for the last failed attempt. A rate limit waits for grok.com's own word (its Retry-After),
+    else ``pool_wait`` (when the pool expects room again), else a default."""
     if failure.kind == FailureKind.EGRESS:
         return EgressBlocked(failure.reason)
     if failure.kind == FailureKind.RATE_LIMITED:
-        return UpstreamError(
-            f"Every tried account was rate limited by grok.com ({failure.reason}).",
-            status=429,
-            code="rate_limit_exceeded",
+        wait = failure.retry_after or pool_wait or DEFAULT_RETRY_AFTER
+        return RateLimited(
+            f"Every tried account was rate limited by grok.com ({failure.reason}); retry in about "
+            f"{whole_seconds(wait)} s.",
+            retry_after=wait,
         )
     return UpstreamError(f"grok.com failed: {failure.reason}")
 
@@ -199,7 +205,7 @@ class Gateway:
                 lease = await self.pool.acquire(spec, tried)
             except GatewayError:
                 if last is not None:
-                    raise error_for(last) from None
+                    raise error_for(last, self.pool.retry_after(spec)) from None
                 raise
             tried.add(lease.account.id)
             source: EventSource | None = None
@@ -245,10 +251,10 @@ class Gateway:
                 self.on_failure(failure.kind)
             log.info("attempt %d on account %d failed: %s", attempt + 1, lease.account.id, failure.reason)
             if not failure.retryable:
-                raise error_for(failure)
+                raise error_for(failure, self.pool.retry_after(spec))
             last = failure
         assert last is not None
-        raise error_for(last)
+        raise error_for(last, self.pool.retry_after(spec))
 
     async def _user_id(self, lease: Lease, settings: RuntimeSettings) -> str:
         """The account's grok.com user id, which the chat WebSocket needs: asked once per account

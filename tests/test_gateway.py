@@ -13,7 +13,7 @@ import msgspec
 import openai
 import pytest
 
-from grok2api.store.base import AccountState
+from grok2api.store.base import AccountPatch, AccountState, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok, MgwRecord
 
 from harness import LiveGateway, sse_frames
@@ -249,7 +249,7 @@ async def test_stream_fails_over_before_the_first_byte(gateway: LiveGateway, fak
 
 
 @pytest.mark.parametrize(
-    ("fault", "kind"), [("inband-13", "upstream_error"), ("usage", "rate_limit_error"), ("close", "upstream_error")]
+    ("fault", "kind"), [("inband-13", "upstream_error"), ("usage", "requests"), ("close", "upstream_error")]
 )
 async def test_no_failover_after_the_first_byte(gateway: LiveGateway, fake: FakeGrok, fault: str, kind: str) -> None:
     await gateway.add_accounts("tok1", "tok2")
@@ -293,3 +293,74 @@ async def test_attempts_are_capped_by_max_attempts(gateway: LiveGateway, fake: F
     assert status == 502
     assert [c.refused for c in chats(fake)] == ([500, 500] if handshake else [None, None])
     assert len({c.token for c in chats(fake)}) == 2
+
+
+# ---- 429s ----------------------------------------------------------------------------------------
+
+
+async def post_with_headers(
+    gateway: LiveGateway, payload: dict[str, Any], **headers: str
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{gateway.url}/v1/chat/completions", json=payload, headers=headers) as resp,
+    ):
+        return resp.status, msgspec.json.decode(await resp.read()), dict(resp.headers)
+
+
+def assert_rate_limited(status: int, answer: dict[str, Any], headers: dict[str, str]) -> int:
+    """OpenAI's 429: type ``requests``, code ``rate_limit_exceeded``, and Retry-After in whole seconds."""
+    assert status == 429, answer
+    assert (answer["error"]["type"], answer["error"]["code"]) == ("requests", "rate_limit_exceeded"), answer
+    retry = headers["Retry-After"]
+    assert retry.isdigit() and int(retry) >= 1, retry
+    return int(retry)
+
+
+@pytest.mark.parametrize(
+    ("chat_transport", "fault"), [("ws", "mgw-429:7"), ("rest", "429:7")], indirect=["chat_transport"]
+)
+async def test_a_429_from_grok_com_keeps_its_retry_after(
+    gateway: LiveGateway, fake: FakeGrok, chat_transport: str, fault: str
+) -> None:
+    await gateway.add_accounts("tok1")
+    await gateway.settings(max_attempts=1)
+    fake.push_fault(fault)  # the handshake (or the REST call) is refused with 429 and Retry-After: 7
+    status, answer, headers = await post_with_headers(gateway, body("hi"))
+    assert assert_rate_limited(status, answer, headers) == 7
+
+
+async def test_a_429_grok_com_gave_no_time_for_waits_until_the_pool_expects_room(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1", "tok2")
+    await gateway.settings(default_cooldown_seconds=900)
+    status, answer, headers = await post_with_headers(gateway, body("hi [[fault:429]]"))
+    # Both accounts tried, both windows emptied for the default cooldown: that is the earliest room.
+    assert 890 <= assert_rate_limited(status, answer, headers) <= 900
+
+
+async def test_a_usage_limit_mid_answer_is_a_429_with_retry_after(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1", "tok2")
+    await gateway.settings(default_cooldown_seconds=600)
+    status, answer, headers = await post_with_headers(gateway, body("hi [[fault:inband-8]]"))
+    assert 590 <= assert_rate_limited(status, answer, headers) <= 600
+    assert "usage limit" in answer["error"]["message"]
+
+
+async def test_pool_exhaustion_and_key_rpm_are_429s_of_the_same_shape(gateway: LiveGateway) -> None:
+    from grok2api.admin import keys_ops
+
+    status, answer, headers = await post_with_headers(gateway, body("hi"))
+    assert status == 503  # no account at all is not a rate limit
+    await gateway.add_accounts("tok1")
+    await gateway.services.store.update_account("tok1", AccountPatch(quotas={"fast": ModeQuota(remaining=0)}))
+    await gateway.services.reload(force=True)
+    status, answer, headers = await post_with_headers(gateway, body("hi"))
+    assert_rate_limited(status, answer, headers)
+
+    request = keys_ops.KeyRequest(name="limited", models=[], rpm=1, expires_at=None)
+    _, secret = await keys_ops.create(gateway.services, request)
+    auth = {"Authorization": f"Bearer {secret}"}
+    await post_with_headers(gateway, body("hi"), **auth)  # the key's one request this minute
+    status, answer, headers = await post_with_headers(gateway, body("hi"), **auth)
+    assert assert_rate_limited(status, answer, headers) <= 60
+    assert "1 requests per minute" in answer["error"]["message"]
