@@ -146,10 +146,18 @@ class FirstResponseTimeout(UpstreamTimeout):
 
 
 class StalledMidAnswer(UpstreamTimeout):
-    """grok.com stopped sending in the middle of an answer (idle or total timeout)."""
+    """grok.com stopped sending in the middle of an answer (``stream_chunk_timeout``), or, with ``total_timeout``,
+    the answer ran past ``stream_total_timeout``. Either way what the client got is incomplete."""
 
-    def __init__(self) -> None:
-        super().__init__("grok.com stalled mid-answer, so the answer is incomplete; retry the request.")
+    def __init__(self, total_timeout: float | None = None) -> None:
+        if total_timeout is None:
+            message = "grok.com stalled mid-answer, so the answer is incomplete; retry the request."
+        else:
+            message = (
+                f"grok.com's answer ran past stream_total_timeout ({total_timeout:g} s) and was cut off, so it is "
+                "incomplete; retry the request."
+            )
+        super().__init__(message)
 
 
 class ConnectionLost(UpstreamError):

@@ -100,12 +100,12 @@ class Answer:
         """The serving account's token (generated media is downloaded with it)."""
         return self.lease.token
 
-    def _deadline(self) -> float:
+    def _deadline(self) -> tuple[float, bool]:
+        """When the next read must have arrived, and whether that is the total timeout (not the idle one)."""
         s = self.settings
-        limits = [time.monotonic() + s.stream_chunk_timeout]
-        if s.stream_total_timeout:
-            limits.append(self.started + s.stream_total_timeout)
-        return min(limits)
+        idle = time.monotonic() + s.stream_chunk_timeout
+        total = self.started + s.stream_total_timeout if s.stream_total_timeout else idle
+        return (total, True) if total < idle else (idle, False)
 
     def _note(self, batch: list[Event]) -> None:
         for event in batch:
@@ -118,12 +118,17 @@ class Answer:
         self._note(self.first)
         yield self.first
         while True:
+            deadline, total = self._deadline()
             try:
-                async with asyncio.timeout_at(_loop_time(self._deadline())):
+                async with asyncio.timeout_at(_loop_time(deadline)):
                     batch = await anext(self.source)
             except StopAsyncIteration:
                 return
             except TimeoutError:
+                if total:
+                    reason = "grok.com's answer ran past stream_total_timeout"
+                    self.failure = Failure(FailureKind.SERVER, reason, charged=True)
+                    raise StalledMidAnswer(self.settings.stream_total_timeout) from None
                 self.failure = Failure(FailureKind.SERVER, "grok.com stalled mid-answer", charged=True)
                 raise StalledMidAnswer from None
             except TRANSPORT_ERRORS as exc:

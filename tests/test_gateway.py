@@ -43,7 +43,7 @@ def sse(raw: bytes) -> tuple[list[dict[str, Any]], str]:
 
 
 def text_of(chunks: list[dict[str, Any]]) -> str:
-    return "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    return "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c.get("choices"))
 
 
 async def wait_for(check: Callable[[], bool], within: float) -> float:
@@ -105,7 +105,16 @@ async def test_first_byte_timeout_stream_ends_cleanly(gateway: LiveGateway, clie
     assert items[-1].usage is not None and items[-1].usage.completion_tokens == 0
 
 
-async def test_idle_timeout_mid_stream(gateway: LiveGateway, fake: FakeGrok) -> None:
+def cut_off(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The error a cut stream ends with; no chunk may claim the answer finished."""
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1] if c.get("choices")), chunks
+    assert set(chunks[-1]) == {"error"}, chunks[-1]
+    error: dict[str, Any] = chunks[-1]["error"]
+    return error
+
+
+@pytest.mark.parametrize("chat_transport", ["ws", "rest"], indirect=True)
+async def test_idle_timeout_mid_stream(gateway: LiveGateway, fake: FakeGrok, chat_transport: str) -> None:
     await gateway.add_accounts("tok1")
     await gateway.settings(stream_chunk_timeout=0.5)
     status, raw, elapsed = await post(gateway, body(f"hi [[fault:stall-mid:{STALL}]]", stream=True))
@@ -113,7 +122,9 @@ async def test_idle_timeout_mid_stream(gateway: LiveGateway, fake: FakeGrok) -> 
     assert elapsed < 1.5
     chunks, last = sse(raw)
     assert last == "[DONE]"
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    error = cut_off(chunks)
+    assert (error["type"], error["code"]) == ("timeout_error", "upstream_timeout")
+    assert "stalled mid-answer" in error["message"] and "first-response" not in error["message"]
     assert text_of(chunks) == "Hello! You "  # the two tokens before the stall, nothing after
     ids = await account_ids(gateway)
     await wait_for(lambda: gateway.services.pool.in_flight(ids["tok1"]) == 0, 1.0)
@@ -125,8 +136,25 @@ async def test_idle_timeout_mid_answer_non_stream_is_504(gateway: LiveGateway) -
     await gateway.settings(stream_chunk_timeout=0.5)
     status, raw, elapsed = await post(gateway, body(f"hi [[fault:stall-mid:{STALL}]]"))
     assert status == 504
-    assert msgspec.json.decode(raw)["error"]["code"] == "upstream_timeout"
+    error = msgspec.json.decode(raw)["error"]
+    assert error["code"] == "upstream_timeout" and "stalled mid-answer" in error["message"]
     assert elapsed < 1.5
+
+
+async def test_a_connection_broken_mid_answer_is_an_error_not_a_finish(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1")
+    status, raw, _ = await post(
+        gateway, body("hi [[fault:close]]", stream=True, stream_options={"include_usage": True})
+    )
+    chunks, last = sse(raw)
+    assert status == 200 and last == "[DONE]"
+    usage = chunks.pop()  # usage still comes last when asked for
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] > 0
+    error = cut_off(chunks)
+    assert error["type"] == "upstream_error" and "broke mid-answer" in error["message"]
+    status, raw, _ = await post(gateway, body("hi [[fault:close]]"))
+    error = msgspec.json.decode(raw)["error"]
+    assert status == 502 and "broke mid-answer" in error["message"]
 
 
 async def test_total_timeout_cuts_a_slow_stream(gateway: LiveGateway) -> None:
@@ -136,7 +164,9 @@ async def test_total_timeout_cuts_a_slow_stream(gateway: LiveGateway) -> None:
     assert status == 200
     assert 0.8 < elapsed < 2.5  # the full answer would take about 6 s
     chunks, last = sse(raw)
-    assert last == "[DONE]" and chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert last == "[DONE]"
+    error = cut_off(chunks)
+    assert error["code"] == "upstream_timeout" and "stream_total_timeout (1 s)" in error["message"]
     received = text_of(chunks).split()
     assert 2 <= len(received) < 60
     assert received == [f"tok{i}" for i in range(len(received))]

@@ -385,3 +385,24 @@ async def test_edit_rejects_what_is_not_an_image(fake: FakeGrok, gateway: LiveGa
             assert resp.status == 400
             assert "multipart/form-data" in (await resp.json())["error"]["message"]
     assert _edits(fake) == [] and [r for r in fake.requests if r.path == UPLOAD_V2_PATH] == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"), [("stall-mid:5", "stalled mid-answer"), ("close-mid", "broke mid-answer")]
+)
+async def test_an_image_stream_cut_after_the_previews_ends_with_an_error(
+    gateway: LiveGateway, client: Any, fault: str, message: str
+) -> None:
+    await _account(gateway)
+    await gateway.settings(stream_chunk_timeout=0.5)
+    stream = await client.images.generate(prompt=f"a cat [[fault:{fault}]]", stream=True)
+    seen: list[str] = []
+    with pytest.raises(openai.APIError) as info:
+        async for event in stream:
+            seen.append(event.type)
+    assert seen and set(seen) == {"image_generation.partial_image"}  # the previews came, then the error
+    assert message in info.value.message
+    with pytest.raises(openai.APIStatusError) as status:
+        await client.images.generate(prompt=f"a cat [[fault:{fault}]]")
+    assert status.value.status_code == (504 if fault.startswith("stall") else 502)
+    assert message in status.value.message

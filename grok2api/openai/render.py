@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from ..errors import GatewayError, RateLimited, StalledMidAnswer, UpstreamError
+from ..errors import ConnectionLost, GatewayError, RateLimited, StalledMidAnswer, UpstreamError
 from ..gateway import Answer
 from ..grok.events import (
     End,
@@ -294,16 +294,16 @@ async def stream_answer(
                 yield frame
             yield writer.frame(Delta(), finish=tr.finish_reason or "stop")
             ok = True
-        except StalledMidAnswer:
-            log.warning("upstream stalled mid-stream on account %s; ending the stream", answer.lease.account.id)
+        except (StalledMidAnswer, ConnectionLost) as err:
+            # The answer broke off: what the filters still hold goes out, then the error, never a finish_reason
+            # (a client must not take a cut answer for a whole one).
             try:
                 frame = writer.piece(tr.finish())
-            except GatewayError as err:  # e.g. a video that never arrived
-                yield error_frame(err)
-            else:
-                if frame is not None:
-                    yield frame
-                yield writer.frame(Delta(), finish="stop")
+            except GatewayError:  # e.g. a video that never arrived: the break is what to report
+                frame = None
+            if frame is not None:
+                yield frame
+            yield error_frame(err)
         except GatewayError as err:
             yield error_frame(err)
         if include_usage:
