@@ -1,4 +1,4 @@
-"""The ``grok2api`` command line: serve, migrate, accounts, fake-upstream, bench."""
+"""The ``grok2api`` command line: serve, migrate, accounts, keys, fake-upstream, bench."""
 
 from __future__ import annotations
 
@@ -76,6 +76,12 @@ def _accounts(args: argparse.Namespace) -> None:
     asyncio.run(_with_store(lambda store: accounts.run(args, store)))
 
 
+def _keys(args: argparse.Namespace) -> None:
+    from .cli import keys
+
+    asyncio.run(_with_store(lambda store: keys.run(args, store)))
+
+
 def _fake(args: argparse.Namespace) -> None:
     from .testing import fake_grok
 
@@ -116,6 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     a = acc.add_parser("refresh", help="check accounts' quota live (all when no token is given)")
     a.add_argument("tokens", nargs="*")
     p.set_defaults(func=_accounts)
+    p = sub.add_parser("keys", help="manage client API keys in the store")
+    keys = p.add_subparsers(dest="action", required=True)
+    k = keys.add_parser("add", help="create a key; its secret is printed once")
+    k.add_argument("name", help="who or what uses the key")
+    k.add_argument("--model", action="append", help="allow only this model (repeat, or a,b); default all models")
+    k.add_argument("--rpm", type=int, default=0, help="requests per minute (default 0 = no limit)")
+    k.add_argument("--expires", help="when it stops working: ISO 8601 (2030-01-31, 2030-01-31T12:00Z) or unix seconds")
+    k = keys.add_parser("list", help="list keys (never their secrets)")
+    k.add_argument("--json", action="store_true")
+    k = keys.add_parser("revoke", help="revoke a key by its id")
+    k.add_argument("id")
+    p.set_defaults(func=_keys)
     p = sub.add_parser("fake-upstream", help="run the fake grok.com for demos and tests")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)
