@@ -14,13 +14,14 @@ from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import DEFAULT_RETRY_AFTER, AuthError, BodyTooLarge, GatewayError, InvalidRequest, whole_seconds
+from .logs import REQUEST_ID, REQUEST_ID_HEADER, request_id_from
 from .store.base import ClientKey
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class ApiCors:
             allow_origins=["*"],
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],
-            expose_headers=["Retry-After"],
+            expose_headers=["Retry-After", REQUEST_ID_HEADER],
             max_age=600,
         )
 
@@ -64,6 +65,33 @@ class ApiCors:
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+class RequestIds:
+    """Gives every HTTP request an id, for its logs and its answer: the client's ``X-Request-ID`` when it is a sane
+    one, else a new one. Each request runs in a task of its own, so the id set here is seen by everything the request
+    does (and by the tasks it starts), and by nothing else."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        header = (REQUEST_ID_HEADER.lower().encode(), request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
 
 
 # -- responses -----------------------------------------------------------------------------------

@@ -83,6 +83,28 @@ def error_for(failure: Failure, pool_wait: float | None = None) -> GatewayError:
     return UpstreamError(f"grok.com failed: {failure.reason}")
 
 
+def log_failed_attempt(
+    lease: Lease, failure: Failure, started: float, attempt: int, *, mid_answer: bool = False, **fields: object
+) -> None:
+    """The one log line of a failed upstream attempt, with what an operator filters on as fields: the account, the
+    mode, the verdict (the failure's kind), how long the attempt ran, which attempt it was, and ``fields``."""
+    seconds = time.monotonic() - started
+    when = "mid-answer" if mid_answer else "before the answer"
+    log.warning(
+        "upstream attempt failed %s: %s",
+        when,
+        failure.reason,
+        extra={
+            "account_id": lease.account.id,
+            "mode": lease.mode,
+            "verdict": str(failure.kind),
+            "duration_ms": round(seconds * 1000),
+            "attempt": attempt,
+            **fields,
+        },
+    )
+
+
 @dataclass
 class Answer:
     """An upstream answer that produced its first event; iterate it for the rest, then ``finish``."""
@@ -93,6 +115,8 @@ class Answer:
     settings: RuntimeSettings
     started: float
     failure: Failure | None = None
+    attempt: int = 1  # which attempt of the job this answer is (for its log line)
+    attempt_started: float | None = None  # when that attempt began (default: ``started``)
     _done: bool = field(default=False, repr=False)
 
     @property
@@ -135,7 +159,6 @@ class Answer:
                 failure = classify(exc)
                 failure.charged = True
                 self.failure = failure
-                log.warning("the connection to grok.com broke mid-answer: %s", exc)
                 raise ConnectionLost from None
             self._note(batch)
             yield batch
@@ -153,6 +176,9 @@ class Answer:
         self._done = True
         with suppress(Exception):
             await self.source.aclose()
+        if self.failure is not None:
+            started = self.attempt_started if self.attempt_started is not None else self.started
+            log_failed_attempt(self.lease, self.failure, started, self.attempt, mid_answer=True)
         if self.failure is not None and self.failure.kind in (
             FailureKind.RATE_LIMITED,
             FailureKind.INVALID,
@@ -213,6 +239,7 @@ class Gateway:
                     raise error_for(last, self.pool.retry_after(spec)) from None
                 raise
             tried.add(lease.account.id)
+            attempt_started = time.monotonic()
             source: EventSource | None = None
             definitive = False
             try:
@@ -224,10 +251,14 @@ class Gateway:
                     first = await anext(source)
                 if isinstance(first[0], ErrorEvent):
                     raise _InBand(first[0])
-                return Answer(lease, first, source, settings, started)
+                return Answer(
+                    lease, first, source, settings, started, attempt=attempt + 1, attempt_started=attempt_started
+                )
             except TimeoutError:
                 await _close(source)
-                await lease.fail(Failure(FailureKind.SERVER, "grok.com sent nothing before the first-response timeout"))
+                failure = Failure(FailureKind.SERVER, "grok.com sent nothing before the first-response timeout")
+                log_failed_attempt(lease, failure, attempt_started, attempt + 1)
+                await lease.fail(failure)
                 raise FirstResponseTimeout from None
             except StopAsyncIteration:
                 failure = Failure(FailureKind.SERVER, "grok.com closed the answer without any content")
@@ -240,7 +271,9 @@ class Gateway:
             except UploadRejected as exc:
                 await _close(source)
                 # The client's image, not the account: nothing is held against it and its query goes back.
-                await lease.fail(Failure(FailureKind.CANCELLED, f"grok.com refused an uploaded image: {exc.reason}"))
+                failure = Failure(FailureKind.CANCELLED, f"grok.com refused an uploaded image: {exc.reason}")
+                log_failed_attempt(lease, failure, attempt_started, attempt + 1)
+                await lease.fail(failure)
                 raise InvalidRequest(
                     f"image {exc.index + 1}: grok.com refused the upload: {exc.reason}",
                     param=image_param,
@@ -254,7 +287,7 @@ class Gateway:
             await lease.fail(failure, definitive=definitive)
             if self.on_failure is not None:
                 self.on_failure(failure.kind)
-            log.info("attempt %d on account %d failed: %s", attempt + 1, lease.account.id, failure.reason)
+            log_failed_attempt(lease, failure, attempt_started, attempt + 1)
             if not failure.retryable:
                 raise error_for(failure, self.pool.retry_after(spec))
             last = failure
