@@ -188,15 +188,18 @@ def is_text(value: str) -> bool:
     return value.isascii() or _SURROGATE.search(value) is None
 
 
-async def read_form(request: Request) -> FormData:
-    """The request's form (Starlette keeps it for later ``request.form()`` calls), refused with a 400 when a name,
-    value or file name is not valid Unicode."""
-    form = await request.form()
+def check_form(form: FormData) -> FormData:
+    """``form``, or a 400 when a field name, value or file name is not valid Unicode (see ``is_text``)."""
     for name, value in form.multi_items():
         text = value if isinstance(value, str) else value.filename or ""
         if not (is_text(name) and is_text(text)):
             raise InvalidRequest("The form holds text that is not valid Unicode.", code="invalid_encoding")
     return form
+
+
+async def read_form(request: Request) -> FormData:
+    """The request's form, checked by ``check_form`` (Starlette keeps it for later ``request.form()`` calls)."""
+    return check_form(await request.form())
 
 
 # -- client authentication and outcome ------------------------------------------------------------

@@ -406,3 +406,27 @@ async def test_an_image_stream_cut_after_the_previews_ends_with_an_error(
         await client.images.generate(prompt=f"a cat [[fault:{fault}]]")
     assert status.value.status_code == (504 if fault.startswith("stall") else 502)
     assert message in status.value.message
+
+
+@pytest.mark.parametrize(("charset", "surrogate"), [("utf-7", "+2AA-"), ("unicode_escape", "\\ud800")])
+async def test_an_edit_form_holding_a_lone_surrogate_is_a_400(
+    fake: FakeGrok, gateway: LiveGateway, charset: str, surrogate: str
+) -> None:
+    """Starlette decodes multipart fields with the charset the request names; some charsets make lone surrogates."""
+    await _account(gateway)
+    boundary = "edit-boundary-5e1"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nnight {surrogate}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + TINY_JPEG
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}; charset={charset}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{gateway.url}/v1/images/edits", data=body, headers=headers) as resp:
+            error = (await resp.json())["error"]
+            assert resp.status == 400 and error["code"] == "invalid_encoding", error
+    assert _edits(fake) == []
