@@ -1,9 +1,10 @@
-"""The ``grok2api`` command line: serve, migrate, accounts, doctor, fake-upstream, bench."""
+"""The ``grok2api`` command line: serve, migrate, accounts, keys, doctor, fake-upstream, bench."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,22 +15,40 @@ from .config import BootConfig
 from .store.base import Tier
 
 if TYPE_CHECKING:
+    from hypercorn.config import Config
+
     from .store.base import Store
 
 T = TypeVar("T")
 
 
-def _serve(args: argparse.Namespace) -> None:
-    from hypercorn.asyncio import serve
+# hypercorn's access line; the path without its query string, which may carry secrets.
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%(a)s"'
+
+
+def hypercorn_config(boot: BootConfig, bind: str) -> Config:
+    """hypercorn's settings. Its two loggers are handed over as loggers, not as streams: hypercorn then adds no
+    handler of its own, so each line goes once through the gateway's handlers (its format, its request ids)."""
     from hypercorn.config import Config
 
-    boot = BootConfig.from_env()
     config = Config()
-    bind = args.bind or f"{boot.host}:{boot.port}"
     config.bind = [bind]
     config.graceful_timeout = 30
     config.backlog = 2048  # bursts of hundreds of new connections must not overflow the accept queue
-    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.accesslog = logging.getLogger("hypercorn.access")
+    config.access_log_format = ACCESS_LOG_FORMAT
+    return config
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from hypercorn.asyncio import serve
+
+    from .logs import setup_logging
+
+    boot = BootConfig.from_env()
+    setup_logging(boot.log_format, boot.environ.get("GROK2API_LOG_FILE", ""))
+    config = hypercorn_config(boot, args.bind or f"{boot.host}:{boot.port}")
     workers = args.workers or boot.workers
     if workers > 1:
         # hypercorn's own runner forks the workers; each builds its app through the factory.
@@ -42,12 +61,6 @@ def _serve(args: argparse.Namespace) -> None:
     from .app import create_app
 
     asyncio.run(serve(create_app(boot), config))  # type: ignore[arg-type]
-
-
-def logging_setup() -> None:
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 async def _with_store(fn: Callable[[Store], Awaitable[T]]) -> T:
@@ -82,10 +95,17 @@ def _doctor(args: argparse.Namespace) -> None:
     sys.exit(asyncio.run(_with_store(lambda store: doctor.main(args, store))))
 
 
+def _keys(args: argparse.Namespace) -> None:
+    from .cli import keys
+
+    asyncio.run(_with_store(lambda store: keys.run(args, store)))
+
+
 def _fake(args: argparse.Namespace) -> None:
+    from .logs import setup_logging
     from .testing import fake_grok
 
-    logging_setup()
+    setup_logging(BootConfig.from_env().log_format)
     asyncio.run(fake_grok.serve_forever(args.host, args.port, token_delay=args.token_delay))
 
 
@@ -126,6 +146,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--account", metavar="TOKEN", help="the account to check with (default: the first active one)")
     p.add_argument("--json", action="store_true", help='print {"ok", "steps": [{"name", "ok", "verdict", "fix"}]}')
     p.set_defaults(func=_doctor)
+    p = sub.add_parser("keys", help="manage client API keys in the store")
+    keys = p.add_subparsers(dest="action", required=True)
+    k = keys.add_parser("add", help="create a key; its secret is printed once")
+    k.add_argument("name", help="who or what uses the key")
+    k.add_argument("--model", action="append", help="allow only this model (repeat, or a,b); default all models")
+    k.add_argument("--rpm", type=int, default=0, help="requests per minute (default 0 = no limit)")
+    k.add_argument("--expires", help="when it stops working: ISO 8601 (2030-01-31, 2030-01-31T12:00Z) or unix seconds")
+    k = keys.add_parser("list", help="list keys (never their secrets)")
+    k.add_argument("--json", action="store_true")
+    k = keys.add_parser("revoke", help="revoke a key by its id")
+    k.add_argument("id")
+    p.set_defaults(func=_keys)
     p = sub.add_parser("fake-upstream", help="run the fake grok.com for demos and tests")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)

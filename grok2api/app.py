@@ -6,7 +6,6 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,14 +13,25 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from . import __version__
 from .admin.routes import admin_mounts, admin_startup
 from .config import BootConfig
 from .diagnose.canary import metric_lines as canary_lines
-from .edge import ApiCors, ClientGone, authenticate, client_gone, error_response, gateway_error, services
+from .edge import (
+    ApiCors,
+    ClientGone,
+    RequestIds,
+    authenticate,
+    client_gone,
+    error_response,
+    gateway_error,
+    services,
+)
 from .errors import GatewayError, NotFound
 from .grok.unknown_shapes import metric_lines as unknown_shape_lines
+from .logs import setup_logging
 from .mcp import mcp_endpoint
 from .media.route import serve_media
 from .metrics import render_prometheus
@@ -99,28 +109,17 @@ def api_routes() -> list[BaseRoute]:
     ]
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+class GatewayApp(Starlette):
+    """The application, with the request-id layer outside everything else (Starlette's own error handling
+    included), so that every answer, a 500 too, carries its X-Request-ID."""
 
-
-def setup_logging(log_file: str = "") -> None:
-    """Log to stderr (and to a rotating file, 10 MB x 5, when GROK2API_LOG_FILE is set) unless the host
-    process configured logging already (tests, embedding)."""
-    root = logging.getLogger()
-    if root.handlers:
-        return
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    if log_file:
-        from logging.handlers import RotatingFileHandler
-
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handler = RotatingFileHandler(log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8")
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        root.addHandler(handler)
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestIds(super().build_middleware_stack())
 
 
 def create_app(boot: BootConfig | None = None, services: Services | None = None) -> Starlette:
     boot = boot or BootConfig.from_env()
-    setup_logging(boot.environ.get("GROK2API_LOG_FILE", ""))
+    setup_logging(boot.log_format, boot.environ.get("GROK2API_LOG_FILE", ""))
     svc = services or Services(boot)
     routes = api_routes() + admin_mounts(svc)
 
@@ -133,7 +132,7 @@ def create_app(boot: BootConfig | None = None, services: Services | None = None)
         finally:
             await svc.stop()
 
-    app = Starlette(
+    app = GatewayApp(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(ApiCors)],

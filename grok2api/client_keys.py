@@ -57,6 +57,4 @@ class ClientKeys:
             self._minute[key.id] = (minute, count)
             if count > key.rpm:
                 retry = max(1, 60 - int(time.time()) % 60)  # until the next minute window opens
-                raise RateLimited(
-                    f"This API key is limited to {key.rpm} requests per minute.", headers={"Retry-After": str(retry)}
-                )
+                raise RateLimited(f"This API key is limited to {key.rpm} requests per minute.", retry_after=retry)

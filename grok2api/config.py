@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .logs import LOG_FORMATS
 from .resources import resource_dir
 
 
@@ -22,6 +23,7 @@ class BootConfig:
     admin_password: str = ""
     web_dir: Path = field(default_factory=lambda: resource_dir("web", "GROK2API_WEB_DIR"))
     max_body_bytes: int = 32 * 1024 * 1024
+    log_format: str = "text"  # text | json (one JSON object per line)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -30,6 +32,10 @@ class BootConfig:
 
         def get(name: str, default: str) -> str:
             return env.get(name, default).strip() or default
+
+        log_format = get("GROK2API_LOG_FORMAT", cls.log_format).lower()
+        if log_format not in LOG_FORMATS:
+            raise ValueError(f"GROK2API_LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, not {log_format!r}")
 
         return cls(
             host=get("GROK2API_HOST", cls.host),
@@ -42,5 +48,6 @@ class BootConfig:
             admin_password=env.get("GROK2API_ADMIN_PASSWORD", ""),
             web_dir=resource_dir("web", "GROK2API_WEB_DIR", env),
             max_body_bytes=int(get("GROK2API_MAX_BODY_BYTES", str(cls.max_body_bytes))),
+            log_format=log_format,
             environ=env,
         )

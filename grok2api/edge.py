@@ -14,12 +14,14 @@ from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
+from starlette.datastructures import FormData, Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import AuthError, BodyTooLarge, GatewayError, InvalidRequest
+from .errors import DEFAULT_RETRY_AFTER, AuthError, BodyTooLarge, GatewayError, InvalidRequest, whole_seconds
+from .logs import REQUEST_ID, REQUEST_ID_HEADER, request_id_from
 from .store.base import ClientKey
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class ApiCors:
             allow_origins=["*"],
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],
-            expose_headers=["Retry-After"],
+            expose_headers=["Retry-After", REQUEST_ID_HEADER],
             max_age=600,
         )
 
@@ -63,6 +65,33 @@ class ApiCors:
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+class RequestIds:
+    """Gives every HTTP request an id, for its logs and its answer: the client's ``X-Request-ID`` when it is a sane
+    one, else a new one. Each request runs in a task of its own, so the id set here is seen by everything the request
+    does (and by the tasks it starts), and by nothing else."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        header = (REQUEST_ID_HEADER.lower().encode(), request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
 
 
 # -- responses -----------------------------------------------------------------------------------
@@ -127,7 +156,10 @@ def param_of(message: str) -> str | None:
 
 
 def decode(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
-    """Decode a JSON body, or raise a 400 that names the offending field."""
+    """Decode a JSON body, or raise a 400 that names the offending field.
+
+    msgspec refuses what Python's ``json`` lets through, such as a lone surrogate escape (``"\\ud800"``): a string no
+    UTF-8 encoder, database or response can hold, so it must never get past the edge."""
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
@@ -137,6 +169,37 @@ def decode(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
         raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
     except RecursionError:
         raise InvalidRequest(NESTED_TOO_DEEPLY, code="invalid_json") from None
+
+
+ANY_JSON: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+
+def decode_json(raw: bytes) -> Any:
+    """Any JSON value (dicts, lists, str, numbers, bool, None), with ``decode``'s 400s."""
+    return decode(ANY_JSON, raw)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def is_text(value: str) -> bool:
+    """False for a string holding a surrogate code point, which only an odd codec can produce (a form posted as
+    ``charset=utf-7`` or ``unicode_escape`` is decoded with it) and which no encoder or database takes."""
+    return value.isascii() or _SURROGATE.search(value) is None
+
+
+def check_form(form: FormData) -> FormData:
+    """``form``, or a 400 when a field name, value or file name is not valid Unicode (see ``is_text``)."""
+    for name, value in form.multi_items():
+        text = value if isinstance(value, str) else value.filename or ""
+        if not (is_text(name) and is_text(text)):
+            raise InvalidRequest("The form holds text that is not valid Unicode.", code="invalid_encoding")
+    return form
+
+
+async def read_form(request: Request) -> FormData:
+    """The request's form, checked by ``check_form`` (Starlette keeps it for later ``request.form()`` calls)."""
+    return check_form(await request.form())
 
 
 # -- client authentication and outcome ------------------------------------------------------------
@@ -195,9 +258,18 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
     tracked = isinstance(getattr(request.state, "outcome", None), Outcome)  # a client API request
     if tracked and (exc.status >= 500 or exc.status == 429):
         record(request, False)
+    if exc.status == 429 and "Retry-After" not in exc.headers:
+        exc.headers["Retry-After"] = str(whole_seconds(_pool_wait(request) or DEFAULT_RETRY_AFTER))
     if not isinstance(exc, AuthError):
         log.info("%s %s failed: %s %s", request.method, request.url.path, exc.status, exc.message)
     return error_response(exc)
+
+
+def _pool_wait(request: Request) -> float | None:
+    """When the pool expects room again for the request's model (a usage limit grok.com reported mid-answer
+    has just emptied that account's window)."""
+    spec = services(request).catalog.find(outcome(request).model)
+    return services(request).pool.retry_after(spec) if spec is not None else None
 
 
 # -- client disconnects ---------------------------------------------------------------------------

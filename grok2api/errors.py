@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 
@@ -85,12 +87,31 @@ class BodyTooLarge(GatewayError):
     code = "request_too_large"
 
 
+DEFAULT_RETRY_AFTER = 60.0  # seconds, when nobody knows when there will be room again
+
+
+def whole_seconds(seconds: float) -> int:
+    """A wait as Retry-After says it: whole seconds, rounded up, at least 1."""
+    return max(1, math.ceil(seconds))
+
+
 class RateLimited(GatewayError):
-    """Every eligible account is cooling or out of quota (or a client key's limit was hit)."""
+    """A 429 of any origin: grok.com's, every eligible account cooling or out of quota, or a client key's rpm.
+
+    The body is OpenAI's own (type ``requests``, code ``rate_limit_exceeded``) and ``retry_after`` becomes the
+    ``Retry-After`` header; a 429 raised without one gets the pool's estimate at the edge (``edge.gateway_error``).
+    """
 
     status = 429
-    type = "rate_limit_error"
+    type = "requests"
     code = "rate_limit_exceeded"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, headers=headers)
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(whole_seconds(retry_after))
 
 
 class UpstreamError(GatewayError):
@@ -125,10 +146,18 @@ class FirstResponseTimeout(UpstreamTimeout):
 
 
 class StalledMidAnswer(UpstreamTimeout):
-    """grok.com stopped sending in the middle of an answer (idle or total timeout)."""
+    """grok.com stopped sending in the middle of an answer (``stream_chunk_timeout``), or, with ``total_timeout``,
+    the answer ran past ``stream_total_timeout``. Either way what the client got is incomplete."""
 
-    def __init__(self) -> None:
-        super().__init__("grok.com stalled mid-answer, so the answer is incomplete; retry the request.")
+    def __init__(self, total_timeout: float | None = None) -> None:
+        if total_timeout is None:
+            message = "grok.com stalled mid-answer, so the answer is incomplete; retry the request."
+        else:
+            message = (
+                f"grok.com's answer ran past stream_total_timeout ({total_timeout:g} s) and was cut off, so it is "
+                "incomplete; retry the request."
+            )
+        super().__init__(message)
 
 
 class ContentModerated(GatewayError):

@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import (
+    DEFAULT_RETRY_AFTER,
     ConnectionLost,
     EgressBlocked,
     FirstResponseTimeout,
     GatewayError,
     InvalidRequest,
+    RateLimited,
     StalledMidAnswer,
     UpstreamError,
+    whole_seconds,
 )
 from .grok.catalog import ModelSpec
 from .grok.chat import ChatTurn, prepare_turn, stream_turn
@@ -65,16 +68,41 @@ class MediaJob:
 Starter = Callable[[Lease], Awaitable[EventSource]]
 
 
-def error_for(failure: Failure) -> GatewayError:
+def error_for(failure: Failure, pool_wait: float | None = None) -> GatewayError:
+    """The client's error for the last failed attempt. A rate limit waits for grok.com's own word (its Retry-After),
+    else ``pool_wait`` (when the pool expects room again), else a default."""
     if failure.kind == FailureKind.EGRESS:
         return EgressBlocked(failure.reason)
     if failure.kind == FailureKind.RATE_LIMITED:
-        return UpstreamError(
-            f"Every tried account was rate limited by grok.com ({failure.reason}).",
-            status=429,
-            code="rate_limit_exceeded",
+        wait = failure.retry_after or pool_wait or DEFAULT_RETRY_AFTER
+        return RateLimited(
+            f"Every tried account was rate limited by grok.com ({failure.reason}); retry in about "
+            f"{whole_seconds(wait)} s.",
+            retry_after=wait,
         )
     return UpstreamError(f"grok.com failed: {failure.reason}")
+
+
+def log_failed_attempt(
+    lease: Lease, failure: Failure, started: float, attempt: int, *, mid_answer: bool = False, **fields: object
+) -> None:
+    """The one log line of a failed upstream attempt, with what an operator filters on as fields: the account, the
+    mode, the verdict (the failure's kind), how long the attempt ran, which attempt it was, and ``fields``."""
+    seconds = time.monotonic() - started
+    when = "mid-answer" if mid_answer else "before the answer"
+    log.warning(
+        "upstream attempt failed %s: %s",
+        when,
+        failure.reason,
+        extra={
+            "account_id": lease.account.id,
+            "mode": lease.mode,
+            "verdict": str(failure.kind),
+            "duration_ms": round(seconds * 1000),
+            "attempt": attempt,
+            **fields,
+        },
+    )
 
 
 @dataclass
@@ -87,6 +115,8 @@ class Answer:
     settings: RuntimeSettings
     started: float
     failure: Failure | None = None
+    attempt: int = 1  # which attempt of the job this answer is (for its log line)
+    attempt_started: float | None = None  # when that attempt began (default: ``started``)
     _done: bool = field(default=False, repr=False)
 
     @property
@@ -94,12 +124,12 @@ class Answer:
         """The serving account's token (generated media is downloaded with it)."""
         return self.lease.token
 
-    def _deadline(self) -> float:
+    def _deadline(self) -> tuple[float, bool]:
+        """When the next read must have arrived, and whether that is the total timeout (not the idle one)."""
         s = self.settings
-        limits = [time.monotonic() + s.stream_chunk_timeout]
-        if s.stream_total_timeout:
-            limits.append(self.started + s.stream_total_timeout)
-        return min(limits)
+        idle = time.monotonic() + s.stream_chunk_timeout
+        total = self.started + s.stream_total_timeout if s.stream_total_timeout else idle
+        return (total, True) if total < idle else (idle, False)
 
     def _note(self, batch: list[Event]) -> None:
         for event in batch:
@@ -112,19 +142,23 @@ class Answer:
         self._note(self.first)
         yield self.first
         while True:
+            deadline, total = self._deadline()
             try:
-                async with asyncio.timeout_at(_loop_time(self._deadline())):
+                async with asyncio.timeout_at(_loop_time(deadline)):
                     batch = await anext(self.source)
             except StopAsyncIteration:
                 return
             except TimeoutError:
+                if total:
+                    reason = "grok.com's answer ran past stream_total_timeout"
+                    self.failure = Failure(FailureKind.SERVER, reason, charged=True)
+                    raise StalledMidAnswer(self.settings.stream_total_timeout) from None
                 self.failure = Failure(FailureKind.SERVER, "grok.com stalled mid-answer", charged=True)
                 raise StalledMidAnswer from None
             except TRANSPORT_ERRORS as exc:
                 failure = classify(exc)
                 failure.charged = True
                 self.failure = failure
-                log.warning("the connection to grok.com broke mid-answer: %s", exc)
                 raise ConnectionLost from None
             self._note(batch)
             yield batch
@@ -142,6 +176,9 @@ class Answer:
         self._done = True
         with suppress(Exception):
             await self.source.aclose()
+        if self.failure is not None:
+            started = self.attempt_started if self.attempt_started is not None else self.started
+            log_failed_attempt(self.lease, self.failure, started, self.attempt, mid_answer=True)
         if self.failure is not None and self.failure.kind in (
             FailureKind.RATE_LIMITED,
             FailureKind.INVALID,
@@ -199,9 +236,10 @@ class Gateway:
                 lease = await self.pool.acquire(spec, tried)
             except GatewayError:
                 if last is not None:
-                    raise error_for(last) from None
+                    raise error_for(last, self.pool.retry_after(spec)) from None
                 raise
             tried.add(lease.account.id)
+            attempt_started = time.monotonic()
             source: EventSource | None = None
             definitive = False
             try:
@@ -213,10 +251,14 @@ class Gateway:
                     first = await anext(source)
                 if isinstance(first[0], ErrorEvent):
                     raise _InBand(first[0])
-                return Answer(lease, first, source, settings, started)
+                return Answer(
+                    lease, first, source, settings, started, attempt=attempt + 1, attempt_started=attempt_started
+                )
             except TimeoutError:
                 await _close(source)
-                await lease.fail(Failure(FailureKind.SERVER, "grok.com sent nothing before the first-response timeout"))
+                failure = Failure(FailureKind.SERVER, "grok.com sent nothing before the first-response timeout")
+                log_failed_attempt(lease, failure, attempt_started, attempt + 1)
+                await lease.fail(failure)
                 raise FirstResponseTimeout from None
             except StopAsyncIteration:
                 failure = Failure(FailureKind.SERVER, "grok.com closed the answer without any content")
@@ -229,7 +271,9 @@ class Gateway:
             except UploadRejected as exc:
                 await _close(source)
                 # The client's image, not the account: nothing is held against it and its query goes back.
-                await lease.fail(Failure(FailureKind.CANCELLED, f"grok.com refused an uploaded image: {exc.reason}"))
+                failure = Failure(FailureKind.CANCELLED, f"grok.com refused an uploaded image: {exc.reason}")
+                log_failed_attempt(lease, failure, attempt_started, attempt + 1)
+                await lease.fail(failure)
                 raise InvalidRequest(
                     f"image {exc.index + 1}: grok.com refused the upload: {exc.reason}",
                     param=image_param,
@@ -243,12 +287,12 @@ class Gateway:
             await lease.fail(failure, definitive=definitive)
             if self.on_failure is not None:
                 self.on_failure(failure.kind)
-            log.info("attempt %d on account %d failed: %s", attempt + 1, lease.account.id, failure.reason)
+            log_failed_attempt(lease, failure, attempt_started, attempt + 1)
             if not failure.retryable:
-                raise error_for(failure)
+                raise error_for(failure, self.pool.retry_after(spec))
             last = failure
         assert last is not None
-        raise error_for(last)
+        raise error_for(last, self.pool.retry_after(spec))
 
     async def _user_id(self, lease: Lease, settings: RuntimeSettings) -> str:
         """The account's grok.com user id, which the chat WebSocket needs: asked once per account

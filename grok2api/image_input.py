@@ -29,6 +29,8 @@ FETCH_CONCURRENCY = 4
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: for use inside one network only
+_TRANSLATED = 0xFFFF0000  # the upper 96 bits of ::ffff:0:a.b.c.d (SIIT, RFC 2765)
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -98,18 +100,32 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, in each form a host or a translator may act on: mapped
+    (``::ffff:a.b.c.d``), compatible (``::a.b.c.d``), translated (``::ffff:0:a.b.c.d``), NAT64 (``64:ff9b::/96``),
+    6to4 (``2002::/16``) and Teredo (server and client)."""
+    found: list[ipaddress.IPv4Address] = []
+    value = int(addr)
+    low32 = ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if addr.ipv4_mapped is not None:
+        found.append(addr.ipv4_mapped)
+    if value >> 32 == 0 or value >> 32 == _TRANSLATED or addr in _NAT64:
+        found.append(low32)
+    if addr.sixtofour is not None:
+        found.append(addr.sixtofour)
+    if addr.teredo is not None:
+        found.extend(addr.teredo)
+    return found
+
+
 def forbidden_address(addr: IPAddress) -> bool:
-    """True for anything but a public unicast address, including IPv4 hidden inside IPv6."""
+    """True for anything but a public unicast address, including IPv4 hidden inside IPv6 and the IPv6 ranges
+    that are private by definition (site-local ``fec0::/10``, local-use NAT64 ``64:ff9b:1::/48``)."""
     candidates: list[IPAddress] = [addr]
     if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            candidates.append(addr.ipv4_mapped)
-        if addr.sixtofour is not None:
-            candidates.append(addr.sixtofour)
-        if addr.teredo is not None:
-            candidates.append(addr.teredo[1])
-        if addr in _NAT64:
-            candidates.append(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+        if addr.is_site_local or addr in _LOCAL_NAT64:
+            return True
+        candidates.extend(embedded_ipv4(addr))
     return any(not a.is_global or a.is_multicast for a in candidates)
 
 

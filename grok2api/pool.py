@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .errors import NoAccount, RateLimited
+from .errors import DEFAULT_RETRY_AFTER, NoAccount, RateLimited, whole_seconds
 from .grok.catalog import TIER_RANK, ModelSpec
 from .grok.failures import Failure, FailureKind
 from .settings import RuntimeSettings
@@ -313,21 +313,32 @@ class Pool:
                 f"{spec.id} uses grok.com's {spec.mode} mode, which needs a {spec.min_tier} account, and no account "
                 f"in the pool has it. Add one (grok2api accounts add --tier {spec.min_tier} TOKEN)."
             )
-        now = time.time()
-        waits = [a.cooldown_until for a in eligible if a.state == AccountState.COOLING and a.cooldown_until]
-        for a in eligible:
-            window = a.quotas.get(spec.mode)
-            if a.state == AccountState.ACTIVE and window is not None and window.reset_at and window.reset_at > now:
-                waits.append(window.reset_at)
         usable = [a for a in eligible if a.state in (AccountState.ACTIVE, AccountState.COOLING)]
         if usable:
-            retry = max(1, int(min(waits) - now)) if waits else 60
+            retry = whole_seconds(self.retry_after(spec) or DEFAULT_RETRY_AFTER)
             return RateLimited(
                 f"Every account that can serve {spec.id} ({spec.mode} mode) is busy, cooling or out of quota; "
                 f"retry in about {retry} s.",
-                headers={"Retry-After": str(retry)},
+                retry_after=retry,
             )
         return NoAccount("No usable Grok account: every account is invalid, blocked or disabled. Add fresh SSO tokens.")
+
+    def retry_after(self, spec: ModelSpec) -> float | None:
+        """Seconds until an account that serves ``spec`` should have room again: the earliest end of a cooling
+        account or reset of an empty window (as learned from grok.com's rate limits or a 429), or None when the
+        pool knows of none."""
+        now = time.time()
+        waits: list[float] = []
+        for a in self._snapshot.values():
+            if not serves(a, spec):
+                continue
+            if a.state == AccountState.COOLING and a.cooldown_until:
+                waits.append(a.cooldown_until)
+            window = a.quotas.get(spec.mode)
+            if a.state == AccountState.ACTIVE and window is not None and window.reset_at and window.reset_at > now:
+                waits.append(window.reset_at)
+        future = [w - now for w in waits if w > now]
+        return min(future) if future else None
 
     # -- quota learning ------------------------------------------------------------------------
 

@@ -99,6 +99,9 @@ async def test_every_endpoint_needs_a_valid_bearer(gateway: LiveGateway, http: a
         ("POST", "/api/cache/clear/videos"),
         ("GET", "/api/stats"),
         ("GET", "/api/storage/mode"),
+        ("GET", "/api/keys"),
+        ("POST", "/api/keys"),
+        ("DELETE", "/api/keys/some-id"),
     ]
     for method, path in endpoints:
         status, body = await api.call(method, path, {})
@@ -423,3 +426,109 @@ async def test_forwarded_for_headers_do_not_reset_the_throttle(
         async with http.post(gateway.url + "/api/login", json=body, headers=headers) as resp:
             statuses.append(resp.status)
     assert statuses == [401] * 5 + [429] * 2
+
+
+# A JSON string escape may name half of a UTF-16 surrogate pair; no encoder, database or response can hold it.
+LONE_SURROGATE_BODIES = [
+    ("/api/tokens/add", b'{"tokens": ["abc"], "token_type": "sso", "tags": ["\\ud800"]}'),
+    ("/api/tokens/delete", b'{"tokens": ["\\ud800"], "token_type": "sso"}'),
+    ("/api/tokens/note", b'{"token": "abc", "token_type": "sso", "note": "\\udc00"}'),
+    ("/api/tokens/tags", b'{"token": "abc", "token_type": "sso", "tags": ["\\ud800x"]}'),
+    ("/api/settings", b'{"global_config": {"admin_username": "\\ud800"}}'),
+    ("/api/settings", b'{"grok_config": {"\\ud800": 1}}'),
+]
+
+
+async def test_lone_surrogates_are_a_400_never_a_500(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    json_type = {"Content-Type": "application/json"}
+    async with http.post(
+        gateway.url + "/api/login", data=b'{"username": "\\ud800", "password": "x"}', headers=json_type
+    ) as resp:
+        assert resp.status == 400  # unauthenticated, and in the login's own shape
+        assert await resp.json() == {"success": False, "token": None, "message": "The body is not valid JSON."}
+    api = await login(http, gateway.url)
+    await gateway.add_accounts("abc")
+    headers = {"Authorization": f"Bearer {api.token}", **json_type}
+    for path, raw in LONE_SURROGATE_BODIES:
+        async with http.post(gateway.url + path, data=raw, headers=headers) as resp:
+            body = await resp.json()
+            assert (resp.status, body["success"], body["code"]) == (400, False, "INVALID_JSON"), (path, body)
+    # A proper pair (an emoji) is fine.
+    async with http.post(
+        gateway.url + "/api/tokens/note",
+        data=b'{"token": "abc", "token_type": "sso", "note": "\\ud83d\\ude00"}',
+        headers=headers,
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    (account,) = await gateway.services.store.list_accounts()
+    assert account.note == "\U0001f600"
+
+
+async def test_client_keys_add_list_use_and_revoke(gateway: LiveGateway, http: aiohttp.ClientSession) -> None:
+    api = await login(http, gateway.url)
+    assert await api.get("/api/keys") == {"success": True, "total": 0, "data": []}
+    created = await api.post(
+        "/api/keys", {"name": "ci bot", "models": ["grok-3-fast"], "rpm": 30, "expires_at": "2099-01-31T12:00:00Z"}
+    )
+    record = created["data"]
+    secret = record.pop("key")
+    assert secret.startswith("sk-g2a-") and record["prefix"] == secret[:12]
+    assert record["name"] == "ci bot" and record["models"] == ["grok-3-fast"] and record["rpm"] == 30
+    assert record["expires_at"] == 4073544000.0 and record["status"] == "active"
+    listed = await api.get("/api/keys")
+    assert listed["total"] == 1 and listed["data"] == [record]  # the secret is never shown again
+    assert secret not in str(listed)
+    # Unix seconds work too, and nothing but a name is needed.
+    plain = (await api.post("/api/keys", {"name": "plain", "expires_at": 4073544000}))["data"]
+    assert (plain["models"], plain["rpm"], plain["expires_at"]) == ([], 0, 4073544000.0)
+
+    # The key works on /v1 at once, within its model allowlist.
+    await gateway.add_accounts("tok1")
+    chat = {"model": "grok-3-fast", "messages": [{"role": "user", "content": "hi"}]}
+    auth = {"Authorization": f"Bearer {secret}"}
+    async with http.post(gateway.url + "/v1/chat/completions", json=chat, headers=auth) as resp:
+        assert resp.status == 200
+    async with http.post(
+        gateway.url + "/v1/chat/completions", json={**chat, "model": "grok-4-heavy"}, headers=auth
+    ) as resp:
+        assert resp.status == 403
+
+    status, body = await api.call("DELETE", f"/api/keys/{record['id']}")
+    assert (status, body) == (200, {"success": True, "message": "Key revoked."})
+    assert [k["status"] for k in (await api.get("/api/keys"))["data"]] == ["revoked", "active"]
+    async with http.post(gateway.url + "/v1/chat/completions", json=chat, headers=auth) as resp:
+        assert resp.status == 401
+    status, body = await api.call("DELETE", "/api/keys/no-such-key")
+    assert (status, body["code"]) == (404, "KEY_NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": 5}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": "n", "models": "grok-3-fast"}, "models"),
+        ({"name": "n", "models": ["gpt-9"]}, "models"),
+        ({"name": "n", "rpm": -1}, "rpm"),
+        ({"name": "n", "rpm": "5"}, "rpm"),
+        ({"name": "n", "rpm": True}, "rpm"),
+        ({"name": "n", "rpm": 100_001}, "rpm"),
+        ({"name": "n", "expires_at": "next week"}, "expires_at"),
+        ({"name": "n", "expires_at": "2001-01-01"}, "expires_at"),
+        ({"name": "n", "expires_at": 1000}, "expires_at"),
+        ({"name": "n", "expires_at": -5}, "expires_at"),
+        ({"name": "n", "expires_at": 1e300}, "expires_at"),
+        ({"name": "n", "expires_at": True}, "expires_at"),
+        ({"name": "n", "expires_at": ["2099-01-01"]}, "expires_at"),
+    ],
+)
+async def test_client_key_fields_are_validated(
+    gateway: LiveGateway, http: aiohttp.ClientSession, body: dict[str, Any], field: str
+) -> None:
+    api = await login(http, gateway.url)
+    status, answer = await api.call("POST", "/api/keys", body)
+    assert (status, answer["success"], answer["code"], answer["field"]) == (400, False, "INVALID_FIELD", field)
+    assert field in answer["errors"] and answer["message"]
+    assert await gateway.services.store.list_client_keys() == []

@@ -5,7 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from grok2api.admin.keys_ops import KeyFormError, create, parse_form, revoke, status, usage_by_key
+from grok2api.admin.keys_ops import (
+    KeyFormError,
+    create,
+    parse_api,
+    parse_expiry,
+    parse_form,
+    revoke,
+    status,
+    usage_by_key,
+)
 from grok2api.client_keys import hash_key
 from grok2api.config import BootConfig
 from grok2api.errors import AuthError
@@ -55,3 +64,36 @@ def test_usage_and_status() -> None:
     assert status(key, now=NOW + 1) == "expired"
     key.revoked = True
     assert status(key, now=0) == "revoked"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        (1_900_000_000, 1_900_000_000.0),
+        (1_900_000_000.5, 1_900_000_000.5),
+        ("1900000000", 1_900_000_000.0),
+        ("2030-01-31", datetime(2030, 1, 31, tzinfo=UTC).timestamp()),
+        ("2030-01-31T12:30:00", datetime(2030, 1, 31, 12, 30, tzinfo=UTC).timestamp()),  # no offset: UTC
+        ("2030-01-31T12:30:00Z", datetime(2030, 1, 31, 12, 30, tzinfo=UTC).timestamp()),
+        ("2030-01-31T14:30:00+02:00", datetime(2030, 1, 31, 12, 30, tzinfo=UTC).timestamp()),
+    ],
+)
+def test_parse_expiry_takes_unix_seconds_or_iso_8601(value: object, expected: float | None) -> None:
+    assert parse_expiry(value) == expected
+
+
+@pytest.mark.parametrize("value", [True, "soon", "31/12/2030", "nan", "inf", -1, 0, 1e300, [2030], {"at": 1}])
+def test_parse_expiry_refuses_anything_else(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_expiry(value)
+
+
+def test_parse_api_checks_what_the_form_checks() -> None:
+    with pytest.raises(KeyFormError) as info:
+        parse_api({"name": "", "models": ["gpt-4"], "rpm": 100_001, "expires_at": NOW - 1}, now=NOW)
+    assert set(info.value.errors) == {"name", "models", "rpm", "expires_at"}
+    req = parse_api({"name": " bot ", "models": ["grok-4-fast", "grok-3-fast", "grok-3-fast"], "rpm": 5}, now=NOW)
+    assert (req.name, req.models, req.rpm, req.expires_at) == ("bot", ["grok-3-fast", "grok-4-fast"], 5, None)
+    assert parse_api({"name": "x", "models": None, "rpm": None}, now=NOW).models == []

@@ -535,3 +535,56 @@ async def test_password_change_in_the_pages_also_ends_api_bearer_sessions(tmp_pa
     finally:
         await page.close()
         await gateway.stop()
+
+
+def _multipart(charset: str, fields: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    """A form-data body declared in ``charset``: Starlette decodes every field with that codec."""
+    boundary = "form-boundary-7f3a"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    body = ("".join(parts) + f"--{boundary}--\r\n").encode("ascii")
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}; charset={charset}"}
+
+
+# Each decodes to a lone surrogate: "+2AA-" is U+D800 in UTF-7, and unicode_escape reads the escape itself.
+ODD_CHARSETS = [("utf-7", "+2AA-"), ("unicode_escape", "\\ud800"), ("raw_unicode_escape", "\\udc00")]
+
+
+@pytest.mark.parametrize(("charset", "surrogate"), ODD_CHARSETS)
+async def test_forms_holding_lone_surrogates_are_refused_not_a_500(
+    gateway: LiveGateway, admin: AdminClient, charset: str, surrogate: str
+) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(gateway.url + "/login") as resp:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
+        assert token
+        for field in ("username", "password", "csrf_token"):
+            fields = {"username": "admin", "password": PASSWORD, "csrf_token": token.group(1), field: surrogate}
+            body, headers = _multipart(charset, fields)
+            async with http.post(gateway.url + "/login", data=body, headers=headers, allow_redirects=False) as resp:
+                assert resp.status == 400, (field, resp.status)
+                assert "not valid Unicode" in await resp.text()
+    for path, fields in (
+        ("/manage/keys", {"name": surrogate}),
+        ("/manage/keys", {"name": "ok", "csrf_token": surrogate}),
+        ("/manage/accounts/add", {"tokens": "abc\n" + surrogate}),
+        ("/manage/settings/general", {"base_url": surrogate}),
+    ):
+        body, headers = _multipart(charset, fields)
+        resp = await admin.post(path, body, headers=headers)
+        assert resp.status == 400, (path, fields, resp.status)
+        assert "not valid Unicode" in await resp.text()
+    assert await gateway.services.store.list_client_keys() == []
+
+
+async def test_json_pasted_into_the_accounts_form_may_not_hold_lone_surrogates(
+    gateway: LiveGateway, admin: AdminClient
+) -> None:
+    pasted = '{"ssoNormal": {"tok-surrogate": {"note": "\\ud800", "tags": ["\\udc00"]}}}'
+    resp = await admin.post("/manage/accounts/add", {"tokens": pasted})
+    assert resp.status == 200 and "not valid JSON" in await resp.text()
+    resp = await admin.post("/manage/accounts/add", {"tokens": '["\\ud800"]'})
+    assert resp.status == 200 and "not valid JSON" in await resp.text()
+    assert await gateway.services.store.list_accounts() == []

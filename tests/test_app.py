@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from grok2api.app import setup_logging
+from grok2api.logs import setup_logging
 from grok2api.testing.fake_grok import FakeGrok
 
 from harness import LiveGateway
@@ -21,7 +21,7 @@ def test_log_file_rotates_when_configured(tmp_path: Path, monkeypatch: pytest.Mo
     saved = root.handlers[:]
     monkeypatch.setattr(root, "handlers", [])
     try:
-        setup_logging(str(tmp_path / "logs" / "app.log"))
+        setup_logging(log_file=str(tmp_path / "logs" / "app.log"))
         logging.getLogger("grok2api.test").warning("hello file")
         file_handlers = [h for h in root.handlers if isinstance(h, logging.handlers.RotatingFileHandler)]
         assert len(file_handlers) == 1 and file_handlers[0].maxBytes == 10 * 1024 * 1024

@@ -70,6 +70,16 @@ def test_blank_values_fall_back_to_defaults() -> None:
     )
 
 
+@pytest.mark.parametrize(("raw", "log_format"), [("", "text"), (" JSON ", "json"), ("text", "text")])
+def test_log_format_is_text_or_json(raw: str, log_format: str) -> None:
+    assert BootConfig.from_env({"GROK2API_LOG_FORMAT": raw}).log_format == log_format
+
+
+def test_an_unknown_log_format_is_refused_at_boot() -> None:
+    with pytest.raises(ValueError, match="GROK2API_LOG_FORMAT must be text or json"):
+        BootConfig.from_env({"GROK2API_LOG_FORMAT": "logfmt"})
+
+
 @pytest.mark.parametrize(("raw", "workers"), [("0", 1), ("-3", 1), ("1", 1), (" 8 ", 8)])
 def test_workers_is_at_least_one(raw: str, workers: int) -> None:
     assert BootConfig.from_env({"GROK2API_WORKERS": raw}).workers == workers

@@ -13,7 +13,7 @@ import msgspec
 import openai
 import pytest
 
-from grok2api.store.base import AccountState
+from grok2api.store.base import AccountPatch, AccountState, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok, MgwRecord
 
 from harness import UPSTREAM_TRANSPORTS, LiveGateway, sse_frames
@@ -52,7 +52,7 @@ def sse(raw: bytes) -> tuple[list[dict[str, Any]], str]:
 
 
 def text_of(chunks: list[dict[str, Any]]) -> str:
-    return "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    return "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c.get("choices"))
 
 
 async def wait_for(check: Callable[[], bool], within: float) -> float:
@@ -114,7 +114,16 @@ async def test_first_byte_timeout_stream_ends_cleanly(gateway: LiveGateway, clie
     assert items[-1].usage is not None and items[-1].usage.completion_tokens == 0
 
 
-async def test_idle_timeout_mid_stream(gateway: LiveGateway, fake: FakeGrok) -> None:
+def cut_off(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The error a cut stream ends with; no chunk may claim the answer finished."""
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1] if c.get("choices")), chunks
+    assert set(chunks[-1]) == {"error"}, chunks[-1]
+    error: dict[str, Any] = chunks[-1]["error"]
+    return error
+
+
+@pytest.mark.parametrize("chat_transport", ["ws", "rest"], indirect=True)
+async def test_idle_timeout_mid_stream(gateway: LiveGateway, fake: FakeGrok, chat_transport: str) -> None:
     await gateway.add_accounts("tok1")
     await gateway.settings(stream_chunk_timeout=0.5)
     status, raw, elapsed = await post(gateway, body(f"hi [[fault:stall-mid:{STALL}]]", stream=True))
@@ -122,7 +131,9 @@ async def test_idle_timeout_mid_stream(gateway: LiveGateway, fake: FakeGrok) -> 
     assert elapsed < 1.5
     chunks, last = sse(raw)
     assert last == "[DONE]"
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    error = cut_off(chunks)
+    assert (error["type"], error["code"]) == ("timeout_error", "upstream_timeout")
+    assert "stalled mid-answer" in error["message"] and "first-response" not in error["message"]
     assert text_of(chunks) == "Hello! You "  # the two tokens before the stall, nothing after
     ids = await account_ids(gateway)
     await wait_for(lambda: gateway.services.pool.in_flight(ids["tok1"]) == 0, 1.0)
@@ -134,8 +145,25 @@ async def test_idle_timeout_mid_answer_non_stream_is_504(gateway: LiveGateway) -
     await gateway.settings(stream_chunk_timeout=0.5)
     status, raw, elapsed = await post(gateway, body(f"hi [[fault:stall-mid:{STALL}]]"))
     assert status == 504
-    assert msgspec.json.decode(raw)["error"]["code"] == "upstream_timeout"
+    error = msgspec.json.decode(raw)["error"]
+    assert error["code"] == "upstream_timeout" and "stalled mid-answer" in error["message"]
     assert elapsed < 1.5
+
+
+async def test_a_connection_broken_mid_answer_is_an_error_not_a_finish(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1")
+    status, raw, _ = await post(
+        gateway, body("hi [[fault:close]]", stream=True, stream_options={"include_usage": True})
+    )
+    chunks, last = sse(raw)
+    assert status == 200 and last == "[DONE]"
+    usage = chunks.pop()  # usage still comes last when asked for
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] > 0
+    error = cut_off(chunks)
+    assert error["type"] == "upstream_error" and "broke mid-answer" in error["message"]
+    status, raw, _ = await post(gateway, body("hi [[fault:close]]"))
+    error = msgspec.json.decode(raw)["error"]
+    assert status == 502 and "broke mid-answer" in error["message"]
 
 
 async def test_total_timeout_cuts_a_slow_stream(gateway: LiveGateway) -> None:
@@ -145,7 +173,9 @@ async def test_total_timeout_cuts_a_slow_stream(gateway: LiveGateway) -> None:
     assert status == 200
     assert 0.8 < elapsed < 2.5  # the full answer would take about 6 s
     chunks, last = sse(raw)
-    assert last == "[DONE]" and chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert last == "[DONE]"
+    error = cut_off(chunks)
+    assert error["code"] == "upstream_timeout" and "stream_total_timeout (1 s)" in error["message"]
     received = text_of(chunks).split()
     assert 2 <= len(received) < 60
     assert received == [f"tok{i}" for i in range(len(received))]
@@ -258,7 +288,7 @@ async def test_stream_fails_over_before_the_first_byte(gateway: LiveGateway, fak
 
 
 @pytest.mark.parametrize(
-    ("fault", "kind"), [("inband-13", "upstream_error"), ("usage", "rate_limit_error"), ("close", "upstream_error")]
+    ("fault", "kind"), [("inband-13", "upstream_error"), ("usage", "requests"), ("close", "upstream_error")]
 )
 async def test_no_failover_after_the_first_byte(gateway: LiveGateway, fake: FakeGrok, fault: str, kind: str) -> None:
     await gateway.add_accounts("tok1", "tok2")
@@ -302,3 +332,74 @@ async def test_attempts_are_capped_by_max_attempts(gateway: LiveGateway, fake: F
     assert status == 502
     assert [c.refused for c in chats(fake)] == ([500, 500] if handshake else [None, None])
     assert len({c.token for c in chats(fake)}) == 2
+
+
+# ---- 429s ----------------------------------------------------------------------------------------
+
+
+async def post_with_headers(
+    gateway: LiveGateway, payload: dict[str, Any], **headers: str
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{gateway.url}/v1/chat/completions", json=payload, headers=headers) as resp,
+    ):
+        return resp.status, msgspec.json.decode(await resp.read()), dict(resp.headers)
+
+
+def assert_rate_limited(status: int, answer: dict[str, Any], headers: dict[str, str]) -> int:
+    """OpenAI's 429: type ``requests``, code ``rate_limit_exceeded``, and Retry-After in whole seconds."""
+    assert status == 429, answer
+    assert (answer["error"]["type"], answer["error"]["code"]) == ("requests", "rate_limit_exceeded"), answer
+    retry = headers["Retry-After"]
+    assert retry.isdigit() and int(retry) >= 1, retry
+    return int(retry)
+
+
+@pytest.mark.parametrize(
+    ("chat_transport", "fault"), [("ws", "mgw-429:7"), ("rest", "429:7")], indirect=["chat_transport"]
+)
+async def test_a_429_from_grok_com_keeps_its_retry_after(
+    gateway: LiveGateway, fake: FakeGrok, chat_transport: str, fault: str
+) -> None:
+    await gateway.add_accounts("tok1")
+    await gateway.settings(max_attempts=1)
+    fake.push_fault(fault)  # the handshake (or the REST call) is refused with 429 and Retry-After: 7
+    status, answer, headers = await post_with_headers(gateway, body("hi"))
+    assert assert_rate_limited(status, answer, headers) == 7
+
+
+async def test_a_429_grok_com_gave_no_time_for_waits_until_the_pool_expects_room(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1", "tok2")
+    await gateway.settings(default_cooldown_seconds=900)
+    status, answer, headers = await post_with_headers(gateway, body("hi [[fault:429]]"))
+    # Both accounts tried, both windows emptied for the default cooldown: that is the earliest room.
+    assert 890 <= assert_rate_limited(status, answer, headers) <= 900
+
+
+async def test_a_usage_limit_mid_answer_is_a_429_with_retry_after(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1", "tok2")
+    await gateway.settings(default_cooldown_seconds=600)
+    status, answer, headers = await post_with_headers(gateway, body("hi [[fault:inband-8]]"))
+    assert 590 <= assert_rate_limited(status, answer, headers) <= 600
+    assert "usage limit" in answer["error"]["message"]
+
+
+async def test_pool_exhaustion_and_key_rpm_are_429s_of_the_same_shape(gateway: LiveGateway) -> None:
+    from grok2api.admin import keys_ops
+
+    status, answer, headers = await post_with_headers(gateway, body("hi"))
+    assert status == 503  # no account at all is not a rate limit
+    await gateway.add_accounts("tok1")
+    await gateway.services.store.update_account("tok1", AccountPatch(quotas={"fast": ModeQuota(remaining=0)}))
+    await gateway.services.reload(force=True)
+    status, answer, headers = await post_with_headers(gateway, body("hi"))
+    assert_rate_limited(status, answer, headers)
+
+    request = keys_ops.KeyRequest(name="limited", models=[], rpm=1, expires_at=None)
+    _, secret = await keys_ops.create(gateway.services, request)
+    auth = {"Authorization": f"Bearer {secret}"}
+    await post_with_headers(gateway, body("hi"), **auth)  # the key's one request this minute
+    status, answer, headers = await post_with_headers(gateway, body("hi"), **auth)
+    assert assert_rate_limited(status, answer, headers) <= 60
+    assert "1 requests per minute" in answer["error"]["message"]

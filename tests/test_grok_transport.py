@@ -242,3 +242,17 @@ async def test_release_closes_the_socket_even_when_its_caller_keeps_being_cancel
         await task
     await asyncio.wait_for(ws.closed.wait(), 5)
     assert helper.cancelled()
+
+
+async def test_a_stream_judged_by_its_first_bytes_still_gives_the_rest_and_ends(transport: Transport) -> None:
+    async def refusal(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=403, text="0123456789" * 3)
+
+    app = web.Application()
+    app.router.add_get("/refused", refusal)
+    async with serve_app(app) as base:
+        async with transport.stream("GET", f"{base}/refused", {}) as resp:
+            head = await resp.read_some(4)
+            rest = b"".join([chunk async for chunk in resp.chunks()])
+    assert resp.status == 403 and head == b"0123"
+    assert head + rest == b"0123456789" * 3  # nothing lost, nothing twice, and the end is seen

@@ -134,8 +134,23 @@ async def _bad(urls: list[str], settings: RuntimeSettings, http: HttpPool) -> st
         ("::ffff:127.0.0.1", True),  # IPv4-mapped
         ("64:ff9b::a9fe:a9fe", True),  # NAT64 of 169.254.169.254
         ("2002:7f00:0001::1", True),  # 6to4 of 127.0.0.1
+        ("::127.0.0.1", True),  # IPv4-compatible
+        ("::10.0.0.1", True),
+        ("::ffff:0:7f00:1", True),  # IPv4-translated (SIIT) of 127.0.0.1
+        ("::ffff:0:a9fe:a9fe", True),
+        ("fec0::1", True),  # site-local
+        ("feff:ffff::1", True),
+        ("64:ff9b::7f00:1", True),  # NAT64 of 127.0.0.1
+        ("64:ff9b::c0a8:101", True),  # NAT64 of 192.168.1.1
+        ("64:ff9b:1::808:808", True),  # local-use NAT64: not globally routed whatever it embeds
+        ("2002:c0a8:0101::1", True),  # 6to4 of 192.168.1.1
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", True),  # Teredo, client 127.0.0.1 (stored inverted)
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", True),  # Teredo, client 192.0.2.45
         ("8.8.8.8", False),
         ("2606:4700:4700::1111", False),
+        ("::ffff:8.8.8.8", False),  # the same checks let public IPv4 through in every form
+        ("64:ff9b::808:808", False),
+        ("2002:808:808::1", False),
     ],
 )
 def test_forbidden_addresses(address: str, forbidden: bool) -> None:

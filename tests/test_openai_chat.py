@@ -694,7 +694,7 @@ async def test_failures_mid_answer(gateway: LiveGateway, client: openai.AsyncOpe
     status, _, raw = await post_raw(gateway, {"model": MODEL, "messages": user("hi [[fault:inband-8]]")})
     assert status == 429
     err = error_of(raw)
-    assert (err["type"], err["code"]) == ("rate_limit_error", "rate_limit_exceeded")
+    assert (err["type"], err["code"]) == ("requests", "rate_limit_exceeded")
 
 
 @pytest.mark.parametrize(

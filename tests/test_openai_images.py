@@ -385,3 +385,48 @@ async def test_edit_rejects_what_is_not_an_image(fake: FakeGrok, gateway: LiveGa
             assert resp.status == 400
             assert "multipart/form-data" in (await resp.json())["error"]["message"]
     assert _edits(fake) == [] and [r for r in fake.requests if r.path == UPLOAD_V2_PATH] == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"), [("stall-mid:5", "stalled mid-answer"), ("close-mid", "broke mid-answer")]
+)
+async def test_an_image_stream_cut_after_the_previews_ends_with_an_error(
+    gateway: LiveGateway, client: Any, fault: str, message: str
+) -> None:
+    await _account(gateway)
+    await gateway.settings(stream_chunk_timeout=0.5)
+    stream = await client.images.generate(prompt=f"a cat [[fault:{fault}]]", stream=True)
+    seen: list[str] = []
+    with pytest.raises(openai.APIError) as info:
+        async for event in stream:
+            seen.append(event.type)
+    assert seen and set(seen) == {"image_generation.partial_image"}  # the previews came, then the error
+    assert message in info.value.message
+    with pytest.raises(openai.APIStatusError) as status:
+        await client.images.generate(prompt=f"a cat [[fault:{fault}]]")
+    assert status.value.status_code == (504 if fault.startswith("stall") else 502)
+    assert message in status.value.message
+
+
+@pytest.mark.parametrize(("charset", "surrogate"), [("utf-7", "+2AA-"), ("unicode_escape", "\\ud800")])
+async def test_an_edit_form_holding_a_lone_surrogate_is_a_400(
+    fake: FakeGrok, gateway: LiveGateway, charset: str, surrogate: str
+) -> None:
+    """Starlette decodes multipart fields with the charset the request names; some charsets make lone surrogates."""
+    await _account(gateway)
+    boundary = "edit-boundary-5e1"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nnight {surrogate}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + TINY_JPEG
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}; charset={charset}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{gateway.url}/v1/images/edits", data=body, headers=headers) as resp:
+            error = (await resp.json())["error"]
+            assert resp.status == 400 and error["code"] == "invalid_encoding", error
+    assert _edits(fake) == []

@@ -152,6 +152,19 @@ async def test_bad_requests_name_their_field(gateway: LiveGateway, fields: dict[
     assert resp.status in (400, 404) and error["error"]["param"] == param, error
 
 
+async def test_a_multipart_prompt_holding_a_lone_surrogate_is_a_400(gateway: LiveGateway) -> None:
+    """Starlette decodes multipart fields with the charset the request names; UTF-7 can spell a lone surrogate."""
+    await gateway.add_accounts("director")
+    boundary = "video-boundary-77"
+    body = f'--{boundary}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nwaves +2AA-\r\n--{boundary}--\r\n'
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}; charset=utf-7"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{gateway.url}/v1/videos", data=body.encode(), headers=headers) as resp:
+            error = (await resp.json())["error"]
+    assert resp.status == 400 and error["code"] == "invalid_encoding", error
+    assert await gateway.services.store.list_video_jobs("") == ([], False)
+
+
 async def test_a_moderated_video_fails_with_content_policy_violation(gateway: LiveGateway, client: Any) -> None:
     await gateway.add_accounts("director")
     created = await client.videos.create(prompt="[[video-moderated]] dance")

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from ..compat.reference_import import parse_tokens_text
+from ..compat.reference_import import load_json, parse_tokens_text
 from ..grok.headers import normalize_token
 from ..store.base import NewAccount
 from .views import mask_token
@@ -101,7 +101,7 @@ def _parse_one(out: ParsedTokens, seen: set[str], text: str, tier: str) -> None:
     stripped = text.lstrip("\ufeff").strip()
     if stripped.startswith(("{", "[")):
         try:
-            data = json.loads(stripped)
+            data = load_json(stripped)  # refuses lone surrogates ("\\ud800"), which json.loads lets through
         except json.JSONDecodeError as exc:
             out.rejected.append(Rejected("(file)", f"not valid JSON: {exc.msg} at line {exc.lineno}"))
             return

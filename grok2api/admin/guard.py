@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..edge import read_form
+from ..errors import InvalidRequest
 from ..store.base import AdminSession
 from .context import Admin, Ctx
 from .htmx import is_htmx, redirect
@@ -27,6 +29,7 @@ from .sessions import SESSION_TTL
 COOKIE_NAME = "g2a_admin"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
@@ -86,19 +89,21 @@ def same_origin(request: Request) -> bool:
     return origin != "null" and urlsplit(origin).netloc in hosts
 
 
+def has_form(request: Request) -> bool:
+    return request.headers.get("Content-Type", "").startswith(FORM_TYPES)
+
+
 async def csrf_ok(request: Request, session: AdminSession) -> bool:
     given = request.headers.get(CSRF_HEADER, "")
-    if not given and request.headers.get("Content-Type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
+    if not given and has_form(request):
         form = await request.form()
         field = form.get("csrf_token")
         given = field if isinstance(field, str) else ""
     return bool(given) and hmac.compare_digest(given.encode(), session.csrf.encode())
 
 
-def forbidden(message: str) -> Response:
-    return secure_headers(HTMLResponse(f'<p class="error">{html.escape(message)}</p>', status_code=403))
+def forbidden(message: str, status: int = 403) -> Response:
+    return secure_headers(HTMLResponse(f'<p class="error">{html.escape(message)}</p>', status_code=status))
 
 
 def page(admin: Admin, handler: PageHandler) -> Endpoint:
@@ -116,6 +121,11 @@ def page(admin: Admin, handler: PageHandler) -> Endpoint:
         if request.method not in SAFE_METHODS:
             if not same_origin(request):
                 return forbidden("Cross-origin request refused.")
+            if has_form(request):
+                try:
+                    await read_form(request)  # kept for the handler; checked before anything reads a field
+                except InvalidRequest as exc:
+                    return forbidden(exc.message, 400)
             if not await csrf_ok(request, session):
                 return forbidden("Missing or wrong CSRF token: reload the page and try again.")
         try:

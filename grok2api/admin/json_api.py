@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..edge import read_body
+from ..edge import decode_json, read_body
 from ..errors import BodyTooLarge, InvalidRequest
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
@@ -52,8 +51,8 @@ async def read_object(request: Request, limit: int = MAX_JSON_BYTES) -> dict[str
     """The JSON object body, or BadRequest (400 for malformed JSON, 413 when too large)."""
     body = await read_capped(request, limit)
     try:
-        data = json.loads(body or b"{}")
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        data = decode_json(body or b"{}")  # the edge's decoder: it refuses lone surrogates, as /v1 does
+    except InvalidRequest:
         raise BadRequest("The body is not valid JSON.", "INVALID_JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.", "INVALID_JSON")

@@ -30,6 +30,7 @@ from . import (
     diagnose_pages,
     egresses_api,
     egresses_pages,
+    keys_api,
     keys_pages,
     session_api,
     session_pages,
@@ -155,6 +156,9 @@ def api_app(admin: Admin) -> Starlette:
         json("/cache/clear", cache_api.clear_all, POST),
         json("/cache/clear/images", cache_api.clear_images, POST),
         json("/cache/clear/videos", cache_api.clear_videos, POST),
+        json("/keys", keys_api.list_keys),
+        json("/keys", keys_api.create_key, POST),
+        json("/keys/{key_id}", keys_api.delete_key, ["DELETE"]),
     ]
     return Starlette(
         routes=routes,

@@ -13,6 +13,8 @@ import secrets
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ..edge import read_form
+from ..errors import InvalidRequest
 from .context import Admin, Ctx
 from .guard import COOKIE_NAME, Endpoint, client_of, same_origin, secure_headers, set_cookie
 from .htmx import redirect
@@ -53,7 +55,10 @@ def login_page(admin: Admin) -> Endpoint:
 
 def login_submit(admin: Admin) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        form = await request.form()
+        try:
+            form = await read_form(request)
+        except InvalidRequest as exc:
+            return _form(admin, request, exc.message, 400)
         username = str(form.get("username") or "").strip()
         password = str(form.get("password") or "")
         given = str(form.get("csrf_token") or "")

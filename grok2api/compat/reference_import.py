@@ -45,11 +45,22 @@ def _record(token: str, tier: str, rec: dict[str, Any]) -> NewAccount:
     return acc
 
 
+def load_json(text: str) -> Any:
+    """``json.loads``, which takes the NaN and Infinity the reference's own json may have written, but refusing a
+    lone surrogate escape (``"\\ud800"``): no database or page can hold that string."""
+    data = json.loads(text)
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise json.JSONDecodeError("a lone surrogate escape (such as \\ud800) is not text", text, 0) from None
+    return data
+
+
 def parse_tokens_text(text: str, tier: str = Tier.BASIC) -> list[NewAccount]:
     """A token.json document, or plain text with one token (or sso= cookie) per line."""
     stripped = text.strip()
     if stripped.startswith("{"):
-        data = json.loads(stripped)
+        data = load_json(stripped)
         out: list[NewAccount] = []
         for pool, pool_tier in _POOLS.items():
             records = data.get(pool)

@@ -135,27 +135,44 @@ def _headers(resp: Response) -> CIMultiDict[str]:
 
 
 class _CurlStream:
+    """A streamed curl_cffi answer. Its body is one iterator however it is read (``read_some`` to judge a refusal,
+    then ``chunks``): curl_cffi's own iterator waits for ever when asked again after the body ended."""
+
     def __init__(self, resp: Response) -> None:
         self._resp = resp
         self.status = resp.status_code
         self.headers = _headers(resp)
+        self._source: AsyncIterator[bytes] = resp.aiter_content()  # type: ignore[no-untyped-call]
+        self._ended = False
+        self._left = b""  # read by ``read_some`` beyond its limit, given to ``chunks`` first
+
+    async def _next(self) -> bytes | None:
+        if self._ended:
+            return None
+        try:
+            return await anext(self._source)
+        except StopAsyncIteration:
+            self._ended = True
+            return None
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        if self._left:
+            left, self._left = self._left, b""
+            yield left
         try:
-            async for chunk in self._resp.aiter_content():  # type: ignore[no-untyped-call]
+            while (chunk := await self._next()) is not None:
                 yield chunk
         except _errors() as exc:
             raise _connection_error(exc) from exc
 
     async def read_some(self, limit: int) -> bytes:
-        body = bytearray()
+        body, self._left = bytearray(self._left), b""
         try:
-            async for chunk in self._resp.aiter_content():  # type: ignore[no-untyped-call]
+            while len(body) < limit and (chunk := await self._next()) is not None:
                 body += chunk
-                if len(body) >= limit:
-                    break
         except _errors():
-            pass
+            self._ended = True
+        self._left = bytes(body[limit:])
         return bytes(body[:limit])
 
 

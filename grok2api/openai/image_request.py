@@ -13,7 +13,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from ..edge import capped_stream, decode, read_body
+from ..edge import capped_stream, check_form, decode, read_body
 from ..errors import InvalidRequest, ModelNotFound
 from ..gateway import MediaJob, MediaRequest
 from ..grok.catalog import IMAGE_EDIT, Catalog, ModelSpec
@@ -197,9 +197,14 @@ async def _read_form(request: Request, limit: int) -> FormData:
         request.headers, capped_stream(request, limit), max_files=MAX_EDIT_IMAGES + 2, max_fields=50
     )
     try:
-        return await parser.parse()
+        form = await parser.parse()
     except MultiPartException as exc:
         raise InvalidRequest(f"The multipart body could not be read: {exc.message}") from None
+    try:
+        return check_form(form)
+    except InvalidRequest:
+        await form.close()
+        raise
 
 
 def _text_field(form: FormData, name: str) -> str:

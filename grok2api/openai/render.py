@@ -193,6 +193,13 @@ def _ending(writer: ChunkWriter, pieces: ChatPieces, finish: Finish, include_usa
     out: list[bytes] = []
     if finish.reason == "error" and finish.error is not None:
         out.append(error_frame(finish.error))
+    elif finish.error is not None:
+        # The answer broke off (a stall, a lost connection): what the filters still hold goes out, then the
+        # error, never a finish_reason (a client must not take a cut answer for a whole one).
+        frame = writer.piece(pieces.close())
+        if frame is not None:
+            out.append(frame)
+        out.append(error_frame(finish.error))
     else:
         frame = writer.piece(pieces.close())
         if frame is not None:

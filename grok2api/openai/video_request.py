@@ -15,7 +15,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from ..edge import capped_stream, decode, read_body
+from ..edge import capped_stream, check_form, decode, read_body
 from ..errors import InvalidRequest, ModelNotFound
 from ..grok.catalog import ModelSpec
 from ..grok.video import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, VideoOptions
@@ -152,6 +152,7 @@ async def _from_form(request: Request, svc: Services) -> tuple[CreateVideoReques
     except MultiPartException as exc:
         raise InvalidRequest(f"The multipart body could not be read: {exc.message}") from None
     try:
+        check_form(form)
         upload = None
         reference = form.get("input_reference")
         if isinstance(reference, UploadFile):

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..resources import resource_dir
 
+log = logging.getLogger("grok2api.store")
 MIGRATE_LOCK = "grok2api_migrate"
 LOCK_TIMEOUT = 60  # seconds another instance may spend migrating before we give up
 
@@ -36,8 +38,18 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 def _upgrade(connection: Connection) -> None:
+    """Upgrade to head, saying so in one line when there was something to do (``logs.setup_logging`` keeps
+    alembic's own INFO lines out)."""
+    before = _revision(connection)
     command.upgrade(alembic_config(connection), "head")
+    after = _revision(connection)
+    if after != before:
+        log.info("database schema upgraded from %s to %s", before or "empty", after)
 
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:

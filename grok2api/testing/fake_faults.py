@@ -30,7 +30,7 @@ MGW_STREAM_FAULTS = frozenset(
 )
 MGW_FAULTS = MGW_HANDSHAKE_FAULTS | MGW_STREAM_FAULTS
 # The Imagine WebSocket: the same handshake refusals, then ``error`` frames or a cut connection.
-IMAGINE_STREAM_FAULTS = frozenset({"error", "usage", "antibot", "close", "stall-first"})
+IMAGINE_STREAM_FAULTS = frozenset({"error", "usage", "antibot", "close", "stall-first", "stall-mid", "close-mid"})
 # REST chat faults that have no mgw namesake, and the mgw failure that stands in for them.
 MGW_FROM_CHAT = {
     "reset": "close",

@@ -12,7 +12,8 @@ grok.com's HTTP answers (``imagine-401``, ``imagine-403-blocked``, ``imagine-403
 Prompt markers: ``[[moderate…]]`` (``fake_imagine_images``), ``[[finals:url]]`` (finals without ``blob``),
 ``[[finals:data-url]]`` (``blob`` as a ``data:`` URL), ``[[fault:NAME]]`` for ``IMAGINE_STREAM_FAULTS``: ``error``
 (an ``error`` frame after the previews), ``usage`` (a usage-limit ``error`` frame first), ``antibot`` (an
-``anti_bot`` ``error`` frame first), ``close`` (the connection cut before any frame), ``stall-first:S``. Mistakes
+``anti_bot`` ``error`` frame first), ``close`` (the connection cut before any frame), ``stall-first:S``, and after the
+previews ``stall-mid:S`` (S seconds of silence, default 30) or ``close-mid`` (the connection cut). Mistakes
 in what the client sent come back as ``error`` frames. Each request takes one query of the account's
 ``image`` (or ``imagePro``) Imagine window; an empty window is a usage-limit ``error`` frame.
 """
@@ -153,7 +154,7 @@ class ImagineSession:
             return
         count = int(properties["num_generations"])
         images = [make_image(self.state, self.account) for _ in range(count)]
-        await self._play(part, images, moderated_positions(text, count), _finals_style(text), name)
+        await self._play(part, images, moderated_positions(text, count), _finals_style(text), fault)
 
     def _problem(self, part: JsonDict) -> str | None:
         """What grok.com would refuse in the request, if anything."""
@@ -191,15 +192,22 @@ class ImagineSession:
         return False
 
     async def _play(
-        self, part: JsonDict, images: list[FakeImage], moderated: set[int], style: str, fault: str | None
+        self, part: JsonDict, images: list[FakeImage], moderated: set[int], style: str, fault: Fault | None
     ) -> None:
         request_id = part["requestId"]
+        name = strip_prefix(fault.name) if fault is not None else None
         for step in PREVIEW_STEPS:
             for index, image in enumerate(images):
                 await self._pace()
                 await self.send(_image_frame(request_id, index, image, step, image.preview_url, IMAGE_B64))
-        if fault == "error":
+        if name == "error":
             await self.send(_error("internal", "Image generation failed"))
+            return
+        if fault is not None and name == "stall-mid":
+            await asyncio.sleep(fault.seconds(30.0))
+        if name == "close-mid":
+            if self.request.transport is not None:
+                self.request.transport.abort()
             return
         for index, image in enumerate(images):
             if index in moderated:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import msgspec
 
 from ..errors import GatewayError, InvalidRequest, RateLimited, UpstreamError
-from ..gateway import Answer, EventSource, error_for
+from ..gateway import Answer, EventSource, error_for, log_failed_attempt
 from ..grok.catalog import TIER_RANK, ModelSpec, find_model
 from ..grok.chat import Attachment, ChatTurn, prepare_turn, stream_turn
 from ..grok.client import GrokClient
@@ -163,6 +163,7 @@ async def _open(ctx: VideoContext, claim: Claim, turn: ChatTurn, settings: Runti
                 raise error_for(last) from None
             raise
         tried.add(lease.account.id)
+        attempt_started = time.monotonic()
         source: EventSource | None = None
         try:
             request = await prepare_turn(ctx.client, lease.token, lease.account.user_id, turn, settings)
@@ -173,7 +174,9 @@ async def _open(ctx: VideoContext, claim: Claim, turn: ChatTurn, settings: Runti
                 failure = classify_event(first[0])
             else:
                 await claim.accepted()
-                return Answer(lease, first, source, settings, started)
+                return Answer(
+                    lease, first, source, settings, started, attempt=attempt + 1, attempt_started=attempt_started
+                )
         except TimeoutError:
             failure = Failure(FailureKind.SERVER, "grok.com sent nothing before the first-response timeout")
         except StopAsyncIteration:
@@ -189,7 +192,7 @@ async def _open(ctx: VideoContext, claim: Claim, turn: ChatTurn, settings: Runti
         # The query is the job's: it goes back (or not) together with the job's record of it, never by the lease.
         await lease.fail(msgspec.structs.replace(failure, charged=True))
         await claim.release(lease.account.id, spec.mode, refund=not failure.charged)
-        log.info("video %s on account %d failed: %s", claim.job.id, lease.account.id, failure.reason)
+        log_failed_attempt(lease, failure, attempt_started, attempt + 1, video_id=claim.job.id)
         if not failure.retryable:
             raise error_for(failure)
         last = failure
