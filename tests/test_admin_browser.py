@@ -326,7 +326,7 @@ async def test_diagnose_button_runs_the_doctor_and_swaps_in_the_result(
     page = await new_page(browser)
     await sign_in(page, gateway.url)
     await page.click("nav >> text=Diagnose")
-    section = page.locator("#egress-default")
+    section = page.locator("#egress-direct")
     await expect(section.locator("[data-summary]")).to_have_text("Not checked yet.")
 
     # Cloudflare challenges the home page only: the verdict names it and its fix, and the chat still works.
@@ -342,8 +342,8 @@ async def test_diagnose_button_runs_the_doctor_and_swaps_in_the_result(
     await shot(page, "diagnose")
 
     # Run again: every step passes, and the page keeps the result after a reload.
-    await page.locator("#egress-default").get_by_role("button", name="Run again").click()
-    await expect(page.locator("#egress-default tr.step-fail")).to_have_count(0)
-    await expect(page.locator("#egress-default tr.step-ok")).to_have_count(9)
+    await page.locator("#egress-direct").get_by_role("button", name="Run again").click()
+    await expect(page.locator("#egress-direct tr.step-fail")).to_have_count(0)
+    await expect(page.locator("#egress-direct tr.step-ok")).to_have_count(9)
     await page.reload()
-    await expect(page.locator("#egress-default tr.step-ok")).to_have_count(9)
+    await expect(page.locator("#egress-direct tr.step-ok")).to_have_count(9)
