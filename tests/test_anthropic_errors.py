@@ -239,3 +239,13 @@ async def test_a_usage_limit_mid_answer_is_a_rate_limit_event(gateway: LiveGatew
     assert status == 200
     name, data = last_event(raw)
     assert name == "error" and data["error"]["type"] == "rate_limit_error"
+
+
+async def test_each_message_is_counted_once(gateway: LiveGateway) -> None:
+    await gateway.add_accounts("tok1", "tok2")
+    assert (await post(gateway, body()))[0] == 200
+    assert (await post(gateway, body(stream=True)))[0] == 200
+    assert (await post(gateway, body("hi [[fault:reset]]", stream=True)))[0] == 200  # broke off mid-answer
+    assert (await post(gateway, body("hi [[fault:reset]]")))[0] == 502
+    requests: Any = gateway.services.metrics.requests
+    assert {outcome: requests[(MODEL, outcome)] for outcome in ("ok", "error")} == {"ok": 2, "error": 2}

@@ -116,7 +116,9 @@ async def test_thinking_blocks_when_asked(
     ready: LiveGateway, claude: anthropic.AsyncAnthropic, chat_transport: str
 ) -> None:
     thinking: Any = {"type": "enabled", "budget_tokens": 2048}
-    message = await claude.messages.create(model=MODEL, max_tokens=4096, messages=user("hi [[think]]"), thinking=thinking)
+    message = await claude.messages.create(
+        model=MODEL, max_tokens=4096, messages=user("hi [[think]]"), thinking=thinking
+    )
     assert [b.type for b in message.content] == ["thinking", "text"]
     block = message.content[0]
     assert isinstance(block, ThinkingBlock) and block.signature

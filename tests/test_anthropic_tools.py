@@ -96,7 +96,7 @@ async def test_the_sdk_tool_loop_round_trips(
     assert (call.name, call.input) == (WEATHER_CALL["name"], WEATHER_CALL["arguments"]) and call.id
     assert [b.type for b in first.content] == ["tool_use"]  # no empty text block around it
 
-    messages.append({"role": "assistant", "content": first.content})  # type: ignore[typeddict-item]
+    messages.append({"role": "assistant", "content": first.content})
     result: Any = {"type": "tool_result", "tool_use_id": call.id, "content": "18C and sunny [[tool-done]]"}
     messages.append({"role": "user", "content": [result]})
     second = await claude.messages.create(model=MODEL, max_tokens=1024, messages=messages, tools=TOOLS)
@@ -188,13 +188,19 @@ async def test_prose_then_a_call_streams_as_blocks(ready: LiveGateway) -> None:
 async def test_one_call_when_parallel_use_is_off(ready: LiveGateway, claude: anthropic.AsyncAnthropic) -> None:
     choice: Any = {"type": "auto", "disable_parallel_tool_use": True}
     reply = await claude.messages.create(
-        model=MODEL, max_tokens=256, messages=user("[[tool-parallel]] weather and time"), tools=TOOLS, tool_choice=choice
+        model=MODEL,
+        max_tokens=256,
+        messages=user("[[tool-parallel]] weather and time"),
+        tools=TOOLS,
+        tool_choice=choice,
     )
     assert [c.name for c in calls(reply)] == ["get_weather"]
 
 
 async def test_nested_inputs_validate(ready: LiveGateway, claude: anthropic.AsyncAnthropic) -> None:
-    reply = await claude.messages.create(model=MODEL, max_tokens=256, messages=user("[[tool-nested]] a trip"), tools=TOOLS)
+    reply = await claude.messages.create(
+        model=MODEL, max_tokens=256, messages=user("[[tool-nested]] a trip"), tools=TOOLS
+    )
     (call,) = calls(reply)
     assert call.input == TRIP_CALL["arguments"]
 
@@ -208,6 +214,7 @@ async def test_an_invalid_call_is_repaired(
 ) -> None:
     choice: Any = {"type": "tool", "name": "plan_trip"}
     ask = user("[[tool-repair]] plan a trip to Lisbon")
+    reply: Message
     if stream:
         async with claude.messages.stream(
             model=MODEL, max_tokens=256, messages=ask, tools=TOOLS, tool_choice=choice
@@ -268,7 +275,9 @@ SCENARIOS = ["tool-call", "tool-prose", "tool-parallel", "tool-split", "tool-nes
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 @pytest.mark.parametrize("choice", ["auto", "any", "none"])
 @pytest.mark.parametrize("scenario", SCENARIOS)
-async def test_no_envelope_text_reaches_the_client(ready: LiveGateway, scenario: str, choice: str, stream: bool) -> None:
+async def test_no_envelope_text_reaches_the_client(
+    ready: LiveGateway, scenario: str, choice: str, stream: bool
+) -> None:
     body = {
         "model": MODEL,
         "max_tokens": 512,
