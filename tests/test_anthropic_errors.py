@@ -93,7 +93,7 @@ async def test_bad_requests(gateway: LiveGateway) -> None:
                 "max_tokens": 9,
                 "messages": [{"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "x"}]}],
             },
-            "tool_result block cannot be part of a assistant",
+            "tool_result blocks cannot be part of assistant messages",
         ),
     ]
     for payload, needle in cases:

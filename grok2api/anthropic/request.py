@@ -59,7 +59,7 @@ def _tool_turn(block: ToolResultBlock, param: str) -> Turn:
 
 def _misplaced(block: ContentBlock, role: str, param: str) -> InvalidRequest:
     kind = type(block).__struct_config__.tag
-    return InvalidRequest(f"A {kind} block cannot be part of a {role} message.", param=param)
+    return InvalidRequest(f"{kind} blocks cannot be part of {role} messages.", param=param)
 
 
 def _user_turns(blocks: list[ContentBlock], param: str) -> list[Turn]:
