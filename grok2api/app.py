@@ -17,11 +17,14 @@ from starlette.types import ASGIApp
 
 from . import __version__
 from .admin.routes import admin_mounts, admin_startup
+from .anthropic.errors import error_body as anthropic_error_body
+from .anthropic.messages import count_tokens, create_message
 from .config import BootConfig
 from .diagnose.canary import metric_lines as canary_lines
 from .edge import (
     ApiCors,
     ClientGone,
+    ErrorShape,
     RequestIds,
     authenticate,
     client_gone,
@@ -68,7 +71,7 @@ async def root(request: Request) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return error_response(NotFound(f"No route for {request.method} {request.url.path}."))
+        return error_response(NotFound(f"No route for {request.method} {request.url.path}."), request)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         allowed = headers.get("Allow", "")
@@ -77,12 +80,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
     else:
         err = GatewayError(str(exc.detail), status=exc.status_code, headers=headers)
     err.type = "invalid_request_error"
-    return error_response(err)
+    return error_response(err, request)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(GatewayError("The gateway hit an internal error; it has been logged."))
+    return error_response(GatewayError("The gateway hit an internal error; it has been logged."), request)
 
 
 def api_routes() -> list[BaseRoute]:
@@ -95,6 +98,8 @@ def api_routes() -> list[BaseRoute]:
         Route("/v1/responses", create_response, methods=["POST"]),
         Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+        Route("/v1/messages", create_message, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/images/generations", image_generations, methods=["POST"]),
         Route("/v1/images/edits", image_edits, methods=["POST"]),
         Route("/v1/videos", create_video, methods=["POST"]),
@@ -107,6 +112,11 @@ def api_routes() -> list[BaseRoute]:
         Route("/images/{name:path}", serve_media, methods=["GET", "HEAD"]),
         Route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"]),
     ]
+
+
+def api_error_shapes() -> dict[str, ErrorShape]:
+    """The faces whose errors are not in the OpenAI envelope, by path prefix (the edge renders them)."""
+    return {"/v1/messages": anthropic_error_body}
 
 
 class GatewayApp(Starlette):
@@ -145,4 +155,5 @@ def create_app(boot: BootConfig | None = None, services: Services | None = None)
         },
     )
     app.state.services = svc
+    app.state.error_shapes = api_error_shapes()
     return app

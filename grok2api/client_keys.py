@@ -34,7 +34,10 @@ class ClientKeys:
         if not api_key and not self.by_hash:
             return None
         if not header or not header.lower().startswith("bearer "):
-            raise AuthError("Missing API key: send it as 'Authorization: Bearer <key>'.", code="missing_api_key")
+            raise AuthError(
+                "Missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key: <key>').",
+                code="missing_api_key",
+            )
         given = header[7:].strip()
         if api_key and hmac.compare_digest(given.encode(), api_key.encode()):
             return None

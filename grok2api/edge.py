@@ -2,7 +2,8 @@
 error responses, decoding with a 400 that names the field, client authentication, the outcome
 metric, and the client-disconnect watch.
 
-``GatewayError`` is rendered by one exception handler (``gateway_error``), so endpoints just raise.
+``GatewayError`` is rendered by one exception handler (``gateway_error``), so endpoints just raise. Errors are in the
+OpenAI envelope unless the app maps the request's path prefix to a face's own shape (``app.state.error_shapes``).
 """
 
 from __future__ import annotations
@@ -101,8 +102,22 @@ def json_response(obj: object, status: int = 200, headers: dict[str, str] | None
     return Response(_ENCODER.encode(obj), status_code=status, media_type="application/json", headers=headers)
 
 
-def error_response(err: GatewayError) -> Response:
-    return Response(err.to_json(), status_code=err.status, media_type="application/json", headers=err.headers)
+ErrorShape = Callable[[GatewayError], bytes]
+
+
+def error_shape(request: Request) -> ErrorShape | None:
+    """The error body of the client API ``request`` went to, when it is not the OpenAI envelope: the app's
+    ``state.error_shapes`` maps a path prefix (``/v1/messages``) to the face's renderer."""
+    shapes: dict[str, ErrorShape] = getattr(request.app.state, "error_shapes", {})
+    path = request.url.path
+    return next((shape for prefix, shape in shapes.items() if path == prefix or path.startswith(prefix + "/")), None)
+
+
+def error_response(err: GatewayError, request: Request | None = None) -> Response:
+    """``err`` in the OpenAI envelope, or in the shape of the face ``request`` was for."""
+    shape = error_shape(request) if request is not None else None
+    body = shape(err) if shape is not None else err.to_json()
+    return Response(body, status_code=err.status, media_type="application/json", headers=err.headers)
 
 
 def sse_response(body: AsyncIterable[bytes]) -> StreamingResponse:
@@ -227,7 +242,10 @@ def outcome(request: Request) -> Outcome:
 def authenticate(request: Request) -> ClientKey | None:
     """The caller's client key (None for the shared ``api_key`` or an open gateway); AuthError otherwise."""
     svc = services(request)
-    key = svc.keys.authenticate(request.headers.get("authorization"), svc.settings.api_key)
+    header = request.headers.get("authorization")
+    if header is None and "x-api-key" in request.headers:  # how Anthropic's clients send their key
+        header = "Bearer " + request.headers["x-api-key"]
+    key = svc.keys.authenticate(header, svc.settings.api_key)
     if key is not None:
         outcome(request).key_id = key.id
     return key
@@ -262,7 +280,7 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
         exc.headers["Retry-After"] = str(whole_seconds(_pool_wait(request) or DEFAULT_RETRY_AFTER))
     if not isinstance(exc, AuthError):
         log.info("%s %s failed: %s %s", request.method, request.url.path, exc.status, exc.message)
-    return error_response(exc)
+    return error_response(exc, request)
 
 
 def _pool_wait(request: Request) -> float | None:

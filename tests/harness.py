@@ -5,10 +5,10 @@ runs; MySQL and Redis need a server (TEST_MYSQL_URL, TEST_REDIS_URL). ``requires
 whose service is missing, or fails it when TEST_REQUIRE_SERVICES is set.
 
 End to end: ``fake`` is a fake grok.com, ``gateway`` the real app under hypercorn (a ``LiveGateway``)
-pointed at it, and ``client`` the official OpenAI SDK pointed at the gateway. A test that takes
-``chat_transport`` runs once per way a chat reaches grok.com (WebSocket and REST); ``upstream_chats(fake)`` shows
-the chat turns the fake received over either, in one shape. ``AdminClient`` signs in to the HTML admin through its
-login form, as a browser does.
+pointed at it, ``client`` the official OpenAI SDK pointed at the gateway, and ``claude`` the official Anthropic
+SDK pointed at its Messages API. A test that takes ``chat_transport`` runs once per way a chat reaches grok.com
+(WebSocket and REST); ``upstream_chats(fake)`` shows the chat turns the fake received over either, in one shape.
+``AdminClient`` signs in to the HTML admin through its login form, as a browser does.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import aiohttp
+import anthropic
 import openai
 import pytest
 from aiohttp import web
@@ -452,6 +453,16 @@ async def gateway(tmp_path: Path, fake: FakeGrok, gateway_env: dict[str, str]) -
 async def client(gateway: LiveGateway) -> AsyncIterator[openai.AsyncOpenAI]:
     """The official OpenAI SDK pointed at the gateway (no SDK retries, so failures show)."""
     sdk = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="not-needed", max_retries=0, timeout=30)
+    try:
+        yield sdk
+    finally:
+        await sdk.close()
+
+
+@pytest.fixture
+async def claude(gateway: LiveGateway) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """The official Anthropic SDK pointed at the gateway's Messages API (no SDK retries, so failures show)."""
+    sdk = anthropic.AsyncAnthropic(base_url=gateway.url, api_key="not-needed", max_retries=0, timeout=30)
     try:
         yield sdk
     finally:

@@ -45,6 +45,7 @@ def _offenders(files: list[Path], forbidden: tuple[str, ...]) -> dict[str, list[
 def test_the_protocol_layer_knows_no_client_api_and_no_gateway() -> None:
     forbidden = (
         "grok2api.openai",
+        "grok2api.anthropic",
         "grok2api.conversation",
         "grok2api.errors",
         "grok2api.gateway",
@@ -70,11 +71,21 @@ def test_the_doctor_reaches_grok_com_only_through_the_protocol_layer() -> None:
 
 def test_client_apis_never_touch_the_http_client_or_its_errors() -> None:
     forbidden = ("aiohttp", "grok2api.grok.client", "grok2api.grok.errors", "grok2api.grok.failures")
-    assert _offenders(_files("openai") + [PACKAGE / "mcp.py", PACKAGE / "edge.py"], forbidden) == {}
+    faces = _files("openai") + _files("anthropic")
+    assert _offenders(faces + [PACKAGE / "mcp.py", PACKAGE / "edge.py"], forbidden) == {}
+
+
+def test_client_apis_know_nothing_of_each_other() -> None:
+    assert _offenders(_files("openai"), ("grok2api.anthropic",)) == {}
+    assert _offenders(_files("anthropic"), ("grok2api.openai",)) == {}
+
+
+def test_the_edge_knows_no_client_api() -> None:
+    assert _offenders([PACKAGE / "edge.py"], ("grok2api.openai", "grok2api.anthropic", "grok2api.mcp")) == {}
 
 
 def test_the_neutral_conversation_knows_no_client_api() -> None:
-    forbidden = ("grok2api.openai", "grok2api.mcp", "grok2api.edge", "aiohttp", "starlette")
+    forbidden = ("grok2api.openai", "grok2api.anthropic", "grok2api.mcp", "grok2api.edge", "aiohttp", "starlette")
     assert _offenders(_files("conversation"), forbidden) == {}
 
 

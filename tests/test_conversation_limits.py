@@ -22,7 +22,7 @@ def test_stop_sequence_split_anywhere(cut: int) -> None:
     text = "Hello END there"
     limit = OutputLimit(stop=["END"])
     assert run(limit, [text[:cut], text[cut:]]) == "Hello "
-    assert limit.finish_reason == "stop"
+    assert (limit.finish_reason, limit.stop_sequence) == ("stop", "END")
 
 
 def test_text_that_only_looks_like_a_stop_start_is_released() -> None:
@@ -37,6 +37,7 @@ def test_text_that_only_looks_like_a_stop_start_is_released() -> None:
 def test_earliest_of_several_stops_wins() -> None:
     limit = OutputLimit(stop=["beta", "al"])
     assert run(limit, ["gamma alpha beta"]) == "gamma "
+    assert limit.stop_sequence == "al"  # the one that ended the answer, not the first listed
 
 
 def test_max_tokens_cuts_with_length() -> None:

@@ -7,9 +7,11 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
 
-from grok2api.edge import decode, param_of
-from grok2api.errors import InvalidRequest
+from grok2api.edge import decode, error_response, param_of
+from grok2api.errors import InvalidRequest, RateLimited
 from grok2api.openai.schemas import REQUEST_DECODER
 
 from harness import LiveGateway
@@ -42,6 +44,22 @@ def test_decode_maps_each_msgspec_failure_to_a_400() -> None:
     with pytest.raises(InvalidRequest) as deep:
         decode(msgspec.json.Decoder(), b"[" * 100_000 + b"]" * 100_000)
     assert deep.value.code == "invalid_json"
+
+
+def test_a_face_shapes_the_errors_under_its_path_prefix() -> None:
+    app = Starlette()
+    app.state.error_shapes = {"/v1/messages": lambda err: b"shaped: " + err.message.encode()}
+
+    def request(path: str) -> Request:
+        return Request({"type": "http", "method": "POST", "path": path, "headers": [], "query_string": b"", "app": app})
+
+    err = RateLimited("slow down", headers={"Retry-After": "3"})
+    for path in ("/v1/messages", "/v1/messages/count_tokens"):
+        shaped = error_response(err, request(path))
+        assert (shaped.body, shaped.status_code, shaped.headers["retry-after"]) == (b"shaped: slow down", 429, "3")
+    for path in ("/v1/messagesx", "/v1/chat/completions"):
+        assert error_response(err, request(path)).body == err.to_json()
+    assert error_response(err).body == err.to_json()
 
 
 async def _chat(gateway: LiveGateway, text: str, stream: bool, **headers: str) -> tuple[int, bytes]:

@@ -3,6 +3,7 @@
 Text outside the blocks is released as soon as it cannot be the start of a block: only a tail that could
 still become ``<tool_call>`` (or a Markdown code-fence opener that may wrap one) is held back, so prose
 streams as it comes while no piece of the envelope ever gets out, however the tag is split across chunks.
+A fence that wrapped blocks is taken out with them, its closing ``` included.
 """
 
 from __future__ import annotations
@@ -46,11 +47,21 @@ class EnvelopeParser:
     def __init__(self) -> None:
         self.buf = ""
         self.in_block = False
+        self.fenced = False  # the blocks so far sit in a code fence whose closing ``` has not come yet
 
     def feed(self, text: str) -> list[Piece]:
         self.buf += text
         out: list[Piece] = []
         while self.buf:
+            if self.fenced and not self.in_block:
+                head = self.buf.lstrip()
+                if head in ("", "`", "``") or OPEN.startswith(head.lower()):
+                    break  # it may still become the closing fence, or the fence's next block
+                if not head.lower().startswith(OPEN):
+                    self.fenced = False
+                    if head.startswith("```"):
+                        self.buf = head[3:]  # the fence closes: it was part of the envelope
+                        continue
             lowered = self.buf.lower()
             if self.in_block:
                 end = lowered.find(CLOSE)
@@ -62,7 +73,10 @@ class EnvelopeParser:
                 continue
             start = lowered.find(OPEN)
             if start >= 0:
-                prose = _FENCE_TAIL.sub("", self.buf[:start])
+                before = self.buf[:start]
+                opener = _FENCE_TAIL.search(before)
+                prose = before[: opener.start()] if opener else before
+                self.fenced = opener is not None or (self.fenced and not before.strip())
                 if prose:
                     out.append(Prose(prose))
                 self.buf = self.buf[start + len(OPEN) :]

@@ -19,6 +19,7 @@ class OutputLimit:
         self.used = 0
         self.held = ""
         self.finish_reason: str | None = None
+        self.stop_sequence: str | None = None  # the sequence that ended the answer
 
     @property
     def active(self) -> bool:
@@ -31,12 +32,14 @@ class OutputLimit:
         if not self.stop:
             return self._budget(text)
         buf = self.held + text
-        hits = [i for i in (buf.find(s) for s in self.stop) if i >= 0]
+        hits = [(i, s) for i, s in ((buf.find(s), s) for s in self.stop) if i >= 0]
         if hits:
+            at, sequence = min(hits, key=lambda hit: hit[0])
             self.held = ""
-            out = self._budget(buf[: min(hits)])
+            out = self._budget(buf[:at])
             if self.finish_reason is None:
                 self.finish_reason = "stop"
+                self.stop_sequence = sequence
             return out
         keep = self._partial_suffix(buf)
         self.held = buf[len(buf) - keep :] if keep else ""

@@ -231,3 +231,12 @@ async def open_conversation(
     )
     await run.start()
     return run
+
+
+def count_prompt_tokens(spec: ModelSpec, conversation: Conversation, *, input_param: str = "messages") -> int:
+    """The estimated tokens of the first message ``open_conversation`` would send for ``conversation`` (tool and
+    format instructions included), without sending it: what a face's token-counting endpoint reports. Raises
+    InvalidRequest for what ``open_conversation`` would refuse before sending."""
+    emulation = Emulation(conversation, OutputLimit(conversation.stop, conversation.max_output_tokens))
+    prompt = flatten(emulation.upstream_conversation(), mark_images=not spec.video, param=input_param)
+    return estimate_tokens(prompt.message)
