@@ -350,6 +350,7 @@ def smoke(report: Report) -> None:
                 container,
                 "--network",
                 "host",  # the fake listens on the host's loopback
+                "--read-only",  # as Kubernetes runs it (readOnlyRootFilesystem): only /data and tmpfs are writable
                 *ulimit_args(),
                 "--env",
                 "GROK2API_HOST=127.0.0.1",
