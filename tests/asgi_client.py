@@ -58,9 +58,10 @@ async def call(
     *,
     body: bytes = b"",
     headers: Iterable[tuple[str, str]] = (),
+    client: str = "127.0.0.1",
     timeout: float = 30,
 ) -> AsgiResponse:
-    """One request to ``app``; ``target`` is a path with an optional query string."""
+    """One request to ``app`` from the address ``client``; ``target`` is a path with an optional query string."""
     url = urlsplit(target)
     raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     if body and not any(k == b"content-length" for k, _ in raw_headers):
@@ -77,7 +78,7 @@ async def call(
         "query_string": url.query.encode(),
         "root_path": "",
         "headers": raw_headers,
-        "client": ("127.0.0.1", 50000),
+        "client": (client, 50000),
         "server": ("testserver", 80),
         "state": {},
     }

@@ -52,9 +52,14 @@ class FuzzApp:
     fake: FakeGrok
 
     async def request(
-        self, method: str, target: str, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        headers: Sequence[tuple[str, str]] = (),
+        client: str = "127.0.0.1",
     ) -> AsgiResponse:
-        return await call(self.app, method, target, body=body, headers=headers)
+        return await call(self.app, method, target, body=body, headers=headers, client=client)
 
     async def admin_token(self) -> str:
         body = json.dumps({"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}).encode()
@@ -96,13 +101,20 @@ async def fuzz_app(data_dir: Path) -> AsyncIterator[FuzzApp]:
 
 # ---- strategies -------------------------------------------------------------------------------------------------
 
-# Lone surrogates can only travel as JSON escapes (\ud800); they are drawn on request.
+# Lone surrogates can only travel as JSON escapes (\ud800); they are drawn only on request.
 SURROGATES = st.characters(categories=["Cs"])
+CHARACTERS = st.characters(exclude_categories=["Cs"])
+
+
+# Where a request comes from: sign-ins are throttled per address, so some share one and others are alone.
+CLIENTS = st.one_of(st.sampled_from(["127.0.0.1", "10.0.0.1"]), st.ip_addresses(v=4).map(str))
 
 
 def texts(*, surrogates: bool = False, max_size: int = 24) -> st.SearchStrategy[str]:
-    chars = st.one_of(st.characters(), SURROGATES) if surrogates else st.characters()
-    return st.text(chars, max_size=max_size)
+    """Any text; with ``surrogates``, always holding at least one lone surrogate."""
+    if surrogates:
+        return st.tuples(texts(max_size=max_size // 2), SURROGATES, texts(max_size=max_size // 2)).map("".join)
+    return st.text(CHARACTERS, max_size=max_size)
 
 
 def json_values(text: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:

@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from asgi_client import AsgiResponse
 from fuzzing import (
+    CHARACTERS,
     FUZZ,
     JSON_HEADERS,
     PNG,
@@ -151,7 +152,7 @@ def video_bodies() -> st.SearchStrategy[Any]:
 
 
 # Requests a client would send, so that the answers past validation (streams included) are exercised too.
-PROMPTS = st.text(st.characters(), min_size=1, max_size=40).filter(str.strip)
+PROMPTS = st.text(CHARACTERS, min_size=1, max_size=40).filter(str.strip)
 
 
 def valid_chat_bodies() -> st.SearchStrategy[Any]:
