@@ -166,9 +166,14 @@ def podman_can_run(image: str) -> str:
 
 def pip_config() -> dict[str, str]:
     """The host's effective pip configuration (files and PIP_* variables), as ``pip config list`` shows it."""
-    out = run([sys.executable, "-m", "pip", "config", "list"], check=False, quiet=True)
+    return parse_pip_config(run([sys.executable, "-m", "pip", "config", "list"], check=False, quiet=True))
+
+
+def parse_pip_config(listing: str) -> dict[str, str]:
+    """``section.key`` -> value from ``pip config list`` lines (``global.cert='/etc/…'``, ``:env:.timeout='60'``);
+    variables (``:env:``) count as ``global``."""
     settings: dict[str, str] = {}
-    for line in out.splitlines():
+    for line in listing.splitlines():
         name, sep, value = line.partition("=")
         if not sep or "." not in name:
             continue
