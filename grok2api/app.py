@@ -41,6 +41,7 @@ from .metrics import render_prometheus
 from .openai.chat import chat_completions
 from .openai.images import image_edits, image_generations
 from .openai.models import get_model, list_models
+from .openai.openapi import openapi_json
 from .openai.responses import create_response, delete_response, get_response
 from .openai.videos import create_video, delete_video, get_video, list_videos, video_content
 from .services import Services
@@ -109,6 +110,7 @@ def api_routes() -> list[BaseRoute]:
         Route("/v1/videos/{video_id}/content", video_content, methods=["GET"]),
         Route("/v1/models", list_models),
         Route("/v1/models/{model_id:path}", get_model),
+        Route("/openapi.json", openapi_json),  # describes the /v1 routes above
         Route("/images/{name:path}", serve_media, methods=["GET", "HEAD"]),
         Route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"]),
     ]

@@ -27,6 +27,7 @@ from .video_request import read_order
 POLL_AFTER_MS = "1000"  # how soon the SDK's poll() asks again
 MAX_LIST = 100
 CONTENT_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+VARIANTS = ("video", "thumbnail", "spritesheet")  # what GET /v1/videos/{id}/content?variant= may name
 
 
 class VideoError(Struct):
@@ -157,7 +158,7 @@ async def video_content(request: Request) -> Response:
     svc = services(request)
     job = await _own(svc, authenticate(request), request.path_params["video_id"])
     variant = request.query_params.get("variant", "video")
-    if variant not in ("video", "thumbnail", "spritesheet"):
+    if variant not in VARIANTS:
         raise InvalidRequest("variant must be video, thumbnail or spritesheet.", param="variant")
     if job.status != VideoStatus.COMPLETED:
         raise InvalidRequest(
