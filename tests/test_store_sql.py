@@ -57,7 +57,7 @@ def test_normalize_url(url: str, expected: str, kind: str) -> None:
     assert SqlStore(url).kind == kind
 
 
-HEAD = "0003"  # the newest revision
+HEAD = "0004"  # the newest revision
 
 
 def test_unsupported_url() -> None:
