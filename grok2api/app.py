@@ -18,7 +18,16 @@ from starlette.routing import BaseRoute, Route
 from . import __version__
 from .admin.routes import admin_mounts, admin_startup
 from .config import BootConfig
-from .edge import ApiCors, ClientGone, authenticate, client_gone, error_response, gateway_error, services
+from .edge import (
+    ApiCors,
+    ClientGone,
+    authenticate,
+    client_gone,
+    error_response,
+    gateway_error,
+    services,
+    store_unavailable,
+)
 from .errors import GatewayError, NotFound
 from .grok.unknown_shapes import metric_lines as unknown_shape_lines
 from .mcp import mcp_endpoint
@@ -28,7 +37,10 @@ from .openai.chat import chat_completions
 from .openai.images import image_edits, image_generations
 from .openai.models import get_model, list_models
 from .openai.videos import create_video, delete_video, get_video, list_videos, video_content
+from .readiness import readyz
 from .services import Services
+from .store.base import StoreUnavailable
+from .traffic import TrafficGuard
 
 log = logging.getLogger("grok2api")
 
@@ -76,6 +88,7 @@ def api_routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz),
         Route("/health", healthz),
+        Route("/readyz", readyz),
         Route("/metrics", prometheus),
         Route("/", root),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -130,10 +143,14 @@ def create_app(boot: BootConfig | None = None, services: Services | None = None)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(ApiCors)],
+        middleware=[
+            Middleware(TrafficGuard, traffic=svc.traffic, body_timeout=boot.body_timeout),
+            Middleware(ApiCors),
+        ],
         exception_handlers={
             HTTPException: http_error,
             GatewayError: gateway_error,
+            StoreUnavailable: store_unavailable,
             ClientDisconnect: client_gone,
             ClientGone: client_gone,
             Exception: server_error,

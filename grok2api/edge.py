@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import AuthError, BodyTooLarge, GatewayError, InvalidRequest
-from .store.base import ClientKey
+from .errors import AuthError, BodyTooLarge, GatewayError, InvalidRequest, ServiceUnavailable
+from .store.base import ClientKey, StoreUnavailable
 
 if TYPE_CHECKING:
     from .services import Services
@@ -198,6 +198,18 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, AuthError):
         log.info("%s %s failed: %s %s", request.method, request.url.path, exc.status, exc.message)
     return error_response(exc)
+
+
+STORE_DOWN = "The gateway cannot reach its store right now; retry shortly."
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After while the store is unreachable. Not logged per request: the outage was, once."""
+    assert isinstance(exc, StoreUnavailable)
+    if isinstance(getattr(request.state, "outcome", None), Outcome):
+        record(request, False)
+    err = ServiceUnavailable(STORE_DOWN, code="store_unavailable", headers={"Retry-After": str(exc.retry_after)})
+    return error_response(err)
 
 
 # -- client disconnects ---------------------------------------------------------------------------
