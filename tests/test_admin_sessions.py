@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from grok2api.admin import sessions as admin_auth
 from grok2api.admin.session_throttle import LoginThrottle
@@ -17,6 +18,8 @@ from grok2api.config import BootConfig
 from grok2api.passwords import ADMIN_HASH_KEY, ADMIN_USER_KEY, hash_password, verify_password
 from grok2api.services import Services
 from grok2api.store.base import AdminSession, Store
+from grok2api.store.redis import RedisStore
+from grok2api.store.sql import SqlStore
 
 from harness import STORE_BACKENDS, StoreFactory
 
@@ -46,6 +49,25 @@ async def test_first_start_generates_a_password_logs_it_once_and_stores_a_hash(
     assert (await store.load_settings())[ADMIN_HASH_KEY] == stored[ADMIN_HASH_KEY]
     assert (await again.login("admin", password, "1.2.3.4")).token is not None
     assert (await again.login("admin", "admin", "1.2.3.4")).token is None  # no admin/admin
+
+
+async def _lose_all_data(store: Store) -> None:
+    """What a flushed Redis or a fresh database looks like to a running gateway: nothing stored any more."""
+    if isinstance(store, RedisStore):
+        await store.redis.flushdb()  # the test Redis database is this run's own
+        return
+    assert isinstance(store, SqlStore)
+    async with store.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM settings"))
+
+
+async def test_the_env_password_still_works_after_the_store_lost_its_data(tmp_path: Path, store: Store) -> None:
+    auth = AdminAuth(services(tmp_path, store, GROK2API_ADMIN_PASSWORD="from-env-pw"))
+    assert (await auth.login("admin", "from-env-pw", "c")).token is not None
+    await _lose_all_data(store)
+    assert (await auth.login("admin", "from-env-pw", "c")).token is not None  # no restart needed
+    assert (await auth.login("admin", "wrong-password", "d")).token is None
+    assert ADMIN_HASH_KEY in await store.load_settings()
 
 
 async def test_env_password_and_username_are_applied_and_follow_changes(tmp_path: Path, store: Store) -> None:

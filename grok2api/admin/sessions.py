@@ -121,6 +121,12 @@ class AdminAuth:
 
     async def _check(self, username: str, password: str) -> bool:
         stored = await self.svc.store.load_settings()
+        if not stored.get(ADMIN_HASH_KEY):
+            # The store lost its data since this process set the credentials up (a flushed Redis, a new
+            # database): set them up again, as a first start would, instead of refusing every password.
+            self._ready = False
+            await self.ensure_credentials()
+            stored = await self.svc.store.load_settings()
         expected_user = self.env_username or str(stored.get(ADMIN_USER_KEY) or DEFAULT_USERNAME)
         digest = str(stored.get(ADMIN_HASH_KEY) or "")
         user_ok = hmac.compare_digest(username.encode(), expected_user.encode())
