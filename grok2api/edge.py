@@ -170,10 +170,10 @@ def authenticate(request: Request) -> ClientKey | None:
     return key
 
 
-def authorize(request: Request, key: ClientKey | None, model: str) -> None:
+async def authorize(request: Request, key: ClientKey | None, model: str) -> None:
     """May this key use ``model`` now (model list, requests per minute)? Also names the request's model."""
     outcome(request).model = model
-    services(request).keys.check(key, model)
+    await services(request).keys.check(key, model)
 
 
 def record(request: Request, ok: bool) -> None:

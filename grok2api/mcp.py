@@ -61,7 +61,7 @@ async def _ask(svc: Services, args: dict[str, Any], key_model_check: Any) -> str
     spec = svc.catalog.find(str(model_id))
     if spec is None:
         raise ModelNotFound(f"The model {model_id!r} does not exist.", param="model")
-    key_model_check(spec.id)
+    await key_model_check(spec.id)
     messages: list[Message] = []
     system = args.get("system_prompt")
     if isinstance(system, str) and system.strip():
@@ -116,8 +116,8 @@ async def mcp_endpoint(request: Request) -> Response:
         return Response(status_code=202)  # a notification (e.g. notifications/initialized)
     params = message.get("params") or {}
 
-    def check(model: str) -> None:
-        authorize(request, key, model)
+    async def check(model: str) -> None:
+        await authorize(request, key, model)
 
     def done(ok: bool) -> None:
         record(request, ok)

@@ -59,7 +59,7 @@ class Services:
         self.gateway = Gateway(self.pool, self.client, self.metrics.upstream_failure)
         self.media = MediaService(boot.data_dir, self.store, self.client)
         self.videos = VideoRunner(VideoContext(self.store, self.pool, self.client, self.media, lambda: self.settings))
-        self.keys = ClientKeys()
+        self.keys = ClientKeys(self.store)
         self.started = time.time()
         self._settings_version = -1
         self._tasks: list[asyncio.Task[None]] = []

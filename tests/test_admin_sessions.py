@@ -141,7 +141,8 @@ async def test_session_expiry_slides_only_past_half_life(tmp_path: Path, store: 
 
 async def test_throttled_login_checks_nothing(tmp_path: Path, store: Store) -> None:
     auth = AdminAuth(
-        services(tmp_path, store, GROK2API_ADMIN_PASSWORD="throttle-pass"), LoginThrottle(max_failures=2, lockout=60)
+        services(tmp_path, store, GROK2API_ADMIN_PASSWORD="throttle-pass"),
+        LoginThrottle(store, max_failures=2, window=60),
     )
     for _ in range(2):
         assert (await auth.login("admin", "bad", "10.0.0.1")).retry_after == 0
@@ -154,7 +155,8 @@ async def test_throttled_login_checks_nothing(tmp_path: Path, store: Store) -> N
 async def test_parallel_failed_logins_cannot_outrun_the_throttle(tmp_path: Path, store: Store) -> None:
     """A burst of guesses sent at once must not all be checked before the first failure is counted."""
     auth = AdminAuth(
-        services(tmp_path, store, GROK2API_ADMIN_PASSWORD="burst-password"), LoginThrottle(max_failures=5, lockout=60)
+        services(tmp_path, store, GROK2API_ADMIN_PASSWORD="burst-password"),
+        LoginThrottle(store, max_failures=5, window=60),
     )
     await auth.ensure_credentials()
     results = await asyncio.gather(*(auth.login("admin", f"guess-{i}", "10.9.9.9") for i in range(30)))
@@ -188,7 +190,7 @@ async def test_first_start_password_is_logged_once_even_when_a_worker_hashes_slo
 
 async def test_password_change_guesses_are_throttled_per_session(tmp_path: Path, store: Store) -> None:
     """A stolen session must not be a way to brute-force the current password without limit."""
-    auth = AdminAuth(services(tmp_path, store), LoginThrottle(max_failures=3, lockout=60))
+    auth = AdminAuth(services(tmp_path, store), LoginThrottle(store, max_failures=3, window=60))
     await auth.ensure_credentials()
     await store.save_settings({ADMIN_HASH_KEY: hash_password("the-real-one")})
     session = (await auth.login("admin", "the-real-one", "10.1.1.1")).session

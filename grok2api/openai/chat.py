@@ -51,7 +51,7 @@ async def chat_completions(request: Request) -> Response:
         raise ModelNotFound(
             f"The model {req.model!r} does not exist. GET /v1/models lists the available models.", param="model"
         )
-    authorize(request, key, spec.id)
+    await authorize(request, key, spec.id)
     if req.tool_choice == "required" or isinstance(req.tool_choice, dict):
         raise InvalidRequest(
             "Tool calling is not available through grok.com's web API: tool_choice may only be "
