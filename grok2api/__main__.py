@@ -20,28 +20,11 @@ T = TypeVar("T")
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
+    from .serve import serve
 
     boot = BootConfig.from_env()
-    config = Config()
     bind = args.bind or f"{boot.host}:{boot.port}"
-    config.bind = [bind]
-    config.graceful_timeout = 30
-    config.backlog = 2048  # bursts of hundreds of new connections must not overflow the accept queue
-    config.accesslog = None
-    workers = args.workers or boot.workers
-    if workers > 1:
-        # hypercorn's own runner forks the workers; each builds its app through the factory.
-        from hypercorn.run import run
-
-        config.workers = workers
-        config.application_path = "grok2api.app:create_app()"
-        run(config)
-        return
-    from .app import create_app
-
-    asyncio.run(serve(create_app(boot), config))  # type: ignore[arg-type]
+    sys.exit(serve(boot, bind, args.workers or boot.workers))
 
 
 def logging_setup() -> None:

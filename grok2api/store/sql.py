@@ -640,7 +640,8 @@ class SqlStore:
                 async with self.engine.begin() as conn:
                     await conn.execute(_text(PRUNE_WINDOWS_SQL), params)
             hits, ends_at = await self._mysql_hit(params, limit)
-        return max(0.001, ends_at - ts) if hits > limit else 0.0
+        # Another process may have opened the window a moment after this one read the clock: never past it.
+        return min(window_seconds, max(0.001, ends_at - ts)) if hits > limit else 0.0
 
     async def _mysql_hit(self, params: dict[str, Any], limit: int) -> tuple[int, float]:
         for attempt in range(_DEADLOCK_RETRIES):
