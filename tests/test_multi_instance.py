@@ -245,7 +245,9 @@ async def test_rpm_and_login_limits_are_exact_across_replicas_and_workers(
 
             results = await asyncio.gather(*(ask(i) for i in range(40)))
             assert Counter(status for status, _ in results) == {200: 10, 429: 30}
-            assert all(retry is not None and 1 <= int(retry) <= 60 for status, retry in results if status == 429), results
+            assert all(retry is not None and 1 <= int(retry) <= 60 for status, retry in results if status == 429), (
+                results
+            )
 
             statuses = []
             for i in range(8):
