@@ -19,12 +19,12 @@ async def test_attempts_past_the_limit_wait_until_the_window_ends(store: Store) 
 
 
 async def test_a_success_clears_the_count_and_a_window_that_ended_starts_over(store: Store) -> None:
-    throttle = LoginThrottle(store, max_failures=2, window=0.3)
+    throttle = LoginThrottle(store, max_failures=2, window=0.6)
     await throttle.attempt("ip")
     await throttle.success("ip")
     assert [await throttle.attempt("ip") for _ in range(2)] == [0.0, 0.0]
     assert await throttle.attempt("ip") > 0
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.7)
     assert await throttle.attempt("ip") == 0.0
 
 

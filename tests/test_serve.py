@@ -101,11 +101,15 @@ HALF_BODY = b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1
 
 
 async def test_half_open_connections_are_closed_while_real_clients_get_answers(tmp_path: Path, fake: FakeGrok) -> None:
-    env = {"GROK2API_HEADER_TIMEOUT_SECONDS": "1", "GROK2API_BODY_TIMEOUT_SECONDS": "1"}
+    env = {"GROK2API_HEADER_TIMEOUT_SECONDS": "2", "GROK2API_BODY_TIMEOUT_SECONDS": "2"}
     async with worker(tmp_path, fake, **env) as w:
         heads = [await _open(w.port, HALF_HEAD) for _ in range(200)]
         bodies = [await _open(w.port, HALF_BODY) for _ in range(100)]
-        assert w.limit.open >= 300
+        for _ in range(50):
+            if w.limit.open >= 300:
+                break
+            await asyncio.sleep(0.02)
+        assert w.limit.open >= 300  # all of them are being held open by the server
         async with aiohttp.ClientSession() as http:
 
             async def ask() -> int:
@@ -201,7 +205,9 @@ async def test_sigterm_drains_streams_in_flight_settles_them_and_exits(tmp_path:
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    slow = {**CHAT, "stream": True, "messages": [{"role": "user", "content": "[[fault:slow-tokens:0.3]] hi there"}]}
+    # About 6 s of answer: time enough to see the draining process refuse new work while it finishes.
+    words = "[[tokens:20]] [[fault:slow-tokens:0.3]] hi there"
+    slow = {**CHAT, "stream": True, "messages": [{"role": "user", "content": words}]}
     try:
         async with aiohttp.ClientSession() as http:
             for _ in range(300):

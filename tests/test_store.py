@@ -985,11 +985,11 @@ async def test_concurrent_hits_on_one_window_are_exact(store: Store) -> None:
 
 
 async def test_a_rate_window_that_ended_opens_a_new_one(store: Store) -> None:
-    assert await store.hit_window("short", 0.3, 1) == 0.0
-    assert await store.hit_window("short", 0.3, 1) > 0
-    await asyncio.sleep(0.4)
-    assert await store.hit_window("short", 0.3, 1) == 0.0
-    assert await store.hit_window("short", 0.3, 1) > 0
+    assert await store.hit_window("short", 0.6, 1) == 0.0
+    assert await store.hit_window("short", 0.6, 1) > 0
+    await asyncio.sleep(0.7)
+    assert await store.hit_window("short", 0.6, 1) == 0.0
+    assert await store.hit_window("short", 0.6, 1) > 0
 
 
 async def test_clearing_a_rate_window_starts_it_over(store: Store) -> None:
