@@ -114,6 +114,7 @@ async def test_errors_that_are_not_outages_pass_unchanged() -> None:
         (sqlite3.OperationalError("database is locked"), True),
         (sa_exc.OperationalError("SELECT 1", {}, OSError("gone")), True),
         (sa_exc.TimeoutError("QueuePool limit reached"), True),
+        (sa_exc.OperationalError("UPDATE t", {}, Exception(1213, "Deadlock found")), False),  # it answered
         (sa_exc.IntegrityError("INSERT", {}, Exception("duplicate")), False),
         (KeyError("x"), False),
     ],

@@ -21,6 +21,7 @@ from typing import Any, cast
 from sqlalchemy import exc as sa_exc
 
 from .base import Store, StoreUnavailable
+from .sql_engine import MYSQL_DEADLOCK
 
 log = logging.getLogger("grok2api.store")
 
@@ -46,6 +47,8 @@ def outage_reason(exc: BaseException) -> str | None:
     anything else (a refused write or a bug), which the caller sees as it is."""
     if isinstance(exc, _SQL_OUTAGES):
         orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else None
+        if orig is not None and getattr(orig, "args", (None,))[:1] == (MYSQL_DEADLOCK,):
+            return None  # two transactions collided: the server is there, and answered
         return _short(orig if orig is not None else exc)  # the driver's words, never the statement or its values
     if isinstance(exc, OSError):
         return _short(exc)

@@ -56,7 +56,7 @@ from .base import (
     VideoStatus,
     now,
 )
-from .sql_engine import make_engine, normalize_url, sqlite_pragmas
+from .sql_engine import MYSQL_DEADLOCK, make_engine, normalize_url, sqlite_pragmas
 from .sql_schema import (
     AccountQuotaRow,
     AccountRow,
@@ -92,7 +92,6 @@ ACCOUNTS_VERSION = "accounts_version"
 SETTINGS_VERSION = "settings_version"
 
 PRUNE_EVERY = 300.0  # seconds between removals of ended rate windows (per process)
-_DEADLOCK = 1213  # MySQL's ER_LOCK_DEADLOCK
 _DEADLOCK_RETRIES = 5
 
 
@@ -637,11 +636,18 @@ class SqlStore:
             )
         else:
             if prune:
-                async with self.engine.begin() as conn:
-                    await conn.execute(_text(PRUNE_WINDOWS_SQL), params)
+                await self._prune_windows(params)
             hits, ends_at = await self._mysql_hit(params, limit)
         # Another process may have opened the window a moment after this one read the clock: never past it.
         return min(window_seconds, max(0.001, ends_at - ts)) if hits > limit else 0.0
+
+    async def _prune_windows(self, params: dict[str, Any]) -> None:
+        """Remove ended windows (best effort: a window left over is reset by its next hit anyway)."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(_text(PRUNE_WINDOWS_SQL), params)
+        except OperationalError:
+            self._pruned_at = 0.0  # try again with the next hit
 
     async def _mysql_hit(self, params: dict[str, Any], limit: int) -> tuple[int, float]:
         for attempt in range(_DEADLOCK_RETRIES):
@@ -656,7 +662,7 @@ class SqlStore:
             except OperationalError as exc:
                 # InnoDB may pick one of several first hits on a new row as a deadlock victim: nothing was
                 # counted for it, so it simply goes again.
-                if _mysql_errno(exc) != _DEADLOCK or attempt == _DEADLOCK_RETRIES - 1:
+                if _mysql_errno(exc) != MYSQL_DEADLOCK or attempt == _DEADLOCK_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 

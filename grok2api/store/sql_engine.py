@@ -10,6 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+MYSQL_DEADLOCK = 1213  # ER_LOCK_DEADLOCK: two transactions collided; the one chosen as victim may simply go again
+
 
 def normalize_url(url: str | URL) -> URL:
     """Map user-facing URLs to async drivers: ``mysql://`` → asyncmy (utf8mb4), ``sqlite://`` → aiosqlite."""
