@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -15,52 +14,18 @@ from .config import BootConfig
 from .store.base import Tier
 
 if TYPE_CHECKING:
-    from hypercorn.config import Config
 
     from .store.base import Store
 
 T = TypeVar("T")
 
 
-# hypercorn's access line; the path without its query string, which may carry secrets.
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%(a)s"'
-
-
-def hypercorn_config(boot: BootConfig, bind: str) -> Config:
-    """hypercorn's settings. Its two loggers are handed over as loggers, not as streams: hypercorn then adds no
-    handler of its own, so each line goes once through the gateway's handlers (its format, its request ids)."""
-    from hypercorn.config import Config
-
-    config = Config()
-    config.bind = [bind]
-    config.graceful_timeout = 30
-    config.backlog = 2048  # bursts of hundreds of new connections must not overflow the accept queue
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.accesslog = logging.getLogger("hypercorn.access")
-    config.access_log_format = ACCESS_LOG_FORMAT
-    return config
-
-
 def _serve(args: argparse.Namespace) -> None:
-    from hypercorn.asyncio import serve
-
-    from .logs import setup_logging
+    from .serve import serve
 
     boot = BootConfig.from_env()
-    setup_logging(boot.log_format, boot.environ.get("GROK2API_LOG_FILE", ""))
-    config = hypercorn_config(boot, args.bind or f"{boot.host}:{boot.port}")
-    workers = args.workers or boot.workers
-    if workers > 1:
-        # hypercorn's own runner forks the workers; each builds its app through the factory.
-        from hypercorn.run import run
-
-        config.workers = workers
-        config.application_path = "grok2api.app:create_app()"
-        run(config)
-        return
-    from .app import create_app
-
-    asyncio.run(serve(create_app(boot), config))  # type: ignore[arg-type]
+    bind = args.bind or f"{boot.host}:{boot.port}"
+    sys.exit(serve(boot, bind, args.workers or boot.workers))
 
 
 async def _with_store(fn: Callable[[Store], Awaitable[T]]) -> T:

@@ -31,6 +31,7 @@ from .edge import (
     error_response,
     gateway_error,
     services,
+    store_unavailable,
 )
 from .errors import GatewayError, NotFound
 from .grok.unknown_shapes import metric_lines as unknown_shape_lines
@@ -44,7 +45,10 @@ from .openai.models import get_model, list_models
 from .openai.openapi import openapi_json
 from .openai.responses import create_response, delete_response, get_response
 from .openai.videos import create_video, delete_video, get_video, list_videos, video_content
+from .readiness import readyz
 from .services import Services
+from .store.base import StoreUnavailable
+from .traffic import TrafficGuard
 
 log = logging.getLogger("grok2api")
 
@@ -93,6 +97,7 @@ def api_routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz),
         Route("/health", healthz),
+        Route("/readyz", readyz),
         Route("/metrics", prometheus),
         Route("/", root),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -147,10 +152,14 @@ def create_app(boot: BootConfig | None = None, services: Services | None = None)
     app = GatewayApp(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(ApiCors)],
+        middleware=[
+            Middleware(TrafficGuard, traffic=svc.traffic, body_timeout=boot.body_timeout),
+            Middleware(ApiCors),
+        ],
         exception_handlers={
             HTTPException: http_error,
             GatewayError: gateway_error,
+            StoreUnavailable: store_unavailable,
             ClientDisconnect: client_gone,
             ClientGone: client_gone,
             Exception: server_error,

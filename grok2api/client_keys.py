@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
+from typing import Protocol
 
 from .errors import AuthError, PermissionDenied, RateLimited
 from .store.base import ClientKey
+
+RPM_WINDOW = 60.0  # seconds: a key's requests-per-minute window opens at its first request
+
+
+class RateWindows(Protocol):
+    """Where request counts live (the store: shared by every worker and replica)."""
+
+    async def hit_window(self, name: str, window_seconds: float, limit: int) -> float: ...
 
 
 def hash_key(key: str) -> str:
@@ -22,9 +32,9 @@ def new_key() -> str:
 class ClientKeys:
     """An in-memory copy of the stored keys, refreshed by the app's watcher."""
 
-    def __init__(self) -> None:
+    def __init__(self, windows: RateWindows | None = None) -> None:
         self.by_hash: dict[str, ClientKey] = {}
-        self._minute: dict[str, tuple[int, int]] = {}  # key id -> (minute, count)
+        self.windows = windows  # counts the keys' requests per minute; needed once a key has an rpm limit
 
     def load(self, keys: list[ClientKey]) -> None:
         self.by_hash = {k.key_hash: k for k in keys}
@@ -48,16 +58,19 @@ class ClientKeys:
             raise AuthError("This API key has expired.", code="expired_api_key")
         return key
 
-    def check(self, key: ClientKey | None, model: str) -> None:
+    async def check(self, key: ClientKey | None, model: str) -> None:
+        """May ``key`` use ``model`` now (its model list, its requests per minute)? Each allowed model use is
+        counted against the key's rpm window in the store, in one atomic step."""
         if key is None:
             return
         if key.models and model not in key.models:
             raise PermissionDenied(f"This API key may not use model {model!r}.", code="model_not_allowed")
         if key.rpm:
-            minute = int(time.time() // 60)
-            seen_minute, count = self._minute.get(key.id, (minute, 0))
-            count = count + 1 if seen_minute == minute else 1
-            self._minute[key.id] = (minute, count)
-            if count > key.rpm:
-                retry = max(1, 60 - int(time.time()) % 60)  # until the next minute window opens
-                raise RateLimited(f"This API key is limited to {key.rpm} requests per minute.", retry_after=retry)
+            assert self.windows is not None, "ClientKeys needs its rate windows to enforce rpm limits"
+            wait = await self.windows.hit_window(f"rpm:{key.id}", RPM_WINDOW, key.rpm)
+            if wait > 0:
+                retry = max(1, math.ceil(wait))  # until this key's window ends
+                raise RateLimited(
+                    f"This API key is limited to {key.rpm} requests per minute; retry in {retry} s.",
+                    retry_after=retry,
+                )

@@ -24,6 +24,12 @@ class BootConfig:
     web_dir: Path = field(default_factory=lambda: resource_dir("web", "GROK2API_WEB_DIR"))
     max_body_bytes: int = 32 * 1024 * 1024
     log_format: str = "text"  # text | json (one JSON object per line)
+    # operations (see the README's Operations section)
+    store_timeout: float = 2.0  # seconds a store connect or answer may take before the call fails
+    shutdown_grace: float = 30.0  # seconds requests in flight may take to finish after SIGTERM
+    header_timeout: float = 10.0  # seconds a connection has to send a whole request head
+    body_timeout: float = 30.0  # seconds a request body may go without a byte
+    max_connections: int = 1000  # open client connections per worker process
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -37,6 +43,12 @@ class BootConfig:
         if log_format not in LOG_FORMATS:
             raise ValueError(f"GROK2API_LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, not {log_format!r}")
 
+        def seconds(name: str, default: float) -> float:
+            value = float(get(name, str(default)))
+            if not 0 < value <= 86400:
+                raise ValueError(f"{name} must be a number of seconds above 0 (and at most a day)")
+            return value
+
         return cls(
             host=get("GROK2API_HOST", cls.host),
             port=int(get("GROK2API_PORT", str(cls.port))),
@@ -49,5 +61,10 @@ class BootConfig:
             web_dir=resource_dir("web", "GROK2API_WEB_DIR", env),
             max_body_bytes=int(get("GROK2API_MAX_BODY_BYTES", str(cls.max_body_bytes))),
             log_format=log_format,
+            store_timeout=seconds("GROK2API_STORE_TIMEOUT_SECONDS", cls.store_timeout),
+            shutdown_grace=seconds("GROK2API_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace),
+            header_timeout=seconds("GROK2API_HEADER_TIMEOUT_SECONDS", cls.header_timeout),
+            body_timeout=seconds("GROK2API_BODY_TIMEOUT_SECONDS", cls.body_timeout),
+            max_connections=max(1, int(get("GROK2API_MAX_CONNECTIONS", str(cls.max_connections)))),
             environ=env,
         )

@@ -21,9 +21,17 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import DEFAULT_RETRY_AFTER, AuthError, BodyTooLarge, GatewayError, InvalidRequest, whole_seconds
+from .errors import (
+    DEFAULT_RETRY_AFTER,
+    AuthError,
+    BodyTooLarge,
+    GatewayError,
+    InvalidRequest,
+    ServiceUnavailable,
+    whole_seconds,
+)
 from .logs import REQUEST_ID, REQUEST_ID_HEADER, request_id_from
-from .store.base import ClientKey
+from .store.base import ClientKey, StoreUnavailable
 
 if TYPE_CHECKING:
     from .services import Services
@@ -251,10 +259,10 @@ def authenticate(request: Request) -> ClientKey | None:
     return key
 
 
-def authorize(request: Request, key: ClientKey | None, model: str) -> None:
+async def authorize(request: Request, key: ClientKey | None, model: str) -> None:
     """May this key use ``model`` now (model list, requests per minute)? Also names the request's model."""
     outcome(request).model = model
-    services(request).keys.check(key, model)
+    await services(request).keys.check(key, model)
 
 
 def record(request: Request, ok: bool) -> None:
@@ -288,6 +296,18 @@ def _pool_wait(request: Request) -> float | None:
     has just emptied that account's window)."""
     spec = services(request).catalog.find(outcome(request).model)
     return services(request).pool.retry_after(spec) if spec is not None else None
+
+
+STORE_DOWN = "The gateway cannot reach its store right now; retry shortly."
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After while the store is unreachable. Not logged per request: the outage was, once."""
+    assert isinstance(exc, StoreUnavailable)
+    if isinstance(getattr(request.state, "outcome", None), Outcome):
+        record(request, False)
+    err = ServiceUnavailable(STORE_DOWN, code="store_unavailable", headers={"Retry-After": str(exc.retry_after)})
+    return error_response(err)
 
 
 # -- client disconnects ---------------------------------------------------------------------------

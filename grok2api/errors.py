@@ -132,6 +132,14 @@ class NoAccount(GatewayError):
     code = "no_available_account"
 
 
+class ServiceUnavailable(GatewayError):
+    """The gateway itself cannot serve right now (its store is unreachable); retry after ``Retry-After``."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "service_unavailable"
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     type = "timeout_error"

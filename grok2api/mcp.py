@@ -59,7 +59,7 @@ async def _ask(svc: Services, args: dict[str, Any], key_model_check: Any) -> str
     spec = svc.catalog.find(str(model_id))
     if spec is None:
         raise ModelNotFound(f"The model {model_id!r} does not exist.", param="model")
-    key_model_check(spec.id)
+    await key_model_check(spec.id)
     system = args.get("system_prompt")
     conversation = Conversation(
         system=system if isinstance(system, str) else "",
@@ -113,8 +113,8 @@ async def mcp_endpoint(request: Request) -> Response:
         return Response(status_code=202)  # a notification (e.g. notifications/initialized)
     params = message.get("params") or {}
 
-    def check(model: str) -> None:
-        authorize(request, key, model)
+    async def check(model: str) -> None:
+        await authorize(request, key, model)
 
     def done(ok: bool) -> None:
         record(request, ok)

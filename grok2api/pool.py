@@ -20,7 +20,8 @@ from .errors import DEFAULT_RETRY_AFTER, NoAccount, RateLimited, whole_seconds
 from .grok.catalog import TIER_RANK, ModelSpec
 from .grok.failures import Failure, FailureKind
 from .settings import RuntimeSettings
-from .store.base import Account, AccountPatch, AccountState, ModeQuota, Settlement, Store
+from .store.base import Account, AccountPatch, AccountState, ModeQuota, Settlement, Store, StoreUnavailable
+from .store.journal import Journal
 
 if TYPE_CHECKING:
     from .quota import Learned
@@ -142,10 +143,15 @@ Reserve = Callable[[int, str], Awaitable[bool]]  # (account id, mode) -> one que
 
 class Pool:
     def __init__(
-        self, store: Store, settings: Callable[[], RuntimeSettings], reconcile: Reconciler | None = None
+        self,
+        store: Store,
+        settings: Callable[[], RuntimeSettings],
+        reconcile: Reconciler | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
+        self.journal = journal if journal is not None else Journal()  # settlements waiting for the store
         self.reconcile = reconcile  # asks grok.com for an account's true quota
         self._reconciling: set[int] = set()
         self._last_reconciled: dict[int, float] = {}
@@ -189,10 +195,17 @@ class Pool:
         return self._in_flight.get(account_id, 0)
 
     async def settle(self, account_id: int, s: Settlement) -> None:
-        """End one reservation: free its in-flight slot, mirror the settlement locally, store it."""
+        """End one reservation: free its in-flight slot, mirror the settlement locally, store it. Never raises:
+        the answer it closes has reached the client, so a store that cannot take it now gets it from the journal
+        later."""
         self._release(account_id)
         self.apply_local(account_id, s)
-        await self.store.settle(account_id, s)
+        try:
+            await self.store.settle(account_id, s)
+        except StoreUnavailable:
+            self.journal.add(account_id, s)
+        except Exception:
+            log.exception("settling account %d failed", account_id)
 
     async def settle_success(self, account_id: int, spec: ModelSpec) -> None:
         await self.settle(account_id, Settlement(mode=spec.mode, ok=True))

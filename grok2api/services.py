@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from .client_keys import ClientKeys
@@ -23,7 +24,10 @@ from .pool import Pool
 from .quota import QuotaService
 from .settings import RuntimeSettings, build, env_overrides, validate_update
 from .store import make_store
-from .store.base import AccountState, Store
+from .store.base import AccountState, Store, StoreUnavailable
+from .store.guard import StoreHealth, guard
+from .store.journal import Journal
+from .traffic import Traffic
 from .videos.generate import VideoContext
 from .videos.runner import VideoRunner
 
@@ -35,13 +39,19 @@ REVIVE_INTERVAL = 5.0
 KEYS_INTERVAL = 5.0
 EGRESS_INTERVAL = 2.0  # how soon a challenge or a clearance seen by another worker or replica applies here
 PURGE_INTERVAL = 600.0  # expired stored responses are removed this often
+JOURNAL_INTERVAL = 1.0
 MODES_RETRY = 30.0  # seconds before asking for the modes again after a failure or with no account
 
 
 class Services:
     def __init__(self, boot: BootConfig, store: Store | None = None) -> None:
         self.boot = boot
-        self.store: Store = store or make_store(boot.storage_mode, boot.database_url, boot.data_dir)
+        # Every store call is bounded by the store timeout; an unreachable store is a 503, not a hang.
+        self.store_health = StoreHealth()
+        raw = store or make_store(boot.storage_mode, boot.database_url, boot.data_dir, timeout=boot.store_timeout)
+        self.store: Store = guard(raw, self.store_health, boot.store_timeout)
+        self.journal = Journal()
+        self.traffic = Traffic()
         self.overrides = env_overrides(boot.environ)
         self.settings: RuntimeSettings = build({}, self.overrides)
         self.catalog = Catalog()
@@ -49,12 +59,12 @@ class Services:
         self.egresses = Egresses(self.store, lambda: self.settings, self.http)
         self.client = GrokClient(self.http, router=self.egresses.transport_for)  # each account via its egress
         self.quota = QuotaService(self.client, self.store, lambda: self.settings)
-        self.pool = Pool(self.store, lambda: self.settings, reconcile=self.quota.reconcile)
+        self.pool = Pool(self.store, lambda: self.settings, reconcile=self.quota.reconcile, journal=self.journal)
         self.metrics = Metrics()
         self.gateway = Gateway(self.pool, self.client, self.metrics.upstream_failure)
         self.media = MediaService(boot.data_dir, self.store, self.client)
         self.videos = VideoRunner(VideoContext(self.store, self.pool, self.client, self.media, lambda: self.settings))
-        self.keys = ClientKeys()
+        self.keys = ClientKeys(self.store)
         self.canary = Canary(self.store, lambda: self.settings, self.pool.accounts, egress_of=self.egresses.for_token)
         self.started = time.time()
         self._settings_version = -1
@@ -63,6 +73,7 @@ class Services:
     async def start(self) -> None:
         self.boot.data_dir.mkdir(parents=True, exist_ok=True)
         await self.store.open()
+        self.journal.load(self.journal_dir)
         await self.import_reference_files()
         await self.reload(force=True)
         await self.egresses.load()
@@ -72,6 +83,7 @@ class Services:
             asyncio.create_task(self._every(REVIVE_INTERVAL, self.revive_due), name="revive-accounts"),
             asyncio.create_task(self._every(KEYS_INTERVAL, self.load_keys), name="load-keys"),
             asyncio.create_task(self._every(EGRESS_INTERVAL, self.egresses.load), name="load-egresses"),
+            asyncio.create_task(self._every(JOURNAL_INTERVAL, self.replay_journal), name="replay-journal"),
             asyncio.create_task(self._modes_loop(), name="refresh-modes"),
             asyncio.create_task(self.canary.loop(), name="canary"),
             asyncio.create_task(self._every(PURGE_INTERVAL, self.purge_responses), name="purge-responses"),
@@ -102,9 +114,22 @@ class Services:
         with suppress(Exception):
             await self.metrics.flush(self.store)
         await self.pool.close()
+        await self.replay_journal()
+        try:
+            self.journal.save(self.journal_dir)  # what the store still did not take waits for the next start
+        except OSError as exc:
+            log.error("could not save %d journaled settlement(s): %s", len(self.journal), exc)
         await self.media.close()
         await self.http.close()
         await self.store.close()
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.boot.data_dir / "journal"
+
+    async def replay_journal(self) -> None:
+        if len(self.journal):
+            await self.journal.replay(self.store)
 
     async def reload(self, force: bool = False) -> None:
         """Pick up changes made by other workers, replicas or the CLI (one cheap query)."""
@@ -176,5 +201,7 @@ class Services:
                 await job()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable:
+                pass  # the outage was logged once when it began
             except Exception as exc:  # a background job must keep running after a store hiccup
                 log.warning("background job %s failed: %s", getattr(job, "__name__", job), exc)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 import os
 import re
 import shutil
 import socket
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -188,6 +190,113 @@ async def store(request: pytest.FixtureRequest, store_factory: StoreFactory) -> 
     return await store_factory(kind)
 
 
+# ---- store outages ------------------------------------------------------------------------------
+
+
+class FlakyStore:
+    """A store that fails like an unreachable database while its ``failing`` set names the call (``"*"``: every
+    call but open and close); otherwise the wrapped store answers."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.failing: set[str] = set()
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name in ("open", "close") or not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if name in self.failing or "*" in self.failing:
+                self.failures += 1
+                raise sqlite3.OperationalError("disk I/O error")
+            return await attr(*args, **kwargs)
+
+        return call
+
+
+class TcpProxy:
+    """A loopback TCP proxy in front of a real server (MariaDB, Redis), which a test can ``cut`` (new connections
+    refused, open ones dropped), ``hang`` (connections accepted, nothing forwarded either way: a server that
+    stopped answering) and ``restore``."""
+
+    def __init__(self, target: str) -> None:
+        self.host, _, port = target.rpartition(":")
+        self.target_port = int(port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    def url(self, template: str) -> str:
+        """``template`` (a URL of the real server) pointed at the proxy."""
+        return template.replace(f"{self.host}:{self.target_port}", f"127.0.0.1:{self.port}")
+
+    async def cut(self) -> None:
+        await self._stop_listening()
+        self._drop_all()
+
+    def hang(self) -> None:
+        self._flowing.clear()
+
+    async def restore(self) -> None:
+        self._flowing.set()
+        if self._server is None:
+            await self.start()
+
+    async def close(self) -> None:
+        await self._stop_listening()
+        self._drop_all()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _stop_listening(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def _drop_all(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        await self._flowing.wait()  # a hung server: accepted, and then nothing
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.add(up_writer)
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.ensure_future(self._pipe(src, dst))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                await self._flowing.wait()
+                dst.write(data)
+                await dst.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            dst.transport.abort()
+            self._writers.discard(dst)
+
+
 # ---- end to end ----------------------------------------------------------------------------------
 
 # The admin password a LiveGateway starts with unless told otherwise. With none configured, a gateway's
@@ -207,20 +316,18 @@ class LiveGateway:
         storage_mode: str = "file",
         database_url: str = "",
         admin_password: str = ADMIN_PASSWORD,
+        store: Store | None = None,
     ) -> None:
-        """``admin_password=""`` starts with no admin password configured (``env`` may still set one)."""
+        """``admin_password=""`` starts with no admin password configured (``env`` may still set one). ``store``
+        replaces the one the storage mode would make (e.g. a ``FlakyStore``)."""
         environ = {"GROK2API_UPSTREAM_URL": upstream, "GROK2API_ASSETS_URL": assets}
         if admin_password:
             environ["GROK2API_ADMIN_PASSWORD"] = admin_password
         environ.update(env or {})
-        self.boot = BootConfig(
-            data_dir=data_dir,
-            storage_mode=storage_mode,
-            database_url=database_url,
-            environ=environ,
-            admin_password=environ.get("GROK2API_ADMIN_PASSWORD", ""),
-        )
-        self.services = Services(self.boot)
+        # Boot settings come from the same environment (timeouts a test shortens, for instance).
+        base = {"GROK2API_DATA_DIR": str(data_dir), "STORAGE_MODE": storage_mode, "DATABASE_URL": database_url}
+        self.boot = BootConfig.from_env({**environ, **base})
+        self.services = Services(self.boot, store=store)
         self.app = create_app(self.boot, self.services)
         self._shutdown = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

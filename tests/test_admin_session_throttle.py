@@ -1,38 +1,36 @@
+"""The login throttle counts attempts per client in the store, so every worker and replica shares the count."""
+
 from __future__ import annotations
 
+import asyncio
+
 from grok2api.admin.session_throttle import LoginThrottle
+from grok2api.store.base import Store
+
+from harness import StoreFactory
 
 
-def test_locks_out_after_failures_in_the_window_and_doubles_each_time() -> None:
-    t = LoginThrottle(max_failures=3, window=60, lockout=10, max_lockout=25)
-    for i in range(2):
-        t.failure("ip", now=100 + i)
-    assert t.retry_after("ip", now=102) == 0
-    t.failure("ip", now=102)
-    assert t.retry_after("ip", now=102) == 10
-    assert t.retry_after("ip", now=112) == 0
-    for i in range(3):
-        t.failure("ip", now=120 + i)
-    assert t.retry_after("ip", now=122) == 20  # second lockout: doubled
-    for i in range(3):
-        t.failure("ip", now=200 + i)
-    assert t.retry_after("ip", now=202) == 25  # capped
+async def test_attempts_past_the_limit_wait_until_the_window_ends(store: Store) -> None:
+    throttle = LoginThrottle(store, max_failures=3, window=60)
+    assert [await throttle.attempt("ip") for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = await throttle.attempt("ip")
+    assert 59 < wait <= 60
+    assert await throttle.attempt("another-ip") == 0.0  # each client has its own count
 
 
-def test_old_failures_fall_out_of_the_window_and_success_forgets() -> None:
-    t = LoginThrottle(max_failures=2, window=60, lockout=10)
-    t.failure("ip", now=0)
-    t.failure("ip", now=61)
-    assert t.retry_after("ip", now=61) == 0
-    t.success("ip")
-    t.failure("ip", now=62)
-    assert t.retry_after("ip", now=62) == 0
-    assert t.retry_after("someone-else") == 0
+async def test_a_success_clears_the_count_and_a_window_that_ended_starts_over(store: Store) -> None:
+    throttle = LoginThrottle(store, max_failures=2, window=0.6)
+    await throttle.attempt("ip")
+    await throttle.success("ip")
+    assert [await throttle.attempt("ip") for _ in range(2)] == [0.0, 0.0]
+    assert await throttle.attempt("ip") > 0
+    await asyncio.sleep(0.7)
+    assert await throttle.attempt("ip") == 0.0
 
 
-def test_memory_is_bounded() -> None:
-    t = LoginThrottle(max_failures=5, window=60, max_clients=100)
-    for i in range(1000):
-        t.failure(f"ip-{i}", now=float(i))
-    assert len(t._records) <= 100
-    assert t.retry_after("ip-999", now=999) == 0
+async def test_workers_share_one_count(store_factory: StoreFactory) -> None:
+    """Two processes on one SQLite file, each with its own throttle: five attempts in all, not five each."""
+    one, two = await store_factory("sqlite"), await store_factory("sqlite", fresh=False)
+    throttles = [LoginThrottle(one), LoginThrottle(two)]
+    waits = await asyncio.gather(*(throttles[i % 2].attempt("10.1.2.3") for i in range(12)))
+    assert sum(w == 0 for w in waits) == 5

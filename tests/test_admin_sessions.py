@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from grok2api.admin import sessions as admin_auth
 from grok2api.admin.session_throttle import LoginThrottle
@@ -17,6 +18,8 @@ from grok2api.config import BootConfig
 from grok2api.passwords import ADMIN_HASH_KEY, ADMIN_USER_KEY, hash_password, verify_password
 from grok2api.services import Services
 from grok2api.store.base import AdminSession, Store
+from grok2api.store.redis import RedisStore
+from grok2api.store.sql import SqlStore
 
 from harness import STORE_BACKENDS, StoreFactory
 
@@ -46,6 +49,25 @@ async def test_first_start_generates_a_password_logs_it_once_and_stores_a_hash(
     assert (await store.load_settings())[ADMIN_HASH_KEY] == stored[ADMIN_HASH_KEY]
     assert (await again.login("admin", password, "1.2.3.4")).token is not None
     assert (await again.login("admin", "admin", "1.2.3.4")).token is None  # no admin/admin
+
+
+async def _lose_all_data(store: Store) -> None:
+    """What a flushed Redis or a fresh database looks like to a running gateway: nothing stored any more."""
+    if isinstance(store, RedisStore):
+        await store.redis.flushdb()  # the test Redis database is this run's own
+        return
+    assert isinstance(store, SqlStore)
+    async with store.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM settings"))
+
+
+async def test_the_env_password_still_works_after_the_store_lost_its_data(tmp_path: Path, store: Store) -> None:
+    auth = AdminAuth(services(tmp_path, store, GROK2API_ADMIN_PASSWORD="from-env-pw"))
+    assert (await auth.login("admin", "from-env-pw", "c")).token is not None
+    await _lose_all_data(store)
+    assert (await auth.login("admin", "from-env-pw", "c")).token is not None  # no restart needed
+    assert (await auth.login("admin", "wrong-password", "d")).token is None
+    assert ADMIN_HASH_KEY in await store.load_settings()
 
 
 async def test_env_password_and_username_are_applied_and_follow_changes(tmp_path: Path, store: Store) -> None:
@@ -119,7 +141,8 @@ async def test_session_expiry_slides_only_past_half_life(tmp_path: Path, store: 
 
 async def test_throttled_login_checks_nothing(tmp_path: Path, store: Store) -> None:
     auth = AdminAuth(
-        services(tmp_path, store, GROK2API_ADMIN_PASSWORD="throttle-pass"), LoginThrottle(max_failures=2, lockout=60)
+        services(tmp_path, store, GROK2API_ADMIN_PASSWORD="throttle-pass"),
+        LoginThrottle(store, max_failures=2, window=60),
     )
     for _ in range(2):
         assert (await auth.login("admin", "bad", "10.0.0.1")).retry_after == 0
@@ -132,7 +155,8 @@ async def test_throttled_login_checks_nothing(tmp_path: Path, store: Store) -> N
 async def test_parallel_failed_logins_cannot_outrun_the_throttle(tmp_path: Path, store: Store) -> None:
     """A burst of guesses sent at once must not all be checked before the first failure is counted."""
     auth = AdminAuth(
-        services(tmp_path, store, GROK2API_ADMIN_PASSWORD="burst-password"), LoginThrottle(max_failures=5, lockout=60)
+        services(tmp_path, store, GROK2API_ADMIN_PASSWORD="burst-password"),
+        LoginThrottle(store, max_failures=5, window=60),
     )
     await auth.ensure_credentials()
     results = await asyncio.gather(*(auth.login("admin", f"guess-{i}", "10.9.9.9") for i in range(30)))
@@ -166,7 +190,7 @@ async def test_first_start_password_is_logged_once_even_when_a_worker_hashes_slo
 
 async def test_password_change_guesses_are_throttled_per_session(tmp_path: Path, store: Store) -> None:
     """A stolen session must not be a way to brute-force the current password without limit."""
-    auth = AdminAuth(services(tmp_path, store), LoginThrottle(max_failures=3, lockout=60))
+    auth = AdminAuth(services(tmp_path, store), LoginThrottle(store, max_failures=3, window=60))
     await auth.ensure_credentials()
     await store.save_settings({ADMIN_HASH_KEY: hash_password("the-real-one")})
     session = (await auth.login("admin", "the-real-one", "10.1.1.1")).session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from types import SimpleNamespace
@@ -12,7 +13,9 @@ import pytest
 from grok2api import client_keys as auth
 from grok2api.client_keys import ClientKeys, hash_key, new_key
 from grok2api.errors import AuthError, PermissionDenied, RateLimited
-from grok2api.store.base import ClientKey
+from grok2api.store.base import ClientKey, Store
+
+from harness import StoreFactory
 
 
 class Clock:
@@ -132,67 +135,91 @@ def test_expired_key_is_refused(clock: Clock) -> None:
     assert exc.value.code == "expired_api_key" and exc.value.status == 401
 
 
-# ---- check -------------------------------------------------------------------------------------
+# ---- check ------------------------------------------------------------------------------------
 
 
-def test_check_allows_everything_for_the_shared_key() -> None:
+@pytest.fixture
+async def windows(store_factory: StoreFactory) -> Store:
+    """Where rpm windows are counted: the store (SQLite here; every backend passes the store's own tests)."""
+    return await store_factory("sqlite")
+
+
+def _counted(windows: Store, *keys: ClientKey) -> ClientKeys:
+    ck = ClientKeys(windows)
+    ck.load(list(keys))
+    return ck
+
+
+async def test_check_allows_everything_for_the_shared_key() -> None:
     ck = _keys(_key("sk-tight", id="k-tight", rpm=1, models=["grok-3-fast"]))
-    for _ in range(50):  # no key object (shared api_key or open gateway): no allowlist, no rpm
-        ck.check(None, "grok-4-heavy")
-    assert ck._minute == {}
+    for _ in range(50):  # no key object (shared api_key or open gateway): no allowlist, no rpm, nothing counted
+        await ck.check(None, "grok-4-heavy")
 
 
-def test_model_allowlist() -> None:
+async def test_model_allowlist() -> None:
     key = _key("sk-limited", models=["grok-3-fast", "grok-4"])
     ck = _keys(key)
-    ck.check(key, "grok-3-fast")
-    ck.check(key, "grok-4")
+    await ck.check(key, "grok-3-fast")
+    await ck.check(key, "grok-4")
     with pytest.raises(PermissionDenied) as exc:
-        ck.check(key, "grok-4-heavy")
+        await ck.check(key, "grok-4-heavy")
     assert exc.value.status == 403 and exc.value.code == "model_not_allowed"
     assert "grok-4-heavy" in exc.value.message
     # An empty list allows every model.
     everything = _key("sk-all", models=[])
-    ck.check(everything, "grok-4-heavy")
+    await ck.check(everything, "grok-4-heavy")
 
 
-def test_rpm_limit_then_reset_next_minute(clock: Clock) -> None:
+async def test_rpm_limit_then_a_new_window(windows: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     key = _key("sk-rpm", id="k-rpm", rpm=3)
-    ck = _keys(key)
+    ck = _counted(windows, key)
     for _ in range(3):
-        ck.check(key, "grok-3-fast")
+        await ck.check(key, "grok-3-fast")
     with pytest.raises(RateLimited) as exc:
-        ck.check(key, "grok-3-fast")
+        await ck.check(key, "grok-3-fast")
     assert exc.value.status == 429 and exc.value.code == "rate_limit_exceeded"
     retry_after = exc.value.headers.get("Retry-After")
-    assert retry_after is not None and 0 < int(retry_after) <= 60
-    clock.now += 59  # still the same minute
-    with pytest.raises(RateLimited):
-        ck.check(key, "grok-3-fast")
-    clock.now += 1  # the next minute
-    for _ in range(3):
-        ck.check(key, "grok-3-fast")
-    with pytest.raises(RateLimited):
-        ck.check(key, "grok-3-fast")
+    assert retry_after is not None and 59 <= int(retry_after) <= 60  # until the key's window ends
+
+    monkeypatch.setattr(auth, "RPM_WINDOW", 0.6)
+    short = _key("sk-short", id="k-short", rpm=1)
+    ck.load([short])
+    await ck.check(short, "grok-3-fast")
+    with pytest.raises(RateLimited) as exc:
+        await ck.check(short, "grok-3-fast")
+    assert exc.value.headers["Retry-After"] == "1"  # never 0
+    await asyncio.sleep(0.7)
+    await ck.check(short, "grok-3-fast")  # the next window
 
 
-def test_rpm_is_counted_per_key(clock: Clock) -> None:
+async def test_rpm_is_counted_per_key(windows: Store) -> None:
     one, two = _key("sk-one", id="k-one", rpm=1), _key("sk-two", id="k-two", rpm=1)
-    ck = _keys(one, two)
-    ck.check(one, "grok-3-fast")
-    ck.check(two, "grok-3-fast")
+    ck = _counted(windows, one, two)
+    await ck.check(one, "grok-3-fast")
+    await ck.check(two, "grok-3-fast")
     with pytest.raises(RateLimited):
-        ck.check(one, "grok-3-fast")
+        await ck.check(one, "grok-3-fast")
     unlimited = _key("sk-free", id="k-free", rpm=0)
     for _ in range(100):
-        ck.check(unlimited, "grok-3-fast")
-    assert "k-free" not in ck._minute
+        await ck.check(unlimited, "grok-3-fast")
+    assert await windows.hit_window("rpm:k-free", 60, 1) == 0.0  # an unlimited key is never counted
 
 
-def test_model_refusal_does_not_spend_the_rpm_budget(clock: Clock) -> None:
+async def test_workers_share_one_rpm_window(windows: Store) -> None:
+    """Every worker has its own ClientKeys; the store holds the one count they all take from."""
+    key = _key("sk-shared", id="k-shared", rpm=10)
+    workers = [_counted(windows, key) for _ in range(4)]
+    results = await asyncio.gather(
+        *(workers[i % 4].check(key, "grok-3-fast") for i in range(40)), return_exceptions=True
+    )
+    assert sum(r is None for r in results) == 10
+    assert all(isinstance(r, RateLimited) for r in results if r is not None)
+
+
+async def test_model_refusal_does_not_spend_the_rpm_budget(windows: Store) -> None:
     key = _key("sk-both", id="k-both", rpm=1, models=["grok-3-fast"])
-    ck = _keys(key)
+    ck = _counted(windows, key)
     for _ in range(3):
         with pytest.raises(PermissionDenied):
-            ck.check(key, "grok-4")
-    ck.check(key, "grok-3-fast")
+            await ck.check(key, "grok-4")
+    await ck.check(key, "grok-3-fast")

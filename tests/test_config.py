@@ -165,3 +165,25 @@ def test_installed_share_directory_then_cwd_then_source_default(
     # A file of that name is not a directory and is skipped.
     (cwd / "migrations").write_text("not a directory")
     assert resource_dir("migrations", "GROK2API_MIGRATIONS_DIR", {}) == source / "migrations"
+
+
+def test_operations_settings() -> None:
+    cfg = BootConfig.from_env({})
+    assert (cfg.store_timeout, cfg.shutdown_grace, cfg.header_timeout, cfg.body_timeout) == (2.0, 30.0, 10.0, 30.0)
+    assert cfg.max_connections == 1000
+    env = {
+        "GROK2API_STORE_TIMEOUT_SECONDS": "0.5",
+        "GROK2API_SHUTDOWN_GRACE_SECONDS": "60",
+        "GROK2API_HEADER_TIMEOUT_SECONDS": "5",
+        "GROK2API_BODY_TIMEOUT_SECONDS": "15",
+        "GROK2API_MAX_CONNECTIONS": "200",
+    }
+    cfg = BootConfig.from_env(env)
+    assert (cfg.store_timeout, cfg.shutdown_grace, cfg.header_timeout, cfg.body_timeout) == (0.5, 60.0, 5.0, 15.0)
+    assert cfg.max_connections == 200
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "abc", "100000"])
+def test_timeouts_must_be_positive_seconds(raw: str) -> None:
+    with pytest.raises(ValueError):
+        BootConfig.from_env({"GROK2API_BODY_TIMEOUT_SECONDS": raw})

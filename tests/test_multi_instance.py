@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+import aiohttp
 import openai
 import pytest
 
-from grok2api.store.base import AccountPatch, ModeQuota
+from grok2api.client_keys import hash_key, new_key
+from grok2api.store import make_store
+from grok2api.store.base import AccountPatch, ClientKey, ModeQuota, NewAccount
 from grok2api.testing.fake_grok import FakeGrok
 
 from harness import LiveGateway, clean_mysql, drop_redis_prefix, requires
@@ -154,3 +163,106 @@ async def test_settings_and_accounts_propagate_between_instances(kind: str, tmp_
     finally:
         await a.stop()
         await b.stop()
+
+
+# ---- limits across processes: two replicas of two workers each, through the serve command ---------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait_ready(http: aiohttp.ClientSession, url: str, server: subprocess.Popen[bytes]) -> None:
+    for _ in range(600):
+        with contextlib.suppress(aiohttp.ClientError):
+            async with http.get(url + "/readyz") as resp:
+                if resp.status == 200:
+                    return
+        assert server.poll() is None, "a server process exited while starting"
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} did not become ready")
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param("mysql", marks=pytest.mark.mysql), pytest.param("redis", marks=pytest.mark.redis)],
+)
+async def test_rpm_and_login_limits_are_exact_across_replicas_and_workers(
+    kind: str, tmp_path: Path, fake: FakeGrok
+) -> None:
+    """2 server processes × 2 workers on one store: a key limited to 10 requests a minute gets exactly 10 of 40,
+    and an address exactly 5 sign-in attempts, wherever the requests land."""
+    mode, url = await _backend(kind, tmp_path)
+    secret = new_key()
+    store = make_store(mode, url, tmp_path)
+    await store.open()
+    try:
+        await store.put_client_key(
+            ClientKey(id="k-rpm", name="rpm", key_hash=hash_key(secret), prefix=secret[:10], rpm=10, created_at=1.0)
+        )
+        await store.add_accounts([NewAccount(token="tok-shared")])
+    finally:
+        await store.close()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "STORAGE_MODE": mode,
+        "DATABASE_URL": url,
+        "GROK2API_UPSTREAM_URL": fake.base_url,
+        "GROK2API_ASSETS_URL": fake.assets_url,
+        "GROK2API_UPSTREAM_TRANSPORT": "aiohttp",
+        "GROK2API_ADMIN_PASSWORD": "replicas-password",
+    }
+    servers: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    try:
+        for i in range(2):
+            port = _free_port()
+            command = [sys.executable, "-m", "grok2api", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+            replica_env = {**env, "GROK2API_DATA_DIR": str(tmp_path / f"replica{i}")}
+            servers.append(
+                subprocess.Popen(
+                    command, cwd=tmp_path, env=replica_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            for server_url, server in zip(urls, servers, strict=True):
+                await _wait_ready(http, server_url, server)
+
+            async def ask(i: int) -> tuple[int, str | None]:
+                # A new connection each time, so the kernel spreads the requests over both workers of a replica.
+                headers = {"Authorization": f"Bearer {secret}", "Connection": "close"}
+                body = {"model": "grok-3-fast", "messages": [{"role": "user", "content": "[[tokens:2]] hi"}]}
+                async with http.post(urls[i % 2] + "/v1/chat/completions", json=body, headers=headers) as resp:
+                    await resp.read()
+                    return resp.status, resp.headers.get("Retry-After")
+
+            results = await asyncio.gather(*(ask(i) for i in range(40)))
+            assert Counter(status for status, _ in results) == {200: 10, 429: 30}
+            assert all(retry is not None and 1 <= int(retry) <= 60 for status, retry in results if status == 429), (
+                results
+            )
+
+            statuses = []
+            for i in range(8):
+                login = {"username": "admin", "password": f"guess-{i}"}
+                headers = {"Connection": "close"}
+                async with http.post(urls[i % 2] + "/api/login", json=login, headers=headers) as resp:
+                    statuses.append(resp.status)
+            assert statuses == [401] * 5 + [429] * 3
+    finally:
+        for server in servers:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+        for server in servers:
+            try:
+                await asyncio.to_thread(server.wait, 30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()

@@ -969,6 +969,53 @@ async def test_usage(store: Store) -> None:
     assert await store.usage_since(h2 + 3600) == []
 
 
+# rate windows
+
+
+async def test_a_rate_window_lets_limit_hits_through_then_says_how_long_to_wait(store: Store) -> None:
+    assert [await store.hit_window("rpm:k1", 60, 3) for _ in range(3)] == [0.0, 0.0, 0.0]
+    waits = [await store.hit_window("rpm:k1", 60, 3) for _ in range(2)]
+    assert all(59 < w <= 60 for w in waits)  # until the window that opened at the first hit ends
+    assert await store.hit_window("rpm:k2", 60, 3) == 0.0  # every name has its own window
+
+
+async def test_concurrent_hits_on_one_window_are_exact(store: Store) -> None:
+    waits = await asyncio.gather(*(store.hit_window("login:10.0.0.1", 300, 7) for _ in range(40)))
+    assert sum(w == 0 for w in waits) == 7
+
+
+async def test_a_rate_window_that_ended_opens_a_new_one(store: Store) -> None:
+    assert await store.hit_window("short", 0.6, 1) == 0.0
+    assert await store.hit_window("short", 0.6, 1) > 0
+    await asyncio.sleep(0.7)
+    assert await store.hit_window("short", 0.6, 1) == 0.0
+    assert await store.hit_window("short", 0.6, 1) > 0
+
+
+async def test_clearing_a_rate_window_starts_it_over(store: Store) -> None:
+    for _ in range(3):
+        await store.hit_window("login:c", 300, 2)
+    await store.clear_window("login:c")
+    await store.clear_window("never-hit")
+    assert await store.hit_window("login:c", 300, 2) == 0.0
+
+
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql), pytest.param("redis", marks=pytest.mark.redis)]
+)
+async def test_two_instances_share_rate_windows(store_factory: StoreFactory, kind: str) -> None:
+    """Workers and replicas count on one window."""
+    one = await store_factory(kind)
+    two = await store_factory(kind, fresh=False)
+    waits = await asyncio.gather(*(s.hit_window("shared", 60, 10) for s in (one, two) * 20))
+    assert sum(w == 0 for w in waits) == 10
+
+
+async def test_the_schema_is_up_to_date_after_open(store: Store) -> None:
+    state = await store.schema_state()
+    assert state.up_to_date and state.expected
+
+
 # scale
 
 

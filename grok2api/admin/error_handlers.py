@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..store.base import AdminSession
+from ..store.base import AdminSession, StoreUnavailable
 from .context import Admin, page_context
 from .guard import COOKIE_NAME, secure_headers
 from .htmx import is_htmx
@@ -94,6 +94,13 @@ class PageErrors:
         message = "The admin hit an internal error; it has been logged."
         return self._render(request, 500, "Something went wrong", message, None)
 
+    async def store_unavailable(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StoreUnavailable)
+        message = "The admin cannot reach the gateway's store right now; this page works again once it answers."
+        response = self._render(request, 503, "Store unavailable", message, None)  # signed out: no store to ask
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
     def _render(
         self, request: Request, status: int, title: str, message: str, session: AdminSession | None
     ) -> Response:
@@ -116,3 +123,10 @@ async def json_http_error(request: Request, exc: Exception) -> Response:
 
 async def json_server_error(request: Request) -> Response:
     return fail(500, "The admin API hit an internal error; it has been logged.", "INTERNAL_ERROR")
+
+
+async def json_store_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StoreUnavailable)
+    response = fail(503, "The gateway cannot reach its store right now; retry shortly.", "STORE_UNAVAILABLE")
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Scope
 
 from ..services import Services
+from ..store.base import StoreUnavailable
 from . import (
     accounts_api,
     accounts_pages,
@@ -38,7 +39,14 @@ from . import (
     settings_pages,
 )
 from .context import Admin
-from .error_handlers import LastResort, PageErrors, client_gone, json_http_error, json_server_error
+from .error_handlers import (
+    LastResort,
+    PageErrors,
+    client_gone,
+    json_http_error,
+    json_server_error,
+    json_store_unavailable,
+)
 from .guard import ApiHandler, PageHandler, SecureStatic, api, page
 from .sessions import AdminAuth
 from .views import Views
@@ -126,7 +134,11 @@ def pages_app(admin: Admin) -> Starlette:
     return Starlette(
         routes=admin.views.router.routes,
         middleware=[Middleware(LastResort, answer=errors.server_error)],
-        exception_handlers={HTTPException: errors.http_error, ClientDisconnect: client_gone},
+        exception_handlers={
+            HTTPException: errors.http_error,
+            ClientDisconnect: client_gone,
+            StoreUnavailable: errors.store_unavailable,
+        },
     )
 
 
@@ -163,7 +175,11 @@ def api_app(admin: Admin) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(LastResort, answer=json_server_error)],
-        exception_handlers={HTTPException: json_http_error, ClientDisconnect: client_gone},
+        exception_handlers={
+            HTTPException: json_http_error,
+            ClientDisconnect: client_gone,
+            StoreUnavailable: json_store_unavailable,
+        },
     )
 
 

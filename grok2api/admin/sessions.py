@@ -54,7 +54,7 @@ class PasswordChangeError(ValueError):
 class AdminAuth:
     def __init__(self, svc: Services, throttle: LoginThrottle | None = None) -> None:
         self.svc = svc
-        self.throttle = throttle or LoginThrottle()
+        self.throttle = throttle or LoginThrottle(svc.store)
         self._ready = False
         self._lock = asyncio.Lock()
 
@@ -121,6 +121,12 @@ class AdminAuth:
 
     async def _check(self, username: str, password: str) -> bool:
         stored = await self.svc.store.load_settings()
+        if not stored.get(ADMIN_HASH_KEY):
+            # The store lost its data since this process set the credentials up (a flushed Redis, a new
+            # database): set them up again, as a first start would, instead of refusing every password.
+            self._ready = False
+            await self.ensure_credentials()
+            stored = await self.svc.store.load_settings()
         expected_user = self.env_username or str(stored.get(ADMIN_USER_KEY) or DEFAULT_USERNAME)
         digest = str(stored.get(ADMIN_HASH_KEY) or "")
         user_ok = hmac.compare_digest(username.encode(), expected_user.encode())
@@ -131,16 +137,15 @@ class AdminAuth:
 
     async def login(self, username: str, password: str, client: str) -> LoginResult:
         await self.ensure_credentials()
-        wait = self.throttle.retry_after(client)
+        # The attempt is counted before it is checked (a success clears it): otherwise a burst of parallel
+        # guesses would all be checked before the first failure was counted.
+        wait = await self.throttle.attempt(client)
         if wait > 0:
             return LoginResult(retry_after=wait)
-        # Count the attempt as a failure before checking it (a success clears it): otherwise a burst
-        # of parallel guesses would all be checked before the first failure was counted.
-        self.throttle.failure(client)
         if not await self._check(username, password):
             log.warning("failed admin login for %r from %s", username[:64], client)
             return LoginResult()
-        self.throttle.success(client)
+        await self.throttle.success(client)
         token = secrets.token_urlsafe(32)
         now = time.time()
         session = AdminSession(
@@ -186,13 +191,12 @@ class AdminAuth:
         # Throttled like the login, per session: a stolen session must not be a way to guess the
         # password (and keep access after the session ends). Counted before the check, as in login.
         key = f"session:{session.id_hash}"
-        wait = self.throttle.retry_after(key)
+        wait = await self.throttle.attempt(key)
         if wait > 0:
             raise PasswordChangeError(f"Too many wrong passwords; try again in {math.ceil(wait)} s.")
-        self.throttle.failure(key)
         if not await self._check(session.username, current):
             raise PasswordChangeError("The current password is wrong.")
-        self.throttle.success(key)
+        await self.throttle.success(key)
         await self.svc.store.save_settings({ADMIN_HASH_KEY: await asyncio.to_thread(hash_password, new)})
         ended = await self.svc.store.delete_sessions(except_id_hash=session.id_hash)
         log.warning("admin password changed by %r; %d other session(s) ended", session.username, ended)

@@ -47,7 +47,7 @@ async def create_message(request: Request) -> Response:
     key = authenticate(request)
     req = decode(REQUEST_DECODER, await read_body(request, svc.boot.max_body_bytes))
     spec = find_model(svc, req.model)
-    authorize(request, key, spec.id)
+    await authorize(request, key, spec.id)
     conversation = to_conversation(req)
     thinking = shows_thinking(req)
     try:

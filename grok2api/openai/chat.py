@@ -41,7 +41,7 @@ async def chat_completions(request: Request) -> Response:
         raise ModelNotFound(
             f"The model {req.model!r} does not exist. GET /v1/models lists the available models.", param="model"
         )
-    authorize(request, key, spec.id)
+    await authorize(request, key, spec.id)
     conversation = to_conversation(req)
     stream = bool(req.stream)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)

@@ -58,7 +58,7 @@ async def _handle(request: Request, build: OrderBuilder) -> Response:
     svc = services(request)
     key = authenticate(request)
     order = await build(request, svc)
-    authorize(request, key, order.spec.id)
+    await authorize(request, key, order.spec.id)
     # OpenAI clients fetch the url themselves, so it must be absolute even without base_url.
     base_url = svc.settings.base_url or str(request.base_url).rstrip("/")
     try:

@@ -53,7 +53,7 @@ async def create_response(request: Request) -> Response:
         raise ModelNotFound(
             f"The model {req.model!r} does not exist. GET /v1/models lists the available models.", param="model"
         )
-    authorize(request, key, spec.id)
+    await authorize(request, key, spec.id)
     order = ResponsesOrder(req)
     owner = _owner(key)
     history = await load_history(svc, owner, req.previous_response_id) if req.previous_response_id else []

@@ -101,7 +101,7 @@ async def create_video(request: Request) -> Response:
     svc = services(request)
     key = authenticate(request)
     order = await read_order(request, svc)
-    authorize(request, key, order.spec.id)
+    await authorize(request, key, order.spec.id)
     tier_floor(svc.pool, order.options)  # a video no account may make is a 400 now, not a failed job later
     given = request.headers.get("idempotency-key", "").strip()
     image = order.image

@@ -287,6 +287,27 @@ class VideoPatch(msgspec.Struct, kw_only=True, omit_defaults=True):
     upstream_accepted: bool | msgspec.UnsetType = msgspec.UNSET
 
 
+class SchemaState(msgspec.Struct):
+    """Where the stored schema stands against this code's (SQL: the Alembic revision; Redis: the key layout)."""
+
+    current: str  # what the store holds
+    expected: str  # what this code migrates to
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.expected
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached (connection refused or lost, or no answer within the store timeout).
+    Raised by the guarded store (``store.guard``); the edge answers 503 with ``Retry-After``."""
+
+    def __init__(self, reason: str, retry_after: int = 5) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
 class Charge(StrEnum):
     """The outcome of charging a video job to an account."""
 
@@ -306,6 +327,9 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def versions(self) -> Versions: ...
+
+    async def schema_state(self) -> SchemaState:
+        """The stored schema against this code's (for readiness: open() migrated it; a restored backup may not be)."""
 
     # accounts
     async def list_accounts(self) -> list[Account]:
@@ -345,6 +369,15 @@ class Store(Protocol):
     async def revoke_client_key(self, key_id: str) -> bool: ...
     async def touch_client_keys(self, uses: dict[str, int], at: float) -> None:
         """Add request counts per key id and stamp ``last_used_at`` (flushed periodically)."""
+
+    # rate windows (client-key rpm, admin login throttle), shared by every worker and replica
+    async def hit_window(self, name: str, window_seconds: float, limit: int) -> float:
+        """Count one hit on the window ``name``, atomically and in one round trip: 0.0 when it is within ``limit``,
+        else the seconds until the window ends. A window opens at its first hit and lasts ``window_seconds``; the
+        first hit after it ended opens the next one. Hits over the limit count too."""
+
+    async def clear_window(self, name: str) -> None:
+        """Forget the window ``name`` (its next hit opens a new one)."""
 
     # media index
     async def put_media(self, entry: MediaEntry) -> None: ...

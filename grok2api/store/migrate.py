@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,6 +42,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def _revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The revision this code's migrations end at (read from the scripts once per process)."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head() or ""
 
 
 def _upgrade(connection: Connection) -> None:

@@ -16,6 +16,7 @@ Layout (``p`` = prefix, ``g2a`` by default)::
     p:usage:{hour}     hash "model|outcome|key_id" -> count
     p:usage:hours      sorted set of the hours above (for usage_since and pruning)
     p:once:{nonce}     result of a reserve/settle call, kept briefly (see _ONCE_TTL)
+    p:rate:{name}      hits of a rate window, expiring when the window ends
     p:vjob:{id}        hash, one field per VideoJob field ("" = None, booleans "1"/"0")
     p:vjob:{id}:image  hash file_name, mime, b64 (the input image of a job made from one, until it ends)
     p:vjobs:queued     sorted set of queued job ids, all scored 0 (ids sort by creation)
@@ -55,6 +56,7 @@ from .base import (
     MediaEntry,
     ModeQuota,
     NewAccount,
+    SchemaState,
     Settlement,
     UsageRow,
     Versions,
@@ -170,6 +172,18 @@ for i = 2, #ARGV do
   end
 end
 return n
+"""
+
+# KEYS: window.  ARGV: window length in ms, limit.  One hit; 0 within the limit, else the ms until the window ends.
+_HIT_WINDOW = """
+local n = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+if n > tonumber(ARGV[2]) then return math.max(left, 1) end
+return 0
 """
 
 # KEYS: schema.  ARGV: version.  Never moves the version back (a newer instance may have migrated further).
@@ -468,7 +482,8 @@ class RedisStore:
 
     kind = "redis"
 
-    def __init__(self, url: str, *, prefix: str = "g2a") -> None:
+    def __init__(self, url: str, *, prefix: str = "g2a", timeout: float | None = None) -> None:
+        """``timeout``: seconds a connect or an answer may take before the command fails (None = no limit)."""
         # Building the client does no I/O; connections are opened on first use. A blocking pool makes a burst
         # of concurrent calls wait for a connection instead of failing (raise the cap with ?max_connections=N).
         pool = BlockingConnectionPool.from_url(
@@ -476,7 +491,9 @@ class RedisStore:
             decode_responses=True,
             health_check_interval=30,
             max_connections=50,
-            timeout=20,
+            timeout=20 if timeout is None else timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
             # Ride out a restart or failover; safe because reserve/settle are guarded by a nonce.
             retry=Retry(EqualJitterBackoff(cap=1.0, base=0.05), 3),
         )
@@ -501,6 +518,7 @@ class RedisStore:
         self._dump = self.redis.register_script(_DUMP)
         self._migrate_1 = self.redis.register_script(_MIGRATE_1)
         self._set_schema = self.redis.register_script(_SET_SCHEMA)
+        self._hit_window = self.redis.register_script(_HIT_WINDOW)
         self._vjob = f"{p}:vjob:"
         self._vjobs_queued = f"{p}:vjobs:queued"
         self._vjobs_running = f"{p}:vjobs:running"
@@ -555,6 +573,12 @@ class RedisStore:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+    async def schema_state(self) -> SchemaState:
+        found = await self.redis.get(f"{self.prefix}:schema")
+        # No version key: an empty keyspace (fresh, or flushed), which every layout reads as it is.
+        current = _str(found) if found is not None else str(_SCHEMA)
+        return SchemaState(current=current, expected=str(_SCHEMA))
 
     async def versions(self) -> Versions:
         accounts, settings = await self.redis.hmget(self._meta, ["accounts_version", "settings_version"])
@@ -803,6 +827,17 @@ class RedisStore:
                 pipe.hset(self._keys, mapping=updates)
 
         await self.redis.transaction(touch, self._keys)
+
+    # rate windows
+
+    async def hit_window(self, name: str, window_seconds: float, limit: int) -> float:
+        wait_ms = await self._hit_window(
+            keys=[f"{self.prefix}:rate:{name}"], args=[max(1, round(window_seconds * 1000)), limit]
+        )
+        return int(wait_ms) / 1000
+
+    async def clear_window(self, name: str) -> None:
+        await self.redis.delete(f"{self.prefix}:rate:{name}")
 
     # media index
 

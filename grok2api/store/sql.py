@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
@@ -47,6 +47,7 @@ from .base import (
     MediaEntry,
     ModeQuota,
     NewAccount,
+    SchemaState,
     Settlement,
     UsageRow,
     Versions,
@@ -56,7 +57,7 @@ from .base import (
     VideoStatus,
     now,
 )
-from .sql_engine import make_engine, normalize_url, sqlite_pragmas
+from .sql_engine import MYSQL_DEADLOCK, make_engine, normalize_url, sqlite_pragmas
 from .sql_schema import (
     AccountQuotaRow,
     AccountRow,
@@ -66,6 +67,7 @@ from .sql_schema import (
     EgressRow,
     MediaRow,
     MetaRow,
+    RateWindowRow,
     SettingRow,
     StoredResponseRow,
     UsageCountRow,
@@ -75,11 +77,14 @@ from .sql_schema import (
 from .sql_statements import (
     BUMP_IF_CHANGED_SQL,
     FIRST_WINDOW_SQL,
+    HIT_WINDOW_SQL,
+    PRUNE_WINDOWS_SQL,
     QUOTA_FIELDS,
     QUOTAS_SQL,
     REASON_LEN,
     RESERVE_SQL,
     VERSIONS_SQL,
+    WINDOW_END_SQL,
     settle_steps,
 )
 
@@ -88,6 +93,14 @@ IN_CHUNK = 500  # bound IN (...) lists: SQLite caps bound parameters, MySQL caps
 ACCOUNTS_VERSION = "accounts_version"
 
 SETTINGS_VERSION = "settings_version"
+
+PRUNE_EVERY = 300.0  # seconds between removals of ended rate windows (per process)
+_DEADLOCK_RETRIES = 5
+
+
+def _mysql_errno(exc: OperationalError) -> int | None:
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 def token_hash(token: str) -> str:
@@ -217,10 +230,13 @@ _PATCH_FIELDS = (
 class SqlStore:
     """``Store`` on SQLAlchemy: ``sqlite+aiosqlite:///path`` or ``mysql+asyncmy://user:pass@host/db``."""
 
-    def __init__(self, url: str | URL) -> None:
+    def __init__(self, url: str | URL, *, timeout: float | None = None) -> None:
+        """``timeout``: seconds a MySQL connect or answer may take before the call fails (None = no limit)."""
         self.url = normalize_url(url)
         self.kind = "sqlite" if self.url.get_backend_name() == "sqlite" else "mysql"
+        self.timeout = timeout
         self._engine: AsyncEngine | None = None
+        self._pruned_at = 0.0
         self._raw: sqlite3.Connection | None = None  # the hot path's own connection (SQLite only)
         self._sync_thread: ThreadPoolExecutor | None = None
         self.trace: Callable[[str], None] | None = None  # tests: sees every hot-path statement
@@ -235,8 +251,16 @@ class SqlStore:
         from .migrate import upgrade_to_head
 
         if self._engine is None:
-            self._engine = make_engine(self.url)
-        await upgrade_to_head(self._engine)
+            self._engine = make_engine(self.url, self.timeout)
+        if self.kind == "sqlite" or self.timeout is None:
+            await upgrade_to_head(self._engine)
+            return
+        # A migration, or the wait for another instance's, may take longer than one answer is allowed to.
+        migrating = make_engine(self.url)
+        try:
+            await upgrade_to_head(migrating)
+        finally:
+            await migrating.dispose()
 
     async def close(self) -> None:
         if self._engine is not None:
@@ -342,6 +366,12 @@ class SqlStore:
         (rows,) = await self._hot_query(VERSIONS_SQL)
         found = {name: int(value) for name, value in rows}
         return Versions(accounts=found.get(ACCOUNTS_VERSION, 0), settings=found.get(SETTINGS_VERSION, 0))
+
+    async def schema_state(self) -> SchemaState:
+        from .migrate import head_revision
+
+        (rows,) = await self._hot_query("SELECT version_num FROM alembic_version")
+        return SchemaState(current=",".join(str(r[0]) for r in rows), expected=head_revision())
 
     # accounts
 
@@ -595,6 +625,68 @@ class SqlStore:
         )
         async with self.engine.begin() as conn:
             await conn.execute(stmt, params)
+
+    # rate windows
+
+    async def hit_window(self, name: str, window_seconds: float, limit: int) -> float:
+        ts = now()
+        params = {"name": name, "now": ts, "ends": ts + window_seconds}
+        prune = ts - self._pruned_at > PRUNE_EVERY
+        if prune:
+            self._pruned_at = ts
+        if self.kind == "sqlite":
+            hits, ends_at = await asyncio.get_running_loop().run_in_executor(
+                self._sqlite_thread(), self._sqlite_hit, params, prune
+            )
+        else:
+            if prune:
+                await self._prune_windows(params)
+            hits, ends_at = await self._mysql_hit(params, limit)
+        # Another process may have opened the window a moment after this one read the clock: never past it.
+        return min(window_seconds, max(0.001, ends_at - ts)) if hits > limit else 0.0
+
+    async def _prune_windows(self, params: dict[str, Any]) -> None:
+        """Remove ended windows (best effort: a window left over is reset by its next hit anyway)."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(_text(PRUNE_WINDOWS_SQL), params)
+        except OperationalError:
+            self._pruned_at = 0.0  # try again with the next hit
+
+    async def _mysql_hit(self, params: dict[str, Any], limit: int) -> tuple[int, float]:
+        for attempt in range(_DEADLOCK_RETRIES):
+            try:
+                async with self.engine.begin() as conn:
+                    # The new count comes back as the statement's insert id (LAST_INSERT_ID(expr)): one round trip.
+                    hits = int((await conn.execute(_text(HIT_WINDOW_SQL["mysql"]), params)).lastrowid)
+                    if hits <= limit:
+                        return hits, 0.0
+                    # Only a refused hit reads when its window ends.
+                    return hits, float((await conn.execute(_text(WINDOW_END_SQL), params)).scalar_one())
+            except OperationalError as exc:
+                # InnoDB may pick one of several first hits on a new row as a deadlock victim: nothing was
+                # counted for it, so it simply goes again.
+                if _mysql_errno(exc) != MYSQL_DEADLOCK or attempt == _DEADLOCK_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _sqlite_hit(self, params: dict[str, Any], prune: bool) -> tuple[int, float]:
+        conn = self._sqlite_conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if prune:
+                conn.execute(PRUNE_WINDOWS_SQL, params)
+            conn.execute(HIT_WINDOW_SQL["sqlite"], params)
+            hits, ends_at = conn.execute("SELECT hits, ends_at FROM rate_windows WHERE name = :name", params).fetchone()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return int(hits), float(ends_at)
+
+    async def clear_window(self, name: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(RateWindowRow).where(RateWindowRow.name == name))
 
     # media index
 

@@ -10,6 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+MYSQL_DEADLOCK = 1213  # ER_LOCK_DEADLOCK: two transactions collided; the one chosen as victim may simply go again
+
 
 def normalize_url(url: str | URL) -> URL:
     """Map user-facing URLs to async drivers: ``mysql://`` → asyncmy (utf8mb4), ``sqlite://`` → aiosqlite."""
@@ -37,7 +39,9 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str | URL) -> AsyncEngine:
+def make_engine(url: str | URL, timeout: float | None = None) -> AsyncEngine:
+    """``timeout``: seconds a MySQL connect, a read of an answer, or a wait for a pooled connection may take, so a
+    server that stopped answering fails the call instead of hanging it."""
     u = normalize_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
@@ -46,4 +50,12 @@ def make_engine(url: str | URL) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     # The server closes idle connections after wait_timeout: recycle early and ping before use.
-    return create_async_engine(u, pool_pre_ping=True, pool_recycle=1800)
+    if timeout is None:
+        return create_async_engine(u, pool_pre_ping=True, pool_recycle=1800)
+    return create_async_engine(
+        u,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_timeout=timeout,
+        connect_args={"connect_timeout": max(1, round(timeout)), "read_timeout": timeout},
+    )

@@ -167,6 +167,18 @@ class EgressRow(Base):
     updated_at: Mapped[float] = mapped_column(Double)
 
 
+class RateWindowRow(Base):
+    """One rate window (a client key's minute, a login address's throttle): hits since it opened, and when it
+    ends. A row whose window ended is reset by its next hit, or pruned."""
+
+    __tablename__ = "rate_windows"
+    __table_args__ = MYSQL_TABLE_OPTIONS
+
+    name: Mapped[str] = mapped_column(String(191), primary_key=True)
+    ends_at: Mapped[float] = mapped_column(Double)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
 class VideoJobRow(Base):
     """A video job (see store.base.VideoJob); the input image is base64 text beside it, read only to run it and
     dropped when the job ends."""

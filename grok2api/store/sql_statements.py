@@ -43,6 +43,20 @@ FIRST_WINDOW_SQL = {
     "sqlite": _FIRST_WINDOW + "ON CONFLICT (account_id, mode) DO NOTHING",
     "mysql": _FIRST_WINDOW + "ON DUPLICATE KEY UPDATE account_id = account_id",
 }
+# A rate window: the first hit opens it (hits 1, ends now + window); later hits count until it ends, and the first
+# hit after that opens the next one. ``hits`` is assigned before ``ends_at`` (MySQL's left-to-right SETs), and
+# MySQL hands the new count back as the insert id.
+_WINDOW_ENDED = "rate_windows.ends_at <= :now"
+HIT_WINDOW_SQL = {
+    "sqlite": "INSERT INTO rate_windows (name, ends_at, hits) VALUES (:name, :ends, 1) ON CONFLICT (name) DO UPDATE "
+    f"SET hits = CASE WHEN {_WINDOW_ENDED} THEN 1 ELSE rate_windows.hits + 1 END, "
+    f"ends_at = CASE WHEN {_WINDOW_ENDED} THEN :ends ELSE rate_windows.ends_at END",
+    "mysql": "INSERT INTO rate_windows (name, ends_at, hits) VALUES (:name, :ends, LAST_INSERT_ID(1)) "
+    f"ON DUPLICATE KEY UPDATE hits = LAST_INSERT_ID(CASE WHEN {_WINDOW_ENDED} THEN 1 ELSE rate_windows.hits + 1 END), "
+    f"ends_at = CASE WHEN {_WINDOW_ENDED} THEN :ends ELSE rate_windows.ends_at END",
+}
+WINDOW_END_SQL = "SELECT ends_at FROM rate_windows WHERE name = :name"
+PRUNE_WINDOWS_SQL = "DELETE FROM rate_windows WHERE ends_at <= :now"
 BUMP_IF_CHANGED_SQL = (
     "UPDATE meta SET value = value + 1 WHERE name = 'accounts_version' "
     "AND EXISTS (SELECT 1 FROM accounts WHERE id = :id AND state_changed_at = :ts)"

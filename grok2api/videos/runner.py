@@ -17,7 +17,7 @@ import uuid
 from contextlib import suppress
 
 from ..errors import GatewayError
-from ..store.base import VideoJob, VideoPatch
+from ..store.base import StoreUnavailable, VideoJob, VideoPatch
 from .claim import Claim, LeaseLost
 from .generate import VideoContext, generate
 
@@ -88,7 +88,9 @@ class VideoRunner:
         now = time.time()
         try:
             return await self.ctx.store.claim_video_job(self.owner, now + self.lease_seconds, now)
-        except Exception as exc:  # the store is down: try again on the next poll
+        except StoreUnavailable:  # an outage, logged once where it began: try again on the next poll
+            return None
+        except Exception as exc:  # try again on the next poll
             log.warning("could not look for video jobs: %s", exc)
             return None
 

@@ -4,7 +4,7 @@ One row per response: its JSON body, the client key it belongs to and when it ex
 its index only when missing lets an upgrade cut short on MySQL (no transactional DDL) simply run again.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-12
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0003"
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,235 @@
+"""``grok2api serve``: hypercorn set up against slow and abusive clients, one or more worker processes, and a
+graceful shutdown.
+
+Slow clients. hypercorn closes a connection that has not sent a whole request head within its
+``keep_alive_timeout`` (the same timer closes an idle keep-alive connection), so that is the head timeout. It has
+no body timeout that would spare a client reading a long, quiet answer (its ``read_timeout`` would cut those too),
+so the body deadline is the edge's (``traffic.TrafficGuard``). hypercorn has no connection cap either: each
+worker's listening socket refuses connections beyond ``GROK2API_MAX_CONNECTIONS`` (a short 503, then closed) and
+logs that at most once a minute.
+
+Shutdown. On SIGTERM or SIGINT a worker starts draining: /readyz answers 503, new requests get 503 with
+``Retry-After``, and requests in flight (streams included) get up to ``GROK2API_SHUTDOWN_GRACE_SECONDS`` to finish
+and settle their leases. Then hypercorn closes the listener and the app shuts down (what is still running is
+cancelled, which settles its lease too). With several workers the parent passes the signal on; a worker that
+gets the signal itself (systemd signals every process of the service) drains the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+from multiprocessing.connection import wait
+from multiprocessing.synchronize import Event as ProcessEvent
+from typing import Any
+
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config, Sockets
+from hypercorn.utils import wrap_app
+from starlette.applications import Starlette
+
+from .config import BootConfig
+
+log = logging.getLogger("grok2api.serve")
+
+SHUTDOWN_TAIL = 2.0  # seconds hypercorn waits, after the drain, for connections to close before cancelling them
+REFUSAL_LOG_INTERVAL = 60.0
+BUSY = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+# hypercorn's access line; the path without its query string, which may carry secrets.
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%(a)s"'
+
+
+def hypercorn_config(boot: BootConfig, bind: str) -> Config:
+    """hypercorn's settings. Its two loggers are handed over as loggers, not as streams: hypercorn then adds no
+    handler of its own, so each line goes once through the gateway's handlers (its format, its request ids)."""
+    config = Config()
+    config.bind = [bind]
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.accesslog = logging.getLogger("hypercorn.access")
+    config.access_log_format = ACCESS_LOG_FORMAT
+    config.backlog = 2048  # bursts of hundreds of new connections must not overflow the accept queue
+    config.keep_alive_timeout = boot.header_timeout  # a whole request head within this, or the connection closes
+    config.read_timeout = None  # never: a client reading a long, quiet answer sends nothing for minutes
+    config.graceful_timeout = SHUTDOWN_TAIL  # the drain comes first (see serve_worker)
+    return config
+
+
+# -- the connection cap -----------------------------------------------------------------------------
+
+
+class ConnectionLimit:
+    """Open connections of one worker, against the cap."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.open = 0
+        self.refused = 0
+        self._logged_at = -REFUSAL_LOG_INTERVAL
+
+    def refuse(self, conn: socket.socket) -> None:
+        self.refused += 1
+        try:
+            conn.setblocking(False)
+            conn.send(BUSY)  # best effort: a fresh socket's send buffer has room for it
+        except OSError:
+            pass
+        conn.close()
+        now = time.monotonic()
+        if now - self._logged_at >= REFUSAL_LOG_INTERVAL:
+            self._logged_at = now
+            log.warning(
+                "refusing connections: %d are open, the most this worker takes (GROK2API_MAX_CONNECTIONS); "
+                "%d refused so far",
+                self.open,
+                self.refused,
+            )
+
+
+class _CountedSocket(socket.socket):
+    """An accepted connection that gives its place back when it closes."""
+
+    limit: ConnectionLimit | None = None
+
+    def close(self) -> None:
+        limit, self.limit = self.limit, None
+        if limit is not None:
+            limit.open -= 1
+        super().close()
+
+
+class CappedListener(socket.socket):
+    """A listening socket whose ``accept`` refuses connections beyond the cap. asyncio's accept loop calls
+    ``accept``; a refusal ends that round (ConnectionAbortedError), and the next round takes the rest."""
+
+    def __init__(self, sock: socket.socket, limit: ConnectionLimit) -> None:
+        super().__init__(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        self.limit = limit
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        fd, addr = self._accept()  # type: ignore[attr-defined]
+        conn = _CountedSocket(self.family, self.type, self.proto, fileno=fd)
+        if self.limit.open >= self.limit.cap:
+            self.limit.refuse(conn)
+            raise ConnectionAbortedError("over the connection cap")
+        self.limit.open += 1
+        conn.limit = self.limit
+        return conn, addr
+
+
+def capped(sockets: Sockets, limit: ConnectionLimit) -> Sockets:
+    return Sockets(
+        [CappedListener(s, limit) for s in sockets.secure_sockets],
+        [CappedListener(s, limit) for s in sockets.insecure_sockets],
+        sockets.quic_sockets,
+    )
+
+
+# -- one worker -------------------------------------------------------------------------------------
+
+
+async def serve_worker(
+    app: Starlette,
+    config: Config,
+    sockets: Sockets,
+    stopping: asyncio.Event,
+    boot: BootConfig,
+    limit: ConnectionLimit | None = None,
+) -> None:
+    """Serve ``app`` on ``sockets`` until ``stopping`` is set, then drain and stop (see the module docstring).
+    ``limit`` counts the connections (one of ``boot.max_connections`` by default)."""
+    traffic = app.state.services.traffic
+    limit = limit or ConnectionLimit(boot.max_connections)
+
+    async def drained() -> None:
+        await stopping.wait()
+        traffic.begin_drain()
+        if traffic.in_flight:
+            grace = boot.shutdown_grace
+            log.info("shutting down: %d request(s) in flight get up to %g s to finish", traffic.in_flight, grace)
+        if not await traffic.wait_idle(boot.shutdown_grace):
+            log.warning("shutting down: %d request(s) still in flight are cancelled", traffic.in_flight)
+
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+    await worker_serve(wrapped, config, sockets=capped(sockets, limit), shutdown_trigger=drained)
+
+
+async def run_worker(
+    app: Starlette, config: Config, sockets: Sockets, boot: BootConfig, parent_stop: ProcessEvent | None = None
+) -> None:
+    """``serve_worker`` until SIGTERM or SIGINT (or the parent's stop event)."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    watcher = asyncio.ensure_future(_watch(parent_stop, stopping)) if parent_stop is not None else None
+    try:
+        await serve_worker(app, config, sockets, stopping, boot)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _watch(parent_stop: ProcessEvent, stopping: asyncio.Event) -> None:
+    while not parent_stop.is_set():
+        await asyncio.sleep(0.1)
+    stopping.set()
+
+
+def _worker_main(config: Config, sockets: Sockets, parent_stop: ProcessEvent | None) -> None:
+    """A worker process: its own app, built from the environment it inherited."""
+    from .app import create_app
+
+    boot = BootConfig.from_env()
+    asyncio.run(run_worker(create_app(boot), config, sockets, boot, parent_stop))
+
+
+# -- the command ------------------------------------------------------------------------------------
+
+
+def serve(boot: BootConfig, bind: str, workers: int) -> int:
+    """Run the gateway; returns the exit code (0 after a clean shutdown)."""
+    config = hypercorn_config(boot, bind)
+    sockets = config.create_sockets()
+    if workers <= 1:
+        _worker_main(config, sockets, None)
+        return 0
+    from .logs import setup_logging
+
+    setup_logging(boot.log_format, boot.environ.get("GROK2API_LOG_FILE", ""))  # the workers set up their own
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    processes = [
+        ctx.Process(target=_worker_main, kwargs={"config": config, "sockets": sockets, "parent_stop": stop})
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.daemon = True
+        process.start()
+
+    def shutdown(*_: Any) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, shutdown)
+    exit_code = 0
+    running = list(processes)
+    while running:
+        wait([p.sentinel for p in running])
+        for process in [p for p in running if not p.is_alive()]:
+            running.remove(process)
+            if not stop.is_set():
+                # A worker died on its own: stop the others too and let the supervisor (container, systemd) restart.
+                log.error("worker %s exited with %s; stopping the others", process.pid, process.exitcode)
+                exit_code = 1
+                stop.set()
+            elif process.exitcode:
+                exit_code = process.exitcode
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+        sock.close()
+    return exit_code
