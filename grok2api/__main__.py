@@ -14,7 +14,6 @@ from .config import BootConfig
 from .store.base import Tier
 
 if TYPE_CHECKING:
-
     from .store.base import Store
 
 T = TypeVar("T")
