@@ -4,7 +4,8 @@ account goes out through which (rendezvous hashing, see ``grok.egress.pick``), a
 
 It is also what those transports report to: a challenge marks the egress in the store for every worker and
 replica, FlareSolverr (``flaresolverr_url``) is asked for fresh cookies at most once at a time per egress, and an
-operator's pasted clearance is stored here.
+operator's pasted clearance is stored here. Cloudflare cookies grok.com sets on its answers apply to this worker's
+next call at once and reach the store only when a value changed, once per burst (``COOKIE_SAVE_DELAY``).
 
 For other parts of the gateway: ``all()`` lists the egresses, ``transport(key)`` is a transport bound to one,
 ``client(key)`` a ``GrokClient`` bound to one, and ``transport_for(token)`` the one an account uses."""
@@ -27,6 +28,7 @@ from .store.base import EgressState, Store
 
 log = logging.getLogger("grok2api.egresses")
 SOLVE_SPACING = 30.0  # seconds: a challenge soon after a solve reuses its answer instead of asking again
+COOKIE_SAVE_DELAY = 1.0  # seconds: cookies grok.com rotated within this time of the first change are stored at once
 
 
 def build_egresses(proxies: Sequence[str], states: Mapping[str, EgressState]) -> list[Egress]:
@@ -56,7 +58,14 @@ class UnknownEgress(KeyError):
 
 
 class Egresses:
-    def __init__(self, store: Store, settings: Callable[[], RuntimeSettings], transport: Transport) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Callable[[], RuntimeSettings],
+        transport: Transport,
+        *,
+        cookie_save_delay: float = COOKIE_SAVE_DELAY,
+    ) -> None:
         self.store = store
         self._settings = settings
         self.inner = transport
@@ -69,6 +78,10 @@ class Egresses:
         self._bound: dict[str, EgressTransport] = {}
         self._solving: dict[str, asyncio.Task[bool]] = {}
         self._solved: dict[str, tuple[float, bool]] = {}  # key -> (monotonic time, success) of the last solve
+        self._cookie_save_delay = cookie_save_delay
+        self._unsaved: dict[str, dict[str, str]] = {}  # key -> cookies grok.com set that the store has not yet
+        self._waiting: dict[str, asyncio.Task[None]] = {}  # key -> its write, waiting for the burst to end
+        self._writes: set[asyncio.Task[None]] = set()  # every such write until it is done
 
     # -- the egresses ----------------------------------------------------------------------------------------
 
@@ -92,6 +105,9 @@ class Egresses:
     async def load(self) -> None:
         """Take in what other workers and replicas stored (run every few seconds)."""
         self._states = {s.key: s for s in await self.store.list_egresses()}
+        for key, cookies in self._unsaved.items():  # not stored yet: the store's older values must not win
+            state = self._states.setdefault(key, EgressState(key=key))
+            state.cookies = {**state.cookies, **cookies}
         self._seen = self._settings()
         self._proxies = tuple(self._seen.proxy_url_list())
         self._rebuild()
@@ -156,6 +172,46 @@ class Egresses:
         except Exception as exc:
             log.warning("could not clear the egress mark: %s", exc)
 
+    def cookies_set(self, key: str, cookies: dict[str, str]) -> None:
+        """Cloudflare cookies grok.com set on an answer through the egress (a rotated ``__cf_bm``, a renewed
+        ``cf_clearance``): those that changed go out with this worker's next call at once, and to the store once the
+        burst is over, so every other worker and replica has them too."""
+        state = self._state(key)
+        changed = {name: value for name, value in cookies.items() if state.cookies.get(name) != value}
+        if not changed:
+            return  # the usual case: nothing to write
+        state.cookies = {**state.cookies, **changed}
+        self._states[key] = state
+        self._rebuild()
+        self._unsaved.setdefault(key, {}).update(changed)
+        if key not in self._waiting:
+            task = self._waiting[key] = asyncio.ensure_future(self._save_cookies_later(key))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _save_cookies_later(self, key: str) -> None:
+        await asyncio.sleep(self._cookie_save_delay)
+        del self._waiting[key]  # a change from here on starts a write of its own
+        await self._save_cookies(key)
+
+    async def _save_cookies(self, key: str) -> None:
+        cookies = self._unsaved.pop(key, None)
+        if not cookies:
+            return
+        try:
+            await self.store.merge_egress_cookies(key, cookies, time.time())
+        except Exception as exc:  # advice too: the next change is written again
+            log.warning("could not store the egress's cookies: %s", exc)
+
+    async def flush(self) -> None:
+        """Store the cookies still waiting for their burst to end (at shutdown)."""
+        for task in self._waiting.values():
+            task.cancel()
+        self._waiting.clear()
+        await asyncio.gather(*self._writes, return_exceptions=True)
+        for key in list(self._unsaved):
+            await self._save_cookies(key)
+
     async def refresh(self, key: str) -> bool:
         """Fresh cookies from FlareSolverr for the egress, one solve at a time; False without flaresolverr_url or
         when it failed. A challenge seen shortly after a solve takes that solve's outcome."""
@@ -195,6 +251,7 @@ class Egresses:
         self.get(key)
         at = time.time()
         user_agent = user_agent if cookies else ""
+        self._unsaved.pop(key, None)  # cookies seen before this clearance must not overwrite it later
         await self.store.save_egress_clearance(key, cookies, user_agent, source, at)
         self._states[key] = EgressState(
             key=key,

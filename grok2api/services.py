@@ -113,6 +113,8 @@ class Services:
                 await task
         with suppress(Exception):
             await self.metrics.flush(self.store)
+        with suppress(Exception):
+            await self.egresses.flush()  # Cloudflare cookies grok.com rotated in the last moment
         await self.pool.close()
         await self.replay_journal()
         try:

@@ -1,5 +1,6 @@
 """The egresses in the admin (page and JSON API) and end to end: a gateway whose egresses are local proxies, one of
-them challenged by the fake's Cloudflare and cleared through the FlareSolverr stand-in, serving the OpenAI SDK."""
+them challenged by the fake's Cloudflare and cleared through the FlareSolverr stand-in, serving the OpenAI SDK; an
+anti-bot error event marks the egress and not the account; the ``__cf_bm`` grok.com sets outlives the gateway."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 from local_proxy import local_proxy
 
 from grok2api.grok.egress import egress_key
+from grok2api.store import make_store
+from grok2api.store.base import AccountState
 from grok2api.testing.fake_grok import FakeGrok
 from grok2api.testing.fake_services import FLARESOLVERR_UA, FakeFlareSolverr
 
@@ -158,3 +161,34 @@ async def test_a_challenged_egress_is_cleared_by_flaresolverr_and_the_chat_goes_
         assert all(source != "127.0.0.1" for source, _ in fake.cloudflare.challenges)  # nothing went direct
     finally:
         await solver.stop()
+
+
+async def test_an_anti_bot_event_marks_the_egress_not_the_account_and_rotated_cookies_are_kept(
+    tmp_path: Path, fake: FakeGrok
+) -> None:
+    fake.cloudflare.bot_management = True
+    async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url) as live:
+        await live.add_accounts("tok-a")
+        sdk = openai.AsyncOpenAI(base_url=f"{live.url}/v1", api_key="x", max_retries=0, timeout=30)
+        try:
+            answer = await sdk.chat.completions.create(model="grok-fast", messages=[{"role": "user", "content": "hi"}])
+            assert answer.choices[0].message.content
+            fake.push_fault("mgw-antibot")
+            with pytest.raises(openai.APIStatusError) as refused:
+                await sdk.chat.completions.create(model="grok-fast", messages=[{"role": "user", "content": "hi"}])
+        finally:
+            await sdk.close()
+        assert refused.value.status_code == 502 and refused.value.code == "egress_blocked"
+        [account] = await live.services.store.list_accounts()
+        assert account.state == AccountState.ACTIVE and not account.last_failure
+        [state] = await live.services.store.list_egresses()
+        assert state.challenged_at is not None
+        assert state.evidence.startswith("an anti-bot error event on the chat WebSocket (GET /ws/mgw/")
+    # The __cf_bm grok.com set is in the store once the gateway has stopped, whatever the burst's timing.
+    store = make_store("file", "", tmp_path / "data")
+    await store.open()
+    try:
+        [state] = await store.list_egresses()
+    finally:
+        await store.close()
+    assert state.cookies == {"__cf_bm": fake.cloudflare.bot_cookies["127.0.0.1"]}

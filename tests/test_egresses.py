@@ -1,10 +1,12 @@
 """Egresses end to end against the fake grok.com and its Cloudflare, on both transports: calls and WebSockets go
 out through local HTTP and SOCKS5 proxies, a challenged egress gets a clearance from the FlareSolverr stand-in
-and the call is retried once, accounts stick to their egress, and statsig values come from the signer stand-in."""
+and the call is retried once, accounts stick to their egress, statsig values come from the signer stand-in, an
+anti-bot refusal inside an answer marks the egress, and the Cloudflare cookies grok.com sets are kept per egress."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -12,19 +14,21 @@ import pytest
 from local_proxy import LocalProxy, local_proxy
 
 from grok2api.egresses import Egresses, UnknownEgress
+from grok2api.grok.chat import mode_chat_payload
 from grok2api.grok.client import GrokClient
 from grok2api.grok.egress import egress_key
 from grok2api.grok.errors import UpstreamHTTPError
-from grok2api.grok.events import ErrorEvent, Text
-from grok2api.grok.failures import FailureKind, classify
+from grok2api.grok.events import ErrorEvent, Event, Text
+from grok2api.grok.failures import FailureKind, classify, classify_event
 from grok2api.grok.headers import user_agent
+from grok2api.grok.imagine import ImagineRequest
 from grok2api.grok.mgw import stream_mgw
 from grok2api.grok.transport import Transport
 from grok2api.settings import RuntimeSettings
 from grok2api.store import make_store
 from grok2api.store.base import Store
 from grok2api.testing.fake_cloudflare import signed_value
-from grok2api.testing.fake_grok import LIMITS_PATH, FakeGrok
+from grok2api.testing.fake_grok import CHAT_PATH, LIMITS_PATH, FakeGrok
 from grok2api.testing.fake_services import FLARESOLVERR_UA, FakeFlareSolverr, FakeSigner
 
 
@@ -34,9 +38,15 @@ class Setup:
     def __init__(self, store: Store, transport: Transport, fake: FakeGrok) -> None:
         self.store = store
         self.fake = fake
+        self.transport = transport
         self.settings = RuntimeSettings(upstream_url=fake.base_url, assets_url=fake.assets_url)
         self.egresses = Egresses(store, lambda: self.settings, transport)
         self.client = GrokClient(transport, router=self.egresses.transport_for)
+
+    def use(self, egresses: Egresses) -> None:
+        """Go through ``egresses`` (built with other arguments) from now on."""
+        self.egresses = egresses
+        self.client = GrokClient(self.transport, router=egresses.transport_for)
 
     def configure(self, **changes: Any) -> None:
         values = {**{f: getattr(self.settings, f) for f in self.settings.__struct_fields__}, **changes}
@@ -51,6 +61,13 @@ class Setup:
             text += "".join(e.text for e in batch if isinstance(e, Text))
             assert not [e for e in batch if isinstance(e, ErrorEvent)]
         return text
+
+    async def events(self, source: AsyncIterator[list[Event]]) -> list[Event]:
+        return [event async for batch in source for event in batch]
+
+    def token_on(self, key: str) -> str:
+        """An account whose calls go out through the egress ``key`` (while every egress is healthy)."""
+        return next(t for t in (f"tok-{n}" for n in range(64)) if self.egresses.for_token(t).key == key)
 
 
 @pytest.fixture
@@ -332,3 +349,193 @@ async def test_an_unreachable_proxy_marks_its_egress(setup: Setup) -> None:
     assert classify(failed.value).kind == FailureKind.SERVER
     [state] = await setup.store.list_egresses()
     assert state.evidence == "the proxy could not be reached"
+
+
+# -------------------------------------------------------------------------------- refusals inside an answer
+
+
+async def _two_egresses(setup: Setup, stack: AsyncExitStack) -> list[LocalProxy]:
+    proxies = [await stack.enter_async_context(local_proxy("http", f"127.0.0.{n}")) for n in (2, 3)]
+    setup.configure(proxy_urls=",".join(p.url for p in proxies))
+    await setup.egresses.load()
+    return proxies
+
+
+def _marked(states: Sequence[Any]) -> dict[str, str]:
+    return {s.key: s.evidence for s in states if s.challenged_at is not None}
+
+
+async def test_an_anti_bot_event_on_the_chat_websocket_marks_the_egress_and_the_account_moves(setup: Setup) -> None:
+    async with AsyncExitStack() as stack:
+        proxies = await _two_egresses(setup, stack)
+        refused, other = egress_key(proxies[0].url), egress_key(proxies[1].url)
+        token = setup.token_on(refused)
+        user_id = await setup.client.auth_session(token, setup.settings)
+        setup.fake.push_fault("mgw-antibot")
+        sockets = setup.client.sockets_for(token)
+        events = await setup.events(stream_mgw(sockets, token, user_id, "fast", "hi", (), setup.settings))
+        [error] = [e for e in events if isinstance(e, ErrorEvent)]
+        assert classify_event(error).kind == FailureKind.EGRESS
+        # The egress is marked in the store, for every worker; the other one is not.
+        marked = _marked(await setup.store.list_egresses())
+        assert list(marked) == [refused]
+        assert marked[refused].startswith("an anti-bot error event on the chat WebSocket (GET /ws/mgw/: ")
+        assert "Request rejected by anti-bot rules." in marked[refused]
+        # The account goes out through the other egress now, and its next chat goes through.
+        assert setup.egresses.for_token(token).key == other
+        before = proxies[1].connections
+        assert await setup.chat(token)
+        assert proxies[1].connections > before
+
+
+async def test_an_anti_bot_error_line_in_a_rest_answer_marks_the_egress_and_drops_its_statsig(
+    setup: Setup, signer: FakeSigner
+) -> None:
+    setup.configure(statsig_signer_url=f"{signer.url}/sign")
+    await setup.egresses.load()
+    payload = mode_chat_payload("fast", "hi [[fault:inband-7]]", [], setup.settings)
+    events = await setup.events(setup.client.stream_chat("tok-1", payload, setup.settings))
+    [error] = [e for e in events if isinstance(e, ErrorEvent)]
+    assert error.code == 7 and classify_event(error).kind == FailureKind.EGRESS
+    [state] = await setup.store.list_egresses()
+    assert state.key == "direct" and state.challenged_at is not None
+    assert state.evidence.startswith(f"an anti-bot error (code 7) in the streamed answer (POST {CHAT_PATH}: ")
+    # The signed value that was refused is not used again: the next chat is signed afresh.
+    calls = [c for c in signer.calls if c["path"] == CHAT_PATH]
+    events = await setup.events(setup.client.stream_chat("tok-1", payload | {"message": "again"}, setup.settings))
+    assert not [e for e in events if isinstance(e, ErrorEvent)]
+    assert len([c for c in signer.calls if c["path"] == CHAT_PATH]) == len(calls) + 1
+    # That chat went through: the mark is cleared.
+    assert [s.challenged_at for s in await setup.store.list_egresses()] == [None]
+
+
+async def test_an_anti_bot_event_on_the_imagine_websocket_marks_the_egress(setup: Setup) -> None:
+    await setup.egresses.load()
+    setup.fake.push_fault("imagine-antibot")
+    request = ImagineRequest("a red fox")
+    events = await setup.events(request.stream(setup.client, "tok-1", "user-1", setup.settings))
+    assert [classify_event(e).kind for e in events if isinstance(e, ErrorEvent)] == [FailureKind.EGRESS]
+    [state] = await setup.store.list_egresses()
+    assert state.evidence.startswith("an anti-bot error event on the Imagine WebSocket (GET /ws/imagine/listen: ")
+
+
+async def test_other_errors_inside_an_answer_leave_the_egress_alone(setup: Setup) -> None:
+    await setup.egresses.load()
+    setup.fake.push_fault("mgw-usage")
+    user_id = await setup.client.auth_session("tok-1", setup.settings)
+    sockets = setup.client.sockets_for("tok-1")
+    events = await setup.events(stream_mgw(sockets, "tok-1", user_id, "fast", "hi", (), setup.settings))
+    assert [classify_event(e).kind for e in events if isinstance(e, ErrorEvent)] == [FailureKind.RATE_LIMITED]
+    payload = mode_chat_payload("fast", "hi [[fault:inband-13]]", [], setup.settings)
+    events = await setup.events(setup.client.stream_chat("tok-1", payload, setup.settings))
+    assert [classify_event(e).kind for e in events if isinstance(e, ErrorEvent)] == [FailureKind.SERVER]
+    assert _marked(await setup.store.list_egresses()) == {}
+
+
+# ------------------------------------------------------------------------- cookies grok.com sets on answers
+
+
+def _presented(fake: FakeGrok, source: str) -> list[str]:
+    """The ``__cf_bm`` each call from ``source`` presented ("" for none), in order."""
+    return [bm for src, _, bm in fake.cloudflare.presented if src == source]
+
+
+async def test_a_rotated_cf_bm_is_kept_and_sent_back_through_the_same_egress_only(setup: Setup) -> None:
+    setup.fake.cloudflare.bot_management = True
+    async with AsyncExitStack() as stack:
+        proxies = await _two_egresses(setup, stack)
+        first, second = (egress_key(p.url) for p in proxies)
+        on_first, on_second = setup.token_on(first), setup.token_on(second)
+        await setup.client.rate_limits(on_first, "fast", setup.settings)
+        issued = setup.fake.cloudflare.bot_cookies["127.0.0.2"]
+        assert setup.egresses.get(first).cookies == {"__cf_bm": issued}
+        assert setup.egresses.get(second).cookies == {}
+        # The next call through that egress carries it (with the account's own cookie); the other egress's calls
+        # never do: they get and carry a value of their own.
+        await setup.client.rate_limits(on_first, "fast", setup.settings)
+        await setup.client.rate_limits(on_second, "fast", setup.settings)
+        await setup.client.rate_limits(on_second, "fast", setup.settings)
+        assert _presented(setup.fake, "127.0.0.2") == ["", issued]
+        own = setup.fake.cloudflare.bot_cookies["127.0.0.3"]
+        assert own != issued and _presented(setup.fake, "127.0.0.3") == ["", own]
+        assert _limits_calls(setup.fake)[1].headers["cookie"].startswith(f"sso-rw={on_first}")
+        # Cloudflare rotates it: the new value replaces the old one.
+        setup.fake.cloudflare.rotate("127.0.0.2")
+        await setup.client.rate_limits(on_first, "fast", setup.settings)
+        await setup.client.rate_limits(on_first, "fast", setup.settings)
+        rotated = setup.fake.cloudflare.bot_cookies["127.0.0.2"]
+        assert _presented(setup.fake, "127.0.0.2")[-2:] == [issued, rotated]
+        await setup.egresses.flush()
+    stored = {s.key: s.cookies for s in await setup.store.list_egresses()}
+    assert stored == {first: {"__cf_bm": rotated}, second: {"__cf_bm": own}}
+
+
+async def test_a_burst_of_rotations_is_stored_once_and_unchanged_cookies_never(setup: Setup) -> None:
+    writes: list[dict[str, str]] = []
+    merge = setup.store.merge_egress_cookies
+
+    async def counted(key: str, cookies: dict[str, str], at: float) -> None:
+        writes.append(dict(cookies))
+        await merge(key, cookies, at)
+
+    setup.store.merge_egress_cookies = counted  # type: ignore[method-assign]
+    setup.use(Egresses(setup.store, lambda: setup.settings, setup.transport, cookie_save_delay=60))
+    setup.fake.cloudflare.bot_management = True
+    await setup.egresses.load()
+    await setup.egresses.set_clearance("direct", {"cf_clearance": "c1"}, "", source="operator")
+    for _ in range(3):
+        setup.fake.cloudflare.rotate()
+        await setup.client.rate_limits("tok-1", "fast", setup.settings)
+    last = setup.fake.cloudflare.bot_cookies["127.0.0.1"]
+    for _ in range(3):  # the current value is presented: nothing is set, nothing changes
+        await setup.client.rate_limits("tok-1", "fast", setup.settings)
+    assert writes == []  # still within the burst
+    assert setup.egresses.get("direct").cookies == {"cf_clearance": "c1", "__cf_bm": last}  # in use already
+    await setup.egresses.flush()
+    assert writes == [{"__cf_bm": last}]
+    [state] = await setup.store.list_egresses()
+    # Only the rotated cookie was written: the operator's clearance and its source stay as they were.
+    assert state.cookies == {"cf_clearance": "c1", "__cf_bm": last} and state.clearance_source == "operator"
+    await setup.egresses.flush()
+    assert len(writes) == 1
+
+
+async def test_cookies_reach_the_store_by_themselves_and_other_workers(setup: Setup) -> None:
+    setup.use(Egresses(setup.store, lambda: setup.settings, setup.transport, cookie_save_delay=0.01))
+    other = Egresses(setup.store, lambda: setup.settings, setup.transport)
+    setup.fake.cloudflare.bot_management = True
+    await setup.egresses.load()
+    await setup.client.rate_limits("tok-1", "fast", setup.settings)
+    issued = setup.fake.cloudflare.bot_cookies["127.0.0.1"]
+    for _ in range(200):  # a bounded wait for the write that ends the burst
+        await other.load()
+        if other.get("direct").cookies:
+            break
+        await asyncio.sleep(0.02)
+    assert other.get("direct").cookies == {"__cf_bm": issued}
+    assert other.get("direct").challenged_at is None and other.get("direct").clearance_source == ""
+
+
+async def test_the_websocket_handshake_answer_sets_cookies_too(setup: Setup) -> None:
+    setup.fake.cloudflare.bot_management = True
+    await setup.egresses.load()
+    user_id = await setup.client.auth_session("tok-1", setup.settings)
+    setup.fake.cloudflare.rotate()  # the next answer, the handshake's, sets a new value
+    sockets = setup.client.sockets_for("tok-1")
+    await setup.events(stream_mgw(sockets, "tok-1", user_id, "fast", "hi", (), setup.settings))
+    rotated = setup.fake.cloudflare.bot_cookies["127.0.0.1"]
+    assert setup.egresses.get("direct").cookies == {"__cf_bm": rotated}
+    await setup.client.rate_limits("tok-1", "fast", setup.settings)
+    assert _presented(setup.fake, "127.0.0.1")[-1] == rotated
+    await setup.egresses.flush()
+
+
+async def test_an_egress_with_only_rotated_cookies_still_sends_the_cf_clearance_setting(setup: Setup) -> None:
+    setup.fake.cloudflare.bot_management = True
+    setup.configure(cf_clearance="from-the-setting")
+    await setup.egresses.load()
+    for _ in range(2):
+        await setup.client.rate_limits("tok-1", "fast", setup.settings)
+    cookie = _limits_calls(setup.fake)[-1].headers["cookie"]
+    assert "cf_clearance=from-the-setting" in cookie and "__cf_bm=" in cookie
+    await setup.egresses.flush()

@@ -574,7 +574,7 @@ async def test_429_fault_retry_after_and_empty_body(fake: FakeGrok, http: aiohtt
         assert r.status == 200 and await r.read() == b""
 
 
-@pytest.mark.parametrize("fault", ["inband-8", "inband-13"])
+@pytest.mark.parametrize("fault", ["inband-7", "inband-8", "inband-13"])
 async def test_inband_top_level_errors(fake: FakeGrok, http: aiohttp.ClientSession, fault: str) -> None:
     _, lines = await _chat(http, fake, f"x [[fault:{fault}]]")
     assert lines[-1]["error"]["code"] == int(fault.split("-")[1])

@@ -171,6 +171,8 @@ async def test_antibot_event_before_the_response(fake: FakeGrok, connect: Connec
     assert fake.account("tok-a").remaining == 30  # refused before it started: no query spent
     events = await client.answer("x [[fault:403-antibot]]")  # the marker spelling
     assert types(events) == ["error"] and events[0]["event"]["error"]["code"] == "anti_bot"
+    events = await client.answer("x [[fault:inband-7]]")  # the REST chat's anti-bot error line, mapped
+    assert types(events) == ["error"] and events[0]["event"]["error"]["code"] == "anti_bot"
 
 
 MID_FAULTS = [

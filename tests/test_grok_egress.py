@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from grok2api.grok.egress import Egress, egress_key, parse_clearance, pick, proxy_label, with_cookies, with_user_agent
+from grok2api.grok.egress import (
+    Egress,
+    egress_key,
+    parse_clearance,
+    pick,
+    proxy_label,
+    set_cookies,
+    with_cookies,
+    with_user_agent,
+)
 
 
 def _egress(name: str, challenged_at: float | None = None) -> Egress:
@@ -77,6 +86,23 @@ def test_the_egress_cookies_replace_any_cloudflare_cookie_of_the_call() -> None:
     )
     assert with_cookies(header, {}) == header
     assert with_cookies("", {"cf_clearance": "c"}) == "cf_clearance=c"
+    # Only a rotated __cf_bm of its own: the cf_clearance the call carried (the setting's) still goes out.
+    assert with_cookies(header, {"__cf_bm": "b"}) == "sso-rw=tok; sso=tok; cf_clearance=old; __cf_bm=b"
+
+
+def test_only_the_cloudflare_cookies_an_answer_sets_are_kept() -> None:
+    headers = [
+        "__cf_bm=bm1; path=/; expires=Tue, 15 Dec 2026 10:30:00 GMT; domain=.grok.com; HttpOnly; Secure; SameSite=None",
+        "cf_clearance=cc1; Path=/; Max-Age=31536000; Domain=.grok.com; HttpOnly; Secure",
+        '_cfuvid="uv1"; path=/; domain=.grok.com; HttpOnly; Secure',
+        "sso=account-secret; Path=/; Domain=.grok.com",
+        "sso-rw=account-secret; Path=/",
+        "cf_chl_rc_m=; Max-Age=0; Path=/",  # being deleted
+        "__cflb=0H28v; Max-Age=0",  # being deleted
+        "no-equals-sign",
+    ]
+    assert set_cookies(headers) == {"__cf_bm": "bm1", "cf_clearance": "cc1", "_cfuvid": "uv1"}
+    assert set_cookies([]) == {}
 
 
 def test_the_user_agent_of_a_clearance_brings_its_sec_ch_ua() -> None:

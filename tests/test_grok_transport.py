@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 
 from grok2api.grok import transport as transport_module
 from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
@@ -70,6 +71,28 @@ async def test_frames_go_both_ways_and_a_close_reads_as_none(server: Server, tra
     assert request.headers["Cookie"] == "sso=a; x-userid=u" and request.headers["Origin"] == "http://o.example"
     session, proxy = transport.session("")  # other hosts stay on aiohttp, whatever reaches grok.com
     assert isinstance(session, aiohttp.ClientSession) and proxy is None
+
+
+async def test_the_handshake_answer_headers_are_kept(server: Server, transport: Transport) -> None:
+    async def with_cookies(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        ws.headers["X-Seen"] = "yes"
+        ws.set_cookie("__cf_bm", "bm1", path="/")
+        ws.set_cookie("_cfuvid", "uv1", path="/")
+        await ws.prepare(request)
+        await ws.close()
+        return ws
+
+    server.handler = with_cookies
+    ws = await transport.websocket(server.url, {}, "")
+    try:
+        assert ws.handshake_headers["X-Seen"] == "yes"
+        assert sorted(c.split(";")[0] for c in ws.handshake_headers.getall("Set-Cookie")) == [
+            "__cf_bm=bm1",
+            "_cfuvid=uv1",
+        ]
+    finally:
+        await ws.close()
 
 
 async def test_the_server_closing_reads_as_none_and_sending_after_fails(server: Server, transport: Transport) -> None:
@@ -211,6 +234,7 @@ class _SlowClosingSocket:
 
     def __init__(self) -> None:
         self.closed = asyncio.Event()
+        self.handshake_headers: CIMultiDict[str] = CIMultiDict()
 
     async def send_json(self, obj: object) -> None:
         return None

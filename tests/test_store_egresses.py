@@ -66,3 +66,23 @@ async def test_another_instance_sees_the_same_egresses(store: Store, store_facto
     other = await store_factory(store.kind, fresh=False)
     [state] = await other.list_egresses()
     assert state.cookies == {"cf_clearance": "shared"} and state.user_agent == "UA/2"
+
+
+async def test_cookies_grok_com_set_are_merged_and_leave_the_rest_alone(store: Store) -> None:
+    await store.save_egress_clearance("p-1", {"cf_clearance": "c1", "__cf_bm": "b1"}, "UA/1", "operator", 10.0)
+    await store.mark_egress("p-1", 20.0, "an anti-bot 403 on POST /rest/rate-limits (HTTP 403)")
+    await store.merge_egress_cookies("p-1", {"__cf_bm": "b2", "_cfuvid": "u1"}, 30.0)
+    [state] = await store.list_egresses()
+    assert state.cookies == {"cf_clearance": "c1", "__cf_bm": "b2", "_cfuvid": "u1"}
+    assert (state.user_agent, state.clearance_source, state.clearance_at) == ("UA/1", "operator", 10.0)
+    assert (state.challenged_at, state.updated_at) == (20.0, 30.0) and "anti-bot" in state.evidence
+
+    await store.merge_egress_cookies("p-1", {"cf_clearance": 'c"2\\'}, 40.0)  # a value JSON must escape
+    [state] = await store.list_egresses()
+    assert state.cookies == {"cf_clearance": 'c"2\\', "__cf_bm": "b2", "_cfuvid": "u1"}
+
+
+async def test_cookies_set_on_an_unknown_egress_create_it(store: Store) -> None:
+    await store.merge_egress_cookies("direct", {"__cf_bm": "b1"}, 5.0)
+    await store.merge_egress_cookies("direct", {}, 6.0)  # nothing to set: nothing changes
+    assert await store.list_egresses() == [EgressState(key="direct", cookies={"__cf_bm": "b1"}, updated_at=5.0)]

@@ -129,6 +129,9 @@ class _ProbeHooks:
     async def refresh(self, key: str) -> bool:
         return False
 
+    def cookies_set(self, key: str, cookies: dict[str, str]) -> None:
+        return None
+
 
 def proxy_host(proxy_url: str) -> str:
     """The proxy's host and port, never its credentials."""

@@ -188,9 +188,23 @@ async def _end_transfer(resp: Response) -> None:
     await asyncio.wait({transfer})
 
 
+def _header_lines(lines: list[bytes]) -> CIMultiDict[str]:
+    """The headers of the last answer among curl's header lines (after a redirect or a 100, only the last counts)."""
+    seen: CIMultiDict[str] = CIMultiDict()
+    for raw in lines:
+        line = raw.decode("latin-1").strip()
+        if line.startswith("HTTP/"):
+            seen = CIMultiDict()
+        elif ":" in line:
+            name, value = line.split(":", 1)
+            seen.add(name.strip(), value.strip())
+    return seen
+
+
 class CurlWebSocket:
-    def __init__(self, ws: AsyncWebSocket) -> None:
+    def __init__(self, ws: AsyncWebSocket, handshake_headers: CIMultiDict[str]) -> None:
         self._ws = ws
+        self.handshake_headers = handshake_headers
 
     async def send_json(self, obj: Any) -> None:
         try:
@@ -349,7 +363,7 @@ class CurlTransport:
             if refused:
                 raise await self._refusal(url, headers, proxy, int(refused.group(1)), lines) from exc
             raise _connection_error(exc) from exc
-        return CurlWebSocket(ws)
+        return CurlWebSocket(ws, _header_lines(lines))
 
     async def _refusal(
         self, url: str, headers: Mapping[str, str], proxy: str, status: int, lines: list[bytes]
@@ -357,14 +371,7 @@ class CurlTransport:
         """curl drops the body of a refused handshake, but the body says why (blocked account, anti-bot,
         Cloudflare): ask again with a plain GET and read it. The handshake's own status and headers stay
         authoritative; the body is used only when the GET is refused the same way."""
-        seen: CIMultiDict[str] = CIMultiDict()
-        for raw in lines:
-            line = raw.decode("latin-1").strip()
-            if line.startswith("HTTP/"):
-                seen = CIMultiDict()  # a new answer (after a redirect or a 100): only the last counts
-            elif ":" in line:
-                name, value = line.split(":", 1)
-                seen.add(name.strip(), value.strip())
+        seen = _header_lines(lines)
         body, content_type = "", seen.get("Content-Type", "")
         try:
             answer = await self.request("GET", _http_url(url), headers, proxy=proxy, timeout=10)

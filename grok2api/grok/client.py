@@ -18,9 +18,9 @@ from multidict import CIMultiDict
 from ..settings import RuntimeSettings
 from .catalog import ModelSpec
 from .errors import UploadRejected, UpstreamConnectionError, UpstreamHTTPError
-from .events import Event, StreamParser
+from .events import ErrorEvent, Event, StreamParser
 from .headers import api_headers, asset_headers
-from .transport import FormPart, HttpStream, Transport, WebSocketOpener, retry_after_of
+from .transport import FormPart, HttpStream, Transport, WebSocketOpener, report_in_band_refusal, retry_after_of
 
 log = logging.getLogger("grok2api.client")
 MAX_LINE = 16 * 1024 * 1024
@@ -93,6 +93,18 @@ async def _error_from(resp: HttpStream) -> UpstreamHTTPError:
     return _error(resp.status, resp.headers, await resp.read_some(_ERROR_BODY_LIMIT))
 
 
+async def _reported_anti_bot(http: Transport, url: str, batch: list[Event]) -> bool:
+    """Report an anti-bot error line of a 200 answer to the egress (see ``report_in_band_refusal``); True if found."""
+    for event in batch:
+        if isinstance(event, ErrorEvent) and event.anti_bot:
+            code = f" (code {event.code})" if event.code is not None else ""
+            await report_in_band_refusal(
+                http, "POST", url, f"an anti-bot error{code} in the streamed answer", event.message
+            )
+            return True
+    return False
+
+
 Router = Callable[[str], Transport]  # an account's token -> the transport through its egress
 
 
@@ -129,7 +141,9 @@ class GrokClient:
         headers = api_headers(token, settings, referer=referer)
         parser = StreamParser()
         data = _ENCODER.encode(payload)
-        async with self.via(token).stream("POST", url, headers, data=data) as resp:
+        http = self.via(token)
+        reported = False  # an anti-bot error line, told to the egress once
+        async with http.stream("POST", url, headers, data=data) as resp:
             if resp.status != 200:
                 raise await _error_from(resp)
             buf = bytearray()
@@ -145,10 +159,12 @@ class GrokClient:
                 if len(buf) > MAX_LINE:
                     buf.clear()  # an absurd line: drop it rather than grow without bound
                 if batch:
+                    reported = reported or await _reported_anti_bot(http, url, batch)
                     yield batch
             batch = list(parser.feed_line(bytes(buf))) if buf else []
             batch += parser.finish()
             if batch:
+                reported = reported or await _reported_anti_bot(http, url, batch)
                 yield batch
 
     async def _post_json(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -99,12 +99,38 @@ def parse_clearance(text: str) -> dict[str, str]:
     return cookies
 
 
+def set_cookies(values: Iterable[str]) -> dict[str, str]:
+    """The Cloudflare cookies an answer sets (its ``Set-Cookie`` header values); a cookie being deleted (an empty
+    value, ``Max-Age`` of 0 or less) and every other cookie (an account's ``sso`` first of all) are left out."""
+    found: dict[str, str] = {}
+    for header in values:
+        pair, *attributes = header.split(";")
+        name, sep, value = pair.partition("=")
+        name, value = name.strip(), value.strip().strip('"')
+        if not sep or not value or not cloudflare_cookie(name):
+            continue
+        if any(_expired(attribute) for attribute in attributes):
+            continue
+        found[name] = value
+    return found
+
+
+def _expired(attribute: str) -> bool:
+    key, _, value = attribute.partition("=")
+    if key.strip().lower() != "max-age":
+        return False
+    try:
+        return int(value.strip()) <= 0
+    except ValueError:
+        return False
+
+
 def with_cookies(header: str, cookies: Mapping[str, str]) -> str:
-    """A Cookie header whose Cloudflare cookies are ``cookies`` (any it carried are replaced); the account's own
-    cookies keep their order and place."""
+    """A Cookie header carrying ``cookies`` (a Cloudflare cookie of the same name it carried is replaced; the account's
+    own cookies keep their order and place)."""
     if not cookies:
         return header
-    kept = [p.strip() for p in header.split(";") if p.strip() and not cloudflare_cookie(p.strip().partition("=")[0])]
+    kept = [p.strip() for p in header.split(";") if p.strip() and p.strip().partition("=")[0].strip() not in cookies]
     kept.extend(f"{name}={value}" for name, value in cookies.items())
     return "; ".join(kept)
 

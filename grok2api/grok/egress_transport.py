@@ -5,7 +5,10 @@ It also reads the answers for the egress's sake. A Cloudflare challenge marks th
 and what was seen, never against the account); with ``flaresolverr_url`` the egress gets fresh cookies and the call
 is tried once more. An anti-bot 403 drops the signed statsig of that call and tries once more; when that does not
 help, the egress is marked too. A proxy that cannot be reached marks it as well. A call that goes through
-clears the mark."""
+clears the mark. An anti-bot refusal inside an answer it let through (an ``error`` event on a WebSocket, an error
+line in a 200 stream) is reported back by the protocol layer (``refused_in_band``) and marks the egress as well.
+The Cloudflare cookies grok.com sets on any answer (``Set-Cookie``: a rotated ``__cf_bm``, a renewed
+``cf_clearance``) are kept with the egress."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDict
 
-from .egress import Egress, with_cookies, with_user_agent
+from .egress import Egress, set_cookies, with_cookies, with_user_agent
 from .errors import UpstreamConnectionError, UpstreamHTTPError
 from .failures import egress_refusal
 from .headers import page_headers
@@ -53,6 +56,9 @@ class EgressHooks(Protocol):
 
     async def refresh(self, key: str) -> bool:
         """Get the egress a fresh clearance (FlareSolverr); True when one was stored."""
+
+    def cookies_set(self, key: str, cookies: dict[str, str]) -> None:
+        """grok.com set these Cloudflare cookies on an answer through the egress: keep the ones that changed."""
 
 
 def _evidence(answer_status: int, headers: Mapping[str, str], method: str, url: str, kind: str) -> str:
@@ -161,6 +167,23 @@ class EgressTransport:
         await self._hooks.refused(self.key, evidence)
         return not retried and await self._hooks.refresh(self.key)
 
+    def _keep_cookies(self, headers: CIMultiDict[str]) -> None:
+        values = headers.getall("Set-Cookie", ())
+        if values:
+            found = set_cookies(values)
+            if found:
+                self._hooks.cookies_set(self.key, found)
+
+    async def refused_in_band(self, method: str, url: str, what: str, detail: str) -> None:
+        """An anti-bot refusal inside an answer this transport let through (see ``transport.RefusalListener``):
+        the call's signed statsig is dropped and the egress marked, as after an anti-bot 403 that signing again did
+        not fix (the answer has begun: there is no trying again here)."""
+        path = urlsplit(url).path or "/"
+        self._hooks.signer.drop(self.key, method, path)
+        evidence = f"{what} ({method} {path}: {' '.join(detail.split())[:200]})"
+        log.warning("egress %s: %s", self.egress.label, evidence)
+        await self._hooks.refused(self.key, evidence)
+
     async def _connection_failed(self, exc: UpstreamConnectionError, egress: Egress) -> None:
         if egress.proxy and str(exc) in _NO_CONNECTION:
             await self._hooks.refused(self.key, "the proxy could not be reached")
@@ -189,6 +212,7 @@ class EgressTransport:
             except UpstreamConnectionError as exc:
                 await self._connection_failed(exc, egress)
                 raise
+            self._keep_cookies(answer.headers)
             if not _suspect(answer.status, answer.headers):
                 await self._went_through(egress)
                 return answer
@@ -216,6 +240,7 @@ class EgressTransport:
                 async with self.inner.stream(
                     method, url, sent, data=data, proxy=proxy or egress.proxy, timeout=timeout
                 ) as resp:
+                    self._keep_cookies(resp.headers)
                     if not _suspect(resp.status, resp.headers):
                         await self._went_through(egress)
                         yield resp
@@ -244,6 +269,7 @@ class EgressTransport:
                     raise
                 retried = True
                 continue
+            self._keep_cookies(ws.handshake_headers)
             await self._went_through(egress)
             return ws
 

@@ -25,7 +25,7 @@ from .client import GrokClient
 from .errors import UpstreamConnectionError
 from .events import End, ErrorEvent, Event, ImageProgress, is_anti_bot, is_rate_limit, split_objects
 from .headers import ws_headers
-from .transport import WebSocketOpener, release, ws_url
+from .transport import WebSocketOpener, release, report_in_band_refusal, ws_url
 from .unknown_shapes import UNKNOWN_SHAPES, UnknownShapes
 
 IMAGINE_PATH = "/ws/imagine/listen"
@@ -217,7 +217,8 @@ async def stream_imagine(
 ) -> AsyncGenerator[list[Event], None]:
     """One Imagine generation for the account (see the module docstring). The socket is closed when the
     answer ends or the consumer stops iterating (``aclose``); timeouts are the caller's."""
-    ws = await transport.websocket(imagine_url(settings.upstream_url), ws_headers(token, user_id, settings), "")
+    url = imagine_url(settings.upstream_url)
+    ws = await transport.websocket(url, ws_headers(token, user_id, settings), "")
     parser = ImagineParser(request.generations)
     try:
         await ws.send_json(reset_message())
@@ -230,6 +231,10 @@ async def stream_imagine(
                     return
                 raise UpstreamConnectionError("grok.com closed the Imagine connection before any image was finished")
             batch = parser.feed(frame)
+            for event in batch:
+                if isinstance(event, ErrorEvent) and event.anti_bot:  # the egress's refusal, not the account's
+                    what = "an anti-bot error event on the Imagine WebSocket"
+                    await report_in_band_refusal(transport, "GET", url, what, event.message)
             if batch:
                 yield batch
     finally:

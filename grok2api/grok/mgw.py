@@ -23,7 +23,7 @@ from .errors import UpstreamConnectionError
 from .events import Event
 from .headers import ws_headers
 from .mgw_events import MgwParser
-from .transport import WebSocket, WebSocketOpener, release, ws_url
+from .transport import WebSocket, WebSocketOpener, release, report_in_band_refusal, ws_url
 
 PING_SECONDS = 25.0
 SESSION_TIMEOUT = 20.0
@@ -108,6 +108,9 @@ async def stream_mgw(
         while not parser.done:
             frame = await _receive(ws, None if sent else opened_by)
             batch = parser.feed(frame)
+            if parser.failure is not None and parser.failure.anti_bot:  # the egress's refusal, not the account's
+                what = "an anti-bot error event on the chat WebSocket"
+                await report_in_band_refusal(transport, "GET", url, what, parser.failure.message)
             if batch:
                 yield batch
             if not sent and parser.ready and not parser.done:

@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 import msgspec
@@ -133,6 +133,8 @@ class SessionPool(Protocol):
 
 
 class WebSocket(Protocol):
+    handshake_headers: CIMultiDict[str]  # the headers of the answer that opened it (empty when not known)
+
     async def send_json(self, obj: Any) -> None:
         """Send one JSON text frame; UpstreamConnectionError when the socket is gone."""
 
@@ -161,6 +163,22 @@ async def release(ws: WebSocket, *helpers: asyncio.Task[Any]) -> None:
     _CLOSING.add(closing)
     closing.add_done_callback(_CLOSING.discard)
     await asyncio.shield(closing)
+
+
+@runtime_checkable
+class RefusalListener(Protocol):
+    """A transport that keeps an egress (``EgressTransport``): told of a refusal it let through unseen, one that came
+    inside an answer (an ``error`` event on an open WebSocket, an error line in a 200 stream)."""
+
+    async def refused_in_band(self, method: str, url: str, what: str, detail: str) -> None: ...
+
+
+async def report_in_band_refusal(transport: object, method: str, url: str, what: str, detail: str) -> None:
+    """Tell ``transport`` (when it keeps an egress) that grok.com's anti-bot refused the call ``method`` ``url``
+    inside its answer: ``what`` names the sign ("an anti-bot error event on the chat WebSocket"), ``detail`` is
+    grok.com's message."""
+    if isinstance(transport, RefusalListener):
+        await transport.refused_in_band(method, url, what, detail)
 
 
 class WebSocketOpener(Protocol):
@@ -204,6 +222,9 @@ class Transport(WebSocketOpener, SessionPool, Protocol):
 class AiohttpWebSocket:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self._ws = ws
+        # aiohttp keeps the handshake's answer only privately; without it the headers are simply not known.
+        answer = getattr(ws, "_response", None)
+        self.handshake_headers: CIMultiDict[str] = CIMultiDict(getattr(answer, "headers", None) or {})
         self._send_lock = asyncio.Lock()  # the heartbeat and the turn send from different tasks
 
     async def send_json(self, obj: Any) -> None:

@@ -402,6 +402,10 @@ class Store(Protocol):
     async def mark_egress(self, key: str, challenged_at: float | None, evidence: str = "") -> None:
         """Set (or, with None, clear) the egress's challenge mark, leaving its clearance alone."""
 
+    async def merge_egress_cookies(self, key: str, cookies: dict[str, str], at: float) -> None:
+        """Set these Cloudflare cookies of the egress, in one atomic step: its other cookies, its User-Agent, the
+        clearance's source and time and its mark stay as they are; the egress is created when new."""
+
     # video jobs
     async def create_video_job(self, job: VideoJob, image: VideoImage | None = None) -> tuple[VideoJob, bool]:
         """Store a new queued job (and its input image); (job, True). When ``job.idempotency_key`` is set and

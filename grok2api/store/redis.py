@@ -193,6 +193,17 @@ if have < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return have
 """
 
+# KEYS: the egress set, the egress hash.  ARGV: egress key, updated_at, JSON {name: value} of the cookies to set.
+_EGRESS_COOKIES = """
+local raw = redis.call('HGET', KEYS[2], 'cookies')
+local cookies = {}
+if raw and raw ~= '' then cookies = cjson.decode(raw) end
+for name, value in pairs(cjson.decode(ARGV[3])) do cookies[name] = value end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], 'cookies', cjson.encode(cookies), 'updated_at', ARGV[2])
+return 1
+"""
+
 # KEYS: by_token, ids, next_id.  ARGV: account key prefix, JSON [{h, new, upd}].
 _ADD = """
 local items = cjson.decode(ARGV[2])
@@ -519,6 +530,7 @@ class RedisStore:
         self._migrate_1 = self.redis.register_script(_MIGRATE_1)
         self._set_schema = self.redis.register_script(_SET_SCHEMA)
         self._hit_window = self.redis.register_script(_HIT_WINDOW)
+        self._egress_cookies = self.redis.register_script(_EGRESS_COOKIES)
         self._vjob = f"{p}:vjob:"
         self._vjobs_queued = f"{p}:vjobs:queued"
         self._vjobs_running = f"{p}:vjobs:running"
@@ -891,6 +903,12 @@ class RedisStore:
             "updated_at": repr(now()),
         }
         await self._write_egress(key, fields)
+
+    async def merge_egress_cookies(self, key: str, cookies: dict[str, str], at: float) -> None:
+        if not cookies:
+            return
+        keys = [self._egresses, self._egress_key(key)]
+        await self._egress_cookies(keys=keys, args=[key, repr(at), msgspec.json.encode(cookies).decode()])
 
     # usage counters
 

@@ -747,6 +747,33 @@ class SqlStore:
             mark = ["key", "challenged_at", "evidence", "updated_at"]
             await conn.execute(self._upsert(EgressRow, ["key"], mark), [row])
 
+    async def merge_egress_cookies(self, key: str, cookies: dict[str, str], at: float) -> None:
+        if not cookies:
+            return
+        t = table_of(EgressRow)
+        row = {
+            "key": key,
+            "cookies": "{}",
+            "user_agent": "",
+            "clearance_source": "",
+            "clearance_at": None,
+            "challenged_at": None,
+            "evidence": "",
+            "updated_at": at,
+        }
+        # JSON_SET (MariaDB/MySQL and SQLite alike) changes only these names, in the row, so a clearance another
+        # worker stored meanwhile is not overwritten with an older one.
+        changes: list[Any] = []
+        for name, value in cookies.items():
+            changes += [f'$."{name}"', value]
+        async with self.engine.begin() as conn:
+            await conn.execute(self._upsert(EgressRow, ["key"], ["key", "updated_at"]), [row])
+            await conn.execute(
+                update(t)
+                .where(t.c.key == key)
+                .values(cookies=func.json_set(func.coalesce(func.nullif(t.c.cookies, ""), "{}"), *changes))
+            )
+
     # usage counters
 
     async def add_usage(self, rows: Sequence[UsageRow]) -> None:

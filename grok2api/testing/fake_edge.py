@@ -1,4 +1,5 @@
-"""What grok.com's edge does before any endpoint runs: record the call, then the Cloudflare and statsig checks."""
+"""What grok.com's edge does before any endpoint runs (record the call, then the Cloudflare and statsig checks) and
+to every answer before it goes out (Cloudflare's ``__cf_bm``)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except Reject as reject:
         return reject.response
+
+
+async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer's headers, streamed answers and WebSocket handshakes included, just before they are sent."""
+    if not request.path.startswith(CONTROL_PREFIX):
+        state_of(request).cloudflare.set_bot_cookie(request, response)
 
 
 async def _admit(state: FakeState, request: web.Request) -> None:

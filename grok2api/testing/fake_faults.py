@@ -14,7 +14,7 @@ from typing import Any
 PRE_STREAM_FAULTS = frozenset({"401", "403-blocked", "403-antibot", "403-cf", "429", "500", "502", "503", "empty"})
 IN_STREAM_FAULTS = frozenset(
     (
-        "inband-8 inband-13 inband-usage model-error stream-errors malformed blank multi-json long-line reset "
+        "inband-7 inband-8 inband-13 inband-usage model-error stream-errors malformed blank multi-json long-line reset "
         "no-model-response stall-first stall-mid trickle slow-tokens"
     ).split()
 )
@@ -33,6 +33,7 @@ MGW_FAULTS = MGW_HANDSHAKE_FAULTS | MGW_STREAM_FAULTS
 IMAGINE_STREAM_FAULTS = frozenset({"error", "usage", "antibot", "close", "stall-first", "stall-mid", "close-mid"})
 # REST chat faults that have no mgw namesake, and the mgw failure that stands in for them.
 MGW_FROM_CHAT = {
+    "inband-7": "antibot",
     "reset": "close",
     "inband-usage": "usage",
     "model-error": "stream-error",

@@ -35,7 +35,8 @@ Endpoints, by family module (listed once in ``FAMILIES``):
 - ``fake_home``: ``GET /`` (the home page with its ``grok-site-verification`` meta) and the challenge-solving page of
   the fake's Cloudflare (``fake_cloudflare``): ``FakeGrok.cloudflare.challenge(address)`` challenges the egress whose
   requests come from that address until it presents a clearance issued to it (same address, same User-Agent, a
-  Sec-Ch-Ua of the same Chrome); ``signed_statsig`` wants the signer stand-in's value over ``site_verification``.
+  Sec-Ch-Ua of the same Chrome); ``signed_statsig`` wants the signer stand-in's value over ``site_verification``;
+  ``cloudflare.bot_management`` sets a rotating ``__cf_bm`` per egress on the answers.
 
 Every request costs one query of its mode's window (tiers basic, super, heavy; see ``fake_modes``). A mode the
 tier does not get is refused (REST 403; mgw ``error`` event), an empty window too (REST 429; mgw usage-limit
@@ -62,12 +63,13 @@ session, ``home-`` the home page, ``asset-`` assets, ``mgw-`` the WebSocket, ``i
 anything else is a chat fault, taken by whichever chat comes next, REST or mgw.
 
 Over mgw, the handshake takes ``401 403-blocked 403-antibot 403-cf 429 500 502 503``; once a response was asked
-for: ``antibot`` (``error`` event ``anti_bot``), ``usage`` (usage-limit ``error`` event mid-answer),
-``inband-8``/``inband-13`` (other ``error`` events mid-answer), ``stream-error`` (``response.grok.output``
-``stream_error``), ``failed`` (``response.done`` with status failed), ``session-ended`` (``session.ended`` before
-``response.done``, then a close), ``empty`` (a completed answer without text), ``close`` (the connection cut),
-``unknown`` (unknown event, chunk and channel types beside a normal answer), ``malformed``, ``blank``,
-``multi-json``, ``long-line`` and the timing faults. REST-only chat faults map onto these (``MGW_FROM_CHAT``).
+for: ``antibot`` (``error`` event ``anti_bot``; the REST ``inband-7``, an anti-bot error line, maps onto it),
+``usage`` (usage-limit ``error`` event mid-answer), ``inband-8``/``inband-13`` (other ``error`` events mid-answer),
+``stream-error`` (``response.grok.output`` ``stream_error``), ``failed`` (``response.done`` with status failed),
+``session-ended`` (``session.ended`` before ``response.done``, then a close), ``empty`` (a completed answer without
+text), ``close`` (the connection cut), ``unknown`` (unknown event, chunk and channel types beside a normal answer),
+``malformed``, ``blank``, ``multi-json``, ``long-line`` and the timing faults. REST-only chat faults map onto these
+(``MGW_FROM_CHAT``).
 
 Timing faults take seconds as their parameter: ``stall-first:S`` (before the first line, after the headers; over
 mgw before ``response.created``), ``stall-mid:S`` (after two answer tokens), ``slow-tokens:S`` (between tokens); S
@@ -106,7 +108,7 @@ from .fake_auth import SESSION_PATH
 from .fake_chat import CHAT_PATH
 from .fake_chat_request import ERR_OUTDATED_CLIENT, MARKERS
 from .fake_control import CONTROL_PREFIX
-from .fake_edge import edge, statsig_valid
+from .fake_edge import edge, on_prepare, statsig_valid
 from .fake_faults import CHAT_FAULTS, MGW_FAULTS, fault_endpoint
 from .fake_home import HOME_PATH
 from .fake_http import parse_cookies
@@ -232,6 +234,7 @@ class FakeGrok(FakeState):
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[edge], client_max_size=64 * 1024 * 1024)
         app[STATE_KEY] = self
+        app.on_response_prepare.append(on_prepare)
         for family in FAMILIES:
             app.add_routes(family)
         return app

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fake_chat_request import Chat
-from .fake_errors import ERR_RATE, USAGE_LIMIT_MESSAGE
+from .fake_errors import ERR_ANTIBOT, ERR_RATE, USAGE_LIMIT_MESSAGE
 from .fake_faults import Fault
 from .fake_http import JsonDict, encode_json, now_iso
 from .fake_video import VideoRecord
@@ -93,7 +93,9 @@ class Script:
 
 def _inject_mid_fault(script: Script, fault: Fault) -> None:
     name = fault.name
-    if name == "inband-8":
+    if name == "inband-7":
+        script.line(ERR_ANTIBOT)
+    elif name == "inband-8":
         script.line(ERR_RATE)
     elif name == "inband-13":
         script.line({"error": {"code": 13, "message": "Internal error", "details": []}})
@@ -113,7 +115,7 @@ def _inject_mid_fault(script: Script, fault: Fault) -> None:
         script.token("x" * (1 << 20))
     elif name == "multi-json":
         _two_tokens_one_line(script)
-    if name in ("inband-8", "inband-13", "inband-usage", "reset"):
+    if name in ("inband-7", "inband-8", "inband-13", "inband-usage", "reset"):
         script.ended = True
 
 
