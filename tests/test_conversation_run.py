@@ -1,6 +1,7 @@
 """What ``open_conversation`` and ``count_prompt_tokens`` refuse before anything is sent, whichever face asked: an
 image model cannot hold a conversation (grok.com has no chat in Imagine's modes), so it is the client's 400 naming
-``model``, never a doomed upstream call reported as grok.com's 502."""
+``model``, never a doomed upstream call reported as grok.com's 502; and an image that is not one is a 400 naming
+the request field that holds it (``messages`` or ``input``)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,30 @@ async def test_an_image_model_cannot_hold_a_conversation(
     if not path.startswith("/v1/messages"):
         assert error["param"] == "model"
     assert len(upstream_chats(gw.fake)) == before
+
+
+EMPTY_IMAGE = "data:image/png;base64,"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": EMPTY_IMAGE}}]}]},
+            "messages",
+        ),
+        (
+            "/v1/responses",
+            {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": EMPTY_IMAGE}]}]},
+            "input",
+        ),
+    ],
+)
+async def test_a_bad_image_is_a_400_naming_the_field_that_holds_it(
+    gw: FuzzApp, path: str, body: dict[str, Any], param: str
+) -> None:
+    answer = await gw.request("POST", path, json.dumps({"model": "grok-fast", **body}).encode(), JSON_HEADERS)
+    assert answer.status == 400, answer.body
+    error = answer.json()["error"]
+    assert (error["code"], error["param"]) == ("invalid_image", param)

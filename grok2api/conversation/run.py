@@ -89,7 +89,8 @@ class ConversationRun:
         if not prompt.message.strip() and not prompt.image_urls:
             raise InvalidRequest(f"Nothing to send: {self.input_param} holds no text.", param=self.input_param)
         settings = self.svc.settings
-        images = await prepare_images(prompt.image_urls, settings, self.svc.http) if prompt.image_urls else []
+        urls = prompt.image_urls
+        images = await prepare_images(urls, settings, self.svc.http, self.input_param) if urls else []
         message = prompt.message.strip() if self.spec.video else prompt.message
         job = ChatJob(ChatTurn(self.spec, message, images), self.requested_model, settings, stream=self.stream)
         if not self.prompt_text:
