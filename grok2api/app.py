@@ -42,9 +42,9 @@ from .metrics import render_prometheus
 from .openai.chat import chat_completions
 from .openai.images import image_edits, image_generations
 from .openai.models import get_model, list_models
-from .openai.openapi import openapi_json
 from .openai.responses import create_response, delete_response, get_response
 from .openai.videos import create_video, delete_video, get_video, list_videos, video_content
+from .openapi import openapi_json
 from .readiness import readyz
 from .services import Services
 from .store.base import StoreUnavailable

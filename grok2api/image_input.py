@@ -279,12 +279,15 @@ async def _fetch(url: str, settings: RuntimeSettings, http: SessionPool, src: _S
         raise src.error(f"could not fetch it ({type(exc).__name__})") from None
 
 
-async def prepare_images(urls: list[str], settings: RuntimeSettings, http: SessionPool) -> list[PreparedImage]:
-    """Every ``image_url`` of a chat request as an upload-ready image (raises InvalidRequest)."""
+async def prepare_images(
+    urls: list[str], settings: RuntimeSettings, http: SessionPool, param: str = "messages"
+) -> list[PreparedImage]:
+    """Every ``image_url`` of a chat request as an upload-ready image (raises InvalidRequest naming ``param``,
+    the request field that holds them)."""
     sem = asyncio.Semaphore(FETCH_CONCURRENCY)
 
     async def one(index: int, url: str) -> PreparedImage:
-        src = _Source(f"image {index + 1}", "messages")
+        src = _Source(f"image {index + 1}", param)
         url = url.strip()
         scheme = _SCHEME.match(url)
         if scheme is None:

@@ -1,6 +1,6 @@
 """What the property tests over the HTTP surface share: the app in process with the fake grok.com
 (``fuzz_app``), hypothesis settings bounded for CI, strategies for JSON and text (lone surrogates on request),
-multipart bodies, and the checks of each surface's documented error shape.
+multipart bodies, and the checks of each surface's documented error shape and event streams.
 
 Everything that could make the gateway reach past loopback is pinned in the environment (upstream and asset URLs,
 proxies, the public base URL), so no generated setting can change it; image URLs are drawn from data: URIs and
@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from asgi_client import AsgiResponse, call, running
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from starlette.types import ASGIApp
 
+from grok2api.anthropic.errors import ErrorType
 from grok2api.app import create_app
 from grok2api.config import BootConfig
 from grok2api.services import Services
@@ -202,3 +204,41 @@ def assert_admin_api_error(answer: AsgiResponse, *, with_code: bool = True) -> N
     assert isinstance(body.get("message"), str) and body["message"], body
     if with_code:
         assert isinstance(body.get("code"), str) and body["code"], body
+
+
+ANTHROPIC_ERROR_TYPES = set(get_args(ErrorType))
+
+
+def assert_anthropic_error(answer: AsgiResponse) -> None:
+    """Anthropic's shape, exactly: {"type": "error", "error": {"type", "message"}}, with one of its types."""
+    assert answer.content_type == "application/json", answer.headers
+    assert_anthropic_error_body(answer.json())
+
+
+def assert_anthropic_error_body(body: Any) -> None:
+    assert isinstance(body, dict) and set(body) == {"type", "error"} and body["type"] == "error", body
+    error = body["error"]
+    assert isinstance(error, dict) and set(error) == {"type", "message"}, error
+    assert error["type"] in ANTHROPIC_ERROR_TYPES, error
+    assert isinstance(error["message"], str) and error["message"], error
+
+
+def named_events(body: bytes) -> list[tuple[str, Any]]:
+    """A stream whose every event is an ``event:`` line and a ``data:`` line of JSON, as (name, payload)."""
+    events: list[tuple[str, Any]] = []
+    for frame in body.decode().split("\n\n"):
+        if not frame:
+            continue
+        lines = frame.split("\n")
+        assert len(lines) == 2 and lines[0].startswith("event: ") and lines[1].startswith("data: "), frame
+        events.append((lines[0].removeprefix("event: "), json.loads(lines[1].removeprefix("data: "))))
+    assert events, body
+    return events
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def holds_surrogate(value: Any) -> bool:
+    """Does any string in ``value`` (a key too) hold a lone surrogate?"""
+    return _LONE_SURROGATE.search(json.dumps(value, ensure_ascii=False)) is not None

@@ -105,3 +105,9 @@ def test_migrations_import_the_schema_not_the_store() -> None:
     imported = _imports(env)
     assert "grok2api.store.sql_schema" in imported
     assert "grok2api.store.sql" not in imported
+
+
+def test_the_openapi_building_blocks_know_no_client_api() -> None:
+    """Each face describes its own operations with them; only ``openapi.py``, which assembles the document, knows
+    every face."""
+    assert _offenders([PACKAGE / "openapi_schema.py"], ("grok2api.openai", "grok2api.anthropic", "grok2api.mcp")) == {}

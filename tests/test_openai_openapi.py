@@ -23,7 +23,8 @@ from starlette.routing import Route
 
 from grok2api.app import api_routes, create_app
 from grok2api.config import BootConfig
-from grok2api.openai.openapi import document
+from grok2api.openapi import document, merge
+from grok2api.openapi_schema import Part
 
 FUZZ_EXAMPLES = 25  # per operation: enough to reach every branch the schemas allow, quick enough for CI
 
@@ -41,6 +42,16 @@ def _routes() -> set[tuple[str, str]]:
 def test_the_document_lists_every_v1_route() -> None:
     documented = {(path, method) for path, item in document()["paths"].items() for method in item}
     assert documented == _routes()
+
+
+def test_parts_may_share_a_component_but_not_redefine_it_nor_a_path() -> None:
+    shared = {"E": {"type": "object"}}
+    paths, components = merge([Part({"/a": {}}, shared), Part({"/b": {}}, {**shared, "F": {}})])
+    assert set(paths) == {"/a", "/b"} and set(components) == {"E", "F"}
+    with pytest.raises(ValueError, match="'E'"):
+        merge([Part({}, shared), Part({}, {"E": {"type": "string"}})])
+    with pytest.raises(ValueError, match="/a"):
+        merge([Part({"/a": {}}, {}), Part({"/a": {}}, {})])
 
 
 def _refs(node: Any) -> Iterator[str]:
@@ -62,20 +73,51 @@ def test_every_reference_resolves_to_a_schema() -> None:
     assert refs and {ref.removeprefix("#/components/schemas/") for ref in refs} <= names
 
 
+def _error_answers(paths: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(path, schema reference) of every error answer the document lists."""
+    for path, item in paths.items():
+        for operation in item.values():
+            for status, answer in operation["responses"].items():
+                if status != "200":
+                    yield path, answer["content"]["application/json"]["schema"]["$ref"]
+
+
 def test_schemas_come_from_the_structs_the_endpoints_decode() -> None:
     schemas = document()["components"]["schemas"]
     assert schemas["ChatCompletionRequest"]["required"] == ["model", "messages"]
     assert schemas["GenerationRequest"]["properties"]["n"]["anyOf"][0]["maximum"] == 10
     assert set(schemas["ErrorBody"]["properties"]) == {"message", "type", "param", "code"}
-    every_error = [
-        answer
-        for item in document()["paths"].values()
-        for operation in item.values()
-        for status, answer in operation["responses"].items()
-        if status != "200"
-    ]
-    assert every_error
-    assert all(a["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorEnvelope") for a in every_error)
+    assert schemas["responses.ResponsesRequest"]["required"] == ["model", "input"]
+    assert schemas["anthropic.MessagesRequest"]["required"] == ["model", "messages", "max_tokens"]
+    assert set(schemas["anthropic.ErrorObject"]["properties"]) == {"type", "message"}
+    assert "overloaded_error" in schemas["anthropic.ErrorObject"]["properties"]["type"]["enum"]
+
+
+def test_errors_are_in_the_shape_of_their_api() -> None:
+    """Anthropic's shape under /v1/messages, OpenAI's envelope everywhere else."""
+    answers = list(_error_answers(document()["paths"]))
+    anthropic = {ref for path, ref in answers if path.startswith("/v1/messages")}
+    openai = {ref for path, ref in answers if not path.startswith("/v1/messages")}
+    assert anthropic == {"#/components/schemas/anthropic.ErrorResponse"}
+    assert openai == {"#/components/schemas/ErrorEnvelope"}
+
+
+@pytest.mark.parametrize(
+    ("path", "events", "done"),
+    [
+        ("/v1/chat/completions", None, True),
+        ("/v1/responses", ["response.created", "response.completed", "response.failed"], False),
+        ("/v1/messages", ["message_start", "content_block_delta", "message_stop", "error"], False),
+    ],
+)
+def test_streams_are_documented_as_they_are_sent(path: str, events: list[str] | None, done: bool) -> None:
+    """Responses and Messages streams name each event in an ``event:`` line and send no [DONE]; chat's end with
+    [DONE] and name nothing."""
+    stream = document()["paths"][path]["post"]["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    named = stream["properties"]["event"].get("enum")
+    assert (named is None) == (events is None)
+    assert set(events or ()) <= set(named or ())
+    assert (stream["properties"]["data"].get("if") == {"const": "[DONE]"}) == done
 
 
 async def test_the_document_is_served_without_the_api_key(tmp_path: Path) -> None:

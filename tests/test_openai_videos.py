@@ -141,6 +141,7 @@ async def test_json_with_grok_durations_runs_long_videos_on_super_accounts(
         ({"model": "grok-fast"}, "model"),
         ({"model": "nope"}, "model"),
         ({"input_reference": {"file_id": "file-1"}}, "input_reference"),
+        ({"input_reference": "data:image/png;base64,"}, "input_reference"),  # an image that is not one
         ({"prompt": " "}, "prompt"),
     ],
 )

@@ -9,8 +9,19 @@ import msgspec
 
 from ..errors import GatewayError
 
+ErrorType = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "not_found_error",
+    "request_too_large",
+    "rate_limit_error",
+    "api_error",
+    "overloaded_error",
+    "timeout_error",
+]
 # Anthropic's types by status; another 4xx is an invalid request, another 5xx an api_error (502: grok.com failed).
-_TYPES = {
+_TYPES: dict[int, ErrorType] = {
     400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
@@ -24,7 +35,7 @@ _TYPES = {
 
 
 class ErrorObject(msgspec.Struct):
-    type: str
+    type: ErrorType
     message: str
 
 
@@ -34,9 +45,11 @@ class ErrorResponse(msgspec.Struct, kw_only=True):
 
 
 _ENCODER = msgspec.json.Encoder()
+ERROR_EVENT = "error"  # the name of the stream event carrying an error
+_EVENT_HEAD = f"event: {ERROR_EVENT}\ndata: ".encode()
 
 
-def error_type(status: int) -> str:
+def error_type(status: int) -> ErrorType:
     return _TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
 
 
@@ -47,4 +60,4 @@ def error_body(err: GatewayError) -> bytes:
 
 def error_event(err: GatewayError) -> bytes:
     """``err`` as the SSE ``error`` event that ends a stream that failed after it began."""
-    return b"event: error\ndata: " + error_body(err) + b"\n\n"
+    return _EVENT_HEAD + error_body(err) + b"\n\n"

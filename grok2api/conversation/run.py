@@ -89,7 +89,8 @@ class ConversationRun:
         if not prompt.message.strip() and not prompt.image_urls:
             raise InvalidRequest(f"Nothing to send: {self.input_param} holds no text.", param=self.input_param)
         settings = self.svc.settings
-        images = await prepare_images(prompt.image_urls, settings, self.svc.http) if prompt.image_urls else []
+        urls = prompt.image_urls
+        images = await prepare_images(urls, settings, self.svc.http, self.input_param) if urls else []
         message = prompt.message.strip() if self.spec.video else prompt.message
         job = ChatJob(ChatTurn(self.spec, message, images), self.requested_model, settings, stream=self.stream)
         if not self.prompt_text:
@@ -206,6 +207,17 @@ class ConversationRun:
             await self.answer.finish()
 
 
+def check_chat_model(spec: ModelSpec) -> None:
+    """An image model answers only through the Images API: grok.com has no chat in Imagine's modes, so a turn
+    sent in one would only fail there."""
+    if spec.kind == "image":
+        raise InvalidRequest(
+            f"{spec.id} is an image model: it answers at /v1/images/generations and /v1/images/edits, not in a "
+            "conversation. GET /v1/models lists the chat models.",
+            param="model",
+        )
+
+
 async def open_conversation(
     svc: Services,
     spec: ModelSpec,
@@ -219,6 +231,7 @@ async def open_conversation(
     used). ``input_param`` names the request field holding the turns, for errors about them. Raises
     InvalidRequest for tools or schemas that cannot be used, and ``UnusableAnswer`` (422) when a required
     tool call or a JSON answer did not come right even after the repair turns."""
+    check_chat_model(spec)
     limit = OutputLimit(conversation.stop, conversation.max_output_tokens)
     run = ConversationRun(
         svc,
@@ -237,6 +250,7 @@ def count_prompt_tokens(spec: ModelSpec, conversation: Conversation, *, input_pa
     """The estimated tokens of the first message ``open_conversation`` would send for ``conversation`` (tool and
     format instructions included), without sending it: what a face's token-counting endpoint reports. Raises
     InvalidRequest for what ``open_conversation`` would refuse before sending."""
+    check_chat_model(spec)
     emulation = Emulation(conversation, OutputLimit(conversation.stop, conversation.max_output_tokens))
     prompt = flatten(emulation.upstream_conversation(), mark_images=not spec.video, param=input_param)
     return estimate_tokens(prompt.message)

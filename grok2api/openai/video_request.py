@@ -141,7 +141,7 @@ async def _reference(value: str | dict[str, str] | None, svc: Services) -> Prepa
             "input_reference takes an image: a file, or {'image_url': URL}; file ids are not supported.",
             param="input_reference",
         )
-    (image,) = await prepare_images([url], svc.settings, svc.http)
+    (image,) = await prepare_images([url], svc.settings, svc.http, "input_reference")
     return image
 
 
