@@ -20,28 +20,10 @@ T = TypeVar("T")
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
+    from .serving import serve
 
     boot = BootConfig.from_env()
-    config = Config()
-    bind = args.bind or f"{boot.host}:{boot.port}"
-    config.bind = [bind]
-    config.graceful_timeout = 30
-    config.backlog = 2048  # bursts of hundreds of new connections must not overflow the accept queue
-    config.accesslog = None
-    workers = args.workers or boot.workers
-    if workers > 1:
-        # hypercorn's own runner forks the workers; each builds its app through the factory.
-        from hypercorn.run import run
-
-        config.workers = workers
-        config.application_path = "grok2api.app:create_app()"
-        run(config)
-        return
-    from .app import create_app
-
-    asyncio.run(serve(create_app(boot), config))  # type: ignore[arg-type]
+    serve(boot, args.bind or f"{boot.host}:{boot.port}", args.workers or boot.workers)
 
 
 def logging_setup() -> None:
@@ -94,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the gateway (hypercorn)")
     p.add_argument("--bind", help="HOST:PORT (default GROK2API_HOST:GROK2API_PORT)")
-    p.add_argument("--workers", type=int, help="worker processes (default GROK2API_WORKERS)")
+    p.add_argument("--workers", type=int, help="worker processes (default GROK2API_WORKERS, else one per usable CPU)")
     p.set_defaults(func=_serve)
     p = sub.add_parser("migrate", help="bring the database schema up to date")
     p.set_defaults(func=_migrate)
