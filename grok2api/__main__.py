@@ -68,7 +68,7 @@ def _fake(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from .cli import bench
 
-    asyncio.run(bench.main(streams=args.streams, quick=args.quick, transport=args.transport))
+    bench.run_from(args)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--token-delay", type=float, default=0.0)
     p.set_defaults(func=_fake)
     p = sub.add_parser("bench", help="benchmark the gateway against the fake grok.com on loopback")
-    p.add_argument("--streams", type=int, default=500)
-    p.add_argument("--quick", action="store_true", help="few samples: check that the bench runs")
-    p.add_argument("--transport", choices=["ws", "rest", "both"], default="both", help="chat transport(s) to measure")
+    from .cli.bench import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     try:

@@ -7,7 +7,6 @@ metric, and the client-disconnect watch.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine
@@ -20,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import AuthError, BodyTooLarge, GatewayError, InvalidRequest
+from .sse import ClientLeft, EventStream, until_disconnect
 from .store.base import ClientKey
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def error_response(err: GatewayError) -> Response:
 
 
 def sse_response(body: AsyncIterable[bytes]) -> StreamingResponse:
-    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
+    return EventStream(body, headers=SSE_HEADERS)
 
 
 # -- request bodies ------------------------------------------------------------------------------
@@ -207,31 +207,15 @@ class ClientGone(Exception):
     """The client closed its connection before the answer was ready."""
 
 
-async def _disconnected(request: Request) -> None:
-    """Return when the client goes away; the body has been read, so nothing else arrives before that."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
 async def while_connected(request: Request, work: Coroutine[Any, Any, T]) -> T:
     """Run ``work``; if the client disconnects first, cancel it (its cleanup closes the upstream call and
-    settles the lease) and raise ClientGone. Once a stream has started, Starlette watches for itself."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    settles the lease) and raise ClientGone. Once a stream has started, its response watches for itself."""
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        raise
-    finally:
-        watcher.cancel()
-    if not task.done():
-        task.cancel()
-        await asyncio.wait((task,))  # let its cleanup run; our own cancellation still propagates
-        if not task.cancelled() and task.exception() is not None:
-            log.info("the abandoned request ended with %r", task.exception())
-        raise ClientGone
-    return task.result()
+        return await until_disconnect(request.receive, work)
+    except ClientLeft as exc:
+        if exc.__cause__ is not None:
+            log.info("the abandoned request ended with %r", exc.__cause__)
+        raise ClientGone from None
 
 
 async def client_gone(request: Request, exc: Exception) -> Response:

@@ -264,16 +264,19 @@ async def stream_answer(
     on_end: Callable[[bool], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body: role delta, content/reasoning deltas, a finish chunk, optional usage, [DONE].
-    ``on_end`` learns whether the stream ended well (a break after the first byte is a failure)."""
+    ``on_end`` learns whether the stream ended well (a break after the first byte is a failure).
+    Frames that are ready together leave in one write: the role delta with the first batch, and the
+    closing frames with [DONE]."""
     writer = ChunkWriter(model)
     tr = Translator(answer.settings, media, answer.token, limit)
     ok = False
     try:
-        yield writer.frame(Delta(role="assistant", content=""))
+        opening = [writer.frame(Delta(role="assistant", content=""))]
+        closing: list[bytes] = []
         try:
             async for batch in answer.batches():
                 # One write per upstream read: under load a read carries many events.
-                out: list[bytes] = []
+                out, opening = opening, []
                 failed: GatewayError | None = None
                 for event in batch:
                     try:
@@ -291,24 +294,25 @@ async def stream_answer(
                     break  # stop sequence or max_tokens: closing the upstream call happens in finish()
             frame = writer.piece(tr.finish())
             if frame is not None:
-                yield frame
-            yield writer.frame(Delta(), finish=tr.finish_reason or "stop")
+                closing.append(frame)
+            closing.append(writer.frame(Delta(), finish=tr.finish_reason or "stop"))
             ok = True
         except StalledMidAnswer:
             log.warning("upstream stalled mid-stream on account %s; ending the stream", answer.lease.account.id)
             try:
                 frame = writer.piece(tr.finish())
             except GatewayError as err:  # e.g. a video that never arrived
-                yield error_frame(err)
+                closing.append(error_frame(err))
             else:
                 if frame is not None:
-                    yield frame
-                yield writer.frame(Delta(), finish="stop")
+                    closing.append(frame)
+                closing.append(writer.frame(Delta(), finish="stop"))
         except GatewayError as err:
-            yield error_frame(err)
+            closing.append(error_frame(err))
         if include_usage:
-            yield writer.usage_frame(_usage(prompt_text, tr))
-        yield DONE
+            closing.append(writer.usage_frame(_usage(prompt_text, tr)))
+        closing.append(DONE)
+        yield b"".join(opening + closing)
     except (GeneratorExit, asyncio.CancelledError):
         ok = True  # the client left: not the gateway's failure
         raise
