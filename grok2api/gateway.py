@@ -26,7 +26,7 @@ from .errors import (
 from .grok.catalog import ModelSpec
 from .grok.chat import ChatTurn, prepare_turn, stream_turn
 from .grok.client import GrokClient
-from .grok.errors import TRANSPORT_ERRORS, UploadRejected
+from .grok.errors import TRANSPORT_ERRORS, TurnNotAdmitted, UploadRejected
 from .grok.events import ErrorEvent, Event
 from .grok.failures import Failure, FailureKind, classify, classify_event
 from .pool import Lease, Pool
@@ -35,6 +35,7 @@ from .settings import RuntimeSettings
 log = logging.getLogger("grok2api.gateway")
 
 EventSource = AsyncGenerator[list[Event], None]
+MAX_REFUSED = 8  # accounts whose query the store refused before the gateway takes them one at a time
 
 
 @dataclass
@@ -175,9 +176,11 @@ class Gateway:
             request = await prepare_turn(self.client, lease.token, user_id, job.turn, job.settings)
             if request.user_id and request.user_id != account.user_id:
                 self.pool.remember_user_id(account, request.user_id)
-            return stream_turn(self.client, lease.token, request, job.settings)
+            if request.payload is not None and not await lease.reserved():
+                raise TurnNotAdmitted  # an HTTP call sends its message at once: only once the query is taken
+            return stream_turn(self.client, lease.token, request, job.settings, admitted=lease.admitted)
 
-        return await self._open(job.turn.spec, job.settings, start, image_param="messages")
+        return await self._open(job.turn.spec, job.settings, start, image_param="messages", overlap=True)
 
     async def open_media(self, job: MediaJob) -> Answer:
         """``open`` for a job that is not a chat turn (an Imagine generation or edit): the same attempts,
@@ -188,15 +191,23 @@ class Gateway:
 
         return await self._open(job.spec, job.settings, start, image_param=job.image_param)
 
-    async def _open(self, spec: ModelSpec, settings: RuntimeSettings, start: Starter, *, image_param: str) -> Answer:
+    async def _open(
+        self, spec: ModelSpec, settings: RuntimeSettings, start: Starter, *, image_param: str, overlap: bool = False
+    ) -> Answer:
+        """``overlap``: the account's query is taken while ``start`` sets the turn up (``Pool.hold``); a
+        turn whose query was not taken is tried again on another account without counting as an attempt."""
         started = time.monotonic()
         tried: set[int] = set()
         last: Failure | None = None
-        for attempt in range(settings.max_attempts):
+        attempt = refused = 0
+        while attempt < settings.max_attempts:
             if attempt and time.monotonic() - started > settings.retry_budget_seconds:
                 break
             try:
-                lease = await self.pool.acquire(spec, tried)
+                if overlap and refused < MAX_REFUSED:
+                    lease = await self.pool.hold(spec, tried)
+                else:
+                    lease = await self.pool.acquire(spec, tried)
             except GatewayError:
                 if last is not None:
                     raise error_for(last) from None
@@ -214,6 +225,11 @@ class Gateway:
                 if isinstance(first[0], ErrorEvent):
                     raise _InBand(first[0])
                 return Answer(lease, first, source, settings, started)
+            except TurnNotAdmitted:
+                await _close(source)
+                await lease.fail(Failure(FailureKind.CANCELLED, "its query was not taken"))
+                refused += 1  # the account changed meanwhile: the next one, and not an attempt
+                continue
             except TimeoutError:
                 await _close(source)
                 await lease.fail(Failure(FailureKind.SERVER, "grok.com sent nothing before the first-response timeout"))
@@ -247,7 +263,9 @@ class Gateway:
             if not failure.retryable:
                 raise error_for(failure)
             last = failure
-        assert last is not None
+            attempt += 1
+        if last is None:  # every account it was given was refused by the store
+            raise self.pool.exhausted_error(spec)
         raise error_for(last)
 
     async def _user_id(self, lease: Lease, settings: RuntimeSettings) -> str:

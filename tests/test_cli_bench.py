@@ -50,7 +50,8 @@ def test_bench_quick_run_measures_every_row_against_direct(tmp_path: Path) -> No
         row = rows[key]
         assert row["direct"] > 0 and row["gateway"] > 0, row
         assert isinstance(row["met"], bool) and not math.isnan(row["value"]), row
-        assert re.search(rf"\| {re.escape(row['label'])} \| .* \| {re.escape(row['target'])} \| (yes|\*\*no\*\*) \|", out)
+        line = rf"\| {re.escape(row['label'])} \| .* \| {re.escape(row['target'])} \| (yes|\*\*no\*\*) \|"
+        assert re.search(line, out), row
     if "memory" in rows:
         assert rows["memory"]["direct"] is None and rows["memory"]["gateway"] > 0
     assert rows["rps"]["value"] == pytest.approx(rows["rps"]["gateway"] / rows["rps"]["direct"])

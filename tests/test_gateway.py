@@ -16,7 +16,7 @@ import pytest
 from grok2api.store.base import AccountState
 from grok2api.testing.fake_grok import FakeGrok, MgwRecord
 
-from harness import LiveGateway, sse_frames
+from harness import LiveGateway, sse_frames, upstream_chats
 
 MODEL = "grok-3-fast"
 STALL = 2.0  # seconds the fake stalls; every timeout test must finish well before it
@@ -293,3 +293,75 @@ async def test_attempts_are_capped_by_max_attempts(gateway: LiveGateway, fake: F
     assert status == 502
     assert [c.refused for c in chats(fake)] == ([500, 500] if handshake else [None, None])
     assert len({c.token for c in chats(fake)}) == 2
+
+
+# ---- the account's query is taken while the WebSocket is set up -------------------------------------
+
+
+class GatedReserve:
+    """The store's ``reserve``, held until ``open()``; ``refuse`` tokens' accounts are refused (as when another
+    worker spent their window meanwhile)."""
+
+    def __init__(self, gateway: LiveGateway, refuse: set[int] | None = None) -> None:
+        self.real = gateway.services.store.reserve
+        self.gate = asyncio.Event()
+        self.refuse = refuse or set()
+        self.asked: list[int] = []
+
+    async def __call__(self, account_id: int, mode: str) -> bool:
+        self.asked.append(account_id)
+        await self.gate.wait()
+        if account_id in self.refuse:
+            return False
+        return await self.real(account_id, mode)
+
+
+async def test_the_websocket_opens_while_the_query_is_taken_and_nothing_is_sent_before(
+    gateway: LiveGateway, fake: FakeGrok, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await gateway.add_accounts("tok-a")
+    reserve = GatedReserve(gateway)
+    monkeypatch.setattr(gateway.services.store, "reserve", reserve)
+    request = asyncio.ensure_future(post(gateway, body("hello")))
+    # The socket is open and its session created while the store has not answered yet...
+    await wait_for(lambda: any(s.session_id for s in fake.mgw_sessions("tok-a")), within=10)
+    await asyncio.sleep(0.1)
+    (session,) = fake.mgw_sessions("tok-a")
+    assert session.items == [] and not request.done()  # ...but the message waits for the query
+    reserve.gate.set()
+    status, raw, _ = await asyncio.wait_for(request, 10)
+    assert status == 200 and msgspec.json.decode(raw)["choices"][0]["message"]["content"]
+    assert session.items and session.responses
+    got = await gateway.services.store.get_account("tok-a")
+    assert got is not None and got.quotas["fast"].remaining is not None  # the window was taken and learned
+
+
+async def test_a_query_the_store_refuses_sends_nothing_and_another_account_serves(
+    gateway: LiveGateway, fake: FakeGrok, monkeypatch: pytest.MonkeyPatch, chat_transport: str
+) -> None:
+    await gateway.add_accounts("tok-a", "tok-b")
+    ids = await account_ids(gateway)
+    reserve = GatedReserve(gateway, refuse={ids["tok-a"]})
+    reserve.gate.set()
+    monkeypatch.setattr(gateway.services.store, "reserve", reserve)
+    for _ in range(6):  # ties are broken at random: make sure tok-a was offered
+        status, raw, _ = await post(gateway, body("hello"))
+        assert status == 200 and msgspec.json.decode(raw)["choices"][0]["message"]["content"]
+    assert ids["tok-a"] in reserve.asked
+    chats = [c for c in upstream_chats(fake) if c.message]
+    assert [c.token for c in chats] == ["tok-b"] * 6  # tok-a never carried a message, over either transport
+    assert gateway.services.pool.total_in_flight() == 0
+
+
+async def test_every_query_refused_is_a_429_with_nothing_sent(
+    gateway: LiveGateway, fake: FakeGrok, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await gateway.add_accounts("tok-a")
+    ids = await account_ids(gateway)
+    reserve = GatedReserve(gateway, refuse={ids["tok-a"]})
+    reserve.gate.set()
+    monkeypatch.setattr(gateway.services.store, "reserve", reserve)
+    status, raw, _ = await post(gateway, body("hello", stream=True))
+    assert status == 429, raw
+    assert all(s.items == [] for s in fake.mgw_sessions("tok-a"))
+    assert gateway.services.pool.total_in_flight() == 0

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from contextlib import suppress
 from typing import Any
 from urllib.parse import quote
 
 from ..settings import RuntimeSettings
-from .errors import UpstreamConnectionError
+from .errors import TurnNotAdmitted, UpstreamConnectionError
 from .events import Event
 from .headers import ws_headers
 from .mgw_events import MgwParser
@@ -95,8 +95,12 @@ async def stream_mgw(
     *,
     ping_seconds: float = PING_SECONDS,
     session_timeout: float = SESSION_TIMEOUT,
+    admitted: Awaitable[bool] | None = None,
 ) -> AsyncGenerator[list[Event], None]:
-    """One turn of ``mode`` for the account (``token``, ``user_id``); see the module docstring."""
+    """One turn of ``mode`` for the account (``token``, ``user_id``); see the module docstring.
+    ``admitted``, when given, is awaited once the session is open and before the message is sent: the
+    socket and the session are set up while the account's query is being taken, and a False raises
+    TurnNotAdmitted with nothing spent."""
     url = mgw_url(settings.upstream_url, user_id)
     ws = await transport.websocket(url, ws_headers(token, user_id, settings), settings.proxy_url)
     heartbeat = asyncio.create_task(_heartbeat(ws, ping_seconds))
@@ -111,6 +115,8 @@ async def stream_mgw(
             if batch:
                 yield batch
             if not sent and parser.ready and not parser.done:
+                if admitted is not None and not await admitted:
+                    raise TurnNotAdmitted
                 item, response = turn_events(parser.session_id, message, file_ids)
                 await ws.send_json(item)
                 await ws.send_json(response)
