@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import __version__
 from .admin.routes import admin_mounts, admin_startup
+from .after_response import AfterResponse
 from .config import BootConfig
 from .edge import ApiCors, ClientGone, authenticate, client_gone, error_response, gateway_error, services
 from .errors import GatewayError, NotFound
@@ -130,7 +131,7 @@ def create_app(boot: BootConfig | None = None, services: Services | None = None)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(ApiCors)],
+        middleware=[Middleware(AfterResponse), Middleware(ApiCors)],
         exception_handlers={
             HTTPException: http_error,
             GatewayError: gateway_error,

@@ -14,6 +14,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .after_response import defer
 from .errors import (
     ConnectionLost,
     EgressBlocked,
@@ -137,12 +138,17 @@ class Answer:
                 yield event
 
     async def finish(self) -> None:
-        """Settle the lease and close the upstream connection; safe to call more than once."""
+        """Close the upstream call, and settle the lease once the response is sent (at once outside a
+        request); safe to call more than once."""
         if self._done:
             return
         self._done = True
         with suppress(Exception):
             await self.source.aclose()
+        if not defer(self._settle):
+            await self._settle()
+
+    async def _settle(self) -> None:
         if self.failure is not None and self.failure.kind in (
             FailureKind.RATE_LIMITED,
             FailureKind.INVALID,

@@ -18,6 +18,7 @@ from contextlib import suppress
 from typing import Any
 from urllib.parse import quote
 
+from ..after_response import defer
 from ..settings import RuntimeSettings
 from .errors import TurnNotAdmitted, UpstreamConnectionError
 from .events import Event
@@ -124,7 +125,10 @@ async def stream_mgw(
     finally:
         heartbeat.cancel()
         await asyncio.wait({heartbeat})  # unlike awaiting it, never swallows our own cancellation
-        await ws.close()
+        # A finished turn's closing handshake (a round trip to grok.com) waits until the response is sent;
+        # an abandoned one closes now.
+        if not (parser.done and defer(ws.close)):
+            await ws.close()
 
 
 async def _receive(ws: WebSocket, deadline: float | None) -> str:

@@ -1,0 +1,61 @@
+"""Work that belongs to a request but not to its answer, run once the answer's last byte is written.
+
+Settling the serving account (a store round trip) does not change what the client receives, so it need
+not stand between grok.com's last event and the client's last byte. ``AfterResponse`` (an ASGI
+middleware) opens a list per HTTP request; ``defer`` puts a job on it, and the jobs run when the app has
+sent the whole response, the last deferred first (as an exit stack unwinds: what a request set up first
+is let go of last), shielded from the request's cancellation. Outside a request (tests,
+background jobs) ``defer`` declines and the caller runs the job itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger("grok2api.after_response")
+Job = Callable[[], Awaitable[None]]
+_JOBS: ContextVar[list[Job] | None] = ContextVar("grok2api_after_response", default=None)
+_RUNNING: set[asyncio.Task[None]] = set()  # jobs whose request was cancelled still finish
+
+
+def defer(job: Job) -> bool:
+    """Run ``job`` once the current HTTP response is sent; False (nothing queued) outside a request."""
+    jobs = _JOBS.get()
+    if jobs is None:
+        return False
+    jobs.append(job)
+    return True
+
+
+async def _run(jobs: list[Job]) -> None:
+    for job in reversed(jobs):
+        try:
+            await job()
+        except Exception:  # one failed job must not keep the others from running
+            log.exception("work after a response failed")
+
+
+class AfterResponse:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        jobs: list[Job] = []
+        token = _JOBS.set(jobs)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _JOBS.reset(token)
+            if jobs:
+                task = asyncio.ensure_future(_run(jobs))
+                _RUNNING.add(task)
+                task.add_done_callback(_RUNNING.discard)
+                await asyncio.shield(task)
