@@ -7,6 +7,7 @@ import asyncio
 import importlib.util
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from hypercorn.config import Config
 
@@ -14,7 +15,7 @@ from .config import BootConfig
 
 log = logging.getLogger("grok2api")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
-APP_FACTORY = "grok2api.app:create_app()"  # what each forked worker imports and calls
+APP_FACTORY = "grok2api.serving:worker_app()"  # what each forked worker imports and calls
 
 
 def worker_class(choice: str) -> str:
@@ -39,6 +40,15 @@ def loop_factory(worker: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
+
+
+def worker_app() -> Any:
+    """The app of one forked worker: connections write in batches (``write_batching``)."""
+    from . import write_batching
+    from .app import create_app
+
+    write_batching.install()
+    return create_app()
 
 
 def hypercorn_config(bind: str, workers: int, worker: str) -> Config:
@@ -68,7 +78,9 @@ def serve(boot: BootConfig, bind: str, workers: int) -> None:
         return
     from hypercorn.asyncio import serve as hypercorn_serve
 
+    from . import write_batching
     from .app import create_app
 
+    write_batching.install()
     with asyncio.Runner(loop_factory=loop_factory(worker)) as runner:
         runner.run(hypercorn_serve(create_app(boot), config))  # type: ignore[arg-type]

@@ -61,7 +61,7 @@ def test_hypercorn_config_carries_workers_loop_and_the_app_factory() -> None:
     config = serving.hypercorn_config("127.0.0.1:9999", 3, "uvloop")
     assert config.bind == ["127.0.0.1:9999"]
     assert (config.workers, config.worker_class) == (3, "uvloop")
-    assert config.application_path == "grok2api.app:create_app()"
+    assert config.application_path == "grok2api.serving:worker_app()"
     assert config.backlog >= 1024 and config.accesslog is None
 
 
@@ -159,6 +159,9 @@ def test_a_single_worker_serves_in_this_process(monkeypatch: pytest.MonkeyPatch)
             coro.close()
             ran.append("ran")
 
+    from hypercorn.asyncio import run
+
+    monkeypatch.setattr(run, "TCPServer", run.TCPServer)  # serve() installs write batching: undone after
     monkeypatch.setattr(asyncio, "Runner", FakeRunner)
     monkeypatch.setattr("hypercorn.asyncio.serve", lambda app, config: _noop())
     from grok2api.config import BootConfig
