@@ -96,13 +96,6 @@ class Answer:
         """The serving account's token (generated media is downloaded with it)."""
         return self.lease.token
 
-    def _deadline(self) -> float:
-        s = self.settings
-        limits = [time.monotonic() + s.stream_chunk_timeout]
-        if s.stream_total_timeout:
-            limits.append(self.started + s.stream_total_timeout)
-        return min(limits)
-
     def _note(self, batch: list[Event]) -> None:
         for event in batch:
             if isinstance(event, ErrorEvent):
@@ -113,9 +106,16 @@ class Answer:
         Raises StalledMidAnswer or ConnectionLost (both GatewayErrors) when the answer breaks off."""
         self._note(self.first)
         yield self.first
+        loop = asyncio.get_running_loop()
+        chunk_timeout = self.settings.stream_chunk_timeout
+        total = self.settings.stream_total_timeout
+        ends_at = _loop_time(self.started + total) if total else None
         while True:
+            deadline = loop.time() + chunk_timeout
+            if ends_at is not None and ends_at < deadline:
+                deadline = ends_at
             try:
-                async with asyncio.timeout_at(_loop_time(self._deadline())):
+                async with asyncio.timeout_at(deadline):
                     batch = await anext(self.source)
             except StopAsyncIteration:
                 return

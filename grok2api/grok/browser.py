@@ -170,6 +170,9 @@ class CurlWebSocket:
         except _errors() as exc:
             raise _connection_error(exc) from exc
 
+    def buffered(self) -> bool:
+        return False  # curl_cffi reads frame by frame: nothing to batch
+
     async def receive_text(self) -> str | None:
         from curl_cffi.const import CurlWsFlag
         from curl_cffi.requests.websockets import WebSocketClosed

@@ -27,6 +27,7 @@ from .mgw_events import MgwParser
 from .transport import WebSocket, WebSocketOpener, ws_url
 
 PING_SECONDS = 25.0
+BATCH_FRAMES = 64  # frames already received that one batch may take
 SESSION_TIMEOUT = 20.0
 
 
@@ -113,6 +114,12 @@ async def stream_mgw(
         while not parser.done:
             frame = await _receive(ws, None if sent else opened_by)
             batch = parser.feed(frame)
+            # Frames that have already arrived join this batch (up to BATCH_FRAMES): when the reader falls
+            # behind, one batch (and one write to the client) carries them all instead of one each.
+            taken = 1
+            while sent and taken < BATCH_FRAMES and not parser.done and ws.buffered():
+                batch += parser.feed(await _receive(ws, None))
+                taken += 1
             if batch:
                 yield batch
             if not sent and parser.ready and not parser.done:
@@ -132,11 +139,14 @@ async def stream_mgw(
 
 
 async def _receive(ws: WebSocket, deadline: float | None) -> str:
-    try:
-        async with asyncio.timeout_at(deadline):
-            frame = await ws.receive_text()
-    except TimeoutError:
-        raise UpstreamConnectionError("grok.com did not open the chat session in time") from None
+    if deadline is None:  # the answer's own timeouts are the gateway's
+        frame = await ws.receive_text()
+    else:
+        try:
+            async with asyncio.timeout_at(deadline):
+                frame = await ws.receive_text()
+        except TimeoutError:
+            raise UpstreamConnectionError("grok.com did not open the chat session in time") from None
     if frame is None:
         raise UpstreamConnectionError("grok.com closed the chat connection before the answer completed")
     return frame
