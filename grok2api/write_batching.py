@@ -81,8 +81,9 @@ def install() -> None:
     process; the serve command calls it in each worker)."""
     from hypercorn.asyncio import run, tcp_server
 
-    if getattr(run.TCPServer, "batches_writes", False):
-        return
+    names = vars(run)  # hypercorn's worker builds each connection with the name ``TCPServer`` it imported
+    if names.get("TCPServer") is not tcp_server.TCPServer:
+        return  # installed already (or hypercorn no longer builds connections this way)
 
     class BatchingTCPServer(tcp_server.TCPServer):
         batches_writes = True
@@ -91,4 +92,4 @@ def install() -> None:
             super().__init__(*args, **kwargs)
             self.writer = BatchingWriter(self.writer)  # type: ignore[assignment]
 
-    run.TCPServer = BatchingTCPServer  # type: ignore[misc]
+    names["TCPServer"] = BatchingTCPServer

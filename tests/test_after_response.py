@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from grok2api.after_response import AfterResponse, defer
 SCOPE: dict[str, Any] = {"type": "http", "method": "GET", "path": "/"}
 
 
-async def _receive() -> dict[str, Any]:
+async def _receive() -> MutableMapping[str, Any]:
     await asyncio.Event().wait()
     return {"type": "http.disconnect"}
 
@@ -38,7 +39,7 @@ async def test_jobs_run_after_the_last_byte_last_deferred_first() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok", "more_body": False})
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         order.append(message["type"])
 
     await AfterResponse(app)(SCOPE, _receive, send)
@@ -97,7 +98,7 @@ async def test_other_scopes_pass_straight_through() -> None:
     assert seen == ["lifespan"]
 
 
-async def _ignore(message: dict[str, Any]) -> None:
+async def _ignore(message: MutableMapping[str, Any]) -> None:
     pass
 
 

@@ -161,7 +161,7 @@ def test_a_single_worker_serves_in_this_process(monkeypatch: pytest.MonkeyPatch)
 
     from hypercorn.asyncio import run
 
-    monkeypatch.setattr(run, "TCPServer", run.TCPServer)  # serve() installs write batching: undone after
+    monkeypatch.setitem(vars(run), "TCPServer", vars(run)["TCPServer"])  # serve() installs write batching: undone after
     monkeypatch.setattr(asyncio, "Runner", FakeRunner)
     monkeypatch.setattr("hypercorn.asyncio.serve", lambda app, config: _noop())
     from grok2api.config import BootConfig

@@ -194,7 +194,7 @@ def _on_loop_thread(store: SqlStore) -> list[bool]:
         seen.append(threading.get_ident() == loop_thread)
         return write(*args)
 
-    store._sqlite_write = spy  # type: ignore[method-assign]
+    store._sqlite_write = spy  # type: ignore[method-assign,assignment]
     return seen
 
 
@@ -246,7 +246,12 @@ async def test_sqlite_checkpoints_the_log_on_the_thread(
     (a,) = await store.list_accounts()
     checkpoints: list[int] = []
     real = store._sqlite_checkpoint
-    monkeypatch.setattr(store, "_sqlite_checkpoint", lambda: (checkpoints.append(1), real())[1])
+
+    def counted() -> None:
+        checkpoints.append(1)
+        real()
+
+    monkeypatch.setattr(store, "_sqlite_checkpoint", counted)
     for _ in range(8):
         assert await store.reserve(a.id, "fast")
         if store._checkpoint is not None:

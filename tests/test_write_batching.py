@@ -108,10 +108,10 @@ async def _stream(request: Request) -> Response:
 
 @pytest.fixture
 async def batching_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, list[bytes]]]:
-    monkeypatch.setattr(run, "TCPServer", run.TCPServer)  # the install below is undone after the test
+    monkeypatch.setitem(vars(run), "TCPServer", vars(run)["TCPServer"])  # the install below is undone after the test
     write_batching.install()
     write_batching.install()  # once is enough; twice changes nothing
-    assert getattr(run.TCPServer, "batches_writes", False)
+    assert getattr(vars(run)["TCPServer"], "batches_writes", False)
     sent: list[bytes] = []
     real_write = asyncio.StreamWriter.write
 

@@ -585,7 +585,7 @@ async def main(
     failed = False
     try:
         await procs.wait_http(f"{fake_url}/__fake/accounts", fake)
-        run = Run(plan, tokens, fake_url, fake, work, env, workers, chat)  # type: ignore[arg-type]
+        run = Run(plan, tokens, fake_url, fake, work, env, workers, chat)
         print(
             f"grok2api bench: gateway with {workers} worker(s), {loop} event loop, SQLite store, {chat} chat; "
             f"fake grok.com on loopback with {accounts} accounts; {os.cpu_count()} CPUs"

@@ -270,13 +270,13 @@ class SqlStore:
             inline = self._inline_conn()
             if inline is not None:
                 try:
-                    counts = self._sqlite_write(steps, gated, inline)
+                    done = self._sqlite_write(steps, gated, inline)
                 except sqlite3.OperationalError as exc:
                     if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # the primary code
                         raise
                 else:
                     self._after_inline_commit()
-                    return counts
+                    return done
             return await asyncio.get_running_loop().run_in_executor(
                 self._sqlite_thread(), self._sqlite_write, steps, gated
             )
