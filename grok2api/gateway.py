@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .after_response import defer
 from .errors import (
@@ -37,6 +37,7 @@ log = logging.getLogger("grok2api.gateway")
 
 EventSource = AsyncGenerator[list[Event], None]
 MAX_REFUSED = 8  # accounts whose query the store refused before the gateway takes them one at a time
+SETUP_SLOTS = 32  # chat turns a worker sets up at once (see _SetupSlot)
 
 
 @dataclass
@@ -171,6 +172,7 @@ class Gateway:
         self.pool = pool
         self.client = client
         self.on_failure = on_failure  # counts failed attempts (metrics)
+        self.setups = asyncio.Semaphore(SETUP_SLOTS)
 
     async def open(self, job: ChatJob) -> Answer:
         """Return an answer whose first event has arrived, failing over before that point.
@@ -182,11 +184,19 @@ class Gateway:
             request = await prepare_turn(self.client, lease.token, user_id, job.turn, job.settings)
             if request.user_id and request.user_id != account.user_id:
                 self.pool.remember_user_id(account, request.user_id)
-            if request.payload is not None and not await lease.reserved():
-                raise TurnNotAdmitted  # an HTTP call sends its message at once: only once the query is taken
-            return stream_turn(self.client, lease.token, request, job.settings, admitted=lease.admitted)
+            if request.payload is not None:
+                if not await lease.reserved():
+                    raise TurnNotAdmitted  # an HTTP call sends its message at once: only once the query is taken
+                slot.release()
+                return stream_turn(self.client, lease.token, request, job.settings)
+            return stream_turn(self.client, lease.token, request, job.settings, admitted=slot.release_when(lease))
 
-        return await self._open(job.turn.spec, job.settings, start, image_param="messages", overlap=True)
+        slot = _SetupSlot(self.setups)
+        await slot.acquire()
+        try:
+            return await self._open(job.turn.spec, job.settings, start, image_param="messages", overlap=True)
+        finally:
+            slot.release()
 
     async def open_media(self, job: MediaJob) -> Answer:
         """``open`` for a job that is not a chat turn (an Imagine generation or edit): the same attempts,
@@ -290,6 +300,47 @@ class Gateway:
             raise _SessionCheckFailed(failure) from None
         self.pool.remember_user_id(account, user_id)
         return user_id
+
+
+class _SetupSlot:
+    """One of the worker's SETUP_SLOTS places for a turn being set up (account, socket, session), given
+    back once its message is on its way. When hundreds of requests arrive together, the first ones get
+    their first token while the others wait their turn, instead of all advancing in lockstep and all
+    answering late; waiting for grok.com's first token holds no place."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self.slots = slots
+        self.held = False
+
+    async def acquire(self) -> None:
+        await self.slots.acquire()
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.release()
+
+    def release_when(self, lease: Lease) -> Awaitable[bool]:
+        """An awaitable of ``lease.reserved()`` that gives the place back first thing after (the message
+        is sent next); a turn that fails before that point never awaits it, and ``open`` frees the place."""
+        return _Admission(self, lease)
+
+    async def _admit(self, lease: Lease) -> bool:
+        try:
+            return await lease.reserved()
+        finally:
+            self.release()
+
+
+class _Admission:
+    """Made into a coroutine only when awaited, so one never awaited leaves nothing behind."""
+
+    def __init__(self, slot: _SetupSlot, lease: Lease) -> None:
+        self.slot, self.lease = slot, lease
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        return self.slot._admit(self.lease).__await__()
 
 
 class _SessionCheckFailed(Exception):

@@ -365,3 +365,29 @@ async def test_every_query_refused_is_a_429_with_nothing_sent(
     assert status == 429, raw
     assert all(s.items == [] for s in fake.mgw_sessions("tok-a"))
     assert gateway.services.pool.total_in_flight() == 0
+
+
+async def test_turns_beyond_the_setup_places_wait_and_every_place_comes_back(
+    gateway: LiveGateway, fake: FakeGrok, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await gateway.add_accounts("tok-a", "tok-b")
+    setups = asyncio.Semaphore(1)  # one turn set up at a time in this worker
+    monkeypatch.setattr(gateway.services.gateway, "setups", setups)
+    reserve = GatedReserve(gateway)
+    monkeypatch.setattr(gateway.services.store, "reserve", reserve)
+    first = asyncio.ensure_future(post(gateway, body("one")))
+    second = asyncio.ensure_future(post(gateway, body("two", stream=True)))
+    await wait_for(lambda: len(fake.mgw_sessions()) == 1, within=10)
+    await asyncio.sleep(0.2)
+    assert len(fake.mgw_sessions()) == 1  # the other turn waits for the place, not for grok.com's answer
+    reserve.gate.set()
+    (s1, _, _), (s2, _, _) = await asyncio.wait_for(asyncio.gather(first, second), 20)
+    assert (s1, s2) == (200, 200) and len(fake.mgw_sessions()) == 2
+    # A turn that fails before its message went out gives its place back too.
+    fake.push_fault("mgw-500", count=10)
+    status, _, _ = await post(gateway, body("three"))
+    assert status == 502
+    fake.clear()
+    assert not setups.locked()
+    status, _, _ = await post(gateway, body("four"))
+    assert status == 200
