@@ -188,7 +188,8 @@ async def paired(
     return samples
 
 
-async def throughput(target: Target, total: int, errors: Errors) -> float:
+async def throughput(target: Target, total: int, errors: Errors) -> int:
+    """``total`` non-stream turns, CONCURRENCY at a time; how many ended well."""
     queue = iter(range(total))
 
     async def worker() -> None:
@@ -199,9 +200,8 @@ async def throughput(target: Target, total: int, errors: Errors) -> float:
                 errors.add(exc)
 
     failed_before = errors.count
-    start = time.perf_counter()
     await bounded(asyncio.gather(*(worker() for _ in range(CONCURRENCY))), "throughput")
-    return (total - (errors.count - failed_before)) / (time.perf_counter() - start)
+    return total - (errors.count - failed_before)
 
 
 @dataclass
@@ -282,6 +282,13 @@ class Run:
     env: dict[str, str]
     workers: int
     chat: ChatName
+
+    async def reset_fake(self) -> None:
+        """Forget what the fake recorded (every request and frame it served), so its growing records cost
+        neither side more than the other."""
+        async with aiohttp.ClientSession() as http, http.post(f"{self.fake_url}/__fake/reset") as resp:
+            if resp.status != 200:
+                raise BenchError(f"the fake refused to reset: {resp.status}")
 
 
 class Side:
@@ -393,25 +400,41 @@ async def measure_main(run: Run, upstream: str) -> dict[str, Any]:
 
         if isinstance(direct, DirectWs):
             extra["ws_setup"] = await _setup(direct, plan.setup, side.errors_direct)
+        await run.reset_fake()
         d, g = await paired(pair, TTFB_PROMPT, plan.ttfb, "time to first byte")
         rows.append(Row.of("ttfb", "time to first byte, c=1, median", "ms", _ms(d), _ms(g)))
         extra["ttfb_p90_ms"] = {"direct": pct(d, 90) * 1000, "gateway": pct(g, 90) * 1000}
+        await run.reset_fake()
         d, g = await paired(pair, TTFT_PROMPT, plan.ttft, "time to first token")
         label = f"time to first token, c=1 (first of {TTFT_TOKENS} after {TTFT_THINK * 1000:.0f} ms), median"
         rows.append(Row.of("ttft", label, "ms", _ms(d), _ms(g)))
 
+        # Halves in the order direct, gateway, gateway, direct: drift on the machine weighs on both alike.
         cpu: dict[str, float] = {}
         fake = [run.fake.pid]
-        for name, target, errors in (("direct", direct, side.errors_direct), ("gateway", gateway, side.errors_gateway)):
+        half = max(CONCURRENCY, plan.requests // 2)
+        spent: dict[str, list[float]] = {"direct": [0.0, 0.0, 0.0, 0.0], "gateway": [0.0, 0.0, 0.0, 0.0]}
+        sides = {"direct": (direct, side.errors_direct), "gateway": (gateway, side.errors_gateway)}
+        for name in ("direct", "gateway", "gateway", "direct"):
+            target, errors = sides[name]
+            await run.reset_fake()
             pids = side.pids() if name == "gateway" else []
             before = (time.process_time(), procs.cpu_seconds(fake), procs.cpu_seconds(pids))
-            rate = await throughput(target, plan.requests, errors)
+            started = time.perf_counter()
+            done = await throughput(target, half, errors)
+            elapsed = time.perf_counter() - started
             after = (time.process_time(), procs.cpu_seconds(fake), procs.cpu_seconds(pids))
-            cpu[f"{name}_rps"] = rate
-            per = [(a - b) * 1000 / plan.requests for a, b in zip(after, before, strict=True)]
-            cpu[f"{name}_client_ms"], cpu[f"{name}_fake_ms"] = per[0], per[1]
+            totals = spent[name]
+            for i, (a, b) in enumerate(zip(after, before, strict=True)):
+                totals[i] += a - b
+            totals[3] += elapsed
+            cpu[f"{name}_requests"] = cpu.get(f"{name}_requests", 0) + done
+        for name, (client_s, fake_s, gateway_s, elapsed) in spent.items():
+            count = cpu.pop(f"{name}_requests")
+            cpu[f"{name}_rps"] = count / elapsed
+            cpu[f"{name}_client_ms"], cpu[f"{name}_fake_ms"] = client_s * 1000 / count, fake_s * 1000 / count
             if name == "gateway":
-                cpu["gateway_ms"] = per[2]
+                cpu["gateway_ms"] = gateway_s * 1000 / count
         label = f"non-stream requests/s, c={CONCURRENCY}"
         rows.append(Row.of("rps", label, "req/s", cpu["direct_rps"], cpu["gateway_rps"]))
         extra["cpu_ms_per_request"] = {k: v for k, v in cpu.items() if k.endswith("_ms")}
@@ -419,6 +442,7 @@ async def measure_main(run: Run, upstream: str) -> dict[str, Any]:
         few = (Streams(), Streams())
         for r in range(plan.few_rounds):
             for s in (0, 1) if r % 2 == 0 else (1, 0):
+                await run.reset_fake()
                 await streams(pair[s][0], plan.few, pair[s][1], few[s])
         pace = f"{STREAM_TOKENS} tokens × {STREAM_PACE * 1000:.0f} ms"
         fd, fg = few[0].summary(), few[1].summary()
@@ -427,6 +451,7 @@ async def measure_main(run: Run, upstream: str) -> dict[str, Any]:
 
         many = (Streams(), Streams())
         for s in (0, 1):
+            await run.reset_fake()
             await streams(pair[s][0], plan.many, pair[s][1], many[s])
         md, mg = many[0].summary(), many[1].summary()
         rows.append(Row.of("many_wall", f"{plan.many} concurrent streams: wall time", "s", md["wall_s"], mg["wall_s"]))
@@ -453,6 +478,7 @@ async def measure_latency(run: Run, upstream: str) -> dict[str, Any]:
         assert side.direct is not None
         await bounded(side.warm_up(gateway), "warm-up")
         pair = ((side.direct, side.errors_direct), (gateway, side.errors_gateway))
+        await run.reset_fake()
         d, g = await paired(pair, TTFB_PROMPT, plan.other_ttfb, "time to first byte")
         rows = [Row.of("ttfb", f"[{upstream}] time to first byte, c=1, median", "ms", _ms(d), _ms(g))]
         d, g = await paired(pair, TTFT_PROMPT, plan.other_ttft, "time to first token")
