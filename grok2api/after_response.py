@@ -19,14 +19,23 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("grok2api.after_response")
 Job = Callable[[], Awaitable[None]]
-_JOBS: ContextVar[list[Job] | None] = ContextVar("grok2api_after_response", default=None)
+
+
+class _Jobs(list[Job]):
+    """One request's deferred jobs; closed once they start running, so a task spawned during the request
+    (which inherits its context) that defers later runs its job itself instead of losing it."""
+
+    closed = False
+
+
+_JOBS: ContextVar[_Jobs | None] = ContextVar("grok2api_after_response", default=None)
 _RUNNING: set[asyncio.Task[None]] = set()  # jobs whose request was cancelled still finish
 
 
 def defer(job: Job) -> bool:
     """Run ``job`` once the current HTTP response is sent; False (nothing queued) outside a request."""
     jobs = _JOBS.get()
-    if jobs is None:
+    if jobs is None or jobs.closed:
         return False
     jobs.append(job)
     return True
@@ -48,12 +57,13 @@ class AfterResponse:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        jobs: list[Job] = []
+        jobs = _Jobs()
         token = _JOBS.set(jobs)
         try:
             await self.app(scope, receive, send)
         finally:
             _JOBS.reset(token)
+            jobs.closed = True
             if jobs:
                 task = asyncio.ensure_future(_run(jobs))
                 _RUNNING.add(task)

@@ -104,3 +104,26 @@ async def _ignore(message: MutableMapping[str, Any]) -> None:
 
 async def _nothing() -> None:
     pass
+
+
+async def test_a_task_spawned_by_the_request_that_defers_late_runs_its_job_itself() -> None:
+    ran: list[str] = []
+    late = asyncio.Event()
+
+    async def job() -> None:
+        ran.append("job")
+
+    async def background() -> None:
+        await late.wait()  # the response is long gone by now
+        if not defer(job):
+            await job()
+
+    spawned: list[asyncio.Task[None]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        spawned.append(asyncio.ensure_future(background()))  # inherits the request's context
+
+    await AfterResponse(app)(SCOPE, _receive, _ignore)
+    late.set()
+    await spawned[0]
+    assert ran == ["job"]
