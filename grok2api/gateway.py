@@ -187,16 +187,21 @@ class Gateway:
             if request.payload is not None:
                 if not await lease.reserved():
                     raise TurnNotAdmitted  # an HTTP call sends its message at once: only once the query is taken
-                slot.release()
                 return stream_turn(self.client, lease.token, request, job.settings)
+            for earlier in slots:
+                earlier.release()  # an attempt that failed before its message went out
+            slot = _SetupSlot(self.setups)
+            slots.append(slot)
+            async with asyncio.timeout(job.settings.stream_first_response_timeout):  # a TimeoutError is a 504
+                await slot.acquire()
             return stream_turn(self.client, lease.token, request, job.settings, admitted=slot.release_when(lease))
 
-        slot = _SetupSlot(self.setups)
-        await slot.acquire()
+        slots: list[_SetupSlot] = []
         try:
             return await self._open(job.turn.spec, job.settings, start, image_param="messages", overlap=True)
         finally:
-            slot.release()
+            for slot in slots:
+                slot.release()
 
     async def open_media(self, job: MediaJob) -> Answer:
         """``open`` for a job that is not a chat turn (an Imagine generation or edit): the same attempts,
@@ -303,10 +308,10 @@ class Gateway:
 
 
 class _SetupSlot:
-    """One of the worker's SETUP_SLOTS places for a turn being set up (account, socket, session), given
-    back once its message is on its way. When hundreds of requests arrive together, the first ones get
-    their first token while the others wait their turn, instead of all advancing in lockstep and all
-    answering late; waiting for grok.com's first token holds no place."""
+    """One of the worker's SETUP_SLOTS places for a chat socket being set up (handshake, session), given
+    back once the turn's message is on its way. When hundreds of requests arrive together, the first ones
+    get their first token while the others wait their turn, instead of all advancing in lockstep and all
+    answering late; uploads and waiting for grok.com's first token hold no place."""
 
     def __init__(self, slots: asyncio.Semaphore) -> None:
         self.slots = slots

@@ -391,3 +391,15 @@ async def test_turns_beyond_the_setup_places_wait_and_every_place_comes_back(
     assert not setups.locked()
     status, _, _ = await post(gateway, body("four"))
     assert status == 200
+
+
+async def test_waiting_for_a_setup_place_counts_towards_the_first_response_timeout(
+    gateway: LiveGateway, fake: FakeGrok, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await gateway.add_accounts("tok-a")
+    await gateway.settings(stream_first_response_timeout=0.5)
+    monkeypatch.setattr(gateway.services.gateway, "setups", asyncio.Semaphore(0))  # every place is taken
+    status, raw, took = await post(gateway, body("hello"))
+    assert status == 504 and took < 10, raw  # it waited for a place as long as it would have for grok.com
+    assert fake.mgw_sessions() == []  # and never opened a socket
+    assert gateway.services.pool.total_in_flight() == 0
