@@ -187,18 +187,27 @@ class Gateway:
             if request.payload is not None:
                 if not await lease.reserved():
                     raise TurnNotAdmitted  # an HTTP call sends its message at once: only once the query is taken
+                slots[-1].release()
                 return stream_turn(self.client, lease.token, request, job.settings)
+            return stream_turn(self.client, lease.token, request, job.settings, admitted=slots[-1].release_when(lease))
+
+        slots: list[_SetupSlot] = []
+
+        async def take_slot() -> None:
             for earlier in slots:
                 earlier.release()  # an attempt that failed before its message went out
             slot = _SetupSlot(self.setups)
             slots.append(slot)
-            async with asyncio.timeout(job.settings.stream_first_response_timeout):  # a TimeoutError is a 504
-                await slot.acquire()
-            return stream_turn(self.client, lease.token, request, job.settings, admitted=slot.release_when(lease))
+            try:
+                async with asyncio.timeout(job.settings.stream_first_response_timeout):
+                    await slot.acquire()
+            except TimeoutError:
+                raise FirstResponseTimeout from None
 
-        slots: list[_SetupSlot] = []
         try:
-            return await self._open(job.turn.spec, job.settings, start, image_param="messages", overlap=True)
+            return await self._open(
+                job.turn.spec, job.settings, start, image_param="messages", overlap=True, before_lease=take_slot
+            )
         finally:
             for slot in slots:
                 slot.release()
@@ -213,10 +222,18 @@ class Gateway:
         return await self._open(job.spec, job.settings, start, image_param=job.image_param)
 
     async def _open(
-        self, spec: ModelSpec, settings: RuntimeSettings, start: Starter, *, image_param: str, overlap: bool = False
+        self,
+        spec: ModelSpec,
+        settings: RuntimeSettings,
+        start: Starter,
+        *,
+        image_param: str,
+        overlap: bool = False,
+        before_lease: Callable[[], Awaitable[None]] | None = None,
     ) -> Answer:
         """``overlap``: the account's query is taken while ``start`` sets the turn up (``Pool.hold``); a
-        turn whose query was not taken is tried again on another account without counting as an attempt."""
+        turn whose query was not taken is tried again on another account without counting as an attempt.
+        ``before_lease`` runs before each account is leased (a chat turn waits for a setup place there)."""
         started = time.monotonic()
         tried: set[int] = set()
         last: Failure | None = None
@@ -224,6 +241,8 @@ class Gateway:
         while attempt < settings.max_attempts:
             if attempt and time.monotonic() - started > settings.retry_budget_seconds:
                 break
+            if before_lease is not None:
+                await before_lease()
             try:
                 if overlap and refused < MAX_REFUSED:
                     lease = await self.pool.hold(spec, tried)
@@ -308,10 +327,11 @@ class Gateway:
 
 
 class _SetupSlot:
-    """One of the worker's SETUP_SLOTS places for a chat socket being set up (handshake, session), given
-    back once the turn's message is on its way. When hundreds of requests arrive together, the first ones
-    get their first token while the others wait their turn, instead of all advancing in lockstep and all
-    answering late; uploads and waiting for grok.com's first token hold no place."""
+    """One of the worker's SETUP_SLOTS places for a chat turn being set up (account, uploads, socket,
+    session), given back once its message is on its way. When hundreds of requests arrive together, the
+    first ones get their first token while the others wait their turn, instead of all advancing in
+    lockstep and all answering late; waiting for grok.com's first token holds no place. Waiting for a
+    place counts towards the first-response timeout."""
 
     def __init__(self, slots: asyncio.Semaphore) -> None:
         self.slots = slots
