@@ -32,6 +32,10 @@ _JOBS: ContextVar[_Jobs | None] = ContextVar("grok2api_after_response", default=
 _RUNNING: set[asyncio.Task[None]] = set()  # jobs whose request was cancelled still finish
 
 
+class _Active:
+    count = 0  # job lists running now, in this process
+
+
 def defer(job: Job) -> bool:
     """Run ``job`` once the current HTTP response is sent; False (nothing queued) outside a request."""
     jobs = _JOBS.get()
@@ -42,11 +46,25 @@ def defer(job: Job) -> bool:
 
 
 async def _run(jobs: list[Job]) -> None:
-    for job in reversed(jobs):
-        try:
-            await job()
-        except Exception:  # one failed job must not keep the others from running
-            log.exception("work after a response failed")
+    """Run a request's jobs (counted in ``_Active`` by the caller, from before this task starts)."""
+    try:
+        for job in reversed(jobs):
+            try:
+                await job()
+            except Exception:  # one failed job must not keep the others from running
+                log.exception("work after a response failed")
+    finally:
+        _Active.count -= 1
+
+
+async def drain(timeout: float = 10.0) -> bool:
+    """Wait until no deferred work is running, at most ``timeout`` seconds (before the store closes at
+    shutdown; and for a test that reads what a request settled). False if some was still running."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while _Active.count and loop.time() < deadline:
+        await asyncio.sleep(0.005)
+    return _Active.count == 0
 
 
 class AfterResponse:
@@ -65,6 +83,7 @@ class AfterResponse:
             _JOBS.reset(token)
             jobs.closed = True
             if jobs:
+                _Active.count += 1
                 task = asyncio.ensure_future(_run(jobs))
                 _RUNNING.add(task)
                 task.add_done_callback(_RUNNING.discard)

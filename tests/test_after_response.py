@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from grok2api.after_response import AfterResponse, defer
+from grok2api.after_response import AfterResponse, defer, drain
 
 SCOPE: dict[str, Any] = {"type": "http", "method": "GET", "path": "/"}
 
@@ -127,3 +127,22 @@ async def test_a_task_spawned_by_the_request_that_defers_late_runs_its_job_itsel
     late.set()
     await spawned[0]
     assert ran == ["job"]
+
+
+async def test_drain_waits_for_the_work_still_running() -> None:
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def slow() -> None:
+        await release.wait()
+        done.append("done")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        defer(slow)
+
+    request = asyncio.ensure_future(AfterResponse(app)(SCOPE, _receive, _ignore))
+    await asyncio.sleep(0.01)
+    assert await drain(timeout=0.05) is False  # still running: drain gives up at its timeout
+    asyncio.get_running_loop().call_later(0.05, release.set)
+    assert await drain(timeout=5) is True and done == ["done"]
+    await request

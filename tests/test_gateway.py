@@ -13,6 +13,7 @@ import msgspec
 import openai
 import pytest
 
+from grok2api.after_response import drain
 from grok2api.store.base import AccountState
 from grok2api.testing.fake_grok import FakeGrok, MgwRecord
 
@@ -228,6 +229,7 @@ async def test_failover_before_the_first_byte(
     assert {first.token, second.token} == {"tok1", "tok2"}
     assert second.refused is None and second.responses
     ids = await account_ids(gateway)
+    await drain()
     assert all(gateway.services.pool.in_flight(i) == 0 for i in ids.values())
     failed = await gateway.services.store.get_account(first.token or "")
     assert failed is not None
@@ -262,6 +264,7 @@ async def test_no_failover_after_the_first_byte(gateway: LiveGateway, fake: Fake
     chunks = [msgspec.json.decode(f.removeprefix("data: ")) for f in frames[:-2]]
     assert text_of(chunks) == "Hello! You "  # what had been sent stays; nothing is replayed
     (chat,) = chats(fake)
+    await drain()  # the account is settled once the response's last byte is out
     served = await gateway.services.store.get_account(chat.token or "")
     assert served is not None and served.state == AccountState.ACTIVE
     if fault == "usage":  # a usage limit mid-answer still empties that mode's window
