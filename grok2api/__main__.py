@@ -76,7 +76,7 @@ def _fake(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from .cli import bench
 
-    asyncio.run(bench.main(streams=args.streams, quick=args.quick, transport=args.transport))
+    bench.run_from(args)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the gateway (hypercorn)")
     p.add_argument("--bind", help="HOST:PORT (default GROK2API_HOST:GROK2API_PORT)")
-    p.add_argument("--workers", type=int, help="worker processes (default GROK2API_WORKERS)")
+    p.add_argument("--workers", type=int, help="worker processes (default GROK2API_WORKERS, else one per usable CPU)")
     p.set_defaults(func=_serve)
     p = sub.add_parser("migrate", help="bring the database schema up to date")
     p.set_defaults(func=_migrate)
@@ -128,9 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--token-delay", type=float, default=0.0)
     p.set_defaults(func=_fake)
     p = sub.add_parser("bench", help="benchmark the gateway against the fake grok.com on loopback")
-    p.add_argument("--streams", type=int, default=500)
-    p.add_argument("--quick", action="store_true", help="few samples: check that the bench runs")
-    p.add_argument("--transport", choices=["ws", "rest", "both"], default="both", help="chat transport(s) to measure")
+    from .cli.bench import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     try:

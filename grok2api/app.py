@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 
 from . import __version__
 from .admin.routes import admin_mounts, admin_startup
+from .after_response import AfterResponse
 from .anthropic.errors import error_body as anthropic_error_body
 from .anthropic.messages import count_tokens, create_message
 from .config import BootConfig
@@ -154,6 +155,7 @@ def create_app(boot: BootConfig | None = None, services: Services | None = None)
         lifespan=lifespan,
         middleware=[
             Middleware(TrafficGuard, traffic=svc.traffic, body_timeout=boot.body_timeout),
+            Middleware(AfterResponse),
             Middleware(ApiCors),
         ],
         exception_handlers={

@@ -11,11 +11,19 @@ from .logs import LOG_FORMATS
 from .resources import resource_dir
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, which containers and ``taskset`` narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class BootConfig:
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 1
+    workers: int = field(default_factory=usable_cpus)
     data_dir: Path = Path("data")
     storage_mode: str = "file"
     database_url: str = ""
@@ -30,6 +38,7 @@ class BootConfig:
     header_timeout: float = 10.0  # seconds a connection has to send a whole request head
     body_timeout: float = 30.0  # seconds a request body may go without a byte
     max_connections: int = 1000  # open client connections per worker process
+    event_loop: str = "auto"  # auto (uvloop when installed), uvloop or asyncio
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -52,7 +61,7 @@ class BootConfig:
         return cls(
             host=get("GROK2API_HOST", cls.host),
             port=int(get("GROK2API_PORT", str(cls.port))),
-            workers=max(1, int(get("GROK2API_WORKERS", "1"))),
+            workers=max(1, int(get("GROK2API_WORKERS", str(usable_cpus())))),
             data_dir=Path(get("GROK2API_DATA_DIR", "data")),
             storage_mode=get("STORAGE_MODE", "file").lower(),
             database_url=env.get("DATABASE_URL", "").strip(),
@@ -66,5 +75,6 @@ class BootConfig:
             header_timeout=seconds("GROK2API_HEADER_TIMEOUT_SECONDS", cls.header_timeout),
             body_timeout=seconds("GROK2API_BODY_TIMEOUT_SECONDS", cls.body_timeout),
             max_connections=max(1, int(get("GROK2API_MAX_CONNECTIONS", str(cls.max_connections)))),
+            event_loop=get("GROK2API_EVENT_LOOP", cls.event_loop).lower(),
             environ=env,
         )

@@ -8,7 +8,6 @@ OpenAI envelope unless the app maps the request's path prefix to a face's own sh
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine
@@ -31,6 +30,7 @@ from .errors import (
     whole_seconds,
 )
 from .logs import REQUEST_ID, REQUEST_ID_HEADER, request_id_from
+from .sse import ClientLeft, EventStream, until_disconnect
 from .store.base import ClientKey, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def error_response(err: GatewayError, request: Request | None = None) -> Respons
 
 
 def sse_response(body: AsyncIterable[bytes]) -> StreamingResponse:
-    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
+    return EventStream(body, headers=SSE_HEADERS)
 
 
 # -- request bodies ------------------------------------------------------------------------------
@@ -317,31 +317,15 @@ class ClientGone(Exception):
     """The client closed its connection before the answer was ready."""
 
 
-async def _disconnected(request: Request) -> None:
-    """Return when the client goes away; the body has been read, so nothing else arrives before that."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
 async def while_connected(request: Request, work: Coroutine[Any, Any, T]) -> T:
     """Run ``work``; if the client disconnects first, cancel it (its cleanup closes the upstream call and
-    settles the lease) and raise ClientGone. Once a stream has started, Starlette watches for itself."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    settles the lease) and raise ClientGone. Once a stream has started, its response watches for itself."""
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        raise
-    finally:
-        watcher.cancel()
-    if not task.done():
-        task.cancel()
-        await asyncio.wait((task,))  # let its cleanup run; our own cancellation still propagates
-        if not task.cancelled() and task.exception() is not None:
-            log.info("the abandoned request ended with %r", task.exception())
-        raise ClientGone
-    return task.result()
+        return await until_disconnect(request.receive, work)
+    except ClientLeft as exc:
+        if exc.__cause__ is not None:
+            log.info("the abandoned request ended with %r", exc.__cause__)
+        raise ClientGone from None
 
 
 async def client_gone(request: Request, exc: Exception) -> Response:

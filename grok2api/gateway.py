@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from .after_response import defer
 from .errors import (
     DEFAULT_RETRY_AFTER,
     ConnectionLost,
@@ -29,7 +30,7 @@ from .errors import (
 from .grok.catalog import ModelSpec
 from .grok.chat import ChatTurn, prepare_turn, stream_turn
 from .grok.client import GrokClient
-from .grok.errors import TRANSPORT_ERRORS, UploadRejected
+from .grok.errors import TRANSPORT_ERRORS, TurnNotAdmitted, UploadRejected
 from .grok.events import ErrorEvent, Event
 from .grok.failures import Failure, FailureKind, classify, classify_event
 from .pool import Lease, Pool
@@ -38,6 +39,8 @@ from .settings import RuntimeSettings
 log = logging.getLogger("grok2api.gateway")
 
 EventSource = AsyncGenerator[list[Event], None]
+MAX_REFUSED = 8  # accounts whose query the store refused before the gateway takes them one at a time
+SETUP_SLOTS = 32  # chat turns a worker sets up at once (see _SetupSlot)
 
 
 @dataclass
@@ -124,13 +127,6 @@ class Answer:
         """The serving account's token (generated media is downloaded with it)."""
         return self.lease.token
 
-    def _deadline(self) -> tuple[float, bool]:
-        """When the next read must have arrived, and whether that is the total timeout (not the idle one)."""
-        s = self.settings
-        idle = time.monotonic() + s.stream_chunk_timeout
-        total = self.started + s.stream_total_timeout if s.stream_total_timeout else idle
-        return (total, True) if total < idle else (idle, False)
-
     def _note(self, batch: list[Event]) -> None:
         for event in batch:
             if isinstance(event, ErrorEvent):
@@ -141,15 +137,22 @@ class Answer:
         Raises StalledMidAnswer or ConnectionLost (both GatewayErrors) when the answer breaks off."""
         self._note(self.first)
         yield self.first
+        loop = asyncio.get_running_loop()
+        chunk_timeout = self.settings.stream_chunk_timeout
+        total = self.settings.stream_total_timeout
+        ends_at = _loop_time(self.started + total) if total else None
         while True:
-            deadline, total = self._deadline()
+            deadline = loop.time() + chunk_timeout
+            past_total = ends_at is not None and ends_at < deadline
+            if ends_at is not None and past_total:
+                deadline = ends_at
             try:
-                async with asyncio.timeout_at(_loop_time(deadline)):
+                async with asyncio.timeout_at(deadline):
                     batch = await anext(self.source)
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                if total:
+                if past_total:
                     reason = "grok.com's answer ran past stream_total_timeout"
                     self.failure = Failure(FailureKind.SERVER, reason, charged=True)
                     raise StalledMidAnswer(self.settings.stream_total_timeout) from None
@@ -170,7 +173,8 @@ class Answer:
                 yield event
 
     async def finish(self) -> None:
-        """Settle the lease and close the upstream connection; safe to call more than once."""
+        """Close the upstream call, and settle the lease once the response is sent (at once outside a
+        request); safe to call more than once."""
         if self._done:
             return
         self._done = True
@@ -179,6 +183,11 @@ class Answer:
         if self.failure is not None:
             started = self.attempt_started if self.attempt_started is not None else self.started
             log_failed_attempt(self.lease, self.failure, started, self.attempt, mid_answer=True)
+        # A failed answer settles now: its error (a 429's Retry-After, say) is built from what settling learns.
+        if self.failure is not None or not defer(self._settle):
+            await self._settle()
+
+    async def _settle(self) -> None:
         if self.failure is not None and self.failure.kind in (
             FailureKind.RATE_LIMITED,
             FailureKind.INVALID,
@@ -201,6 +210,7 @@ class Gateway:
         self.pool = pool
         self.client = client
         self.on_failure = on_failure  # counts failed attempts (metrics)
+        self.setups = asyncio.Semaphore(SETUP_SLOTS)
 
     async def open(self, job: ChatJob) -> Answer:
         """Return an answer whose first event has arrived, failing over before that point.
@@ -212,9 +222,33 @@ class Gateway:
             request = await prepare_turn(self.client, lease.token, user_id, job.turn, job.settings)
             if request.user_id and request.user_id != account.user_id:
                 self.pool.remember_user_id(account, request.user_id)
-            return stream_turn(self.client, lease.token, request, job.settings)
+            if request.payload is not None:
+                if not await lease.reserved():
+                    raise TurnNotAdmitted  # an HTTP call sends its message at once: only once the query is taken
+                slots[-1].release()
+                return stream_turn(self.client, lease.token, request, job.settings)
+            return stream_turn(self.client, lease.token, request, job.settings, admitted=slots[-1].release_when(lease))
 
-        return await self._open(job.turn.spec, job.settings, start, image_param="messages")
+        slots: list[_SetupSlot] = []
+
+        async def take_slot() -> None:
+            for earlier in slots:
+                earlier.release()  # an attempt that failed before its message went out
+            slot = _SetupSlot(self.setups)
+            slots.append(slot)
+            try:
+                async with asyncio.timeout(job.settings.stream_first_response_timeout):
+                    await slot.acquire()
+            except TimeoutError:
+                raise FirstResponseTimeout from None
+
+        try:
+            return await self._open(
+                job.turn.spec, job.settings, start, image_param="messages", overlap=True, before_lease=take_slot
+            )
+        finally:
+            for slot in slots:
+                slot.release()
 
     async def open_media(self, job: MediaJob) -> Answer:
         """``open`` for a job that is not a chat turn (an Imagine generation or edit): the same attempts,
@@ -225,15 +259,33 @@ class Gateway:
 
         return await self._open(job.spec, job.settings, start, image_param=job.image_param)
 
-    async def _open(self, spec: ModelSpec, settings: RuntimeSettings, start: Starter, *, image_param: str) -> Answer:
+    async def _open(
+        self,
+        spec: ModelSpec,
+        settings: RuntimeSettings,
+        start: Starter,
+        *,
+        image_param: str,
+        overlap: bool = False,
+        before_lease: Callable[[], Awaitable[None]] | None = None,
+    ) -> Answer:
+        """``overlap``: the account's query is taken while ``start`` sets the turn up (``Pool.hold``); a
+        turn whose query was not taken is tried again on another account without counting as an attempt.
+        ``before_lease`` runs before each account is leased (a chat turn waits for a setup place there)."""
         started = time.monotonic()
         tried: set[int] = set()
         last: Failure | None = None
-        for attempt in range(settings.max_attempts):
+        attempt = refused = 0
+        while attempt < settings.max_attempts:
             if attempt and time.monotonic() - started > settings.retry_budget_seconds:
                 break
+            if before_lease is not None:
+                await before_lease()
             try:
-                lease = await self.pool.acquire(spec, tried)
+                if overlap and refused < MAX_REFUSED:
+                    lease = await self.pool.hold(spec, tried)
+                else:
+                    lease = await self.pool.acquire(spec, tried)
             except GatewayError:
                 if last is not None:
                     raise error_for(last, self.pool.retry_after(spec)) from None
@@ -254,6 +306,11 @@ class Gateway:
                 return Answer(
                     lease, first, source, settings, started, attempt=attempt + 1, attempt_started=attempt_started
                 )
+            except TurnNotAdmitted:
+                await _close(source)
+                await lease.fail(Failure(FailureKind.CANCELLED, "its query was not taken"))
+                refused += 1  # the account changed meanwhile: the next one, and not an attempt
+                continue
             except TimeoutError:
                 await _close(source)
                 failure = Failure(FailureKind.SERVER, "grok.com sent nothing before the first-response timeout")
@@ -291,7 +348,9 @@ class Gateway:
             if not failure.retryable:
                 raise error_for(failure, self.pool.retry_after(spec))
             last = failure
-        assert last is not None
+            attempt += 1
+        if last is None:  # every account it was given was refused by the store
+            raise self.pool.exhausted_error(spec)
         raise error_for(last, self.pool.retry_after(spec))
 
     async def _user_id(self, lease: Lease, settings: RuntimeSettings) -> str:
@@ -310,6 +369,48 @@ class Gateway:
             raise _SessionCheckFailed(failure) from None
         self.pool.remember_user_id(account, user_id)
         return user_id
+
+
+class _SetupSlot:
+    """One of the worker's SETUP_SLOTS places for a chat turn being set up (account, uploads, socket,
+    session), given back once its message is on its way. When hundreds of requests arrive together, the
+    first ones get their first token while the others wait their turn, instead of all advancing in
+    lockstep and all answering late; waiting for grok.com's first token holds no place. Waiting for a
+    place counts towards the first-response timeout."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self.slots = slots
+        self.held = False
+
+    async def acquire(self) -> None:
+        await self.slots.acquire()
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.release()
+
+    def release_when(self, lease: Lease) -> Awaitable[bool]:
+        """An awaitable of ``lease.reserved()`` that gives the place back first thing after (the message
+        is sent next); a turn that fails before that point never awaits it, and ``open`` frees the place."""
+        return _Admission(self, lease)
+
+    async def _admit(self, lease: Lease) -> bool:
+        try:
+            return await lease.reserved()
+        finally:
+            self.release()
+
+
+class _Admission:
+    """Made into a coroutine only when awaited, so one never awaited leaves nothing behind."""
+
+    def __init__(self, slot: _SetupSlot, lease: Lease) -> None:
+        self.slot, self.lease = slot, lease
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        return self.slot._admit(self.lease).__await__()
 
 
 class _SessionCheckFailed(Exception):

@@ -76,7 +76,11 @@ def _human_wait(seconds: float) -> str:
 
 
 class Lease:
-    """One account reserved for one upstream attempt. Settle exactly once."""
+    """One account reserved for one upstream attempt. Settle exactly once.
+
+    A lease from ``Pool.hold`` is handed out while its query is still being taken in the store
+    (``admitted``), so the upstream set-up runs meanwhile; nothing may reach grok.com's chat before
+    ``reserved()`` says True. A lease whose query was not taken settles to nothing."""
 
     def __init__(self, pool: Pool, account: Account, spec: ModelSpec) -> None:
         self.pool = pool
@@ -84,22 +88,37 @@ class Lease:
         self.spec = spec
         self.mode = spec.mode
         self.settled = False
+        self.admitted: asyncio.Future[bool] | None = None  # None: taken before the lease was made
 
     @property
     def token(self) -> str:
         return self.account.token
 
+    async def reserved(self) -> bool:
+        """Whether the lease's query was taken (waiting for the store if it is still being taken). A store
+        error counts as not taken; it is raised to whoever awaits ``admitted`` itself."""
+        if self.admitted is None:
+            return True
+        try:
+            # Shielded: a request cancelled now must not lose a query the store has already taken.
+            return await asyncio.shield(self.admitted)
+        except Exception:
+            return False
+
     async def succeed(self) -> None:
         """The upstream served the request (its one query of the mode stays taken)."""
         if not self.settled:
             self.settled = True
-            await self.pool.settle_success(self.account.id, self.spec)
+            if await self.reserved():
+                await self.pool.settle_success(self.account.id, self.spec)
 
     async def fail(self, failure: Failure, *, definitive: bool = False) -> None:
         """``definitive``: grok.com's own word on the account (its session check), which settles it
         like an operator's live check does (see ``settlement_for``)."""
         if not self.settled:
             self.settled = True
+            if not await self.reserved():
+                return  # nothing was taken and its in-flight slot is already free
             refund = 0 if failure.charged else 1  # a query grok.com did not count goes back
             settlement = settlement_for(
                 failure, self.pool.settings(), mode=self.mode, refund=refund, live_check=definitive
@@ -291,28 +310,52 @@ class Pool:
         (a video job records the query it took on itself, in the same step)."""
         exclude = exclude or set()
         take = reserve or self.store.reserve
-        if not self._snapshot or time.monotonic() - self._loaded_at > SNAPSHOT_MAX_AGE:
-            await self.refresh(force=True)
+        await self._fresh_snapshot()
         for acc in self.candidates(spec, exclude)[:8]:
             self._in_flight[acc.id] = self._in_flight.get(acc.id, 0) + 1
-            try:
-                taken = await take(acc.id, spec.mode)  # one query of the mode per request
-            except BaseException:
-                self._release(acc.id)
-                raise
-            if taken:
-                window = acc.quotas.get(spec.mode)
-                if window is not None and window.reset_at is not None and window.reset_at <= time.time():
-                    window.remaining = window.reset_at = None  # rolled over, as the store just recorded
-                elif window is not None and window.remaining is not None:
-                    window.remaining -= 1
+            if await self._take(acc, spec, take):
                 return Lease(self, acc, spec)
-            self._release(acc.id)
-            # Another worker spent it, or its state changed: learn the truth for next time.
-            fresh = await self.store.get_account(acc.token)
-            if fresh is not None:
-                self._snapshot[acc.id] = fresh
         raise self.exhausted_error(spec)
+
+    async def hold(self, spec: ModelSpec, exclude: set[int]) -> Lease:
+        """Lease the best account for ``spec`` at once and take its query in the background
+        (``Lease.admitted``), so that the store's round trip overlaps the upstream set-up. A lease whose
+        query turns out not to be taken has freed its slot; the caller tries again without that account."""
+        await self._fresh_snapshot()
+        found = self.candidates(spec, exclude)
+        if not found:
+            raise self.exhausted_error(spec)
+        acc = found[0]
+        self._in_flight[acc.id] = self._in_flight.get(acc.id, 0) + 1
+        lease = Lease(self, acc, spec)
+        lease.admitted = asyncio.ensure_future(self._take(acc, spec, self.store.reserve))
+        return lease
+
+    async def _fresh_snapshot(self) -> None:
+        if not self._snapshot or time.monotonic() - self._loaded_at > SNAPSHOT_MAX_AGE:
+            await self.refresh(force=True)
+
+    async def _take(self, acc: Account, spec: ModelSpec, take: Reserve) -> bool:
+        """Take one query of ``spec``'s mode for ``acc``, whose in-flight slot the caller counted; the
+        slot is freed unless the query was taken."""
+        try:
+            taken = await take(acc.id, spec.mode)  # one query of the mode per request
+        except BaseException:
+            self._release(acc.id)
+            raise
+        if taken:
+            window = acc.quotas.get(spec.mode)
+            if window is not None and window.reset_at is not None and window.reset_at <= time.time():
+                window.remaining = window.reset_at = None  # rolled over, as the store just recorded
+            elif window is not None and window.remaining is not None:
+                window.remaining -= 1
+            return True
+        self._release(acc.id)
+        # Another worker spent it, or its state changed: learn the truth for next time.
+        fresh = await self.store.get_account(acc.token)
+        if fresh is not None:
+            self._snapshot[acc.id] = fresh
+        return False
 
     def exhausted_error(self, spec: ModelSpec) -> Exception:
         accounts = list(self._snapshot.values())

@@ -33,6 +33,7 @@ from hypercorn.utils import wrap_app
 from starlette.applications import Starlette
 
 from .config import BootConfig
+from .serving import loop_factory, worker_class
 
 log = logging.getLogger("grok2api.serve")
 
@@ -182,11 +183,15 @@ async def _watch(parent_stop: ProcessEvent, stopping: asyncio.Event) -> None:
 
 
 def _worker_main(config: Config, sockets: Sockets, parent_stop: ProcessEvent | None) -> None:
-    """A worker process: its own app, built from the environment it inherited."""
+    """A worker process: its own app, built from the environment it inherited, on the chosen event loop
+    (uvloop when installed), its connections writing in batches."""
+    from . import write_batching
     from .app import create_app
 
     boot = BootConfig.from_env()
-    asyncio.run(run_worker(create_app(boot), config, sockets, boot, parent_stop))
+    write_batching.install()
+    with asyncio.Runner(loop_factory=loop_factory(worker_class(boot.event_loop))) as runner:
+        runner.run(run_worker(create_app(boot), config, sockets, boot, parent_stop))
 
 
 # -- the command ------------------------------------------------------------------------------------
@@ -194,14 +199,16 @@ def _worker_main(config: Config, sockets: Sockets, parent_stop: ProcessEvent | N
 
 def serve(boot: BootConfig, bind: str, workers: int) -> int:
     """Run the gateway; returns the exit code (0 after a clean shutdown)."""
+    from .logs import setup_logging
+
+    loop = worker_class(boot.event_loop)  # an unknown or missing event loop stops here, before any socket
+    setup_logging(boot.log_format, boot.environ.get("GROK2API_LOG_FILE", ""))  # spawned workers set up their own
     config = hypercorn_config(boot, bind)
     sockets = config.create_sockets()
+    log.info("serving on %s: %d worker process(es), %s event loop", bind, workers, loop)
     if workers <= 1:
         _worker_main(config, sockets, None)
         return 0
-    from .logs import setup_logging
-
-    setup_logging(boot.log_format, boot.environ.get("GROK2API_LOG_FILE", ""))  # the workers set up their own
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
     processes = [

@@ -10,6 +10,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from .after_response import drain
 from .client_keys import ClientKeys
 from .config import BootConfig
 from .diagnose.canary import Canary
@@ -105,6 +106,7 @@ class Services:
             log.info("imported %d setting(s) from the reference setting.toml", len(values))
 
     async def stop(self) -> None:
+        await drain()  # settlements of the last responses, before the store closes
         await self.videos.stop()  # the jobs it was making resume elsewhere once their leases run out
         for task in self._tasks:
             task.cancel()

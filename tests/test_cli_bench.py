@@ -1,21 +1,25 @@
-"""``grok2api bench`` runs end to end over both chat transports (a quick smoke run; its figures are
-not asserted, only that every measurement was taken and no request failed)."""
+"""``grok2api bench`` runs end to end (a quick smoke run; its figures are not asserted, only that every row of
+the table was measured on both sides, judged against its target, and that no request failed)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from grok2api.cli import bench
+from grok2api.grok.browser import available as curl_available
 
 STREAMS = 30
+MAIN_ROWS = ["ttfb", "ttft", "rps", "few_ttft", "many_wall", "many_ttft", "many_gap"]
 
 
 def _result(stdout: str) -> dict[str, Any]:
@@ -25,44 +29,55 @@ def _result(stdout: str) -> dict[str, Any]:
     return result
 
 
-def test_bench_quick_run_measures_both_transports_without_errors() -> None:
+def test_bench_quick_run_measures_every_row_against_direct(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GROK2API_")}
+    out_file = tmp_path / "bench.json"
+    args = ["--quick", "--streams", str(STREAMS), "--workers", "2", "--json", str(out_file)]
     done = subprocess.run(
-        [sys.executable, "-m", "grok2api", "bench", "--quick", "--streams", str(STREAMS)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
+        [sys.executable, "-m", "grok2api", "bench", *args], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     out = done.stdout
     assert "error x" not in out, out
     result = _result(out)
-    by_name = {t["transport"]: t for t in result["transports"]}
-    assert sorted(by_name) == ["rest", "ws"]
-    for name, t in by_name.items():
-        assert t["errors_direct"] == 0 and t["errors_gateway"] == 0, (name, t)
-        for side in ("ttft_direct", "ttft_gateway"):
-            assert t[side]["samples"] == 5 and t[side]["median_ms"] > 0, (name, side, t[side])
-        assert t["rps_direct"] > 0 and t["rps_gateway"] > 0, (name, t)
-        for side in ("streams_direct", "streams_gateway"):
-            assert t["streams"] == STREAMS and t[side]["chunks"] >= STREAMS, (name, side, t[side])
-        assert re.search(
-            rf"\[{name}\] time to first token, c=1: direct median [\d.]+ ms p90 [\d.]+ ms; "
-            rf"gateway median [\d.]+ ms p90 [\d.]+ ms; added median -?[\d.]+ ms",
-            out,
-        )
-        assert re.search(rf"\[{name}\] non-stream throughput, c=16: direct \d+ req/s, gateway \d+ req/s", out)
-        assert f"[{name}] {STREAMS} concurrent streams" in out
-        assert re.search(rf"\[{name}\] gateway peak memory .*; errors direct 0 gateway 0\n", out)
-    ws = by_name["ws"]
-    assert ws["ws_setup"]["samples"] == 5 and ws["ws_setup"]["median_ms"] >= ws["ws_handshake"]["median_ms"] > 0
-    assert re.search(r"\[ws\] WebSocket set-up per turn, direct: handshake median [\d.]+ ms", out)
-    assert re.search(r"\[ws\] time to first token.*\(within 2 ms: (yes|no)\)", out)
-    assert by_name["rest"]["ws_setup"] is None
+    assert json.loads(out_file.read_text()) == result  # the file keeps the same result
+    assert (result["quick"], result["workers"], result["chat_transport"]) == (True, 2, "ws")
+    assert result["machine"]["usable_cpus"] >= 1 and result["date"]
+    rows = {r["key"]: r for r in result["upstreams"][0]["rows"]}
+    assert result["upstreams"][0]["upstream"] == "aiohttp"
+    assert [k for k in rows if k != "memory"] == MAIN_ROWS
+    for key in MAIN_ROWS:
+        row = rows[key]
+        assert row["direct"] > 0 and row["gateway"] > 0, row
+        assert isinstance(row["met"], bool) and not math.isnan(row["value"]), row
+        line = rf"\| {re.escape(row['label'])} \| .* \| {re.escape(row['target'])} \| (yes|\*\*no\*\*) \|"
+        assert re.search(line, out), row
+    if "memory" in rows:
+        assert rows["memory"]["direct"] is None and rows["memory"]["gateway"] > 0
+    assert rows["rps"]["value"] == pytest.approx(rows["rps"]["gateway"] / rows["rps"]["direct"])
+    assert rows["ttfb"]["value"] == pytest.approx(rows["ttfb"]["gateway"] - rows["ttfb"]["direct"])
+    streams = result["upstreams"][0]["streams"]
+    assert streams["many"]["direct"]["tokens"] == streams["many"]["gateway"]["tokens"] == STREAMS * bench.STREAM_TOKENS
+    cpu = result["upstreams"][0]["cpu_ms_per_request"]
+    assert cpu["gateway_ms"] > 0
+    if curl_available():
+        other = result["upstreams"][1]
+        assert other["upstream"] == "curl_cffi" and [r["key"] for r in other["rows"]] == ["ttfb", "ttft"]
+    for upstream in result["upstreams"]:
+        assert upstream["errors"] == {"direct": 0, "gateway": 0}, upstream
+    assert result["all_met"] == all(r["met"] for r in result["rows"])
+    assert "failed requests: 0" in out
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"transport": "grpc"}, "transport"), ({"streams": 0}, "streams")])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"chat": "grpc"}, "chat transport"),
+        ({"upstream": "requests"}, "upstream transport"),
+        ({"streams": 0}, "streams"),
+        ({"workers": 65}, "workers"),
+    ],
+)
 def test_bench_refuses_bad_arguments_before_starting_anything(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         asyncio.run(bench.main(quick=True, **kwargs))
@@ -70,5 +85,22 @@ def test_bench_refuses_bad_arguments_before_starting_anything(kwargs: dict[str, 
 
 def test_bench_command_line_offers_each_transport() -> None:
     with pytest.raises(SystemExit) as exc:
-        bench.cli(["--transport", "grpc"])
+        bench.cli(["--chat", "grpc"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("direct", "gateway", "key", "met"),
+    [
+        (2.0, 2.9, "ttfb", True),  # +0.9 ms
+        (2.0, 3.2, "ttfb", False),
+        (355.0, 290.0, "rps", True),  # 0.82×
+        (355.0, 218.0, "rps", False),
+        (2.78, 3.1, "many_wall", True),  # 1.12×
+        (118.0, 337.0, "many_gap", False),  # 2.9×
+        (None, 110.0, "memory", True),
+    ],
+)
+def test_rows_are_judged_against_the_issue_targets(direct: float | None, gateway: float, key: str, met: bool) -> None:
+    row = bench.Row.of(key, key, "ms", direct, gateway)
+    assert row.met is met

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from grok2api import resources
-from grok2api.config import BootConfig
+from grok2api.config import BootConfig, usable_cpus
 from grok2api.resources import resource_dir
 from grok2api.store.migrate import migrations_dir
 
@@ -21,7 +21,7 @@ SOURCE_ROOT = Path(resources.__file__).resolve().parent.parent
 def test_defaults_from_an_empty_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GROK2API_WEB_DIR", raising=False)
     cfg = BootConfig.from_env({})
-    assert (cfg.host, cfg.port, cfg.workers) == ("127.0.0.1", 8000, 1)
+    assert (cfg.host, cfg.port, cfg.workers, cfg.event_loop) == ("127.0.0.1", 8000, usable_cpus(), "auto")
     assert cfg.data_dir == Path("data")
     assert (cfg.storage_mode, cfg.database_url) == ("file", "")
     assert (cfg.admin_username, cfg.admin_password) == ("admin", "")
@@ -30,7 +30,12 @@ def test_defaults_from_an_empty_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert cfg.web_dir == SOURCE_ROOT / "web"  # the source tree's web/ (editable install)
     # The dataclass defaults agree with from_env.
     plain = BootConfig()
-    assert (plain.host, plain.port, plain.workers, plain.max_body_bytes) == (cfg.host, cfg.port, 1, cfg.max_body_bytes)
+    assert (plain.host, plain.port, plain.workers, plain.max_body_bytes) == (
+        cfg.host,
+        cfg.port,
+        cfg.workers,
+        cfg.max_body_bytes,
+    )
     assert plain.web_dir == cfg.web_dir
 
 
@@ -45,6 +50,7 @@ def test_values_are_parsed_from_the_environment() -> None:
         "GROK2API_ADMIN_USERNAME": "root",
         "GROK2API_ADMIN_PASSWORD": " spaced pw ",
         "GROK2API_MAX_BODY_BYTES": "1048576",
+        "GROK2API_EVENT_LOOP": " AsyncIO ",
         "UNRELATED": "x",
     }
     cfg = BootConfig.from_env(env)
@@ -55,6 +61,7 @@ def test_values_are_parsed_from_the_environment() -> None:
     assert cfg.admin_username == "root"
     assert cfg.admin_password == " spaced pw "  # a password is taken verbatim
     assert cfg.max_body_bytes == 1048576
+    assert cfg.event_loop == "asyncio"
     assert cfg.environ == env
 
 
@@ -64,7 +71,7 @@ def test_blank_values_fall_back_to_defaults() -> None:
     assert (cfg.host, cfg.port, cfg.workers, cfg.storage_mode, cfg.data_dir) == (
         "127.0.0.1",
         8000,
-        1,
+        usable_cpus(),
         "file",
         Path("data"),
     )
@@ -78,6 +85,14 @@ def test_log_format_is_text_or_json(raw: str, log_format: str) -> None:
 def test_an_unknown_log_format_is_refused_at_boot() -> None:
     with pytest.raises(ValueError, match="GROK2API_LOG_FORMAT must be text or json"):
         BootConfig.from_env({"GROK2API_LOG_FORMAT": "logfmt"})
+
+
+def test_workers_default_to_the_cpus_the_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    assert usable_cpus() == 3
+    assert BootConfig.from_env({}).workers == 3
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(), raising=False)
+    assert usable_cpus() == 1  # never zero workers
 
 
 @pytest.mark.parametrize(("raw", "workers"), [("0", 1), ("-3", 1), ("1", 1), (" 8 ", 8)])

@@ -13,10 +13,11 @@ import msgspec
 import openai
 import pytest
 
+from grok2api.after_response import drain
 from grok2api.store.base import AccountPatch, AccountState, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok, MgwRecord
 
-from harness import UPSTREAM_TRANSPORTS, LiveGateway, sse_frames
+from harness import UPSTREAM_TRANSPORTS, LiveGateway, sse_frames, upstream_chats
 
 MODEL = "grok-3-fast"
 
@@ -267,6 +268,7 @@ async def test_failover_before_the_first_byte(
     assert {first.token, second.token} == {"tok1", "tok2"}
     assert second.refused is None and second.responses
     ids = await account_ids(gateway)
+    await drain()
     assert all(gateway.services.pool.in_flight(i) == 0 for i in ids.values())
     failed = await gateway.services.store.get_account(first.token or "")
     assert failed is not None
@@ -301,6 +303,7 @@ async def test_no_failover_after_the_first_byte(gateway: LiveGateway, fake: Fake
     chunks = [msgspec.json.decode(f.removeprefix("data: ")) for f in frames[:-2]]
     assert text_of(chunks) == "Hello! You "  # what had been sent stays; nothing is replayed
     (chat,) = chats(fake)
+    await drain()  # the account is settled once the response's last byte is out
     served = await gateway.services.store.get_account(chat.token or "")
     assert served is not None and served.state == AccountState.ACTIVE
     if fault == "usage":  # a usage limit mid-answer still empties that mode's window
@@ -403,3 +406,113 @@ async def test_pool_exhaustion_and_key_rpm_are_429s_of_the_same_shape(gateway: L
     status, answer, headers = await post_with_headers(gateway, body("hi"), **auth)
     assert assert_rate_limited(status, answer, headers) <= 60
     assert "1 requests per minute" in answer["error"]["message"]
+
+
+# ---- the account's query is taken while the WebSocket is set up -------------------------------------
+
+
+class GatedReserve:
+    """The store's ``reserve``, held until ``open()``; ``refuse`` tokens' accounts are refused (as when another
+    worker spent their window meanwhile)."""
+
+    def __init__(self, gateway: LiveGateway, refuse: set[int] | None = None) -> None:
+        self.real = gateway.services.store.reserve
+        self.gate = asyncio.Event()
+        self.refuse = refuse or set()
+        self.asked: list[int] = []
+
+    async def __call__(self, account_id: int, mode: str) -> bool:
+        self.asked.append(account_id)
+        await self.gate.wait()
+        if account_id in self.refuse:
+            return False
+        return await self.real(account_id, mode)
+
+
+async def test_the_websocket_opens_while_the_query_is_taken_and_nothing_is_sent_before(
+    gateway: LiveGateway, fake: FakeGrok, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await gateway.add_accounts("tok-a")
+    reserve = GatedReserve(gateway)
+    monkeypatch.setattr(gateway.services.store, "reserve", reserve)
+    request = asyncio.ensure_future(post(gateway, body("hello")))
+    # The socket is open and its session created while the store has not answered yet...
+    await wait_for(lambda: any(s.session_id for s in fake.mgw_sessions("tok-a")), within=10)
+    await asyncio.sleep(0.1)
+    (session,) = fake.mgw_sessions("tok-a")
+    assert session.items == [] and not request.done()  # ...but the message waits for the query
+    reserve.gate.set()
+    status, raw, _ = await asyncio.wait_for(request, 10)
+    assert status == 200 and msgspec.json.decode(raw)["choices"][0]["message"]["content"]
+    assert session.items and session.responses
+    got = await gateway.services.store.get_account("tok-a")
+    assert got is not None and got.quotas["fast"].remaining is not None  # the window was taken and learned
+
+
+async def test_a_query_the_store_refuses_sends_nothing_and_another_account_serves(
+    gateway: LiveGateway, fake: FakeGrok, monkeypatch: pytest.MonkeyPatch, chat_transport: str
+) -> None:
+    await gateway.add_accounts("tok-a", "tok-b")
+    ids = await account_ids(gateway)
+    reserve = GatedReserve(gateway, refuse={ids["tok-a"]})
+    reserve.gate.set()
+    monkeypatch.setattr(gateway.services.store, "reserve", reserve)
+    for _ in range(6):  # ties are broken at random: make sure tok-a was offered
+        status, raw, _ = await post(gateway, body("hello"))
+        assert status == 200 and msgspec.json.decode(raw)["choices"][0]["message"]["content"]
+    assert ids["tok-a"] in reserve.asked
+    chats = [c for c in upstream_chats(fake) if c.message]
+    assert [c.token for c in chats] == ["tok-b"] * 6  # tok-a never carried a message, over either transport
+    assert gateway.services.pool.total_in_flight() == 0
+
+
+async def test_every_query_refused_is_a_429_with_nothing_sent(
+    gateway: LiveGateway, fake: FakeGrok, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await gateway.add_accounts("tok-a")
+    ids = await account_ids(gateway)
+    reserve = GatedReserve(gateway, refuse={ids["tok-a"]})
+    reserve.gate.set()
+    monkeypatch.setattr(gateway.services.store, "reserve", reserve)
+    status, raw, _ = await post(gateway, body("hello", stream=True))
+    assert status == 429, raw
+    assert all(s.items == [] for s in fake.mgw_sessions("tok-a"))
+    assert gateway.services.pool.total_in_flight() == 0
+
+
+async def test_turns_beyond_the_setup_places_wait_and_every_place_comes_back(
+    gateway: LiveGateway, fake: FakeGrok, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await gateway.add_accounts("tok-a", "tok-b")
+    setups = asyncio.Semaphore(1)  # one turn set up at a time in this worker
+    monkeypatch.setattr(gateway.services.gateway, "setups", setups)
+    reserve = GatedReserve(gateway)
+    monkeypatch.setattr(gateway.services.store, "reserve", reserve)
+    first = asyncio.ensure_future(post(gateway, body("one")))
+    second = asyncio.ensure_future(post(gateway, body("two", stream=True)))
+    await wait_for(lambda: len(fake.mgw_sessions()) == 1, within=10)
+    await asyncio.sleep(0.2)
+    assert len(fake.mgw_sessions()) == 1  # the other turn waits for the place, not for grok.com's answer
+    reserve.gate.set()
+    (s1, _, _), (s2, _, _) = await asyncio.wait_for(asyncio.gather(first, second), 20)
+    assert (s1, s2) == (200, 200) and len(fake.mgw_sessions()) == 2
+    # A turn that fails before its message went out gives its place back too.
+    fake.push_fault("mgw-500", count=10)
+    status, _, _ = await post(gateway, body("three"))
+    assert status == 502
+    fake.clear()
+    assert not setups.locked()
+    status, _, _ = await post(gateway, body("four"))
+    assert status == 200
+
+
+async def test_waiting_for_a_setup_place_counts_towards_the_first_response_timeout(
+    gateway: LiveGateway, fake: FakeGrok, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await gateway.add_accounts("tok-a")
+    await gateway.settings(stream_first_response_timeout=0.5)
+    monkeypatch.setattr(gateway.services.gateway, "setups", asyncio.Semaphore(0))  # every place is taken
+    status, raw, took = await post(gateway, body("hello"))
+    assert status == 504 and took < 10, raw  # it waited for a place as long as it would have for grok.com
+    assert fake.mgw_sessions() == []  # and never opened a socket
+    assert gateway.services.pool.total_in_flight() == 0

@@ -246,6 +246,9 @@ class _SlowClosingSocket:
         await asyncio.sleep(0.05)
         self.closed.set()
 
+    def buffered(self) -> bool:
+        return False
+
 
 async def test_release_closes_the_socket_even_when_its_caller_keeps_being_cancelled() -> None:
     ws = _SlowClosingSocket()

@@ -8,6 +8,7 @@ prompt flattening) runs once, over the WebSocket.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -142,7 +143,9 @@ async def test_non_stream(
         assert session.uid == fake.user_id("tok1")  # from /api/auth/session
         assert [e["response"]["status"] for e in session.sent_events("response.done")] == ["completed"]
         assert "error" not in session.sent_types()
-        assert session.closed  # one socket per turn
+        async with asyncio.timeout(5):  # one socket per turn, closed once the answer is sent
+            while not session.closed:
+                await asyncio.sleep(0.01)
     else:
         assert fake.mgw_sessions() == []
         (call,) = fake.chat_calls("tok1")

@@ -12,6 +12,7 @@ from typing import Any
 import openai
 import pytest
 
+from grok2api.after_response import drain
 from grok2api.store.base import Account, AccountPatch, AccountState, ModeQuota
 from grok2api.testing.fake_grok import FakeGrok, MgwRecord
 
@@ -21,6 +22,7 @@ from harness import LiveGateway
 
 
 async def _account(gateway: LiveGateway, token: str) -> Account:
+    await drain()  # what the last responses settled after their last byte
     acc = await gateway.services.store.get_account(token)
     assert acc is not None
     return acc

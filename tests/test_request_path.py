@@ -37,12 +37,14 @@ STATIONS = (
     "grok/mgw_events.py",  # frames read as events
     "conversation/answer.py",  # events read as answer deltas
     "openai/render.py",  # answer deltas as chat chunks
+    "sse.py",  # the chunks written to the client
 )
 
 # Called by a station for values or a small service; none sends the request further on.
 HELPERS = frozenset(
     {
         "traffic.py",  # connection bookkeeping around every request (drain, body timeout)
+        "after_response.py",  # settlement and the socket's close, once the response is sent
         "logs.py",  # the request id in log lines
         "metrics.py",
         "settings.py",

@@ -176,6 +176,89 @@ async def test_reserve_and_settle_are_single_statements(sql_store: SqlStore) -> 
     assert seen.sql == ["UPDATE", "INSERT", "UPDATE", "UPDATE"]
 
 
+async def _sqlite(store_factory: StoreFactory) -> SqlStore:
+    store = await store_factory("sqlite")
+    assert isinstance(store, SqlStore)
+    return store
+
+
+def _on_loop_thread(store: SqlStore) -> list[bool]:
+    """Records, per hot-path write, whether it ran on the event loop's thread."""
+    import threading
+
+    loop_thread = threading.get_ident()
+    seen: list[bool] = []
+    write = store._sqlite_write
+
+    def spy(*args: Any) -> list[int]:
+        seen.append(threading.get_ident() == loop_thread)
+        return write(*args)
+
+    store._sqlite_write = spy  # type: ignore[method-assign,assignment]
+    return seen
+
+
+async def test_sqlite_hot_writes_run_on_the_loop_without_a_thread_hop(store_factory: StoreFactory) -> None:
+    store = await _sqlite(store_factory)
+    await store.add_accounts([NewAccount(token="tok-a", quotas={"fast": ModeQuota(remaining=5)})])
+    (a,) = await store.list_accounts()
+    seen = _on_loop_thread(store)
+    assert await store.reserve(a.id, "fast")
+    await store.settle(a.id, Settlement(mode="fast", refund=1, ok=True))
+    assert seen == [True, True]
+    got = await store.get_account("tok-a")
+    assert got is not None and got.quotas["fast"].remaining == 5  # taken, then given back
+
+
+async def test_sqlite_hot_write_goes_to_the_thread_while_another_connection_writes(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    store = await _sqlite(store_factory)
+    await store.add_accounts([NewAccount(token="tok-a", quotas={"fast": ModeQuota(remaining=5)})])
+    (a,) = await store.list_accounts()
+    seen = _on_loop_thread(store)
+    other = sqlite3.connect(tmp_path / "grok2api.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's write lock
+        reserving = asyncio.ensure_future(store.reserve(a.id, "fast"))
+        await asyncio.sleep(0.2)
+        assert not reserving.done()  # it waits on the thread; the loop itself is free (this sleep ran)
+        other.execute("COMMIT")
+        async with asyncio.timeout(10):
+            assert await reserving
+    finally:
+        other.close()
+    assert seen == [True, False]  # tried on the loop, refused at once, then done by the thread
+    got = await store.get_account("tok-a")
+    assert got is not None and got.quotas["fast"].remaining == 4
+
+
+async def test_sqlite_checkpoints_the_log_on_the_thread(
+    store_factory: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import grok2api.store.sql as sql_module
+
+    monkeypatch.setattr(sql_module, "CHECKPOINT_EVERY", 4)
+    store = await _sqlite(store_factory)
+    await store.add_accounts([NewAccount(token="tok-a", quotas={"fast": ModeQuota(remaining=50)})])
+    (a,) = await store.list_accounts()
+    checkpoints: list[int] = []
+    real = store._sqlite_checkpoint
+
+    def counted() -> None:
+        checkpoints.append(1)
+        real()
+
+    monkeypatch.setattr(store, "_sqlite_checkpoint", counted)
+    for _ in range(8):
+        assert await store.reserve(a.id, "fast")
+        if store._checkpoint is not None:
+            await store._checkpoint
+    assert len(checkpoints) == 2
+
+
 async def test_settle_counts_failures_before_they_are_incremented(sql_store: SqlStore) -> None:
     # MySQL evaluates SET assignments left to right; a wrong order would trip "invalid" one failure early.
     await sql_store.add_accounts([NewAccount(token="tok-a")])

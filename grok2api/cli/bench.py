@@ -1,225 +1,121 @@
-"""``grok2api bench``: the gateway against the fake grok.com on loopback, each figure measured against
-a direct call to the fake, so the figures are the gateway's own cost.
+"""``grok2api bench``: the gateway against the fake grok.com on loopback, every figure measured against a
+direct client of the fake in the same run, so the difference is the gateway's own cost.
 
-Both chat transports are measured (``ws``: the mgw WebSocket, one socket per turn; ``rest``: the
-``modeId`` body to ``conversations/new``). The direct client speaks to the fake exactly as the
-gateway does for that transport, with the gateway's own protocol code (``stream_mgw`` over an
-``AiohttpTransport`` after one ``/api/auth/session`` per account, or ``GrokClient.stream_chat``
-with the mode-era body), so both sides pay the same set-up and parsing and the difference is the
-gateway's.
+The direct client speaks to the fake exactly as the gateway does, with the gateway's own protocol code
+(``stream_mgw`` over the same transport after one ``/api/auth/session`` per account; or the REST body),
+so both sides pay the same set-up and parsing. The fake and the gateway (``--workers`` processes) run as
+separate processes, as in production; the load generator is this process. Everything binds to
+127.0.0.1, every loop is bounded in count and every phase in time.
 
-The fake and one gateway per transport run as separate processes (as in production); the load
-generator is this process. Everything binds to 127.0.0.1, every loop is bounded in count and every
-phase in time.
+The measures are the rows of the performance table in the README, each with its target; the run prints
+them as a Markdown table, then the whole result as one JSON line (``result {…}``), also written to
+``--json FILE``. It exits 1 if any request failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import math
 import os
+import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import aiohttp
 import msgspec
 
-from ..grok.chat import mode_chat_payload
-from ..grok.client import GrokClient
-from ..grok.events import End, ErrorEvent, Event, Text
-from ..grok.headers import ws_headers
-from ..grok.mgw import mgw_url, session_create, stream_mgw
-from ..grok.mgw_events import MgwParser
-from ..grok.transport import AiohttpTransport
+from ..config import usable_cpus
+from ..grok.transport import AiohttpTransport, Transport
+from ..serving import loop_factory, worker_class
 from ..settings import RuntimeSettings
+from . import bench_procs as procs
+from .bench_procs import BenchError
+from .bench_targets import DirectRest, DirectWs, Gateway, Target, ignore
 
-TransportName = Literal["ws", "rest"]
-TRANSPORTS: tuple[TransportName, ...] = ("ws", "rest")
-MODE, MODEL = "fast", "grok-fast"  # the mode the gateway's grok-fast asks for
+ChatName = Literal["ws", "rest"]
+CHATS: tuple[ChatName, ...] = ("ws", "rest")
+UPSTREAMS = ("aiohttp", "curl_cffi")
 MIN_ACCOUNTS = 40
 TURNS_PER_ACCOUNT = 300  # the fake gives a heavy account 400 fast queries per window: keep a margin
-TTFT_SAMPLES = 100
-SETUP_SAMPLES = 100
-THROUGHPUT_REQUESTS = 480
-THROUGHPUT_CONCURRENCY = 16
-STREAM_TOKENS = 40
-STREAM_TOKEN_DELAY = 0.01
 MAX_STREAMS = 2000
 PHASE_SECONDS = 120.0  # no phase of the run may take longer
-ADDED_TTFT_BUDGET = 0.002  # the gateway's added time to first token over ws, at most (issue: 2 ms)
-TTFT_PROMPT = "[[tokens:5]] hi"
+CONCURRENCY = 16  # the non-stream throughput row
+FEW_STREAMS = 50
+STREAM_TOKENS, STREAM_PACE = 20, 0.1
+TTFT_TOKENS, TTFT_THINK = 5, 0.02  # grok.com thinks 20 ms before its first token: the gateway waits idle
+TTFB_PROMPT = "[[tokens:5]] first byte"  # unpaced: the first byte is the answer's first token
+TTFT_PROMPT = f"[[tokens:{TTFT_TOKENS}]] [[fault:stall-first:{TTFT_THINK}]] first token"
 THROUGHPUT_PROMPT = "[[tokens:20]] throughput"
-STREAM_PROMPT = f"[[tokens:{STREAM_TOKENS}]] [[fault:slow-tokens:{STREAM_TOKEN_DELAY}]] stream"
+STREAM_PROMPT = f"[[tokens:{STREAM_TOKENS}]] [[fault:slow-tokens:{STREAM_PACE}]] stream"
 WARM_PROMPT = "[[tokens:3]] [[fault:slow-tokens:0.2]] warm up"  # slow, so a burst of them uses every account
 _ENC = msgspec.json.Encoder()
-_DEC = msgspec.json.Decoder()
-
-OnToken = Callable[[], None]
-
-
-class BenchError(Exception):
-    """A request that did not end in a complete answer."""
 
 
 # ------------------------------------------------------------------------------------ the targets
 
 
-class Target(Protocol):
-    async def stream(self, message: str, on_token: OnToken) -> None:
-        """One streamed turn; ``on_token`` for each piece of answer text. BenchError unless complete."""
+@dataclass(frozen=True)
+class Goal:
+    """What a row must show: ``added`` gateway − direct ≤ limit; ``ratio_min`` gateway / direct ≥ limit;
+    ``ratio_max`` gateway / direct ≤ limit; ``max`` gateway ≤ limit."""
 
-    async def full(self, message: str) -> None:
-        """One turn read to its end."""
+    kind: Literal["added", "ratio_min", "ratio_max", "max"]
+    limit: float
+    text: str
 
-
-class _Tokens:
-    def __init__(self, tokens: Sequence[str]) -> None:
-        self.tokens = list(tokens)
-        self._n = 0
-
-    def next(self) -> str:
-        self._n += 1
-        return self.tokens[self._n % len(self.tokens)]
-
-
-async def _drain(events: AsyncGenerator[list[Event], None], on_token: OnToken) -> None:
-    """Read one turn's events as the gateway would: answer text, an error, the end."""
-    ended = False
-    try:
-        async for batch in events:
-            for event in batch:
-                if isinstance(event, Text):
-                    if event.text:
-                        on_token()
-                elif isinstance(event, ErrorEvent):
-                    raise BenchError(f"grok.com error: {event.message[:80]}")
-                elif isinstance(event, End):
-                    ended = True
-    finally:
-        await events.aclose()
-    if not ended:
-        raise BenchError("the answer ended without its final event")
+    def judge(self, direct: float | None, gateway: float) -> tuple[float, bool]:
+        if self.kind == "max":
+            return gateway, gateway <= self.limit
+        if direct is None or not direct:
+            return math.nan, False
+        if self.kind == "added":
+            added = gateway - direct
+            return added, added <= self.limit
+        ratio = gateway / direct
+        return ratio, ratio >= self.limit if self.kind == "ratio_min" else ratio <= self.limit
 
 
-class DirectWs:
-    """The fake over the chat WebSocket, as the gateway reaches it: each account's user id from
-    ``/api/auth/session`` once, then per turn a socket, ``session.create``, the message and
-    ``response.create``, read until ``response.done``."""
-
-    def __init__(self, transport: AiohttpTransport, settings: RuntimeSettings, tokens: Sequence[str]) -> None:
-        self.transport, self.settings, self.tokens = transport, settings, _Tokens(tokens)
-        self.user_ids: dict[str, str] = {}
-
-    async def warm_up(self) -> None:
-        client = GrokClient(self.transport)
-        ids = await asyncio.gather(*(client.auth_session(t, self.settings) for t in self.tokens.tokens))
-        self.user_ids = dict(zip(self.tokens.tokens, ids, strict=True))
-
-    def _turn(self, message: str) -> AsyncGenerator[list[Event], None]:
-        token = self.tokens.next()
-        return stream_mgw(self.transport, token, self.user_ids[token], MODE, message, (), self.settings)
-
-    async def stream(self, message: str, on_token: OnToken) -> None:
-        await _drain(self._turn(message), on_token)
-
-    async def full(self, message: str) -> None:
-        await _drain(self._turn(message), _ignore)
-
-    async def setup(self) -> tuple[float, float]:
-        """One turn's set-up alone: (handshake, handshake + session.create until the session is ready)."""
-        token = self.tokens.next()
-        user_id = self.user_ids[token]
-        start = time.perf_counter()
-        ws = await self.transport.websocket(
-            mgw_url(self.settings.upstream_url, user_id), ws_headers(token, user_id, self.settings), ""
-        )
-        try:
-            opened = time.perf_counter()
-            await ws.send_json(session_create(MODE, self.settings))
-            parser = MgwParser()
-            while not parser.ready:
-                frame = await ws.receive_text()
-                if frame is None:
-                    raise BenchError("the fake closed the socket before the session was ready")
-                parser.feed(frame)
-                if parser.done:
-                    raise BenchError(f"the session did not open: {parser.failure}")
-            ready = time.perf_counter()
-        finally:
-            await ws.close()
-        return opened - start, ready - start
+GOALS = {
+    "ttfb": Goal("added", 1.0, "≤ +1 ms"),
+    "ttft": Goal("added", 1.0, "≤ +1 ms"),
+    "rps": Goal("ratio_min", 0.8, "≥ 0.8×"),
+    "few_ttft": Goal("added", 50.0, "≤ +50 ms"),
+    "many_wall": Goal("ratio_max", 1.15, "≤ 1.15×"),
+    "many_ttft": Goal("added", 300.0, "≤ +300 ms"),
+    "many_gap": Goal("ratio_max", 2.0, "≤ 2× direct"),
+    "memory": Goal("max", 160.0, "≤ 160 MiB"),
+}
 
 
-class DirectRest:
-    """The fake over REST, as the gateway reaches it: the mode-era body to ``conversations/new``."""
+@dataclass
+class Row:
+    key: str
+    label: str
+    unit: str
+    direct: float | None
+    gateway: float
+    value: float  # what the goal judges: the gateway's added time, its ratio to direct, or its own figure
+    kind: str  # the goal's kind
+    target: str
+    met: bool
 
-    def __init__(self, transport: AiohttpTransport, settings: RuntimeSettings, tokens: Sequence[str]) -> None:
-        self.client, self.settings, self.tokens = GrokClient(transport), settings, _Tokens(tokens)
-
-    async def warm_up(self) -> None:
-        await self.full(TTFT_PROMPT)
-
-    def _turn(self, message: str) -> AsyncGenerator[list[Event], None]:
-        payload = mode_chat_payload(MODE, message, [], self.settings)
-        return self.client.stream_chat(self.tokens.next(), payload, self.settings)
-
-    async def stream(self, message: str, on_token: OnToken) -> None:
-        await _drain(self._turn(message), on_token)
-
-    async def full(self, message: str) -> None:
-        await _drain(self._turn(message), _ignore)
-
-
-class Gateway:
-    """The gateway's ``/v1/chat/completions``, streamed (SSE) or not."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url = http, f"{url}/v1/chat/completions"
-
-    def _post(self, message: str, stream: bool) -> Any:
-        body = {"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": message}]}
-        return self.http.post(self.url, data=_ENC.encode(body), headers={"Content-Type": "application/json"})
-
-    async def stream(self, message: str, on_token: OnToken) -> None:
-        tokens, done = 0, False
-        async with self._post(message, True) as resp:
-            if resp.status != 200:
-                raise BenchError(f"gateway answered {resp.status}: {(await resp.text())[:80]}")
-            async for line in resp.content:
-                if line.startswith(b'data: {"error"'):
-                    raise BenchError(f"gateway error: {line[6:86].decode(errors='replace')}")
-                if line.startswith(b"data: [DONE]"):
-                    done = True
-                elif line.startswith(b"data: {") and b'"content":"' in line and b'"content":""' not in line:
-                    tokens += 1
-                    on_token()
-        if not done or not tokens:
-            raise BenchError("the gateway's stream ended early")
-
-    async def full(self, message: str) -> None:
-        async with self._post(message, False) as resp:
-            raw = await resp.read()
-        if resp.status != 200:
-            raise BenchError(f"gateway answered {resp.status}: {raw[:80].decode(errors='replace')}")
-        answer = _DEC.decode(raw)
-        if not answer["choices"][0]["message"]["content"]:
-            raise BenchError("the gateway answered with no text")
-
-
-def _ignore() -> None:
-    pass
+    @classmethod
+    def of(cls, key: str, label: str, unit: str, direct: float | None, gateway: float) -> Row:
+        g = GOALS[key]
+        value, met = g.judge(direct, gateway)
+        return cls(key, label, unit, direct, gateway, value, g.kind, g.text, met)
 
 
 # ------------------------------------------------------------------------------------ measurements
@@ -235,7 +131,7 @@ class Errors:
         self.kinds[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
 
 
-def _pct(values: Sequence[float], q: float) -> float:
+def pct(values: Sequence[float], q: float) -> float:
     """The nearest-rank percentile ``q`` (0-100) of ``values``; NaN when there are none."""
     if not values:
         return math.nan
@@ -243,22 +139,14 @@ def _pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-@dataclass
-class Latency:
-    median_ms: float
-    p90_ms: float
-    samples: int
-
-    @classmethod
-    def of(cls, seconds: Sequence[float]) -> Latency:
-        median = statistics.median(seconds) if seconds else math.nan
-        return cls(median * 1000, _pct(seconds, 90) * 1000, len(seconds))
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
 
 
-async def _bounded(work: Awaitable[Any], what: str) -> None:
+async def bounded(work: Awaitable[Any], what: str) -> Any:
     try:
         async with asyncio.timeout(PHASE_SECONDS):
-            await work
+            return await work
     except TimeoutError:
         raise BenchError(f"{what} took longer than {PHASE_SECONDS:.0f} s") from None
 
@@ -267,11 +155,11 @@ def _stamp(stamps: list[float]) -> None:
     stamps.append(time.perf_counter())
 
 
-async def _first_token(target: Target, errors: Errors) -> float | None:
+async def first_token(target: Target, prompt: str, errors: Errors) -> float | None:
     stamps: list[float] = []
     start = time.perf_counter()
     try:
-        await target.stream(TTFT_PROMPT, partial(_stamp, stamps))
+        await target.stream(prompt, partial(_stamp, stamps))
     except Exception as exc:
         errors.add(exc)
         return None
@@ -281,27 +169,327 @@ async def _first_token(target: Target, errors: Errors) -> float | None:
     return stamps[0] - start
 
 
-async def _ttft(
-    direct: Target, gateway: Target, count: int, err_direct: Errors, err_gateway: Errors
-) -> tuple[Latency, Latency]:
+async def paired(
+    sides: Sequence[tuple[Target, Errors]], prompt: str, count: int, what: str
+) -> tuple[list[float], list[float]]:
     """Time to first token at c=1, direct and gateway samples interleaved (the order swapping each
     round), so a noisy neighbour on the machine weighs on both sides alike."""
-    samples: dict[int, list[float]] = {0: [], 1: []}
-    sides: tuple[tuple[Target, Errors], ...] = ((direct, err_direct), (gateway, err_gateway))
+    samples: tuple[list[float], list[float]] = ([], [])
 
     async def run() -> None:
         for i in range(count):
             for side in (0, 1) if i % 2 == 0 else (1, 0):
                 target, errors = sides[side]
-                sample = await _first_token(target, errors)
+                sample = await first_token(target, prompt, errors)
                 if sample is not None:
                     samples[side].append(sample)
 
-    await _bounded(run(), "time to first token")
-    return Latency.of(samples[0]), Latency.of(samples[1])
+    await bounded(run(), what)
+    return samples
 
 
-async def _setup(direct: DirectWs, count: int, errors: Errors) -> tuple[Latency, Latency]:
+async def throughput(target: Target, total: int, errors: Errors) -> int:
+    """``total`` non-stream turns, CONCURRENCY at a time; how many ended well."""
+    queue = iter(range(total))
+
+    async def worker() -> None:
+        for _ in queue:
+            try:
+                await target.full(THROUGHPUT_PROMPT)
+            except Exception as exc:
+                errors.add(exc)
+
+    failed_before = errors.count
+    await bounded(asyncio.gather(*(worker() for _ in range(CONCURRENCY))), "throughput")
+    return total - (errors.count - failed_before)
+
+
+@dataclass
+class Streams:
+    """Concurrent streams: wall time of the burst, each stream's first token and the gaps between its tokens."""
+
+    walls: list[float] = field(default_factory=list)
+    firsts: list[float] = field(default_factory=list)
+    gaps: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "wall_s": median(self.walls),
+            "ttft_p50_ms": median(self.firsts) * 1000,
+            "gap_p99_ms": pct(self.gaps, 99) * 1000,
+            "tokens": len(self.firsts) + len(self.gaps),
+        }
+
+
+async def streams(target: Target, n: int, errors: Errors, into: Streams) -> None:
+    start = time.perf_counter()
+
+    async def one() -> None:
+        last = 0.0
+
+        def tick() -> None:
+            nonlocal last
+            now = time.perf_counter()
+            if last:
+                into.gaps.append(now - last)
+            else:
+                into.firsts.append(now - start)
+            last = now
+
+        try:
+            await target.stream(STREAM_PROMPT, tick)
+        except Exception as exc:
+            errors.add(exc)
+
+    await bounded(asyncio.gather(*(one() for _ in range(n))), f"{n} concurrent streams")
+    into.walls.append(time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------------------------ one gateway
+
+
+@dataclass
+class Plan:
+    ttfb: int = 100
+    ttft: int = 40
+    setup: int = 50
+    requests: int = 800
+    few: int = FEW_STREAMS
+    few_rounds: int = 2
+    many: int = 500
+    other_ttfb: int = 60  # the other upstream transport's rows
+    other_ttft: int = 20
+
+    @classmethod
+    def quick(cls, many: int) -> Plan:
+        return cls(5, 3, 5, 48, min(10, many), 1, many, 5, 2)
+
+    def turns(self) -> int:
+        """Turns of one side of the run (for the accounts' quota at the fake)."""
+        main = self.ttfb + self.ttft + self.setup + self.requests + self.few * self.few_rounds + self.many
+        return main + self.other_ttfb + self.other_ttft + 60
+
+
+@dataclass
+class Run:
+    """The fixed parts of one run."""
+
+    plan: Plan
+    tokens: list[str]
+    fake_url: str
+    fake: subprocess.Popen[bytes]
+    work: Path
+    env: dict[str, str]
+    workers: int
+    chat: ChatName
+
+    async def reset_fake(self) -> None:
+        """Forget what the fake recorded (every request and frame it served), so its growing records cost
+        neither side more than the other."""
+        async with aiohttp.ClientSession() as http, http.post(f"{self.fake_url}/__fake/reset") as resp:
+            if resp.status != 200:
+                raise BenchError(f"the fake refused to reset: {resp.status}")
+
+
+class Side:
+    """One gateway process (with its workers) and the direct client it is compared with."""
+
+    def __init__(self, run: Run, upstream: str) -> None:
+        self.run, self.upstream = run, upstream
+        self.errors_direct, self.errors_gateway = Errors(), Errors()
+        self.gw: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.transport: Transport | None = None
+        self.direct: DirectWs | DirectRest | None = None
+
+    async def __aenter__(self) -> Side:
+        run = self.run
+        data = run.work / f"gateway-{self.upstream}"
+        env = {
+            **run.env,
+            "GROK2API_DATA_DIR": str(data),
+            "GROK2API_CHAT_TRANSPORT": run.chat,
+            "GROK2API_UPSTREAM_TRANSPORT": self.upstream,
+        }
+        py = sys.executable
+        subprocess.run(
+            [py, "-m", "grok2api", "accounts", "add", "--tier", "heavy", *run.tokens],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        port = procs.free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        args = [py, "-m", "grok2api", "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(run.workers)]
+        self.gw = procs.spawn(args, env, run.work / f"gateway-{self.upstream}.log")
+        self.transport = _transport(self.upstream)
+        settings = RuntimeSettings(
+            upstream_url=run.fake_url,
+            assets_url=f"{run.fake_url}/assets",
+            chat_transport=run.chat,
+            upstream_transport=self.upstream,  # type: ignore[arg-type]
+        )
+        kind = DirectWs if run.chat == "ws" else DirectRest
+        self.direct = kind(self.transport, settings, run.tokens)
+        await procs.wait_http(f"{self.url}/healthz", self.gw)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.transport is not None:
+            await self.transport.close()
+        if self.gw is not None:
+            procs.stop([self.gw])
+
+    def pids(self) -> list[int]:
+        assert self.gw is not None
+        return procs.family(self.gw.pid)
+
+    def memory(self) -> tuple[float | None, float | None]:
+        """(largest process, all processes) peak resident memory of the gateway, in MiB."""
+        peaks = [p for p in (procs.peak_rss_mib(pid) for pid in self.pids()) if p is not None]
+        return (max(peaks), sum(peaks)) if peaks else (None, None)
+
+    async def warm_up(self, gateway: Gateway) -> None:
+        """Connections up, and every account known to every worker (its user id and windows learned), so
+        no timed turn pays a first-use cost that the direct client paid in its own warm-up."""
+        assert self.direct is not None
+        await self.direct.warm_up()
+        burst = len(self.run.tokens) * self.run.workers
+        await asyncio.gather(*(gateway.full(WARM_PROMPT) for _ in range(burst)))
+        for _ in range(3):
+            for target in (self.direct, gateway):
+                await target.full(TTFB_PROMPT)
+                await target.stream(TTFB_PROMPT, ignore)
+        await asyncio.sleep(1.0)  # the gateway learns the accounts' windows in the background after answering
+
+    def report_errors(self) -> None:
+        for side, errors in (("direct", self.errors_direct), ("gateway", self.errors_gateway)):
+            for kind, count in errors.kinds.most_common(3):
+                print(f"  [{self.upstream}] {side} error x{count}: {kind}")
+
+
+def _transport(upstream: str) -> Transport:
+    if upstream == "curl_cffi":
+        from ..grok.browser import CurlTransport
+
+        return CurlTransport()
+    return AiohttpTransport()
+
+
+def _client_session() -> aiohttp.ClientSession:
+    # Idle connections are dropped before the gateway's own 5 s keep-alive would close them under a request.
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=3)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=PHASE_SECONDS))
+
+
+def _ms(values: Sequence[float]) -> float:
+    return median(values) * 1000
+
+
+async def measure_main(run: Run, upstream: str) -> dict[str, Any]:
+    """Every row of the table, over one upstream transport."""
+    plan = run.plan
+    rows: list[Row] = []
+    extra: dict[str, Any] = {}
+    async with Side(run, upstream) as side, _client_session() as http:
+        gateway = Gateway(http, side.url)
+        direct = side.direct
+        assert direct is not None
+        await bounded(side.warm_up(gateway), "warm-up")
+        pair = ((direct, side.errors_direct), (gateway, side.errors_gateway))
+
+        if isinstance(direct, DirectWs):
+            extra["ws_setup"] = await _setup(direct, plan.setup, side.errors_direct)
+        await run.reset_fake()
+        d, g = await paired(pair, TTFB_PROMPT, plan.ttfb, "time to first byte")
+        rows.append(Row.of("ttfb", "time to first byte, c=1, median", "ms", _ms(d), _ms(g)))
+        extra["ttfb_p90_ms"] = {"direct": pct(d, 90) * 1000, "gateway": pct(g, 90) * 1000}
+        await run.reset_fake()
+        d, g = await paired(pair, TTFT_PROMPT, plan.ttft, "time to first token")
+        label = f"time to first token, c=1 (first of {TTFT_TOKENS} after {TTFT_THINK * 1000:.0f} ms), median"
+        rows.append(Row.of("ttft", label, "ms", _ms(d), _ms(g)))
+
+        # Halves in the order direct, gateway, gateway, direct: drift on the machine weighs on both alike.
+        cpu: dict[str, float] = {}
+        fake = [run.fake.pid]
+        half = max(CONCURRENCY, plan.requests // 2)
+        spent: dict[str, list[float]] = {"direct": [0.0, 0.0, 0.0, 0.0], "gateway": [0.0, 0.0, 0.0, 0.0]}
+        sides = {"direct": (direct, side.errors_direct), "gateway": (gateway, side.errors_gateway)}
+        for name in ("direct", "gateway", "gateway", "direct"):
+            target, errors = sides[name]
+            await run.reset_fake()
+            pids = side.pids() if name == "gateway" else []
+            before = (time.process_time(), procs.cpu_seconds(fake), procs.cpu_seconds(pids))
+            started = time.perf_counter()
+            done = await throughput(target, half, errors)
+            elapsed = time.perf_counter() - started
+            after = (time.process_time(), procs.cpu_seconds(fake), procs.cpu_seconds(pids))
+            totals = spent[name]
+            for i, (a, b) in enumerate(zip(after, before, strict=True)):
+                totals[i] += a - b
+            totals[3] += elapsed
+            cpu[f"{name}_requests"] = cpu.get(f"{name}_requests", 0) + done
+        for name, (client_s, fake_s, gateway_s, elapsed) in spent.items():
+            count = cpu.pop(f"{name}_requests")
+            cpu[f"{name}_rps"] = count / elapsed
+            cpu[f"{name}_client_ms"], cpu[f"{name}_fake_ms"] = client_s * 1000 / count, fake_s * 1000 / count
+            if name == "gateway":
+                cpu["gateway_ms"] = gateway_s * 1000 / count
+        label = f"non-stream requests/s, c={CONCURRENCY}"
+        rows.append(Row.of("rps", label, "req/s", cpu["direct_rps"], cpu["gateway_rps"]))
+        extra["cpu_ms_per_request"] = {k: v for k, v in cpu.items() if k.endswith("_ms")}
+
+        few = (Streams(), Streams())
+        for r in range(plan.few_rounds):
+            for s in (0, 1) if r % 2 == 0 else (1, 0):
+                await run.reset_fake()
+                await streams(pair[s][0], plan.few, pair[s][1], few[s])
+        pace = f"{STREAM_TOKENS} tokens × {STREAM_PACE * 1000:.0f} ms"
+        fd, fg = few[0].summary(), few[1].summary()
+        label = f"{plan.few} concurrent streams ({pace}): time to first token p50"
+        rows.append(Row.of("few_ttft", label, "ms", fd["ttft_p50_ms"], fg["ttft_p50_ms"]))
+
+        many = (Streams(), Streams())
+        for s in (0, 1):
+            await run.reset_fake()
+            await streams(pair[s][0], plan.many, pair[s][1], many[s])
+        md, mg = many[0].summary(), many[1].summary()
+        rows.append(Row.of("many_wall", f"{plan.many} concurrent streams: wall time", "s", md["wall_s"], mg["wall_s"]))
+        label = f"{plan.many} streams: time to first token p50"
+        rows.append(Row.of("many_ttft", label, "ms", md["ttft_p50_ms"], mg["ttft_p50_ms"]))
+        label = f"{plan.many} streams: gap between chunks p99"
+        rows.append(Row.of("many_gap", label, "ms", md["gap_p99_ms"], mg["gap_p99_ms"]))
+        extra["streams"] = {"few": {"direct": fd, "gateway": fg}, "many": {"direct": md, "gateway": mg}}
+
+        largest, total = side.memory()
+        if largest is not None and total is not None:
+            rows.append(Row.of("memory", "gateway peak memory (largest process)", "MiB", None, largest))
+            extra["memory_all_processes_mib"] = total
+        side.report_errors()
+        extra["errors"] = {"direct": side.errors_direct.count, "gateway": side.errors_gateway.count}
+    return {"upstream": upstream, "rows": [asdict(r) for r in rows], **extra}
+
+
+async def measure_latency(run: Run, upstream: str) -> dict[str, Any]:
+    """The c=1 rows alone, over another upstream transport."""
+    plan = run.plan
+    async with Side(run, upstream) as side, _client_session() as http:
+        gateway = Gateway(http, side.url)
+        assert side.direct is not None
+        await bounded(side.warm_up(gateway), "warm-up")
+        pair = ((side.direct, side.errors_direct), (gateway, side.errors_gateway))
+        await run.reset_fake()
+        d, g = await paired(pair, TTFB_PROMPT, plan.other_ttfb, "time to first byte")
+        rows = [Row.of("ttfb", f"[{upstream}] time to first byte, c=1, median", "ms", _ms(d), _ms(g))]
+        d, g = await paired(pair, TTFT_PROMPT, plan.other_ttft, "time to first token")
+        rows.append(Row.of("ttft", f"[{upstream}] time to first token, c=1, median", "ms", _ms(d), _ms(g)))
+        side.report_errors()
+        errors = {"direct": side.errors_direct.count, "gateway": side.errors_gateway.count}
+    return {"upstream": upstream, "rows": [asdict(r) for r in rows], "errors": errors}
+
+
+async def _setup(direct: DirectWs, count: int, errors: Errors) -> dict[str, float]:
+    """The direct client's WebSocket set-up per turn: the handshake, then session.create until ready."""
     handshakes: list[float] = []
     ready: list[float] = []
 
@@ -315,269 +503,97 @@ async def _setup(direct: DirectWs, count: int, errors: Errors) -> tuple[Latency,
             handshakes.append(opened)
             ready.append(session)
 
-    await _bounded(run(), "WebSocket set-up")
-    return Latency.of(handshakes), Latency.of(ready)
+    await bounded(run(), "WebSocket set-up")
+    return {"handshake_ms": _ms(handshakes), "ready_ms": _ms(ready)}
 
 
-async def _throughput(target: Target, total: int, errors: Errors) -> float:
-    queue = iter(range(total))
-
-    async def worker() -> None:
-        for _ in queue:
-            try:
-                await target.full(THROUGHPUT_PROMPT)
-            except Exception as exc:
-                errors.add(exc)
-
-    failed_before = errors.count
-    start = time.perf_counter()
-    await _bounded(asyncio.gather(*(worker() for _ in range(THROUGHPUT_CONCURRENCY))), "throughput")
-    return (total - (errors.count - failed_before)) / (time.perf_counter() - start)
+# ------------------------------------------------------------------------------------ the report
 
 
-@dataclass
-class Streams:
-    wall_s: float
-    p99_gap_ms: float
-    ttft_p50_ms: float
-    chunks: int
+def _figure(value: float | None, unit: str) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    if unit == "ms":
+        return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms"
+    if unit == "s":
+        return f"{value:.2f} s"
+    return f"{value:.0f} {unit}"
 
 
-async def _many_streams(target: Target, n: int, errors: Errors) -> Streams:
-    gaps: list[float] = []
-    firsts: list[float] = []
-    start = time.perf_counter()
-
-    async def one() -> None:
-        last = [0.0]
-
-        def tick() -> None:
-            now = time.perf_counter()
-            if last[0]:
-                gaps.append(now - last[0])
-            else:
-                firsts.append(now - start)
-            last[0] = now
-
-        try:
-            await target.stream(STREAM_PROMPT, tick)
-        except Exception as exc:
-            errors.add(exc)
-
-    await _bounded(asyncio.gather(*(one() for _ in range(n))), f"{n} concurrent streams")
-    wall = time.perf_counter() - start
-    return Streams(wall, _pct(gaps, 99) * 1000, _pct(firsts, 50) * 1000, len(gaps) + len(firsts))
+def _judged(row: dict[str, Any]) -> str:
+    value = row["value"]
+    if math.isnan(value):
+        return "—"
+    if row["kind"] == "added":
+        return f"{value:+.2f} ms" if abs(value) < 10 else f"{value:+.0f} ms"
+    if row["kind"] in ("ratio_min", "ratio_max"):
+        return f"{value:.2f}×"
+    return _figure(value, row["unit"])
 
 
-# ------------------------------------------------------------------------------------ processes
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise BenchError(f"the process serving {url} exited with {proc.returncode}")
-            try:
-                async with http.get(url) as resp:
-                    if resp.status < 500:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise BenchError(f"{url} did not come up")
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
-
-
-def _peak_rss_mib(pid: int) -> float | None:
-    """The process's peak resident memory (Linux), else None."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-# ------------------------------------------------------------------------------------ one transport
-
-
-@dataclass
-class TransportResult:
-    transport: str
-    ttft_direct: Latency
-    ttft_gateway: Latency
-    added_ttft_median_ms: float
-    added_ttft_p90_ms: float
-    rps_direct: float
-    rps_gateway: float
-    streams: int
-    streams_direct: Streams
-    streams_gateway: Streams
-    errors_direct: int
-    errors_gateway: int
-    gateway_peak_mib: float | None
-    ws_handshake: Latency | None = None
-    ws_setup: Latency | None = None
-
-
-@dataclass
-class Plan:
-    ttft: int
-    setup: int
-    requests: int
-    streams: int
-
-
-def _accounts_for(plan: Plan, transports: int) -> int:
-    turns_per_side = plan.ttft + plan.requests + plan.streams + MIN_ACCOUNTS + 8
-    return max(MIN_ACCOUNTS, math.ceil(2 * transports * turns_per_side / TURNS_PER_ACCOUNT))
-
-
-async def _measure(
-    transport: TransportName, plan: Plan, tokens: list[str], fake_url: str, work: Path, base_env: dict[str, str]
-) -> TransportResult:
-    data = work / transport
-    env = {**base_env, "GROK2API_DATA_DIR": str(data), "GROK2API_CHAT_TRANSPORT": transport}
-    py = sys.executable
-    subprocess.run(
-        [py, "-m", "grok2api", "accounts", "add", "--tier", "heavy", *tokens],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    port = _free_port()
-    gw_url = f"http://127.0.0.1:{port}"
-    gw = _spawn([py, "-m", "grok2api", "serve", "--bind", f"127.0.0.1:{port}"], env, work / f"gateway-{transport}.log")
-    upstream = AiohttpTransport()
-    try:
-        await _wait_http(f"{gw_url}/healthz", gw)
-        settings = RuntimeSettings(upstream_url=fake_url, assets_url=f"{fake_url}/assets", chat_transport=transport)
-        direct: DirectWs | DirectRest = (
-            DirectWs(upstream, settings, tokens) if transport == "ws" else DirectRest(upstream, settings, tokens)
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["| measure | direct | gateway | gateway's cost | target | met |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['label']} | {_figure(r['direct'], r['unit'])} | {_figure(r['gateway'], r['unit'])} "
+            f"| {_judged(r)} | {r['target']} | {'yes' if r['met'] else '**no**'} |"
         )
-        connector = aiohttp.TCPConnector(limit=0)
-        timeout = aiohttp.ClientTimeout(total=PHASE_SECONDS)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-            gateway = Gateway(http, gw_url)
-            err_direct, err_gw = Errors(), Errors()
-            await _bounded(_warm_up(direct, gateway, len(tokens)), "warm-up")
-            handshake = setup = None
-            if isinstance(direct, DirectWs):
-                handshake, setup = await _setup(direct, plan.setup, err_direct)
-            ttft_direct, ttft_gw = await _ttft(direct, gateway, plan.ttft, err_direct, err_gw)
-            rps_direct = await _throughput(direct, plan.requests, err_direct)
-            rps_gw = await _throughput(gateway, plan.requests, err_gw)
-            streams_direct = await _many_streams(direct, plan.streams, err_direct)
-            streams_gw = await _many_streams(gateway, plan.streams, err_gw)
-        for side, errors in (("direct", err_direct), ("gateway", err_gw)):
-            for kind, count in errors.kinds.most_common(3):
-                print(f"  [{transport}] {side} error x{count}: {kind}")
-        return TransportResult(
-            transport=transport,
-            ttft_direct=ttft_direct,
-            ttft_gateway=ttft_gw,
-            added_ttft_median_ms=ttft_gw.median_ms - ttft_direct.median_ms,
-            added_ttft_p90_ms=ttft_gw.p90_ms - ttft_direct.p90_ms,
-            rps_direct=rps_direct,
-            rps_gateway=rps_gw,
-            streams=plan.streams,
-            streams_direct=streams_direct,
-            streams_gateway=streams_gw,
-            errors_direct=err_direct.count,
-            errors_gateway=err_gw.count,
-            gateway_peak_mib=_peak_rss_mib(gw.pid),
-            ws_handshake=handshake,
-            ws_setup=setup,
+    return "\n".join(lines)
+
+
+def _notes(main: dict[str, Any]) -> list[str]:
+    notes = []
+    if "ws_setup" in main:
+        s = main["ws_setup"]
+        notes.append(
+            f"direct WebSocket set-up per turn: handshake {s['handshake_ms']:.2f} ms, "
+            f"until the session is ready {s['ready_ms']:.2f} ms (medians)"
         )
-    finally:
-        await upstream.close()
-        _stop([gw])
-
-
-async def _warm_up(direct: DirectWs | DirectRest, gateway: Gateway, accounts: int) -> None:
-    """Connections up, and every account known to the gateway (its user id and windows learned), so
-    no timed turn pays a first-use cost that the direct client paid in its own warm-up."""
-    await direct.warm_up()
-    await asyncio.gather(*(gateway.full(WARM_PROMPT) for _ in range(accounts)))
-    for _ in range(3):
-        for target in (direct, gateway):
-            await target.full(TTFT_PROMPT)
-            await target.stream(TTFT_PROMPT, _ignore)
-    await asyncio.sleep(1.0)  # the gateway learns the accounts' windows in the background after answering
-
-
-def _report(r: TransportResult) -> None:
-    t = f"[{r.transport}]"
-    if r.ws_handshake is not None and r.ws_setup is not None:
-        print(
-            f"  {t} WebSocket set-up per turn, direct: handshake median {r.ws_handshake.median_ms:.2f} ms "
-            f"p90 {r.ws_handshake.p90_ms:.2f} ms; handshake + session.create until ready median "
-            f"{r.ws_setup.median_ms:.2f} ms p90 {r.ws_setup.p90_ms:.2f} ms"
-        )
-    within = ""
-    if r.transport == "ws":
-        budget = ADDED_TTFT_BUDGET * 1000
-        within = f" (within {budget:.0f} ms: {'yes' if r.added_ttft_median_ms <= budget else 'no'})"
-    print(
-        f"  {t} time to first token, c=1: direct median {r.ttft_direct.median_ms:.2f} ms "
-        f"p90 {r.ttft_direct.p90_ms:.2f} ms; gateway median {r.ttft_gateway.median_ms:.2f} ms "
-        f"p90 {r.ttft_gateway.p90_ms:.2f} ms; added median {r.added_ttft_median_ms:.2f} ms "
-        f"p90 {r.added_ttft_p90_ms:.2f} ms{within}"
+    c = main["cpu_ms_per_request"]
+    notes.append(
+        f"CPU per non-stream request: gateway {c['gateway_ms']:.2f} ms; load generator {c['direct_client_ms']:.2f} ms "
+        f"direct, {c['gateway_client_ms']:.2f} ms through the gateway; fake {c['direct_fake_ms']:.2f} / "
+        f"{c['gateway_fake_ms']:.2f} ms"
     )
-    ratio = r.rps_gateway / r.rps_direct if r.rps_direct else math.nan
-    print(
-        f"  {t} non-stream throughput, c={THROUGHPUT_CONCURRENCY}: direct {r.rps_direct:.0f} req/s, "
-        f"gateway {r.rps_gateway:.0f} req/s, ratio {ratio:.2f}"
-    )
-    d, g = r.streams_direct, r.streams_gateway
-    print(
-        f"  {t} {r.streams} concurrent streams x {STREAM_TOKENS} tokens @ {STREAM_TOKEN_DELAY * 1000:.0f} ms: "
-        f"direct wall {d.wall_s:.2f} s, first token p50 {d.ttft_p50_ms:.0f} ms, p99 gap {d.p99_gap_ms:.1f} ms; "
-        f"gateway wall {g.wall_s:.2f} s, first token p50 {g.ttft_p50_ms:.0f} ms, p99 gap {g.p99_gap_ms:.1f} ms"
-    )
-    peak = f"{r.gateway_peak_mib:.0f} MiB" if r.gateway_peak_mib is not None else "unknown"
-    print(f"  {t} gateway peak memory {peak}; errors direct {r.errors_direct} gateway {r.errors_gateway}")
+    if "memory_all_processes_mib" in main:
+        notes.append(f"gateway peak memory, all its processes together: {main['memory_all_processes_mib']:.0f} MiB")
+    return notes
 
 
 # ------------------------------------------------------------------------------------ the run
 
 
-async def main(streams: int = 500, quick: bool = False, transport: str = "both") -> None:
-    """Run every measurement once per transport (``ws``, ``rest`` or ``both``); ``quick`` uses few
-    samples (a smoke run, not figures to quote). Exits 1 if any request failed."""
-    if transport not in (*TRANSPORTS, "both"):
-        raise ValueError("transport must be ws, rest or both")
+async def main(
+    streams: int = 500,
+    quick: bool = False,
+    workers: int | None = None,
+    chat: str = "ws",
+    upstream: str = "both",
+    json_path: Path | None = None,
+) -> None:
+    """Every row over ``upstream`` aiohttp (or the only one asked for), the c=1 rows over curl_cffi too
+    (``both``, when it is installed); ``quick`` uses few samples (a smoke run, not figures to quote)."""
+    if chat not in CHATS:
+        raise ValueError("chat transport must be ws or rest")
+    if upstream not in (*UPSTREAMS, "both"):
+        raise ValueError("upstream transport must be aiohttp, curl_cffi or both")
     if not 1 <= streams <= MAX_STREAMS:
         raise ValueError(f"streams must be between 1 and {MAX_STREAMS}")
-    transports = [t for t in TRANSPORTS if transport in (t, "both")]
-    plan = Plan(5, 5, 48, streams) if quick else Plan(TTFT_SAMPLES, SETUP_SAMPLES, THROUGHPUT_REQUESTS, streams)
+    workers = workers or usable_cpus()
+    if not 1 <= workers <= 64:
+        raise ValueError("workers must be between 1 and 64")
+    from ..grok.browser import available as curl_available
+
+    if upstream == "curl_cffi" and not curl_available():
+        raise ValueError("the curl_cffi transport needs curl_cffi: pip install 'grok2api[browser]'")
+    main_upstream = "curl_cffi" if upstream == "curl_cffi" else "aiohttp"
+    others = ["curl_cffi"] if upstream == "both" and curl_available() else []
+    plan = Plan.quick(streams) if quick else Plan(many=streams)
+
     started = time.perf_counter()
+    load_before = procs.load_average()
     work = Path(tempfile.mkdtemp(prefix="grok2api-bench-"))
-    fake_port = _free_port()
+    fake_port = procs.free_port()
     fake_url = f"http://127.0.0.1:{fake_port}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("GROK2API_")},
@@ -587,34 +603,60 @@ async def main(streams: int = 500, quick: bool = False, transport: str = "both")
         "GROK2API_ADMIN_PASSWORD": "bench-only-password",
         "GROK2API_LOG_LEVEL": "WARNING",
     }
-    accounts = _accounts_for(plan, len(transports))
+    accounts = max(MIN_ACCOUNTS, math.ceil(2 * (1 + len(others)) * plan.turns() / TURNS_PER_ACCOUNT))
     tokens = [f"heavy-bench-{i}" for i in range(accounts)]
-    fake = _spawn(
-        [sys.executable, "-m", "grok2api.testing.fake_grok", "--port", str(fake_port)], env, work / "fake.log"
-    )
-    results: list[TransportResult] = []
+    args = [sys.executable, "-m", "grok2api.testing.fake_grok", "--port", str(fake_port)]
+    fake = procs.spawn(args, env, work / "fake.log")
+    loop = worker_class("auto")
     failed = False
     try:
-        await _wait_http(f"{fake_url}/__fake/accounts", fake)
-        print(f"grok2api bench (fake grok.com on loopback, {accounts} accounts, SQLite store, {os.cpu_count()} CPUs)")
-        for name in transports:
-            result = await _measure(name, plan, tokens, fake_url, work, env)
-            _report(result)
-            results.append(result)
-            failed = failed or bool(result.errors_direct or result.errors_gateway)
+        await procs.wait_http(f"{fake_url}/__fake/accounts", fake)
+        run = Run(plan, tokens, fake_url, fake, work, env, workers, chat)
+        print(
+            f"grok2api bench: gateway with {workers} worker(s), {loop} event loop, SQLite store, {chat} chat; "
+            f"fake grok.com on loopback with {accounts} accounts; {os.cpu_count()} CPUs"
+        )
+        result_main = await measure_main(run, main_upstream)
+        results = [result_main] + [await measure_latency(run, other) for other in others]
+        rows = [r for res in results for r in res["rows"]]
+        admin_ms = None
         if not quick:
             from ..admin.accounts_bench import bench_accounts_page
 
-            per_page = await _admin_page(bench_accounts_page, work)
-            print(f"  admin accounts page with 10 000 accounts: {per_page * 1000:.1f} ms per render")
-        print(f"  total bench time {time.perf_counter() - started:.1f} s")
-        summary = {"quick": quick, "accounts": accounts, "transports": [asdict(r) for r in results]}
-        print("result " + _ENC.encode(summary).decode())
+            admin_ms = await _admin_page(bench_accounts_page, work) * 1000
+        errors = sum(res["errors"]["direct"] + res["errors"]["gateway"] for res in results)
+        failed = errors > 0
+        print(table(rows))
+        for note in _notes(result_main):
+            print(f"  {note}")
+        if admin_ms is not None:
+            print(f"  admin accounts page with 10 000 accounts: {admin_ms:.1f} ms per render")
+        total = time.perf_counter() - started
+        print(f"  failed requests: {errors}; total bench time {total:.1f} s")
+        summary = {
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "machine": {**procs.machine(), "load_before": load_before, "load_after": procs.load_average()},
+            "quick": quick,
+            "workers": workers,
+            "event_loop": loop,
+            "chat_transport": chat,
+            "accounts": accounts,
+            "rows": rows,
+            "all_met": all(r["met"] for r in rows),
+            "upstreams": results,
+            "admin_accounts_page_ms": admin_ms,
+            "load_generator_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "total_seconds": total,
+        }
+        encoded = _ENC.encode(summary)
+        if json_path is not None:
+            json_path.write_bytes(msgspec.json.format(encoded) + b"\n")
+        print("result " + encoded.decode())
     except BaseException:
         failed = True
         raise
     finally:
-        _stop([fake])
+        procs.stop([fake])
         if failed:
             print(f"  logs kept in {work}", file=sys.stderr)
         else:
@@ -636,14 +678,39 @@ async def _admin_page(bench: Callable[..., Awaitable[float]], work: Path) -> flo
         await svc.store.close()
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """``python -m grok2api.cli.bench [--transport ws|rest|both] [--streams N] [--quick]``."""
-    parser = argparse.ArgumentParser(prog="grok2api bench", description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--streams", type=int, default=500)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--streams", type=int, default=500, help="streams of the many-streams rows (default 500)")
+    parser.add_argument("--workers", type=int, help="gateway worker processes (default: one per usable CPU)")
+    parser.add_argument("--chat", choices=CHATS, default="ws", help="chat transport to grok.com (default ws)")
+    parser.add_argument(
+        "--upstream",
+        choices=[*UPSTREAMS, "both"],
+        default="both",
+        help="HTTP/WebSocket transport: all rows over aiohttp, the c=1 rows over curl_cffi too (default both)",
+    )
+    parser.add_argument("--json", type=Path, dest="json_path", help="also write the result to this JSON file")
     parser.add_argument("--quick", action="store_true", help="few samples: check that the bench runs")
-    parser.add_argument("--transport", choices=[*TRANSPORTS, "both"], default="both")
-    args = parser.parse_args(argv)
-    asyncio.run(main(streams=args.streams, quick=args.quick, transport=args.transport))
+
+
+def run_from(args: argparse.Namespace) -> None:
+    coro = main(
+        streams=args.streams,
+        quick=args.quick,
+        workers=args.workers,
+        chat=args.chat,
+        upstream=args.upstream,
+        json_path=args.json_path,
+    )
+    # The load generator runs on the loop the gateway runs on, so neither side gets a faster client.
+    with asyncio.Runner(loop_factory=loop_factory(worker_class("auto"))) as runner:
+        runner.run(coro)
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    """``python -m grok2api.cli.bench [options]`` (the same as ``grok2api bench``)."""
+    parser = argparse.ArgumentParser(prog="grok2api bench", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    add_arguments(parser)
+    run_from(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

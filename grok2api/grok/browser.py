@@ -39,6 +39,7 @@ log = logging.getLogger("grok2api.grok.browser")
 DEFAULT_PROFILE = "chrome146"
 _CHROME = re.compile(r"chrome(\d+)(?:_[a-z]+)?")
 _REFUSAL_BODY_LIMIT = 4096
+MAX_HANDLES = 2048
 
 
 def available() -> bool:
@@ -212,6 +213,9 @@ class CurlWebSocket:
         except _errors() as exc:
             raise _connection_error(exc) from exc
 
+    def buffered(self) -> bool:
+        return False  # curl_cffi reads frame by frame: nothing to batch
+
     async def receive_text(self) -> str | None:
         from curl_cffi.const import CurlWsFlag
         from curl_cffi.requests.websockets import WebSocketClosed
@@ -271,7 +275,10 @@ class CurlTransport:
                 discard_cookies=True,
                 default_headers=False,
                 http_version="v2tls",
-                max_clients=64,
+                # A live WebSocket holds its handle for the whole answer, and a connect beyond the limit
+                # fails rather than waits: room for every chat a worker may stream at once (handles are
+                # made on demand).
+                max_clients=MAX_HANDLES,
                 curl_options={CurlOpt.CONNECTTIMEOUT_MS: 15000},
             )
         return self._session

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -145,10 +145,23 @@ async def prepare_turn(
 
 
 def stream_turn(
-    client: GrokClient, token: str, request: TurnRequest, settings: RuntimeSettings
+    client: GrokClient,
+    token: str,
+    request: TurnRequest,
+    settings: RuntimeSettings,
+    admitted: Awaitable[bool] | None = None,
 ) -> AsyncGenerator[list[Event], None]:
+    """The turn's events. ``admitted`` (over the WebSocket only) is awaited before the message is sent
+    (see ``stream_mgw``); a REST call sends its message at once, so its caller waits for that first."""
     if request.payload is not None:
         return client.stream_chat(token, request.payload, settings, referer=request.referer)
     return stream_mgw(
-        client.sockets_for(token), token, request.user_id, request.mode, request.message, request.file_ids, settings
+        client.sockets_for(token),
+        token,
+        request.user_id,
+        request.mode,
+        request.message,
+        request.file_ids,
+        settings,
+        admitted=admitted,
     )

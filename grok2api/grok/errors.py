@@ -45,4 +45,9 @@ class UploadRejected(Exception):
         self.index = index
 
 
+class TurnNotAdmitted(Exception):
+    """The turn's query was not taken (the account's window emptied or its state changed meanwhile): its
+    message was never sent, so nothing was spent at grok.com."""
+
+
 TRANSPORT_ERRORS = (UpstreamHTTPError, UpstreamConnectionError)

@@ -13,19 +13,21 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from contextlib import suppress
 from typing import Any
 from urllib.parse import quote
 
+from ..after_response import defer
 from ..settings import RuntimeSettings
-from .errors import UpstreamConnectionError
+from .errors import TurnNotAdmitted, UpstreamConnectionError
 from .events import Event
 from .headers import ws_headers
 from .mgw_events import MgwParser
 from .transport import WebSocket, WebSocketOpener, release, report_in_band_refusal, ws_url
 
 PING_SECONDS = 25.0
+BATCH_FRAMES = 64  # frames already received that one batch may take
 SESSION_TIMEOUT = 20.0
 
 
@@ -95,8 +97,12 @@ async def stream_mgw(
     *,
     ping_seconds: float = PING_SECONDS,
     session_timeout: float = SESSION_TIMEOUT,
+    admitted: Awaitable[bool] | None = None,
 ) -> AsyncGenerator[list[Event], None]:
-    """One turn of ``mode`` for the account (``token``, ``user_id``); see the module docstring."""
+    """One turn of ``mode`` for the account (``token``, ``user_id``); see the module docstring.
+    ``admitted``, when given, is awaited once the session is open and before the message is sent: the
+    socket and the session are set up while the account's query is being taken, and a False raises
+    TurnNotAdmitted with nothing spent."""
     url = mgw_url(settings.upstream_url, user_id)
     ws = await transport.websocket(url, ws_headers(token, user_id, settings), "")  # the egress's proxy
     heartbeat = asyncio.create_task(_heartbeat(ws, ping_seconds))
@@ -111,23 +117,39 @@ async def stream_mgw(
             if parser.failure is not None and parser.failure.anti_bot:  # the egress's refusal, not the account's
                 what = "an anti-bot error event on the chat WebSocket"
                 await report_in_band_refusal(transport, "GET", url, what, parser.failure.message)
+            # Frames that have already arrived join this batch (up to BATCH_FRAMES): when the reader falls
+            # behind, one batch (and one write to the client) carries them all instead of one each.
+            taken = 1
+            while sent and taken < BATCH_FRAMES and not parser.done and ws.buffered():
+                batch += parser.feed(await _receive(ws, None))
+                taken += 1
             if batch:
                 yield batch
             if not sent and parser.ready and not parser.done:
+                if admitted is not None and not await admitted:
+                    raise TurnNotAdmitted
                 item, response = turn_events(parser.session_id, message, file_ids)
                 await ws.send_json(item)
                 await ws.send_json(response)
                 sent = True
     finally:
-        await release(ws, heartbeat)
+        # A finished turn's closing handshake (a round trip to grok.com) waits until the response is sent; an
+        # abandoned one closes now, whatever cancels its caller.
+        if parser.done and defer(ws.close):
+            heartbeat.cancel()
+        else:
+            await release(ws, heartbeat)
 
 
 async def _receive(ws: WebSocket, deadline: float | None) -> str:
-    try:
-        async with asyncio.timeout_at(deadline):
-            frame = await ws.receive_text()
-    except TimeoutError:
-        raise UpstreamConnectionError("grok.com did not open the chat session in time") from None
+    if deadline is None:  # the answer's own timeouts are the gateway's
+        frame = await ws.receive_text()
+    else:
+        try:
+            async with asyncio.timeout_at(deadline):
+                frame = await ws.receive_text()
+        except TimeoutError:
+            raise UpstreamConnectionError("grok.com did not open the chat session in time") from None
     if frame is None:
         raise UpstreamConnectionError("grok.com closed the chat connection before the answer completed")
     return frame

@@ -141,6 +141,10 @@ class WebSocket(Protocol):
     async def receive_text(self) -> str | None:
         """The next text frame, or None once the socket closed; UpstreamConnectionError on failure."""
 
+    def buffered(self) -> bool:
+        """Whether a received frame is waiting, so ``receive_text`` returns without waiting (False when
+        the implementation cannot tell)."""
+
     async def close(self) -> None: ...
 
 
@@ -233,6 +237,12 @@ class AiohttpWebSocket:
                 await self._ws.send_str(_ENCODER.encode(obj).decode())
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+
+    def buffered(self) -> bool:
+        # aiohttp queues the frames it has parsed; it has no public way to ask, so a version that moves
+        # the queue simply batches nothing.
+        queue = getattr(getattr(self._ws, "_reader", None), "_buffer", None)
+        return bool(queue)
 
     async def receive_text(self) -> str | None:
         while True:

@@ -153,20 +153,25 @@ async def stream_answer(
     on_end: Callable[[bool], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body: role delta, content/reasoning deltas, a finish chunk, optional usage, [DONE].
-    ``on_end`` learns whether the stream ended well (a break after the first byte is a failure)."""
+    ``on_end`` learns whether the stream ended well (a break after the first byte is a failure).
+    Frames that are ready together leave in one write: the role delta with the first batch, and the
+    closing frames with [DONE]."""
     writer = ChunkWriter(model)
     pieces = ChatPieces(run.settings)
     ok = False
     batches = run.batches()
     try:
-        yield writer.frame(Delta(role="assistant", content=""))
+        # Frames ready together leave in one write: the role delta with the first batch, the closing frames
+        # (the Finish comes in the last batch) with [DONE].
+        out: list[bytes] = [writer.frame(Delta(role="assistant", content=""))]
+        ended = False
         async for batch in batches:
             # One write per upstream read: under load a read carries many events.
-            out: list[bytes] = []
             for event in batch:
-                if isinstance(event, Finish):
+                if isinstance(event, Finish):  # always the last event
                     out.extend(_ending(writer, pieces, event, include_usage))
-                    ok = event.error is None
+                    out.append(DONE)
+                    ok, ended = event.error is None, True
                     continue
                 if isinstance(event, ToolCallStart | ToolCallDelta | ToolCallDone):
                     closing = writer.piece(pieces.close())  # a <think> block ends before a call
@@ -178,7 +183,9 @@ async def stream_answer(
                     out.append(frame)
             if out:
                 yield b"".join(out)
-        yield DONE
+                out = []
+        if not ended:
+            yield b"".join([*out, DONE])
     except (GeneratorExit, asyncio.CancelledError):
         ok = True  # the client left: not the gateway's failure
         raise
