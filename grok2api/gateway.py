@@ -223,7 +223,7 @@ class Gateway:
             if request.user_id and request.user_id != account.user_id:
                 self.pool.remember_user_id(account, request.user_id)
             if request.payload is not None:
-                if not await lease.reserved():
+                if not await lease.reserved(outage_raises=True):
                     raise TurnNotAdmitted  # an HTTP call sends its message at once: only once the query is taken
                 slots[-1].release()
                 return stream_turn(self.client, lease.token, request, job.settings)
@@ -398,7 +398,7 @@ class _SetupSlot:
 
     async def _admit(self, lease: Lease) -> bool:
         try:
-            return await lease.reserved()
+            return await lease.reserved(outage_raises=True)
         finally:
             self.release()
 

@@ -94,14 +94,19 @@ class Lease:
     def token(self) -> str:
         return self.account.token
 
-    async def reserved(self) -> bool:
+    async def reserved(self, *, outage_raises: bool = False) -> bool:
         """Whether the lease's query was taken (waiting for the store if it is still being taken). A store
-        error counts as not taken; it is raised to whoever awaits ``admitted`` itself."""
+        error counts as not taken; with ``outage_raises`` an unreachable store raises StoreUnavailable instead
+        (a request about to be sent must fail as an outage, not as an account that had no room)."""
         if self.admitted is None:
             return True
         try:
             # Shielded: a request cancelled now must not lose a query the store has already taken.
             return await asyncio.shield(self.admitted)
+        except StoreUnavailable:
+            if outage_raises:
+                raise
+            return False
         except Exception:
             return False
 

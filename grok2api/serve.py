@@ -18,6 +18,7 @@ gets the signal itself (systemd signals every process of the service) drains the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import signal
@@ -182,12 +183,38 @@ async def _watch(parent_stop: ProcessEvent, stopping: asyncio.Event) -> None:
     stopping.set()
 
 
-def _worker_main(config: Config, sockets: Sockets, parent_stop: ProcessEvent | None) -> None:
+async def _migrate_once(boot: BootConfig) -> None:
+    """Bring the schema to head here, before the workers start and each opens the store (SQLite cannot
+    serialize several processes creating a fresh schema). A store that cannot be reached now is left to the
+    workers, which serve 503 until it answers."""
+    from .store import make_store
+
+    boot.data_dir.mkdir(parents=True, exist_ok=True)
+    store = make_store(boot.storage_mode, boot.database_url, boot.data_dir, timeout=boot.store_timeout)
+    try:
+        await store.open()
+    except Exception as exc:  # the workers report the outage and recover by themselves
+        log.warning("could not prepare the store before starting the workers: %s", exc)
+    finally:
+        with contextlib.suppress(Exception):
+            await store.close()
+
+
+class _SaidOnce(logging.Filter):
+    """hypercorn says where it runs in every worker; the first worker's line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Running on")
+
+
+def _worker_main(config: Config, sockets: Sockets, parent_stop: ProcessEvent | None, index: int = 0) -> None:
     """A worker process: its own app, built from the environment it inherited, on the chosen event loop
     (uvloop when installed), its connections writing in batches."""
     from . import write_batching
     from .app import create_app
 
+    if index:
+        logging.getLogger("hypercorn.error").addFilter(_SaidOnce())
     boot = BootConfig.from_env()
     write_batching.install()
     with asyncio.Runner(loop_factory=loop_factory(worker_class(boot.event_loop))) as runner:
@@ -209,11 +236,14 @@ def serve(boot: BootConfig, bind: str, workers: int) -> int:
     if workers <= 1:
         _worker_main(config, sockets, None)
         return 0
+    asyncio.run(_migrate_once(boot))
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
     processes = [
-        ctx.Process(target=_worker_main, kwargs={"config": config, "sockets": sockets, "parent_stop": stop})
-        for _ in range(workers)
+        ctx.Process(
+            target=_worker_main, kwargs={"config": config, "sockets": sockets, "parent_stop": stop, "index": index}
+        )
+        for index in range(workers)
     ]
     for process in processes:
         process.daemon = True

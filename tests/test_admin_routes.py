@@ -137,3 +137,14 @@ async def test_json_admin_api_errors_stay_json(
             assert resp.status == 500 and resp.content_type == "application/json"
     assert (body["success"], body["code"]) == (False, "INTERNAL_ERROR") and "secret" not in body["message"]
     assert [r.name for r in caplog.records if r.exc_info] == ["grok2api.admin"]
+
+
+async def test_a_trailing_slash_or_an_empty_id_is_a_404_not_a_redirect(gateway: LiveGateway) -> None:
+    async with aiohttp.ClientSession() as http:
+        for method, path in [
+            ("POST", "/manage/cache/clear/"),
+            ("POST", "/manage/accounts//edit"),
+            ("GET", "/api/keys/"),
+        ]:
+            async with http.request(method, gateway.url + path, allow_redirects=False) as resp:
+                assert resp.status == 404, (path, resp.status)

@@ -131,7 +131,7 @@ def pages_app(admin: Admin) -> Starlette:
     """The HTML admin: the routes its views name, with its own error pages."""
     assert admin.views.router is not None, "make the admin with build_admin"
     errors = PageErrors(admin)
-    return Starlette(
+    app = Starlette(
         routes=admin.views.router.routes,
         middleware=[Middleware(LastResort, answer=errors.server_error)],
         exception_handlers={
@@ -140,6 +140,8 @@ def pages_app(admin: Admin) -> Starlette:
             StoreUnavailable: errors.store_unavailable,
         },
     )
+    app.router.redirect_slashes = False  # an unknown path is the admin's 404 page, not a redirect to guess at
+    return app
 
 
 def api_app(admin: Admin) -> Starlette:
@@ -172,7 +174,7 @@ def api_app(admin: Admin) -> Starlette:
         json("/keys", keys_api.create_key, POST),
         json("/keys/{key_id}", keys_api.delete_key, ["DELETE"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(LastResort, answer=json_server_error)],
         exception_handlers={
@@ -181,6 +183,8 @@ def api_app(admin: Admin) -> Starlette:
             StoreUnavailable: json_store_unavailable,
         },
     )
+    app.router.redirect_slashes = False  # an unknown path is a JSON 404, not a redirect to guess at
+    return app
 
 
 def admin_mounts(svc: Services) -> list[BaseRoute]:
