@@ -10,7 +10,6 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
 from typing import Any
 
 import msgspec
@@ -203,17 +202,7 @@ async def stream_message(
 async def collect_message(run: ConversationRun, model: str, thinking: bool) -> MessageOut:
     """The non-stream message. Raises GatewayError when the answer failed or broke off."""
     blocks = ContentBlocks(thinking)
-    finish: Finish | None = None
-    async with aclosing(run.events()) as events:
-        async for event in events:
-            if isinstance(event, Finish):
-                finish = event
-                break
-            blocks.feed(event)
-    await run.close()
-    assert finish is not None
-    if finish.error is not None:
-        raise finish.error
+    finish = await run.collect(blocks.feed)
     blocks.close()
     reason = stop_reason(run, finish)
     return MessageOut(

@@ -13,7 +13,7 @@ failure is still an HTTP error.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 
 from ..errors import FirstResponseTimeout, GatewayError, InvalidRequest, StalledMidAnswer
@@ -201,6 +201,22 @@ class ConversationRun:
             async for batch in batches:
                 for event in batch:
                     yield event
+
+    async def collect(self, take: Callable[[AnswerEvent], object]) -> Finish:
+        """A non-stream answer read whole: every event before the ``Finish`` goes to ``take``, then the run is
+        closed. Raises the answer's error when it failed or broke off mid-answer."""
+        finish: Finish | None = None
+        async with aclosing(self.events()) as events:
+            async for event in events:
+                if isinstance(event, Finish):
+                    finish = event
+                    break
+                take(event)
+        await self.close()
+        assert finish is not None, "a run always ends with a Finish"
+        if finish.error is not None:
+            raise finish.error
+        return finish
 
     async def close(self) -> None:
         if self.answer is not None:

@@ -9,7 +9,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
 
 from ..conversation.events import (
     AnswerEvent,
@@ -233,22 +232,16 @@ async def collect_answer(run: ConversationRun, model: str) -> ChatCompletion:
     content: list[str] = []
     reasoning: list[str] = []
     calls: list[ToolCall] = []
-    finish: Finish | None = None
-    async with aclosing(run.events()) as events:
-        async for event in events:
-            if isinstance(event, Finish):
-                finish = event
-                break
-            if isinstance(event, ToolCallDone):
-                calls.append(ToolCall(id=event.id, function=FunctionCall(name=event.name, arguments=event.arguments)))
-                continue
+
+    def take(event: AnswerEvent) -> None:
+        if isinstance(event, ToolCallDone):
+            calls.append(ToolCall(id=event.id, function=FunctionCall(name=event.name, arguments=event.arguments)))
+        else:
             piece = pieces.piece(event)
             content.append(piece.content)
             reasoning.append(piece.reasoning)
-    await run.close()
-    assert finish is not None
-    if finish.error is not None:
-        raise finish.error
+
+    finish = await run.collect(take)
     content.append(pieces.close().content)
     text = "".join(content).strip()
     message = ResponseMessage(content=text or (None if calls else ""))

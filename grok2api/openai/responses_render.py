@@ -13,7 +13,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
 from typing import Any
 
 from ..conversation.events import (
@@ -389,17 +388,7 @@ async def stream_response(
 
 async def collect_response(run: ConversationRun, builder: ResponseBuilder) -> ResponseObject:
     """The non-stream response. Raises GatewayError when the answer failed or broke off."""
-    finish: Finish | None = None
-    async with aclosing(run.events()) as events:
-        async for event in events:
-            if isinstance(event, Finish):
-                finish = event
-                break
-            builder.feed(event)
-    await run.close()
-    assert finish is not None
-    if finish.error is not None:
-        raise finish.error
+    finish = await run.collect(builder.feed)
     if finish.reason == "error":
         raise UpstreamError("The answer failed.")
     builder.finish(finish)
