@@ -53,7 +53,7 @@ def hypercorn_config(boot: BootConfig, bind: str) -> Config:
     config = Config()
     config.bind = [bind]
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.accesslog = logging.getLogger("hypercorn.access")
+    config.accesslog = logging.getLogger("hypercorn.access") if boot.access_log else None
     config.access_log_format = ACCESS_LOG_FORMAT
     config.backlog = 2048  # bursts of hundreds of new connections must not overflow the accept queue
     config.keep_alive_timeout = boot.header_timeout  # a whole request head within this, or the connection closes

@@ -10,6 +10,7 @@ import pytest
 from grok2api import resources
 from grok2api.config import BootConfig, usable_cpus
 from grok2api.resources import resource_dir
+from grok2api.serve import hypercorn_config
 from grok2api.store.migrate import migrations_dir
 
 SOURCE_ROOT = Path(resources.__file__).resolve().parent.parent
@@ -202,3 +203,15 @@ def test_operations_settings() -> None:
 def test_timeouts_must_be_positive_seconds(raw: str) -> None:
     with pytest.raises(ValueError):
         BootConfig.from_env({"GROK2API_BODY_TIMEOUT_SECONDS": raw})
+
+
+@pytest.mark.parametrize(("raw", "on"), [("", True), ("off", False), ("0", False), (" ON ", True), ("true", True)])
+def test_the_access_log_can_be_switched_off(raw: str, on: bool) -> None:
+    boot = BootConfig.from_env({"GROK2API_ACCESS_LOG": raw})
+    assert boot.access_log is on
+    assert (hypercorn_config(boot, "127.0.0.1:1").accesslog is None) is not on
+
+
+def test_an_unknown_access_log_value_is_refused_at_boot() -> None:
+    with pytest.raises(ValueError, match="GROK2API_ACCESS_LOG must be on or off"):
+        BootConfig.from_env({"GROK2API_ACCESS_LOG": "maybe"})
