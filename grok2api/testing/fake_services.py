@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,13 +26,15 @@ FLARESOLVERR_UA = (
 )
 
 
-class _LoopbackServer:
+class _LoopbackServer(ABC):
+    """A small aiohttp server on a free loopback port; each stand-in gives its routes."""
+
     def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
-    def _app(self) -> web.Application:
-        raise NotImplementedError
+    @abstractmethod
+    def _app(self) -> web.Application: ...
 
     async def start(self) -> str:
         runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)
