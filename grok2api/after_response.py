@@ -1,8 +1,8 @@
 """Work that belongs to a request but not to its answer, run once the answer's last byte is written.
 
 Settling the serving account (a store round trip) does not change what the client receives, so it need
-not stand between grok.com's last event and the client's last byte. ``AfterResponse`` (an ASGI
-middleware) opens a list per HTTP request; ``defer`` puts a job on it, and the jobs run when the app has
+not stand between grok.com's last event and the client's last byte. The edge (``edge_layer``) opens a
+``RequestJobs`` list per HTTP request; ``defer`` puts a job on it, and the jobs run when the app has
 sent the whole response, the last deferred first (as an exit stack unwinds: what a request set up first
 is let go of last), shielded from the request's cancellation. Outside a request (tests,
 background jobs) ``defer`` declines and the caller runs the job itself.
@@ -14,8 +14,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("grok2api.after_response")
 Job = Callable[[], Awaitable[None]]
@@ -67,24 +65,26 @@ async def drain(timeout: float = 10.0) -> bool:
     return _Active.count == 0
 
 
-class AfterResponse:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+class RequestJobs:
+    """One HTTP request's list: opened in the request's task before the app runs (``defer`` finds it there), and
+    ``close``d once the response is sent."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        jobs = _Jobs()
-        token = _JOBS.set(jobs)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            _JOBS.reset(token)
-            jobs.closed = True
-            if jobs:
-                _Active.count += 1
-                task = asyncio.ensure_future(_run(jobs))
-                _RUNNING.add(task)
-                task.add_done_callback(_RUNNING.discard)
-                await asyncio.shield(task)
+    __slots__ = ("jobs", "_token")
+
+    def __init__(self) -> None:
+        self.jobs = _Jobs()
+        self._token = _JOBS.set(self.jobs)
+
+    def close(self) -> Awaitable[None] | None:
+        """Stop taking jobs; start those deferred, if any, and give what to await for them (shielded from the
+        request's cancellation: a cancelled request still settles)."""
+        _JOBS.reset(self._token)
+        jobs = self.jobs
+        jobs.closed = True
+        if not jobs:
+            return None
+        _Active.count += 1
+        task = asyncio.ensure_future(_run(jobs))
+        _RUNNING.add(task)
+        task.add_done_callback(_RUNNING.discard)
+        return asyncio.shield(task)

@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, ExceptionHandler, Lifespan
 
 from . import __version__
 from .admin.routes import admin_mounts, admin_startup
-from .after_response import AfterResponse
 from .anthropic.errors import error_body as anthropic_error_body
 from .anthropic.messages import count_tokens, create_message
 from .config import BootConfig
 from .diagnose.canary import metric_lines as canary_lines
 from .edge import (
-    ApiCors,
     ClientGone,
     ErrorShape,
-    RequestIds,
     authenticate,
     client_gone,
     error_response,
@@ -34,6 +32,7 @@ from .edge import (
     services,
     store_unavailable,
 )
+from .edge_layer import EdgeLayer, ErrorPage
 from .errors import GatewayError, NotFound
 from .grok.unknown_shapes import metric_lines as unknown_shape_lines
 from .logs import setup_logging
@@ -47,9 +46,10 @@ from .openai.responses import create_response, delete_response, get_response
 from .openai.videos import create_video, delete_video, get_video, list_videos, video_content
 from .openapi import openapi_json
 from .readiness import readyz
+from .router import StaticFirstRouter
 from .services import Services
 from .store.base import StoreUnavailable
-from .traffic import TrafficGuard
+from .traffic import Traffic
 
 log = logging.getLogger("grok2api")
 
@@ -128,11 +128,41 @@ def api_error_shapes() -> dict[str, ErrorShape]:
 
 
 class GatewayApp(Starlette):
-    """The application, with the request-id layer outside everything else (Starlette's own error handling
-    included), so that every answer, a 500 too, carries its X-Request-ID."""
+    """The application: Starlette's exception handlers and router (``StaticFirstRouter``) behind the one edge layer
+    (``edge_layer.EdgeLayer``), which stands in for Starlette's outermost error middleware: it answers a request the
+    app failed with ``on_error``'s page, and sits outside everything else so that every answer, a 500 too, carries
+    its X-Request-ID."""
+
+    def __init__(
+        self,
+        *,
+        routes: list[BaseRoute],
+        lifespan: Lifespan[Starlette],
+        exception_handlers: Mapping[Any, ExceptionHandler],
+        on_error: ErrorPage,
+        traffic: Traffic,
+        body_timeout: float,
+        access_log: bool,
+    ) -> None:
+        super().__init__(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
+        self.router = StaticFirstRouter(routes, lifespan=lifespan)
+        self.on_error = on_error
+        self.traffic = traffic
+        self.body_timeout = body_timeout
+        self.access_log = access_log
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestIds(super().build_middleware_stack())
+        handlers = {key: value for key, value in self.exception_handlers.items() if key not in (500, Exception)}
+        app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return EdgeLayer(
+            app,
+            traffic=self.traffic,
+            body_timeout=self.body_timeout,
+            on_error=self.on_error,
+            access_log=self.access_log,
+        )
 
 
 def create_app(boot: BootConfig | None = None, services: Services | None = None) -> Starlette:
@@ -153,19 +183,17 @@ def create_app(boot: BootConfig | None = None, services: Services | None = None)
     app = GatewayApp(
         routes=routes,
         lifespan=lifespan,
-        middleware=[
-            Middleware(TrafficGuard, traffic=svc.traffic, body_timeout=boot.body_timeout),
-            Middleware(AfterResponse),
-            Middleware(ApiCors),
-        ],
         exception_handlers={
             HTTPException: http_error,
             GatewayError: gateway_error,
             StoreUnavailable: store_unavailable,
             ClientDisconnect: client_gone,
             ClientGone: client_gone,
-            Exception: server_error,
         },
+        on_error=server_error,
+        traffic=svc.traffic,
+        body_timeout=boot.body_timeout,
+        access_log=boot.access_log,
     )
     app.state.services = svc
     app.state.error_shapes = api_error_shapes()

@@ -18,7 +18,7 @@ from starlette.datastructures import FormData, Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from .errors import (
     DEFAULT_RETRY_AFTER,
@@ -29,7 +29,7 @@ from .errors import (
     ServiceUnavailable,
     whole_seconds,
 )
-from .logs import REQUEST_ID, REQUEST_ID_HEADER, request_id_from
+from .logs import REQUEST_ID_HEADER
 from .sse import ClientLeft, EventStream, until_disconnect
 from .store.base import ClientKey, StoreUnavailable
 
@@ -56,51 +56,72 @@ class ApiCors:
     Any origin may call it, but without credentials: browsers send no cookies and read no cookie-based answer, so
     the bearer key a user typed into the UI stays the only credential (set ``api_key`` when the gateway is
     reachable from pages you do not trust). The admin pages and the admin JSON API stay same-origin.
-    """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.cors = CORSMiddleware(
-            app,
+    The policy is Starlette's ``CORSMiddleware``: its preflight answers are used as they are, and ``add_headers``
+    gives the answers of the app the headers it gives them, without a send wrapper of its own (the edge layer
+    calls it from its one)."""
+
+    def __init__(self) -> None:
+        self.policy = CORSMiddleware(
+            _no_app,
             allow_origins=["*"],
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=["Retry-After", REQUEST_ID_HEADER],
             max_age=600,
         )
+        # Any origin, no credentials: an answer gets the simple headers when the request has an Origin, and
+        # ``Vary: Origin`` always (the only case of the policy's ``send`` this class reproduces).
+        assert self.policy.allow_all_origins and not self.policy.allow_credentials
+        self._simple = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.policy.simple_headers.items()
+        ]
+        self._names = frozenset(name for name, _ in self._simple) | {b"vary"}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            await self.cors(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+    @staticmethod
+    def applies(path: str) -> bool:
+        return path.startswith("/v1/")
 
+    def preflight(self, scope: Scope) -> Response | None:
+        """The answer to a CORS preflight request (an OPTIONS with an Origin, which the caller has checked), or
+        None when ``scope`` is an ordinary OPTIONS request."""
+        headers = Headers(scope=scope)
+        return self.policy.preflight_response(headers) if "access-control-request-method" in headers else None
 
-class RequestIds:
-    """Gives every HTTP request an id, for its logs and its answer: the client's ``X-Request-ID`` when it is a sane
-    one, else a new one. Each request runs in a task of its own, so the id set here is seen by everything the request
-    does (and by the tasks it starts), and by nothing else."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    def add_headers(self, headers: list[tuple[bytes, bytes]], has_origin: bool) -> None:
+        """Give an answer's raw ``headers`` (a list the caller owns) the CORS headers, as the policy's ``send``
+        does: a header already there is replaced in place, and ``Vary`` is joined into one."""
+        for name, _ in headers:
+            if name in self._names:
+                break
+        else:  # none of them yet, the usual case
+            if has_origin:
+                headers.extend(self._simple)
+            headers.append(_VARY_ORIGIN)
             return
-        request_id = request_id_from(Headers(scope=scope).get(REQUEST_ID_HEADER))
-        header = (REQUEST_ID_HEADER.lower().encode(), request_id.encode())
+        if has_origin:
+            for name, value in self._simple:
+                _put(headers, name, value)
+        vary = [value for name, value in headers if name == b"vary"]
+        _put(headers, b"vary", b", ".join([*vary, b"Origin"]))
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
 
-        token = REQUEST_ID.set(request_id)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            REQUEST_ID.reset(token)
+_VARY_ORIGIN = (b"vary", b"Origin")
+
+
+def _put(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
+    """Set one header as Starlette's ``MutableHeaders`` does: the first of its kind takes the value, the others go."""
+    found = [index for index, (key, _) in enumerate(headers) if key == name]
+    for index in reversed(found[1:]):
+        del headers[index]
+    if found:
+        headers[found[0]] = (name, value)
+    else:
+        headers.append((name, value))
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise AssertionError("the CORS policy only answers preflights here")
 
 
 # -- responses -----------------------------------------------------------------------------------
@@ -141,7 +162,7 @@ def _too_large(limit: int) -> BodyTooLarge:
 
 def check_declared_length(request: Request, limit: int) -> None:
     """Refuse at once a body whose Content-Length is over ``limit`` (or unreadable)."""
-    declared = request.headers.get("content-length", "").strip()
+    declared = (raw_header(request.scope, b"content-length") or "").strip()
     if not declared:
         return
     if not declared.isascii() or not declared.isdigit() or len(declared) > _MAX_DIGITS:
@@ -162,11 +183,26 @@ async def capped_stream(request: Request, limit: int) -> AsyncGenerator[bytes, N
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, never buffered past ``limit``."""
-    body = bytearray()
-    async for chunk in capped_stream(request, limit):
-        body += chunk
-    return bytes(body)
+    """The whole body, never buffered past ``limit`` (``capped_stream``'s checks, without its generator)."""
+    check_declared_length(request, limit)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def raw_header(scope: Scope, name: bytes) -> str | None:
+    """The first ``name`` header (lower case) of a request, read from its raw list: cheaper than Starlette's
+    ``Headers``, which copies the list and, for a header that is missing, raises and catches a KeyError."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def param_of(message: str) -> str | None:
@@ -250,13 +286,23 @@ def outcome(request: Request) -> Outcome:
 def authenticate(request: Request) -> ClientKey | None:
     """The caller's client key (None for the shared ``api_key`` or an open gateway); AuthError otherwise."""
     svc = services(request)
-    header = request.headers.get("authorization")
-    if header is None and "x-api-key" in request.headers:  # how Anthropic's clients send their key
-        header = "Bearer " + request.headers["x-api-key"]
+    header = _credential(request.scope["headers"])
     key = svc.keys.authenticate(header, svc.settings.api_key)
     if key is not None:
         outcome(request).key_id = key.id
     return key
+
+
+def _credential(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The Authorization header, else an ``X-API-Key`` (how Anthropic's clients send their key) as a bearer one;
+    the first of each, read in one pass over the raw headers."""
+    api_key = None
+    for name, value in headers:
+        if name == b"authorization":
+            return value.decode("latin-1")
+        if name == b"x-api-key" and api_key is None:
+            api_key = value
+    return None if api_key is None else "Bearer " + api_key.decode("latin-1")
 
 
 async def authorize(request: Request, key: ClientKey | None, model: str) -> None:

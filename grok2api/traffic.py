@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import html
+from typing import Any
 
 import msgspec
 from starlette.responses import HTMLResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive
 
 from .errors import GatewayError
 
@@ -74,59 +75,87 @@ def refusal(path: str, status: int, message: str, code: str, retry_after: int | 
     return Response(err.to_json(), status_code=status, media_type="application/json", headers=err.headers)
 
 
-class TrafficGuard:
-    """The ASGI middleware for ``Traffic`` and the body deadline (see the module docstring)."""
+class BodyDeadline:
+    """One request's ``receive``, timed while its body is arriving (see the module docstring).
 
-    def __init__(self, app: ASGIApp, traffic: Traffic, body_timeout: float) -> None:
-        self.app = app
-        self.traffic = traffic
-        self.body_timeout = body_timeout
+    A wait for the next piece of the body ends after ``timeout`` seconds; the request then reads as a client that
+    left (``http.disconnect``, ``expired`` set) and the edge answers 408 for it. One timer serves the whole body,
+    not one per wait: it is armed at the first wait and, when it fires, looks at the wait under way (none, or one
+    younger than ``timeout``: it sets itself again). The body in, the timer is gone and waits are not timed.
+    Also notes a client that really left (``client_left``), for the access line."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PROBES:
-            await self.app(scope, receive, send)
-            return
-        if self.traffic.draining:
-            message = "The gateway is shutting down; send the request again (another instance takes it)."
-            await refusal(scope["path"], 503, message, "shutting_down", retry_after=1)(scope, receive, send)
-            return
-        self.traffic.enter()
-        try:
-            await self._serve(scope, receive, send)
-        finally:
-            self.traffic.leave()
+    __slots__ = ("_receive", "timeout", "expired", "client_left", "_open", "_timer", "_task", "_since", "_fired")
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body_open = True
-        timed_out = False
-        started = False
+    def __init__(self, receive: Receive, timeout: float | None) -> None:
+        self._receive = receive
+        self.timeout = timeout  # None: not timed (the probes)
+        self.expired = False
+        self.client_left = False
+        self._open = timeout is not None
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None  # the one waiting for the body now
+        self._since = 0.0
+        self._fired = False
 
-        async def timed_receive() -> Message:
-            nonlocal body_open, timed_out
-            if timed_out:
-                return {"type": "http.disconnect"}
-            if not body_open:
-                return await receive()  # the body is in: waiting for the client to leave is not timed
-            try:
-                async with asyncio.timeout(self.body_timeout):
-                    message = await receive()
-            except TimeoutError:
-                # To the endpoint the client is gone: it stops, and this middleware answers for it.
-                timed_out = True
-                return {"type": "http.disconnect"}
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_open = False
+    async def __call__(self) -> Message:
+        if self.expired:
+            return {"type": "http.disconnect"}
+        if not self._open:  # the body is in: waiting for the client to leave is not timed
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.client_left = True
             return message
+        loop = asyncio.get_running_loop()
+        task = self._task = asyncio.current_task()
+        assert task is not None and self.timeout is not None
+        cancelling = task.cancelling()
+        self._since = loop.time()
+        if self._timer is None:
+            self._timer = loop.call_at(self._since + self.timeout, self._check)
+        try:
+            message = await self._receive()
+        except asyncio.CancelledError:
+            if self._fired and task.uncancel() <= cancelling:
+                # To the endpoint the client is gone: it stops, and the edge answers for it.
+                self.expired = True
+                self.close()
+                return {"type": "http.disconnect"}
+            raise
+        finally:
+            self._task = None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.close()
+            if message["type"] == "http.disconnect":
+                self.client_left = True
+        return message
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if timed_out and not started:
-                return  # the endpoint's answer to a client it believes gone
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+    def _check(self) -> None:
+        self._timer = None
+        if not self._open:
+            return
+        loop = asyncio.get_running_loop()
+        assert self.timeout is not None
+        if self._task is None:  # between two waits: the next one has its whole timeout
+            self._timer = loop.call_at(loop.time() + self.timeout, self._check)
+        elif loop.time() >= self._since + self.timeout:
+            self._fired = True
+            self._task.cancel()
+        else:
+            self._timer = loop.call_at(self._since + self.timeout, self._check)
 
-        await self.app(scope, timed_receive, guarded_send)
-        if timed_out and not started:
-            message = f"The request body stopped arriving: nothing came for {self.body_timeout:g} s."
-            await refusal(scope["path"], 408, message, "request_timeout")(scope, receive, send)
+    def close(self) -> None:
+        """Time nothing more (the body is in, or the request is over)."""
+        self._open = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def stalled_body(path: str, timeout: float) -> Response:
+    message = f"The request body stopped arriving: nothing came for {timeout:g} s."
+    return refusal(path, 408, message, "request_timeout")
+
+
+def shutting_down(path: str) -> Response:
+    message = "The gateway is shutting down; send the request again (another instance takes it)."
+    return refusal(path, 503, message, "shutting_down", retry_after=1)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from grok2api.after_response import AfterResponse, defer, drain
-
-SCOPE: dict[str, Any] = {"type": "http", "method": "GET", "path": "/"}
+from grok2api.after_response import RequestJobs, defer, drain
 
 
-async def _receive() -> MutableMapping[str, Any]:
-    await asyncio.Event().wait()
-    return {"type": "http.disconnect"}
+async def _request(answer: Callable[[], Awaitable[None]]) -> None:
+    """One request as the edge runs it: its list open while it is answered, its jobs run once it is."""
+    jobs = RequestJobs()
+    try:
+        await answer()
+    finally:
+        pending = jobs.close()
+        if pending is not None:
+            await pending
 
 
 def test_outside_a_request_nothing_is_deferred() -> None:
@@ -34,16 +38,12 @@ async def test_jobs_run_after_the_last_byte_last_deferred_first() -> None:
 
         return run
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
+    async def answer() -> None:
         assert defer(job("close upstream")) and defer(job("settle"))
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok", "more_body": False})
+        order.append("the response")
 
-    async def send(message: MutableMapping[str, Any]) -> None:
-        order.append(message["type"])
-
-    await AfterResponse(app)(SCOPE, _receive, send)
-    assert order == ["http.response.start", "http.response.body", "settle", "close upstream"]
+    await _request(answer)
+    assert order == ["the response", "settle", "close upstream"]
 
 
 async def test_a_failing_job_is_logged_and_the_others_still_run(caplog: pytest.LogCaptureFixture) -> None:
@@ -55,11 +55,11 @@ async def test_a_failing_job_is_logged_and_the_others_still_run(caplog: pytest.L
     async def fine() -> None:
         ran.append("fine")
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
+    async def answer() -> None:
         defer(fine)
         defer(broken)
 
-    await AfterResponse(app)(SCOPE, _receive, _ignore)
+    await _request(answer)
     assert ran == ["fine"]
     assert "work after a response failed" in caplog.text
 
@@ -72,10 +72,10 @@ async def test_jobs_of_a_cancelled_request_still_finish() -> None:
         await release.wait()  # a store round trip in flight when the request is cancelled
         done.append("settled")
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
+    async def answer() -> None:
         defer(slow_settle)
 
-    request = asyncio.ensure_future(AfterResponse(app)(SCOPE, _receive, _ignore))
+    request = asyncio.ensure_future(_request(answer))
     await asyncio.sleep(0.01)
     request.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -87,23 +87,10 @@ async def test_jobs_of_a_cancelled_request_still_finish() -> None:
     assert done == ["settled"]
 
 
-async def test_other_scopes_pass_straight_through() -> None:
-    seen: list[str] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        seen.append(scope["type"])
-        assert defer(_nothing) is False  # no response to wait for
-
-    await AfterResponse(app)({"type": "lifespan"}, _receive, _ignore)
-    assert seen == ["lifespan"]
-
-
-async def _ignore(message: MutableMapping[str, Any]) -> None:
-    pass
-
-
-async def _nothing() -> None:
-    pass
+async def test_a_request_that_defers_nothing_has_nothing_to_wait_for() -> None:
+    jobs = RequestJobs()
+    assert jobs.close() is None
+    assert await drain(timeout=0.01) is True
 
 
 async def test_a_task_spawned_by_the_request_that_defers_late_runs_its_job_itself() -> None:
@@ -120,10 +107,10 @@ async def test_a_task_spawned_by_the_request_that_defers_late_runs_its_job_itsel
 
     spawned: list[asyncio.Task[None]] = []
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
+    async def answer() -> None:
         spawned.append(asyncio.ensure_future(background()))  # inherits the request's context
 
-    await AfterResponse(app)(SCOPE, _receive, _ignore)
+    await _request(answer)
     late.set()
     await spawned[0]
     assert ran == ["job"]
@@ -137,10 +124,10 @@ async def test_drain_waits_for_the_work_still_running() -> None:
         await release.wait()
         done.append("done")
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
+    async def answer() -> None:
         defer(slow)
 
-    request = asyncio.ensure_future(AfterResponse(app)(SCOPE, _receive, _ignore))
+    request = asyncio.ensure_future(_request(answer))
     await asyncio.sleep(0.01)
     assert await drain(timeout=0.05) is False  # still running: drain gives up at its timeout
     asyncio.get_running_loop().call_later(0.05, release.set)

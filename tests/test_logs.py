@@ -26,6 +26,7 @@ from grok2api.logs import (
     RequestIdFilter,
     TextFormatter,
     formatter,
+    log_access,
     request_id_from,
 )
 from grok2api.testing.fake_grok import FakeGrok
@@ -101,11 +102,20 @@ def test_an_unknown_log_format_is_refused() -> None:
         formatter("xml")
 
 
-def test_hypercorn_access_lines_take_the_id_from_the_response_header() -> None:
-    atoms = {"{x-request-id}o": "from-header", "s": "200"}
-    record = logging.LogRecord("hypercorn.access", logging.INFO, "", 0, "%(s)s", (atoms,), None)
-    RequestIdFilter().filter(record)
-    assert getattr(record, "request_id", "") == "from-header" and record.getMessage() == "200"
+def test_the_access_line_reads_as_hypercorns_did_and_carries_the_request_id(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hypercorn.access")
+    caplog.handler.addFilter(RequestIdFilter())  # as the gateway's handlers stamp their records
+    scope = {"method": "POST", "path": "/v1/chat/completions", "http_version": "1.1", "client": ("10.0.0.7", 51234)}
+    token = REQUEST_ID.set("req-9")
+    try:
+        log_access(scope, "200", "354", 0.25, "curl/8.5")
+        log_access({**scope, "client": None}, "-", "-", 1.5, "-")
+    finally:
+        REQUEST_ID.reset(token)
+    first, second = caplog.records
+    assert first.name == "hypercorn.access" and getattr(first, "request_id", "") == "req-9"
+    assert first.getMessage() == '10.0.0.7:51234 "POST /v1/chat/completions 1.1" 200 354 0.250000s "curl/8.5"'
+    assert second.getMessage() == 'None "POST /v1/chat/completions 1.1" - - 1.500000s "-"'
 
 
 # ---- a live gateway -------------------------------------------------------------------------------

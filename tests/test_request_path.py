@@ -24,6 +24,8 @@ PACKAGE = Path(grok2api.__file__).parent
 
 # In the order a request meets them: in through the edge, down to grok.com, back through the renderer.
 STATIONS = (
+    "edge_layer.py",  # the one ASGI layer: request id, traffic, body deadline, CORS, access line
+    "router.py",  # the route, by its fixed path
     "edge.py",  # the HTTP edge: body, auth, errors, the stream's end
     "openai/chat.py",  # the endpoint
     "openai/chat_request.py",  # the request as a neutral Conversation
@@ -43,7 +45,7 @@ STATIONS = (
 # Called by a station for values or a small service; none sends the request further on.
 HELPERS = frozenset(
     {
-        "traffic.py",  # connection bookkeeping around every request (drain, body timeout)
+        "traffic.py",  # request bookkeeping the edge layer calls (drain, body timeout)
         "after_response.py",  # settlement and the socket's close, once the response is sent
         "logs.py",  # the request id in log lines
         "metrics.py",

@@ -1,4 +1,5 @@
-"""The traffic middleware at the ASGI level: requests in flight, the drain, and the body deadline."""
+"""Client traffic as a whole: requests in flight and the drain, the deadline of a request body, and the refusals'
+shapes. How the edge layer puts them together is tested in ``test_edge_layer``."""
 
 from __future__ import annotations
 
@@ -7,100 +8,115 @@ from typing import Any
 
 import msgspec
 import pytest
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Message
 
-from grok2api.traffic import Traffic, TrafficGuard
+from grok2api.traffic import BodyDeadline, Traffic, refusal, shutting_down, stalled_body
 
 
-async def reading_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """Reads the whole body, then answers 200 with its length (a client that left gets nothing, as in Starlette)."""
-    request = Request(scope, receive)
-    try:
-        body = await request.body()
-    except Exception:  # ClientDisconnect
-        await PlainTextResponse("gone", status_code=499)(scope, receive, send)
-        return
-    await PlainTextResponse(str(len(body)))(scope, receive, send)
-
-
-def _scope(path: str) -> Scope:
-    return {"type": "http", "method": "POST", "path": path, "headers": [], "query_string": b""}
-
-
-async def _run(guard: TrafficGuard, path: str, chunks: list[bytes | None]) -> list[Message]:
-    """Drive one request: each chunk arrives in turn; None means the client then sends nothing more."""
-    sent: list[Message] = []
-    queue = list(chunks)
+def _client(pieces: list[bytes | None], gap: float = 0.0) -> Any:
+    """A client's receive: each piece of the body in turn (``gap`` seconds apart); None means it then sends
+    nothing more, and after the last piece it waits and finally leaves."""
+    queue = list(pieces)
 
     async def receive() -> Message:
         if not queue:
-            await asyncio.Event().wait()  # the client never sends the rest
-        chunk = queue.pop(0)
-        if chunk is None:
+            await asyncio.sleep(0.3)
+            return {"type": "http.disconnect"}
+        piece = queue.pop(0)
+        if piece is None:
             await asyncio.Event().wait()
-        return {"type": "http.request", "body": chunk, "more_body": bool(queue)}
+        await asyncio.sleep(gap)
+        return {"type": "http.request", "body": piece, "more_body": bool(queue)}
 
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await asyncio.wait_for(guard(_scope(path), receive, send), 5)
-    return sent
+    return receive
 
 
-def _status(sent: list[Message]) -> tuple[int, dict[str, str], bytes]:
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], headers, body
+async def _read_body(receive: BodyDeadline) -> tuple[bytes, str]:
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return body, message["type"]
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body, "complete"
 
 
-async def test_a_body_that_keeps_arriving_is_read_whole() -> None:
-    guard = TrafficGuard(reading_app, Traffic(), body_timeout=0.2)
-    status, _, body = _status(await _run(guard, "/v1/chat/completions", [b"ab", b"cd", b"ef"]))
-    assert (status, body) == (200, b"6")
+async def test_a_body_that_keeps_moving_is_read_whole_however_long_it_takes_in_all() -> None:
+    receive = BodyDeadline(_client([b"a"] * 10, gap=0.05), timeout=0.3)  # 0.5 s in all, no gap near 0.3 s
+    assert await _read_body(receive) == (b"a" * 10, "complete")
+    assert not receive.expired
+
+
+async def test_a_body_that_stops_arriving_reads_as_a_client_that_left() -> None:
+    receive = BodyDeadline(_client([b"{", None]), timeout=0.1)
+    assert await asyncio.wait_for(_read_body(receive), 5) == (b"{", "http.disconnect")
+    assert receive.expired and not receive.client_left
+    assert (await receive())["type"] == "http.disconnect"  # at once, from then on
+
+
+async def test_once_the_body_is_in_waiting_is_never_timed() -> None:
+    receive = BodyDeadline(_client([b"{}"]), timeout=0.05)
+    assert await _read_body(receive) == (b"{}", "complete")
+    assert (await receive())["type"] == "http.disconnect"  # the client's own, well after the body timeout
+    assert receive.client_left and not receive.expired
+
+
+async def test_untimed_for_the_probes() -> None:
+    receive = BodyDeadline(_client([b"", None]), timeout=None)
+    assert (await receive())["body"] == b""
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await receive()
+    assert not receive.expired
+
+
+async def test_a_cancelled_request_stays_cancelled_while_its_body_is_timed() -> None:
+    receive = BodyDeadline(_client([b"{", None]), timeout=5)
+    reading = asyncio.ensure_future(_read_body(receive))
+    await asyncio.sleep(0.05)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert not receive.expired
+    receive.close()
+
+
+async def test_the_timer_spares_a_request_whose_deadline_was_closed() -> None:
+    """The app answered without reading its body: closing the deadline keeps the timer from cancelling
+    whatever the request's task does next."""
+    receive = BodyDeadline(_client([b"{", b"}"], gap=0.2), timeout=0.1)
+    first = asyncio.ensure_future(receive())
+    await asyncio.sleep(0)  # the wait has begun, and with it the timer
+    receive.close()
+    assert (await first)["body"] == b"{"
+    await asyncio.sleep(0.2)  # past the deadline: nothing fires
+    assert not receive.expired
+
+
+async def test_the_drain_waits_for_requests_in_flight() -> None:
+    traffic = Traffic()
+    traffic.enter()
+    traffic.begin_drain()
+    assert traffic.draining and not await traffic.wait_idle(0.05)  # still one in flight
+    asyncio.get_running_loop().call_later(0.05, traffic.leave)
+    assert await traffic.wait_idle(5) and traffic.in_flight == 0
 
 
 @pytest.mark.parametrize(
     ("path", "shape"),
     [("/v1/chat/completions", "openai"), ("/api/tokens/add", "admin-api"), ("/manage/accounts/add", "page")],
 )
-async def test_a_stalled_body_is_answered_408_in_the_apis_shape(path: str, shape: str) -> None:
-    traffic = Traffic()
-    guard = TrafficGuard(reading_app, traffic, body_timeout=0.1)
-    sent = await _run(guard, path, [b"{", None])
-    status, headers, body = _status(sent)
-    assert status == 408 and headers["connection"] == "close"
-    assert len([m for m in sent if m["type"] == "http.response.start"]) == 1  # the app's own answer was dropped
+def test_a_refusal_is_in_the_shape_of_the_api_and_closes_the_connection(path: str, shape: str) -> None:
+    response = stalled_body(path, 0.5)
+    assert response.status_code == 408 and response.headers["connection"] == "close"
     if shape == "openai":
-        assert msgspec.json.decode(body)["error"]["code"] == "request_timeout"
+        assert msgspec.json.decode(response.body)["error"]["code"] == "request_timeout"
     elif shape == "admin-api":
-        decoded: dict[str, Any] = msgspec.json.decode(body)
+        decoded: dict[str, Any] = msgspec.json.decode(response.body)
         assert (decoded["success"], decoded["code"]) == (False, "REQUEST_TIMEOUT")
     else:
-        assert headers["content-type"].startswith("text/html") and b"stopped arriving" in body
-    assert traffic.in_flight == 0
-
-
-async def test_the_drain_waits_for_requests_in_flight() -> None:
-    traffic = Traffic()
-    release = asyncio.Event()
-
-    async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
-        await release.wait()
-        await PlainTextResponse("done")(scope, receive, send)
-
-    guard = TrafficGuard(slow_app, traffic, body_timeout=1)
-    running = asyncio.ensure_future(_run(guard, "/v1/models", [b""]))
-    await asyncio.sleep(0.05)
-    assert traffic.in_flight == 1
-    traffic.begin_drain()
-    assert not await traffic.wait_idle(0.05)  # still one in flight
-    refused = _status(await _run(guard, "/v1/models", [b""]))
-    assert refused[0] == 503 and refused[1]["retry-after"] == "1"
-    probe = _status(await _run(TrafficGuard(reading_app, traffic, 1), "/healthz", [b""]))
-    assert probe[0] == 200  # probes are always answered
-    release.set()
-    assert await traffic.wait_idle(1)
-    assert _status(await running)[0] == 200
+        assert response.headers["content-type"].startswith("text/html") and b"stopped arriving" in response.body
+    draining = shutting_down(path)
+    assert (draining.status_code, draining.headers["retry-after"]) == (503, "1")
+    assert refusal(path, 503, "x", "shutting_down").headers["connection"] == "close"
