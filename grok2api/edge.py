@@ -275,12 +275,20 @@ class Outcome:
         self.recorded = False
 
 
+_OUTCOME = "grok2api.outcome"  # kept in the request's scope: ``request.state`` raises and catches for a miss
+
+
 def outcome(request: Request) -> Outcome:
-    found = getattr(request.state, "outcome", None)
-    if not isinstance(found, Outcome):
-        found = Outcome()
-        request.state.outcome = found
+    found = tracked(request)
+    if found is None:
+        found = request.scope[_OUTCOME] = Outcome()
     return found
+
+
+def tracked(request: Request) -> Outcome | None:
+    """The request's outcome when it is a client API request (one that named its key or model)."""
+    found = request.scope.get(_OUTCOME)
+    return found if isinstance(found, Outcome) else None
 
 
 def authenticate(request: Request) -> ClientKey | None:
@@ -327,8 +335,7 @@ def recorder(request: Request) -> Callable[[bool], None]:
 async def gateway_error(request: Request, exc: Exception) -> Response:
     """The one place a GatewayError becomes a response (and a failed request in the metrics)."""
     assert isinstance(exc, GatewayError)
-    tracked = isinstance(getattr(request.state, "outcome", None), Outcome)  # a client API request
-    if tracked and (exc.status >= 500 or exc.status == 429):
+    if tracked(request) is not None and (exc.status >= 500 or exc.status == 429):
         record(request, False)
     if exc.status == 429 and "Retry-After" not in exc.headers:
         exc.headers["Retry-After"] = str(whole_seconds(_pool_wait(request) or DEFAULT_RETRY_AFTER))
@@ -350,7 +357,7 @@ STORE_DOWN = "The gateway cannot reach its store right now; retry shortly."
 async def store_unavailable(request: Request, exc: Exception) -> Response:
     """503 with Retry-After while the store is unreachable. Not logged per request: the outage was, once."""
     assert isinstance(exc, StoreUnavailable)
-    if isinstance(getattr(request.state, "outcome", None), Outcome):
+    if tracked(request) is not None:
         record(request, False)
     err = ServiceUnavailable(STORE_DOWN, code="store_unavailable", headers={"Retry-After": str(exc.retry_after)})
     return error_response(err)
