@@ -4,7 +4,7 @@ graceful shutdown.
 Slow clients. hypercorn closes a connection that has not sent a whole request head within its
 ``keep_alive_timeout`` (the same timer closes an idle keep-alive connection), so that is the head timeout. It has
 no body timeout that would spare a client reading a long, quiet answer (its ``read_timeout`` would cut those too),
-so the body deadline is the edge's (``traffic.TrafficGuard``). hypercorn has no connection cap either: each
+so the body deadline is the edge's (``traffic.BodyDeadline``). hypercorn has no connection cap either: each
 worker's listening socket refuses connections beyond ``GROK2API_MAX_CONNECTIONS`` (a short 503, then closed) and
 logs that at most once a minute.
 
