@@ -206,13 +206,13 @@ class _SaidOnce(logging.Filter):
 def _worker_main(config: Config, sockets: Sockets, parent_stop: ProcessEvent | None, index: int = 0) -> None:
     """A worker process: its own app, built from the environment it inherited, on the chosen event loop
     (uvloop when installed), its connections writing in batches."""
-    from . import write_batching
+    from . import connections
     from .app import create_app
 
     if index:
         logging.getLogger("hypercorn.error").addFilter(_SaidOnce())
     boot = BootConfig.from_env()
-    write_batching.install()
+    connections.install()
     with asyncio.Runner(loop_factory=loop_factory(worker_class(boot.event_loop))) as runner:
         runner.run(run_worker(create_app(boot), config, sockets, boot, parent_stop))
 

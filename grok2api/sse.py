@@ -84,6 +84,13 @@ class EventStream(StreamingResponse):
 
     async def _write(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        first = True
         async for frame in self.body_iterator:
             await send({"type": "http.response.body", "body": frame, "more_body": True})
+            if first:
+                # The server sends what it was given at the next loop turn; when the rest of a burst is already
+                # in, reading it would not wait, so the headers and first frame would wait behind all of it
+                # (and behind the answer's end, when that came too). One turn given up lets them leave now.
+                first = False
+                await asyncio.sleep(0)
         await send({"type": "http.response.body", "body": b"", "more_body": False})

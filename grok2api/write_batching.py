@@ -74,22 +74,3 @@ class BatchingWriter:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._writer.get_extra_info(name, default)
-
-
-def install() -> None:
-    """Make hypercorn's asyncio worker serve every connection through a ``BatchingWriter`` (once per
-    process; the serve command calls it in each worker)."""
-    from hypercorn.asyncio import run, tcp_server
-
-    names = vars(run)  # hypercorn's worker builds each connection with the name ``TCPServer`` it imported
-    if names.get("TCPServer") is not tcp_server.TCPServer:
-        return  # installed already (or hypercorn no longer builds connections this way)
-
-    class BatchingTCPServer(tcp_server.TCPServer):
-        batches_writes = True
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.writer = BatchingWriter(self.writer)  # type: ignore[assignment]
-
-    names["TCPServer"] = BatchingTCPServer
