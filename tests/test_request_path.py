@@ -46,6 +46,7 @@ HELPERS = frozenset(
         "traffic.py",  # connection bookkeeping around every request (drain, body timeout)
         "after_response.py",  # settlement and the socket's close, once the response is sent
         "logs.py",  # the request id in log lines
+        "ids.py",  # uuid-shaped message and completion ids
         "metrics.py",
         "settings.py",
         "services.py",
