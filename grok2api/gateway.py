@@ -41,6 +41,7 @@ log = logging.getLogger("grok2api.gateway")
 EventSource = AsyncGenerator[list[Event], None]
 MAX_REFUSED = 8  # accounts whose query the store refused before the gateway takes them one at a time
 SETUP_SLOTS = 32  # chat turns a worker sets up at once (see _SetupSlot)
+_TIMER_SLACK = 0.002  # seconds: a loop timer may fire this much early (millisecond clocks)
 
 
 @dataclass
@@ -121,6 +122,7 @@ class Answer:
     attempt: int = 1  # which attempt of the job this answer is (for its log line)
     attempt_started: float | None = None  # when that attempt began (default: ``started``)
     _done: bool = field(default=False, repr=False)
+    _reads: _TimedReads | None = field(default=None, repr=False)  # the timer that bounded the first event
 
     @property
     def token(self) -> str:
@@ -141,30 +143,33 @@ class Answer:
         chunk_timeout = self.settings.stream_chunk_timeout
         total = self.settings.stream_total_timeout
         ends_at = _loop_time(self.started + total) if total else None
-        while True:
-            deadline = loop.time() + chunk_timeout
-            past_total = ends_at is not None and ends_at < deadline
-            if ends_at is not None and past_total:
-                deadline = ends_at
-            try:
-                async with asyncio.timeout_at(deadline):
-                    batch = await anext(self.source)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                if past_total:
-                    reason = "grok.com's answer ran past stream_total_timeout"
-                    self.failure = Failure(FailureKind.SERVER, reason, charged=True)
-                    raise StalledMidAnswer(self.settings.stream_total_timeout) from None
-                self.failure = Failure(FailureKind.SERVER, "grok.com stalled mid-answer", charged=True)
-                raise StalledMidAnswer from None
-            except TRANSPORT_ERRORS as exc:
-                failure = classify(exc)
-                failure.charged = True
-                self.failure = failure
-                raise ConnectionLost from None
-            self._note(batch)
-            yield batch
+        reads = self._reads or _TimedReads(loop)
+        try:
+            while True:
+                deadline = loop.time() + chunk_timeout
+                past_total = ends_at is not None and ends_at < deadline
+                if ends_at is not None and past_total:
+                    deadline = ends_at
+                try:
+                    batch = await reads.next(self.source, deadline)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    if past_total:
+                        reason = "grok.com's answer ran past stream_total_timeout"
+                        self.failure = Failure(FailureKind.SERVER, reason, charged=True)
+                        raise StalledMidAnswer(self.settings.stream_total_timeout) from None
+                    self.failure = Failure(FailureKind.SERVER, "grok.com stalled mid-answer", charged=True)
+                    raise StalledMidAnswer from None
+                except TRANSPORT_ERRORS as exc:
+                    failure = classify(exc)
+                    failure.charged = True
+                    self.failure = failure
+                    raise ConnectionLost from None
+                self._note(batch)
+                yield batch
+        finally:
+            reads.close()
 
     async def events(self) -> AsyncGenerator[Event, None]:
         """Every event, one at a time (timeouts as in ``batches``)."""
@@ -178,6 +183,8 @@ class Answer:
         if self._done:
             return
         self._done = True
+        if self._reads is not None:
+            self._reads.close()
         with suppress(Exception):
             await self.source.aclose()
         if self.failure is not None:
@@ -197,6 +204,58 @@ class Answer:
             await self.lease.fail(self.failure)
             return
         await self.lease.succeed()
+
+
+class _TimedReads:
+    """The reads of one answer, each bounded by a deadline, with one loop timer for them all instead of a timer
+    set and cancelled per read (what ``asyncio.timeout_at`` around each read would do). A read moves the deadline
+    on; the timer, when it fires early, waits for the new deadline, and cancels only a read still waiting past
+    it, which ``next`` raises as TimeoutError (with the same bookkeeping as ``asyncio.timeout``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[Any] | None = None  # the read waiting now
+        self.expired = False
+
+    async def next(self, source: EventSource, deadline: float) -> list[Event]:
+        self.deadline = deadline
+        timer = self.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._due)
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        self.task, self.expired = task, False
+        try:
+            batch = await anext(source)
+        except asyncio.CancelledError:
+            if self.expired and task.uncancel() <= cancelling:
+                raise TimeoutError from None
+            raise
+        finally:
+            self.task = None
+        if self.expired:  # the read finished as its deadline passed: the cancellation it asked for is void
+            task.uncancel()
+        return batch
+
+    def _due(self) -> None:
+        self.timer = None
+        if self.task is None:
+            return  # between reads: the next read sets the timer again
+        if self.deadline - self.loop.time() > _TIMER_SLACK:  # moved on since the timer was set
+            self.timer = self.loop.call_at(self.deadline, self._due)
+            return
+        self.expired = True
+        self.task.cancel()
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 def _loop_time(monotonic_deadline: float) -> float:
@@ -236,6 +295,9 @@ class Gateway:
                 earlier.release()  # an attempt that failed before its message went out
             slot = _SetupSlot(self.setups)
             slots.append(slot)
+            if not self.setups.locked():  # a place is free: taken without waiting, so no timer
+                await slot.acquire()
+                return
             try:
                 async with asyncio.timeout(job.settings.stream_first_response_timeout):
                     await slot.acquire()
@@ -272,6 +334,24 @@ class Gateway:
         """``overlap``: the account's query is taken while ``start`` sets the turn up (``Pool.hold``); a
         turn whose query was not taken is tried again on another account without counting as an attempt.
         ``before_lease`` runs before each account is leased (a chat turn waits for a setup place there)."""
+        # One timer bounds the first event of every attempt, then each read of the answer (see _TimedReads).
+        reads = _TimedReads(asyncio.get_running_loop())
+        try:
+            return await self._attempts(spec, settings, start, reads, image_param, overlap, before_lease)
+        except BaseException:
+            reads.close()
+            raise
+
+    async def _attempts(
+        self,
+        spec: ModelSpec,
+        settings: RuntimeSettings,
+        start: Starter,
+        reads: _TimedReads,
+        image_param: str,
+        overlap: bool,
+        before_lease: Callable[[], Awaitable[None]] | None,
+    ) -> Answer:
         started = time.monotonic()
         tried: set[int] = set()
         last: Failure | None = None
@@ -299,12 +379,18 @@ class Gateway:
                 deadline = started + settings.stream_first_response_timeout
                 if settings.stream_total_timeout:
                     deadline = min(deadline, started + settings.stream_total_timeout)
-                async with asyncio.timeout_at(_loop_time(deadline)):
-                    first = await anext(source)
+                first = await reads.next(source, _loop_time(deadline))
                 if isinstance(first[0], ErrorEvent):
                     raise _InBand(first[0])
                 return Answer(
-                    lease, first, source, settings, started, attempt=attempt + 1, attempt_started=attempt_started
+                    lease,
+                    first,
+                    source,
+                    settings,
+                    started,
+                    attempt=attempt + 1,
+                    attempt_started=attempt_started,
+                    _reads=reads,
                 )
             except TurnNotAdmitted:
                 await _close(source)

@@ -31,6 +31,7 @@ log = logging.getLogger("grok2api.pool")
 SNAPSHOT_MAX_AGE = 15.0
 RECONCILE_EVERY = 600.0  # seconds between quota checks of one busy account
 SCAN_TARGET = 32  # eligible accounts looked at per pick (see Pool.candidates)
+PROBES = 4  # random picks that look for an idle account before a tier is scanned (see Pool.best)
 
 
 def serves(acc: Account, spec: ModelSpec) -> bool:
@@ -98,11 +99,14 @@ class Lease:
         """Whether the lease's query was taken (waiting for the store if it is still being taken). A store
         error counts as not taken; with ``outage_raises`` an unreachable store raises StoreUnavailable instead
         (a request about to be sent must fail as an outage, not as an account that had no room)."""
-        if self.admitted is None:
+        admitted = self.admitted
+        if admitted is None:
             return True
         try:
+            if admitted.done():  # nothing to wait for (SQLite takes the query at once)
+                return admitted.result()
             # Shielded: a request cancelled now must not lose a query the store has already taken.
-            return await asyncio.shield(self.admitted)
+            return await asyncio.shield(admitted)
         except StoreUnavailable:
             if outage_raises:
                 raise
@@ -287,28 +291,86 @@ class Pool:
         at a random place in each tier and stops once it has SCAN_TARGET eligible accounts: the work
         is bounded, bursts still spread over the whole pool, and an idle account is nearly always
         among those seen."""
-        cap = self.settings().account_max_concurrency
-        now = time.time()
-        ranked: list[tuple[int, int, float, Account]] = []
-        for rank, ids in enumerate(self._tiers.values()):
-            n = len(ids)
-            start = random.randrange(n) if n else 0
-            for k in range(n):
-                acc = self._snapshot.get(ids[(start + k) % n])
-                if acc is None or acc.id in exclude or acc.state != AccountState.ACTIVE or not serves(acc, spec):
-                    continue
-                if not has_room(acc.quotas.get(spec.mode), now):
-                    continue
-                busy = self._in_flight.get(acc.id, 0)
-                if cap and busy >= cap:
-                    continue
-                ranked.append((rank, busy, random.random(), acc))
-                if len(ranked) >= SCAN_TARGET:
-                    break
-            if len(ranked) >= SCAN_TARGET:
-                break
+        ranked = [(rank, busy, random.random(), acc) for rank, seen in self._scan(spec, exclude) for busy, acc in seen]
         ranked.sort(key=lambda r: r[:3])
         return [r[3] for r in ranked]
+
+    def best(self, spec: ModelSpec, exclude: set[int]) -> Account | None:
+        """The account ``candidates`` would put first (None when there is none), without ranking the others:
+        in the lowest tier that has an eligible account, an idle one at random, else the least busy of those a
+        scan sees, ties at random. A few random picks come first: while the pool is not saturated one of them
+        finds an idle account at once (each as likely as any other), and no tier is scanned."""
+        usable = self._usable(spec, exclude)
+        for ids in self._tiers.values():
+            if not ids:
+                continue
+            for _ in range(PROBES):
+                account_id = ids[int(random.random() * len(ids))]
+                if usable(account_id) == 0:
+                    return self._snapshot[account_id]
+            seen = self._scan_tier(ids, usable, SCAN_TARGET)
+            if seen:
+                least = min(busy for busy, _ in seen)
+                return random.choice([acc for busy, acc in seen if busy == least])
+        return None
+
+    def _scan(self, spec: ModelSpec, exclude: set[int]) -> list[tuple[int, list[tuple[int, Account]]]]:
+        """(tier rank, [(in flight, account)]) for each tier with an eligible account, lowest first: up to
+        SCAN_TARGET eligible accounts in all, each tier scanned from a random place (see ``candidates``)."""
+        usable = self._usable(spec, exclude)
+        found: list[tuple[int, list[tuple[int, Account]]]] = []
+        left = SCAN_TARGET
+        for rank, ids in enumerate(self._tiers.values()):
+            seen = self._scan_tier(ids, usable, left)
+            if seen:
+                found.append((rank, seen))
+                left -= len(seen)
+                if not left:
+                    break
+        return found
+
+    def _scan_tier(self, ids: list[int], usable: Callable[[int], int], limit: int) -> list[tuple[int, Account]]:
+        """Up to ``limit`` eligible accounts of one tier with their in-flight counts, from a random place on."""
+        if not ids:
+            return []
+        start = random.randrange(len(ids))
+        seen: list[tuple[int, Account]] = []
+        for account_id in ids[start:] + ids[:start] if start else ids:
+            busy = usable(account_id)
+            if busy >= 0:
+                seen.append((busy, self._snapshot[account_id]))
+                if len(seen) >= limit:
+                    break
+        return seen
+
+    def _usable(self, spec: ModelSpec, exclude: set[int]) -> Callable[[int], int]:
+        """A check of one account id for ``spec`` now: its requests in flight when it may take one more, else -1
+        (not in the snapshot, excluded, not active, does not serve the mode, no room in its window, at the
+        concurrency cap). ``serves`` and ``has_room`` in line: it runs for every account looked at."""
+        cap = self.settings().account_max_concurrency
+        now = time.time()
+        mode = spec.mode
+        min_rank = TIER_RANK.get(spec.min_tier, 0)
+        snapshot, in_flight = self._snapshot, self._in_flight
+        active = AccountState.ACTIVE
+
+        def usable(account_id: int) -> int:
+            acc = snapshot.get(account_id)
+            if acc is None or acc.state != active or account_id in exclude:
+                return -1
+            window = acc.quotas.get(mode)
+            if window is not None and window.total is not None:
+                if window.total <= 0:
+                    return -1
+            elif TIER_RANK.get(acc.tier, 0) < min_rank:
+                return -1
+            if window is not None and window.remaining is not None and window.remaining < 1:
+                if window.reset_at is None or window.reset_at > now:
+                    return -1
+            busy = in_flight.get(account_id, 0)
+            return -1 if cap and busy >= cap else busy
+
+        return usable
 
     async def acquire(self, spec: ModelSpec, exclude: set[int] | None = None, reserve: Reserve | None = None) -> Lease:
         """Lease the best account for ``spec``. ``reserve`` takes its query instead of the store's ``reserve``
@@ -327,10 +389,9 @@ class Pool:
         (``Lease.admitted``), so that the store's round trip overlaps the upstream set-up. A lease whose
         query turns out not to be taken has freed its slot; the caller tries again without that account."""
         await self._fresh_snapshot()
-        found = self.candidates(spec, exclude)
-        if not found:
+        acc = self.best(spec, exclude)
+        if acc is None:
             raise self.exhausted_error(spec)
-        acc = found[0]
         self._in_flight[acc.id] = self._in_flight.get(acc.id, 0) + 1
         lease = Lease(self, acc, spec)
         lease.admitted = asyncio.ensure_future(self._take(acc, spec, self.store.reserve))

@@ -192,6 +192,48 @@ async def test_slow_but_steady_stream_is_not_cut(gateway: LiveGateway) -> None:
     assert text_of(chunks) == "".join(f"tok{i} " for i in range(8))
 
 
+async def test_an_answers_reads_share_one_timer_that_still_cuts_a_stall() -> None:
+    from collections.abc import AsyncGenerator
+
+    from grok2api.gateway import _TimedReads
+    from grok2api.grok.events import Event, Text
+
+    async def answer() -> AsyncGenerator[list[Event], None]:
+        for i in range(5):
+            await asyncio.sleep(0.01)
+            yield [Text(str(i))]
+        await asyncio.sleep(30)  # stalls
+        yield []
+
+    loop = asyncio.get_running_loop()
+    reads, source = _TimedReads(loop), answer()
+    assert await reads.next(source, loop.time() + 0.5) == [Text("0")]
+    timer = reads.timer
+    for i in range(1, 5):  # each read moves the deadline on; the timer set by the first serves them all
+        assert await reads.next(source, loop.time() + 0.5) == [Text(str(i))]
+    assert reads.timer is timer
+    with pytest.raises(TimeoutError):  # an earlier deadline moves the timer forward, and a stall is cut
+        await reads.next(source, loop.time() + 0.05)
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0  # the timeout's own cancellation is spent
+    reads.close()
+    await source.aclose()
+
+    async def stalled() -> AsyncGenerator[list[Event], None]:
+        await asyncio.sleep(30)
+        yield []
+
+    async def cancelled_from_outside() -> None:
+        await reads.next(stalled(), loop.time() + 30)
+
+    task = asyncio.ensure_future(cancelled_from_outside())
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):  # a cancellation that is not the timer's stays one
+        await task
+    reads.close()
+
+
 # ---- client disconnect -------------------------------------------------------------------------
 
 

@@ -95,6 +95,17 @@ def test_split_objects_handles_escapes_and_nesting() -> None:
     assert split_objects("nothing here") == []
 
 
+def test_split_objects_cuts_packed_objects_only_between_them() -> None:
+    # "}{" inside strings is no boundary; three objects back to back come out in order.
+    packed = '{"a":"}{"}{"b":"x}{y","c":{}}{"d":[{}]}'
+    assert split_objects(packed) == [{"a": "}{"}, {"b": "x}{y", "c": {}}, {"d": [{}]}]
+    # A malformed object among them is skipped, as before, and the well-formed ones around it are kept.
+    assert split_objects('{"a":1}{"b":}{"c":3}') == [{"a": 1}, {"c": 3}]
+    # Something that is not an object between objects is not one of them.
+    assert split_objects('[{"a":1}]{"b":2}') == [{"a": 1}, {"b": 2}]
+    assert split_objects('{"a":1} junk {"b":2}') == [{"a": 1}, {"b": 2}]
+
+
 def test_str_lines_and_unknown_fields_are_accepted() -> None:
     raw = tok("hi", newFieldFromTheFuture={"x": [1]}, isSoftStop=False).decode()
     assert parse(raw) == [Text("hi")]

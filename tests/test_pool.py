@@ -39,6 +39,30 @@ def _answered(fake: FakeGrok, token: str | None = None, mode: str | None = None)
     ]
 
 
+def test_the_best_account_is_an_idle_one_of_the_lowest_tier_else_the_least_busy() -> None:
+    from grok2api.grok.catalog import MODELS
+
+    accounts = [Account(id=i, token=f"t{i}", tier="basic" if i < 8 else "super") for i in range(40)]
+    pool = _pool_with(accounts)
+    fast = MODELS["grok-3-fast"]
+    for i in range(8):
+        pool._in_flight[i] = 1 if i < 6 else 0  # two idle basic accounts among busy ones
+    picks = Counter(pool.best(fast, set()).id for _ in range(400))
+    assert set(picks) == {6, 7} and min(picks.values()) > 100  # only idle ones, each about as often
+    # Excluded, inactive, spent or at the cap: never picked; then the least busy of the tier.
+    accounts[6].state = AccountState.COOLING
+    accounts[7].quotas["fast"] = ModeQuota(remaining=0, reset_at=time.time() + 60)
+    pool._in_flight[3] = 0
+    assert {pool.best(fast, set()).id for _ in range(50)} == {3}
+    assert {pool.best(fast, {3}).id for _ in range(100)} == {0, 1, 2, 4, 5}  # all busy once: ties at random
+    pool.settings().account_max_concurrency = 1
+    assert pool.best(fast, {3}).tier == "super"  # the basic tier is full: the next tier serves
+    for acc in accounts[8:]:
+        acc.state = AccountState.DISABLED
+    assert pool.best(fast, {3}) is None
+    assert pool.best(fast, set()).id == 3
+
+
 async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 3.0) -> None:
     deadline = time.monotonic() + within
     while not await check():

@@ -19,7 +19,7 @@ from sqlalchemy import exc as sa_exc
 
 from grok2api.store import make_store
 from grok2api.store.base import StoreUnavailable
-from grok2api.store.guard import StoreHealth, guard, outage_reason
+from grok2api.store.guard import Started, StoreHealth, guard, outage_reason
 from grok2api.testing.fake_grok import FakeGrok
 
 from harness import ADMIN_PASSWORD, FlakyStore, LiveGateway, TcpProxy, clean_mysql, drop_redis_prefix, requires
@@ -105,6 +105,62 @@ async def test_errors_that_are_not_outages_pass_unchanged() -> None:
     with pytest.raises(ValueError, match="a bug"):
         await store.versions()
     assert health.up
+
+
+async def test_a_call_that_never_waits_is_answered_without_a_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    timers: list[float] = []
+    real_timeout = asyncio.timeout
+
+    def counted(delay: float | None) -> asyncio.Timeout:
+        timers.append(delay or 0.0)
+        return real_timeout(delay)
+
+    monkeypatch.setattr(asyncio, "timeout", counted)
+    backend = Backend()
+    store, _ = _guarded(backend, Clock())
+    assert await store.versions() == "answer"
+    assert timers == []  # it returned before it could have been interrupted
+    backend.mode = "bug"
+    with pytest.raises(ValueError, match="a bug"):
+        await store.versions()  # an error raised before any wait is the call's own, as ever
+    backend.mode = "hang"
+    store, health = _guarded(backend, Clock(), timeout=0.05)
+    with pytest.raises(StoreUnavailable):
+        await store.versions()
+    assert timers and not health.up  # a call that waits is timed
+
+
+async def test_started_carries_on_a_waiting_coroutine_exactly_as_awaiting_it_would() -> None:
+    gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    seen: list[str] = []
+
+    async def two_waits() -> str:
+        seen.append(await gate)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            return "stopped"
+        return "slept"
+
+    started = Started(two_waits())
+    assert not started.done
+    gate.set_result("first")
+    waiter = asyncio.ensure_future(_await(started))
+    await asyncio.sleep(0.01)
+    waiter.cancel()  # thrown into the coroutine where it waits, which handles it
+    assert await waiter == "stopped"
+    assert seen == ["first", "cancelled"]
+
+    async def at_once() -> int:
+        return 7
+
+    finished = Started(at_once())
+    assert finished.done and finished.value == 7 and await finished == 7
+
+
+async def _await(started: Started[str]) -> str:
+    return await started
 
 
 @pytest.mark.parametrize(

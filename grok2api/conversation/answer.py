@@ -100,6 +100,21 @@ class AnswerReader:
 
     async def read(self, event: Event) -> list[Delta]:
         """The deltas one upstream event adds. Raises GatewayError for an error grok.com reported."""
+        deltas = self.read_now(event)
+        if deltas is not None:
+            return deltas
+        if isinstance(event, Images):
+            markdown = await self.media.image_markdown(event.urls, self.token, self.settings)
+            return self._content(self.text_filter.flush() + ("\n" if self.saw_text else "") + markdown)
+        assert isinstance(event, Video)
+        self.video_pending = False
+        if event.url is None:
+            raise ContentModerated("grok.com moderated the video; nothing was generated. Try another prompt or image.")
+        return self._content(await self.media.video_markdown(event.url, self.token, self.settings))
+
+    def read_now(self, event: Event) -> list[Delta] | None:
+        """``read`` without waiting, for every event but generated media (which needs its links made: None,
+        and ``read`` does it). Every text token passes here, so no coroutine is made for one."""
         if self.limit.finish_reason is not None:
             return []  # the client's limit ended the answer; the rest is not sent
         if isinstance(event, Text):
@@ -107,6 +122,8 @@ class AnswerReader:
             return self._content(self.text_filter.feed(event.text))
         if isinstance(event, Reasoning):
             return self._reason(event.text)
+        if isinstance(event, Images | Video):
+            return None
         if isinstance(event, SearchResults):
             lines = [
                 f'\n- [{r.title}]({r.url} "{r.preview.replace(chr(10), " ").replace(chr(34), chr(39))}")'
@@ -120,16 +137,6 @@ class AnswerReader:
         if isinstance(event, VideoProgress):
             self.video_pending = True
             return self._progress(f"Generating video: {event.progress}%\n")
-        if isinstance(event, Images):
-            markdown = await self.media.image_markdown(event.urls, self.token, self.settings)
-            return self._content(self.text_filter.flush() + ("\n" if self.saw_text else "") + markdown)
-        if isinstance(event, Video):
-            self.video_pending = False
-            if event.url is None:
-                raise ContentModerated(
-                    "grok.com moderated the video; nothing was generated. Try another prompt or image."
-                )
-            return self._content(await self.media.video_markdown(event.url, self.token, self.settings))
         if isinstance(event, End):
             if not self.saw_text and event.message:
                 self.saw_text = True

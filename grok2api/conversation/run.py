@@ -134,7 +134,11 @@ class ConversationRun:
                     failed: GatewayError | None = None
                     for event in batch:
                         try:
-                            out.extend(emulation.feed(await reader.read(event)))
+                            deltas = reader.read_now(event)
+                            if deltas is None:  # generated media: its links are made first
+                                deltas = await reader.read(event)
+                            if deltas:
+                                out.extend(emulation.feed(deltas))
                         except GatewayError as err:
                             failed = err  # what came before the error is still sent
                             break
@@ -206,13 +210,20 @@ class ConversationRun:
         """A non-stream answer read whole: every event before the ``Finish`` goes to ``take``, then the run is
         closed. Raises the answer's error when it failed or broke off mid-answer."""
         finish: Finish | None = None
-        async with aclosing(self.events()) as events:
-            async for event in events:
-                if isinstance(event, Finish):
-                    finish = event
-                    break
-                take(event)
-        await self.close()
+        # The answer's own batches when it is read here (one generator fewer per batch than ``batches()``).
+        produced = self._produce() if self._settled is None else self.batches()
+        try:
+            async with aclosing(produced) as batches:
+                async for batch in batches:
+                    for event in batch:
+                        if isinstance(event, Finish):
+                            finish = event
+                            break
+                        take(event)
+                    if finish is not None:
+                        break
+        finally:
+            await self.close()
         assert finish is not None, "a run always ends with a Finish"
         if finish.error is not None:
             raise finish.error

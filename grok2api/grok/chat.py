@@ -102,6 +102,8 @@ async def upload_all(
 ) -> list[tuple[str, str]]:
     """(file id, file uri) per attachment, a few uploads at a time. A file grok.com refuses raises
     UploadRejected carrying its position."""
+    if not attachments:  # most turns: nothing to set up
+        return []
     sem = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
     async def one(index: int, item: Attachment) -> tuple[str, str]:
@@ -131,7 +133,7 @@ async def prepare_turn(
     if turn.spec.video and len(attachments) > 1:
         log.info("video uses only the first image; %d more were not uploaded", len(attachments) - 1)
         attachments = attachments[:1]
-    uploaded = await upload_all(client, token, attachments, settings)
+    uploaded = await upload_all(client, token, attachments, settings) if attachments else []
     if turn.spec.video:
         return _video_request(turn, uploaded, settings)
     file_ids = [u[0] for u in uploaded]

@@ -112,6 +112,41 @@ def split_objects(line: str) -> list[Any]:
         return [_DECODER.decode(line)]
     except msgspec.DecodeError:
         pass
+    return _packed_objects(line) or _matched_objects(line)
+
+
+def _packed_objects(line: str) -> list[Any] | None:
+    """Objects sent back to back (``{…}{…}``, as grok.com packs events), cut where one ``}`` meets the next
+    ``{`` and decoded whole; None unless that accounts for the entire line (a ``}{`` inside a string is
+    skipped: the piece then fails to decode and the cut moves to the next one)."""
+    out: list[Any] = []
+    start = 0
+    cut = line.find("}{")
+    while cut >= 0:
+        try:
+            obj = _DECODER.decode(line[start : cut + 1])
+        except msgspec.DecodeError:
+            pass
+        else:
+            if not isinstance(obj, dict):
+                return None
+            out.append(obj)
+            start = cut + 1
+        cut = line.find("}{", cut + 1)
+    if not out:
+        return None
+    try:
+        obj = _DECODER.decode(line[start:])
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    out.append(obj)
+    return out
+
+
+def _matched_objects(line: str) -> list[Any]:
+    """Every well-formed object on the line, found by brace matching (what is malformed is skipped)."""
     out: list[Any] = []
     depth, start, in_str, escaped = 0, -1, False, False
     for i, ch in enumerate(line):

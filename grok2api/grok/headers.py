@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import random
 import string
-import uuid
 
+from ..ids import uuid4_str
 from ..settings import RuntimeSettings
 from .browser import DEFAULT_PROFILE, chrome_major, resolve_profile
 
@@ -103,7 +103,7 @@ def api_headers(
     if upload:
         headers["Content-Type"] = "text/plain;charset=UTF-8"
     headers["x-statsig-id"] = statsig_id(settings)
-    headers["x-xai-request-id"] = str(uuid.uuid4())
+    headers["x-xai-request-id"] = uuid4_str()
     headers["Cookie"] = cookie(token, settings)
     return headers
 

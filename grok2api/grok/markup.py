@@ -4,6 +4,15 @@ from streamed text. Tag names match case-insensitively and elements may span man
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+
+
+@lru_cache(maxsize=32)
+def _opening_tag(tags: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The pattern of an opening tag among ``tags``, built once per tag list (every answer makes two filters)."""
+    if not tags:
+        return None
+    return re.compile("<(" + "|".join(re.escape(t) for t in tags) + r")(?=[\s>/])", re.IGNORECASE)
 
 
 class TagFilter:
@@ -11,19 +20,15 @@ class TagFilter:
         self.tags = [t.lower() for t in tags if t]
         self._buf = ""
         self._inside: str | None = None  # the tag whose element is being dropped
-        self._open = (
-            re.compile("<(" + "|".join(re.escape(t) for t in self.tags) + r")(?=[\s>/])", re.IGNORECASE)
-            if self.tags
-            else None
-        )
+        self._open = _opening_tag(tuple(self.tags))
 
     def _could_start(self, fragment: str) -> bool:
         low = fragment.lower()
         return any(f"<{t} ".startswith(low) or f"</{t}>".startswith(low) for t in self.tags)
 
     def feed(self, text: str) -> str:
-        if self._open is None:
-            return text
+        if self._open is None or (not self._buf and self._inside is None and "<" not in text):
+            return text  # nothing held back and no tag can start here: most tokens
         buf = self._buf + text
         out: list[str] = []
         pos = 0

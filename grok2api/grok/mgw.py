@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Sequence
-from contextlib import suppress
 from typing import Any
 from urllib.parse import quote
 
 from ..after_response import defer
+from ..ids import uuid4_str
 from ..settings import RuntimeSettings
 from .errors import TurnNotAdmitted, UpstreamConnectionError
 from .events import Event
@@ -29,6 +28,7 @@ from .transport import WebSocket, WebSocketOpener, release, report_in_band_refus
 PING_SECONDS = 25.0
 BATCH_FRAMES = 64  # frames already received that one batch may take
 SESSION_TIMEOUT = 20.0
+_CLOSED = "grok.com closed the chat connection before the answer completed"
 
 
 def mgw_url(upstream_url: str, user_id: str) -> str:
@@ -55,7 +55,7 @@ def session_create(mode: str, settings: RuntimeSettings) -> dict[str, Any]:
     return {
         "event": {
             "type": "session.create",
-            "event_id": f"evt_init_{uuid.uuid4()}",
+            "event_id": f"evt_init_{uuid4_str()}",
             "session": {"model": mode, "x_grok": x_grok},
         }
     }
@@ -68,7 +68,7 @@ def turn_events(session_id: str, message: str, file_ids: Sequence[str]) -> tuple
     item: dict[str, Any] = {
         "type": "message",
         "role": "user",
-        "x_grok": {"client_message_id": str(uuid.uuid4()), "input_chunks": chunks},
+        "x_grok": {"client_message_id": uuid4_str(), "input_chunks": chunks},
     }
     now = int(time.time() * 1000)
     event: dict[str, Any] = {"type": "conversation.item.create", "event_id": f"evt_msg_{now}", "item": item}
@@ -78,12 +78,42 @@ def turn_events(session_id: str, message: str, file_ids: Sequence[str]) -> tuple
     return {"session_id": session_id, "event": event}, response
 
 
-async def _heartbeat(ws: WebSocket, every: float) -> None:
-    """grok.com drops a silent socket; a dead one ends this task (the reader sees the close)."""
-    with suppress(UpstreamConnectionError):
-        while True:
-            await asyncio.sleep(every)
-            await ws.send_json({"event": {"type": "ping", "event_id": f"evt_hb_{int(time.time() * 1000)}"}})
+class _Heartbeat:
+    """A ping every ``every`` seconds while the turn runs (grok.com drops a silent socket): a loop timer, with a
+    task only while a ping is being sent. A dead socket stops it (the reader sees the close)."""
+
+    def __init__(self, ws: WebSocket, every: float) -> None:
+        self.ws = ws
+        self.every = every
+        self.loop = asyncio.get_running_loop()
+        self.timer: asyncio.TimerHandle | None = self.loop.call_later(every, self._due)
+        self.sending: asyncio.Task[None] | None = None
+        self.stopped = False
+
+    def _due(self) -> None:
+        self.timer = None
+        self.sending = self.loop.create_task(self._ping())
+
+    async def _ping(self) -> None:
+        try:
+            await self.ws.send_json({"event": {"type": "ping", "event_id": f"evt_hb_{int(time.time() * 1000)}"}})
+        except UpstreamConnectionError:
+            return
+        self.sending = None
+        if not self.stopped:
+            self.timer = self.loop.call_later(self.every, self._due)
+
+    def stop(self) -> list[asyncio.Task[None]]:
+        """Stop pinging; the ping being sent, if any (cancelled), for the caller to wait for."""
+        self.stopped = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        sending, self.sending = self.sending, None
+        if sending is None or sending.done():
+            return []
+        sending.cancel()
+        return [sending]
 
 
 async def stream_mgw(
@@ -105,51 +135,66 @@ async def stream_mgw(
     TurnNotAdmitted with nothing spent."""
     url = mgw_url(settings.upstream_url, user_id)
     ws = await transport.websocket(url, ws_headers(token, user_id, settings), "")  # the egress's proxy
-    heartbeat = asyncio.create_task(_heartbeat(ws, ping_seconds))
+    heartbeat = _Heartbeat(ws, ping_seconds)
     parser = MgwParser()
     try:
         await ws.send_json(session_create(mode, settings))
-        opened_by = asyncio.get_running_loop().time() + session_timeout
-        sent = False
+        # The session opens within session_timeout (one timer for the whole opening); what its frames carry is
+        # handed on, a batch per frame, once it is open or has failed.
+        opening: list[list[Event]] = []
+        try:
+            async with asyncio.timeout(session_timeout):
+                while not parser.ready and not parser.done:
+                    batch = parser.feed(await _receive(ws))
+                    if batch:
+                        opening.append(batch)
+        except TimeoutError:
+            raise UpstreamConnectionError("grok.com did not open the chat session in time") from None
+        if parser.failure is not None:
+            await _report_refusal(transport, url, parser)
+        for batch in opening:
+            yield batch
+        if not parser.done:
+            if admitted is not None and not await admitted:
+                raise TurnNotAdmitted
+            item, response = turn_events(parser.session_id, message, file_ids)
+            await ws.send_json(item)
+            await ws.send_json(response)
+        # The answer's own timeouts are the gateway's.
         while not parser.done:
-            frame = await _receive(ws, None if sent else opened_by)
+            frame = await ws.receive_text()
+            if frame is None:
+                raise UpstreamConnectionError(_CLOSED)
             batch = parser.feed(frame)
-            if parser.failure is not None and parser.failure.anti_bot:  # the egress's refusal, not the account's
-                what = "an anti-bot error event on the chat WebSocket"
-                await report_in_band_refusal(transport, "GET", url, what, parser.failure.message)
             # Frames that have already arrived join this batch (up to BATCH_FRAMES): when the reader falls
             # behind, one batch (and one write to the client) carries them all instead of one each.
             taken = 1
-            while sent and taken < BATCH_FRAMES and not parser.done and ws.buffered():
-                batch += parser.feed(await _receive(ws, None))
+            while taken < BATCH_FRAMES and not parser.done and ws.buffered():
+                frame = await ws.receive_text()  # a frame that is there already (no wrapper coroutine per frame)
+                if frame is None:
+                    raise UpstreamConnectionError(_CLOSED)
+                batch += parser.feed(frame)
                 taken += 1
+            if parser.failure is not None:
+                await _report_refusal(transport, url, parser)
             if batch:
                 yield batch
-            if not sent and parser.ready and not parser.done:
-                if admitted is not None and not await admitted:
-                    raise TurnNotAdmitted
-                item, response = turn_events(parser.session_id, message, file_ids)
-                await ws.send_json(item)
-                await ws.send_json(response)
-                sent = True
     finally:
         # A finished turn's closing handshake (a round trip to grok.com) waits until the response is sent; an
         # abandoned one closes now, whatever cancels its caller.
-        if parser.done and defer(ws.close):
-            heartbeat.cancel()
-        else:
-            await release(ws, heartbeat)
+        pinging = heartbeat.stop()
+        if not (parser.done and defer(ws.close)):
+            await release(ws, *pinging)
 
 
-async def _receive(ws: WebSocket, deadline: float | None) -> str:
-    if deadline is None:  # the answer's own timeouts are the gateway's
-        frame = await ws.receive_text()
-    else:
-        try:
-            async with asyncio.timeout_at(deadline):
-                frame = await ws.receive_text()
-        except TimeoutError:
-            raise UpstreamConnectionError("grok.com did not open the chat session in time") from None
+async def _report_refusal(transport: WebSocketOpener, url: str, parser: MgwParser) -> None:
+    if parser.failure is not None and parser.failure.anti_bot:  # the egress's refusal, not the account's
+        what = "an anti-bot error event on the chat WebSocket"
+        await report_in_band_refusal(transport, "GET", url, what, parser.failure.message)
+
+
+async def _receive(ws: WebSocket) -> str:
+    frame = await ws.receive_text()
     if frame is None:
-        raise UpstreamConnectionError("grok.com closed the chat connection before the answer completed")
+        raise UpstreamConnectionError(_CLOSED)
     return frame

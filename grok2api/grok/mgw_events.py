@@ -163,8 +163,13 @@ class MgwParser:
     def feed(self, frame: str) -> list[Event]:
         """The events of one frame, in order (several JSON events may share it)."""
         frame = frame.strip()
+        if not frame:
+            return []
+        objects = split_objects(frame)
+        if len(objects) == 1 and not self.done and isinstance(objects[0], dict):
+            return self._event(objects[0])  # most frames: one event (its handler's list is a new one)
         out: list[Event] = []
-        for obj in split_objects(frame) if frame else []:
+        for obj in objects:
             if self.done:
                 break  # what trails response.done (late thinking lines, follow-ups) is not the answer
             if not isinstance(obj, dict):
@@ -174,8 +179,12 @@ class MgwParser:
         return out
 
     def _event(self, obj: dict[str, Any]) -> list[Event]:
-        event = _dict(obj.get("event")) or obj  # tolerate an event sent without its envelope
-        kind = _str(event.get("type"))
+        event = obj.get("event")
+        if not event or not isinstance(event, dict):
+            event = obj  # tolerate an event sent without its envelope
+        kind = event.get("type")
+        if not isinstance(kind, str):
+            kind = ""
         if not self.session_id and isinstance(obj.get("session_id"), str):
             self.session_id = obj["session_id"]
         handler = self._handlers.get(kind)
@@ -228,11 +237,13 @@ class MgwParser:
         return [Reasoning(text)]
 
     def _chunk(self, event: dict[str, Any]) -> list[Event]:
-        chunk = _dict(event.get("chunk"))
+        chunk = event.get("chunk")
+        if not isinstance(chunk, dict):
+            return []
         out: list[Event] = []
         for key, value in chunk.items():
             if key == "text":
-                out += self._chunk_text(_dict(value), _dict(chunk.get("metadata")))
+                out += self._chunk_text(_dict(value), chunk)
             elif key == "tool_result":
                 out += self._tool_result(_dict(value))
             elif key == "render_citation":
@@ -241,15 +252,18 @@ class MgwParser:
                 self.unknown.note(f"chunk:{key}")
         return out
 
-    def _chunk_text(self, body: dict[str, Any], metadata: dict[str, Any]) -> list[Event]:
-        text = _str(body.get("text"))
-        if not text or not self._take_family("chunk"):
+    def _chunk_text(self, body: dict[str, Any], chunk: dict[str, Any]) -> list[Event]:
+        text = body.get("text")
+        if not text or not isinstance(text, str) or not self._take_family("chunk"):
             return []
-        channel = _str(body.get("channel")).strip().upper()
+        channel = body.get("channel")
+        if channel == ANSWER_CHANNEL:  # every token of the answer, as grok.com spells it
+            return self._answer_text(text)
+        channel = _str(channel).strip().upper()
         if channel in ("", ANSWER_CHANNEL):
             return self._answer_text(text)
         if any(marker in channel for marker in _REASONING_CHANNELS):
-            step = str(metadata.get("step_id") or "")
+            step = str(_dict(chunk.get("metadata")).get("step_id") or "")
             return self._reasoning(text, channel, step)
         self.unknown.note(f"channel:{channel}")
         return []

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 
 from ..conversation.events import (
@@ -22,6 +21,7 @@ from ..conversation.events import (
 )
 from ..conversation.run import ConversationRun
 from ..errors import GatewayError
+from ..ids import uuid4_hex
 from ..settings import RuntimeSettings
 from .schemas import (
     ChatCompletion,
@@ -64,9 +64,10 @@ class ChatPieces:
 
     def piece(self, event: AnswerEvent) -> Piece:
         if isinstance(event, TextDelta):
-            closing = self.close()
             self.answer_started = True
-            return Piece(content=closing.content + event.text)
+            if not self.think_open:  # every token of a plain answer: one object, no closing to add
+                return Piece(content=event.text)
+            return Piece(content=self.close().content + event.text)
         if isinstance(event, ReasoningDelta):
             if not self.think_tags:
                 return Piece(reasoning=event.text)
@@ -92,7 +93,7 @@ def _usage(usage: TokenUsage) -> Usage:
 
 
 def completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
+    return f"chatcmpl-{uuid4_hex()}"
 
 
 class ChunkWriter:

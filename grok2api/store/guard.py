@@ -15,8 +15,8 @@ import inspect
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import exc as sa_exc
 
@@ -24,6 +24,7 @@ from .base import Store, StoreUnavailable
 from .sql_engine import MYSQL_DEADLOCK
 
 log = logging.getLogger("grok2api.store")
+T = TypeVar("T")
 
 RETRY_AFTER = 5  # seconds a client is told to wait during an outage
 # Calls that may touch thousands of rows get longer than one answer is allowed (an import, a bulk action).
@@ -107,6 +108,47 @@ class StoreHealth:
         return StoreUnavailable(self.reason or "the store is unreachable", RETRY_AFTER)
 
 
+class Started(Generic[T]):
+    """``coro`` run at once until it first waits; exceptions it raises before that propagate from here. ``done``:
+    it finished, with ``value`` (SQLite answers on the loop's own connection without waiting: such a call needs
+    no timer, as nothing could interrupt it anyway). Otherwise await it, once, in the same task, for the rest."""
+
+    __slots__ = ("_coro", "_signal", "done", "value")
+
+    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
+        self._coro = coro
+        self.done = False
+        self.value: T | None = None
+        try:
+            self._signal = coro.send(None)
+        except StopIteration as stop:
+            self.done = True
+            self.value = stop.value
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        if self.done:
+            return cast(T, self.value)
+        coro, signal = self._coro, self._signal
+        # What ``await coro`` does from here on: pass each future it waits for to the task, and what the task
+        # sends or throws back into the coroutine.
+        while True:
+            try:
+                sent = yield signal
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    signal = coro.throw(exc)
+                except StopIteration as stop:
+                    return cast(T, stop.value)
+            else:
+                try:
+                    signal = coro.send(sent)
+                except StopIteration as stop:
+                    return cast(T, stop.value)
+
+
 class GuardedStore:
     """Wraps every coroutine method of a store (those of the ``Store`` protocol and any a backend adds) in the
     timeout and the outage rules above; other attributes (``kind``…) are the inner store's own."""
@@ -125,7 +167,7 @@ class GuardedStore:
         setattr(self, name, guarded)  # built once per method
         return guarded
 
-    def _guard(self, method: Callable[..., Awaitable[Any]], limit: float) -> Callable[..., Awaitable[Any]]:
+    def _guard(self, method: Callable[..., Coroutine[Any, Any, Any]], limit: float) -> Callable[..., Awaitable[Any]]:
         health = self.health
 
         @functools.wraps(method)
@@ -133,8 +175,12 @@ class GuardedStore:
             if not health.allow():
                 raise health.unavailable()
             try:
-                async with asyncio.timeout(limit):
-                    result = await method(*args, **kwargs)
+                started: Started[Any] = Started(method(*args, **kwargs))
+                if started.done:
+                    result = started.value
+                else:
+                    async with asyncio.timeout(limit):
+                        result = await started
             except TimeoutError:
                 health.failed(f"no answer within {limit:g} s")
                 raise health.unavailable() from None

@@ -367,6 +367,11 @@ class SqlStore:
         self, steps: list[tuple[str, dict[str, Any]]], gated: bool, conn: sqlite3.Connection | None = None
     ) -> list[int]:
         conn = conn or self._sqlite_conn()
+        if len(steps) == 1:
+            # One statement is a transaction of its own (autocommit), and a write statement takes the write
+            # lock before it reads, as BEGIN IMMEDIATE does: the same locking, two calls fewer.
+            sql, params = steps[0]
+            return [conn.execute(sql, params).rowcount]
         conn.execute("BEGIN IMMEDIATE")
         counts: list[int] = []
         try:
