@@ -34,7 +34,7 @@ from hypercorn.utils import wrap_app
 from starlette.applications import Starlette
 
 from .config import BootConfig
-from .serving import loop_factory, worker_class
+from .serving import loop_factory, tune_gc, worker_class
 
 log = logging.getLogger("grok2api.serve")
 
@@ -213,8 +213,10 @@ def _worker_main(config: Config, sockets: Sockets, parent_stop: ProcessEvent | N
         logging.getLogger("hypercorn.error").addFilter(_SaidOnce())
     boot = BootConfig.from_env()
     connections.install()
+    app = create_app(boot)
+    tune_gc()  # the app is built: what exists now lives as long as the worker
     with asyncio.Runner(loop_factory=loop_factory(worker_class(boot.event_loop))) as runner:
-        runner.run(run_worker(create_app(boot), config, sockets, boot, parent_stop))
+        runner.run(run_worker(app, config, sockets, boot, parent_stop))
 
 
 # -- the command ------------------------------------------------------------------------------------

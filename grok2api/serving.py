@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import logging
 from collections.abc import Callable
@@ -34,3 +35,18 @@ def loop_factory(worker: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
+
+
+YOUNG_THRESHOLD = 20_000  # container allocations between young collections (CPython's default is 700)
+
+
+def tune_gc() -> None:
+    """Garbage collection for a worker that has built its app: what exists now (modules, classes, the app) lives
+    as long as the process, so it is frozen out of every later collection; and young collections run after
+    ``YOUNG_THRESHOLD`` allocations instead of 700. With the default, each request's short-lived objects set off
+    several young collections that promote the objects of the requests still in flight, and the full collections
+    that follow walk every long-lived object again (about a quarter of a millisecond of CPU per request)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, older, oldest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import signal
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from grok2api import serving
+from grok2api.serving import YOUNG_THRESHOLD, tune_gc
 
 
 def _without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,3 +133,17 @@ def test_a_bad_event_loop_setting_stops_serve_with_a_clear_error(tmp_path: Path)
     )
     assert done.returncode == 2
     assert "GROK2API_EVENT_LOOP must be one of auto, uvloop, asyncio" in done.stderr
+
+
+def test_tune_gc_freezes_what_exists_and_spaces_out_young_collections() -> None:
+    before = gc.get_threshold()
+    try:
+        gc.unfreeze()
+        app = [object() for _ in range(10)]  # something that exists when the worker has built its app
+        assert any(o is app for o in gc.get_objects())
+        tune_gc()
+        assert not any(o is app for o in gc.get_objects())  # no collection walks it again
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
