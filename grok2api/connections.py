@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .keep_alive import IdleTimer
-from .write_batching import BatchingWriter
+from .write_batching import BatchingWriter, serving_writer
 
 
 def install() -> None:
@@ -25,5 +25,10 @@ def install() -> None:
             super().__init__(*args, **kwargs)
             self.writer = BatchingWriter(self.writer)  # type: ignore[assignment]
             self.idle_task = IdleTimer(self)  # type: ignore[assignment]
+
+        async def run(self) -> None:
+            # The requests' tasks are started from this one and copy its context: they find their writer there.
+            with serving_writer(self.writer):  # type: ignore[arg-type]
+                await super().run()
 
     names["TCPServer"] = GatewayTCPServer

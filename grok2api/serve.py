@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import logging
 import multiprocessing
 import signal
@@ -43,11 +44,33 @@ REFUSAL_LOG_INTERVAL = 60.0
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
+class ServerConfig(Config):
+    """hypercorn's ``Config`` with the headers it adds to every response made once per second: a ``Date``
+    formatted once a second rather than per response, and no ``Server`` header (it named hypercorn's version to
+    every client). No Alt-Svc either: the gateway serves no HTTP/3."""
+
+    def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
+        return [(b"date", http_date())] if self.include_date_header else []
+
+
+class _Date:
+    second = -1
+    value = b""
+
+
+def http_date() -> bytes:
+    """Now as an HTTP date (``Sun, 06 Nov 1994 08:49:37 GMT``), formatted at most once a second."""
+    now = int(time.time())
+    if now != _Date.second:
+        _Date.second, _Date.value = now, email.utils.formatdate(now, usegmt=True).encode("ascii")
+    return _Date.value
+
+
 def hypercorn_config(boot: BootConfig, bind: str) -> Config:
     """hypercorn's settings. Its error logger is handed over as a logger, not as a stream: hypercorn then adds no
     handler of its own, so each line goes once through the gateway's handlers (its format, its request ids). It
     writes no access line: the edge does (``edge_layer``), for a fraction of the cost."""
-    config = Config()
+    config = ServerConfig()
     config.bind = [bind]
     config.errorlog = logging.getLogger("hypercorn.error")
     config.accesslog = None

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from .write_batching import flush_now
+
 T = TypeVar("T")
 
 
@@ -90,7 +92,7 @@ class EventStream(StreamingResponse):
             if first:
                 # The server sends what it was given at the next loop turn; when the rest of a burst is already
                 # in, reading it would not wait, so the headers and first frame would wait behind all of it
-                # (and behind the answer's end, when that came too). One turn given up lets them leave now.
+                # (and behind the answer's end, when that came too). They leave now instead.
                 first = False
-                await asyncio.sleep(0)
+                flush_now()
         await send({"type": "http.response.body", "body": b"", "more_body": False})

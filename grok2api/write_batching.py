@@ -13,6 +13,9 @@ still waits while the connection's own buffer is full, so a slow client holds up
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 LIMIT = 64 * 1024  # bytes held for the next loop turn at most; past it they go at once
@@ -74,3 +77,24 @@ class BatchingWriter:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._writer.get_extra_info(name, default)
+
+
+_SERVING: ContextVar[BatchingWriter | None] = ContextVar("grok2api_batching_writer", default=None)
+
+
+@contextlib.contextmanager
+def serving_writer(writer: BatchingWriter) -> Iterator[None]:
+    """Make ``writer`` the one ``flush_now`` flushes, in this task and in the tasks it starts (a connection's)."""
+    token = _SERVING.set(writer)
+    try:
+        yield
+    finally:
+        _SERVING.reset(token)
+
+
+def flush_now() -> None:
+    """Send what the current request's connection holds now instead of at the next loop turn (a stream's first
+    frame, say, when more work follows before this task waits). Nothing to do where writes are not batched."""
+    writer = _SERVING.get()
+    if writer is not None:
+        writer.flush()

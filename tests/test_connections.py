@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from grok2api import connections
+from grok2api.sse import EventStream
 
 
 async def _home(request: Request) -> Response:
@@ -29,6 +30,14 @@ async def _home(request: Request) -> Response:
 async def _slow(request: Request) -> Response:
     await asyncio.sleep(float(request.query_params["seconds"]))
     return JSONResponse({"ok": True})
+
+
+async def _burst(request: Request) -> Response:
+    async def frames() -> AsyncIterator[bytes]:
+        for i in range(3):
+            yield f"data: {i}\n\n".encode()  # all ready at once
+
+    return EventStream(frames())
 
 
 async def _stream(request: Request) -> Response:
@@ -73,7 +82,9 @@ async def _served(
     config.accesslog = config.errorlog = None
     config.keep_alive_timeout = keep_alive_timeout
     config.graceful_timeout = graceful_timeout
-    app = Starlette(routes=[Route("/", _home), Route("/stream", _stream), Route("/slow", _slow)])
+    app = Starlette(
+        routes=[Route("/", _home), Route("/stream", _stream), Route("/slow", _slow), Route("/burst", _burst)]
+    )
     stop = asyncio.Event()
     task = asyncio.ensure_future(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
     url = f"http://127.0.0.1:{port}"
@@ -114,6 +125,18 @@ async def test_a_stream_sends_its_headers_with_its_first_frame(batching_server: 
     first = sent[0]
     assert first.startswith(b"HTTP/1.1 200") and b"data: 0" in first and b"data: 1" not in first
     assert len(sent) == 3  # headers + frame 0; frame 1; frame 2 with the end of the body
+
+
+async def test_an_event_stream_sends_its_first_frame_alone_when_the_rest_is_ready_too(
+    batching_server: tuple[str, list[bytes]],
+) -> None:
+    url, sent = batching_server
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/burst") as resp:
+        body = await resp.read()
+    assert body == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    first, *rest = sent
+    assert first.startswith(b"HTTP/1.1 200") and first.endswith(b"data: 0\n\n\r\n")  # headers, first frame
+    assert len(rest) == 1 and b"data: 1" in rest[0] and b"data: 2" in rest[0]  # the rest together
 
 
 async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str = "/") -> None:

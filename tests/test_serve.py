@@ -4,11 +4,13 @@ graceful shutdown on a real SIGTERM to a real server process."""
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from hypercorn.config import Sockets
 
 from grok2api.app import create_app
 from grok2api.config import BootConfig
-from grok2api.serve import ConnectionLimit, hypercorn_config, serve_worker
+from grok2api.serve import ConnectionLimit, http_date, hypercorn_config, serve_worker
 from grok2api.services import Services
 from grok2api.store import make_store
 from grok2api.store.base import NewAccount
@@ -251,3 +253,21 @@ async def test_sigterm_drains_streams_in_flight_settles_them_and_exits(tmp_path:
         assert account is not None and account.requests_ok == 1  # the drained stream settled its lease
     finally:
         await store.close()
+
+
+async def test_responses_carry_a_date_and_no_server_header(tmp_path: Path, fake: FakeGrok) -> None:
+    async with worker(tmp_path, fake) as w, aiohttp.ClientSession() as http, http.get(w.url + "/healthz") as resp:
+        assert resp.status == 200
+        assert "Server" not in resp.headers  # hypercorn's name and version are nobody's business
+        sent = email.utils.parsedate_to_datetime(resp.headers["Date"])
+        assert abs(sent.timestamp() - time.time()) < 120
+
+
+def test_http_date_is_the_current_second_formatted_once() -> None:
+    for _ in range(3):  # a second that turns between the reads is tried again
+        second = int(time.time())
+        first, again = http_date(), http_date()
+        if int(time.time()) == second:
+            break
+    assert first == email.utils.formatdate(second, usegmt=True).encode("ascii")
+    assert again is first  # formatted once for that second

@@ -14,6 +14,7 @@ import pytest
 
 from grok2api.sse import ClientLeft, EventStream, until_disconnect
 from grok2api.testing.fake_grok import FakeGrok
+from grok2api.write_batching import BatchingWriter, serving_writer
 
 from harness import LiveGateway
 
@@ -64,25 +65,32 @@ async def test_an_event_stream_writes_each_frame_then_ends_then_runs_its_after_h
 
 
 async def test_the_first_frame_leaves_before_the_rest_of_a_burst_is_read() -> None:
-    # A server that sends at the next loop turn (as the gateway's does) must get that turn before frames that
-    # are ready at once are produced: the first token does not wait behind the rest of the answer.
+    # The server hands what it is given to the connection's batching writer, which sends at the next loop turn;
+    # frames that are ready at once would all wait for that turn, the first one too.
     asgi = FakeAsgi()
-    loop = asyncio.get_running_loop()
     order: list[str] = []
 
+    class Socket:
+        def write(self, data: bytes) -> None:
+            order.append(f"sent {data.decode()}")
+
+        def is_closing(self) -> bool:
+            return False
+
+    writer = BatchingWriter(Socket())  # type: ignore[arg-type]
+
     async def send(message: MutableMapping[str, Any]) -> None:
-        if message.get("body"):
-            loop.call_soon(order.append, f"sent {message['body'].decode()}")
+        writer.write(message.get("body", b""))
 
     async def frames() -> AsyncIterator[bytes]:
         for i in range(3):
             order.append(f"produced {i}")
             yield str(i).encode()  # nothing awaited between frames: a burst that is already in
 
-    await EventStream(frames())(SCOPE, asgi.receive, send)
-    assert order[:3] == ["produced 0", "sent 0", "produced 1"]
+    with serving_writer(writer):
+        await EventStream(frames())(SCOPE, asgi.receive, send)
     await asyncio.sleep(0)
-    assert sorted(order) == ["produced 0", "produced 1", "produced 2", "sent 0", "sent 1", "sent 2"]
+    assert order == ["produced 0", "sent 0", "produced 1", "produced 2", "sent 12"]
 
 
 async def test_a_client_that_leaves_closes_the_frames_and_the_after_hook_still_runs() -> None:

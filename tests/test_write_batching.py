@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from grok2api.write_batching import LIMIT, BatchingWriter
+from grok2api.write_batching import LIMIT, BatchingWriter, flush_now, serving_writer
 
 
 class RecordingWriter:
@@ -78,3 +78,24 @@ async def test_eof_and_close_send_what_is_held_first() -> None:
     await asyncio.sleep(0)
     assert inner.writes == [b"0\r\n\r\n", b"late"]  # a closed connection takes nothing more
     assert writer.get_extra_info("peername") == ("127.0.0.1", 1) and writer.is_closing()
+
+
+async def test_flush_now_sends_what_the_current_connection_holds_and_nothing_elsewhere() -> None:
+    flush_now()  # no connection of a batching server here: nothing to do, nothing raised
+    writer, inner = _batching()
+    other, other_inner = _batching()
+    writer.write(b"first frame")
+    other.write(b"another connection's")
+    with serving_writer(writer):
+        flush_now()
+    assert inner.writes == [b"first frame"] and other_inner.writes == []
+    with serving_writer(writer):
+        await asyncio.create_task(_write_and_flush(writer, b"from a task the connection started"))
+    assert inner.writes[-1] == b"from a task the connection started"
+    await asyncio.sleep(0)
+    assert other_inner.writes == [b"another connection's"]  # at its own next loop turn
+
+
+async def _write_and_flush(writer: BatchingWriter, data: bytes) -> None:
+    writer.write(data)
+    flush_now()
