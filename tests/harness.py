@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import aiohttp
 import anthropic
+import msgspec
 import openai
 import pytest
 from aiohttp import web
@@ -451,6 +452,18 @@ def assert_playable_mp4(data: bytes) -> None:
     assert b"mvhd" in moov and b"trak" in moov
     assert b"vide" in moov[b"trak"] and b"avc1" in moov[b"trak"]  # handler type and sample entry
     assert len(top[b"mdat"]) > 0
+
+
+def assert_request_timeout_body(shape: str, content_type: str, body: bytes) -> None:
+    """The 408 for a stalled request body, in the shape of the API it went to: ``openai``, ``admin-api`` or an
+    admin ``page``."""
+    if shape == "openai":
+        assert msgspec.json.decode(body)["error"]["code"] == "request_timeout"
+    elif shape == "admin-api":
+        decoded: dict[str, Any] = msgspec.json.decode(body)
+        assert (decoded["success"], decoded["code"]) == (False, "REQUEST_TIMEOUT")
+    else:
+        assert content_type.startswith("text/html") and b"stopped arriving" in body
 
 
 def sse_frames(raw: bytes) -> list[str]:

@@ -139,6 +139,15 @@ async def test_an_event_stream_sends_its_first_frame_alone_when_the_rest_is_read
     assert len(rest) == 1 and b"data: 1" in rest[0] and b"data: 2" in rest[0]  # the rest together
 
 
+@contextlib.asynccontextmanager
+async def _connection(served: Served) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    reader, writer = await asyncio.open_connection(served.host, served.port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+
+
 async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str = "/") -> None:
     """One request on a kept-alive connection, its whole answer read."""
     writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
@@ -152,46 +161,34 @@ async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path:
 
 async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     async with _served(monkeypatch, keep_alive_timeout=0.3) as served:
-        reader, writer = await asyncio.open_connection(served.host, served.port)
-        try:
+        async with _connection(served) as (reader, writer):
             await _ask(reader, writer)
             async with asyncio.timeout(10):  # bounded: the server closes it once it has been idle long enough
                 assert await reader.read() == b""
-        finally:
-            writer.close()
 
 
 async def test_requests_keep_a_connection_alive_past_the_keep_alive_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     async with _served(monkeypatch, keep_alive_timeout=1.0) as served:
-        reader, writer = await asyncio.open_connection(served.host, served.port)
-        try:
+        async with _connection(served) as (reader, writer):
             for _ in range(15):  # about 1.5 s of requests: longer than the timeout, never idle for as long
                 await _ask(reader, writer)
                 await asyncio.sleep(0.1)
-        finally:
-            writer.close()
 
 
 async def test_a_request_longer_than_the_keep_alive_timeout_is_answered(monkeypatch: pytest.MonkeyPatch) -> None:
     async with _served(monkeypatch, keep_alive_timeout=0.2) as served:
-        reader, writer = await asyncio.open_connection(served.host, served.port)
-        try:
+        async with _connection(served) as (reader, writer):
             await _ask(reader, writer)
             await _ask(reader, writer, "/slow?seconds=0.6")  # the connection is busy, not idle, meanwhile
-        finally:
-            writer.close()
 
 
 async def test_a_shutdown_closes_idle_connections_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # Neither the keep-alive timeout nor the graceful timeout (after which hypercorn cancels what is left) is
     # near: only the shutdown's own close of idle connections ends this one within the bound below.
     async with _served(monkeypatch, keep_alive_timeout=600, graceful_timeout=60) as served:
-        reader, writer = await asyncio.open_connection(served.host, served.port)
-        try:
+        async with _connection(served) as (reader, writer):
             await _ask(reader, writer)
             served.stop.set()
             async with asyncio.timeout(10):  # far less than the keep-alive timeout
                 assert await reader.read() == b""
                 await served.task
-        finally:
-            writer.close()
