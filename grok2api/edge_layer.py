@@ -73,6 +73,9 @@ class EdgeLayer:
             if path in PROBES:  # always answered, never counted, never timed
                 await self._serve(scope, receive, answer, BodyDeadline(receive, None))
             elif self.traffic.draining:
+                # The body is read first (bounded by its deadline): a socket closed with a request still arriving is
+                # reset, and the client would lose this answer and learn only that the connection broke.
+                await _discard_body(BodyDeadline(receive, self.body_timeout))
                 await shutting_down(path)(scope, receive, answer.send_own)
             else:
                 self.traffic.enter()
@@ -112,6 +115,14 @@ class EdgeLayer:
             raise
         if body.expired and not answer.started:
             await stalled_body(scope["path"], self.body_timeout)(scope, receive, answer.send_own)
+
+
+async def _discard_body(body: BodyDeadline) -> None:
+    """Read a request's body to its end (or until it stalls past its deadline or the client leaves), unused."""
+    while True:
+        message = await body()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 class _AccessLine:

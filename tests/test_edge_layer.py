@@ -273,6 +273,33 @@ async def test_the_drain_waits_for_requests_in_flight_and_refuses_new_ones() -> 
     assert (await running).status == 200
 
 
+async def test_a_request_refused_by_the_drain_is_read_whole_before_its_answer() -> None:
+    # A connection closed while its request is still arriving is reset: the client would lose the 503.
+    traffic = Traffic()
+    traffic.begin_drain()
+    events: list[str] = []
+    pieces = [b'{"model":', b' "grok-3"', b"}"]
+
+    async def receive() -> Message:
+        piece = pieces.pop(0)
+        events.append(f"read {piece.decode()}")
+        return {"type": "http.request", "body": piece, "more_body": bool(pieces)}
+
+    async def send(message: Message) -> None:
+        events.append(message["type"])
+
+    await _layer(reading_app, traffic)(_scope("/v1/chat/completions", {}), receive, send)
+    assert events[:4] == ['read {"model":', 'read  "grok-3"', "read }", "http.response.start"]
+    assert traffic.in_flight == 0
+
+
+async def test_a_stalled_body_does_not_hold_a_drain_refusal_past_its_deadline() -> None:
+    traffic = Traffic()
+    traffic.begin_drain()
+    refused = await _call(_layer(reading_app, traffic, body_timeout=0.1), pieces=[b"{", None])
+    assert refused.status == 503
+
+
 async def test_work_deferred_by_the_app_runs_after_the_last_byte_and_within_the_count() -> None:
     traffic = Traffic()
     order: list[str] = []

@@ -47,6 +47,7 @@ HELPERS = frozenset(
     {
         "traffic.py",  # request bookkeeping the edge layer calls (drain, body timeout)
         "after_response.py",  # settlement and the socket's close, once the response is sent
+        "write_batching.py",  # a stream's first frame sent at once
         "logs.py",  # the request id in log lines
         "ids.py",  # uuid-shaped message and completion ids
         "metrics.py",
