@@ -55,6 +55,7 @@ class IdleTimer:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._handle: asyncio.TimerHandle | None = None
+        self._shutdown: _Shutdown | None = None  # its worker's, found at the first restart
 
     async def restart(self, task_group: object, action: Callable[[], Awaitable[None]]) -> None:
         """The connection is idle from now (hypercorn's ``action`` is this same watch, done as a timer)."""
@@ -63,10 +64,11 @@ class IdleTimer:
         if context.terminated.is_set():
             self.fire()
             return
-        shutdown = _shutdown_of(context)
+        if self._shutdown is None:
+            self._shutdown = _shutdown_of(context)
         loop = asyncio.get_running_loop()
         self._handle = loop.call_later(self.connection.config.keep_alive_timeout, self.fire)
-        shutdown.idle.add(self)
+        self._shutdown.idle.add(self)
 
     async def stop(self) -> None:
         """A request arrived (or the connection is closing): it is no longer idle."""
@@ -83,6 +85,5 @@ class IdleTimer:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-            shutdown = _SHUTDOWNS.get(self.connection.context)
-            if shutdown is not None:
-                shutdown.idle.discard(self)
+            if self._shutdown is not None:
+                self._shutdown.idle.discard(self)
