@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from starlette.datastructures import FormData, Headers
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -257,8 +258,16 @@ def check_form(form: FormData) -> FormData:
 
 
 async def read_form(request: Request) -> FormData:
-    """The request's form, checked by ``check_form`` (Starlette keeps it for later ``request.form()`` calls)."""
-    return check_form(await request.form())
+    """The request's form, checked by ``check_form`` (Starlette keeps it for later ``request.form()`` calls).
+    InvalidRequest for a form that cannot be read; BodyTooLarge (413) for a field or part past Starlette's size
+    limit, refused as soon as it passes it."""
+    try:
+        form = await request.form()
+    except HTTPException as exc:  # Starlette turns its parser's complaint into a 400 with the parser's words
+        if "exceeded maximum size" in exc.detail:
+            raise BodyTooLarge("A form field is larger than the gateway accepts.") from None
+        raise InvalidRequest(f"The form could not be read: {exc.detail}") from None
+    return check_form(form)
 
 
 # -- client authentication and outcome ------------------------------------------------------------

@@ -10,8 +10,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 
-from grok2api.edge import decode, error_response, param_of
-from grok2api.errors import InvalidRequest, RateLimited
+from grok2api.edge import decode, error_response, param_of, read_form
+from grok2api.errors import BodyTooLarge, InvalidRequest, RateLimited
 from grok2api.openai.schemas import REQUEST_DECODER
 
 from harness import LiveGateway
@@ -60,6 +60,30 @@ def test_a_face_shapes_the_errors_under_its_path_prefix() -> None:
     for path in ("/v1/messagesx", "/v1/chat/completions"):
         assert error_response(err, request(path)).body == err.to_json()
     assert error_response(err).body == err.to_json()
+
+
+def _form_request(body: bytes, content_type: str) -> Request:
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)] or [b""]
+
+    async def receive() -> dict[str, Any]:
+        chunk = chunks.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    scope = {"type": "http", "method": "POST", "path": "/login", "query_string": b"", "app": Starlette()}
+    scope["headers"] = [(b"content-type", content_type.encode())]
+    return Request(scope, receive)
+
+
+async def test_read_form_refuses_an_oversized_field_with_a_413_and_a_malformed_one_with_a_400() -> None:
+    urlencoded = "application/x-www-form-urlencoded"
+    form = await read_form(_form_request(b"username=admin&password=hunter2", urlencoded))
+    assert (form["username"], form["password"]) == ("admin", "hunter2")
+    with pytest.raises(BodyTooLarge) as huge:
+        await read_form(_form_request(b"username=admin&password=" + b"a" * (2 * 1024 * 1024), urlencoded))
+    assert huge.value.status == 413
+    with pytest.raises(InvalidRequest) as broken:
+        await read_form(_form_request(b"--x\r\nno headers here", "multipart/form-data; boundary=x"))
+    assert broken.value.status == 400 and "could not be read" in broken.value.message
 
 
 async def _chat(gateway: LiveGateway, text: str, stream: bool, **headers: str) -> tuple[int, bytes]:

@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..edge import read_form
-from ..errors import InvalidRequest
+from ..errors import GatewayError
 from ..store.base import AdminSession
 from .context import Admin, Ctx
 from .htmx import is_htmx, redirect
@@ -118,18 +118,8 @@ def page(admin: Admin, handler: PageHandler) -> Endpoint:
             if request.method in SAFE_METHODS:
                 return secure_headers(RedirectResponse(admin.views.url("login"), status_code=303))
             return forbidden("Not signed in.")
-        if request.method not in SAFE_METHODS:
-            if not same_origin(request):
-                return forbidden("Cross-origin request refused.")
-            if has_form(request):
-                try:
-                    await read_form(request)  # kept for the handler; checked before anything reads a field
-                except InvalidRequest as exc:
-                    return forbidden(exc.message, 400)
-            if not await csrf_ok(request, session):
-                return forbidden("Missing or wrong CSRF token: reload the page and try again.")
         try:
-            response = await handler(Ctx(request, admin, session))
+            response = await _checked(request, admin, session, handler)
         finally:
             await request.close()  # closes an uploaded form's temporary files (Starlette leaves them open)
         if renewed and token and not _sets_cookie(response, COOKIE_NAME):
@@ -138,6 +128,21 @@ def page(admin: Admin, handler: PageHandler) -> Endpoint:
         return secure_headers(response)
 
     return endpoint
+
+
+async def _checked(request: Request, admin: Admin, session: AdminSession, handler: PageHandler) -> Response:
+    """``handler``'s answer, once a state-changing request has passed the origin, form and CSRF checks."""
+    if request.method not in SAFE_METHODS:
+        if not same_origin(request):
+            return forbidden("Cross-origin request refused.")
+        if has_form(request):
+            try:
+                await read_form(request)  # kept for the handler; checked before anything reads a field
+            except GatewayError as exc:  # unreadable (400) or too large (413)
+                return forbidden(exc.message, exc.status)
+        if not await csrf_ok(request, session):
+            return forbidden("Missing or wrong CSRF token: reload the page and try again.")
+    return await handler(Ctx(request, admin, session))
 
 
 def _sets_cookie(response: Response, name: str) -> bool:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..edge import read_form
-from ..errors import InvalidRequest
+from ..errors import GatewayError
 from .context import Admin, Ctx
 from .guard import COOKIE_NAME, Endpoint, client_of, same_origin, secure_headers, set_cookie
 from .htmx import redirect
@@ -57,8 +57,10 @@ def login_submit(admin: Admin) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         try:
             form = await read_form(request)
-        except InvalidRequest as exc:
-            return _form(admin, request, exc.message, 400)
+        except GatewayError as exc:  # unreadable (400) or too large (413)
+            return _form(admin, request, exc.message, exc.status)
+        finally:
+            await request.close()  # a multipart sign-in may carry files: only its text fields are wanted
         username = str(form.get("username") or "").strip()
         password = str(form.get("password") or "")
         given = str(form.get("csrf_token") or "")
