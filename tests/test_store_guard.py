@@ -98,6 +98,20 @@ async def test_a_store_that_stops_answering_is_an_outage_not_a_hang() -> None:
     assert not health.up
 
 
+async def test_one_slow_call_while_others_are_answered_fails_alone_without_an_outage() -> None:
+    slow, quick = Backend(), Backend()
+    health = StoreHealth(probe_interval=1.0, clock=Clock())
+    slow_store, quick_store = guard(slow, health, 0.05), guard(quick, health, 0.05)  # type: ignore[arg-type]
+    slow.mode = "hang"
+    hanging = asyncio.ensure_future(slow_store.versions())
+    await asyncio.sleep(0)
+    assert await quick_store.versions() == "answer"  # the store answers others while the one call hangs
+    with pytest.raises(StoreUnavailable):
+        await hanging
+    assert health.up  # no outage: the next call goes straight through
+    assert await quick_store.versions() == "answer" and quick.calls == 2
+
+
 async def test_errors_that_are_not_outages_pass_unchanged() -> None:
     backend = Backend()
     store, health = _guarded(backend, Clock())

@@ -5,6 +5,10 @@
 one when it ends. While the store is down, calls fail at once, except one call per ``probe_interval``
 that goes through to find out whether it is back (the background watcher polls every second, so
 recovery is noticed within about a second with no request at all).
+
+A call that runs out of time starts an outage only when no other call was answered while it waited: under a
+heavy load one slow transaction (a write queued behind others, an event loop running late) fails alone, and
+the requests whose calls are answered go on.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class StoreHealth:
         self.down_since: float | None = None
         self.reason = ""
         self._tried_at = 0.0
+        self.answered = 0  # calls answered so far: a timed-out call compares it with the count when it began
 
     @property
     def up(self) -> bool:
@@ -99,6 +104,7 @@ class StoreHealth:
             log.error("the store is unreachable (%s): requests that need it get 503 until it answers again", reason)
 
     def succeeded(self) -> None:
+        self.answered += 1
         if self.down_since is not None:
             lasted = self.clock() - self.down_since
             self.down_since = None
@@ -174,6 +180,7 @@ class GuardedStore:
         async def call(*args: Any, **kwargs: Any) -> Any:
             if not health.allow():
                 raise health.unavailable()
+            answered = health.answered
             try:
                 started: Started[Any] = Started(method(*args, **kwargs))
                 if started.done:
@@ -182,8 +189,11 @@ class GuardedStore:
                     async with asyncio.timeout(limit):
                         result = await started
             except TimeoutError:
-                health.failed(f"no answer within {limit:g} s")
-                raise health.unavailable() from None
+                if health.answered == answered:
+                    health.failed(f"no answer within {limit:g} s")
+                    raise health.unavailable() from None
+                # Other calls were answered meanwhile: the store is there, this one call was too slow.
+                raise StoreUnavailable(f"no answer within {limit:g} s", RETRY_AFTER) from None
             except Exception as exc:
                 reason = outage_reason(exc)
                 if reason is None:
