@@ -40,6 +40,7 @@ class BootConfig:
     body_timeout: float = 30.0  # seconds a request body may go without a byte
     max_connections: int = 1000  # open client connections per worker process
     event_loop: str = "auto"  # auto (uvloop when installed), uvloop or asyncio
+    http_server: str = "hypercorn"  # hypercorn, or builtin (http1.py: HTTP/1.1 on httptools, the fast extra)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -82,5 +83,6 @@ class BootConfig:
             body_timeout=seconds("GROK2API_BODY_TIMEOUT_SECONDS", cls.body_timeout),
             max_connections=max(1, int(get("GROK2API_MAX_CONNECTIONS", str(cls.max_connections)))),
             event_loop=get("GROK2API_EVENT_LOOP", cls.event_loop).lower(),
+            http_server=get("GROK2API_HTTP_SERVER", cls.http_server).lower(),
             environ=env,
         )

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
 import multiprocessing
 import signal
 import socket
-import time
 from multiprocessing.connection import wait
 from multiprocessing.synchronize import Event as ProcessEvent
 from typing import Any
@@ -34,14 +32,14 @@ from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 from starlette.applications import Starlette
 
+from . import http1
 from .config import BootConfig
-from .serving import loop_factory, tune_gc, worker_class
+from .http1 import BUSY, ConnectionLimit, http_date
+from .serving import http_server, loop_factory, tune_gc, worker_class
 
 log = logging.getLogger("grok2api.serve")
 
 SHUTDOWN_TAIL = 2.0  # seconds hypercorn waits, after the drain, for connections to close before cancelling them
-REFUSAL_LOG_INTERVAL = 60.0
-BUSY = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 class ServerConfig(Config):
@@ -51,19 +49,6 @@ class ServerConfig(Config):
 
     def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
         return [(b"date", http_date())] if self.include_date_header else []
-
-
-class _Date:
-    second = -1
-    value = b""
-
-
-def http_date() -> bytes:
-    """Now as an HTTP date (``Sun, 06 Nov 1994 08:49:37 GMT``), formatted at most once a second."""
-    now = int(time.time())
-    if now != _Date.second:
-        _Date.second, _Date.value = now, email.utils.formatdate(now, usegmt=True).encode("ascii")
-    return _Date.value
 
 
 def hypercorn_config(boot: BootConfig, bind: str) -> Config:
@@ -82,34 +67,6 @@ def hypercorn_config(boot: BootConfig, bind: str) -> Config:
 
 
 # -- the connection cap -----------------------------------------------------------------------------
-
-
-class ConnectionLimit:
-    """Open connections of one worker, against the cap."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.open = 0
-        self.refused = 0
-        self._logged_at = -REFUSAL_LOG_INTERVAL
-
-    def refuse(self, conn: socket.socket) -> None:
-        self.refused += 1
-        try:
-            conn.setblocking(False)
-            conn.send(BUSY)  # best effort: a fresh socket's send buffer has room for it
-        except OSError:
-            pass
-        conn.close()
-        now = time.monotonic()
-        if now - self._logged_at >= REFUSAL_LOG_INTERVAL:
-            self._logged_at = now
-            log.warning(
-                "refusing connections: %d are open, the most this worker takes (GROK2API_MAX_CONNECTIONS); "
-                "%d refused so far",
-                self.open,
-                self.refused,
-            )
 
 
 class _CountedSocket(socket.socket):
@@ -136,7 +93,13 @@ class CappedListener(socket.socket):
         fd, addr = self._accept()  # type: ignore[attr-defined]
         conn = _CountedSocket(self.family, self.type, self.proto, fileno=fd)
         if self.limit.open >= self.limit.cap:
-            self.limit.refuse(conn)
+            try:
+                conn.setblocking(False)
+                conn.send(BUSY)  # best effort: a fresh socket's send buffer has room for it
+            except OSError:
+                pass
+            conn.close()
+            self.limit.note_refusal()
             raise ConnectionAbortedError("over the connection cap")
         self.limit.open += 1
         conn.limit = self.limit
@@ -176,6 +139,17 @@ async def serve_worker(
         if not await traffic.wait_idle(boot.shutdown_grace):
             log.warning("shutting down: %d request(s) still in flight are cancelled", traffic.in_flight)
 
+    if http_server(boot.http_server, tls=bool(sockets.secure_sockets)) == "builtin":
+        await http1.serve(
+            app,  # type: ignore[arg-type]
+            sockets.insecure_sockets,
+            drained,
+            header_timeout=boot.header_timeout,
+            limit=limit,
+            backlog=config.backlog,
+            close_timeout=SHUTDOWN_TAIL,
+        )
+        return
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
     await worker_serve(wrapped, config, sockets=capped(sockets, limit), shutdown_trigger=drained)
 
@@ -250,6 +224,7 @@ def serve(boot: BootConfig, bind: str, workers: int) -> int:
     from .logs import setup_logging
 
     loop = worker_class(boot.event_loop)  # an unknown or missing event loop stops here, before any socket
+    http_server(boot.http_server)  # and so does an unknown or missing HTTP server
     setup_logging(boot.log_format, boot.environ.get("GROK2API_LOG_FILE", ""))  # spawned workers set up their own
     config = hypercorn_config(boot, bind)
     sockets = config.create_sockets()

@@ -37,6 +37,22 @@ def loop_factory(worker: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+HTTP_SERVERS = ("hypercorn", "builtin")
+
+
+def http_server(choice: str, tls: bool = False) -> str:
+    """Which server answers plain HTTP for ``GROK2API_HTTP_SERVER``: ``hypercorn`` (the default), or ``builtin``
+    (``http1.py``, on httptools); TLS is always hypercorn's. ValueError for an unknown choice or a ``builtin``
+    whose httptools is not installed."""
+    if choice not in HTTP_SERVERS:
+        raise ValueError(f"GROK2API_HTTP_SERVER must be one of {', '.join(HTTP_SERVERS)}, not {choice!r}")
+    if choice == "hypercorn" or tls:
+        return "hypercorn"
+    if importlib.util.find_spec("httptools") is None:
+        raise ValueError("GROK2API_HTTP_SERVER=builtin, but httptools is not installed: pip install 'grok2api[fast]'")
+    return "builtin"
+
+
 YOUNG_THRESHOLD = 20_000  # container allocations between young collections (CPython's default is 700)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import msgspec
+import pytest
 from hypercorn.config import Sockets
 
 from grok2api.app import create_app
@@ -102,8 +103,17 @@ HALF_HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: app
 HALF_BODY = b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"model":'
 
 
-async def test_half_open_connections_are_closed_while_real_clients_get_answers(tmp_path: Path, fake: FakeGrok) -> None:
-    env = {"GROK2API_HEADER_TIMEOUT_SECONDS": "2", "GROK2API_BODY_TIMEOUT_SECONDS": "2"}
+@pytest.fixture(params=["hypercorn", "builtin"])
+def server(request: pytest.FixtureRequest) -> str:
+    """The HTTP server a test's worker runs (``GROK2API_HTTP_SERVER``): each such test runs on both."""
+    value: str = request.param
+    return value
+
+
+async def test_half_open_connections_are_closed_while_real_clients_get_answers(
+    tmp_path: Path, fake: FakeGrok, server: str
+) -> None:
+    env = {"GROK2API_HEADER_TIMEOUT_SECONDS": "2", "GROK2API_BODY_TIMEOUT_SECONDS": "2", "GROK2API_HTTP_SERVER": server}
     async with worker(tmp_path, fake, **env) as w:
         heads = [await _open(w.port, HALF_HEAD) for _ in range(200)]
         bodies = [await _open(w.port, HALF_BODY) for _ in range(100)]
@@ -137,8 +147,12 @@ async def test_half_open_connections_are_closed_while_real_clients_get_answers(t
         assert w.services.traffic.in_flight == 0
 
 
-async def test_a_client_reading_a_long_quiet_stream_is_never_cut(tmp_path: Path, fake: FakeGrok) -> None:
-    env = {"GROK2API_HEADER_TIMEOUT_SECONDS": "0.5", "GROK2API_BODY_TIMEOUT_SECONDS": "0.5"}
+async def test_a_client_reading_a_long_quiet_stream_is_never_cut(tmp_path: Path, fake: FakeGrok, server: str) -> None:
+    env = {
+        "GROK2API_HEADER_TIMEOUT_SECONDS": "0.5",
+        "GROK2API_BODY_TIMEOUT_SECONDS": "0.5",
+        "GROK2API_HTTP_SERVER": server,
+    }
     quiet = {**CHAT, "stream": True, "messages": [{"role": "user", "content": "[[fault:stall-mid:2]] hello"}]}
     async with (
         worker(tmp_path, fake, **env) as w,
@@ -151,8 +165,10 @@ async def test_a_client_reading_a_long_quiet_stream_is_never_cut(tmp_path: Path,
     assert msgspec.json.decode(frames[-2])["choices"][0]["finish_reason"] == "stop"
 
 
-async def test_connections_beyond_the_cap_are_refused_until_places_free_up(tmp_path: Path, fake: FakeGrok) -> None:
-    env = {"GROK2API_HEADER_TIMEOUT_SECONDS": "1", "GROK2API_MAX_CONNECTIONS": "20"}
+async def test_connections_beyond_the_cap_are_refused_until_places_free_up(
+    tmp_path: Path, fake: FakeGrok, server: str
+) -> None:
+    env = {"GROK2API_HEADER_TIMEOUT_SECONDS": "1", "GROK2API_MAX_CONNECTIONS": "20", "GROK2API_HTTP_SERVER": server}
     async with worker(tmp_path, fake, **env) as w:
         idle = [await _open(w.port, HALF_HEAD) for _ in range(20)]
         for _ in range(50):
@@ -255,8 +271,12 @@ async def test_sigterm_drains_streams_in_flight_settles_them_and_exits(tmp_path:
         await store.close()
 
 
-async def test_responses_carry_a_date_and_no_server_header(tmp_path: Path, fake: FakeGrok) -> None:
-    async with worker(tmp_path, fake) as w, aiohttp.ClientSession() as http, http.get(w.url + "/healthz") as resp:
+async def test_responses_carry_a_date_and_no_server_header(tmp_path: Path, fake: FakeGrok, server: str) -> None:
+    async with (
+        worker(tmp_path, fake, GROK2API_HTTP_SERVER=server) as w,
+        aiohttp.ClientSession() as http,
+        http.get(w.url + "/healthz") as resp,
+    ):
         assert resp.status == 200
         assert "Server" not in resp.headers  # hypercorn's name and version are nobody's business
         sent = email.utils.parsedate_to_datetime(resp.headers["Date"])
