@@ -69,9 +69,9 @@ def http_date() -> bytes:
     return _Date.value
 
 
-def _simple(status: int, close: bool = True) -> bytes:
-    tail = b"connection: close\r\n" if close else b""
-    return status_line(status) + b"content-length: 0\r\ndate: " + http_date() + b"\r\n" + tail + b"\r\n"
+def _simple(status: int) -> bytes:
+    """An empty answer that closes the connection (a request that cannot be read, an app that failed)."""
+    return status_line(status) + b"content-length: 0\r\ndate: " + http_date() + b"\r\nconnection: close\r\n\r\n"
 
 
 class _HeadTooLarge(Exception):
