@@ -23,7 +23,8 @@ from hypercorn.config import Sockets
 
 from grok2api.app import create_app
 from grok2api.config import BootConfig
-from grok2api.serve import ConnectionLimit, http_date, hypercorn_config, serve_worker
+from grok2api.http1 import ConnectionLimit, http_date
+from grok2api.serve import hypercorn_config, serve_worker
 from grok2api.services import Services
 from grok2api.store import make_store
 from grok2api.store.base import NewAccount

@@ -101,7 +101,8 @@ async def test_a_store_that_stops_answering_is_an_outage_not_a_hang() -> None:
 async def test_one_slow_call_while_others_are_answered_fails_alone_without_an_outage() -> None:
     slow, quick = Backend(), Backend()
     health = StoreHealth(probe_interval=1.0, clock=Clock())
-    slow_store, quick_store = guard(slow, health, 0.05), guard(quick, health, 0.05)  # type: ignore[arg-type]
+    slow_store: Any = guard(slow, health, 0.05)  # type: ignore[arg-type]
+    quick_store: Any = guard(quick, health, 0.05)  # type: ignore[arg-type]
     slow.mode = "hang"
     hanging = asyncio.ensure_future(slow_store.versions())
     await asyncio.sleep(0)
