@@ -40,7 +40,7 @@ class BootConfig:
     body_timeout: float = 30.0  # seconds a request body may go without a byte
     max_connections: int = 1000  # open client connections per worker process
     event_loop: str = "auto"  # auto (uvloop when installed), uvloop or asyncio
-    http_server: str = "hypercorn"  # hypercorn, or builtin (http1.py: HTTP/1.1 on httptools, the fast extra)
+    http_server: str = "auto"  # builtin (http1.py: HTTP/1.1 on httptools, the fast extra) when installed, or hypercorn
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -27,7 +27,7 @@ import http
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from socket import socket
 from typing import Any
 from urllib.parse import unquote
@@ -45,7 +45,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 REFUSAL_LOG_INTERVAL = 60.0
 ASGI = {"version": "3.0", "spec_version": "2.3"}
 
-Message = dict[str, Any]
+Message = MutableMapping[str, Any]
 App = Callable[[Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
@@ -202,7 +202,7 @@ class _Cycle:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> Message:
         while True:
             if self.chunks:
                 body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
@@ -224,7 +224,7 @@ class _Cycle:
 
     # -- the response side ---------------------------------------------------------------------------
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.body":
             if not self.started or self.done:
@@ -311,7 +311,11 @@ class _Cycle:
             try:
                 await app(self.scope, self.receive, self.send)
             except BaseException as exc:
-                if not isinstance(exc, asyncio.CancelledError):
+                if self.done:
+                    # A whole answer (the edge's 500 page) went out: the app's error handler logged this already,
+                    # with the request id; Starlette re-raises only so that a server may log it.
+                    log.debug("the app raised after answering %s", self.scope["path"], exc_info=True)
+                elif not isinstance(exc, asyncio.CancelledError):
                     log.exception("the app failed while answering %s %s", self.scope["method"], self.scope["path"])
                 self._fail()
                 if not isinstance(exc, Exception):
@@ -592,8 +596,8 @@ class Lifespan:
     def __init__(self, app: App) -> None:
         self.app = app
         self.state: dict[str, Any] = {}
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Message] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._supported = True
 

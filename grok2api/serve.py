@@ -141,7 +141,7 @@ async def serve_worker(
 
     if http_server(boot.http_server, tls=bool(sockets.secure_sockets)) == "builtin":
         await http1.serve(
-            app,  # type: ignore[arg-type]
+            app,
             sockets.insecure_sockets,
             drained,
             header_timeout=boot.header_timeout,
@@ -194,7 +194,7 @@ async def _migrate_once(boot: BootConfig) -> None:
 
 
 class _SaidOnce(logging.Filter):
-    """hypercorn says where it runs in every worker; the first worker's line is enough."""
+    """The server says where it runs in every worker; the first worker's line is enough."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("Running on")
@@ -207,7 +207,8 @@ def _worker_main(config: Config, sockets: Sockets, parent_stop: ProcessEvent | N
     from .app import create_app
 
     if index:
-        logging.getLogger("hypercorn.error").addFilter(_SaidOnce())
+        for name in ("hypercorn.error", log.name):  # hypercorn's line, or the built-in server's
+            logging.getLogger(name).addFilter(_SaidOnce())
     boot = BootConfig.from_env()
     connections.install()
     app = create_app(boot)

@@ -37,20 +37,22 @@ def loop_factory(worker: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-HTTP_SERVERS = ("hypercorn", "builtin")
+HTTP_SERVERS = ("auto", "hypercorn", "builtin")
 
 
 def http_server(choice: str, tls: bool = False) -> str:
-    """Which server answers plain HTTP for ``GROK2API_HTTP_SERVER``: ``hypercorn`` (the default), or ``builtin``
-    (``http1.py``, on httptools); TLS is always hypercorn's. ValueError for an unknown choice or a ``builtin``
-    whose httptools is not installed."""
+    """Which server answers plain HTTP for ``GROK2API_HTTP_SERVER``: ``builtin`` (``http1.py``, on httptools) when
+    asked for or (``auto``) installed, else ``hypercorn``; TLS is always hypercorn's. ValueError for an unknown
+    choice or a ``builtin`` whose httptools is not installed."""
     if choice not in HTTP_SERVERS:
         raise ValueError(f"GROK2API_HTTP_SERVER must be one of {', '.join(HTTP_SERVERS)}, not {choice!r}")
     if choice == "hypercorn" or tls:
         return "hypercorn"
-    if importlib.util.find_spec("httptools") is None:
+    if importlib.util.find_spec("httptools") is not None:
+        return "builtin"
+    if choice == "builtin":
         raise ValueError("GROK2API_HTTP_SERVER=builtin, but httptools is not installed: pip install 'grok2api[fast]'")
-    return "builtin"
+    return "hypercorn"
 
 
 YOUNG_THRESHOLD = 20_000  # container allocations between young collections (CPython's default is 700)

@@ -4,10 +4,11 @@ Stores: ``store`` is a freshly opened store on each backend; ``store_factory`` o
 runs; MySQL and Redis need a server (TEST_MYSQL_URL, TEST_REDIS_URL). ``requires(service)`` skips a test
 whose service is missing, or fails it when TEST_REQUIRE_SERVICES is set.
 
-End to end: ``fake`` is a fake grok.com, ``gateway`` the real app under hypercorn (a ``LiveGateway``)
-pointed at it, ``client`` the official OpenAI SDK pointed at the gateway, and ``claude`` the official Anthropic
-SDK pointed at its Messages API. A test that takes ``chat_transport`` runs once per way a chat reaches grok.com
-(WebSocket and REST); ``upstream_chats(fake)`` shows the chat turns the fake received over either, in one shape.
+End to end: ``fake`` is a fake grok.com, ``gateway`` the real app (a ``LiveGateway``, under the HTTP server
+``grok2api serve`` picks) pointed at it, ``client`` the official OpenAI SDK pointed at the gateway, and
+``claude`` the official Anthropic SDK pointed at its Messages API. A test that takes ``chat_transport`` runs once
+per way a chat reaches grok.com (WebSocket and REST); ``upstream_chats(fake)`` shows the chat turns the fake
+received over either, in one shape.
 ``AdminClient`` signs in to the HTML admin through its login form, as a browser does.
 """
 
@@ -37,11 +38,14 @@ from aiohttp import web
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from grok2api import http1
 from grok2api.app import create_app
 from grok2api.config import BootConfig
 from grok2api.grok.browser import CurlTransport
 from grok2api.grok.transport import AiohttpTransport, Transport
+from grok2api.http1 import ConnectionLimit
 from grok2api.services import Services
+from grok2api.serving import http_server
 from grok2api.store import make_store
 from grok2api.store.base import NewAccount, Store
 from grok2api.testing.fake_grok import FakeGrok
@@ -306,7 +310,8 @@ ADMIN_PASSWORD = "live-test-password"
 
 
 class LiveGateway:
-    """The real app under hypercorn on a loopback port (an async context manager: started, then stopped)."""
+    """The real app on a loopback port, under the HTTP server ``grok2api serve`` would pick (an async context manager:
+    started, then stopped)."""
 
     def __init__(
         self,
@@ -322,6 +327,9 @@ class LiveGateway:
         """``admin_password=""`` starts with no admin password configured (``env`` may still set one). ``store``
         replaces the one the storage mode would make (e.g. a ``FlakyStore``)."""
         environ = {"GROK2API_UPSTREAM_URL": upstream, "GROK2API_ASSETS_URL": assets}
+        # TEST_HTTP_SERVER=hypercorn runs the end-to-end tests on hypercorn instead of the default's choice.
+        if os.environ.get("TEST_HTTP_SERVER"):
+            environ["GROK2API_HTTP_SERVER"] = os.environ["TEST_HTTP_SERVER"]
         if admin_password:
             environ["GROK2API_ADMIN_PASSWORD"] = admin_password
         environ.update(env or {})
@@ -340,14 +348,7 @@ class LiveGateway:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         sock.set_inheritable(True)
-        config = Config()
-        config.bind = [f"fd://{sock.detach()}"]
-        config.accesslog = None
-        config.errorlog = None
-        config.graceful_timeout = 1
-        self._task = asyncio.create_task(
-            serve(self.app, config, shutdown_trigger=self._shutdown.wait)  # type: ignore[arg-type]
-        )
+        self._task = asyncio.create_task(self._serve(sock))
         self.url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
@@ -361,6 +362,21 @@ class LiveGateway:
                     self._task.result()
                 await asyncio.sleep(0.05)
         raise RuntimeError("gateway did not start")
+
+    async def _serve(self, sock: socket.socket) -> None:
+        """The HTTP server ``grok2api serve`` would pick for this configuration, on ``sock``."""
+        if http_server(self.boot.http_server) == "builtin":
+            limit = ConnectionLimit(self.boot.max_connections)
+            timeout = self.boot.header_timeout
+            stop = self._shutdown.wait
+            await http1.serve(self.app, [sock], stop, header_timeout=timeout, limit=limit, close_timeout=1)
+            return
+        config = Config()
+        config.bind = [f"fd://{sock.detach()}"]
+        config.accesslog = None
+        config.errorlog = None
+        config.graceful_timeout = 1
+        await serve(self.app, config, shutdown_trigger=self._shutdown.wait)  # type: ignore[arg-type]
 
     async def __aenter__(self) -> LiveGateway:
         await self.start()
@@ -563,7 +579,7 @@ def gateway_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 @pytest.fixture
 async def gateway(tmp_path: Path, fake: FakeGrok, gateway_env: dict[str, str]) -> AsyncIterator[LiveGateway]:
-    """The real app under hypercorn on SQLite, pointed at the fake; no accounts yet. Its admin password
+    """The real app on SQLite, pointed at the fake; no accounts yet. Its admin password
     is ADMIN_PASSWORD."""
     async with LiveGateway(tmp_path / "data", fake.base_url, fake.assets_url, env=gateway_env) as live:
         yield live

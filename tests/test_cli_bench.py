@@ -32,7 +32,9 @@ def _result(stdout: str) -> dict[str, Any]:
 def test_bench_quick_run_measures_every_row_against_direct(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GROK2API_")}
     out_file = tmp_path / "bench.json"
-    args = ["--quick", "--streams", str(STREAMS), "--workers", "2", "--json", str(out_file)]
+    # On hypercorn: the rest of the suite runs the built-in server, the default with the dev extra.
+    args = ["--quick", "--streams", str(STREAMS), "--workers", "2", "--http-server", "hypercorn"]
+    args += ["--json", str(out_file)]
     done = subprocess.run(
         [sys.executable, "-m", "grok2api", "bench", *args], env=env, capture_output=True, text=True, timeout=300
     )
@@ -42,6 +44,7 @@ def test_bench_quick_run_measures_every_row_against_direct(tmp_path: Path) -> No
     result = _result(out)
     assert json.loads(out_file.read_text()) == result  # the file keeps the same result
     assert (result["quick"], result["workers"], result["chat_transport"]) == (True, 2, "ws")
+    assert result["http_server"] == "hypercorn" and "hypercorn HTTP server" in out
     assert result["machine"]["usable_cpus"] >= 1 and result["date"]
     rows = {r["key"]: r for r in result["upstreams"][0]["rows"]}
     assert result["upstreams"][0]["upstream"] == "aiohttp"
@@ -76,6 +79,7 @@ def test_bench_quick_run_measures_every_row_against_direct(tmp_path: Path) -> No
         ({"upstream": "requests"}, "upstream transport"),
         ({"streams": 0}, "streams"),
         ({"workers": 65}, "workers"),
+        ({"server": "nginx"}, "GROK2API_HTTP_SERVER"),
     ],
 )
 def test_bench_refuses_bad_arguments_before_starting_anything(kwargs: dict[str, Any], message: str) -> None:

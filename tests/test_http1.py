@@ -4,6 +4,8 @@ heads, and a whole chat through it as ``grok2api serve`` runs it."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -34,6 +36,10 @@ async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
             break
     if scope["path"] == "/fail":
         raise RuntimeError("boom")
+    if scope["path"] == "/answered-then-fail":  # as Starlette does after its own 500 page
+        await send({"type": "http.response.start", "status": 500, "headers": [(b"content-length", b"4")]})
+        await send({"type": "http.response.body", "body": b"oops"})
+        raise RuntimeError("logged by the app")
     if scope["path"] == "/stream":
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         for piece in (b"one ", b"two ", b"three"):
@@ -138,11 +144,27 @@ async def test_a_head_that_never_finishes_is_dropped_after_the_header_timeout() 
     assert got == b""
 
 
-def test_the_builtin_server_is_chosen_only_when_asked_for() -> None:
-    assert http_server("hypercorn") == "hypercorn" and http_server("builtin") == "builtin"
-    assert http_server("builtin", tls=True) == "hypercorn"
+async def test_an_app_failure_is_logged_once_by_whoever_answered_it(caplog: pytest.LogCaptureFixture) -> None:
+    async with served() as port:
+        answered = await exchange(port, b"GET /answered-then-fail HTTP/1.1\r\nHost: h\r\n\r\n")
+        failed = await exchange(port, b"GET /fail HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert answered.startswith(b"HTTP/1.1 500 ") and answered.endswith(b"\r\n\r\noops")
+    assert failed.startswith(b"HTTP/1.1 500 ")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["the app failed while answering GET /fail"]
+
+
+def test_the_builtin_server_serves_plain_http_where_httptools_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert http_server("auto") == "builtin" and http_server("builtin") == "builtin"
+    assert http_server("hypercorn") == "hypercorn"
+    assert http_server("auto", tls=True) == http_server("builtin", tls=True) == "hypercorn"
     with pytest.raises(ValueError, match="GROK2API_HTTP_SERVER"):
         http_server("nginx")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "httptools" else real_find_spec(name))
+    assert http_server("auto") == "hypercorn"
+    with pytest.raises(ValueError, match="httptools is not installed"):
+        http_server("builtin")
 
 
 async def test_a_chat_streams_through_the_builtin_server_as_serve_runs_it(tmp_path: Path, fake: FakeGrok) -> None:

@@ -258,7 +258,7 @@ async def test_serve_logs_json_lines_once_without_alembic_chatter(tmp_path: Path
     assert not [line for line in lines if line["logger"].startswith("alembic")]
     assert any(line["logger"] == "grok2api.store" and "schema upgraded" in line["message"] for line in lines)
     running = [line for line in lines if "Running on" in line["message"]]
-    assert len(running) == 1 and running[0]["logger"] == "hypercorn.error"
+    assert len(running) == 1 and running[0]["logger"] == "grok2api.serve"  # the built-in server's, in one worker
     probes = [line for line in lines if line["request_id"] == "probe-1"]
     assert len(probes) == 1 and probes[0]["logger"] == "hypercorn.access"
     assert '"GET /healthz' in probes[0]["message"] and " 200 " in probes[0]["message"]

@@ -36,9 +36,9 @@ from typing import Any, Literal
 import aiohttp
 import msgspec
 
-from ..config import usable_cpus
+from ..config import BootConfig, usable_cpus
 from ..grok.transport import AiohttpTransport, Transport
-from ..serving import loop_factory, worker_class
+from ..serving import HTTP_SERVERS, http_server, loop_factory, worker_class
 from ..settings import RuntimeSettings
 from . import bench_procs as procs
 from .bench_procs import BenchError
@@ -570,6 +570,7 @@ async def main(
     chat: str = "ws",
     upstream: str = "both",
     json_path: Path | None = None,
+    server: str = "",
 ) -> None:
     """Every row over ``upstream`` aiohttp (or the only one asked for), the c=1 rows over curl_cffi too
     (``both``, when it is installed); ``quick`` uses few samples (a smoke run, not figures to quote)."""
@@ -582,6 +583,7 @@ async def main(
     workers = workers or usable_cpus()
     if not 1 <= workers <= 64:
         raise ValueError("workers must be between 1 and 64")
+    server = http_server(server or BootConfig.http_server)
     from ..grok.browser import available as curl_available
 
     if upstream == "curl_cffi" and not curl_available():
@@ -602,6 +604,7 @@ async def main(
         "GROK2API_ASSETS_URL": f"{fake_url}/assets",
         "GROK2API_ADMIN_PASSWORD": "bench-only-password",
         "GROK2API_LOG_LEVEL": "WARNING",
+        "GROK2API_HTTP_SERVER": server,
     }
     accounts = max(MIN_ACCOUNTS, math.ceil(2 * (1 + len(others)) * plan.turns() / TURNS_PER_ACCOUNT))
     tokens = [f"heavy-bench-{i}" for i in range(accounts)]
@@ -613,7 +616,8 @@ async def main(
         await procs.wait_http(f"{fake_url}/__fake/accounts", fake)
         run = Run(plan, tokens, fake_url, fake, work, env, workers, chat)
         print(
-            f"grok2api bench: gateway with {workers} worker(s), {loop} event loop, SQLite store, {chat} chat; "
+            f"grok2api bench: gateway with {workers} worker(s), {loop} event loop, {server} HTTP server, SQLite store, "
+            f"{chat} chat; "
             f"fake grok.com on loopback with {accounts} accounts; {os.cpu_count()} CPUs"
         )
         result_main = await measure_main(run, main_upstream)
@@ -639,6 +643,7 @@ async def main(
             "quick": quick,
             "workers": workers,
             "event_loop": loop,
+            "http_server": server,
             "chat_transport": chat,
             "accounts": accounts,
             "rows": rows,
@@ -666,7 +671,6 @@ async def main(
 
 
 async def _admin_page(bench: Callable[..., Awaitable[float]], work: Path) -> float:
-    from ..config import BootConfig
     from ..services import Services
 
     svc = Services(BootConfig(data_dir=work / "admin-bench", environ={"GROK2API_LOG_LEVEL": "WARNING"}))
@@ -688,6 +692,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="both",
         help="HTTP/WebSocket transport: all rows over aiohttp, the c=1 rows over curl_cffi too (default both)",
     )
+    parser.add_argument(
+        "--http-server",
+        choices=HTTP_SERVERS,
+        help="the gateway's HTTP server (default: GROK2API_HTTP_SERVER's default)",
+    )
     parser.add_argument("--json", type=Path, dest="json_path", help="also write the result to this JSON file")
     parser.add_argument("--quick", action="store_true", help="few samples: check that the bench runs")
 
@@ -700,6 +709,7 @@ def run_from(args: argparse.Namespace) -> None:
         chat=args.chat,
         upstream=args.upstream,
         json_path=args.json_path,
+        server=args.http_server or "",
     )
     # The load generator runs on the loop the gateway runs on, so neither side gets a faster client.
     with asyncio.Runner(loop_factory=loop_factory(worker_class("auto"))) as runner:
