@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .after_response import RequestJobs
 from .edge import ApiCors
 from .logs import ACCESS, REQUEST_ID, log_access, request_id_from
-from .traffic import PROBES, BodyDeadline, Traffic, shutting_down, stalled_body
+from .traffic import PROBES, WATCH_DISCONNECT, BodyDeadline, Traffic, shutting_down, stalled_body
 
 ErrorPage = Callable[[Request, Exception], Awaitable[Response]]
 
@@ -79,8 +79,9 @@ class EdgeLayer:
                 await shutting_down(path)(scope, receive, answer.send_own)
             else:
                 self.traffic.enter()
+                body = BodyDeadline(receive, self.body_timeout, scope.get("extensions", {}).get(WATCH_DISCONNECT))
                 try:
-                    await self._serve(scope, receive, answer, BodyDeadline(receive, self.body_timeout))
+                    await self._serve(scope, receive, answer, body)
                 finally:
                     self.traffic.leave()
         finally:

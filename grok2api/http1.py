@@ -34,6 +34,7 @@ from urllib.parse import unquote
 
 import httptools
 
+from .traffic import WATCH_DISCONNECT
 from .write_batching import BatchingWriter, serving_writer
 
 log = logging.getLogger("grok2api.serve")
@@ -161,6 +162,7 @@ class _Cycle:
         "no_body",
         "chunked",
         "remaining",
+        "on_gone",
     )
 
     def __init__(self, conn: Connection, scope: dict[str, Any], keep_alive: bool, expect_continue: bool) -> None:
@@ -179,6 +181,7 @@ class _Cycle:
         self.no_body = False
         self.chunked = False
         self.remaining = -1  # bytes of a Content-Length body still to send (-1: not framed by length)
+        self.on_gone: Callable[[], object] | None = None
 
     # -- the request side ----------------------------------------------------------------------------
 
@@ -196,6 +199,16 @@ class _Cycle:
     def gone(self) -> None:
         self.disconnected = True
         self._wake()
+        on_gone, self.on_gone = self.on_gone, None
+        if on_gone is not None:
+            on_gone()
+
+    def watch(self, on_gone: Callable[[], object] | None) -> None:
+        """The scope's ``WATCH_DISCONNECT`` extension (see ``traffic.py``)."""
+        if on_gone is not None and self.disconnected:
+            asyncio.get_running_loop().call_soon(on_gone)
+            return
+        self.on_gone = on_gone
 
     def _wake(self) -> None:
         waiter, self.waiter = self.waiter, None
@@ -519,6 +532,7 @@ class Connection(asyncio.Protocol):
             if name == b"expect" and value.lower() == b"100-continue":
                 expect_continue = True
         version = parser.get_http_version()
+        extensions: dict[str, Any] = {}
         scope = {
             "type": "http",
             "asgi": ASGI,
@@ -533,10 +547,11 @@ class Connection(asyncio.Protocol):
             "query_string": query,
             "headers": self._headers,
             "state": self.server.state.copy(),
-            "extensions": {},
+            "extensions": extensions,
         }
         keep_alive = parser.should_keep_alive() and not self.server.stopping
         cycle = _Cycle(self, scope, keep_alive, expect_continue and version == "1.1")
+        extensions[WATCH_DISCONNECT] = cycle.watch
         self.reading = cycle
         if self.current is None:
             self._start(cycle)

@@ -34,18 +34,27 @@ class ClientLeft(Exception):
 
 async def until_disconnect(receive: Receive, work: Coroutine[Any, Any, T]) -> T:
     """Run ``work`` in this task; if the client disconnects first, cancel it (its cleanup runs as the
-    cancellation unwinds it) and raise ClientLeft. One watcher task, no task for the work itself."""
+    cancellation unwinds it) and raise ClientLeft. The server's notice of the disconnect where ``receive`` can
+    have it (``BodyDeadline.watch``), else one watcher task; never a task for the work itself."""
     task = asyncio.current_task()
     assert task is not None
     state = {"running": True, "left": False}
 
-    def gone(watcher: asyncio.Future[None]) -> None:
-        if state["running"] and not watcher.cancelled() and watcher.exception() is None:
+    def gone() -> None:
+        if state["running"]:
             state["left"] = True
             task.cancel()
 
-    watcher = asyncio.ensure_future(_disconnected(receive))
-    watcher.add_done_callback(gone)
+    def read_gone(watcher: asyncio.Future[None]) -> None:
+        if not watcher.cancelled() and watcher.exception() is None:
+            gone()
+
+    watch = getattr(receive, "watch", None)  # the edge's BodyDeadline has it
+    stop: Callable[[], object] | None = watch(gone) if watch is not None else None
+    if stop is None:
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        watcher.add_done_callback(read_gone)
+        stop = watcher.cancel
     try:
         return await work
     except BaseException as exc:
@@ -56,7 +65,7 @@ async def until_disconnect(receive: Receive, work: Coroutine[Any, Any, T]) -> T:
         raise ClientLeft from (None if isinstance(exc, asyncio.CancelledError) else exc)
     finally:
         state["running"] = False
-        watcher.cancel()
+        stop()
 
 
 class EventStream(StreamingResponse):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import html
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -20,6 +22,11 @@ from starlette.types import Message, Receive
 
 from .errors import GatewayError
 
+# A scope extension of the built-in server (``http1.py``): ``watch(on_gone)`` has ``on_gone()`` called when the
+# client disconnects (soon, if it has), ``watch(None)`` stops that; who waits for a disconnect needs no task reading
+# ``receive`` for it.
+WATCH_DISCONNECT = "grok2api.watch_disconnect"
+WatchDisconnect = Callable[[Callable[[], object] | None], None]
 PROBES = frozenset({"/healthz", "/health", "/readyz"})  # always answered, never counted
 _ADMIN_PAGES = ("/manage", "/login", "/logout", "/static")
 _ENCODER = msgspec.json.Encoder()
@@ -84,10 +91,23 @@ class BodyDeadline:
     younger than ``timeout``: it sets itself again). The body in, the timer is gone and waits are not timed.
     Also notes a client that really left (``client_left``), for the access line."""
 
-    __slots__ = ("_receive", "timeout", "expired", "client_left", "_open", "_timer", "_task", "_since", "_fired")
+    __slots__ = (
+        "_receive",
+        "timeout",
+        "expired",
+        "client_left",
+        "_open",
+        "_timer",
+        "_task",
+        "_since",
+        "_fired",
+        "_server_watch",
+    )
 
-    def __init__(self, receive: Receive, timeout: float | None) -> None:
+    def __init__(self, receive: Receive, timeout: float | None, server_watch: WatchDisconnect | None = None) -> None:
+        """``server_watch``: the server's ``WATCH_DISCONNECT`` extension, where the request's scope has one."""
         self._receive = receive
+        self._server_watch = server_watch
         self.timeout = timeout  # None: not timed (the probes)
         self.expired = False
         self.client_left = False
@@ -142,6 +162,21 @@ class BodyDeadline:
             self._task.cancel()
         else:
             self._timer = loop.call_at(self._since + self.timeout, self._check)
+
+    def watch(self, on_gone: Callable[[], object]) -> Callable[[], None] | None:
+        """Have ``on_gone()`` called once the client leaves, through the server's own notice: no task has to read
+        ``receive`` for it. None (nothing is watched) where the server gives no notice or the body is not all in
+        (its deadline is a way of leaving too); else what stops the watching."""
+        server_watch = self._server_watch
+        if server_watch is None or self._open or self.expired:
+            return None
+
+        def gone() -> None:
+            self.client_left = True
+            on_gone()
+
+        server_watch(gone)
+        return partial(server_watch, None)
 
     def close(self) -> None:
         """Time nothing more (the body is in, or the request is over)."""

@@ -18,7 +18,9 @@ from test_serve import CHAT, worker
 
 from grok2api import http1
 from grok2api.serving import http_server
+from grok2api.sse import ClientLeft, until_disconnect
 from grok2api.testing.fake_grok import FakeGrok
+from grok2api.traffic import WATCH_DISCONNECT, BodyDeadline
 
 
 async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -152,6 +154,41 @@ async def test_an_app_failure_is_logged_once_by_whoever_answered_it(caplog: pyte
     assert failed.startswith(b"HTTP/1.1 500 ")
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == ["the app failed while answering GET /fail"]
+
+
+async def test_a_disconnect_reaches_a_waiting_app_without_a_task_to_watch_for_it() -> None:
+    seen: dict[str, Any] = {}
+    left = asyncio.Event()
+
+    async def waiting_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await echo(scope, receive, send)
+            return
+        body = BodyDeadline(receive, 5.0, scope["extensions"][WATCH_DISCONNECT])
+        await body()  # the whole (empty) body
+
+        async def work() -> None:
+            seen["tasks"] = len(asyncio.all_tasks())
+            await asyncio.Event().wait()
+
+        seen["before"] = len(asyncio.all_tasks())
+        try:
+            await until_disconnect(body, work())
+        except ClientLeft:
+            seen["client_left"] = body.client_left
+            left.set()
+
+    async with served(waiting_app) as port:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+        await writer.drain()
+        async with asyncio.timeout(5):
+            while "tasks" not in seen:
+                await asyncio.sleep(0.01)
+        writer.close()
+        async with asyncio.timeout(5):
+            await left.wait()
+    assert seen == {"before": seen["tasks"], "tasks": seen["tasks"], "client_left": True}
 
 
 def test_the_builtin_server_serves_plain_http_where_httptools_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:

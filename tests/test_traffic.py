@@ -95,6 +95,23 @@ async def test_the_timer_spares_a_request_whose_deadline_was_closed() -> None:
     assert not receive.expired
 
 
+async def test_the_server_notice_of_a_disconnect_is_watched_once_the_body_is_in() -> None:
+    watching: list[Any] = []
+    left: list[str] = []
+    receive = BodyDeadline(_client([b"a", b"b"]), 5.0, watching.append)
+    assert receive.watch(lambda: left.append("early")) is None  # the body is still arriving: nothing watched
+    assert await _read_body(receive) == (b"ab", "complete")
+    receive = BodyDeadline(_client([b"ab"]), 5.0, watching.append)
+    await receive()
+    stop = receive.watch(lambda: left.append("gone"))
+    assert stop is not None and len(watching) == 1
+    watching[0]()  # the server's notice
+    assert left == ["gone"] and receive.client_left  # the access line hears of it too
+    stop()
+    assert watching[1] is None  # stopped watching
+    assert BodyDeadline(_client([]), None).watch(lambda: None) is None  # a server that gives no notice
+
+
 async def test_the_drain_waits_for_requests_in_flight() -> None:
     traffic = Traffic()
     traffic.enter()
