@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 from grok2api.grok import transport as transport_module
 from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from grok2api.grok.failures import FailureKind, classify
-from grok2api.grok.transport import Transport
+from grok2api.grok.transport import AiohttpTransport, Transport
 
 from harness import serve_app
 
@@ -71,6 +71,25 @@ async def test_frames_go_both_ways_and_a_close_reads_as_none(server: Server, tra
     assert request.headers["Cookie"] == "sso=a; x-userid=u" and request.headers["Origin"] == "http://o.example"
     session, proxy = transport.session("")  # other hosts stay on aiohttp, whatever reaches grok.com
     assert isinstance(session, aiohttp.ClientSession) and proxy is None
+
+
+async def test_frames_already_parsed_show_as_buffered_on_aiohttp(server: Server) -> None:
+    transport = AiohttpTransport()
+    ws = await transport.websocket(server.url, {}, "")
+    try:
+        assert not ws.buffered()
+        await ws.send_json("two frames")  # the echo answers with two
+        assert await ws.receive_text() == 'echo:"two frames"'
+        for _ in range(100):  # until the second has been read off the socket
+            if ws.buffered():
+                break
+            await asyncio.sleep(0.01)
+        assert ws.buffered()
+        assert await ws.receive_text() == 'bytes:"two frames"'
+        assert not ws.buffered()
+    finally:
+        await ws.close()
+        await transport.close()
 
 
 async def test_the_handshake_answer_headers_are_kept(server: Server, transport: Transport) -> None:

@@ -230,6 +230,9 @@ class AiohttpWebSocket:
         answer = getattr(ws, "_response", None)
         self.handshake_headers: CIMultiDict[str] = CIMultiDict(getattr(answer, "headers", None) or {})
         self._send_lock = asyncio.Lock()  # the heartbeat and the turn send from different tasks
+        # aiohttp queues the frames it has parsed; it has no public way to ask, so a version that moves the
+        # queue simply batches nothing. Looked up once: the queue lives as long as the socket.
+        self._parsed: Any = getattr(getattr(ws, "_reader", None), "_buffer", None)
 
     async def send_json(self, obj: Any) -> None:
         try:
@@ -239,10 +242,7 @@ class AiohttpWebSocket:
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
 
     def buffered(self) -> bool:
-        # aiohttp queues the frames it has parsed; it has no public way to ask, so a version that moves
-        # the queue simply batches nothing.
-        queue = getattr(getattr(self._ws, "_reader", None), "_buffer", None)
-        return bool(queue)
+        return bool(self._parsed)
 
     async def receive_text(self) -> str | None:
         while True:
