@@ -28,12 +28,13 @@ def worker_class(choice: str) -> str:
 
 
 def loop_factory(worker: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop factory of a hypercorn worker class (None: asyncio's own)."""
+    """The event loop factory of a hypercorn worker class (None: asyncio's own); uvloop's is ``uvloop_loop``'s,
+    which reads numeric addresses without a thread."""
     if worker != "uvloop":
         return None
-    import uvloop
+    from .uvloop_loop import new_event_loop
 
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = new_event_loop
     return factory
 
 

@@ -49,11 +49,13 @@ def test_the_loop_factory_follows_the_worker_class() -> None:
     assert serving.loop_factory("asyncio") is None
     if importlib.util.find_spec("uvloop") is None:
         pytest.skip("uvloop is not installed")
+    import uvloop
+
     factory = serving.loop_factory("uvloop")
     assert factory is not None
     loop = factory()
     try:
-        assert type(loop).__module__.startswith("uvloop")
+        assert isinstance(loop, uvloop.Loop) and type(loop).__module__ == "grok2api.uvloop_loop"
     finally:
         loop.close()
 
