@@ -13,18 +13,24 @@ log = logging.getLogger("grok2api")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
+def _fast_or_plain(setting: str, choices: tuple[str, ...], choice: str, fast: str, plain: str, module: str) -> str:
+    """``fast`` (which needs ``module``, from the ``fast`` extra) when asked for or (``auto``) installed, else
+    ``plain``. ValueError for an unknown choice, or ``fast`` asked for but not installed."""
+    if choice not in choices:
+        raise ValueError(f"{setting} must be one of {', '.join(choices)}, not {choice!r}")
+    if choice == plain:
+        return plain
+    if importlib.util.find_spec(module) is not None:
+        return fast
+    if choice == fast:
+        raise ValueError(f"{setting}={fast}, but {module} is not installed: pip install 'grok2api[fast]'")
+    return plain
+
+
 def worker_class(choice: str) -> str:
     """hypercorn's worker class for ``GROK2API_EVENT_LOOP``: ``uvloop`` when asked for or (``auto``)
     installed, else ``asyncio``. ValueError for an unknown choice or a uvloop that is not installed."""
-    if choice not in EVENT_LOOPS:
-        raise ValueError(f"GROK2API_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {choice!r}")
-    if choice == "asyncio":
-        return "asyncio"
-    if importlib.util.find_spec("uvloop") is not None:
-        return "uvloop"
-    if choice == "uvloop":
-        raise ValueError("GROK2API_EVENT_LOOP=uvloop, but uvloop is not installed: pip install 'grok2api[fast]'")
-    return "asyncio"
+    return _fast_or_plain("GROK2API_EVENT_LOOP", EVENT_LOOPS, choice, "uvloop", "asyncio", "uvloop")
 
 
 def loop_factory(worker: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -45,15 +51,9 @@ def http_server(choice: str, tls: bool = False) -> str:
     """Which server answers plain HTTP for ``GROK2API_HTTP_SERVER``: ``builtin`` (``http1.py``, on httptools) when
     asked for or (``auto``) installed, else ``hypercorn``; TLS is always hypercorn's. ValueError for an unknown
     choice or a ``builtin`` whose httptools is not installed."""
-    if choice not in HTTP_SERVERS:
-        raise ValueError(f"GROK2API_HTTP_SERVER must be one of {', '.join(HTTP_SERVERS)}, not {choice!r}")
-    if choice == "hypercorn" or tls:
+    if tls and choice in HTTP_SERVERS:
         return "hypercorn"
-    if importlib.util.find_spec("httptools") is not None:
-        return "builtin"
-    if choice == "builtin":
-        raise ValueError("GROK2API_HTTP_SERVER=builtin, but httptools is not installed: pip install 'grok2api[fast]'")
-    return "hypercorn"
+    return _fast_or_plain("GROK2API_HTTP_SERVER", HTTP_SERVERS, choice, "builtin", "hypercorn", "httptools")
 
 
 YOUNG_THRESHOLD = 20_000  # container allocations between young collections (CPython's default is 700)
