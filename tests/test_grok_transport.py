@@ -15,9 +15,10 @@ from multidict import CIMultiDict
 from grok2api.grok import transport as transport_module
 from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from grok2api.grok.failures import FailureKind, classify
+from grok2api.grok.browser import CurlTransport
 from grok2api.grok.transport import AiohttpTransport, Transport
 
-from harness import serve_app
+from harness import UPSTREAM_TRANSPORTS, serve_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,6 +49,21 @@ class Server:
         return ws
 
 
+@pytest.fixture(params=[*UPSTREAM_TRANSPORTS, "aiohttp-session"])
+async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
+    """Each transport, and aiohttp's own WebSocket client too (what a proxied socket goes through): without a
+    proxy the aiohttp transport opens WebSockets straight on asyncio."""
+    t: Transport
+    if request.param == "curl_cffi":
+        t = CurlTransport()
+    else:
+        t = AiohttpTransport(direct_websockets=request.param == "aiohttp")
+    try:
+        yield t
+    finally:
+        await t.close()
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
     srv = Server()
@@ -73,8 +89,9 @@ async def test_frames_go_both_ways_and_a_close_reads_as_none(server: Server, tra
     assert isinstance(session, aiohttp.ClientSession) and proxy is None
 
 
-async def test_frames_already_parsed_show_as_buffered_on_aiohttp(server: Server) -> None:
-    transport = AiohttpTransport()
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "session"])
+async def test_frames_already_parsed_show_as_buffered_on_aiohttp(server: Server, direct: bool) -> None:
+    transport = AiohttpTransport(direct_websockets=direct)
     ws = await transport.websocket(server.url, {}, "")
     try:
         assert not ws.buffered()
@@ -144,7 +161,7 @@ async def test_an_oversized_frame_is_a_connection_error(
     monkeypatch.setattr(transport_module, "MAX_FRAME", 1024)
     server.handler = big
     ws = await transport.websocket(server.url, {}, "")
-    with pytest.raises(UpstreamConnectionError, match="16 MiB"):
+    with pytest.raises(UpstreamConnectionError, match="WebSocket frame over"):
         await ws.receive_text()
     await ws.close()
 

@@ -14,6 +14,7 @@ import aiohttp
 import msgspec
 from multidict import CIMultiDict
 
+from . import websocket_client
 from .errors import UpstreamConnectionError, UpstreamHTTPError
 
 log = logging.getLogger("grok2api.grok.transport")
@@ -314,7 +315,12 @@ class _AiohttpStream:
 
 
 class AiohttpTransport(HttpPool):
-    """aiohttp for both: the process's HTTP sessions, and WebSockets opened on them."""
+    """aiohttp for HTTP, and for WebSockets through a proxy; without one, WebSockets go straight over asyncio
+    (``direct_websockets``, on unless turned off)."""
+
+    def __init__(self, *, direct_websockets: bool = True) -> None:
+        super().__init__()
+        self.direct_websockets = direct_websockets
 
     async def request(
         self,
@@ -362,6 +368,8 @@ class AiohttpTransport(HttpPool):
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
 
     async def websocket(self, url: str, headers: Mapping[str, str], proxy: str) -> WebSocket:
+        if not proxy and self.direct_websockets:
+            return await self._direct_websocket(url, headers)
         session, proxy_url = self.session(proxy)
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
@@ -376,28 +384,33 @@ class AiohttpTransport(HttpPool):
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 101:  # upgraded, but with bad upgrade headers: a broken peer, not a refusal
                 raise UpstreamConnectionError("grok.com answered the WebSocket handshake incorrectly") from exc
-            raise await self._refusal(session, url, headers, proxy_url, exc) from exc
+            raise await self._refusal(url, headers, proxy, exc.status, CIMultiDict(exc.headers or {})) from exc
         except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
         return AiohttpWebSocket(ws)
 
+    async def _direct_websocket(self, url: str, headers: Mapping[str, str]) -> WebSocket:
+        """With no proxy between, the socket is opened straight on asyncio (``websocket_client``): the same
+        handshake and frames without aiohttp's per-request machinery, which a socket per chat turn pays each time."""
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                return await websocket_client.connect(url, dict(headers), max_size=MAX_FRAME)
+        except websocket_client.HandshakeRefused as exc:
+            raise await self._refusal(url, headers, "", exc.status, exc.headers) from exc
+        except TimeoutError as exc:
+            raise UpstreamConnectionError(describe_connection_error(exc)) from exc
+
     async def _refusal(
-        self,
-        session: aiohttp.ClientSession,
-        url: str,
-        headers: Mapping[str, str],
-        proxy: str | None,
-        exc: aiohttp.WSServerHandshakeError,
+        self, url: str, headers: Mapping[str, str], proxy: str, status: int, seen: CIMultiDict[str]
     ) -> UpstreamHTTPError:
-        """aiohttp drops the body of a refused handshake, but the body says why (blocked account,
-        anti-bot, Cloudflare): ask again with a plain GET and read it. The handshake's own status and
-        headers stay authoritative; the body is used only when the GET is refused the same way."""
-        status = exc.status
-        seen: CIMultiDict[str] = CIMultiDict(exc.headers or {})
+        """A refused handshake's answer is not read, but its body says why (blocked account, anti-bot,
+        Cloudflare): ask again with a plain GET and read it. The handshake's own status and headers stay
+        authoritative; the body is used only when the GET is refused the same way."""
+        session, proxy_url = self.session(proxy)
         body, content_type = "", seen.get("Content-Type", "")
         try:
             async with session.get(
-                _http_url(url), headers=dict(headers), proxy=proxy, timeout=_REFUSAL_TIMEOUT
+                _http_url(url), headers=dict(headers), proxy=proxy_url, timeout=_REFUSAL_TIMEOUT
             ) as resp:
                 if resp.status == status:
                     raw = await resp.content.read(_REFUSAL_BODY_LIMIT)
