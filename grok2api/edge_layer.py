@@ -25,6 +25,7 @@ from .after_response import RequestJobs
 from .edge import ApiCors
 from .logs import ACCESS, REQUEST_ID, log_access, request_id_from
 from .traffic import PROBES, WATCH_DISCONNECT, BodyDeadline, Traffic, shutting_down, stalled_body
+from .write_batching import flush_now
 
 ErrorPage = Callable[[Request, Exception], Awaitable[Response]]
 
@@ -201,4 +202,5 @@ class _Answer:
         access = self.access
         if access is not None and message["type"] == "http.response.body" and not message.get("more_body", False):
             if not access.written:
+                flush_now()  # the answer's last bytes leave before the line is formatted and written
                 access.write()

@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import re
+import time
 from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -87,6 +88,17 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
+        self._second: tuple[int, str] = (-1, "")  # the last second formatted: one line per request reuses it
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached, stamp = self._second
+        if cached != second:
+            stamp = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, stamp)  # one assignment: a thread that logs sees the pair whole
+        return f"{stamp},{int(record.msecs):03d}"  # logging.Formatter.default_msec_format
 
     def format(self, record: logging.LogRecord) -> str:
         request_id = getattr(record, "request_id", "")

@@ -108,3 +108,11 @@ def test_bench_command_line_offers_each_transport() -> None:
 def test_rows_are_judged_against_the_issue_targets(direct: float | None, gateway: float, key: str, met: bool) -> None:
     row = bench.Row.of(key, key, "ms", direct, gateway)
     assert row.met is met
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 1), (2, 1), (8, 7)])
+def test_the_gateway_leaves_the_fake_a_cpu_unless_told(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, workers: int
+) -> None:
+    monkeypatch.setattr(bench, "usable_cpus", lambda: cpus)
+    assert bench.bench_workers() == workers

@@ -13,10 +13,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from grok2api import edge_layer
 from grok2api.after_response import defer
 from grok2api.edge_layer import EdgeLayer
-from grok2api.logs import REQUEST_ID, RequestIdFilter
+from grok2api.logs import REQUEST_ID, RequestIdFilter, log_access
 from grok2api.traffic import Traffic
+from grok2api.write_batching import serving_writer
 
 from harness import assert_request_timeout_body
 
@@ -366,3 +368,25 @@ async def test_the_line_of_a_stalled_body_is_its_408_and_of_a_client_that_left_u
 async def test_no_access_line_when_it_is_switched_off(access: pytest.LogCaptureFixture) -> None:
     await _call(_layer(reading_app, access_log=False))
     assert _lines(access) == []
+
+
+async def test_the_answers_last_bytes_leave_before_its_access_line(
+    access: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order: list[str] = []
+
+    class Connection:
+        """The server's batching writer, as far as the layer reaches it."""
+
+        def flush(self) -> None:
+            order.append("flush")
+
+    def logged(*args: object) -> None:
+        order.append("line")
+        log_access(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(edge_layer, "log_access", logged)
+    with serving_writer(Connection()):  # type: ignore[arg-type]
+        await _call(_layer(reading_app), "/v1/chat/completions", [b"abc"], {})
+    assert order == ["flush", "line"]
+    assert len(_lines(access)) == 1

@@ -13,9 +13,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from grok2api.grok import transport as transport_module
+from grok2api.grok.browser import CurlTransport
 from grok2api.grok.errors import UpstreamConnectionError, UpstreamHTTPError
 from grok2api.grok.failures import FailureKind, classify
-from grok2api.grok.browser import CurlTransport
 from grok2api.grok.transport import AiohttpTransport, Transport
 
 from harness import UPSTREAM_TRANSPORTS, serve_app

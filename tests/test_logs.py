@@ -22,6 +22,7 @@ import pytest
 
 from grok2api.logs import (
     REQUEST_ID,
+    TEXT_FORMAT,
     JsonFormatter,
     RequestIdFilter,
     TextFormatter,
@@ -263,3 +264,13 @@ async def test_serve_logs_json_lines_once_without_alembic_chatter(tmp_path: Path
     assert len(probes) == 1 and probes[0]["logger"] == "hypercorn.access"
     assert '"GET /healthz' in probes[0]["message"] and " 200 " in probes[0]["message"]
     assert not any("secret=x" in line["message"] for line in lines)  # no query strings in the access log
+
+
+@pytest.mark.parametrize("created", [1796100000.0, 1796100000.999, 1796100001.0005, 1796100000.25, 1796186400.5])
+def test_text_lines_are_stamped_as_the_standard_formatter_stamps_them(created: float) -> None:
+    ours, standard = TextFormatter(), logging.Formatter(TEXT_FORMAT)
+    for when in (created, created + 0.1, created + 1.0, created):  # the second is cached, then left, then met again
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+        record.created, record.msecs = when, int((when - int(when)) * 1000)
+        assert ours.formatTime(record) == standard.formatTime(record)
+    assert ours.formatTime(record, "%H") == standard.formatTime(record, "%H")

@@ -142,19 +142,6 @@ class MgwParser:
         self._reasoning_step: tuple[str, str] | None = None
         self._seen_urls: set[str] = set()
         self._last_citation = ""
-        self._handlers: dict[str, Callable[[dict[str, Any]], list[Event]]] = {
-            "session.created": self._session_created,
-            "conversation.attached": self._attached,
-            "response.created": self._response_created,
-            "response.chunk": self._chunk,
-            "response.output_text.delta": self._delta,
-            "response.output_text.done": self._delta_done,
-            "response.grok.output": self._grok_output,
-            "response.search.result": self._search_result,
-            "response.done": self._response_done,
-            "error": self._error_event,
-            "session.ended": self._session_ended,
-        }
 
     @property
     def ready(self) -> bool:
@@ -187,9 +174,9 @@ class MgwParser:
             kind = ""
         if not self.session_id and isinstance(obj.get("session_id"), str):
             self.session_id = obj["session_id"]
-        handler = self._handlers.get(kind)
+        handler = _HANDLERS.get(kind)
         if handler is not None:
-            return handler(event)
+            return handler(self, event)
         if kind not in _QUIET_EVENTS:
             self.unknown.note(f"event:{kind or '<none>'}")
         return []
@@ -393,3 +380,19 @@ class MgwParser:
         self.done = True
         out.append(End(message, self.model))
         return out
+
+
+# Each event type's handler, built once for every parser (a parser per chat turn).
+_HANDLERS: dict[str, Callable[[MgwParser, dict[str, Any]], list[Event]]] = {
+    "session.created": MgwParser._session_created,
+    "conversation.attached": MgwParser._attached,
+    "response.created": MgwParser._response_created,
+    "response.chunk": MgwParser._chunk,
+    "response.output_text.delta": MgwParser._delta,
+    "response.output_text.done": MgwParser._delta_done,
+    "response.grok.output": MgwParser._grok_output,
+    "response.search.result": MgwParser._search_result,
+    "response.done": MgwParser._response_done,
+    "error": MgwParser._error_event,
+    "session.ended": MgwParser._session_ended,
+}
