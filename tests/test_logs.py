@@ -29,6 +29,7 @@ from grok2api.logs import (
     formatter,
     log_access,
     request_id_from,
+    skip_unused_record_fields,
 )
 from grok2api.testing.fake_grok import FakeGrok
 
@@ -274,3 +275,32 @@ def test_text_lines_are_stamped_as_the_standard_formatter_stamps_them(created: f
         record.created, record.msecs = when, int((when - int(when)) * 1000)
         assert ours.formatTime(record) == standard.formatTime(record)
     assert ours.formatTime(record, "%H") == standard.formatTime(record, "%H")
+
+
+def test_records_skip_the_fields_no_format_shows_and_lines_stay_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    # logging's own defaults (a gateway started in this process earlier may have switched them), restored after
+    monkeypatch.setattr(logging, "_srcfile", os.path.normcase(logging.addLevelName.__code__.co_filename))
+    for name in ("logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, True)
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    logger = logging.getLogger("grok2api.test.fields")
+    logger.addHandler(Keep())
+    logger.propagate = False
+    try:
+        logger.warning("before %d", 1)
+        skip_unused_record_fields()
+        logger.warning("after %d", 2)
+    finally:
+        logger.handlers.clear()
+    before, after = seen
+    assert before.lineno > 0 and before.threadName
+    assert (after.lineno, after.threadName, after.processName) == (0, None, None)  # not looked up
+    text, json_format = TextFormatter(), JsonFormatter()
+    for record in (before, after):
+        assert text.format(record).endswith(f"WARNING grok2api.test.fields: {record.getMessage()}")
+        assert json.loads(json_format.format(record))["message"] == record.getMessage()
