@@ -489,3 +489,28 @@ def test_frames_are_read_whatever_the_reads_cut_them_into(messages: list[tuple[s
         return list(protocol.messages)
 
     assert asyncio.run(run()) == [text for text, _ in messages]
+
+
+async def test_an_address_that_does_not_answer_gives_way_to_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+    real = loop.create_connection
+    tried: list[str] = []
+
+    async def connect_or_hang(factory: Any, host: str, port: int, **kwargs: Any) -> Any:
+        tried.append(host)
+        if host == "::1":
+            await asyncio.sleep(60)  # a broken route: the attempt is never answered
+        return await real(factory, host, port, **kwargs)
+
+    async def both_families(self: Any, host: str, port: int) -> list[tuple[str, int]]:
+        return [("::1", port), ("127.0.0.1", port)]
+
+    monkeypatch.setattr(loop, "create_connection", connect_or_hang)
+    monkeypatch.setattr(websocket_client._Names, "addresses", both_families)
+    monkeypatch.setattr(websocket_client, "_NEXT_ADDRESS_AFTER", 0.05)
+    async with peer() as url:
+        ws = await asyncio.wait_for(connect(url, {}, max_size=MAX), 5)
+        await ws.send_json("second address")
+        assert await ws.receive_text() == 'echo:"second address"'
+        await ws.close()
+    assert tried == ["::1", "127.0.0.1"]

@@ -33,6 +33,9 @@ from .errors import UpstreamConnectionError
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455's constant for Sec-WebSocket-Accept
 _HEAD_LIMIT = 64 * 1024  # an answer head longer than this is not a WebSocket answer
 _CONNECT_TIMEOUT = 15.0  # the same bound aiohttp's session puts on connecting
+# A name with several addresses (IPv6 and IPv4, say) moves on to the next one after this long: an address family
+# whose route is broken drops the connection attempt silently, and the last address still gets the whole bound.
+_NEXT_ADDRESS_AFTER = 2.0
 _CLOSE_TIMEOUT = 2.0
 _DNS_TTL = 300.0  # what the aiohttp session caches names for
 _TEXT, _BINARY, _CLOSE, _PING, _PONG, _CONTINUATION = 0x1, 0x2, 0x8, 0x9, 0xA, 0x0
@@ -409,9 +412,10 @@ async def connect(
         raise UpstreamConnectionError("could not connect to grok.com") from exc
     protocol: _Protocol | None = None
     failure: BaseException = OSError("no address for the host")
-    for address, address_port in addresses:
+    for index, (address, address_port) in enumerate(addresses):
+        last = index == len(addresses) - 1
         try:
-            async with asyncio.timeout(_CONNECT_TIMEOUT):
+            async with asyncio.timeout(_CONNECT_TIMEOUT if last else min(_CONNECT_TIMEOUT, _NEXT_ADDRESS_AFTER)):
                 _, protocol = await loop.create_connection(
                     lambda: _Protocol(request, max_size),
                     address,
