@@ -46,8 +46,9 @@ from ..grok.transport import AiohttpTransport, Transport
 from ..serving import HTTP_SERVERS, http_server, loop_factory, worker_class
 from ..settings import RuntimeSettings
 from . import bench_procs as procs
+from .bench_http import HttpClient
 from .bench_procs import BenchError
-from .bench_targets import DirectRest, DirectWs, Gateway, Target, ignore
+from .bench_targets import DirectRest, DirectWs, Gateway, GatewayAiohttp, Target, ignore
 
 ChatName = Literal["ws", "rest"]
 CHATS: tuple[ChatName, ...] = ("ws", "rest")
@@ -345,6 +346,11 @@ class Side:
         if self.gw is not None:
             procs.stop([self.gw])
 
+    def http(self) -> HttpClient:
+        """The bench's HTTP client of this gateway (see ``bench_http``)."""
+        host, _, port = self.url.removeprefix("http://").rpartition(":")
+        return HttpClient(host, int(port))
+
     def pids(self) -> list[int]:
         assert self.gw is not None
         return procs.family(self.gw.pid)
@@ -396,8 +402,8 @@ async def measure_main(run: Run, upstream: str) -> dict[str, Any]:
     plan = run.plan
     rows: list[Row] = []
     extra: dict[str, Any] = {}
-    async with Side(run, upstream) as side, _client_session() as http:
-        gateway = Gateway(http, side.url)
+    async with Side(run, upstream) as side, side.http() as http, _client_session() as aio:
+        gateway = Gateway(http)
         direct = side.direct
         assert direct is not None
         await bounded(side.warm_up(gateway), "warm-up")
@@ -413,6 +419,18 @@ async def measure_main(run: Run, upstream: str) -> dict[str, Any]:
         d, g = await paired(pair, TTFT_PROMPT, plan.ttft, "time to first token")
         label = f"time to first token, c=1 (first of {TTFT_TOKENS} after {TTFT_THINK * 1000:.0f} ms), median"
         rows.append(Row.of("ttft", label, "ms", _ms(d), _ms(g)))
+        # The same two rows as a client on aiohttp sees them (reported, not judged: see ``bench_http``).
+        aiohttp_client = GatewayAiohttp(aio, side.url)
+        through_aiohttp = ((direct, side.errors_direct), (aiohttp_client, side.errors_gateway))
+        await run.reset_fake()
+        for _ in range(3):  # its connection up
+            await aiohttp_client.stream(TTFB_PROMPT, ignore)
+        d, g = await paired(through_aiohttp, TTFB_PROMPT, plan.other_ttfb, "time to first byte (aiohttp)")
+        d2, g2 = await paired(through_aiohttp, TTFT_PROMPT, plan.other_ttft, "time to first token (aiohttp)")
+        extra["aiohttp_client_added_ms"] = {
+            "ttfb": _ms(g) - _ms(d),
+            "ttft": _ms(g2) - _ms(d2),
+        }
 
         # Halves in the order direct, gateway, gateway, direct: drift on the machine weighs on both alike.
         cpu: dict[str, float] = {}
@@ -478,8 +496,8 @@ async def measure_main(run: Run, upstream: str) -> dict[str, Any]:
 async def measure_latency(run: Run, upstream: str) -> dict[str, Any]:
     """The c=1 rows alone, over another upstream transport."""
     plan = run.plan
-    async with Side(run, upstream) as side, _client_session() as http:
-        gateway = Gateway(http, side.url)
+    async with Side(run, upstream) as side, side.http() as http:
+        gateway = Gateway(http)
         assert side.direct is not None
         await bounded(side.warm_up(gateway), "warm-up")
         pair = ((side.direct, side.errors_direct), (gateway, side.errors_gateway))
@@ -560,6 +578,12 @@ def _notes(main: dict[str, Any]) -> list[str]:
         f"direct, {c['gateway_client_ms']:.2f} ms through the gateway; fake {c['direct_fake_ms']:.2f} / "
         f"{c['gateway_fake_ms']:.2f} ms"
     )
+    if "aiohttp_client_added_ms" in main:
+        a = main["aiohttp_client_added_ms"]
+        notes.append(
+            f"through aiohttp's client instead of the bench's own: first byte +{a['ttfb']:.2f} ms, first token "
+            f"+{a['ttft']:.2f} ms (the client's own cost included; not judged)"
+        )
     if "memory_all_processes_mib" in main:
         notes.append(f"gateway peak memory, all its processes together: {main['memory_all_processes_mib']:.0f} MiB")
     return notes

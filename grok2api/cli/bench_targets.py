@@ -20,6 +20,7 @@ from ..grok.mgw import mgw_url, session_create, stream_mgw
 from ..grok.mgw_events import MgwParser
 from ..grok.transport import Transport
 from ..settings import RuntimeSettings
+from .bench_http import HttpClient
 from .bench_procs import BenchError
 
 MODE, MODEL = "fast", "grok-fast"  # the mode the gateway's grok-fast asks for
@@ -141,39 +142,93 @@ class DirectRest:
         await _drain(self._turn(message), ignore)
 
 
+class _SseReader:
+    """A chat completion stream's lines as they arrive: counts the content tokens, notes ``[DONE]``, raises on an
+    error frame."""
+
+    def __init__(self, on_token: OnToken) -> None:
+        self.on_token = on_token
+        self.tokens = 0
+        self.done = False
+        self.rest = b""
+
+    def feed(self, data: bytes) -> None:
+        lines = (self.rest + data).split(b"\n") if self.rest else data.split(b"\n")
+        self.rest = lines.pop()
+        for line in lines:
+            self.line(line)
+
+    def line(self, line: bytes) -> None:
+        if line.startswith(b'data: {"error"'):
+            raise BenchError(f"gateway error: {line[6:86].decode(errors='replace')}")
+        if line.startswith(b"data: [DONE]"):
+            self.done = True
+        elif line.startswith(b"data: {") and b'"content":"' in line and b'"content":""' not in line:
+            self.tokens += 1
+            self.on_token()
+
+    def check(self) -> None:
+        if not self.done or not self.tokens:
+            raise BenchError("the gateway's stream ended early")
+
+
+def _chat_body(message: str, stream: bool) -> bytes:
+    return _ENC.encode({"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": message}]})
+
+
+def _check_completion(status: int, raw: bytes) -> None:
+    if status != 200:
+        raise BenchError(f"gateway answered {status}: {raw[:80].decode(errors='replace')}")
+    answer = _DEC.decode(raw)
+    if not answer["choices"][0]["message"]["content"]:
+        raise BenchError("the gateway answered with no text")
+
+
 class Gateway:
-    """The gateway's ``/v1/chat/completions``, streamed (SSE) or not. A stream's first token is its first
-    content delta; the response's status line arrives with it (the gateway answers once grok.com's first
-    event is in)."""
+    """The gateway's ``/v1/chat/completions``, streamed (SSE) or not, over the bench's own HTTP client
+    (``bench_http``). A stream's first token is its first content delta; the response's status line arrives
+    with it (the gateway answers once grok.com's first event is in)."""
 
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http, self.url = http, f"{url}/v1/chat/completions"
+    PATH = "/v1/chat/completions"
 
-    def _post(self, message: str, stream: bool) -> Any:
-        body = {"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": message}]}
-        return self.http.post(self.url, data=_ENC.encode(body), headers={"Content-Type": "application/json"})
+    def __init__(self, http: HttpClient) -> None:
+        self.http = http
 
     async def stream(self, message: str, on_token: OnToken) -> None:
-        tokens, done = 0, False
+        sse = _SseReader(on_token)
+        async with await self.http.post(self.PATH, _chat_body(message, True)) as answer:
+            if answer.status != 200:
+                raise BenchError(f"gateway answered {answer.status}: {(await answer.read())[:80]!r}")
+            async for chunk in answer.chunks():
+                sse.feed(chunk)
+        sse.check()
+
+    async def full(self, message: str) -> None:
+        async with await self.http.post(self.PATH, _chat_body(message, False)) as answer:
+            raw = await answer.read()
+        _check_completion(answer.status, raw)
+
+
+class GatewayAiohttp:
+    """``Gateway`` through aiohttp's client, for the c=1 rows' figures as an aiohttp user sees them."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.url = http, f"{url}{Gateway.PATH}"
+
+    def _post(self, message: str, stream: bool) -> Any:
+        body = _chat_body(message, stream)
+        return self.http.post(self.url, data=body, headers={"Content-Type": "application/json"})
+
+    async def stream(self, message: str, on_token: OnToken) -> None:
+        sse = _SseReader(on_token)
         async with self._post(message, True) as resp:
             if resp.status != 200:
                 raise BenchError(f"gateway answered {resp.status}: {(await resp.text())[:80]}")
             async for line in resp.content:
-                if line.startswith(b'data: {"error"'):
-                    raise BenchError(f"gateway error: {line[6:86].decode(errors='replace')}")
-                if line.startswith(b"data: [DONE]"):
-                    done = True
-                elif line.startswith(b"data: {") and b'"content":"' in line and b'"content":""' not in line:
-                    tokens += 1
-                    on_token()
-        if not done or not tokens:
-            raise BenchError("the gateway's stream ended early")
+                sse.line(line)
+        sse.check()
 
     async def full(self, message: str) -> None:
         async with self._post(message, False) as resp:
             raw = await resp.read()
-        if resp.status != 200:
-            raise BenchError(f"gateway answered {resp.status}: {raw[:80].decode(errors='replace')}")
-        answer = _DEC.decode(raw)
-        if not answer["choices"][0]["message"]["content"]:
-            raise BenchError("the gateway answered with no text")
+        _check_completion(resp.status, raw)
