@@ -286,7 +286,8 @@ class Gateway:
                     raise TurnNotAdmitted  # an HTTP call sends its message at once: only once the query is taken
                 slots[-1].release()
                 return stream_turn(self.client, lease.token, request, job.settings)
-            return stream_turn(self.client, lease.token, request, job.settings, admitted=slots[-1].release_when(lease))
+            admitted = slots[-1].release_when(lease)
+            return stream_turn(self.client, lease.token, request, job.settings, admitted=admitted, on_sent=lease.begin)
 
         slots: list[_SetupSlot] = []
 

@@ -12,6 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -79,9 +80,9 @@ def _human_wait(seconds: float) -> str:
 class Lease:
     """One account reserved for one upstream attempt. Settle exactly once.
 
-    A lease from ``Pool.hold`` is handed out while its query is still being taken in the store
-    (``admitted``), so the upstream set-up runs meanwhile; nothing may reach grok.com's chat before
-    ``reserved()`` says True. A lease whose query was not taken settles to nothing."""
+    A lease from ``Pool.hold`` is handed out before its query is taken: ``begin`` starts taking it in the
+    store (``admitted``), so the upstream set-up runs meanwhile; nothing may reach grok.com's chat before
+    ``reserved()`` says True. A lease whose query was not taken, or never asked for, settles to nothing."""
 
     def __init__(self, pool: Pool, account: Account, spec: ModelSpec) -> None:
         self.pool = pool
@@ -90,6 +91,14 @@ class Lease:
         self.mode = spec.mode
         self.settled = False
         self.admitted: asyncio.Future[bool] | None = None  # None: taken before the lease was made
+        self.pending: Callable[[], Coroutine[Any, Any, bool]] | None = None  # the take ``begin`` starts
+
+    def begin(self) -> None:
+        """Start taking the lease's query (at once; again does nothing). A held lease starts it once the upstream
+        set-up is on its way, so the store's round trip overlaps grok.com's answer instead of preceding it."""
+        take, self.pending = self.pending, None
+        if take is not None:
+            self.admitted = asyncio.ensure_future(take())
 
     @property
     def token(self) -> str:
@@ -99,6 +108,7 @@ class Lease:
         """Whether the lease's query was taken (waiting for the store if it is still being taken). A store
         error counts as not taken; with ``outage_raises`` an unreachable store raises StoreUnavailable instead
         (a request about to be sent must fail as an outage, not as an account that had no room)."""
+        self.begin()
         admitted = self.admitted
         if admitted is None:
             return True
@@ -126,9 +136,11 @@ class Lease:
         like an operator's live check does (see ``settlement_for``)."""
         if not self.settled:
             self.settled = True
-            if not await self.reserved():
+            asked = self.pending is None  # False: the attempt failed before its query was asked for
+            self.pending = None
+            if asked and not await self.reserved():
                 return  # nothing was taken and its in-flight slot is already free
-            refund = 0 if failure.charged else 1  # a query grok.com did not count goes back
+            refund = 0 if failure.charged or not asked else 1  # a query grok.com did not count goes back
             settlement = settlement_for(
                 failure, self.pool.settings(), mode=self.mode, refund=refund, live_check=definitive
             )
@@ -226,7 +238,7 @@ class Pool:
         """End one reservation: free its in-flight slot, mirror the settlement locally, store it. Never raises:
         the answer it closes has reached the client, so a store that cannot take it now gets it from the journal
         later."""
-        self._release(account_id)
+        self.release_slot(account_id)
         self.apply_local(account_id, s)
         try:
             await self.store.settle(account_id, s)
@@ -254,7 +266,8 @@ class Pool:
         except Exception as exc:  # asked again next time; nothing else depends on it
             log.warning("could not store an account's user id: %s", exc)
 
-    def _release(self, account_id: int) -> None:
+    def release_slot(self, account_id: int) -> None:
+        """An account's in-flight slot given back (its lease took nothing, or has settled)."""
         n = self._in_flight.get(account_id, 0) - 1
         if n > 0:
             self._in_flight[account_id] = n
@@ -385,16 +398,17 @@ class Pool:
         raise self.exhausted_error(spec)
 
     async def hold(self, spec: ModelSpec, exclude: set[int]) -> Lease:
-        """Lease the best account for ``spec`` at once and take its query in the background
-        (``Lease.admitted``), so that the store's round trip overlaps the upstream set-up. A lease whose
-        query turns out not to be taken has freed its slot; the caller tries again without that account."""
+        """Lease the best account for ``spec`` at once; its query is taken in the background once the caller
+        says so (``Lease.begin``, else at the latest when ``reserved`` is asked), so that the store's round trip
+        overlaps the upstream set-up. A lease whose query turns out not to be taken has freed its slot; the
+        caller tries again without that account."""
         await self._fresh_snapshot()
         acc = self.best(spec, exclude)
         if acc is None:
             raise self.exhausted_error(spec)
         self._in_flight[acc.id] = self._in_flight.get(acc.id, 0) + 1
         lease = Lease(self, acc, spec)
-        lease.admitted = asyncio.ensure_future(self._take(acc, spec, self.store.reserve))
+        lease.pending = partial(self._take, acc, spec, self.store.reserve)
         return lease
 
     async def _fresh_snapshot(self) -> None:
@@ -407,7 +421,7 @@ class Pool:
         try:
             taken = await take(acc.id, spec.mode)  # one query of the mode per request
         except BaseException:
-            self._release(acc.id)
+            self.release_slot(acc.id)
             raise
         if taken:
             window = acc.quotas.get(spec.mode)
@@ -416,7 +430,7 @@ class Pool:
             elif window is not None and window.remaining is not None:
                 window.remaining -= 1
             return True
-        self._release(acc.id)
+        self.release_slot(acc.id)
         # Another worker spent it, or its state changed: learn the truth for next time.
         fresh = await self.store.get_account(acc.token)
         if fresh is not None:

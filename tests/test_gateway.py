@@ -491,6 +491,47 @@ async def test_the_websocket_opens_while_the_query_is_taken_and_nothing_is_sent_
     assert got is not None and got.quotas["fast"].remaining is not None  # the window was taken and learned
 
 
+class _OrderedOpener:
+    """A WebSocket opener that notes when a socket is asked for and when its handshake request is out."""
+
+    def __init__(self, inner: Any, events: list[str]) -> None:
+        self.inner, self.events = inner, events
+
+    async def websocket(self, url: str, headers: Any, proxy: str, *, on_sent: Any = None) -> Any:
+        self.events.append("socket asked for")
+
+        def sent() -> None:
+            self.events.append("handshake request sent")
+            if on_sent is not None:
+                on_sent()
+
+        ws = await self.inner.websocket(url, headers, proxy, on_sent=sent)
+        self.events.append("socket open")
+        return ws
+
+
+async def test_the_query_is_taken_once_the_handshake_request_is_out(
+    gateway: LiveGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store's round trip overlaps grok.com's answer to the handshake: not before the request is out (it would
+    # hold it up), not after the socket is open (it would hold up the message).
+    await gateway.add_accounts("tok-a")
+    events: list[str] = []
+    client = gateway.services.client
+    sockets_for = client.sockets_for
+    monkeypatch.setattr(client, "sockets_for", lambda token: _OrderedOpener(sockets_for(token), events))
+    real = gateway.services.store.reserve
+
+    async def reserve(account_id: int, mode: str) -> bool:
+        events.append("query asked for")
+        return await real(account_id, mode)
+
+    monkeypatch.setattr(gateway.services.store, "reserve", reserve)
+    status, raw, _ = await post(gateway, body("hello"))
+    assert status == 200, raw
+    assert events == ["socket asked for", "handshake request sent", "query asked for", "socket open"]
+
+
 async def test_a_query_the_store_refuses_sends_nothing_and_another_account_serves(
     gateway: LiveGateway, fake: FakeGrok, monkeypatch: pytest.MonkeyPatch, chat_transport: str
 ) -> None:

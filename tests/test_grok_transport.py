@@ -272,7 +272,7 @@ class _SlowClosingSocket:
         self.closed = asyncio.Event()
         self.handshake_headers: CIMultiDict[str] = CIMultiDict()
 
-    async def send_json(self, obj: object) -> None:
+    async def send_json(self, *objs: object) -> None:
         return None
 
     async def receive_text(self) -> str | None:

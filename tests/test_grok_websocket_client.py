@@ -201,6 +201,71 @@ async def test_the_upgrade_request_carries_the_headers_and_the_answers_are_kept(
     assert len(base64.b64decode(key)) == 16
 
 
+async def test_on_sent_is_called_once_the_request_is_out_and_before_the_answer() -> None:
+    # The peer answers only once the client has said it sent the request: a client that called ``on_sent`` after
+    # the answer (or never) would wait for it until the test's bound.
+    told = asyncio.Event()
+    calls: list[int] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes) -> None:
+        await told.wait()
+        writer.write(switching(head) + server_frame(0x1, b"hi"))
+        await reader.read()
+
+    def sent() -> None:
+        calls.append(1)
+        told.set()
+
+    async with raw_server(script) as (url, heads):
+        async with asyncio.timeout(10):
+            ws = await connect(url, {}, max_size=MAX, on_sent=sent)
+            assert await ws.receive_text() == "hi"
+            await ws.close()
+    assert calls == [1] and len(heads) == 1
+
+
+async def test_on_sent_is_not_called_when_no_connection_was_made() -> None:
+    calls: list[int] = []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: refused
+        with pytest.raises(UpstreamConnectionError, match="could not connect"):
+            await connect(f"ws://127.0.0.1:{port}/", {}, max_size=MAX, on_sent=lambda: calls.append(1))
+    assert calls == []
+
+
+async def test_frames_sent_together_leave_in_one_write_and_in_order() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes) -> None:
+        writer.write(switching(head))
+        assert await read_client_frame(reader) == (0x1, b'{"n":1}')
+        assert await read_client_frame(reader) == (0x1, b'"two"')
+        writer.write(server_frame(0x1, b"both in"))
+        await reader.read()
+
+    async with raw_server(script) as (url, _):
+        async with asyncio.timeout(10):
+            ws = await connect(url, {}, max_size=MAX)
+            protocol = ws._p
+            writes: list[bytes] = []
+            assert protocol.transport is not None
+            real: asyncio.Transport = protocol.transport
+
+            class Counting:
+                def write(self, data: bytes) -> None:
+                    writes.append(data)
+                    real.write(data)
+
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(real, name)
+
+            protocol.transport = Counting()  # type: ignore[assignment]
+            await ws.send_json({"n": 1}, "two")
+            assert len(writes) == 1
+            protocol.transport = real
+            assert await ws.receive_text() == "both in"
+            await ws.close()
+
+
 async def test_a_refused_handshake_gives_its_status_and_headers() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes) -> None:
         writer.write(b"HTTP/1.1 403 Forbidden\r\ncf-mitigated: challenge\r\nContent-Length: 4\r\n\r\nnope")

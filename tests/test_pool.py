@@ -474,3 +474,55 @@ def test_selection_is_bounded_spread_and_tier_ordered() -> None:
         if acc.tier == "super":
             acc.state = AccountState.DISABLED
     assert {p.tier for p in pool.candidates(fast, set())} == {"heavy"}
+
+
+class _RecordingStore:
+    """The two hot calls of a lease, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    async def reserve(self, account_id: int, mode: str) -> bool:
+        self.calls.append(("reserve", account_id, mode))
+        return True
+
+    async def settle(self, account_id: int, s: Any) -> None:
+        self.calls.append(("settle", account_id, s.refund, s.ok))
+
+
+def _held_pool() -> tuple[Any, _RecordingStore]:
+    store = _RecordingStore()
+    pool = _pool_with([Account(id=1, token="t1", tier="basic")])
+    pool.store = store
+    pool._loaded_at = time.monotonic()
+    return pool, store
+
+
+async def test_a_held_lease_takes_its_query_once_begun_and_only_once() -> None:
+    from grok2api.grok.catalog import MODELS
+
+    pool, store = _held_pool()
+    lease = await pool.hold(MODELS["grok-3-fast"], set())
+    await asyncio.sleep(0.01)
+    assert store.calls == [] and pool.in_flight(1) == 1  # held: counted in flight, nothing asked of the store yet
+    lease.begin()
+    lease.begin()
+    assert await lease.reserved() is True
+    await lease.succeed()
+    assert store.calls == [("reserve", 1, "fast"), ("settle", 1, 0, True)] and pool.in_flight(1) == 0
+
+
+async def test_a_held_lease_that_fails_before_its_query_was_asked_for_gives_nothing_back() -> None:
+    from grok2api.grok.catalog import MODELS
+    from grok2api.grok.failures import Failure, FailureKind
+
+    pool, store = _held_pool()
+    fast = MODELS["grok-3-fast"]
+    never_asked = await pool.hold(fast, set())
+    await never_asked.fail(Failure(FailureKind.SERVER, "the socket did not open"))
+    assert store.calls == [("settle", 1, 0, False)] and pool.in_flight(1) == 0  # nothing taken, nothing refunded
+    store.calls.clear()
+    asked = await pool.hold(fast, set())
+    asked.begin()
+    await asked.fail(Failure(FailureKind.SERVER, "grok.com failed before answering"))
+    assert store.calls == [("reserve", 1, "fast"), ("settle", 1, 1, False)] and pool.in_flight(1) == 0

@@ -207,9 +207,10 @@ class CurlWebSocket:
         self._ws = ws
         self.handshake_headers = handshake_headers
 
-    async def send_json(self, obj: Any) -> None:
+    async def send_json(self, *objs: Any) -> None:
         try:
-            await self._ws.send_str(_limits._ENCODER.encode(obj).decode())
+            for obj in objs:
+                await self._ws.send_str(_limits._ENCODER.encode(obj).decode())
         except _errors() as exc:
             raise _connection_error(exc) from exc
 
@@ -350,8 +351,13 @@ class CurlTransport:
         finally:
             await _end_transfer(resp)
 
-    async def websocket(self, url: str, headers: Mapping[str, str], proxy: str) -> WebSocket:
+    async def websocket(
+        self, url: str, headers: Mapping[str, str], proxy: str, *, on_sent: Callable[[], object] | None = None
+    ) -> WebSocket:
         from curl_cffi import CurlOpt
+
+        if on_sent is not None:
+            on_sent()  # curl sends the request on its own thread: no moment to hook
 
         lines: list[bytes] = []  # the handshake answer's header lines, for a refusal
         try:
@@ -445,8 +451,10 @@ class SelectedTransport:
     ) -> contextlib.AbstractAsyncContextManager[HttpStream]:
         return self.current().stream(method, url, headers, data=data, proxy=proxy, timeout=timeout)
 
-    async def websocket(self, url: str, headers: Mapping[str, str], proxy: str) -> WebSocket:
-        return await self.current().websocket(url, headers, proxy)
+    async def websocket(
+        self, url: str, headers: Mapping[str, str], proxy: str, *, on_sent: Callable[[], object] | None = None
+    ) -> WebSocket:
+        return await self.current().websocket(url, headers, proxy, on_sent=on_sent)
 
     async def close(self) -> None:
         await self.aiohttp.close()

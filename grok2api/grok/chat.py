@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -152,9 +152,11 @@ def stream_turn(
     request: TurnRequest,
     settings: RuntimeSettings,
     admitted: Awaitable[bool] | None = None,
+    on_sent: Callable[[], object] | None = None,
 ) -> AsyncGenerator[list[Event], None]:
-    """The turn's events. ``admitted`` (over the WebSocket only) is awaited before the message is sent
-    (see ``stream_mgw``); a REST call sends its message at once, so its caller waits for that first."""
+    """The turn's events. ``admitted`` (over the WebSocket only) is awaited before the message is sent, and
+    ``on_sent`` called once the socket's handshake request is out (see ``stream_mgw``); a REST call sends its
+    message at once, so its caller waits for that first."""
     if request.payload is not None:
         return client.stream_chat(token, request.payload, settings, referer=request.referer)
     return stream_mgw(
@@ -166,4 +168,5 @@ def stream_turn(
         request.file_ids,
         settings,
         admitted=admitted,
+        on_sent=on_sent,
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
@@ -254,20 +254,22 @@ class EgressTransport:
                 raise
             retried = True
 
-    async def websocket(self, url: str, headers: Mapping[str, str], proxy: str) -> WebSocket:
+    async def websocket(
+        self, url: str, headers: Mapping[str, str], proxy: str, *, on_sent: Callable[[], object] | None = None
+    ) -> WebSocket:
         retried = False
         while True:
             egress = self.egress
             sent = await self._headers("GET", url, headers, egress)
             try:
-                ws = await self.inner.websocket(url, sent, proxy or egress.proxy)
+                ws = await self.inner.websocket(url, sent, proxy or egress.proxy, on_sent=on_sent)
             except UpstreamConnectionError as exc:
                 await self._connection_failed(exc, egress)
                 raise
             except UpstreamHTTPError as exc:
                 if not await self._refused(exc, "GET", url, retried):
                     raise
-                retried = True
+                retried, on_sent = True, None  # (called with the first request)
                 continue
             self._keep_cookies(ws.handshake_headers)
             await self._went_through(egress)

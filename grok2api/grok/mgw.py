@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Awaitable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -128,13 +128,17 @@ async def stream_mgw(
     ping_seconds: float = PING_SECONDS,
     session_timeout: float = SESSION_TIMEOUT,
     admitted: Awaitable[bool] | None = None,
+    on_sent: Callable[[], object] | None = None,
 ) -> AsyncGenerator[list[Event], None]:
     """One turn of ``mode`` for the account (``token``, ``user_id``); see the module docstring.
     ``admitted``, when given, is awaited once the session is open and before the message is sent: the
     socket and the session are set up while the account's query is being taken, and a False raises
-    TurnNotAdmitted with nothing spent."""
+    TurnNotAdmitted with nothing spent. ``on_sent`` is called once the socket's handshake request is on its
+    way (the transport's ``websocket``): where taking the query starts, so it waits for grok.com's answer
+    rather than holding up the request."""
     url = mgw_url(settings.upstream_url, user_id)
-    ws = await transport.websocket(url, ws_headers(token, user_id, settings), "")  # the egress's proxy
+    # (the egress's proxy)
+    ws = await transport.websocket(url, ws_headers(token, user_id, settings), "", on_sent=on_sent)
     heartbeat = _Heartbeat(ws, ping_seconds)
     parser = MgwParser()
     try:
@@ -158,8 +162,7 @@ async def stream_mgw(
             if admitted is not None and not await admitted:
                 raise TurnNotAdmitted
             item, response = turn_events(parser.session_id, message, file_ids)
-            await ws.send_json(item)
-            await ws.send_json(response)
+            await ws.send_json(item, response)  # one write
         # The answer's own timeouts are the gateway's.
         while not parser.done:
             frame = await ws.receive_text()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -136,8 +136,9 @@ class SessionPool(Protocol):
 class WebSocket(Protocol):
     handshake_headers: CIMultiDict[str]  # the headers of the answer that opened it (empty when not known)
 
-    async def send_json(self, obj: Any) -> None:
-        """Send one JSON text frame; UpstreamConnectionError when the socket is gone."""
+    async def send_json(self, *objs: Any) -> None:
+        """Send each of ``objs`` as a JSON text frame, in order (frames sent together leave in one write where
+        the implementation can); UpstreamConnectionError when the socket is gone."""
 
     async def receive_text(self) -> str | None:
         """The next text frame, or None once the socket closed; UpstreamConnectionError on failure."""
@@ -187,9 +188,13 @@ async def report_in_band_refusal(transport: object, method: str, url: str, what:
 
 
 class WebSocketOpener(Protocol):
-    async def websocket(self, url: str, headers: Mapping[str, str], proxy: str) -> WebSocket:
+    async def websocket(
+        self, url: str, headers: Mapping[str, str], proxy: str, *, on_sent: Callable[[], object] | None = None
+    ) -> WebSocket:
         """Open a WebSocket (through ``proxy`` when set). A refused handshake raises UpstreamHTTPError
-        (its status and refusal body), anything else UpstreamConnectionError."""
+        (its status and refusal body), anything else UpstreamConnectionError. ``on_sent`` is called once the
+        handshake request is on its way (just before the handshake is awaited where the transport cannot tell):
+        work that may overlap grok.com's answer starts there."""
 
 
 class Transport(WebSocketOpener, SessionPool, Protocol):
@@ -235,10 +240,11 @@ class AiohttpWebSocket:
         # queue simply batches nothing. Looked up once: the queue lives as long as the socket.
         self._parsed: Any = getattr(getattr(ws, "_reader", None), "_buffer", None)
 
-    async def send_json(self, obj: Any) -> None:
+    async def send_json(self, *objs: Any) -> None:
         try:
             async with self._send_lock:
-                await self._ws.send_str(_ENCODER.encode(obj).decode())
+                for obj in objs:
+                    await self._ws.send_str(_ENCODER.encode(obj).decode())
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
 
@@ -367,10 +373,14 @@ class AiohttpTransport(HttpPool):
         except _CONNECTION_ERRORS as exc:
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
 
-    async def websocket(self, url: str, headers: Mapping[str, str], proxy: str) -> WebSocket:
+    async def websocket(
+        self, url: str, headers: Mapping[str, str], proxy: str, *, on_sent: Callable[[], object] | None = None
+    ) -> WebSocket:
         if not proxy and self.direct_websockets:
-            return await self._direct_websocket(url, headers)
+            return await self._direct_websocket(url, headers, on_sent)
         session, proxy_url = self.session(proxy)
+        if on_sent is not None:
+            on_sent()
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
                 ws = await session.ws_connect(
@@ -389,12 +399,14 @@ class AiohttpTransport(HttpPool):
             raise UpstreamConnectionError(describe_connection_error(exc)) from exc
         return AiohttpWebSocket(ws)
 
-    async def _direct_websocket(self, url: str, headers: Mapping[str, str]) -> WebSocket:
+    async def _direct_websocket(
+        self, url: str, headers: Mapping[str, str], on_sent: Callable[[], object] | None
+    ) -> WebSocket:
         """With no proxy between, the socket is opened straight on asyncio (``websocket_client``): the same
         handshake and frames without aiohttp's per-request machinery, which a socket per chat turn pays each time."""
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                return await websocket_client.connect(url, dict(headers), max_size=MAX_FRAME)
+                return await websocket_client.connect(url, dict(headers), max_size=MAX_FRAME, on_sent=on_sent)
         except websocket_client.HandshakeRefused as exc:
             raise await self._refusal(url, headers, "", exc.status, exc.headers) from exc
         except TimeoutError as exc:
