@@ -6,6 +6,11 @@ not stand between grok.com's last event and the client's last byte. The edge (``
 sent the whole response, the last deferred first (as an exit stack unwinds: what a request set up first
 is let go of last), shielded from the request's cancellation. Outside a request (tests,
 background jobs) ``defer`` declines and the caller runs the job itself.
+
+The jobs wait ``LOW_PRIORITY_DELAY`` first. A client that sends its next request as soon as an answer ends (an
+agent's loop, a chat UI, any c=1 caller on the same host) would otherwise find that request queued behind the
+last one's bookkeeping (a closing frame written to grok.com, a store write): measured on a 2-vCPU machine,
+about 0.45 ms more to the next first byte. Delayed, they run while that request waits for grok.com instead.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from contextvars import ContextVar
 
 log = logging.getLogger("grok2api.after_response")
 Job = Callable[[], Awaitable[None]]
+LOW_PRIORITY_DELAY = 0.002  # seconds the jobs give a next request to arrive first (loop timers are ~1 ms)
 
 
 class _Jobs(list[Job]):
@@ -46,6 +52,7 @@ def defer(job: Job) -> bool:
 async def _run(jobs: list[Job]) -> None:
     """Run a request's jobs (counted in ``_Active`` by the caller, from before this task starts)."""
     try:
+        await asyncio.sleep(LOW_PRIORITY_DELAY)
         for job in reversed(jobs):
             try:
                 await job()

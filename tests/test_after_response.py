@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from grok2api.after_response import RequestJobs, defer, drain
+from grok2api.after_response import LOW_PRIORITY_DELAY, RequestJobs, defer, drain
 
 
 async def _request(answer: Callable[[], Awaitable[None]]) -> None:
@@ -44,6 +44,25 @@ async def test_jobs_run_after_the_last_byte_last_deferred_first() -> None:
 
     await _request(answer)
     assert order == ["the response", "settle", "close upstream"]
+
+
+async def test_a_request_arriving_as_the_response_ends_goes_before_its_jobs() -> None:
+    # The jobs are bookkeeping: the client's next request, arriving a moment after the last byte, is served first.
+    order: list[str] = []
+
+    async def settle() -> None:
+        order.append("settle")
+
+    async def answer() -> None:
+        assert defer(settle)
+        order.append("the response")
+
+    async def next_request() -> None:
+        await asyncio.sleep(LOW_PRIORITY_DELAY / 2)  # the client's next request, a moment later
+        order.append("the next request")
+
+    await asyncio.gather(_request(answer), next_request())
+    assert order == ["the response", "the next request", "settle"]
 
 
 async def test_a_failing_job_is_logged_and_the_others_still_run(caplog: pytest.LogCaptureFixture) -> None:

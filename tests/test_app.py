@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from grok2api.after_response import drain
 from grok2api.logs import setup_logging
 from grok2api.testing.fake_grok import FakeGrok
 
@@ -111,6 +112,7 @@ async def test_prometheus_metrics(gateway: LiveGateway, fake: FakeGrok) -> None:
         payload = {"model": "grok-3-fast", "messages": [{"role": "user", "content": "hi"}]}
         async with http.post(f"{gateway.url}/v1/chat/completions", json=payload) as r:
             assert r.status == 200
+        await drain()  # the answer's settlement (which frees its account) runs after its last byte
         async with http.get(f"{gateway.url}/metrics") as r:
             assert r.status == 200 and r.content_type == "text/plain"
             text = await r.text()

@@ -487,6 +487,7 @@ async def test_the_websocket_opens_while_the_query_is_taken_and_nothing_is_sent_
     status, raw, _ = await asyncio.wait_for(request, 10)
     assert status == 200 and msgspec.json.decode(raw)["choices"][0]["message"]["content"]
     assert session.items and session.responses
+    await drain()  # what the response settled after its last byte
     got = await gateway.services.store.get_account("tok-a")
     assert got is not None and got.quotas["fast"].remaining is not None  # the window was taken and learned
 
@@ -548,6 +549,7 @@ async def test_a_query_the_store_refuses_sends_nothing_and_another_account_serve
     assert ids["tok-a"] in reserve.asked  # (60 coin flips all landing on tok-b: one chance in 2**60)
     chats = [c for c in upstream_chats(fake) if c.message]
     assert [c.token for c in chats] == ["tok-b"] * sent  # tok-a never carried a message, over either transport
+    await drain()  # what the answers settled after their last byte
     assert gateway.services.pool.total_in_flight() == 0
 
 
