@@ -3,9 +3,10 @@ direct client of the fake in the same run, so the difference is the gateway's ow
 
 The direct client speaks to the fake exactly as the gateway does, with the gateway's own protocol code
 (``stream_mgw`` over the same transport after one ``/api/auth/session`` per account; or the REST body),
-so both sides pay the same set-up and parsing. The fake and the gateway (``--workers`` processes) run as
-separate processes, as in production; the load generator is this process. Everything binds to
-127.0.0.1, every loop is bounded in count and every phase in time.
+so both sides pay the same set-up and parsing; the gateway is read through the bench's own HTTP client
+(``bench_http``), as light as the direct side's WebSocket client. The fake and the gateway (``--workers``
+processes) run as separate processes, as in production; the load generator is this process. Everything binds
+to 127.0.0.1, every loop is bounded in count and every phase in time.
 
 The gateway's workers default to one per usable CPU but one (``bench_workers``): the fake stands for grok.com,
 a service on other machines in production, and under the throughput load it keeps one CPU busy by itself;
