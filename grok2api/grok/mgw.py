@@ -137,8 +137,8 @@ async def stream_mgw(
     way (the transport's ``websocket``): where taking the query starts, so it waits for grok.com's answer
     rather than holding up the request."""
     url = mgw_url(settings.upstream_url, user_id)
-    # (the egress's proxy)
-    ws = await transport.websocket(url, ws_headers(token, user_id, settings), "", on_sent=on_sent)
+    headers = ws_headers(token, user_id, settings)
+    ws = await transport.websocket(url, headers, "", on_sent=on_sent)  # "": the egress's own proxy
     heartbeat = _Heartbeat(ws, ping_seconds)
     parser = MgwParser()
     try:
