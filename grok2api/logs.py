@@ -4,6 +4,11 @@ The edge (``edge_layer``) puts each request's id in ``REQUEST_ID``; ``RequestIdF
 here, copies it onto each record. Fields a call passes in ``extra={...}`` are kept: as ``key=value`` after a text
 line, as members of a JSON line.
 
+Lines are written by a thread of their own (``setup_logging``): a log call on the event loop only hands its record
+over, so a slow or stalled reader of stderr (a full pipe, a log collector that fell behind) or a slow disk never holds
+up a worker. Past ``LOG_QUEUE_SIZE`` records waiting, further ones are dropped and counted, and a line says how many
+once there is room again.
+
 The access line (``log_access``, one per request) is the edge's too, written in the request's task (so it carries the
 request id) under the logger name ``hypercorn.access`` and in the format hypercorn's own line had, which this one
 replaces: hypercorn built a dictionary of every header for each line, written or not.
@@ -11,14 +16,18 @@ replaces: hypercorn built a dictionary of every header for each line, written or
 
 from __future__ import annotations
 
+import atexit
+import copy
 import json
 import logging
+import queue
 import random
 import re
 import time
 from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 
 from starlette.types import Scope
@@ -148,24 +157,102 @@ def handler(target: logging.Handler, log_format: str) -> logging.Handler:
     return target
 
 
+LOG_QUEUE_SIZE = 10_000  # records waiting for the writer thread; past it they are dropped and counted
+_TRACEBACKS = logging.Formatter()
+
+
+class _HandOver(QueueHandler):
+    """Puts a record on the writer's queue and returns at once: a full queue drops the record and counts it. The
+    record is fixed first (its request id, its message with the arguments filled in, its traceback as text), as the
+    writer reads it later on another thread."""
+
+    def __init__(self, lines: queue.Queue[logging.LogRecord | None]) -> None:
+        super().__init__(lines)
+        self.dropped = 0
+        self.addFilter(RequestIdFilter())  # the request's context is this thread's, not the writer's
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)  # other handlers may hold the same record
+        record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+            record.exc_info = None
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            if self.dropped:
+                self.queue.put_nowait(self._dropped_line())
+                self.dropped = 0
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def _dropped_line(self) -> logging.LogRecord:
+        message = f"{self.dropped} log line(s) dropped: their reader (stderr or the log file) fell behind"
+        return logging.makeLogRecord(
+            {
+                "name": "grok2api.logs",
+                "levelno": logging.WARNING,
+                "levelname": "WARNING",
+                "msg": message,
+                "request_id": "",
+            }
+        )
+
+
+class _Writer:
+    """The process's log writer thread, once ``setup_logging`` started it."""
+
+    listener: QueueListener | None = None
+
+
 def setup_logging(log_format: str = "text", log_file: str = "") -> None:
-    """Log to stderr (and to a rotating file, 10 MB x 5, when ``log_file`` is set) in ``log_format``, unless the
-    host process configured logging already (tests, embedding). Either way alembic's INFO chatter (its plugins,
-    its DDL mode, each revision, at every start of every worker) stays out: the store says in one line when it
-    upgraded the schema."""
+    """Log to stderr (and to a rotating file, 10 MB x 5, when ``log_file`` is set) in ``log_format``, written by a
+    thread of their own (see the module docstring), unless the host process configured logging already (tests,
+    embedding). Either way alembic's INFO chatter (its plugins, its DDL mode, each revision, at every start of
+    every worker) stays out: the store says in one line when it upgraded the schema."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
     root = logging.getLogger()
     if root.handlers:
         return
     root.setLevel(logging.INFO)
-    root.addHandler(handler(logging.StreamHandler(), log_format))
+    targets = [handler(logging.StreamHandler(), log_format)]
     if log_file:
         from logging.handlers import RotatingFileHandler
 
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         rotating = RotatingFileHandler(log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8")
-        root.addHandler(handler(rotating, log_format))
+        targets.append(handler(rotating, log_format))
+    lines: queue.Queue[logging.LogRecord | None] = queue.Queue(LOG_QUEUE_SIZE)
+    listener = QueueListener(lines, *targets, respect_handler_level=True)
+    listener.start()
+    _Writer.listener = listener
+    atexit.register(stop_writing)
+    root.addHandler(_HandOver(lines))
     skip_unused_record_fields()
+
+
+def writer_handlers() -> tuple[logging.Handler, ...]:
+    """The handlers the writer thread writes to (none when ``setup_logging`` left logging to the host process)."""
+    listener = _Writer.listener
+    return tuple(listener.handlers) if listener is not None else ()
+
+
+def stop_writing() -> None:
+    """Write what is still queued and stop the writer thread (at the end of a process: ``atexit`` does it, and a
+    worker process, which ``multiprocessing`` ends without ``atexit``, calls it itself); lines logged after that
+    are written at once, by the thread that logs them. Safe to call again."""
+    listener, _Writer.listener = _Writer.listener, None
+    if listener is None:
+        return
+    root = logging.getLogger()
+    for handed in [h for h in root.handlers if isinstance(h, _HandOver)]:
+        root.removeHandler(handed)
+    listener.stop()
+    for target in listener.handlers:
+        target.flush()
+        root.addHandler(target)
 
 
 def skip_unused_record_fields() -> None:

@@ -35,6 +35,7 @@ from starlette.applications import Starlette
 from . import http1
 from .config import BootConfig
 from .http1 import BUSY, ConnectionLimit, http_date
+from .logs import stop_writing
 from .serving import http_server, loop_factory, tune_gc, worker_class
 
 log = logging.getLogger("grok2api.serve")
@@ -213,8 +214,11 @@ def _worker_main(config: Config, sockets: Sockets, parent_stop: ProcessEvent | N
     connections.install()
     app = create_app(boot)
     tune_gc()  # the app is built: what exists now lives as long as the worker
-    with asyncio.Runner(loop_factory=loop_factory(worker_class(boot.event_loop))) as runner:
-        runner.run(run_worker(app, config, sockets, boot, parent_stop))
+    try:
+        with asyncio.Runner(loop_factory=loop_factory(worker_class(boot.event_loop))) as runner:
+            runner.run(run_worker(app, config, sockets, boot, parent_stop))
+    finally:
+        stop_writing()  # the lines still queued (a worker process ends without ``atexit``)
 
 
 # -- the command ------------------------------------------------------------------------------------

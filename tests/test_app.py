@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from grok2api.after_response import drain
-from grok2api.logs import setup_logging
+from grok2api.logs import setup_logging, stop_writing, writer_handlers
 from grok2api.testing.fake_grok import FakeGrok
 
 from harness import LiveGateway
@@ -24,10 +24,11 @@ def test_log_file_rotates_when_configured(tmp_path: Path, monkeypatch: pytest.Mo
     try:
         setup_logging(log_file=str(tmp_path / "logs" / "app.log"))
         logging.getLogger("grok2api.test").warning("hello file")
-        file_handlers = [h for h in root.handlers if isinstance(h, logging.handlers.RotatingFileHandler)]
+        file_handlers = [h for h in writer_handlers() if isinstance(h, logging.handlers.RotatingFileHandler)]
         assert len(file_handlers) == 1 and file_handlers[0].maxBytes == 10 * 1024 * 1024
-        file_handlers[0].flush()
+        stop_writing()  # what was queued is written, and the writer's handlers go on the root logger
         assert "hello file" in (tmp_path / "logs" / "app.log").read_text()
+        assert file_handlers[0] in root.handlers
     finally:
         for h in root.handlers:
             h.close()

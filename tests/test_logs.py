@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import select
 import signal
 import socket
 import sys
@@ -304,3 +305,94 @@ def test_records_skip_the_fields_no_format_shows_and_lines_stay_the_same(monkeyp
     for record in (before, after):
         assert text.format(record).endswith(f"WARNING grok2api.test.fields: {record.getMessage()}")
         assert json.loads(json_format.format(record))["message"] == record.getMessage()
+
+
+# ---- the writer thread ---------------------------------------------------------------------------------
+
+_CHILD = """
+import json, logging, os, sys, time
+from grok2api import logs
+logs.setup_logging({fmt!r})
+log = logging.getLogger("grok2api.child")
+{body}
+"""
+
+
+def _child(body: str, fmt: str = "json", **pipes: Any) -> Any:
+    import subprocess
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GROK2API_")}, "PYTHONPATH": str(SOURCE_ROOT)}
+    code = _CHILD.format(fmt=fmt, body=body)
+    return subprocess.Popen([sys.executable, "-c", code], env=env, **pipes)
+
+
+def test_lines_written_by_the_thread_keep_their_request_id_arguments_and_traceback() -> None:
+    import subprocess
+
+    body = """
+token = logs.REQUEST_ID.set("rid-7")
+log.info("turn %d of %s", 3, "tok", extra={"account_id": 12})
+try:
+    1 / 0
+except ZeroDivisionError:
+    log.exception("it failed")
+logs.REQUEST_ID.reset(token)
+log.warning("outside")
+"""
+    child = _child(body, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    lines = [json.loads(line) for line in err.decode().splitlines()]  # every line written by exit
+    turn, failed, outside = lines
+    assert (turn["message"], turn["request_id"], turn["account_id"]) == ("turn 3 of tok", "rid-7", 12)
+    assert failed["request_id"] == "rid-7" and "ZeroDivisionError" in failed["exception"]
+    assert outside["request_id"] is None and outside["level"] == "WARNING"
+
+
+def test_a_stalled_reader_of_stderr_never_holds_up_the_code_that_logs() -> None:
+    # Nobody reads the child's stderr: a pipe holds 64 KiB, the child logs some 3 MB. Written on the logging thread
+    # the first full pipe would block it for good; handed over, the calls return and the surplus is dropped.
+    import subprocess
+
+    body = """
+handed = next(h for h in logging.getLogger().handlers if isinstance(h, logs._HandOver))
+for i in range(30_000):
+    log.warning("line %d %s", i, "x" * 80)
+print(json.dumps({"returned": True, "dropped": handed.dropped}), flush=True)
+os._exit(0)  # (not through atexit: the writer thread is stuck on the full pipe)
+"""
+    child = _child(body, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        ready, _, _ = select.select([child.stdout], [], [], 60)  # a child stuck logging says nothing: bounded
+        said = json.loads(child.stdout.readline() or b"{}") if ready else {}
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate(timeout=60)
+    assert said.get("returned") is True and said["dropped"] > 0
+
+
+def test_lines_dropped_while_the_queue_was_full_are_counted_in_a_line_of_their_own() -> None:
+    import queue as queues
+
+    from grok2api.logs import _HandOver
+
+    lines: queues.Queue[logging.LogRecord | None] = queues.Queue(2)
+    handed = _HandOver(lines)
+    logger = logging.getLogger("grok2api.test.handover")
+    logger.addHandler(handed)
+    logger.propagate = False
+    try:
+        for n in range(5):
+            logger.warning("line %d", n)
+        assert handed.dropped == 3
+        lines.get_nowait()
+        lines.get_nowait()  # the writer caught up
+        logger.warning("line %d", 5)
+    finally:
+        logger.handlers.clear()
+    notice, line = lines.get_nowait(), lines.get_nowait()
+    assert notice is not None and line is not None
+    assert notice.getMessage().startswith("3 log line(s) dropped") and line.getMessage() == "line 5"
+    assert handed.dropped == 0
