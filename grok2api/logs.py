@@ -17,17 +17,17 @@ replaces: hypercorn built a dictionary of every header for each line, written or
 from __future__ import annotations
 
 import atexit
+import collections
 import copy
 import json
 import logging
-import queue
 import random
 import re
+import threading
 import time
 from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 
 from starlette.types import Scope
@@ -158,53 +158,74 @@ def handler(target: logging.Handler, log_format: str) -> logging.Handler:
 
 
 LOG_QUEUE_SIZE = 10_000  # records waiting for the writer thread; past it they are dropped and counted
+WRITE_EVERY = 0.05  # seconds between the writer's rounds: it is never woken per line
 _TRACEBACKS = logging.Formatter()
 
 
-class _HandOver(QueueHandler):
-    """Puts a record on the writer's queue and returns at once: a full queue drops the record and counts it. The
-    record is fixed first (its request id, its message with the arguments filled in, its traceback as text), as the
-    writer reads it later on another thread."""
+class _HandOver(logging.Handler):
+    """Leaves a record for the writer thread and returns at once, without waking it (a wake per line, a thread
+    hand-off and the GIL passed back and forth, cost more CPU than the write itself); past ``LOG_QUEUE_SIZE`` waiting
+    the record is dropped and counted. The record is fixed first (its request id, its message with the arguments
+    filled in, its traceback as text), as the writer reads it later on its own thread."""
 
-    def __init__(self, lines: queue.Queue[logging.LogRecord | None]) -> None:
-        super().__init__(lines)
+    def __init__(self, lines: collections.deque[logging.LogRecord]) -> None:
+        super().__init__()
+        self.lines = lines
         self.dropped = 0
         self.addFilter(RequestIdFilter())  # the request's context is this thread's, not the writer's
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = self.lines
+        if len(lines) >= LOG_QUEUE_SIZE:
+            self.dropped += 1
+            return
+        if self.dropped:
+            lines.append(self._dropped_line())
+            self.dropped = 0
         record = copy.copy(record)  # other handlers may hold the same record
         record.msg, record.args = record.getMessage(), None
         if record.exc_info:
             record.exc_text = _TRACEBACKS.formatException(record.exc_info)
             record.exc_info = None
-        return record
-
-    def enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            if self.dropped:
-                self.queue.put_nowait(self._dropped_line())
-                self.dropped = 0
-            self.queue.put_nowait(record)
-        except queue.Full:
-            self.dropped += 1
+        lines.append(record)  # (a deque's append and popleft are safe between threads)
 
     def _dropped_line(self) -> logging.LogRecord:
         message = f"{self.dropped} log line(s) dropped: their reader (stderr or the log file) fell behind"
-        return logging.makeLogRecord(
-            {
-                "name": "grok2api.logs",
-                "levelno": logging.WARNING,
-                "levelname": "WARNING",
-                "msg": message,
-                "request_id": "",
-            }
-        )
+        fields = {"name": "grok2api.logs", "levelno": logging.WARNING, "levelname": "WARNING", "msg": message}
+        return logging.makeLogRecord({**fields, "request_id": ""})
 
 
-class _Writer:
-    """The process's log writer thread, once ``setup_logging`` started it."""
+class _Writer(threading.Thread):
+    """Every ``WRITE_EVERY`` seconds, writes what was left to the real handlers (stderr, the log file)."""
 
-    listener: QueueListener | None = None
+    def __init__(self, lines: collections.deque[logging.LogRecord], targets: Sequence[logging.Handler]) -> None:
+        super().__init__(name="grok2api-log-writer", daemon=True)
+        self.lines = lines
+        self.targets = tuple(targets)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(WRITE_EVERY):
+            self.write()
+        self.write()
+
+    def write(self) -> None:
+        lines = self.lines
+        while lines:
+            record = lines.popleft()
+            for target in self.targets:
+                if record.levelno >= target.level:
+                    target.handle(record)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+
+
+class _Current:
+    """The process's log writer, once ``setup_logging`` started it."""
+
+    writer: _Writer | None = None
 
 
 def setup_logging(log_format: str = "text", log_file: str = "") -> None:
@@ -224,10 +245,10 @@ def setup_logging(log_format: str = "text", log_file: str = "") -> None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         rotating = RotatingFileHandler(log_file, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8")
         targets.append(handler(rotating, log_format))
-    lines: queue.Queue[logging.LogRecord | None] = queue.Queue(LOG_QUEUE_SIZE)
-    listener = QueueListener(lines, *targets, respect_handler_level=True)
-    listener.start()
-    _Writer.listener = listener
+    lines: collections.deque[logging.LogRecord] = collections.deque()
+    writer = _Writer(lines, targets)
+    writer.start()
+    _Current.writer = writer
     atexit.register(stop_writing)
     root.addHandler(_HandOver(lines))
     skip_unused_record_fields()
@@ -235,22 +256,22 @@ def setup_logging(log_format: str = "text", log_file: str = "") -> None:
 
 def writer_handlers() -> tuple[logging.Handler, ...]:
     """The handlers the writer thread writes to (none when ``setup_logging`` left logging to the host process)."""
-    listener = _Writer.listener
-    return tuple(listener.handlers) if listener is not None else ()
+    writer = _Current.writer
+    return writer.targets if writer is not None else ()
 
 
 def stop_writing() -> None:
-    """Write what is still queued and stop the writer thread (at the end of a process: ``atexit`` does it, and a
+    """Write what is still waiting and stop the writer thread (at the end of a process: ``atexit`` does it, and a
     worker process, which ``multiprocessing`` ends without ``atexit``, calls it itself); lines logged after that
     are written at once, by the thread that logs them. Safe to call again."""
-    listener, _Writer.listener = _Writer.listener, None
-    if listener is None:
+    writer, _Current.writer = _Current.writer, None
+    if writer is None:
         return
     root = logging.getLogger()
     for handed in [h for h in root.handlers if isinstance(h, _HandOver)]:
         root.removeHandler(handed)
-    listener.stop()
-    for target in listener.handlers:
+    writer.stop()
+    for target in writer.targets:
         target.flush()
         root.addHandler(target)
 

@@ -373,26 +373,27 @@ os._exit(0)  # (not through atexit: the writer thread is stuck on the full pipe)
     assert said.get("returned") is True and said["dropped"] > 0
 
 
-def test_lines_dropped_while_the_queue_was_full_are_counted_in_a_line_of_their_own() -> None:
-    import queue as queues
+def test_lines_dropped_while_too_many_waited_are_counted_in_a_line_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import collections
 
-    from grok2api.logs import _HandOver
+    from grok2api import logs
 
-    lines: queues.Queue[logging.LogRecord | None] = queues.Queue(2)
-    handed = _HandOver(lines)
+    monkeypatch.setattr(logs, "LOG_QUEUE_SIZE", 2)
+    lines: collections.deque[logging.LogRecord] = collections.deque()
+    handed = logs._HandOver(lines)
     logger = logging.getLogger("grok2api.test.handover")
     logger.addHandler(handed)
     logger.propagate = False
     try:
         for n in range(5):
             logger.warning("line %d", n)
-        assert handed.dropped == 3
-        lines.get_nowait()
-        lines.get_nowait()  # the writer caught up
+        assert handed.dropped == 3 and len(lines) == 2
+        lines.clear()  # the writer caught up
         logger.warning("line %d", 5)
     finally:
         logger.handlers.clear()
-    notice, line = lines.get_nowait(), lines.get_nowait()
-    assert notice is not None and line is not None
+    notice, line = lines
     assert notice.getMessage().startswith("3 log line(s) dropped") and line.getMessage() == "line 5"
     assert handed.dropped == 0
