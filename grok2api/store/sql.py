@@ -932,9 +932,11 @@ class SqlStore:
                     )
                 )
                 async with self.engine.begin() as conn:
-                    won = (await conn.execute(take)).rowcount == 1
-                if won:  # read once committed
-                    return await self.get_video_job(job_id)
+                    if (await conn.execute(take)).rowcount == 1:
+                        # Read back in the same transaction: it sees its own write whatever another pooled
+                        # connection's snapshot would show, and the row stays locked until the commit.
+                        row = (await conn.execute(select(*_VIDEO_COLUMNS).where(t.c.id == job_id))).one()
+                        return _video_job(row)
                 lost.add(job_id)
         return None
 
