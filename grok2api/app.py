@@ -67,6 +67,7 @@ async def prometheus(request: Request) -> Response:
     text = render_prometheus(svc.metrics, [(s, t, n) for (s, t), n in counts.items()], svc.pool.total_in_flight())
     text += "\n".join(unknown_shape_lines()) + "\n"  # how an operator learns grok.com changed again
     text += "\n".join(canary_lines(svc.canary)) + "\n"
+    text += "\n".join(svc.client.spares.metric_lines()) + "\n"
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

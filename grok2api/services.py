@@ -124,6 +124,7 @@ class Services:
         except OSError as exc:
             log.error("could not save %d journaled settlement(s): %s", len(self.journal), exc)
         await self.media.close()
+        await self.client.spares.close()
         await self.http.close()
         await self.store.close()
 

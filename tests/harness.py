@@ -332,6 +332,9 @@ class LiveGateway:
             environ["GROK2API_HTTP_SERVER"] = os.environ["TEST_HTTP_SERVER"]
         if admin_password:
             environ["GROK2API_ADMIN_PASSWORD"] = admin_password
+        # No spare chat sockets unless a test asks (tests/test_spare_sockets_e2e.py): each would add a socket to
+        # the fake's log that the tests reading it would have to step over.
+        environ["GROK2API_SPARE_SOCKET_SECONDS"] = "0"
         environ.update(env or {})
         # Boot settings come from the same environment (timeouts a test shortens, for instance).
         base = {"GROK2API_DATA_DIR": str(data_dir), "STORAGE_MODE": storage_mode, "DATABASE_URL": database_url}

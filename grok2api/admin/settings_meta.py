@@ -62,6 +62,11 @@ GROUPS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
                 "fallback, for egresses where the WebSocket is blocked).",
             ),
             (
+                "spare_socket_seconds",
+                "How long a chatting account's next chat socket may wait opened (0 = none): its next turn then "
+                "skips the connection and the handshake. At most one per account, closed unused when it expires.",
+            ),
+            (
                 "modes_refresh_seconds",
                 "How often grok.com's list of modes is read again (new modes appear as grok-<mode>).",
             ),

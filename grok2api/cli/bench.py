@@ -46,6 +46,7 @@ from ..config import BootConfig, usable_cpus
 from ..grok.transport import AiohttpTransport, Transport
 from ..serving import HTTP_SERVERS, http_server, loop_factory, worker_class
 from ..settings import RuntimeSettings
+from ..store import make_store
 from . import bench_procs as procs
 from .bench_http import HttpClient
 from .bench_procs import BenchError
@@ -59,6 +60,7 @@ TURNS_PER_ACCOUNT = 300  # the fake gives a heavy account 400 fast queries per w
 MAX_STREAMS = 2000
 PHASE_SECONDS = 120.0  # no phase of the run may take longer
 CONCURRENCY = 16  # the non-stream throughput row
+SETTINGS_SETTLE = 2.5  # seconds for a setting written to the store to reach every worker (they look every second)
 FEW_STREAMS = 50
 STREAM_TOKENS, STREAM_PACE = 20, 0.1
 TTFT_TOKENS, TTFT_THINK = 5, 0.02  # grok.com thinks 20 ms before its first token: the gateway waits idle
@@ -274,7 +276,7 @@ class Plan:
     def turns(self) -> int:
         """Turns of one side of the run (for the accounts' quota at the fake)."""
         main = self.ttfb + self.ttft + self.setup + self.requests + self.few * self.few_rounds + self.many
-        return main + 2 * (self.other_ttfb + self.other_ttft) + 60
+        return main + 3 * (self.other_ttfb + self.other_ttft) + 60
 
 
 @dataclass
@@ -346,6 +348,16 @@ class Side:
             await self.transport.close()
         if self.gw is not None:
             procs.stop([self.gw])
+
+    async def set_spares(self, seconds: float) -> None:
+        """Set the gateway's ``spare_socket_seconds`` in its store, and wait until its workers have read it."""
+        store = make_store("file", "", self.run.work / f"gateway-{self.upstream}")
+        await store.open()
+        try:
+            await store.save_settings({"spare_socket_seconds": seconds})
+        finally:
+            await store.close()
+        await asyncio.sleep(SETTINGS_SETTLE)
 
     def http(self) -> HttpClient:
         """The bench's HTTP client of this gateway (see ``bench_http``)."""
@@ -420,6 +432,14 @@ async def measure_main(run: Run, upstream: str) -> dict[str, Any]:
         d, g = await paired(pair, TTFT_PROMPT, plan.ttft, "time to first token")
         label = f"time to first token, c=1 (first of {TTFT_TOKENS} after {TTFT_THINK * 1000:.0f} ms), median"
         rows.append(Row.of("ttft", label, "ms", _ms(d), _ms(g)))
+        # The same two rows with no spare chat sockets: every turn opens its socket after the request, as the
+        # direct client does (reported, not judged: the default keeps spares for a chatting account).
+        await side.set_spares(0.0)
+        await run.reset_fake()
+        d, g = await paired(pair, TTFB_PROMPT, plan.other_ttfb, "time to first byte (no spares)")
+        d2, g2 = await paired(pair, TTFT_PROMPT, plan.other_ttft, "time to first token (no spares)")
+        extra["no_spares_added_ms"] = {"ttfb": _ms(g) - _ms(d), "ttft": _ms(g2) - _ms(d2)}
+        await side.set_spares(RuntimeSettings().spare_socket_seconds)
         # The same two rows as a client on aiohttp sees them (reported, not judged: see ``bench_http``).
         aiohttp_client = GatewayAiohttp(aio, side.url)
         through_aiohttp = ((direct, side.errors_direct), (aiohttp_client, side.errors_gateway))
@@ -579,6 +599,12 @@ def _notes(main: dict[str, Any]) -> list[str]:
         f"direct, {c['gateway_client_ms']:.2f} ms through the gateway; fake {c['direct_fake_ms']:.2f} / "
         f"{c['gateway_fake_ms']:.2f} ms"
     )
+    if "no_spares_added_ms" in main:
+        a = main["no_spares_added_ms"]
+        notes.append(
+            f"with no spare chat sockets (spare_socket_seconds=0, every turn's socket opened after its request): "
+            f"first byte {a['ttfb']:+.2f} ms, first token {a['ttft']:+.2f} ms (not judged)"
+        )
     if "aiohttp_client_added_ms" in main:
         a = main["aiohttp_client_added_ms"]
         notes.append(

@@ -169,4 +169,5 @@ def stream_turn(
         settings,
         admitted=admitted,
         on_sent=on_sent,
+        spares=client.spares,
     )

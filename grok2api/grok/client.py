@@ -20,6 +20,7 @@ from .catalog import ModelSpec
 from .errors import UploadRejected, UpstreamConnectionError, UpstreamHTTPError
 from .events import ErrorEvent, Event, StreamParser
 from .headers import api_headers, asset_headers
+from .spare_sockets import SpareSockets
 from .transport import FormPart, HttpStream, Transport, WebSocketOpener, report_in_band_refusal, retry_after_of
 
 log = logging.getLogger("grok2api.client")
@@ -116,6 +117,7 @@ class GrokClient:
     def __init__(self, http: Transport, router: Router | None = None) -> None:
         self.http = http
         self.router = router
+        self.spares = SpareSockets()  # the chat sockets opened ahead of an account's next turn
 
     def via(self, token: str) -> Transport:
         """The transport ``token``'s calls go through."""

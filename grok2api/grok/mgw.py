@@ -23,6 +23,7 @@ from .errors import TurnNotAdmitted, UpstreamConnectionError
 from .events import Event
 from .headers import ws_headers
 from .mgw_events import MgwParser
+from .spare_sockets import SpareSockets
 from .transport import WebSocket, WebSocketOpener, release, report_in_band_refusal, ws_url
 
 PING_SECONDS = 25.0
@@ -129,29 +130,56 @@ async def stream_mgw(
     session_timeout: float = SESSION_TIMEOUT,
     admitted: Awaitable[bool] | None = None,
     on_sent: Callable[[], object] | None = None,
+    spares: SpareSockets | None = None,
 ) -> AsyncGenerator[list[Event], None]:
     """One turn of ``mode`` for the account (``token``, ``user_id``); see the module docstring.
     ``admitted``, when given, is awaited once the session is open and before the message is sent: the
     socket and the session are set up while the account's query is being taken, and a False raises
     TurnNotAdmitted with nothing spent. ``on_sent`` is called once the socket's handshake request is on its
     way (the transport's ``websocket``): where taking the query starts, so it waits for grok.com's answer
-    rather than holding up the request."""
+    rather than holding up the request. With ``spares`` the turn takes the account's spare socket when one is
+    waiting (``on_sent`` is then called at once), and an account that is chatting gets one for its next turn."""
     url = mgw_url(settings.upstream_url, user_id)
     headers = ws_headers(token, user_id, settings)
-    ws = await transport.websocket(url, headers, "", on_sent=on_sent)  # "": the egress's own proxy
+    keep_for = settings.spare_socket_seconds if spares is not None else 0.0
+    key = (transport, url, token)
+    ws = spares.take(key, settings) if spares is not None and keep_for else None
+    spare = ws is not None
+    refill = spares is not None and keep_for > 0 and spares.turn_began(key, keep_for)
+    if ws is None:
+        ws = await transport.websocket(url, headers, "", on_sent=on_sent)  # "": the egress's own proxy
+    elif on_sent is not None:
+        on_sent()
     heartbeat = _Heartbeat(ws, ping_seconds)
     parser = MgwParser()
     try:
-        await ws.send_json(session_create(mode, settings))
         # The session opens within session_timeout (one timer for the whole opening); what its frames carry is
         # handed on, a batch per frame, once it is open or has failed.
         opening: list[list[Event]] = []
         try:
             async with asyncio.timeout(session_timeout):
-                while not parser.ready and not parser.done:
-                    batch = parser.feed(await _receive(ws))
+                while True:
+                    try:
+                        await ws.send_json(session_create(mode, settings))
+                        first = await _receive(ws)
+                        break
+                    except UpstreamConnectionError:
+                        if not spare:
+                            raise
+                    # The spare was closed by grok.com while it waited: nothing was said on it, so a fresh socket
+                    # takes the turn over.
+                    assert spares is not None
+                    spares.stale += 1
+                    spare = False
+                    await release(ws, *heartbeat.stop())
+                    ws = await transport.websocket(url, headers, "")
+                    heartbeat = _Heartbeat(ws, ping_seconds)
+                frame: str | None = first
+                while frame is not None:
+                    batch = parser.feed(frame)
                     if batch:
                         opening.append(batch)
+                    frame = None if parser.ready or parser.done else await _receive(ws)
         except TimeoutError:
             raise UpstreamConnectionError("grok.com did not open the chat session in time") from None
         if parser.failure is not None:
@@ -182,12 +210,30 @@ async def stream_mgw(
                 await _report_refusal(transport, url, parser)
             if batch:
                 yield batch
+                if refill and parser.failure is None:  # the first answer is on its way: the next turn's socket
+                    refill = False  # can open now, in the pause before grok.com's next frame
+                    _refill(spares, key, settings, keep_for, transport, url, headers)
     finally:
+        if refill and parser.done and parser.failure is None:  # an answer that came whole
+            _refill(spares, key, settings, keep_for, transport, url, headers)
         # A finished turn's closing handshake (a round trip to grok.com) waits until the response is sent; an
         # abandoned one closes now, whatever cancels its caller.
         pinging = heartbeat.stop()
         if not (parser.done and defer(ws.close)):
             await release(ws, *pinging)
+
+
+def _refill(
+    spares: SpareSockets | None,
+    key: tuple[object, ...],
+    settings: RuntimeSettings,
+    keep_for: float,
+    transport: WebSocketOpener,
+    url: str,
+    headers: dict[str, str],
+) -> None:
+    if spares is not None:
+        spares.refill(key, settings, keep_for, lambda: transport.websocket(url, headers, ""))
 
 
 async def _report_refusal(transport: WebSocketOpener, url: str, parser: MgwParser) -> None:
