@@ -273,6 +273,19 @@ async def test_ping_pong_during_an_answer(connect: Connect) -> None:
     assert text_by_channel(events)["CHANNEL_ASSISTANT_RESPONSE"] == "".join(f"tok{i} " for i in range(8))
 
 
+async def test_a_silent_socket_is_let_go_and_one_that_speaks_is_kept(fake: FakeGrok, connect: Connect) -> None:
+    fake.mgw_idle_seconds = 0.2
+    silent, chatty = await connect(), await connect()
+    await chatty.create("fast")
+    await chatty.ask("[[tokens:4]] [[fault:slow-tokens:0.1]]")  # the answer (0.4 s) plays past the idle time
+    events = await chatty.read(until=lambda envelope: envelope["event"]["type"] == "response.done")
+    assert text_by_channel(events)["CHANNEL_ASSISTANT_RESPONSE"] == "".join(f"tok{i} " for i in range(4))
+    closing = await asyncio.wait_for(silent.ws.receive(), 2)
+    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.extra == "idle"
+    quiet, spoke = fake.mgw_sessions()
+    assert quiet.idle_closed and not quiet.received and not spoke.idle_closed and spoke.responses
+
+
 async def test_recorded_session(fake: FakeGrok, connect: Connect) -> None:
     client = await connect("tok-r")
     await client.create("auto", enable_image_generation=False)

@@ -334,3 +334,26 @@ async def test_through_the_gateway_a_chatting_accounts_turn_finds_its_socket_ope
     assert 'grok2api_spare_sockets_total{outcome="taken"} 1' in metrics
     await gateway.stop()  # and the spare opened after the third turn is closed with the gateway
     await _until(lambda: all(r.closed for r in fake.mgw_sessions()))
+
+
+async def test_through_the_gateway_a_spare_grok_let_go_is_replaced_unseen(
+    gateway: LiveGateway, client: openai.AsyncOpenAI, fake: FakeGrok
+) -> None:
+    await gateway.add_accounts("tok-chatty")
+    fake.mgw_idle_seconds = 0.2  # grok.com drops the silent spare long before the gateway would retire it
+
+    async def ask() -> str:
+        answer = await client.chat.completions.create(
+            model="grok-3-fast", messages=[{"role": "user", "content": "[[tokens:3]] hi"}]
+        )
+        return answer.choices[0].message.content or ""
+
+    await ask()
+    await ask()
+    await _until(lambda: any(r.idle_closed for r in fake.mgw_sessions()))
+    assert await ask() == "tok0 tok1 tok2"  # the turn went on over a fresh socket, no error and no retry
+    spare = next(r for r in fake.mgw_sessions() if r.idle_closed)
+    assert not spare.received  # nothing was said on it
+    assert [r.refused for r in fake.mgw_sessions() if r.responses] == [None] * 3
+    assert gateway.services.client.spares.stale == 1
+    assert sum(a.requests_failed for a in await gateway.services.store.list_accounts()) == 0

@@ -22,6 +22,7 @@ CONFIG_KEYS = (
     "signed_statsig",
     "site_verification",
     "max_concurrency_per_account",
+    "mgw_idle_seconds",
 )
 
 routes = web.RouteTableDef()

@@ -3,7 +3,8 @@
 Client ``session.create`` → ``session.created`` + ``conversation.attached``; ``conversation.item.create`` (input
 chunks: text and ``file_mention`` of the account's uploads) and ``response.create`` → one answer of the session's
 mode, costing one query of its window; ``ping`` → ``pong``. Problems the client caused come back as ``error``
-events, as grok.com sends them.
+events, as grok.com sends them. With ``mgw_idle_seconds`` set, a socket that says nothing that long (no answer
+playing) is closed, as grok.com drops silent sockets.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import json
 from dataclasses import replace
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from .fake_accounts import FakeAccount
 from .fake_chat_request import parse_markers, strip_markers
@@ -86,7 +87,15 @@ class MgwSession:
 
     async def run(self) -> None:
         try:
-            async for message in self.ws:
+            while True:
+                try:
+                    message = await self.ws.receive(timeout=self._idle_timeout())
+                except TimeoutError:  # silent too long: grok.com lets the socket go
+                    self.record.idle_closed = True
+                    await self.ws.close(code=WSCloseCode.OK, message=b"idle")
+                    break
+                if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                    break
                 if message.type == WSMsgType.TEXT:
                     await self.on_frame(message.data)
         except ConnectionError:  # the client left while we answered it
@@ -96,6 +105,12 @@ class MgwSession:
                 self.answering.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self.answering
+
+    def _idle_timeout(self) -> float | None:
+        """How long the next client frame may take: forever while an answer plays (the socket is not silent)."""
+        if self.answering is not None and not self.answering.done():
+            return None
+        return self.state.mgw_idle_seconds
 
     async def on_frame(self, text: str) -> None:
         try:

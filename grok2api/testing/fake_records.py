@@ -73,6 +73,7 @@ class MgwRecord:
     sent: list[JsonDict] = field(default_factory=list)
     responses: list[str] = field(default_factory=list)
     closed: bool = False
+    idle_closed: bool = False  # the fake closed it for saying nothing (``mgw_idle_seconds``)
 
     @property
     def input_chunks(self) -> list[JsonDict]:
