@@ -32,6 +32,10 @@ class StandIn:
     def __init__(self, name: str) -> None:
         self.name = name
         self.closed = False
+        self.dropped = False  # the peer let it go
+
+    def known_closed(self) -> bool:
+        return self.dropped
 
     async def close(self) -> None:
         self.closed = True
@@ -105,6 +109,17 @@ async def test_a_spare_opened_for_other_settings_is_closed_not_used() -> None:
     assert spares.take("acc", "v2") is None
     await _settled()
     assert open_.made[0].closed and spares.taken == 0
+    await spares.close()
+
+
+async def test_a_spare_known_to_be_closed_is_set_aside() -> None:
+    spares, open_ = SpareSockets(), Opener()
+    spares.refill("acc", "v1", 10, open_)
+    await _settled()
+    open_.made[0].dropped = True
+    assert spares.take("acc", "v1") is None
+    await _settled()
+    assert open_.made[0].closed and (spares.stale, spares.taken) == (1, 0)
     await spares.close()
 
 

@@ -285,6 +285,9 @@ class _SlowClosingSocket:
     def buffered(self) -> bool:
         return False
 
+    def known_closed(self) -> bool:
+        return False
+
 
 async def test_release_closes_the_socket_even_when_its_caller_keeps_being_cancelled() -> None:
     ws = _SlowClosingSocket()

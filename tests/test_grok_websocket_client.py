@@ -92,6 +92,18 @@ def test_the_same_conversation_on_uvloops_loop() -> None:
         runner.run(main())
 
 
+async def test_a_socket_the_peer_closed_is_known_closed_before_any_read() -> None:
+    async with peer() as url:
+        ws = await connect(url, {}, max_size=MAX)
+        assert not ws.known_closed()
+        await ws.send_json("bye")  # the peer closes; nothing is read here
+        async with asyncio.timeout(5):
+            while not ws.known_closed():
+                await asyncio.sleep(0.005)
+        assert await ws.receive_text() is None
+        await ws.close()
+
+
 async def test_closing_waits_for_the_peers_close_frame() -> None:
     async with peer() as url:
         ws = await connect(url, {}, max_size=MAX)

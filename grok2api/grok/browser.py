@@ -217,6 +217,9 @@ class CurlWebSocket:
     def buffered(self) -> bool:
         return False  # curl_cffi reads frame by frame: nothing to batch
 
+    def known_closed(self) -> bool:
+        return False  # only a read would tell
+
     async def receive_text(self) -> str | None:
         from curl_cffi.const import CurlWsFlag
         from curl_cffi.requests.websockets import WebSocketClosed

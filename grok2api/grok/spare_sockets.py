@@ -9,8 +9,9 @@ socket, as grok.com's own clients use it; only its opening moves off the critica
 
 At most one spare waits per (egress, socket URL, account), so a burst opens as many sockets as it would
 without spares, plus at most one per account at its end, closed unused. An account that chats once in a
-while gets none. A spare grok.com closed meanwhile is noticed when the session does not open on it: the
-turn then opens a fresh socket (``stream_mgw``), and ``stale`` counts it.
+while gets none. A spare grok.com closed meanwhile is set aside when a turn comes for it (where the transport
+can tell without reading) or noticed when the session does not open on it (``stream_mgw``); either way the
+turn goes on over a fresh socket, and ``stale`` counts it.
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ class SpareSockets:
         if spare is None:
             return None
         spare.expiry.cancel()
-        if spare.version is not version:
+        if spare.version is not version:  # opened under settings that have changed since
+            self._close(spare.ws)
+            return None
+        if spare.ws.known_closed():  # grok.com let it go while it waited
+            self.stale += 1
             self._close(spare.ws)
             return None
         self.taken += 1

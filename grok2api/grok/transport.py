@@ -147,6 +147,10 @@ class WebSocket(Protocol):
         """Whether a received frame is waiting, so ``receive_text`` returns without waiting (False when
         the implementation cannot tell)."""
 
+    def known_closed(self) -> bool:
+        """Whether the socket is known to be closed or failing without reading from it (False when the
+        implementation cannot tell): a spare socket grok.com let go is then not even tried."""
+
     async def close(self) -> None: ...
 
 
@@ -250,6 +254,9 @@ class AiohttpWebSocket:
 
     def buffered(self) -> bool:
         return bool(self._parsed)
+
+    def known_closed(self) -> bool:
+        return self._ws.closed or bool(self._ws.exception())
 
     async def receive_text(self) -> str | None:
         while True:

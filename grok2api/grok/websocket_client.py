@@ -302,6 +302,10 @@ class ClientWebSocket:
     def buffered(self) -> bool:
         return bool(self._p.messages)
 
+    def known_closed(self) -> bool:
+        p = self._p
+        return p.ended or p.lost or p.close_sent
+
     async def receive_text(self) -> str | None:
         p = self._p
         while True:
