@@ -52,8 +52,8 @@ class RuntimeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     output_repair_turns: Annotated[int, msgspec.Meta(ge=0, le=3)] = 1
     temporary: bool = True
     chat_transport: Literal["ws", "rest"] = "ws"
-    # How long a chatting account's spare chat socket may wait for its next turn (0 = no spares); under the 25 s
-    # after which grok.com expects a heartbeat on a silent socket.
+    # How long a chatting account's spare chat socket may wait for its next turn (0 = no spares); below the 25 s
+    # heartbeat grok.com's clients keep (when grok.com lets a silent socket go is not documented).
     spare_socket_seconds: Annotated[float, msgspec.Meta(ge=0, le=20)] = 15.0
     modes_refresh_seconds: Annotated[float, msgspec.Meta(ge=60, le=86400)] = 1800.0
     canary_interval_minutes: Annotated[int, msgspec.Meta(ge=0, le=1440)] = 0  # the drift canary (0 = off)

@@ -4,7 +4,7 @@ Client ``session.create`` → ``session.created`` + ``conversation.attached``; `
 chunks: text and ``file_mention`` of the account's uploads) and ``response.create`` → one answer of the session's
 mode, costing one query of its window; ``ping`` → ``pong``. Problems the client caused come back as ``error``
 events, as grok.com sends them. With ``mgw_idle_seconds`` set, a socket that says nothing that long (no answer
-playing) is closed, as grok.com drops silent sockets.
+playing) is closed: grok.com may let a silent socket go (clients ping it; its own limit is not documented).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class MgwSession:
             while True:
                 try:
                     message = await self.ws.receive(timeout=self._idle_timeout())
-                except TimeoutError:  # silent too long: grok.com lets the socket go
+                except TimeoutError:  # silent too long: let the socket go
                     self.record.idle_closed = True
                     await self.ws.close(code=WSCloseCode.OK, message=b"idle")
                     break

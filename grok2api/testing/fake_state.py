@@ -65,9 +65,9 @@ class FakeState:
         self.strict_statsig = False
         self.statsig_prefixes: tuple[str, ...] = ("e:", "x1:")
         self.max_concurrency_per_account = 0
-        # grok.com drops a chat socket that stays silent (hence the client's 25 s heartbeat); how long it waits is not
-        # known, so by default the fake waits forever. Seconds: a socket that sent nothing for this long, with no
-        # answer playing, is closed.
+        # Clients ping the chat socket every 25 s (the browser about every 3 s); whether and when grok.com closes a
+        # silent one is not documented, so by default the fake never does. Seconds: a socket that sent nothing
+        # for this long, with no answer playing, is closed (what a client must survive if grok.com does).
         self.mgw_idle_seconds: float | None = None
         self.max_recorded = 50_000
         self.modes: dict[str, ModeSpec] = builtin_modes()
