@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -145,7 +146,9 @@ async def stream_mgw(
     key = (transport, url, token)
     ws = spares.take(key, settings) if spares is not None and keep_for else None
     spare = ws is not None
-    refill = spares is not None and keep_for > 0 and spares.turn_began(key, keep_for)
+    refill: Callable[[], None] | None = None  # opens the account's next socket, once its answer is under way
+    if spares is not None and keep_for > 0 and spares.turn_began(key, keep_for):
+        refill = partial(spares.refill, key, settings, keep_for, lambda: transport.websocket(url, headers, ""))
     if ws is None:
         ws = await transport.websocket(url, headers, "", on_sent=on_sent)  # "": the egress's own proxy
     elif on_sent is not None:
@@ -210,30 +213,17 @@ async def stream_mgw(
                 await _report_refusal(transport, url, parser)
             if batch:
                 yield batch
-                if refill and parser.failure is None:  # the first answer is on its way: the next turn's socket
-                    refill = False  # can open now, in the pause before grok.com's next frame
-                    _refill(spares, key, settings, keep_for, transport, url, headers)
+                if refill is not None and parser.failure is None:  # the first answer is on its way: the next
+                    refill()  # turn's socket can open now, in the pause before grok.com's next frame
+                    refill = None
     finally:
-        if refill and parser.done and parser.failure is None:  # an answer that came whole
-            _refill(spares, key, settings, keep_for, transport, url, headers)
+        if refill is not None and parser.done and parser.failure is None:  # an answer that came whole
+            refill()
         # A finished turn's closing handshake (a round trip to grok.com) waits until the response is sent; an
         # abandoned one closes now, whatever cancels its caller.
         pinging = heartbeat.stop()
         if not (parser.done and defer(ws.close)):
             await release(ws, *pinging)
-
-
-def _refill(
-    spares: SpareSockets | None,
-    key: tuple[object, ...],
-    settings: RuntimeSettings,
-    keep_for: float,
-    transport: WebSocketOpener,
-    url: str,
-    headers: dict[str, str],
-) -> None:
-    if spares is not None:
-        spares.refill(key, settings, keep_for, lambda: transport.websocket(url, headers, ""))
 
 
 async def _report_refusal(transport: WebSocketOpener, url: str, parser: MgwParser) -> None:

@@ -3,8 +3,9 @@
 Opening the chat socket costs a TCP connect, a TLS handshake and the upgrade: three round trips to grok.com
 before the turn's own ``session.create`` can leave. An account that is chatting (its previous turn began
 less than ``keep_for`` seconds ago) gets one more socket opened in the background once its turn's first
-answer has been handed on, kept open and silent for at most ``keep_for`` seconds (under the 25 s after which
-grok.com expects a heartbeat), and its next turn starts at ``session.create``. A socket stays one turn's
+answer has been handed on, kept open and silent for at most ``keep_for`` seconds (below the 25 s heartbeat the
+clients keep; whether and when grok.com lets a silent socket go is not documented), and its next turn starts
+at ``session.create``. A socket stays one turn's
 socket, as grok.com's own clients use it; only its opening moves off the critical path.
 
 At most one spare waits per (egress, socket URL, account), so a burst opens as many sockets as it would
@@ -85,9 +86,8 @@ class SpareSockets:
         now = time.monotonic()
         before = self._last_turn.pop(key, None)  # re-inserted last: the dict stays in order of use
         self._last_turn[key] = now
-        if len(self._last_turn) > _FORGET_AFTER:
-            for old in list(self._last_turn)[: len(self._last_turn) - _FORGET_AFTER]:
-                del self._last_turn[old]
+        if len(self._last_turn) > _FORGET_AFTER:  # one key in, the longest unused one out
+            del self._last_turn[next(iter(self._last_turn))]
         return before is not None and now - before < keep_for
 
     def refill(self, key: Hashable, version: object, keep_for: float, open: Callable[[], Awaitable[WebSocket]]) -> None:
@@ -110,7 +110,7 @@ class SpareSockets:
             return
         finally:
             self._opening.pop(key, None)
-        if self.closed or key in self._spares:
+        if self.closed:
             self._close(ws)
             return
         self.opened += 1
